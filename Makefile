@@ -1,0 +1,37 @@
+# pageos: the two commands are `make run` and `make test` (see README.md).
+# Both install what a fresh Debian machine lacks (scripts/setup.sh).
+
+CARGO ?= cargo
+SETUP := scripts/setup.sh
+
+.PHONY: run test setup host-test qemu-test lint fmt clean
+
+## Boot the kernel in QEMU and run /sbin/init (the guided tour).
+run: setup
+	$(CARGO) run --release -- $(ARGS)
+
+## Every test: host unit/property tests, then the QEMU integration tests.
+test: setup host-test qemu-test
+
+host-test:
+	$(CARGO) test -p vm
+	$(CARGO) test -p boot --bin boot
+
+qemu-test:
+	$(CARGO) test -p boot --tests --release
+
+## Install QEMU, OVMF, musl-tools and the pinned toolchain if missing.
+setup:
+	@sh $(SETUP)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -p vm --all-targets -- -D warnings
+	$(CARGO) clippy -p boot --all-targets -- -D warnings
+	$(CARGO) clippy -p kernel -p programs -p rt --target x86_64-unknown-none -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

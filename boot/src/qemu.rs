@@ -1,0 +1,197 @@
+//! Building the boot image and running QEMU.
+//!
+//! The kernel reports its final status on QEMU's `debugcon` port (0xe9),
+//! which we capture in a file: a line `status N`. It then leaves through the
+//! `isa-debug-exit` device (port 0xf4). That device alone cannot carry the
+//! status, because QEMU exits with `(value << 1) | 1` and only 8 bits survive,
+//! so serial (our stdout) stays free for the programs' own output.
+
+use crate::{Options, cpio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// QEMU's exit status when the kernel wrote `QEMU_EXIT_REPORTED` (0x10) to
+/// isa-debug-exit: `(0x10 << 1) | 1`.
+const QEMU_STATUS_REPORTED: i32 = 33;
+const STATUS_PANIC: u8 = 101;
+const STATUS_TIMEOUT: u8 = 124;
+const DEFAULT_TIMEOUT: u64 = 120;
+
+/// Boot the kernel as `options` say and return the exit status of DESIGN §1.
+pub fn boot(options: &Options) -> Result<u8, String> {
+    let work = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let (initrd, init_path) = initrd(options)?;
+    let initrd_file = work.path().join("initrd.cpio");
+    write(&initrd_file, &initrd)?;
+    let cmdline_file = work.path().join("cmdline");
+    write(&cmdline_file, cmdline(options, &init_path).as_bytes())?;
+    let image = work.path().join("pageos.img");
+    disk_image(options.uefi, &initrd_file, &image)?;
+    let status_file = work.path().join("status");
+
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-m", &options.memory])
+        // SMEP and SMAP are not in TCG's default CPU model; NX and syscall are.
+        .args(["-cpu", "qemu64,+smep,+smap"])
+        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .arg("-no-reboot")
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-debugcon", &format!("file:{}", status_file.display())])
+        .args(["-global", "isa-debugcon.iobase=0xe9"])
+        .arg("-fw_cfg")
+        .arg(format!(
+            "name=opt/pageos/cmdline,file={}",
+            cmdline_file.display()
+        ))
+        .arg("-drive")
+        .arg(format!("format=raw,file={}", image.display()))
+        .stdin(Stdio::null());
+    if options.uefi {
+        qemu.arg("-bios").arg(ovmf()?);
+    }
+    if options.gdb {
+        qemu.args(["-s", "-S"]);
+        eprintln!("pageos: QEMU is waiting for gdb on :1234 (see `make gdb`)");
+    }
+    let timeout = options
+        .timeout
+        .or(if options.gdb { None } else { Some(DEFAULT_TIMEOUT) });
+
+    let mut child = qemu.spawn().map_err(|e| {
+        format!("cannot start qemu-system-x86_64 ({e}); install it: apt-get install qemu-system-x86")
+    })?;
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if timeout.is_some_and(|secs| started.elapsed() >= Duration::from_secs(secs)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("pageos: timeout after {}s, QEMU killed", timeout.unwrap_or(0));
+            return Ok(STATUS_TIMEOUT);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    let report = std::fs::read_to_string(&status_file).unwrap_or_default();
+    match (exit.code(), reported_status(&report)) {
+        (Some(QEMU_STATUS_REPORTED), Some(status)) => Ok(status),
+        (code, _) => {
+            // A triple fault resets the machine, and -no-reboot turns the
+            // reset into a plain QEMU exit: the kernel died without a word.
+            eprintln!("pageos: QEMU exited ({code:?}) without a status from the kernel");
+            Ok(STATUS_PANIC)
+        }
+    }
+}
+
+/// The last `status N` line the kernel wrote to debugcon.
+fn reported_status(report: &str) -> Option<u8> {
+    report
+        .lines()
+        .filter_map(|line| line.strip_prefix("status "))
+        .next_back()
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// The initrd: every user program under /bin, init at /sbin/init, the
+/// `--exec` program and `--file`s where asked. Returns it with init's path.
+fn initrd(options: &Options) -> Result<(Vec<u8>, String), String> {
+    let mut archive = cpio::Archive::default();
+    let mut dirs = vec!["bin".to_string(), "sbin".to_string()];
+    archive.dir("bin");
+    archive.dir("sbin");
+    let programs = Path::new(env!("CARGO_BIN_DIR_PROGRAMS"));
+    for entry in std::fs::read_dir(programs).map_err(|e| format!("{}: {e}", programs.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let data = read(&path)?;
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if data.starts_with(b"\x7fELF") {
+            if name == "init" {
+                archive.file("sbin/init", &data);
+            } else {
+                archive.file(&format!("bin/{name}"), &data);
+            }
+        }
+    }
+    let mut init = "/sbin/init".to_string();
+    if let Some(exec) = &options.exec {
+        init = format!("/{}", file_name(exec)?);
+        archive.file(&init[1..], &read(exec)?);
+    }
+    for spec in &options.files {
+        let (host, guest) = match spec.split_once(':') {
+            Some((host, guest)) => (PathBuf::from(host), guest.to_string()),
+            None => (PathBuf::from(spec), format!("/{}", file_name(Path::new(spec))?)),
+        };
+        let guest = guest.trim_start_matches('/').to_string();
+        // Parent directories first: the kernel creates nothing implicitly.
+        let mut prefix = String::new();
+        for part in guest.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+            prefix = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+            if !dirs.contains(&prefix) {
+                archive.dir(&prefix);
+                dirs.push(prefix.clone());
+            }
+        }
+        archive.file(&guest, &read(&host)?);
+    }
+    Ok((archive.finish(), init))
+}
+
+/// The kernel command line, one word per line so arguments may hold spaces:
+/// `init=PATH`, switches, then `--` and init's arguments.
+fn cmdline(options: &Options, init: &str) -> String {
+    let mut lines = vec![format!("init={init}")];
+    if options.trace_faults {
+        lines.push("trace-faults".into());
+    }
+    lines.extend(options.kernel_args.iter().cloned());
+    lines.push("--".into());
+    lines.extend(options.args.iter().cloned());
+    lines.join("\n") + "\n"
+}
+
+fn disk_image(uefi: bool, initrd: &Path, out: &Path) -> Result<(), String> {
+    let kernel = Path::new(env!("CARGO_BIN_FILE_KERNEL_kernel"));
+    // The bootloader's own log would mix into the programs' output on serial.
+    let mut config = bootloader::BootConfig::default();
+    config.serial_logging = false;
+    config.frame_buffer_logging = false;
+    let result = if uefi {
+        let mut boot = bootloader::UefiBoot::new(kernel);
+        boot.set_ramdisk(initrd).set_boot_config(&config);
+        boot.create_disk_image(out)
+    } else {
+        let mut boot = bootloader::BiosBoot::new(kernel);
+        boot.set_ramdisk(initrd).set_boot_config(&config);
+        boot.create_disk_image(out)
+    };
+    result.map_err(|e| format!("building the disk image: {e:#}"))
+}
+
+/// Debian's `ovmf` package puts the UEFI firmware under /usr/share/OVMF.
+fn ovmf() -> Result<PathBuf, String> {
+    ["OVMF_CODE.fd", "OVMF_CODE_4M.fd"]
+        .iter()
+        .map(|name| Path::new("/usr/share/OVMF").join(name))
+        .find(|path| path.exists())
+        .ok_or_else(|| "no UEFI firmware under /usr/share/OVMF; install it: apt-get install ovmf".into())
+}
+
+fn file_name(path: &Path) -> Result<String, String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("{}: not a file name", path.display()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write(path: &Path, data: &[u8]) -> Result<(), String> {
+    std::fs::write(path, data).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,50 @@
+//! Booting pageos from a test: run the runner binary as a user would
+//! (`cargo run -- ...`) and collect its exit status and output.
+
+#![allow(dead_code)]
+
+use std::process::Command;
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Boot with these runner arguments (a 60 s timeout unless one is given).
+pub fn pageos(args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_boot"));
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "60"]);
+    }
+    let out = command.args(args).output().expect("cannot start the runner");
+    let run = Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // Whatever the test checks, the kernel must never lose a frame.
+    assert!(!run.stdout.contains("frame leak"), "frames leaked:\n{}", run.stdout);
+    run
+}
+
+/// Run a program from /bin as init, with arguments.
+pub fn program(name: &str, args: &[&str]) -> Run {
+    let init = format!("init=/bin/{name}");
+    let mut all = vec!["--kernel-arg", &init, "--"];
+    all.extend_from_slice(args);
+    pageos(&all)
+}
+
+/// Assert a test program's report: its `N passed, 0 failed` line and status 0.
+pub fn assert_report_passed(run: &Run) {
+    let summary = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
+        .unwrap_or_else(|| panic!("no summary line; output:\n{}\n{}", run.stdout, run.stderr));
+    let failures: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert!(summary.ends_with(" 0 failed") && failures.is_empty(), "{summary}\n{}", failures.join("\n"));
+    assert_eq!(run.status, 0, "status {}; output:\n{}", run.status, run.stdout);
+}

@@ -1,0 +1,102 @@
+//! Kernel-to-kernel context switches and the FPU/SSE state.
+//!
+//! A process that stops running is always inside the kernel, on its own
+//! kernel stack. `switch` pushes the callee-saved registers there, saves rsp,
+//! loads the other stack and pops that one's registers: the `ret` then
+//! resumes whatever called `switch` on the other side (xv6's `swtch`).
+//! A new process's stack is prepared so that its first switch "returns" into
+//! `trap_return` with its `TrapFrame` on top.
+
+use super::idt::TrapFrame;
+use core::arch::{asm, naked_asm};
+
+/// Save the current callee-saved registers and rsp into `*save`, then
+/// continue on the stack `next`.
+///
+/// # Safety
+/// `next` must be an rsp saved by `switch` or built by `prepare_stack`, on a
+/// stack that is still allocated.
+#[unsafe(naked)]
+pub unsafe extern "C" fn switch(save: *mut u64, next: u64) {
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+    );
+}
+
+unsafe extern "C" {
+    fn trap_return();
+}
+
+/// Prepare a fresh kernel stack whose top is `top`: the user state `frame`
+/// at the very top, and below it the six registers and return address that
+/// `switch` pops, so the first switch to it "returns" into `trap_return` and
+/// enters user mode. Returns the rsp to switch to.
+///
+/// # Safety
+/// `top` must be the 16-byte aligned end of a kernel stack that nothing uses
+/// yet, with room for a `TrapFrame` and 7 words.
+pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame) -> u64 {
+    let frame_addr = top - size_of::<TrapFrame>() as u64;
+    let rsp = frame_addr - 7 * 8;
+    // SAFETY: the caller guarantees these bytes are ours to write.
+    unsafe {
+        (frame_addr as *mut TrapFrame).write(*frame);
+        let words = rsp as *mut u64;
+        for i in 0..6 {
+            words.add(i).write(0);
+        }
+        words.add(6).write(trap_return as *const () as u64);
+    }
+    rsp
+}
+
+/// The 512-byte area `fxsave` writes: x87, MMX and SSE registers.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct FpuState([u8; 512]);
+
+static mut INITIAL_FPU: FpuState = FpuState([0; 512]);
+
+/// Record a clean FPU/SSE state (default control words) for new processes.
+pub fn init_fpu() {
+    // SAFETY: called once at boot, after CR0/CR4 enable SSE; writes a static.
+    unsafe {
+        asm!("fninit", options(nomem, nostack));
+        let mxcsr: u32 = 0x1f80; // all exceptions masked, round to nearest
+        asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack, readonly));
+        asm!("fxsave64 [{}]", in(reg) &raw mut INITIAL_FPU, options(nostack));
+    }
+}
+
+impl FpuState {
+    pub fn initial() -> Self {
+        // SAFETY: INITIAL_FPU is written once at boot, read-only afterwards.
+        unsafe { (*(&raw const INITIAL_FPU)).clone() }
+    }
+
+    /// Save the CPU's FPU/SSE registers here. The kernel itself is built
+    /// soft-float, so these are always the user program's.
+    pub fn save(&mut self) {
+        // SAFETY: self is 16-byte aligned and 512 bytes long, as fxsave needs.
+        unsafe { asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
+    }
+
+    pub fn restore(&self) {
+        // SAFETY: as above; the area was produced by fxsave.
+        unsafe { asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, readonly)) };
+    }
+}

@@ -1,0 +1,81 @@
+//! pageos: a small x86_64 kernel whose heart is its virtual-memory subsystem.
+//!
+//! `kmain` is where the bootloader hands over. It brings the machine up in
+//! the order each part needs the previous one: the console (to report
+//! everything else), the CPU's tables, physical memory, page tables, the
+//! heap, the command line and the initrd, and finally init, after which the
+//! scheduler runs for good.
+
+#![no_std]
+#![no_main]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+mod arch;
+mod cmdline;
+mod exec;
+mod fd;
+mod heap;
+mod initrd;
+mod logger;
+mod phys;
+mod pmap;
+mod proc;
+mod qemu;
+mod ramfs;
+mod selftest;
+mod syscall;
+mod trap;
+mod usercopy;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+
+/// DESIGN §5: the physical map and every bootloader mapping in the kernel
+/// half, the kernel at a fixed address (stable for gdb), a 256 KiB boot stack.
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
+    config.mappings.kernel_base = Mapping::FixedAddress(0xffff_ffff_8000_0000);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kmain, config = &BOOTLOADER_CONFIG);
+
+fn kmain(boot_info: &'static mut BootInfo) -> ! {
+    logger::init();
+    log::info!("pageos {} booting", env!("CARGO_PKG_VERSION"));
+    arch::init();
+    let phys_offset = boot_info.physical_memory_offset.into_option().expect("kmain: no physical map");
+    phys::init(phys_offset, &boot_info.memory_regions);
+    pmap::init();
+    heap::init();
+
+    let cmdline = cmdline::read();
+    if cmdline.test_panic {
+        panic!("test-panic switch on the command line");
+    }
+    let ramdisk = boot_info.ramdisk_addr.into_option().map(|addr| {
+        // SAFETY: the bootloader mapped the ramdisk here, and its frames are
+        // never handed to the frame allocator (not a Usable region).
+        unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) }
+    });
+    let files = initrd::unpack(ramdisk.unwrap_or_default());
+    log::info!("initrd: {files} entries in ramfs");
+
+    if cmdline.selftest {
+        selftest::run();
+    }
+    proc::spawn_init(&cmdline.init, &cmdline.args);
+    proc::run();
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    logger::print_force(format_args!("[kernel PANIC] {info}\n"));
+    qemu::exit(qemu::STATUS_PANIC);
+}

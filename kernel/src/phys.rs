@@ -1,0 +1,186 @@
+//! Physical memory: the physical map, the frame table, and `Frame` handles.
+//!
+//! The bootloader maps all of physical memory at one offset in the kernel
+//! half (the *physical map*), so the kernel reaches any frame, including the
+//! frames of user pages and page tables, at `PHYS_OFFSET + paddr`.
+//!
+//! Frames are handed out by the buddy allocator of `vm::buddy`, whose
+//! metadata (16 bytes a frame: a reference count, flags, free-list links)
+//! lives in one array carved out of the first large usable region. A
+//! `Frame` is one counted reference to a frame: dropping it gives the
+//! reference back, and the last reference frees the frame.
+
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+use vm::buddy::FrameTable;
+use vm::frame::{FrameMeta, PAGE_SIZE, Pfn};
+use x86_64::structures::paging::{PhysFrame, Size4KiB};
+use x86_64::{PhysAddr, VirtAddr};
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+
+/// Low memory holds firmware tables and the real-mode world: leave it alone.
+const FIRST_USABLE: u64 = 0x10_0000;
+
+/// The kernel-virtual address of physical address `addr`.
+pub fn to_virt(addr: PhysAddr) -> VirtAddr {
+    VirtAddr::new(PHYS_OFFSET.load(Ordering::Relaxed) + addr.as_u64())
+}
+
+/// Set up the physical map and the frame table from the bootloader's memory map.
+pub fn init(phys_offset: u64, regions: &MemoryRegions) {
+    PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+    let usable = || regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
+    let end = usable().map(|r| r.end).max().expect("phys::init: no usable memory");
+    let frames = (end / PAGE_SIZE) as usize;
+    let meta_bytes = (frames * size_of::<FrameMeta>()) as u64;
+
+    // The metadata array goes at the start of the first region big enough.
+    let meta_start = usable()
+        .map(|r| align_up(r.start.max(FIRST_USABLE)))
+        .zip(usable().map(|r| r.end))
+        .find(|&(start, end)| start + meta_bytes <= end)
+        .map(|(start, _)| start)
+        .expect("phys::init: no region fits the frame table");
+    let meta_end = align_up(meta_start + meta_bytes);
+
+    let meta_ptr = to_virt(PhysAddr::new(meta_start)).as_mut_ptr::<FrameMeta>();
+    // SAFETY: [meta_start, meta_end) is usable RAM that nothing else owns
+    // (it is withheld from the allocator below), mapped by the physical map;
+    // every element is initialised before the slice is formed.
+    let meta = unsafe {
+        for i in 0..frames {
+            meta_ptr.add(i).write(FrameMeta::RESERVED);
+        }
+        core::slice::from_raw_parts_mut(meta_ptr, frames)
+    };
+    let mut table = FrameTable::new(meta, Pfn(0));
+    for region in usable() {
+        let start = align_up(region.start.max(FIRST_USABLE));
+        let end = region.end & !(PAGE_SIZE - 1);
+        // The region holding the metadata contributes what lies after it.
+        let start = if (start..end).contains(&meta_start) { meta_end } else { start };
+        if start < end {
+            table.add_free_range(Pfn(start / PAGE_SIZE), Pfn(end / PAGE_SIZE));
+        }
+    }
+    log::info!(
+        "memory: {} MiB usable, frame table {} KiB ({} frames)",
+        table.total_frames() * 4 / 1024,
+        meta_bytes / 1024,
+        frames
+    );
+    *FRAMES.lock() = Some(table);
+}
+
+fn align_up(addr: u64) -> u64 {
+    (addr + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+fn with_table<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("phys: used before init"))
+}
+
+/// Frames on the free lists now.
+pub fn free_frames() -> usize {
+    with_table(|t| t.free_frames())
+}
+
+/// Frames of RAM the allocator manages.
+pub fn total_frames() -> usize {
+    with_table(|t| t.total_frames())
+}
+
+/// One counted reference to a physical frame (or, for huge pages, to the
+/// head of a block of 2^order frames).
+#[derive(Debug)]
+pub struct Frame {
+    frame: PhysFrame<Size4KiB>,
+}
+
+impl Frame {
+    /// A fresh frame filled with zeros, or None when memory is exhausted.
+    /// No frame reaches a process with anyone else's data in it.
+    pub fn alloc_zeroed() -> Option<Frame> {
+        Self::alloc_block_zeroed(0)
+    }
+
+    /// A zeroed, naturally aligned block of 2^order frames (order 9: a 2 MiB page).
+    pub fn alloc_block_zeroed(order: usize) -> Option<Frame> {
+        let pfn = with_table(|t| t.alloc(order))?;
+        let frame = Frame { frame: PhysFrame::containing_address(PhysAddr::new(pfn.addr())) };
+        // SAFETY: the block is ours alone (just allocated) and mapped by the physical map.
+        unsafe { core::ptr::write_bytes(frame.as_mut_ptr(), 0, (PAGE_SIZE as usize) << order) };
+        Some(frame)
+    }
+
+    pub fn phys(&self) -> PhysFrame {
+        self.frame
+    }
+
+    /// Another reference to the same frame (sharing, copy-on-write).
+    pub fn share(&self) -> Frame {
+        with_table(|t| t.get(self.pfn()));
+        Frame { frame: self.frame }
+    }
+
+    pub fn refcount(&self) -> u32 {
+        with_table(|t| t.refcount(self.pfn()))
+    }
+
+    /// Hand this reference to a page-table entry: it is given back with `from_raw`.
+    pub fn into_raw(self) -> PhysFrame {
+        let frame = self.frame;
+        core::mem::forget(self);
+        frame
+    }
+
+    /// Take back a reference that `into_raw` handed to a page-table entry.
+    ///
+    /// # Safety
+    /// `frame` must carry a reference obtained from `into_raw` that no one
+    /// else will give back.
+    pub unsafe fn from_raw(frame: PhysFrame) -> Frame {
+        Frame { frame }
+    }
+
+    /// The frame's bytes through the physical map.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        to_virt(self.frame.start_address()).as_mut_ptr()
+    }
+
+    /// Copy `src` into the frame at `offset`.
+    pub fn write(&self, offset: usize, src: &[u8]) {
+        assert!(offset + src.len() <= PAGE_SIZE as usize, "Frame::write: past the frame");
+        // SAFETY: in bounds (checked); single CPU and user code is not running
+        // while the kernel copies, so no one else touches these bytes.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.as_mut_ptr().add(offset), src.len()) };
+    }
+
+    /// Copy from the frame at `offset` into `dst`.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) {
+        assert!(offset + dst.len() <= PAGE_SIZE as usize, "Frame::read: past the frame");
+        // SAFETY: as in `write`.
+        unsafe { core::ptr::copy_nonoverlapping(self.as_mut_ptr().add(offset), dst.as_mut_ptr(), dst.len()) };
+    }
+
+    fn pfn(&self) -> Pfn {
+        Pfn(self.frame.start_address().as_u64() / PAGE_SIZE)
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let pfn = self.pfn();
+        let last = with_table(|t| t.refcount(pfn) == 1);
+        // Debug builds poison freed frames (xv6's kfree) so a use after free
+        // reads garbage instead of plausible old data.
+        if cfg!(debug_assertions) && last {
+            // SAFETY: we hold the last reference: no mapping or holder remains.
+            unsafe { core::ptr::write_bytes(self.as_mut_ptr(), 0x5a, PAGE_SIZE as usize) };
+        }
+        with_table(|t| t.put(pfn));
+    }
+}

@@ -1,0 +1,68 @@
+//! The system call table: Linux x86_64's numbers and calling convention.
+//!
+//! `syscall` puts the number in rax and the arguments in rdi, rsi, rdx, r10,
+//! r8, r9; the entry (arch/syscall.rs) saves them in a `TrapFrame`, and the
+//! result goes back in rax: a value, or `-errno`. A number we do not
+//! implement returns -ENOSYS and is logged once.
+
+mod fs;
+mod process;
+
+use crate::arch::idt::TrapFrame;
+use core::sync::atomic::{AtomicU64, Ordering};
+use vm::errno::{Errno, SysResult};
+
+pub const SYS_READ: u64 = 0;
+pub const SYS_WRITE: u64 = 1;
+pub const SYS_OPEN: u64 = 2;
+pub const SYS_CLOSE: u64 = 3;
+pub const SYS_SCHED_YIELD: u64 = 24;
+pub const SYS_GETPID: u64 = 39;
+pub const SYS_EXIT: u64 = 60;
+pub const SYS_EXIT_GROUP: u64 = 231;
+pub const SYS_OPENAT: u64 = 257;
+
+/// The six argument registers, in the ABI's order.
+pub struct Args([u64; 6]);
+
+impl Args {
+    fn from_frame(f: &TrapFrame) -> Self {
+        Args([f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9])
+    }
+}
+
+/// Called by the syscall entry with the caller's saved registers.
+pub extern "C" fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
+    let a = Args::from_frame(frame).0;
+    let result: SysResult = match nr {
+        SYS_READ => fs::read(a[0], a[1], a[2]),
+        SYS_WRITE => fs::write(a[0], a[1], a[2]),
+        SYS_OPEN => fs::openat(fs::AT_FDCWD, a[0], a[1]),
+        SYS_OPENAT => fs::openat(a[0] as i32, a[1], a[2]),
+        SYS_CLOSE => fs::close(a[0]),
+        SYS_SCHED_YIELD => process::sched_yield(),
+        SYS_GETPID => process::getpid(),
+        SYS_EXIT | SYS_EXIT_GROUP => process::exit(a[0]),
+        _ => not_implemented(nr),
+    };
+    frame.rax = match result {
+        Ok(value) => value as u64,
+        Err(errno) => errno.to_return(),
+    };
+}
+
+/// Numbers already reported, so a program that retries one does not flood the log.
+static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn not_implemented(nr: u64) -> SysResult {
+    let (word, bit) = ((nr / 64) as usize, nr % 64);
+    if let Some(slot) = REPORTED.get(word) {
+        if slot.fetch_or(1 << bit, Ordering::Relaxed) & (1 << bit) == 0 {
+            log::warn!("syscall {nr} is not implemented (-ENOSYS)");
+        }
+    } else {
+        log::warn!("syscall {nr} is not implemented (-ENOSYS)");
+    }
+    Err(Errno::ENOSYS)
+}

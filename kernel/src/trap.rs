@@ -1,0 +1,95 @@
+//! What happens on each trap (the entry stubs are in arch/idt.rs).
+//!
+//! From user mode, an exception becomes a signal for the process (for now,
+//! its default action: the process is killed); the timer makes it yield.
+//! From kernel mode, any exception is a kernel bug: report and panic.
+
+use crate::arch::idt::{PAGE_FAULT, TIMER, TrapFrame};
+use crate::arch::timer;
+use crate::proc;
+use x86_64::registers::control::Cr2;
+
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGKILL: i32 = 9;
+pub const SIGSEGV: i32 = 11;
+
+const NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
+    "device not available", "double fault", "coprocessor overrun", "invalid TSS", "segment not present",
+    "stack fault", "general protection", "page fault", "reserved", "x87 floating point", "alignment check",
+    "machine check", "SIMD floating point", "virtualization", "control protection", "reserved", "reserved",
+    "reserved", "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
+    "security", "reserved",
+];
+
+pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        TIMER => {
+            timer::end_of_interrupt(TIMER as u8);
+            if frame.from_user() {
+                proc::yield_now();
+            }
+        }
+        // Other PIC lines are masked; a spurious IRQ 7/15 needs no EOI.
+        33..=47 => {}
+        PAGE_FAULT => page_fault(frame),
+        vector if frame.from_user() => {
+            let signal = match vector {
+                0 | 16 | 19 => SIGFPE,
+                1 | 3 => SIGTRAP,
+                6 => SIGILL,
+                17 => SIGBUS,
+                _ => SIGSEGV,
+            };
+            log::info!("{}: {} at rip {:#x}", describe_current(), NAMES[vector as usize % 32], frame.rip);
+            proc::exit_current(proc::killed(signal));
+        }
+        _ => kernel_fault(frame, None),
+    }
+}
+
+/// Page-fault error code bits (Intel SDM 4.7).
+const PF_PRESENT: u64 = 1;
+const PF_WRITE: u64 = 2;
+const PF_INSTRUCTION: u64 = 16;
+
+fn page_fault(frame: &mut TrapFrame) {
+    let addr = Cr2::read_raw();
+    if !frame.from_user() {
+        kernel_fault(frame, Some(addr));
+    }
+    let access = if frame.error_code & PF_INSTRUCTION != 0 {
+        "execute"
+    } else if frame.error_code & PF_WRITE != 0 {
+        "write"
+    } else {
+        "read"
+    };
+    let why = if frame.error_code & PF_PRESENT != 0 { "protection" } else { "not mapped" };
+    log::info!("{}: SIGSEGV: {access} at {addr:#x} ({why}), rip {:#x}", describe_current(), frame.rip);
+    proc::exit_current(proc::killed(SIGSEGV));
+}
+
+fn describe_current() -> alloc::string::String {
+    proc::with_current(|p| alloc::format!("pid {} ({})", p.pid, p.name))
+}
+
+/// A trap in kernel mode: print everything a reader needs, then panic.
+fn kernel_fault(frame: &TrapFrame, cr2: Option<u64>) -> ! {
+    let name = NAMES.get(frame.vector as usize).unwrap_or(&"interrupt");
+    panic!(
+        "kernel {name} (vector {}, error code {:#x}) at rip {:#x}{}\n  rsp {:#x} rflags {:#x} rax {:#x} rdi {:#x} rsi {:#x}",
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        cr2.map(|a| alloc::format!(", cr2 {a:#x}")).unwrap_or_default(),
+        frame.rsp,
+        frame.rflags,
+        frame.rax,
+        frame.rdi,
+        frame.rsi,
+    );
+}

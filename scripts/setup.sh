@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install what `make run` / `make test` need on a fresh Debian machine:
+# QEMU (qemu-system-x86), UEFI firmware (ovmf), a C compiler for the C test
+# programs, and the toolchain pinned in rust-toolchain.toml.
+set -e
+missing=""
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
+ls /usr/share/OVMF/OVMF_CODE*.fd >/dev/null 2>&1 || missing="$missing ovmf"
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+command -v musl-gcc >/dev/null 2>&1 || missing="$missing musl-tools"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing$missing"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+        echo "setup: missing packages; run: sudo apt-get install$missing" >&2
+        exit 1
+    fi
+fi
+# rustup reads rust-toolchain.toml and adds the pinned nightly and its
+# components if they are not there yet (a no-op when they are).
+if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain install >/dev/null
+else
+    echo "setup: rustup not found; install it from your distribution or rustup.rs" >&2
+    exit 1
+fi

@@ -1,0 +1,15 @@
+//! Machine-independent virtual memory for pageos.
+//!
+//! Everything here is pure logic: it decides, and the kernel's `pmap` carries
+//! the decisions out on real page tables. Because nothing here touches
+//! hardware, every rule is unit- and property-tested on the host
+//! (`cargo test -p vm`).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod buddy;
+pub mod errno;
+pub mod frame;
+pub mod vm_map;
