@@ -8,17 +8,18 @@ SETUP := scripts/setup.sh
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
-	$(CARGO) run --release -- $(ARGS)
+	$(CARGO) run -- $(ARGS)
 
 ## Every test: host unit/property tests, then the QEMU integration tests.
 test: setup host-test qemu-test
 
 host-test:
 	$(CARGO) test -p vm
-	$(CARGO) test -p boot --bin boot
 
+# The runner's own unit tests and the tests in boot/tests/ that boot QEMU.
+# The dev profile already builds the kernel with opt-level 2 (Cargo.toml).
 qemu-test:
-	$(CARGO) test -p boot --tests --release
+	$(CARGO) test -p boot
 
 ## Install QEMU, OVMF, musl-tools and the pinned toolchain if missing.
 setup:

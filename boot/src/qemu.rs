@@ -96,6 +96,14 @@ fn reported_status(report: &str) -> Option<u8> {
         .and_then(|n| n.trim().parse().ok())
 }
 
+/// The user programs (userland/programs), built for x86_64-unknown-none by
+/// cargo as artifact dependencies. A new program is added here and in its
+/// Cargo.toml.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("init", env!("CARGO_BIN_FILE_PROGRAMS_init")),
+    ("probe", env!("CARGO_BIN_FILE_PROGRAMS_probe")),
+];
+
 /// The initrd: every user program under /bin, init at /sbin/init, the
 /// `--exec` program and `--file`s where asked. Returns it with init's path.
 fn initrd(options: &Options) -> Result<(Vec<u8>, String), String> {
@@ -103,17 +111,12 @@ fn initrd(options: &Options) -> Result<(Vec<u8>, String), String> {
     let mut dirs = vec!["bin".to_string(), "sbin".to_string()];
     archive.dir("bin");
     archive.dir("sbin");
-    let programs = Path::new(env!("CARGO_BIN_DIR_PROGRAMS"));
-    for entry in std::fs::read_dir(programs).map_err(|e| format!("{}: {e}", programs.display()))? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        let data = read(&path)?;
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if data.starts_with(b"\x7fELF") {
-            if name == "init" {
-                archive.file("sbin/init", &data);
-            } else {
-                archive.file(&format!("bin/{name}"), &data);
-            }
+    for (name, path) in PROGRAMS {
+        let data = read(Path::new(path))?;
+        if *name == "init" {
+            archive.file("sbin/init", &data);
+        } else {
+            archive.file(&format!("bin/{name}"), &data);
         }
     }
     let mut init = "/sbin/init".to_string();

@@ -37,14 +37,21 @@ pub fn frames() -> usize {
 }
 
 /// Map `len` bytes of fresh zeroed frames at `start` in the kernel half.
+/// The frames taken, page-table frames included, count as the heap's.
 fn map_more(start: u64, len: usize) -> Option<()> {
+    let free_before = phys::free_frames();
+    let mut result = Some(());
     for offset in (0..len).step_by(4096) {
         let page = Page::containing_address(VirtAddr::new(start + offset as u64));
-        let frame = Frame::alloc_zeroed()?;
-        crate::pmap::map_kernel(page, frame, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE)?;
-        HEAP_FRAMES.fetch_add(1, Ordering::Relaxed);
+        result = Frame::alloc_zeroed().and_then(|frame| {
+            crate::pmap::map_kernel(page, frame, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE)
+        });
+        if result.is_none() {
+            break;
+        }
     }
-    Some(())
+    HEAP_FRAMES.fetch_add(free_before - phys::free_frames(), Ordering::Relaxed);
+    result
 }
 
 // SAFETY: every pointer handed out comes from `Heap`, which keeps blocks

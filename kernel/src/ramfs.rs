@@ -54,8 +54,12 @@ fn components(path: &str) -> Result<Vec<&str>, Errno> {
 
 /// The inode at `path`.
 pub fn lookup(path: &str) -> Result<Arc<Inode>, Errno> {
+    walk(&components(path)?)
+}
+
+fn walk(names: &[&str]) -> Result<Arc<Inode>, Errno> {
     let mut node = root();
-    for name in components(path)? {
+    for &name in names {
         let next = match &node.kind {
             Kind::Dir(entries) => entries.lock().get(name).cloned().ok_or(Errno::ENOENT)?,
             Kind::File(_) => return Err(Errno::ENOTDIR),
@@ -69,7 +73,7 @@ pub fn lookup(path: &str) -> Result<Arc<Inode>, Errno> {
 fn create(path: &str, kind: Kind) -> Result<Arc<Inode>, Errno> {
     let parts = components(path)?;
     let (name, parents) = parts.split_last().ok_or(Errno::EEXIST)?;
-    let parent = lookup(&parents.join("/"))?;
+    let parent = walk(parents)?;
     let Kind::Dir(entries) = &parent.kind else { return Err(Errno::ENOTDIR) };
     let mut entries = entries.lock();
     if entries.contains_key(*name) {

@@ -77,20 +77,29 @@ pub fn init() {
     unsafe {
         let idt = &mut *(&raw mut IDT);
         let base = VirtAddr::from_ptr(&raw const trap_stubs);
-        for vector in 0..STUBS {
-            let stub = base + (vector as u64) * 16;
-            match vector {
-                2 | 8 | 9 | 15 | 22..=27 | 31 => {}
-                v if v < 32 => {
-                    idt[v as u8].set_handler_addr(stub);
-                }
-                v => {
-                    idt[v as u8].set_handler_addr(stub);
-                }
-            }
+        let stub = |vector: u64| base + vector * 16;
+        // Exceptions have typed entries; each one user code can raise gets its stub.
+        idt.divide_error.set_handler_addr(stub(0));
+        idt.debug.set_handler_addr(stub(1));
+        // int3 may be used from ring 3 (debuggers, the signal tests).
+        idt.breakpoint.set_handler_addr(stub(3)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.overflow.set_handler_addr(stub(4));
+        idt.bound_range_exceeded.set_handler_addr(stub(5));
+        idt.invalid_opcode.set_handler_addr(stub(6));
+        idt.device_not_available.set_handler_addr(stub(7));
+        idt.invalid_tss.set_handler_addr(stub(10));
+        idt.segment_not_present.set_handler_addr(stub(11));
+        idt.stack_segment_fault.set_handler_addr(stub(12));
+        idt.general_protection_fault.set_handler_addr(stub(13));
+        idt.page_fault.set_handler_addr(stub(PAGE_FAULT));
+        idt.x87_floating_point.set_handler_addr(stub(16));
+        idt.alignment_check.set_handler_addr(stub(17));
+        idt.simd_floating_point.set_handler_addr(stub(19));
+        idt.virtualization.set_handler_addr(stub(20));
+        idt.cp_protection_exception.set_handler_addr(stub(21));
+        for vector in 32..STUBS as u8 {
+            idt[vector].set_handler_addr(stub(u64::from(vector)));
         }
-        // Breakpoints and overflow checks may be raised from ring 3 (int3/into).
-        idt.breakpoint.set_handler_addr(base + 3 * 16).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
         idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::NMI_IST);
         idt.load();
@@ -123,10 +132,8 @@ core::arch::global_asm!(
 .balign 16
 .global trap_stubs
 trap_stubs:
-.set vector, 0
-.rept 48
-    TRAP_STUB %vector
-    .set vector, vector + 1
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    TRAP_STUB \n
 .endr
 
 trap_common:
