@@ -54,12 +54,16 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         qemu.args(["-s", "-S"]);
         eprintln!("pageos: QEMU is waiting for gdb on :1234 (see `make gdb`)");
     }
-    let timeout = options
-        .timeout
-        .or(if options.gdb { None } else { Some(DEFAULT_TIMEOUT) });
+    let timeout = options.timeout.or(if options.gdb {
+        None
+    } else {
+        Some(DEFAULT_TIMEOUT)
+    });
 
     let mut child = qemu.spawn().map_err(|e| {
-        format!("cannot start qemu-system-x86_64 ({e}); install it: apt-get install qemu-system-x86")
+        format!(
+            "cannot start qemu-system-x86_64 ({e}); install it: apt-get install qemu-system-x86"
+        )
     })?;
     let started = Instant::now();
     let exit = loop {
@@ -69,7 +73,10 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         if timeout.is_some_and(|secs| started.elapsed() >= Duration::from_secs(secs)) {
             let _ = child.kill();
             let _ = child.wait();
-            eprintln!("pageos: timeout after {}s, QEMU killed", timeout.unwrap_or(0));
+            eprintln!(
+                "pageos: timeout after {}s, QEMU killed",
+                timeout.unwrap_or(0)
+            );
             return Ok(STATUS_TIMEOUT);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -127,13 +134,27 @@ fn initrd(options: &Options) -> Result<(Vec<u8>, String), String> {
     for spec in &options.files {
         let (host, guest) = match spec.split_once(':') {
             Some((host, guest)) => (PathBuf::from(host), guest.to_string()),
-            None => (PathBuf::from(spec), format!("/{}", file_name(Path::new(spec))?)),
+            None => (
+                PathBuf::from(spec),
+                format!("/{}", file_name(Path::new(spec))?),
+            ),
         };
         let guest = guest.trim_start_matches('/').to_string();
         // Parent directories first: the kernel creates nothing implicitly.
         let mut prefix = String::new();
-        for part in guest.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
-            prefix = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+        for part in guest
+            .split('/')
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .skip(1)
+            .rev()
+        {
+            prefix = if prefix.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix}/{part}")
+            };
             if !dirs.contains(&prefix) {
                 archive.dir(&prefix);
                 dirs.push(prefix.clone());
@@ -181,7 +202,9 @@ fn ovmf() -> Result<PathBuf, String> {
         .iter()
         .map(|name| Path::new("/usr/share/OVMF").join(name))
         .find(|path| path.exists())
-        .ok_or_else(|| "no UEFI firmware under /usr/share/OVMF; install it: apt-get install ovmf".into())
+        .ok_or_else(|| {
+            "no UEFI firmware under /usr/share/OVMF; install it: apt-get install ovmf".into()
+        })
 }
 
 fn file_name(path: &Path) -> Result<String, String> {

@@ -9,7 +9,11 @@ use std::process::Command;
 fn init_greets_and_exits_zero() {
     let run = pageos(&[]);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("Hello from user mode"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Hello from user mode"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -22,7 +26,11 @@ fn init_status_is_the_runners_status() {
 fn store_to_address_zero_kills_with_sigsegv() {
     let run = program("probe", &["segv"]);
     assert_eq!(run.status, 128 + 11, "{}", run.stdout);
-    assert!(run.stdout.contains("SIGSEGV: write at 0x0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("SIGSEGV: write at 0x0"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -35,15 +43,29 @@ fn invalid_opcode_kills_with_sigill() {
 fn kernel_panic_gives_101_and_the_message() {
     let run = pageos(&["--kernel-arg", "test-panic"]);
     assert_eq!(run.status, 101);
-    assert!(run.stdout.contains("[kernel PANIC]") && run.stdout.contains("test-panic switch"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("[kernel PANIC]") && run.stdout.contains("test-panic switch"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn argv_and_envp_reach_the_program() {
     let run = program("probe", &["args", "two words", "x"]);
     assert_eq!(run.status, 0);
-    for line in ["argv[0]=/bin/probe", "argv[1]=args", "argv[2]=two words", "argv[3]=x", "env PATH=/bin:/sbin"] {
-        assert!(run.stdout.contains(line), "missing {line:?} in:\n{}", run.stdout);
+    for line in [
+        "argv[0]=/bin/probe",
+        "argv[1]=args",
+        "argv[2]=two words",
+        "argv[3]=x",
+        "env PATH=/bin:/sbin",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
     }
 }
 
@@ -59,7 +81,14 @@ fn kernel_self_tests_pass() {
 
 #[test]
 fn timeout_gives_124() {
-    let run = pageos(&["--timeout", "5", "--kernel-arg", "init=/bin/probe", "--", "spin"]);
+    let run = pageos(&[
+        "--timeout",
+        "5",
+        "--kernel-arg",
+        "init=/bin/probe",
+        "--",
+        "spin",
+    ]);
     assert_eq!(run.status, 124);
 }
 
@@ -69,9 +98,21 @@ fn file_option_adds_a_host_file() {
     let file = dir.path().join("motd.txt");
     std::fs::write(&file, "a file from the host\n").unwrap();
     let spec = format!("{}:/etc/motd", file.display());
-    let run = pageos(&["--file", &spec, "--kernel-arg", "init=/bin/probe", "--", "cat", "/etc/motd"]);
+    let run = pageos(&[
+        "--file",
+        &spec,
+        "--kernel-arg",
+        "init=/bin/probe",
+        "--",
+        "cat",
+        "/etc/motd",
+    ]);
     assert_eq!(run.status, 0);
-    assert!(run.stdout.contains("a file from the host"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("a file from the host"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -86,7 +127,14 @@ fn build_c_program() -> PathBuf {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../userland/c/raw_hello.c");
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raw_hello");
     let status = Command::new("gcc")
-        .args(["-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-O2", "-o"])
+        .args([
+            "-static",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-stack-protector",
+            "-O2",
+            "-o",
+        ])
         .arg(&out)
         .arg(&source)
         .status()
@@ -100,6 +148,10 @@ fn freestanding_c_program_runs_with_exec() {
     let binary = build_c_program();
     let run = pageos(&["--exec", binary.to_str().unwrap(), "--", "7"]);
     assert_eq!(run.status, 7, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("hello from freestanding C"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("hello from freestanding C"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("sse ok"), "{}", run.stdout);
 }

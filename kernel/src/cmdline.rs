@@ -33,7 +33,10 @@ pub fn read() -> Cmdline {
 }
 
 fn parse(text: &str) -> Cmdline {
-    let mut cmd = Cmdline { init: "/sbin/init".into(), ..Default::default() };
+    let mut cmd = Cmdline {
+        init: "/sbin/init".into(),
+        ..Default::default()
+    };
     let mut lines = text.lines();
     for word in lines.by_ref() {
         match word {
@@ -89,7 +92,10 @@ struct FwCfg {
 
 impl FwCfg {
     fn new() -> Self {
-        FwCfg { selector: Port::new(SELECTOR), data: Port::new(DATA) }
+        FwCfg {
+            selector: Port::new(SELECTOR),
+            data: Port::new(DATA),
+        }
     }
 
     fn select(&mut self, key: u16) {

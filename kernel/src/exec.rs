@@ -12,8 +12,8 @@ use crate::pmap::Pmap;
 use crate::usercopy::{self, UserMemory};
 use alloc::vec::Vec;
 use vm::errno::Errno;
-use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
 use x86_64::VirtAddr;
+use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
 use xmas_elf::ElfFile;
 use xmas_elf::header::{Machine, Type};
 use xmas_elf::program::{self, ProgramHeader};
@@ -46,7 +46,10 @@ struct LoaderAccess<'a>(&'a mut Pmap);
 
 impl UserMemory for LoaderAccess<'_> {
     fn user_frame(&mut self, page: Page, _write: bool) -> Result<PhysFrame, Errno> {
-        self.0.query(page).map(|(frame, _)| frame).ok_or(Errno::EFAULT)
+        self.0
+            .query(page)
+            .map(|(frame, _)| frame)
+            .ok_or(Errno::EFAULT)
     }
 }
 
@@ -55,7 +58,9 @@ impl UserMemory for LoaderAccess<'_> {
 pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<(Pmap, TrapFrame), Errno> {
     let file = ElfFile::new(elf).map_err(|_| Errno::ENOEXEC)?;
     let header = &file.header.pt2;
-    if header.machine().as_machine() != Machine::X86_64 || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour {
+    if header.machine().as_machine() != Machine::X86_64
+        || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour
+    {
         return Err(Errno::ENOEXEC);
     }
     let base = match header.type_().as_type() {
@@ -143,7 +148,10 @@ fn load_segment(pmap: &mut Pmap, elf: &[u8], ph: &ProgramHeader, base: u64) -> R
 
 /// Apply the R_X86_64_RELATIVE relocations listed in PT_DYNAMIC.
 fn relocate(pmap: &mut Pmap, elf: &[u8], file: &ElfFile, base: u64) -> Result<(), Errno> {
-    let Some(dynamic) = file.program_iter().find(|ph| ph.get_type() == Ok(program::Type::Dynamic)) else {
+    let Some(dynamic) = file
+        .program_iter()
+        .find(|ph| ph.get_type() == Ok(program::Type::Dynamic))
+    else {
         return Ok(());
     };
     let word = |offset: u64| -> Result<u64, Errno> {
@@ -163,14 +171,21 @@ fn relocate(pmap: &mut Pmap, elf: &[u8], file: &ElfFile, base: u64) -> Result<()
         }
     }
     // The table's address is a virtual one: find it in the file through its segment.
-    let segment = file
-        .program_iter()
-        .find(|ph| ph.get_type() == Ok(program::Type::Load) && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela));
-    let Some(segment) = segment else { return Ok(()) };
+    let segment = file.program_iter().find(|ph| {
+        ph.get_type() == Ok(program::Type::Load)
+            && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela)
+    });
+    let Some(segment) = segment else {
+        return Ok(());
+    };
     let table = rela - segment.virtual_addr() + segment.offset();
     let mut access = LoaderAccess(pmap);
     for i in 0..rela_size / 24 {
-        let (offset, info, addend) = (word(table + i * 24)?, word(table + i * 24 + 8)?, word(table + i * 24 + 16)?);
+        let (offset, info, addend) = (
+            word(table + i * 24)?,
+            word(table + i * 24 + 8)?,
+            word(table + i * 24 + 16)?,
+        );
         if info & 0xffff_ffff == R_X86_64_RELATIVE {
             let value = base.wrapping_add(addend);
             usercopy::copy_out(&mut access, base + offset, &value.to_le_bytes())?;
@@ -204,20 +219,32 @@ const AT_EXECFN: u64 = 31;
 ///   rsp -> argc | argv[0..argc] | 0 | envp[..] | 0 | auxv pairs | AT_NULL 0
 ///          ... padding ... | 16 random bytes | "x86_64" | strings | STACK_TOP
 /// ```
-fn build_stack(mem: &mut dyn UserMemory, argv: &[Vec<u8>], envp: &[Vec<u8>], image: &Image) -> Result<u64, Errno> {
+fn build_stack(
+    mem: &mut dyn UserMemory,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    image: &Image,
+) -> Result<u64, Errno> {
     let mut sp = STACK_TOP;
-    let mut push_bytes = |mem: &mut dyn UserMemory, bytes: &[u8], nul: bool| -> Result<u64, Errno> {
-        sp -= bytes.len() as u64 + u64::from(nul);
-        usercopy::copy_out(mem, sp, bytes)?;
-        if nul {
-            usercopy::copy_out(mem, sp + bytes.len() as u64, &[0])?;
-        }
-        Ok(sp)
-    };
+    let mut push_bytes =
+        |mem: &mut dyn UserMemory, bytes: &[u8], nul: bool| -> Result<u64, Errno> {
+            sp -= bytes.len() as u64 + u64::from(nul);
+            usercopy::copy_out(mem, sp, bytes)?;
+            if nul {
+                usercopy::copy_out(mem, sp + bytes.len() as u64, &[0])?;
+            }
+            Ok(sp)
+        };
     let random = push_bytes(mem, &random_bytes(), false)?;
     let platform = push_bytes(mem, b"x86_64", true)?;
-    let env_ptrs = envp.iter().map(|s| push_bytes(mem, s, true)).collect::<Result<Vec<_>, _>>()?;
-    let arg_ptrs = argv.iter().map(|s| push_bytes(mem, s, true)).collect::<Result<Vec<_>, _>>()?;
+    let env_ptrs = envp
+        .iter()
+        .map(|s| push_bytes(mem, s, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let arg_ptrs = argv
+        .iter()
+        .map(|s| push_bytes(mem, s, true))
+        .collect::<Result<Vec<_>, _>>()?;
     let execfn = arg_ptrs.first().copied().unwrap_or(0);
 
     let mut words = Vec::new();

@@ -31,8 +31,14 @@ pub struct FdTable {
 impl FdTable {
     /// stdin, stdout and stderr on the console.
     pub fn with_console() -> Self {
-        let console = Arc::new(Mutex::new(OpenFile { kind: FileKind::Console, offset: 0, flags: 2 }));
-        FdTable { slots: (0..3).map(|_| Some(console.clone())).collect() }
+        let console = Arc::new(Mutex::new(OpenFile {
+            kind: FileKind::Console,
+            offset: 0,
+            flags: 2,
+        }));
+        FdTable {
+            slots: (0..3).map(|_| Some(console.clone())).collect(),
+        }
     }
 
     /// No descriptors at all (a process that has exited).
@@ -42,7 +48,10 @@ impl FdTable {
 
     pub fn get(&self, fd: u64) -> Result<FileRef, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-        self.slots.get(index).and_then(Clone::clone).ok_or(Errno::EBADF)
+        self.slots
+            .get(index)
+            .and_then(Clone::clone)
+            .ok_or(Errno::EBADF)
     }
 
     /// Put `file` in the lowest free slot and return its number.
@@ -61,6 +70,10 @@ impl FdTable {
 
     pub fn close(&mut self, fd: u64) -> Result<(), Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
-        self.slots.get_mut(index).and_then(Option::take).map(|_| ()).ok_or(Errno::EBADF)
+        self.slots
+            .get_mut(index)
+            .and_then(Option::take)
+            .map(|_| ())
+            .ok_or(Errno::EBADF)
     }
 }

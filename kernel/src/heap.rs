@@ -44,7 +44,11 @@ fn map_more(start: u64, len: usize) -> Option<()> {
     for offset in (0..len).step_by(4096) {
         let page = Page::containing_address(VirtAddr::new(start + offset as u64));
         result = Frame::alloc_zeroed().and_then(|frame| {
-            crate::pmap::map_kernel(page, frame, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE)
+            crate::pmap::map_kernel(
+                page,
+                frame,
+                Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE,
+            )
         });
         if result.is_none() {
             break;
@@ -63,7 +67,9 @@ unsafe impl GlobalAlloc for KernelHeap {
             if let Ok(block) = heap.allocate_first_fit(layout) {
                 return block.as_ptr();
             }
-            let want = (layout.size() + layout.align()).next_multiple_of(4096).max(GROW_STEP);
+            let want = (layout.size() + layout.align())
+                .next_multiple_of(4096)
+                .max(GROW_STEP);
             let top = heap.top() as u64;
             if want > phys::free_frames() * 4096 / 2 || map_more(top, want).is_none() {
                 return core::ptr::null_mut();
@@ -75,6 +81,10 @@ unsafe impl GlobalAlloc for KernelHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr came from `alloc` with this layout.
-        unsafe { self.0.lock().deallocate(NonNull::new_unchecked(ptr), layout) };
+        unsafe {
+            self.0
+                .lock()
+                .deallocate(NonNull::new_unchecked(ptr), layout)
+        };
     }
 }

@@ -25,8 +25,12 @@ pub fn unpack(archive: &[u8]) -> usize {
         let (mode, size, name_len) = (field(1) as u32, field(6), field(11));
         let name_start = at + HEADER_LEN;
         let data_start = (name_start + name_len).next_multiple_of(4);
-        let Some(name) = archive.get(name_start..name_start + name_len.saturating_sub(1)) else { break };
-        let Some(data) = archive.get(data_start..data_start + size) else { break };
+        let Some(name) = archive.get(name_start..name_start + name_len.saturating_sub(1)) else {
+            break;
+        };
+        let Some(data) = archive.get(data_start..data_start + size) else {
+            break;
+        };
         let name = String::from_utf8_lossy(name);
         if name == "TRAILER!!!" {
             break;

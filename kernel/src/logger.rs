@@ -20,7 +20,11 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
-            print(format_args!("[kernel {:5}] {}\n", record.level(), record.args()));
+            print(format_args!(
+                "[kernel {:5}] {}\n",
+                record.level(),
+                record.args()
+            ));
         }
     }
 

@@ -49,7 +49,10 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     logger::init();
     log::info!("pageos {} booting", env!("CARGO_PKG_VERSION"));
     arch::init();
-    let phys_offset = boot_info.physical_memory_offset.into_option().expect("kmain: no physical map");
+    let phys_offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("kmain: no physical map");
     phys::init(phys_offset, &boot_info.memory_regions);
     pmap::init();
     heap::init();

@@ -32,8 +32,15 @@ pub fn to_virt(addr: PhysAddr) -> VirtAddr {
 /// Set up the physical map and the frame table from the bootloader's memory map.
 pub fn init(phys_offset: u64, regions: &MemoryRegions) {
     PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
-    let usable = || regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable);
-    let end = usable().map(|r| r.end).max().expect("phys::init: no usable memory");
+    let usable = || {
+        regions
+            .iter()
+            .filter(|r| r.kind == MemoryRegionKind::Usable)
+    };
+    let end = usable()
+        .map(|r| r.end)
+        .max()
+        .expect("phys::init: no usable memory");
     let frames = (end / PAGE_SIZE) as usize;
     let meta_bytes = (frames * size_of::<FrameMeta>()) as u64;
 
@@ -61,7 +68,11 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         let start = align_up(region.start.max(FIRST_USABLE));
         let end = region.end & !(PAGE_SIZE - 1);
         // The region holding the metadata contributes what lies after it.
-        let start = if (start..end).contains(&meta_start) { meta_end } else { start };
+        let start = if (start..end).contains(&meta_start) {
+            meta_end
+        } else {
+            start
+        };
         if start < end {
             table.add_free_range(Pfn(start / PAGE_SIZE), Pfn(end / PAGE_SIZE));
         }
@@ -110,7 +121,9 @@ impl Frame {
     /// A zeroed, naturally aligned block of 2^order frames (order 9: a 2 MiB page).
     pub fn alloc_block_zeroed(order: usize) -> Option<Frame> {
         let pfn = with_table(|t| t.alloc(order))?;
-        let frame = Frame { frame: PhysFrame::containing_address(PhysAddr::new(pfn.addr())) };
+        let frame = Frame {
+            frame: PhysFrame::containing_address(PhysAddr::new(pfn.addr())),
+        };
         // SAFETY: the block is ours alone (just allocated) and mapped by the physical map.
         unsafe { core::ptr::write_bytes(frame.as_mut_ptr(), 0, (PAGE_SIZE as usize) << order) };
         Some(frame)
@@ -153,17 +166,31 @@ impl Frame {
 
     /// Copy `src` into the frame at `offset`.
     pub fn write(&self, offset: usize, src: &[u8]) {
-        assert!(offset + src.len() <= PAGE_SIZE as usize, "Frame::write: past the frame");
+        assert!(
+            offset + src.len() <= PAGE_SIZE as usize,
+            "Frame::write: past the frame"
+        );
         // SAFETY: in bounds (checked); single CPU and user code is not running
         // while the kernel copies, so no one else touches these bytes.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.as_mut_ptr().add(offset), src.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.as_mut_ptr().add(offset), src.len())
+        };
     }
 
     /// Copy from the frame at `offset` into `dst`.
     pub fn read(&self, offset: usize, dst: &mut [u8]) {
-        assert!(offset + dst.len() <= PAGE_SIZE as usize, "Frame::read: past the frame");
+        assert!(
+            offset + dst.len() <= PAGE_SIZE as usize,
+            "Frame::read: past the frame"
+        );
         // SAFETY: as in `write`.
-        unsafe { core::ptr::copy_nonoverlapping(self.as_mut_ptr().add(offset), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.as_mut_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
     }
 
     fn pfn(&self) -> Pfn {

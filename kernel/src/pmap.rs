@@ -59,9 +59,13 @@ fn mapper(l4: PhysFrame) -> OffsetPageTable<'static> {
 pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> Option<()> {
     let l4 = *KERNEL_L4.get().expect("pmap: used before init");
     let index = usize::from(page.p4_index());
-    assert!(index == HEAP_SLOT, "pmap::map_kernel: only the heap grows after boot");
+    assert!(
+        index == HEAP_SLOT,
+        "pmap::map_kernel: only the heap grows after boot"
+    );
     // SAFETY: the page is in the kernel heap's slot, unused until now.
-    let flush = unsafe { mapper(l4).map_to(page, frame.into_raw(), flags, &mut TableFrames) }.ok()?;
+    let flush =
+        unsafe { mapper(l4).map_to(page, frame.into_raw(), flags, &mut TableFrames) }.ok()?;
     flush.flush();
     Some(())
 }
@@ -77,7 +81,10 @@ impl Pmap {
     pub fn new() -> Option<Pmap> {
         let l4 = Frame::alloc_zeroed()?.into_raw();
         let kernel = table_at(*KERNEL_L4.get().expect("pmap: used before init"));
-        assert!(!kernel[HEAP_SLOT].is_unused(), "pmap::new: heap slot not yet created");
+        assert!(
+            !kernel[HEAP_SLOT].is_unused(),
+            "pmap::new: heap slot not yet created"
+        );
         let table = table_at(l4);
         for i in KERNEL_HALF..512 {
             table[i] = kernel[i].clone();
@@ -93,14 +100,18 @@ impl Pmap {
         let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
         let phys = frame.into_raw();
         // SAFETY: a user page: no kernel data is reached through it.
-        let result = unsafe { mapper(self.l4).map_to_with_table_flags(page, phys, flags, parents, &mut TableFrames) };
+        let result = unsafe {
+            mapper(self.l4).map_to_with_table_flags(page, phys, flags, parents, &mut TableFrames)
+        };
         match result {
             // A fresh entry was not present, so no TLB entry can be stale.
             Ok(flush) => {
                 flush.ignore();
                 Ok(())
             }
-            Err(MapToError::PageAlreadyMapped(_)) => panic!("pmap::enter: remap of a present page {page:?}"),
+            Err(MapToError::PageAlreadyMapped(_)) => {
+                panic!("pmap::enter: remap of a present page {page:?}")
+            }
             // SAFETY: map_to failed, so no PTE took the reference.
             Err(_) => Err(unsafe { Frame::from_raw(phys) }),
         }

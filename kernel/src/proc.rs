@@ -63,7 +63,9 @@ impl Process {
     }
 
     pub fn space(&mut self) -> &mut Pmap {
-        self.space.as_mut().expect("proc: a running process has an address space")
+        self.space
+            .as_mut()
+            .expect("proc: a running process has an address space")
     }
 }
 
@@ -90,8 +92,13 @@ static mut SCHEDULER_RSP: u64 = 0;
 /// Run `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let mut table = TABLE.lock();
-    let pid = table.current.expect("proc::with_current: no process is running");
-    f(table.procs.get_mut(&pid).expect("proc: current process vanished"))
+    let pid = table
+        .current
+        .expect("proc::with_current: no process is running");
+    f(table
+        .procs
+        .get_mut(&pid)
+        .expect("proc: current process vanished"))
 }
 
 /// Create a runnable process that starts in user mode with `frame`.
@@ -123,7 +130,11 @@ pub fn spawn_init(path: &str, args: &[String]) {
     TABLE.lock().frames_before_init = phys::free_frames() + heap::frames();
     let mut argv: Vec<Vec<u8>> = vec![path.as_bytes().to_vec()];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
-    let envp = [b"HOME=/".to_vec(), b"PATH=/bin:/sbin".to_vec(), b"TERM=dumb".to_vec()];
+    let envp = [
+        b"HOME=/".to_vec(),
+        b"PATH=/bin:/sbin".to_vec(),
+        b"TERM=dumb".to_vec(),
+    ];
     let loaded = crate::ramfs::lookup(path)
         .and_then(|inode| inode.contents())
         .and_then(|elf| crate::exec::load(&elf, &argv, &envp));
@@ -196,7 +207,10 @@ pub fn exit_current(status: WaitStatus) -> ! {
     let (pid, frames_before) = {
         let mut table = TABLE.lock();
         let pid = table.current.expect("proc::exit_current: no process");
-        let process = table.procs.get_mut(&pid).expect("proc: current process vanished");
+        let process = table
+            .procs
+            .get_mut(&pid)
+            .expect("proc: current process vanished");
         pmap::activate_kernel();
         process.space = None;
         process.files = FdTable::empty();
@@ -216,10 +230,19 @@ pub fn exit_current(status: WaitStatus) -> ! {
 /// The runner's status for init's wait status (DESIGN §1), after a leak check.
 fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     let frames_after = phys::free_frames() + heap::frames();
-    log::info!("init exited (wait status {status:#x}); frames free before init {frames_before}, after {frames_after}");
+    log::info!(
+        "init exited (wait status {status:#x}); frames free before init {frames_before}, after {frames_after}"
+    );
     if frames_after != frames_before {
-        log::error!("frame leak: {} frames", frames_before as isize - frames_after as isize);
+        log::error!(
+            "frame leak: {} frames",
+            frames_before as isize - frames_after as isize
+        );
     }
-    let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
+    let code = if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    };
     qemu::exit(code as u8);
 }

@@ -26,11 +26,15 @@ static ROOT: Once<Arc<Inode>> = Once::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
 fn new_inode(kind: Kind) -> Arc<Inode> {
-    Arc::new(Inode { ino: NEXT_INO.fetch_add(1, Ordering::Relaxed), kind })
+    Arc::new(Inode {
+        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        kind,
+    })
 }
 
 fn root() -> Arc<Inode> {
-    ROOT.call_once(|| new_inode(Kind::Dir(Mutex::new(BTreeMap::new())))).clone()
+    ROOT.call_once(|| new_inode(Kind::Dir(Mutex::new(BTreeMap::new()))))
+        .clone()
 }
 
 /// The path's components with `.` and `..` applied.
@@ -74,7 +78,9 @@ fn create(path: &str, kind: Kind) -> Result<Arc<Inode>, Errno> {
     let parts = components(path)?;
     let (name, parents) = parts.split_last().ok_or(Errno::EEXIST)?;
     let parent = walk(parents)?;
-    let Kind::Dir(entries) = &parent.kind else { return Err(Errno::ENOTDIR) };
+    let Kind::Dir(entries) = &parent.kind else {
+        return Err(Errno::ENOTDIR);
+    };
     let mut entries = entries.lock();
     if entries.contains_key(*name) {
         return Err(Errno::EEXIST);
@@ -107,9 +113,13 @@ impl Inode {
 
     /// Copy bytes from `offset` into `buf`; returns how many (0 at end of file).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let Kind::File(data) = &self.kind else { return Err(Errno::EISDIR) };
+        let Kind::File(data) = &self.kind else {
+            return Err(Errno::EISDIR);
+        };
         let data = data.lock();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
         Ok(n)

@@ -12,7 +12,10 @@ type Test = (&'static str, fn() -> Result<(), &'static str>);
 
 const TESTS: &[Test] = &[
     ("frames_are_zeroed", frames_are_zeroed),
-    ("frame_refcount_shares_and_frees", frame_refcount_shares_and_frees),
+    (
+        "frame_refcount_shares_and_frees",
+        frame_refcount_shares_and_frees,
+    ),
     ("pmap_enter_query_remove", pmap_enter_query_remove),
     ("pmap_teardown_frees_tables", pmap_teardown_frees_tables),
     ("heap_grows", heap_grows),
@@ -54,7 +57,10 @@ fn frame_refcount_shares_and_frees() -> Result<(), &'static str> {
     let shared = frame.share();
     check(frame.refcount() == 2, "share did not count")?;
     drop(frame);
-    check(phys::free_frames() == before - 1, "freed while still shared")?;
+    check(
+        phys::free_frames() == before - 1,
+        "freed while still shared",
+    )?;
     drop(shared);
     check(phys::free_frames() == before, "last reference did not free")
 }
@@ -64,10 +70,14 @@ fn pmap_enter_query_remove() -> Result<(), &'static str> {
     let page = Page::containing_address(VirtAddr::new(0x4000_0000));
     let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
     let phys = frame.phys();
-    pmap.enter(page, frame, Flags::WRITABLE).map_err(|_| "enter failed")?;
+    pmap.enter(page, frame, Flags::WRITABLE)
+        .map_err(|_| "enter failed")?;
     let (found, flags) = pmap.query(page).ok_or("query found nothing")?;
     check(found == phys, "query returned another frame")?;
-    check(flags.contains(Flags::USER_ACCESSIBLE | Flags::WRITABLE), "flags lost")?;
+    check(
+        flags.contains(Flags::USER_ACCESSIBLE | Flags::WRITABLE),
+        "flags lost",
+    )?;
     check(pmap.protect(page, Flags::NO_EXECUTE), "protect failed")?;
     let (_, flags) = pmap.query(page).ok_or("query after protect")?;
     check(!flags.contains(Flags::WRITABLE), "protect kept WRITABLE")?;
@@ -84,7 +94,8 @@ fn pmap_teardown_frees_tables() -> Result<(), &'static str> {
         let page = Page::containing_address(VirtAddr::new(0x7000_0000_0000 + i * 0x20_0000 / 300));
         if pmap.query(page).is_none() {
             let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
-            pmap.enter(page, frame, Flags::empty()).map_err(|_| "enter failed")?;
+            pmap.enter(page, frame, Flags::empty())
+                .map_err(|_| "enter failed")?;
         }
     }
     drop(pmap);

@@ -17,12 +17,38 @@ pub const SIGKILL: i32 = 9;
 pub const SIGSEGV: i32 = 11;
 
 const NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS", "segment not present",
-    "stack fault", "general protection", "page fault", "reserved", "x87 floating point", "alignment check",
-    "machine check", "SIMD floating point", "virtualization", "control protection", "reserved", "reserved",
-    "reserved", "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
-    "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
@@ -44,7 +70,12 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 17 => SIGBUS,
                 _ => SIGSEGV,
             };
-            log::info!("{}: {} at rip {:#x}", describe_current(), NAMES[vector as usize % 32], frame.rip);
+            log::info!(
+                "{}: {} at rip {:#x}",
+                describe_current(),
+                NAMES[vector as usize % 32],
+                frame.rip
+            );
             proc::exit_current(proc::killed(signal));
         }
         _ => kernel_fault(frame, None),
@@ -68,8 +99,16 @@ fn page_fault(frame: &mut TrapFrame) {
     } else {
         "read"
     };
-    let why = if frame.error_code & PF_PRESENT != 0 { "protection" } else { "not mapped" };
-    log::info!("{}: SIGSEGV: {access} at {addr:#x} ({why}), rip {:#x}", describe_current(), frame.rip);
+    let why = if frame.error_code & PF_PRESENT != 0 {
+        "protection"
+    } else {
+        "not mapped"
+    };
+    log::info!(
+        "{}: SIGSEGV: {access} at {addr:#x} ({why}), rip {:#x}",
+        describe_current(),
+        frame.rip
+    );
     proc::exit_current(proc::killed(SIGSEGV));
 }
 
@@ -85,7 +124,8 @@ fn kernel_fault(frame: &TrapFrame, cr2: Option<u64>) -> ! {
         frame.vector,
         frame.error_code,
         frame.rip,
-        cr2.map(|a| alloc::format!(", cr2 {a:#x}")).unwrap_or_default(),
+        cr2.map(|a| alloc::format!(", cr2 {a:#x}"))
+            .unwrap_or_default(),
         frame.rsp,
         frame.rflags,
         frame.rax,

@@ -9,8 +9,8 @@
 use crate::phys;
 use alloc::vec::Vec;
 use vm::errno::Errno;
-use x86_64::structures::paging::{Page, PhysFrame};
 use x86_64::VirtAddr;
+use x86_64::structures::paging::{Page, PhysFrame};
 
 /// The end of the user half: Linux's TASK_SIZE, one page below the hole.
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
@@ -29,7 +29,12 @@ impl UserMemory for crate::pmap::Pmap {
     fn user_frame(&mut self, page: Page, write: bool) -> Result<PhysFrame, Errno> {
         use x86_64::structures::paging::PageTableFlags as Flags;
         match self.query(page) {
-            Some((frame, flags)) if flags.contains(Flags::USER_ACCESSIBLE) && (!write || flags.contains(Flags::WRITABLE)) => Ok(frame),
+            Some((frame, flags))
+                if flags.contains(Flags::USER_ACCESSIBLE)
+                    && (!write || flags.contains(Flags::WRITABLE)) =>
+            {
+                Ok(frame)
+            }
             _ => Err(Errno::EFAULT),
         }
     }
@@ -98,7 +103,11 @@ pub fn read_cstr(mem: &mut dyn UserMemory, addr: u64, max: usize) -> Result<Vec<
         copy_in(mem, at, &mut buf[..chunk])?;
         if let Some(nul) = buf[..chunk].iter().position(|&b| b == 0) {
             out.extend_from_slice(&buf[..nul]);
-            return if out.len() > max { Err(Errno::ENAMETOOLONG) } else { Ok(out) };
+            return if out.len() > max {
+                Err(Errno::ENAMETOOLONG)
+            } else {
+                Ok(out)
+            };
         }
         out.extend_from_slice(&buf[..chunk]);
         if out.len() > max {

@@ -36,9 +36,18 @@ impl<'a> FrameTable<'a> {
     /// A table over `meta`, whose first entry describes frame `base`.
     /// Every frame starts reserved: `add_free_range` hands RAM over.
     pub fn new(meta: &'a mut [FrameMeta], base: Pfn) -> Self {
-        assert!(meta.len() < NO_LINK as usize, "buddy::new: table too large for u32 links");
+        assert!(
+            meta.len() < NO_LINK as usize,
+            "buddy::new: table too large for u32 links"
+        );
         meta.fill(FrameMeta::RESERVED);
-        FrameTable { meta, base: base.0, free_heads: [NO_LINK; MAX_ORDER + 1], free: 0, total: 0 }
+        FrameTable {
+            meta,
+            base: base.0,
+            free_heads: [NO_LINK; MAX_ORDER + 1],
+            free: 0,
+            total: 0,
+        }
     }
 
     /// Hand the reserved frames [start, end) to the allocator, as the
@@ -47,7 +56,10 @@ impl<'a> FrameTable<'a> {
         assert!(start <= end, "buddy::add_free_range: start after end");
         for pfn in start.0..end.0 {
             let meta = &mut self.meta[self.index(pfn)];
-            assert!(meta.flags == FrameFlags::RESERVED, "buddy::add_free_range: frame {pfn:#x} already added");
+            assert!(
+                meta.flags == FrameFlags::RESERVED,
+                "buddy::add_free_range: frame {pfn:#x} already added"
+            );
             meta.flags = FrameFlags::empty();
         }
         let mut pfn = start.0;
@@ -106,13 +118,19 @@ impl<'a> FrameTable<'a> {
     /// Take one more reference to an allocated block.
     pub fn get(&mut self, head: Pfn) {
         let meta = self.head_mut(head, "get");
-        meta.refcount = meta.refcount.checked_add(1).expect("buddy::get: reference count overflow");
+        meta.refcount = meta
+            .refcount
+            .checked_add(1)
+            .expect("buddy::get: reference count overflow");
     }
 
     /// Drop one reference; the last one frees the block (returns true then).
     pub fn put(&mut self, head: Pfn) -> bool {
         let meta = self.head_mut(head, "put");
-        assert!(meta.refcount > 0, "buddy::put: reference count already zero");
+        assert!(
+            meta.refcount > 0,
+            "buddy::put: reference count already zero"
+        );
         meta.refcount -= 1;
         let last = meta.refcount == 0;
         if last {
@@ -157,10 +175,22 @@ impl<'a> FrameTable<'a> {
             while link != NO_LINK {
                 let pfn = self.base + u64::from(link);
                 let m = &self.meta[link as usize];
-                assert!(m.flags == FrameFlags::FREE, "buddy::verify: {pfn:#x} on a free list but not FREE");
-                assert!(usize::from(m.order) == order, "buddy::verify: {pfn:#x} on the wrong list");
-                assert!(m.prev == prev, "buddy::verify: broken prev link at {pfn:#x}");
-                assert!(pfn % (1 << order) == 0, "buddy::verify: {pfn:#x} misaligned for order {order}");
+                assert!(
+                    m.flags == FrameFlags::FREE,
+                    "buddy::verify: {pfn:#x} on a free list but not FREE"
+                );
+                assert!(
+                    usize::from(m.order) == order,
+                    "buddy::verify: {pfn:#x} on the wrong list"
+                );
+                assert!(
+                    m.prev == prev,
+                    "buddy::verify: broken prev link at {pfn:#x}"
+                );
+                assert!(
+                    pfn.is_multiple_of(1 << order),
+                    "buddy::verify: {pfn:#x} misaligned for order {order}"
+                );
                 let buddy = pfn ^ (1 << order);
                 if order < MAX_ORDER && self.contains(buddy) {
                     let b = &self.meta[self.index(buddy)];
@@ -171,14 +201,21 @@ impl<'a> FrameTable<'a> {
                 }
                 for frame in pfn..pfn + (1 << order) {
                     let f = &self.meta[self.index(frame)];
-                    assert!(!f.flags.contains(FrameFlags::RESERVED), "buddy::verify: reserved {frame:#x} in a free block");
+                    assert!(
+                        !f.flags.contains(FrameFlags::RESERVED),
+                        "buddy::verify: reserved {frame:#x} in a free block"
+                    );
                 }
                 counted += 1 << order;
                 prev = link;
                 link = m.next;
             }
         }
-        assert!(counted == self.free, "buddy::verify: free counter {} but lists hold {counted}", self.free);
+        assert!(
+            counted == self.free,
+            "buddy::verify: free counter {} but lists hold {counted}",
+            self.free
+        );
     }
 
     /// Put a free block on its list, merging with its buddy as long as the
@@ -234,7 +271,11 @@ impl<'a> FrameTable<'a> {
 
     fn head_mut(&mut self, head: Pfn, verb: &str) -> &mut FrameMeta {
         let meta = self.meta_mut(head.0);
-        assert!(meta.flags == FrameFlags::HEAD, "buddy::{verb}: frame {:#x} is not an allocated block head", head.0);
+        assert!(
+            meta.flags == FrameFlags::HEAD,
+            "buddy::{verb}: frame {:#x} is not an allocated block head",
+            head.0
+        );
         meta
     }
 
@@ -243,7 +284,10 @@ impl<'a> FrameTable<'a> {
     }
 
     fn index(&self, pfn: u64) -> usize {
-        assert!(self.contains(pfn), "buddy: frame {pfn:#x} outside the table");
+        assert!(
+            self.contains(pfn),
+            "buddy: frame {pfn:#x} outside the table"
+        );
         (pfn - self.base) as usize
     }
 

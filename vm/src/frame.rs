@@ -55,8 +55,13 @@ const _: () = assert!(size_of::<FrameMeta>() == 16, "FrameMeta must stay 16 byte
 
 impl FrameMeta {
     /// The state every frame starts in, until it is handed to the allocator.
-    pub const RESERVED: FrameMeta =
-        FrameMeta { refcount: 0, next: NO_LINK, prev: NO_LINK, flags: FrameFlags::RESERVED, order: 0 };
+    pub const RESERVED: FrameMeta = FrameMeta {
+        refcount: 0,
+        next: NO_LINK,
+        prev: NO_LINK,
+        flags: FrameFlags::RESERVED,
+        order: 0,
+    };
 
     pub fn flags(&self) -> FrameFlags {
         self.flags

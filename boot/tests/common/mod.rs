@@ -17,14 +17,21 @@ pub fn pageos(args: &[&str]) -> Run {
     if !args.contains(&"--timeout") {
         command.args(["--timeout", "60"]);
     }
-    let out = command.args(args).output().expect("cannot start the runner");
+    let out = command
+        .args(args)
+        .output()
+        .expect("cannot start the runner");
     let run = Run {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     // Whatever the test checks, the kernel must never lose a frame.
-    assert!(!run.stdout.contains("frame leak"), "frames leaked:\n{}", run.stdout);
+    assert!(
+        !run.stdout.contains("frame leak"),
+        "frames leaked:\n{}",
+        run.stdout
+    );
     run
 }
 
@@ -44,7 +51,19 @@ pub fn assert_report_passed(run: &Run) {
         .rev()
         .find(|l| l.ends_with(" failed") && l.contains(" passed, "))
         .unwrap_or_else(|| panic!("no summary line; output:\n{}\n{}", run.stdout, run.stderr));
-    let failures: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("FAIL ")).collect();
-    assert!(summary.ends_with(" 0 failed") && failures.is_empty(), "{summary}\n{}", failures.join("\n"));
-    assert_eq!(run.status, 0, "status {}; output:\n{}", run.status, run.stdout);
+    let failures: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL "))
+        .collect();
+    assert!(
+        summary.ends_with(" 0 failed") && failures.is_empty(),
+        "{summary}\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        run.status, 0,
+        "status {}; output:\n{}",
+        run.status, run.stdout
+    );
 }

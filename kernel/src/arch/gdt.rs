@@ -36,7 +36,8 @@ pub fn init() {
     // or TSS; the statics live forever, as the CPU requires.
     unsafe {
         let tss = &mut *(&raw mut TSS);
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = stack_top(&raw const DOUBLE_FAULT_STACK);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] =
+            stack_top(&raw const DOUBLE_FAULT_STACK);
         tss.interrupt_stack_table[NMI_IST as usize] = stack_top(&raw const NMI_STACK);
         let gdt = &mut *(&raw mut GDT);
         let kernel_cs = gdt.append(Descriptor::kernel_code_segment());
@@ -44,8 +45,14 @@ pub fn init() {
         let user_ds = gdt.append(Descriptor::user_data_segment());
         let user_cs = gdt.append(Descriptor::user_code_segment());
         let tss_sel = gdt.append(Descriptor::tss_segment_unchecked(&raw const TSS));
-        assert!(kernel_cs == KERNEL_CS && kernel_ds == KERNEL_DS, "gdt::init: selector layout");
-        assert!(user_ds == USER_DS && user_cs == USER_CS, "gdt::init: selector layout");
+        assert!(
+            kernel_cs == KERNEL_CS && kernel_ds == KERNEL_DS,
+            "gdt::init: selector layout"
+        );
+        assert!(
+            user_ds == USER_DS && user_cs == USER_CS,
+            "gdt::init: selector layout"
+        );
         gdt.load();
         CS::set_reg(KERNEL_CS);
         SS::set_reg(KERNEL_DS);

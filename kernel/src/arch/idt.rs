@@ -82,7 +82,9 @@ pub fn init() {
         idt.divide_error.set_handler_addr(stub(0));
         idt.debug.set_handler_addr(stub(1));
         // int3 may be used from ring 3 (debuggers, the signal tests).
-        idt.breakpoint.set_handler_addr(stub(3)).set_privilege_level(x86_64::PrivilegeLevel::Ring3);
+        idt.breakpoint
+            .set_handler_addr(stub(3))
+            .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
         idt.overflow.set_handler_addr(stub(4));
         idt.bound_range_exceeded.set_handler_addr(stub(5));
         idt.invalid_opcode.set_handler_addr(stub(6));
@@ -100,8 +102,12 @@ pub fn init() {
         for vector in 32..STUBS as u8 {
             idt[vector].set_handler_addr(stub(u64::from(vector)));
         }
-        idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
-        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::NMI_IST);
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt
+            .set_handler_fn(nmi)
+            .set_stack_index(gdt::NMI_IST);
         idt.load();
     }
 }

@@ -24,7 +24,12 @@ pub fn init() {
         .expect("syscall::init: GDT layout does not suit sysret");
     LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
     // The kernel runs with interrupts masked; AC cleared keeps SMAP armed.
-    SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+    SFMask::write(
+        RFlags::INTERRUPT_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::ALIGNMENT_CHECK,
+    );
 }
 
 /// Point the syscall entry (and the TSS, for traps) at a process's kernel stack.

@@ -22,7 +22,11 @@ pub fn openat(dirfd: i32, path: u64, flags: u64) -> SysResult {
         return Err(Errno::EACCES);
     }
     let inode = ramfs::lookup(path)?;
-    let file = OpenFile { kind: FileKind::Inode(inode), offset: 0, flags: flags as u32 };
+    let file = OpenFile {
+        kind: FileKind::Inode(inode),
+        offset: 0,
+        flags: flags as u32,
+    };
     proc::with_current(|p| p.files.install(file))
 }
 
@@ -48,7 +52,9 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
         if n == 0 {
             break;
         }
-        if let Err(e) = proc::with_current(|p| usercopy::copy_out(p.space(), buf + done, &chunk[..n])) {
+        if let Err(e) =
+            proc::with_current(|p| usercopy::copy_out(p.space(), buf + done, &chunk[..n]))
+        {
             // Linux returns what was transferred before the bad page, if anything.
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }
@@ -70,7 +76,9 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(chunk.len() as u64) as usize;
-        if let Err(e) = proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut chunk[..n])) {
+        if let Err(e) =
+            proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut chunk[..n]))
+        {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }
         logger::write_bytes(&chunk[..n]);

@@ -16,7 +16,11 @@ impl Args {
         unsafe {
             let argc = *sp;
             let argv = sp.add(1) as *const *const u8;
-            Args { argc, argv, envp: argv.add(argc + 1) }
+            Args {
+                argc,
+                argv,
+                envp: argv.add(argc + 1),
+            }
         }
     }
 

@@ -20,7 +20,10 @@ impl Write for Fd {
 /// Format into a stack buffer first so one line is one `write` (lines from
 /// different processes then do not interleave mid-line).
 pub fn print_to(fd: i32, args: fmt::Arguments) {
-    let mut buf = Buffer { bytes: [0; 512], len: 0 };
+    let mut buf = Buffer {
+        bytes: [0; 512],
+        len: 0,
+    };
     if buf.write_fmt(args).is_ok() {
         let _ = Fd(fd).write_str(buf.as_str());
     } else {

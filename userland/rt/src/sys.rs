@@ -64,7 +64,11 @@ pub unsafe fn syscall6(n: usize, a: [usize; 6]) -> isize {
 
 /// Turn a raw return value into a Result.
 pub fn check(ret: isize) -> Result<usize> {
-    if (-4095..0).contains(&ret) { Err(Errno(-ret as i32)) } else { Ok(ret as usize) }
+    if (-4095..0).contains(&ret) {
+        Err(Errno(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
 }
 
 /// A system call whose arguments are plain numbers (or pointers the caller
@@ -77,16 +81,25 @@ pub fn raw(n: usize, a: [usize; 6]) -> Result<usize> {
 }
 
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
-    raw(nr::WRITE, [fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0, 0])
+    raw(
+        nr::WRITE,
+        [fd as usize, buf.as_ptr() as usize, buf.len(), 0, 0, 0],
+    )
 }
 
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
-    raw(nr::READ, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0])
+    raw(
+        nr::READ,
+        [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0],
+    )
 }
 
 /// open(2) with a path that must end in a NUL byte (`"/etc/motd\0"`).
 pub fn open(path: &str, flags: usize) -> Result<usize> {
-    assert!(path.ends_with('\0'), "sys::open: path must be NUL-terminated");
+    assert!(
+        path.ends_with('\0'),
+        "sys::open: path must be NUL-terminated"
+    );
     raw(nr::OPEN, [path.as_ptr() as usize, flags, 0, 0, 0, 0])
 }
 

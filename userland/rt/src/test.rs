@@ -22,7 +22,10 @@ pub struct Why {
 
 impl Why {
     pub fn new(args: fmt::Arguments) -> Self {
-        let mut why = Why { bytes: [0; 160], len: 0 };
+        let mut why = Why {
+            bytes: [0; 160],
+            len: 0,
+        };
         let _ = why.write_fmt(args);
         why
     }

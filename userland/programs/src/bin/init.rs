@@ -8,7 +8,10 @@ use rt::{Args, println};
 rt::main!(main);
 
 fn main(args: Args) -> i32 {
-    println!("Hello from user mode: this is pageos's init (pid {}).", rt::sys::getpid());
+    println!(
+        "Hello from user mode: this is pageos's init (pid {}).",
+        rt::sys::getpid()
+    );
     for i in 1..args.len() {
         println!("  argv[{i}] = {}", args.get(i));
     }

@@ -47,7 +47,9 @@ fn main(args: Args) -> i32 {
 
 fn syscalls() -> i32 {
     let mut report = Report::default();
-    report.case("getpid_is_positive", || ensure!(sys::getpid() > 0, "getpid returned 0"));
+    report.case("getpid_is_positive", || {
+        ensure!(sys::getpid() > 0, "getpid returned 0")
+    });
     report.case("write_bad_pointer_is_efault", || {
         let r = sys::raw(sys::nr::WRITE, [1, 0x10, 8, 0, 0, 0]);
         ensure!(r == Err(sys::EFAULT), "got {r:?}")
