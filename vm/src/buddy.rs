@@ -2,9 +2,10 @@
 //! 2^order frames, order 0 (4 KiB) to `MAX_ORDER` (4 MiB).
 //!
 //! A block of order k starting at frame p has one *buddy*: the block of the
-//! same order at p XOR 2^k. To allocate, take a block of the smallest order
-//! that fits, splitting a larger one in halves as often as needed; to free,
-//! merge the block with its buddy while the buddy is free too:
+//! same order at p XOR 2^k, its other half in the block of order k+1. To
+//! allocate, take a block of the smallest order that fits, splitting a larger
+//! one in halves as often as needed; to free, merge the block with its buddy
+//! for as long as the buddy is a whole free block too:
 //!
 //! ```text
 //!   order 2  [ 0  1  2  3 ]              free [0..4)
@@ -27,7 +28,8 @@ pub const MAX_ORDER: usize = 10;
 pub struct FrameTable<'a> {
     meta: &'a mut [FrameMeta],
     base: u64,
-    free_heads: [u32; MAX_ORDER + 1],
+    /// Table index of the first free block of each order, or `NO_LINK`.
+    free_lists: [u32; MAX_ORDER + 1],
     free: usize,
     total: usize,
 }
@@ -40,11 +42,15 @@ impl<'a> FrameTable<'a> {
             meta.len() < NO_LINK as usize,
             "buddy::new: table too large for u32 links"
         );
+        assert!(
+            base.0.checked_add(meta.len() as u64).is_some(),
+            "buddy::new: table ends past the last frame number"
+        );
         meta.fill(FrameMeta::RESERVED);
         FrameTable {
             meta,
             base: base.0,
-            free_heads: [NO_LINK; MAX_ORDER + 1],
+            free_lists: [NO_LINK; MAX_ORDER + 1],
             free: 0,
             total: 0,
         }
@@ -52,37 +58,44 @@ impl<'a> FrameTable<'a> {
 
     /// Hand the reserved frames [start, end) to the allocator, as the
     /// largest aligned blocks that fit, merging with free neighbours.
+    /// Panics if a frame lies outside the table or was added before.
     pub fn add_free_range(&mut self, start: Pfn, end: Pfn) {
-        assert!(start <= end, "buddy::add_free_range: start after end");
+        assert!(
+            start <= end,
+            "buddy::add_free_range: {start:?} after {end:?}"
+        );
+        assert!(
+            start.0 >= self.base && end.0 <= self.base + self.meta.len() as u64,
+            "buddy::add_free_range: [{start:?}, {end:?}) outside the table"
+        );
         for pfn in start.0..end.0 {
-            let meta = &mut self.meta[self.index(pfn)];
+            let meta = self.meta_mut(pfn);
             assert!(
                 meta.flags == FrameFlags::RESERVED,
-                "buddy::add_free_range: frame {pfn:#x} already added"
+                "buddy::add_free_range: frame {:?} added twice",
+                Pfn(pfn)
             );
             meta.flags = FrameFlags::empty();
         }
+        self.total += (end.0 - start.0) as usize;
         let mut pfn = start.0;
         while pfn < end.0 {
-            let mut order = (pfn.trailing_zeros() as usize).min(MAX_ORDER);
-            while pfn + (1 << order) > end.0 {
-                order -= 1;
-            }
-            self.free += 1 << order;
-            self.free_block(pfn, order);
+            let order = largest_block(pfn, end.0);
+            self.release(pfn, order);
             pfn += 1 << order;
         }
-        self.total += (end.0 - start.0) as usize;
     }
 
-    /// A naturally aligned block of 2^order frames with reference count 1,
-    /// or None if no free block is large enough.
+    /// A naturally aligned block of 2^order frames, its head's reference
+    /// count 1; None if no free block is large enough.
     pub fn alloc(&mut self, order: usize) -> Option<Pfn> {
         assert!(order <= MAX_ORDER, "buddy::alloc: order {order} too large");
-        let mut found = (order..=MAX_ORDER).find(|&o| self.free_heads[o] != NO_LINK)?;
-        let pfn = self.base + u64::from(self.free_heads[found]);
+        let mut found = (order..=MAX_ORDER).find(|&o| self.free_lists[o] != NO_LINK)?;
+        let pfn = self.base + u64::from(self.free_lists[found]);
         self.unlink(pfn, found);
-        // Split: keep the lower half, put the upper half on the free list below.
+        // Keep the lower half, free the upper one: the lower half of an
+        // aligned block is aligned to its own size. The upper half cannot
+        // merge (its buddy is the half we keep), so it goes straight on a list.
         while found > order {
             found -= 1;
             self.push(pfn + (1 << found), found);
@@ -95,27 +108,24 @@ impl<'a> FrameTable<'a> {
         Some(Pfn(pfn))
     }
 
-    /// A single frame (order 0).
+    /// A single frame (order 0); None when memory is exhausted.
     pub fn alloc_frame(&mut self) -> Option<Pfn> {
         self.alloc(0)
     }
 
     /// Give back the allocated block headed by `head`, whatever its count.
+    /// Panics on a double free, a reserved frame, or a frame that is not
+    /// the head of its block.
     pub fn free(&mut self, head: Pfn) {
-        let meta = self.meta_mut(head.0);
-        assert!(
-            meta.flags == FrameFlags::HEAD,
-            "buddy::free: frame {:#x} is not an allocated block head",
-            head.0
-        );
+        let meta = self.head_mut(head, "free");
         let order = usize::from(meta.order);
         meta.flags = FrameFlags::empty();
         meta.refcount = 0;
-        self.free += 1 << order;
-        self.free_block(head.0, order);
+        self.release(head.0, order);
     }
 
-    /// Take one more reference to an allocated block.
+    /// Take one more reference to the allocated block headed by `head`.
+    /// Panics if `head` heads no allocated block.
     pub fn get(&mut self, head: Pfn) {
         let meta = self.head_mut(head, "get");
         meta.refcount = meta
@@ -124,13 +134,11 @@ impl<'a> FrameTable<'a> {
             .expect("buddy::get: reference count overflow");
     }
 
-    /// Drop one reference; the last one frees the block (returns true then).
+    /// Drop one reference to the block headed by `head`; the last one
+    /// frees the block, and only then is true returned.
     pub fn put(&mut self, head: Pfn) -> bool {
         let meta = self.head_mut(head, "put");
-        assert!(
-            meta.refcount > 0,
-            "buddy::put: reference count already zero"
-        );
+        // Never underflows: a head's count is at least 1 (the last put frees).
         meta.refcount -= 1;
         let last = meta.refcount == 0;
         if last {
@@ -139,9 +147,14 @@ impl<'a> FrameTable<'a> {
         last
     }
 
-    /// The reference count of an allocated block's head (0 if not allocated).
+    /// The reference count of the block headed by `head`; 0 for any frame
+    /// that heads no allocated block, inside the table or not.
     pub fn refcount(&self, head: Pfn) -> u32 {
-        self.meta.get(self.index(head.0)).map_or(0, |m| m.refcount)
+        if self.contains(head.0) {
+            self.meta[self.index(head.0)].refcount
+        } else {
+            0
+        }
     }
 
     /// Frames on the free lists.
@@ -154,129 +167,169 @@ impl<'a> FrameTable<'a> {
         self.total
     }
 
-    /// Whether `pfn` lies inside a free block.
-    pub fn is_free(&self, pfn: Pfn) -> bool {
-        (0..=MAX_ORDER).any(|order| {
-            let head = pfn.0 & !((1u64 << order) - 1);
-            self.contains(head) && {
-                let m = &self.meta[self.index(head)];
-                m.flags == FrameFlags::FREE && usize::from(m.order) == order
-            }
-        })
+    /// The order of the largest free block, or None if nothing is free.
+    /// Fragmentation shows as plenty of free frames but a small order.
+    pub fn largest_free_order(&self) -> Option<usize> {
+        (0..=MAX_ORDER)
+            .rev()
+            .find(|&o| self.free_lists[o] != NO_LINK)
     }
 
-    /// Check every free list: links both ways, flags, alignment, full
-    /// merging, and the free counter. Panics naming what is broken.
+    /// The heads of the free blocks of `order`, in free-list order.
+    pub fn free_blocks(&self, order: usize) -> impl Iterator<Item = Pfn> {
+        let link = |index: u32| (index != NO_LINK).then_some(index);
+        core::iter::successors(link(self.free_lists[order]), move |&i| {
+            link(self.meta[i as usize].next)
+        })
+        .map(|i| Pfn(self.base + u64::from(i)))
+    }
+
+    /// Whether `pfn` lies inside a free block.
+    pub fn is_free(&self, pfn: Pfn) -> bool {
+        (0..=MAX_ORDER).any(|order| self.is_free_head(pfn.0 & !((1 << order) - 1), order))
+    }
+
+    /// Check every invariant, in O(frames), for tests: the free lists are
+    /// linked both ways and hold FREE heads of their order, no two free
+    /// buddies are left unmerged, the table splits into reserved frames and
+    /// whole aligned blocks, and the counters match. Panics naming what broke.
     pub fn verify(&self) {
-        let mut counted = 0;
+        let (mut listed, mut free) = (0, 0);
         for order in 0..=MAX_ORDER {
             let mut prev = NO_LINK;
-            let mut link = self.free_heads[order];
-            while link != NO_LINK {
-                let pfn = self.base + u64::from(link);
-                let m = &self.meta[link as usize];
+            for pfn in self.free_blocks(order) {
+                let index = self.index(pfn.0);
+                let m = &self.meta[index];
+                // This also ends a cycle: the node where it closes is
+                // reached a second time from a node it does not point back to.
+                assert!(m.prev == prev, "buddy::verify: {pfn:?} does not link back");
                 assert!(
-                    m.flags == FrameFlags::FREE,
-                    "buddy::verify: {pfn:#x} on a free list but not FREE"
+                    self.is_free_head(pfn.0, order),
+                    "buddy::verify: {pfn:?} on the order-{order} list is no free block of it"
                 );
+                let buddy = pfn.0 ^ (1 << order);
                 assert!(
-                    usize::from(m.order) == order,
-                    "buddy::verify: {pfn:#x} on the wrong list"
+                    order == MAX_ORDER || !self.is_free_head(buddy, order),
+                    "buddy::verify: free buddies {pfn:?} and {:?} not merged",
+                    Pfn(buddy)
                 );
-                assert!(
-                    m.prev == prev,
-                    "buddy::verify: broken prev link at {pfn:#x}"
-                );
-                assert!(
-                    pfn.is_multiple_of(1 << order),
-                    "buddy::verify: {pfn:#x} misaligned for order {order}"
-                );
-                let buddy = pfn ^ (1 << order);
-                if order < MAX_ORDER && self.contains(buddy) {
-                    let b = &self.meta[self.index(buddy)];
-                    assert!(
-                        !(b.flags == FrameFlags::FREE && usize::from(b.order) == order),
-                        "buddy::verify: free buddies {pfn:#x} and {buddy:#x} not merged"
-                    );
-                }
-                for frame in pfn..pfn + (1 << order) {
-                    let f = &self.meta[self.index(frame)];
-                    assert!(
-                        !f.flags.contains(FrameFlags::RESERVED),
-                        "buddy::verify: reserved {frame:#x} in a free block"
-                    );
-                }
-                counted += 1 << order;
-                prev = link;
-                link = m.next;
+                listed += 1;
+                free += 1 << order;
+                prev = index as u32;
             }
         }
-        assert!(
-            counted == self.free,
-            "buddy::verify: free counter {} but lists hold {counted}",
-            self.free
+        let (mut free_heads, mut managed, mut i) = (0, 0, 0);
+        while i < self.meta.len() {
+            let pfn = Pfn(self.base + i as u64);
+            let m = &self.meta[i];
+            if m.flags == FrameFlags::RESERVED {
+                i += 1;
+                continue;
+            }
+            let is_free = m.flags == FrameFlags::FREE;
+            assert!(
+                is_free || m.flags == FrameFlags::HEAD,
+                "buddy::verify: {pfn:?} lies in no block"
+            );
+            let order = usize::from(m.order);
+            assert!(
+                order <= MAX_ORDER,
+                "buddy::verify: block {pfn:?} of order {order}"
+            );
+            let len = 1usize << order;
+            assert!(
+                pfn.0.is_multiple_of(len as u64) && i + len <= self.meta.len(),
+                "buddy::verify: block {pfn:?} of order {order} misaligned or past the table"
+            );
+            assert!(
+                is_free == (m.refcount == 0),
+                "buddy::verify: block {pfn:?} has {} references",
+                m.refcount
+            );
+            assert!(
+                self.meta[i + 1..i + len].iter().all(|f| f.flags.is_empty()),
+                "buddy::verify: block {pfn:?} overlaps a reserved frame or another block"
+            );
+            free_heads += usize::from(is_free);
+            managed += len;
+            i += len;
+        }
+        assert_eq!(
+            free_heads, listed,
+            "buddy::verify: FREE heads missing from the lists"
+        );
+        assert_eq!(
+            free, self.free,
+            "buddy::verify: free counter disagrees with the lists"
+        );
+        assert_eq!(
+            managed, self.total,
+            "buddy::verify: frames in blocks but not added"
         );
     }
 
-    /// Put a free block on its list, merging with its buddy as long as the
-    /// buddy is a free block of the same order.
-    fn free_block(&mut self, mut pfn: u64, mut order: usize) {
-        while order < MAX_ORDER {
+    /// Count the block of 2^order frames at `pfn` as free and put it on a
+    /// list, merged with its buddy for as long as the buddy is a whole
+    /// free block of the same order.
+    fn release(&mut self, mut pfn: u64, mut order: usize) {
+        self.free += 1 << order;
+        while order < MAX_ORDER && self.is_free_head(pfn ^ (1 << order), order) {
             let buddy = pfn ^ (1 << order);
-            if !self.contains(buddy) {
-                break;
-            }
-            let b = &self.meta[self.index(buddy)];
-            if b.flags != FrameFlags::FREE || usize::from(b.order) != order {
-                break;
-            }
             self.unlink(buddy, order);
-            self.meta_mut(buddy).flags = FrameFlags::empty();
             pfn = pfn.min(buddy);
             order += 1;
         }
         self.push(pfn, order);
     }
 
+    /// Whether `pfn` heads a free block of exactly `order`. A buddy that is
+    /// split (partly allocated) has no FREE head of that order, and a buddy
+    /// outside the table is never free: both stop a merge.
+    fn is_free_head(&self, pfn: u64, order: usize) -> bool {
+        self.contains(pfn) && {
+            let m = &self.meta[self.index(pfn)];
+            m.flags == FrameFlags::FREE && usize::from(m.order) == order
+        }
+    }
+
     fn push(&mut self, pfn: u64, order: usize) {
         let index = self.index(pfn) as u32;
-        let old_head = self.free_heads[order];
-        if old_head != NO_LINK {
-            self.meta[old_head as usize].prev = index;
+        let old_first = self.free_lists[order];
+        if old_first != NO_LINK {
+            self.meta[old_first as usize].prev = index;
         }
         let m = self.meta_mut(pfn);
         m.flags = FrameFlags::FREE;
         m.order = order as u8;
-        m.next = old_head;
+        m.next = old_first;
         m.prev = NO_LINK;
-        self.free_heads[order] = index;
+        self.free_lists[order] = index;
     }
 
+    /// Take a free block off its list; its head becomes a plain frame.
     fn unlink(&mut self, pfn: u64, order: usize) {
         let index = self.index(pfn);
-        let (next, prev) = (self.meta[index].next, self.meta[index].prev);
+        let FrameMeta { next, prev, .. } = self.meta[index];
         if prev == NO_LINK {
-            self.free_heads[order] = next;
+            self.free_lists[order] = next;
         } else {
             self.meta[prev as usize].next = next;
         }
         if next != NO_LINK {
             self.meta[next as usize].prev = prev;
         }
-        let m = &mut self.meta[index];
-        m.next = NO_LINK;
-        m.prev = NO_LINK;
-        m.flags = FrameFlags::empty();
+        self.meta[index] = FrameMeta {
+            flags: FrameFlags::empty(),
+            ..FrameMeta::RESERVED
+        };
     }
 
     fn head_mut(&mut self, head: Pfn, verb: &str) -> &mut FrameMeta {
-        let meta = self.meta_mut(head.0);
-        assert!(
-            meta.flags == FrameFlags::HEAD,
-            "buddy::{verb}: frame {:#x} is not an allocated block head",
-            head.0
-        );
-        meta
+        let meta = self.contains(head.0).then(|| self.meta_mut(head.0));
+        match meta {
+            Some(meta) if meta.flags == FrameFlags::HEAD => meta,
+            _ => panic!("buddy::{verb}: frame {head:?} is not an allocated block head"),
+        }
     }
 
     fn contains(&self, pfn: u64) -> bool {
@@ -286,7 +339,8 @@ impl<'a> FrameTable<'a> {
     fn index(&self, pfn: u64) -> usize {
         assert!(
             self.contains(pfn),
-            "buddy: frame {pfn:#x} outside the table"
+            "buddy: frame {:?} outside the table",
+            Pfn(pfn)
         );
         (pfn - self.base) as usize
     }
@@ -297,89 +351,146 @@ impl<'a> FrameTable<'a> {
     }
 }
 
+/// The order of the largest naturally aligned block that starts at `pfn`
+/// and ends by `end`: how a range of RAM is cut into blocks.
+fn largest_block(pfn: u64, end: u64) -> usize {
+    let mut order = (pfn.trailing_zeros() as usize).min(MAX_ORDER);
+    while pfn + (1 << order) > end {
+        order -= 1;
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
+    use alloc::vec::Vec;
 
-    fn table(meta: &mut [FrameMeta], base: u64) -> FrameTable<'_> {
-        FrameTable::new(meta, Pfn(base))
+    /// A table over `meta` from frame `base`, with `ranges` of RAM added.
+    fn table<'a>(meta: &'a mut [FrameMeta], base: u64, ranges: &[(u64, u64)]) -> FrameTable<'a> {
+        let mut t = FrameTable::new(meta, Pfn(base));
+        for &(start, end) in ranges {
+            t.add_free_range(Pfn(start), Pfn(end));
+        }
+        t.verify();
+        t
+    }
+
+    fn list(t: &FrameTable, order: usize) -> Vec<u64> {
+        t.free_blocks(order).map(|p| p.0).collect()
     }
 
     #[test]
-    fn split_then_coalesce_back_to_one_block() {
-        let mut meta = vec![FrameMeta::RESERVED; 1024];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(1024));
-        assert_eq!(t.free_frames(), 1024);
-        let a = t.alloc(0).unwrap();
-        assert_eq!(t.free_frames(), 1023);
+    fn split_hands_out_the_lower_half_and_lists_the_upper_ones() {
+        let mut meta = vec![FrameMeta::RESERVED; 4];
+        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        assert_eq!(t.alloc(0), Some(Pfn(0)));
+        assert_eq!(
+            (list(&t, 0), list(&t, 1), list(&t, 2)),
+            (vec![1], vec![2], vec![])
+        );
+        assert_eq!(t.alloc(1), Some(Pfn(2)));
+        assert_eq!(t.alloc(0), Some(Pfn(1)));
+        assert_eq!(t.free_frames(), 0);
         t.verify();
-        t.free(a);
+    }
+
+    #[test]
+    fn free_merges_only_with_a_whole_free_buddy() {
+        let mut meta = vec![FrameMeta::RESERVED; 4];
+        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let (a, b, c) = (
+            t.alloc(0).unwrap(),
+            t.alloc(0).unwrap(),
+            t.alloc(1).unwrap(),
+        );
+        t.free(a); // its buddy 1 is allocated
+        assert_eq!(list(&t, 0), vec![0]);
+        t.free(c); // its buddy [0..2) is split
+        assert_eq!(list(&t, 1), vec![2]);
         t.verify();
-        // Fully merged again: the whole table is one order-10 block.
-        assert_eq!(t.alloc(MAX_ORDER), Some(Pfn(0)));
+        t.free(b); // 1 + 0 -> [0..2), + [2..4) -> [0..4)
+        assert_eq!(
+            (list(&t, 0), list(&t, 1), list(&t, 2)),
+            (vec![], vec![], vec![0])
+        );
+        t.verify();
     }
 
     #[test]
     fn order_9_blocks_are_2mib_aligned_even_with_an_unaligned_base() {
         let mut meta = vec![FrameMeta::RESERVED; 3000];
-        let mut t = table(&mut meta, 100);
-        t.add_free_range(Pfn(100), Pfn(3100));
-        t.verify();
+        let mut t = table(&mut meta, 100, &[(100, 3100)]);
+        assert_eq!(t.largest_free_order(), Some(MAX_ORDER));
+        let mut huge = 0;
         while let Some(p) = t.alloc(9) {
-            assert_eq!(p.0 % 512, 0);
+            assert_eq!(p.addr() % (2 << 20), 0);
+            huge += 1;
         }
+        // Only [512, 3072) holds whole 2 MiB-aligned blocks.
+        assert_eq!(huge, 5);
+        assert!(t.largest_free_order() < Some(9));
+        t.verify();
+    }
+
+    #[test]
+    fn blocks_never_merge_past_the_table_edge() {
+        // Frame 3's buddy, 2, lies below the table: 3 stays an order-0 block.
+        let mut meta = vec![FrameMeta::RESERVED; 5];
+        let mut t = table(&mut meta, 3, &[(3, 8)]);
+        assert_eq!((list(&t, 0), list(&t, 2)), (vec![3], vec![4]));
+        let p = t.alloc(0).unwrap();
+        t.free(p);
+        assert_eq!((list(&t, 0), list(&t, 2)), (vec![3], vec![4]));
         t.verify();
     }
 
     #[test]
     fn holes_stay_reserved() {
         let mut meta = vec![FrameMeta::RESERVED; 64];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(10));
-        t.add_free_range(Pfn(20), Pfn(64));
+        let mut t = table(&mut meta, 0, &[(0, 10), (20, 64)]);
         assert_eq!(t.total_frames(), 54);
+        assert!(!t.is_free(Pfn(15)) && t.is_free(Pfn(9)) && t.is_free(Pfn(20)));
         let mut got = vec![];
         while let Some(p) = t.alloc_frame() {
             got.push(p.0);
         }
         assert_eq!(got.len(), 54);
         assert!(got.iter().all(|&p| !(10..20).contains(&p)));
-        assert!(!t.is_free(Pfn(15)));
+        t.verify();
     }
 
     #[test]
     fn exhaustion_returns_none_until_a_free() {
         let mut meta = vec![FrameMeta::RESERVED; 4];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(4));
-        let all: vec::Vec<_> = (0..4).map(|_| t.alloc_frame().unwrap()).collect();
-        assert_eq!(t.alloc_frame(), None);
+        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let all: Vec<_> = (0..4).map(|_| t.alloc_frame().unwrap()).collect();
+        assert_eq!((t.alloc_frame(), t.largest_free_order()), (None, None));
         t.free(all[2]);
+        assert_eq!(t.alloc(1), None);
         assert_eq!(t.alloc_frame(), Some(all[2]));
     }
 
     #[test]
     fn last_put_frees() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(8));
+        let mut t = table(&mut meta, 0, &[(0, 8)]);
         let p = t.alloc_frame().unwrap();
         t.get(p);
         assert_eq!(t.refcount(p), 2);
         assert!(!t.put(p));
         assert_eq!(t.free_frames(), 7);
         assert!(t.put(p));
-        assert_eq!(t.free_frames(), 8);
+        assert_eq!((t.free_frames(), t.refcount(p)), (8, 0));
         t.verify();
     }
 
     #[test]
-    fn many_references_do_not_overflow_a_narrow_count() {
+    fn reference_counts_pass_65535() {
+        // A frame shared by 300 forks of a process with many mappings of it.
         let mut meta = vec![FrameMeta::RESERVED; 2];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(2));
+        let mut t = table(&mut meta, 0, &[(0, 2)]);
         let p = t.alloc_frame().unwrap();
         for _ in 0..100_000 {
             t.get(p);
@@ -388,11 +499,10 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "not an allocated block head")]
+    #[should_panic(expected = "buddy::free: frame Pfn(0x0) is not an allocated block head")]
     fn double_free_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(8));
+        let mut t = table(&mut meta, 0, &[(0, 8)]);
         let p = t.alloc_frame().unwrap();
         t.free(p);
         t.free(p);
@@ -402,8 +512,32 @@ mod tests {
     #[should_panic(expected = "not an allocated block head")]
     fn freeing_a_reserved_frame_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0);
-        t.add_free_range(Pfn(0), Pfn(4));
+        let mut t = table(&mut meta, 0, &[(0, 4)]);
         t.free(Pfn(6));
+    }
+
+    #[test]
+    #[should_panic(expected = "not an allocated block head")]
+    fn freeing_the_middle_of_a_block_panics() {
+        let mut meta = vec![FrameMeta::RESERVED; 8];
+        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        let p = t.alloc(2).unwrap();
+        t.free(Pfn(p.0 + 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "buddy::get: frame Pfn(0x1) is not an allocated block head")]
+    fn get_on_a_free_frame_panics() {
+        let mut meta = vec![FrameMeta::RESERVED; 8];
+        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        t.alloc_frame().unwrap();
+        t.get(Pfn(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "added twice")]
+    fn overlapping_ranges_panic() {
+        let mut meta = vec![FrameMeta::RESERVED; 8];
+        table(&mut meta, 0, &[(0, 6), (4, 8)]);
     }
 }

@@ -1,14 +1,30 @@
-//! Model test: the buddy allocator against a plain "which frames are taken"
-//! array. Random sequences of allocations (of every order), frees and
-//! reference-count changes must never hand out overlapping, misaligned or
-//! reserved frames, must keep the free counter exact, and must merge
-//! everything back into maximal blocks at the end.
+//! Model test: the buddy allocator against a plain array saying, for every
+//! frame, whether it is reserved, free or taken. Random sequences of
+//! allocations (of every order), frees and reference-count changes must
+//! never hand out overlapping, misaligned or reserved frames, must keep the
+//! counters exact, and must merge everything back into maximal blocks at
+//! the end. The table starts at a random, usually unaligned, frame number so
+//! that blocks at its edges have buddies outside it.
 
 use proptest::prelude::*;
 use vm::buddy::{FrameTable, MAX_ORDER};
 use vm::frame::{FrameMeta, Pfn};
 
 const FRAMES: u64 = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Reserved,
+    Free,
+    Taken,
+}
+
+/// An allocated block as the test remembers it.
+struct Live {
+    head: u64,
+    order: usize,
+    refs: u32,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -18,18 +34,20 @@ enum Op {
     Put(usize),
 }
 
+/// Mostly small orders, as a kernel asks for, but every order now and then.
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => prop_oneof![5 => 0..3usize, 1 => 0..=MAX_ORDER].prop_map(Op::Alloc),
+        4 => prop_oneof![6 => 0..3usize, 1 => 0..=MAX_ORDER].prop_map(Op::Alloc),
         3 => any::<usize>().prop_map(Op::Free),
         1 => any::<usize>().prop_map(Op::Get),
         1 => any::<usize>().prop_map(Op::Put),
     ]
 }
 
-/// Usable RAM with holes, as a firmware memory map has.
+/// Usable RAM as table-relative ranges with holes between them, as a
+/// firmware memory map has.
 fn ranges() -> impl Strategy<Value = Vec<(u64, u64)>> {
-    prop::collection::vec((0..FRAMES, 1..700u64), 1..6).prop_map(|mut v| {
+    prop::collection::vec((0..FRAMES, 1..1500u64), 1..6).prop_map(|mut v| {
         v.sort();
         let mut out: Vec<(u64, u64)> = Vec::new();
         for (start, len) in v {
@@ -43,87 +61,116 @@ fn ranges() -> impl Strategy<Value = Vec<(u64, u64)>> {
     })
 }
 
+/// The largest naturally aligned blocks that tile [start, end): what a
+/// fully merged allocator must hold for a range with reserved frames (or
+/// the table's edge) on both sides.
+fn maximal_blocks(start: u64, end: u64) -> Vec<(u64, usize)> {
+    let mut blocks = Vec::new();
+    let mut pfn = start;
+    while pfn < end {
+        let order = (0..=MAX_ORDER)
+            .rev()
+            .find(|&o| pfn.is_multiple_of(1 << o) && pfn + (1 << o) <= end)
+            .unwrap();
+        blocks.push((pfn, order));
+        pfn += 1 << order;
+    }
+    blocks
+}
+
+/// Mark a block's frames in the model, checking each was in state `from`.
+fn mark(model: &mut [State], base: u64, head: u64, order: usize, from: State, to: State) {
+    for f in head..head + (1 << order) {
+        let state = &mut model[(f - base) as usize];
+        assert_eq!(
+            *state, from,
+            "frame {f:#x} was {state:?}, expected {from:?}"
+        );
+        *state = to;
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
-    fn buddy_matches_the_model(ranges in ranges(), ops in prop::collection::vec(op(), 1..300)) {
+    fn buddy_matches_the_model(
+        base in 0..3 * 1024u64,
+        ranges in ranges(),
+        ops in prop::collection::vec(op(), 1..300),
+    ) {
         let mut meta = vec![FrameMeta::RESERVED; FRAMES as usize];
-        let mut table = FrameTable::new(&mut meta, Pfn(0));
-        // Model: None = reserved, Some(false) = free, Some(true) = taken.
-        let mut model = vec![None; FRAMES as usize];
+        let mut table = FrameTable::new(&mut meta, Pfn(base));
+        let mut model = vec![State::Reserved; FRAMES as usize];
+        let ranges: Vec<_> = ranges.iter().map(|&(s, e)| (base + s, base + e)).collect();
         for &(start, end) in &ranges {
             table.add_free_range(Pfn(start), Pfn(end));
             for f in start..end {
-                model[f as usize] = Some(false);
+                model[(f - base) as usize] = State::Free;
             }
         }
-        let mut live: Vec<(u64, usize, u32)> = Vec::new(); // (head, order, refcount)
+        let total: u64 = ranges.iter().map(|&(s, e)| e - s).sum();
+        prop_assert_eq!(table.total_frames() as u64, total);
+        table.verify();
+
+        let mut live: Vec<Live> = Vec::new();
         for op in ops {
             match op {
-                Op::Alloc(order) => {
-                    if let Some(p) = table.alloc(order) {
-                        prop_assert_eq!(p.0 % (1 << order), 0, "misaligned block");
-                        for f in p.0..p.0 + (1 << order) {
-                            prop_assert_eq!(model[f as usize], Some(false), "frame {} handed out twice or reserved", f);
-                            model[f as usize] = Some(true);
-                        }
-                        live.push((p.0, order, 1));
+                Op::Alloc(order) => match table.alloc(order) {
+                    Some(p) => {
+                        prop_assert_eq!(p.0 % (1 << order), 0, "misaligned order-{} block", order);
+                        mark(&mut model, base, p.0, order, State::Free, State::Taken);
+                        live.push(Live { head: p.0, order, refs: 1 });
                     }
-                }
+                    // Allowed only if no free run of that size and alignment exists.
+                    None => prop_assert!(table.largest_free_order() < Some(order)),
+                },
                 Op::Free(i) if !live.is_empty() => {
-                    let (head, order, _) = live.swap_remove(i % live.len());
-                    table.free(Pfn(head));
-                    for f in head..head + (1 << order) {
-                        model[f as usize] = Some(false);
-                    }
+                    let block = live.swap_remove(i % live.len());
+                    table.free(Pfn(block.head));
+                    mark(&mut model, base, block.head, block.order, State::Taken, State::Free);
                 }
                 Op::Get(i) if !live.is_empty() => {
                     let n = live.len();
-                    let entry = &mut live[i % n];
-                    table.get(Pfn(entry.0));
-                    entry.2 += 1;
+                    let block = &mut live[i % n];
+                    table.get(Pfn(block.head));
+                    block.refs += 1;
                 }
                 Op::Put(i) if !live.is_empty() => {
                     let index = i % live.len();
-                    let (head, order, count) = live[index];
-                    let freed = table.put(Pfn(head));
-                    prop_assert_eq!(freed, count == 1);
+                    let freed = table.put(Pfn(live[index].head));
+                    live[index].refs -= 1;
+                    prop_assert_eq!(freed, live[index].refs == 0);
                     if freed {
-                        live.swap_remove(index);
-                        for f in head..head + (1 << order) {
-                            model[f as usize] = Some(false);
-                        }
-                    } else {
-                        live[index].2 -= 1;
+                        let block = live.swap_remove(index);
+                        mark(&mut model, base, block.head, block.order, State::Taken, State::Free);
                     }
                 }
                 _ => {}
             }
-            let model_free = model.iter().filter(|s| **s == Some(false)).count();
-            prop_assert_eq!(table.free_frames(), model_free);
-            for &(head, _, count) in &live {
-                prop_assert_eq!(table.refcount(Pfn(head)), count);
-            }
             table.verify();
+            let model_free = model.iter().filter(|&&s| s == State::Free).count();
+            prop_assert_eq!(table.free_frames(), model_free);
+            for (i, &state) in model.iter().enumerate() {
+                let pfn = Pfn(base + i as u64);
+                prop_assert_eq!(table.is_free(pfn), state == State::Free, "{:?}", pfn);
+            }
+            for block in &live {
+                prop_assert_eq!(table.refcount(Pfn(block.head)), block.refs);
+            }
         }
-        for (head, _, _) in live {
-            table.free(Pfn(head));
+
+        for block in live {
+            table.free(Pfn(block.head));
         }
         table.verify();
-        let total: u64 = ranges.iter().map(|&(s, e)| e - s).sum();
         prop_assert_eq!(table.free_frames() as u64, total);
-        // Fully merged: every range splits into exactly the maximal aligned
-        // blocks, so allocating in descending order consumes each of them.
-        for &(start, end) in &ranges {
-            let mut pfn = start;
-            while pfn < end {
-                let mut order = (pfn.trailing_zeros() as usize).min(MAX_ORDER);
-                while pfn + (1 << order) > end {
-                    order -= 1;
-                }
-                prop_assert!(table.is_free(Pfn(pfn)));
-                pfn += 1 << order;
-            }
-        }
+        // Fully merged: the free lists hold exactly the maximal blocks.
+        let mut expected: Vec<_> = ranges.iter().flat_map(|&(s, e)| maximal_blocks(s, e)).collect();
+        let mut listed: Vec<_> = (0..=MAX_ORDER)
+            .flat_map(|order| table.free_blocks(order).map(move |p| (p.0, order)))
+            .collect();
+        expected.sort();
+        listed.sort();
+        prop_assert_eq!(listed, expected);
     }
 }
