@@ -27,7 +27,7 @@ fn store_to_address_zero_kills_with_sigsegv() {
     let run = program("probe", &["segv"]);
     assert_eq!(run.status, 128 + 11, "{}", run.stdout);
     assert!(
-        run.stdout.contains("SIGSEGV: write at 0x0"),
+        run.stdout.contains("SIGSEGV on write at 0x0"),
         "{}",
         run.stdout
     );

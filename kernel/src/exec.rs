@@ -6,24 +6,25 @@
 //! relocate themselves; musl's static-PIE start code does, and applying a
 //! RELATIVE relocation twice gives the same value).
 
+use crate::Space;
 use crate::arch::idt::TrapFrame;
-use crate::phys::Frame;
+use crate::phys::KernelPhys;
 use crate::pmap::Pmap;
 use crate::usercopy::{self, UserMemory};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use vm::errno::Errno;
-use x86_64::VirtAddr;
-use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
+use vm::mmap::{OnConflict, Placement, Prot};
+use vm::space::{USER_END, USER_START};
+use vm::vma::{PAGE, Vma, VmaFlags};
 use xmas_elf::ElfFile;
 use xmas_elf::header::{Machine, Type};
-use xmas_elf::program::{self, ProgramHeader};
+use xmas_elf::program;
 
-const PAGE: u64 = 4096;
 /// Where a static-PIE program is placed (the address gdb users know from Linux).
 const PIE_BASE: u64 = 0x5555_5555_4000;
 /// The initial stack: its top, and how much is mapped up front.
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
-const STACK_PAGES: u64 = 32;
 
 const R_X86_64_RELATIVE: u64 = 8;
 const DT_NULL: u64 = 0;
@@ -31,36 +32,27 @@ const DT_RELA: u64 = 7;
 const DT_RELASZ: u64 = 8;
 
 /// What the loader learned that the initial stack's auxv reports.
-pub struct Image {
-    pub entry: u64,
-    pub phdr: u64,
-    pub phent: u64,
-    pub phnum: u64,
-    /// The first page after the highest segment: where brk starts.
-    pub end: u64,
+struct Image {
+    entry: u64,
+    phdr: u64,
+    phent: u64,
+    phnum: u64,
 }
 
-/// The loader writes into pages whatever their final protection: they are
-/// reached through their frames, not through user mappings.
-struct LoaderAccess<'a>(&'a mut Pmap);
-
-impl UserMemory for LoaderAccess<'_> {
-    fn user_frame(&mut self, page: Page, _write: bool) -> Result<PhysFrame, Errno> {
-        self.0
-            .query(page)
-            .map(|(frame, _)| frame)
-            .ok_or(Errno::EFAULT)
-    }
-}
+/// The initial stack: an 8 MiB reservation (Linux's default RLIMIT_STACK)
+/// that grows down on faults, like a MAP_STACK mapping.
+pub const STACK_RESERVE: u64 = 8 << 20;
 
 /// A fresh address space holding `elf`, its stack, and `argv`/`envp`;
 /// returns it with the register state that starts the program.
-pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<(Pmap, TrapFrame), Errno> {
+///
+/// The segments are mapped as private anonymous memory, filled, relocated,
+/// then given their final protection. (Mapping them straight from the
+/// ramfs file, so they page in on demand, comes with file mappings.)
+pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], aslr: bool) -> Result<(Space, TrapFrame), Errno> {
     let file = ElfFile::new(elf).map_err(|_| Errno::ENOEXEC)?;
     let header = &file.header.pt2;
-    if header.machine().as_machine() != Machine::X86_64
-        || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour
-    {
+    if header.machine().as_machine() != Machine::X86_64 || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour {
         return Err(Errno::ENOEXEC);
     }
     let base = match header.type_().as_type() {
@@ -68,19 +60,68 @@ pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<(Pmap, Tra
         Type::SharedObject => PIE_BASE,
         _ => return Err(Errno::ENOEXEC),
     };
-    let mut pmap = Pmap::new().ok_or(Errno::ENOMEM)?;
-    let mut end = 0;
-    let mut first_load = None;
-    for ph in file.program_iter() {
-        if ph.get_type() == Ok(program::Type::Load) {
-            load_segment(&mut pmap, elf, &ph, base)?;
-            end = end.max((base + ph.virtual_addr() + ph.mem_size()).next_multiple_of(PAGE));
-            first_load.get_or_insert(ph.virtual_addr() - ph.offset());
+    let mmap_top = STACK_TOP - STACK_RESERVE - PAGE - if aslr { aslr_offset() } else { 0 };
+    let mut space = Space::new(Pmap::new().ok_or(Errno::ENOMEM)?, mmap_top);
+    match load_into(&mut space, elf, &file, base, argv, envp) {
+        Ok(frame) => Ok((space, frame)),
+        Err(e) => {
+            space.clear(&mut KernelPhys);
+            Err(e)
         }
     }
-    if base != 0 {
-        relocate(&mut pmap, elf, &file, base)?;
+}
+
+fn load_into(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<TrapFrame, Errno> {
+    let header = &file.header.pt2;
+    // Pages of all PT_LOAD segments with the union of their permissions
+    // (two segments may share a page).
+    let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
+    let mut first_load = None;
+    let loads = || file.program_iter().filter(|ph| ph.get_type() == Ok(program::Type::Load));
+    for ph in loads() {
+        let start = base.checked_add(ph.virtual_addr()).ok_or(Errno::ENOEXEC)?;
+        let end = start.checked_add(ph.mem_size()).ok_or(Errno::ENOEXEC)?;
+        if ph.file_size() > ph.mem_size() || end > USER_END || start < USER_START {
+            return Err(Errno::ENOEXEC);
+        }
+        let mut prot = Prot::READ;
+        if ph.flags().is_write() {
+            prot |= Prot::WRITE;
+        }
+        if ph.flags().is_execute() {
+            prot |= Prot::EXEC;
+        }
+        for page in (start & !(PAGE - 1)..end).step_by(PAGE as usize) {
+            *pages.entry(page).or_insert(Prot::empty()) |= prot;
+        }
+        first_load.get_or_insert(ph.virtual_addr() - ph.offset());
     }
+    let runs = runs_of(&pages);
+    let phys = &mut KernelPhys;
+    for &(start, end, _) in &runs {
+        let placement = Placement::Fixed { addr: start, on_conflict: OnConflict::FailEexist };
+        space.map(phys, &placement, end - start, PAGE, false, Vma::anonymous(0, 0, Prot::READ | Prot::WRITE))?;
+    }
+    for ph in loads() {
+        let data = elf
+            .get(ph.offset() as usize..(ph.offset() + ph.file_size()) as usize)
+            .ok_or(Errno::ENOEXEC)?;
+        usercopy::copy_out(space, base + ph.virtual_addr(), data)?;
+    }
+    if base != 0 {
+        relocate(space, elf, file, base)?;
+    }
+    for &(start, end, prot) in &runs {
+        space.mprotect(phys, start, end, prot)?;
+    }
+    let end = runs.last().map_or(0, |r| r.1);
+    space.set_brk_start(end);
+
+    let mut stack = Vma::anonymous(0, 0, Prot::READ | Prot::WRITE);
+    stack.flags |= VmaFlags::GROWSDOWN | VmaFlags::MAIN_STACK;
+    let placement = Placement::Fixed { addr: STACK_TOP - STACK_RESERVE, on_conflict: OnConflict::FailEexist };
+    space.map(phys, &placement, STACK_RESERVE, PAGE, false, stack)?;
+
     let phdr = file
         .program_iter()
         .find(|ph| ph.get_type() == Ok(program::Type::Phdr))
@@ -91,67 +132,35 @@ pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<(Pmap, Tra
         phdr: base + phdr,
         phent: u64::from(header.ph_entry_size()),
         phnum: u64::from(header.ph_count()),
-        end,
     };
-    for i in 1..=STACK_PAGES {
-        let page = Page::containing_address(VirtAddr::new(STACK_TOP - i * PAGE));
-        map_fresh(&mut pmap, page, Flags::WRITABLE | Flags::NO_EXECUTE)?;
-    }
-    let rsp = build_stack(&mut LoaderAccess(&mut pmap), argv, envp, &image)?;
-    Ok((pmap, TrapFrame::new_user(image.entry, rsp)))
+    let rsp = build_stack(space, argv, envp, &image)?;
+    Ok(TrapFrame::new_user(image.entry, rsp))
 }
 
-fn map_fresh(pmap: &mut Pmap, page: Page, flags: Flags) -> Result<(), Errno> {
-    let frame = Frame::alloc_zeroed().ok_or(Errno::ENOMEM)?;
-    pmap.enter(page, frame, flags).map_err(|_| Errno::ENOMEM)
-}
-
-/// Map a PT_LOAD segment's pages and copy its file bytes in; the rest
-/// (the .bss part) stays zero. Two segments may share a page: the page then
-/// gets the union of their permissions.
-fn load_segment(pmap: &mut Pmap, elf: &[u8], ph: &ProgramHeader, base: u64) -> Result<(), Errno> {
-    let start = base.checked_add(ph.virtual_addr()).ok_or(Errno::ENOEXEC)?;
-    let mem_end = start.checked_add(ph.mem_size()).ok_or(Errno::ENOEXEC)?;
-    if ph.file_size() > ph.mem_size() || mem_end > usercopy::USER_END {
-        return Err(Errno::ENOEXEC);
-    }
-    let data = elf
-        .get(ph.offset() as usize..(ph.offset() + ph.file_size()) as usize)
-        .ok_or(Errno::ENOEXEC)?;
-    let mut flags = Flags::empty();
-    if ph.flags().is_write() {
-        flags |= Flags::WRITABLE;
-    }
-    if !ph.flags().is_execute() {
-        flags |= Flags::NO_EXECUTE;
-    }
-    let mut page_addr = start & !(PAGE - 1);
-    while page_addr < mem_end {
-        let page = Page::containing_address(VirtAddr::new(page_addr));
-        match pmap.query(page) {
-            None => map_fresh(pmap, page, flags)?,
-            Some((_, old)) => {
-                let mut merged = Flags::empty();
-                if old.contains(Flags::WRITABLE) || flags.contains(Flags::WRITABLE) {
-                    merged |= Flags::WRITABLE;
-                }
-                if old.contains(Flags::NO_EXECUTE) && flags.contains(Flags::NO_EXECUTE) {
-                    merged |= Flags::NO_EXECUTE;
-                }
-                pmap.protect(page, merged);
-            }
+/// Maximal runs of consecutive pages with the same protection.
+fn runs_of(pages: &BTreeMap<u64, Prot>) -> Vec<(u64, u64, Prot)> {
+    let mut runs: Vec<(u64, u64, Prot)> = Vec::new();
+    for (&page, &prot) in pages {
+        match runs.last_mut() {
+            Some(run) if run.1 == page && run.2 == prot => run.1 += PAGE,
+            _ => runs.push((page, page + PAGE, prot)),
         }
-        page_addr += PAGE;
     }
-    usercopy::copy_out(&mut LoaderAccess(pmap), start, data)
+    runs
+}
+
+/// Up to 4 GiB of page-granular randomness for the mmap base.
+fn aslr_offset() -> u64 {
+    let mut x = crate::arch::rdtsc() | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x % (1 << 20)) * PAGE
 }
 
 /// Apply the R_X86_64_RELATIVE relocations listed in PT_DYNAMIC.
-fn relocate(pmap: &mut Pmap, elf: &[u8], file: &ElfFile, base: u64) -> Result<(), Errno> {
-    let Some(dynamic) = file
-        .program_iter()
-        .find(|ph| ph.get_type() == Ok(program::Type::Dynamic))
-    else {
+fn relocate(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64) -> Result<(), Errno> {
+    let Some(dynamic) = file.program_iter().find(|ph| ph.get_type() == Ok(program::Type::Dynamic)) else {
         return Ok(());
     };
     let word = |offset: u64| -> Result<u64, Errno> {
@@ -171,24 +180,16 @@ fn relocate(pmap: &mut Pmap, elf: &[u8], file: &ElfFile, base: u64) -> Result<()
         }
     }
     // The table's address is a virtual one: find it in the file through its segment.
-    let segment = file.program_iter().find(|ph| {
-        ph.get_type() == Ok(program::Type::Load)
-            && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela)
-    });
-    let Some(segment) = segment else {
-        return Ok(());
-    };
+    let segment = file
+        .program_iter()
+        .find(|ph| ph.get_type() == Ok(program::Type::Load) && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela));
+    let Some(segment) = segment else { return Ok(()) };
     let table = rela - segment.virtual_addr() + segment.offset();
-    let mut access = LoaderAccess(pmap);
     for i in 0..rela_size / 24 {
-        let (offset, info, addend) = (
-            word(table + i * 24)?,
-            word(table + i * 24 + 8)?,
-            word(table + i * 24 + 16)?,
-        );
+        let (offset, info, addend) = (word(table + i * 24)?, word(table + i * 24 + 8)?, word(table + i * 24 + 16)?);
         if info & 0xffff_ffff == R_X86_64_RELATIVE {
             let value = base.wrapping_add(addend);
-            usercopy::copy_out(&mut access, base + offset, &value.to_le_bytes())?;
+            usercopy::copy_out(space, base + offset, &value.to_le_bytes())?;
         } else {
             log::warn!("exec: unsupported relocation type {}", info & 0xffff_ffff);
         }
@@ -276,7 +277,8 @@ fn build_stack(
     // The ABI wants rsp 16-byte aligned at the entry point, pointing at argc.
     let rsp = (sp - words.len() as u64 * 8) & !15;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    if STACK_TOP - rsp > STACK_PAGES * PAGE {
+    // Linux caps argv + envp at a quarter of the stack limit.
+    if STACK_TOP - rsp > STACK_RESERVE / 4 {
         return Err(Errno::E2BIG);
     }
     usercopy::copy_out(mem, rsp, &bytes)?;

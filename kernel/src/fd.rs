@@ -10,6 +10,8 @@ pub enum FileKind {
     /// The serial console: fds 0, 1 and 2 of init.
     Console,
     Inode(Arc<Inode>),
+    /// A /proc file: its contents as they were when it was opened.
+    Snapshot(Arc<Vec<u8>>),
 }
 
 pub struct OpenFile {

@@ -22,14 +22,20 @@ mod logger;
 mod phys;
 mod pmap;
 mod proc;
+mod procfs;
 mod qemu;
 mod ramfs;
 mod selftest;
 mod syscall;
 mod trap;
 mod usercopy;
+mod vmstat;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
+
+/// A process's address space: the machine-independent VM layer over this
+/// machine's page tables.
+pub type Space = vm::space::AddressSpace<pmap::Pmap>;
 use bootloader_api::{BootInfo, entry_point};
 
 /// DESIGN §5: the physical map and every bootloader mapping in the kernel
@@ -56,8 +62,11 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     phys::init(phys_offset, &boot_info.memory_regions);
     pmap::init();
     heap::init();
+    // The shared zero frame lives forever: take it before anyone counts frames.
+    vm::pmap::PhysMem::zero_frame(&phys::KernelPhys);
 
     let cmdline = cmdline::read();
+    vmstat::set_trace(cmdline.trace_faults);
     if cmdline.test_panic {
         panic!("test-panic switch on the command line");
     }
@@ -72,7 +81,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     if cmdline.selftest {
         selftest::run();
     }
-    proc::spawn_init(&cmdline.init, &cmdline.args);
+    proc::spawn_init(&cmdline);
     proc::run();
 }
 

@@ -211,3 +211,81 @@ impl Drop for Frame {
         with_table(|t| t.put(pfn));
     }
 }
+
+/// The shared zero frame, allocated at boot and never freed.
+static ZERO_FRAME: spin::Once<Pfn> = spin::Once::new();
+/// Pages charged against the commit limit (Committed_AS).
+static COMMITTED: AtomicU64 = AtomicU64::new(0);
+
+fn pfn_frame(pfn: Pfn) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(pfn.addr()))
+}
+
+/// The commit limit in pages: all of RAM. Private writable memory beyond it
+/// is refused at mmap time (ENOMEM) instead of killing someone later;
+/// MAP_NORESERVE opts out.
+pub fn commit_limit() -> u64 {
+    total_frames() as u64
+}
+
+pub fn committed() -> u64 {
+    COMMITTED.load(Ordering::Relaxed)
+}
+
+/// Frames as the machine-independent VM layer sees them (vm::pmap::PhysMem).
+pub struct KernelPhys;
+
+impl vm::pmap::PhysMem for KernelPhys {
+    fn alloc_zeroed(&mut self) -> Option<Pfn> {
+        Frame::alloc_zeroed().map(|f| Pfn::from_addr(f.into_raw().start_address().as_u64()))
+    }
+
+    fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
+        Frame::alloc_block_zeroed(9).map(|f| Pfn::from_addr(f.into_raw().start_address().as_u64()))
+    }
+
+    fn copy(&mut self, src: Pfn) -> Option<Pfn> {
+        let pfn = with_table(|t| t.alloc(0))?;
+        self.copy_into(src, pfn);
+        Some(pfn)
+    }
+
+    fn copy_into(&mut self, src: Pfn, dst: Pfn) {
+        let from = to_virt(PhysAddr::new(src.addr())).as_ptr::<u8>();
+        let to = to_virt(PhysAddr::new(dst.addr())).as_mut_ptr::<u8>();
+        // SAFETY: two distinct frames of RAM in the physical map; dst is
+        // owned by the caller, who has not mapped it anywhere yet.
+        unsafe { core::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize) };
+    }
+
+    fn get(&mut self, pfn: Pfn) {
+        with_table(|t| t.get(pfn));
+    }
+
+    fn put(&mut self, pfn: Pfn) {
+        // SAFETY: the VM layer gives back a reference it holds.
+        drop(unsafe { Frame::from_raw(pfn_frame(pfn)) });
+    }
+
+    fn refcount(&self, pfn: Pfn) -> u32 {
+        with_table(|t| t.refcount(pfn))
+    }
+
+    fn zero_frame(&self) -> Pfn {
+        *ZERO_FRAME.call_once(|| {
+            let frame = Frame::alloc_zeroed().expect("phys: no frame for the zero frame");
+            Pfn::from_addr(frame.into_raw().start_address().as_u64())
+        })
+    }
+
+    fn charge(&mut self, pages: u64) -> bool {
+        let limit = commit_limit();
+        COMMITTED
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(pages).filter(|&t| t <= limit))
+            .is_ok()
+    }
+
+    fn uncharge(&mut self, pages: u64) {
+        COMMITTED.fetch_sub(pages, Ordering::Relaxed);
+    }
+}

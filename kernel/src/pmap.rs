@@ -13,11 +13,15 @@
 use crate::phys::{self, Frame};
 use spin::Once;
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
+use vm::frame::Pfn;
+use vm::pmap::{Mapping, NoMemory, PteProt};
+use x86_64::structures::paging::mapper::{MapToError, MappedFrame, TranslateResult};
+use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame,
-    Size4KiB, Translate,
+    Size2MiB, Size4KiB, Translate,
 };
+use x86_64::{PhysAddr, VirtAddr};
 
 /// The bootloader's L4, which we keep as the kernel's master copy.
 static KERNEL_L4: Once<PhysFrame> = Once::new();
@@ -92,62 +96,6 @@ impl Pmap {
         Some(Pmap { l4 })
     }
 
-    /// Map `page` to `frame` with `flags` (PRESENT and USER_ACCESSIBLE are
-    /// added). The page must not be mapped. On failure (no frame for a page
-    /// table) the frame is handed back.
-    pub fn enter(&mut self, page: Page, frame: Frame, flags: Flags) -> Result<(), Frame> {
-        let flags = flags | Flags::PRESENT | Flags::USER_ACCESSIBLE;
-        let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
-        let phys = frame.into_raw();
-        // SAFETY: a user page: no kernel data is reached through it.
-        let result = unsafe {
-            mapper(self.l4).map_to_with_table_flags(page, phys, flags, parents, &mut TableFrames)
-        };
-        match result {
-            // A fresh entry was not present, so no TLB entry can be stale.
-            Ok(flush) => {
-                flush.ignore();
-                Ok(())
-            }
-            Err(MapToError::PageAlreadyMapped(_)) => {
-                panic!("pmap::enter: remap of a present page {page:?}")
-            }
-            // SAFETY: map_to failed, so no PTE took the reference.
-            Err(_) => Err(unsafe { Frame::from_raw(phys) }),
-        }
-    }
-
-    /// Unmap `page` and return the reference its PTE held, flushing the TLB.
-    pub fn remove(&mut self, page: Page) -> Option<Frame> {
-        let (frame, flush) = mapper(self.l4).unmap(page).ok()?;
-        self.flush(page, flush);
-        // SAFETY: the PTE held this reference and is gone now.
-        Some(unsafe { Frame::from_raw(frame) })
-    }
-
-    /// Change a present page's flags; false when it is not mapped.
-    pub fn protect(&mut self, page: Page, flags: Flags) -> bool {
-        let flags = flags | Flags::PRESENT | Flags::USER_ACCESSIBLE;
-        // SAFETY: a user page; flags never include kernel-only bits.
-        match unsafe { mapper(self.l4).update_flags(page, flags) } {
-            Ok(flush) => {
-                self.flush(page, flush);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// The frame and flags of a mapped page.
-    pub fn query(&self, page: Page) -> Option<(PhysFrame, Flags)> {
-        match mapper(self.l4).translate(page.start_address()) {
-            TranslateResult::Mapped { frame, flags, .. } => {
-                Some((PhysFrame::containing_address(frame.start_address()), flags))
-            }
-            _ => None,
-        }
-    }
-
     /// Make this the address space the CPU translates through.
     pub fn activate(&self) {
         if !self.is_active() {
@@ -161,15 +109,208 @@ impl Pmap {
         Cr3::read().0 == self.l4
     }
 
-    /// Flush a stale translation: only the active space can have one cached
-    /// (switching CR3 drops every non-global entry of the old space).
-    fn flush(&self, page: Page, flush: x86_64::structures::paging::mapper::MapperFlush<Size4KiB>) {
-        if self.is_active() {
-            flush.flush();
-        } else {
-            flush.ignore();
+    /// Map one 4 KiB user page (the test and loader entry point).
+    pub fn enter(&mut self, page: Page, frame: Frame, flags: Flags) -> Result<(), Frame> {
+        let flags = flags | Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        let phys = frame.into_raw();
+        // SAFETY: a user page: no kernel data is reached through it.
+        let result = unsafe { mapper(self.l4).map_to_with_table_flags(page, phys, flags, USER_TABLE, &mut TableFrames) };
+        match result {
+            // A fresh entry was not present, so no TLB entry can be stale.
+            Ok(flush) => {
+                flush.ignore();
+                Ok(())
+            }
+            Err(MapToError::PageAlreadyMapped(_)) => panic!("pmap::enter: remap of a present page {page:?}"),
+            // SAFETY: map_to failed, so no PTE took the reference.
+            Err(_) => Err(unsafe { Frame::from_raw(phys) }),
         }
-        let _ = page;
+    }
+
+    /// The frame and flags of a mapped page (4 KiB or inside a 2 MiB page).
+    pub fn query_flags(&self, addr: VirtAddr) -> Option<(PhysFrame, Flags)> {
+        match mapper(self.l4).translate(addr) {
+            TranslateResult::Mapped { frame, flags, .. } => {
+                Some((PhysFrame::containing_address(frame.start_address()), flags))
+            }
+            _ => None,
+        }
+    }
+
+    /// Visit every present leaf in [start, end) (4 KiB PTEs, and 2 MiB ones
+    /// at level 2), skipping absent tables; free tables that end up empty.
+    /// Returns how many leaves were visited.
+    fn walk(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool)) -> usize {
+        let mut count = 0;
+        walk_table(self.l4, 4, 0, start, end, visit, &mut count);
+        count
+    }
+
+    /// After changing `count` translations in [start, end): invlpg each
+    /// page, or reload CR3 when that is cheaper. Only the active space can
+    /// have stale entries.
+    fn flush_range(&self, start: u64, end: u64, count: usize) {
+        if !self.is_active() || count == 0 {
+            return;
+        }
+        if count > FLUSH_ALL_THRESHOLD {
+            x86_64::instructions::tlb::flush_all();
+        } else {
+            let mut va = start;
+            while va < end {
+                x86_64::instructions::tlb::flush(VirtAddr::new(va));
+                va += 4096;
+            }
+        }
+    }
+}
+
+/// Past this many pages, one CR3 reload beats a run of invlpg.
+const FLUSH_ALL_THRESHOLD: usize = 32;
+const USER_TABLE: Flags = Flags::PRESENT.union(Flags::WRITABLE).union(Flags::USER_ACCESSIBLE);
+
+/// Walk `table` (at `level`, covering addresses from `base`) over [start, end).
+/// Returns true when the table is left with no entries.
+fn walk_table(
+    table: PhysFrame,
+    level: u8,
+    base: u64,
+    start: u64,
+    end: u64,
+    visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
+    count: &mut usize,
+) -> bool {
+    let span = 1u64 << (12 + 9 * (u32::from(level) - 1));
+    let entries = table_at(table);
+    let top = if level == 4 { KERNEL_HALF } else { 512 };
+    for (i, entry) in entries.iter_mut().enumerate().take(top) {
+        let lo = base + i as u64 * span;
+        let hi = lo + span;
+        if hi <= start || lo >= end || !entry.flags().contains(Flags::PRESENT) {
+            continue;
+        }
+        let leaf = level == 1 || (level == 2 && entry.flags().contains(Flags::HUGE_PAGE));
+        if leaf {
+            *count += 1;
+            visit(lo, entry, level == 2);
+        } else {
+            let child = PhysFrame::containing_address(entry.addr());
+            if walk_table(child, level - 1, lo, start, end, visit, count) {
+                entry.set_unused();
+                // SAFETY: the child table is empty and no entry points at it now.
+                drop(unsafe { Frame::from_raw(child) });
+            }
+        }
+    }
+    entries.iter().take(top).all(|e| e.is_unused())
+}
+
+fn flags_for(prot: PteProt) -> Flags {
+    let mut flags = Flags::PRESENT;
+    if prot.user {
+        flags |= Flags::USER_ACCESSIBLE;
+    }
+    if prot.write {
+        flags |= Flags::WRITABLE;
+    }
+    if !prot.exec {
+        flags |= Flags::NO_EXECUTE;
+    }
+    flags
+}
+
+fn prot_of(flags: Flags) -> PteProt {
+    PteProt {
+        user: flags.contains(Flags::USER_ACCESSIBLE),
+        write: flags.contains(Flags::WRITABLE),
+        exec: !flags.contains(Flags::NO_EXECUTE),
+    }
+}
+
+fn pfn_of(frame: PhysFrame) -> Pfn {
+    Pfn(frame.start_address().as_u64() / 4096)
+}
+
+fn frame_of(pfn: Pfn) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(pfn.addr()))
+}
+
+/// The machine-independent layer's view of these page tables (vm::pmap).
+impl vm::pmap::Pmap for Pmap {
+    fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        let page = Page::containing_address(VirtAddr::new(va));
+        // SAFETY: the VM layer hands over one reference to pfn with the call.
+        let frame = unsafe { Frame::from_raw(frame_of(pfn)) };
+        Pmap::enter(self, page, frame, flags_for(prot)).map_err(|frame| {
+            // The caller keeps its reference on failure.
+            frame.into_raw();
+            NoMemory
+        })
+    }
+
+    fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(va));
+        let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(pfn.addr()));
+        // SAFETY: a user page; the block is 2 MiB-aligned (buddy order 9).
+        let result = unsafe { mapper(self.l4).map_to_with_table_flags(page, frame, flags_for(prot), USER_TABLE, &mut TableFrames) };
+        match result {
+            Ok(flush) => {
+                flush.ignore();
+                Ok(())
+            }
+            Err(MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage) => {
+                panic!("pmap::enter_huge: 2 MiB at {va:#x} not empty")
+            }
+            Err(_) => Err(NoMemory),
+        }
+    }
+
+    fn query(&self, va: u64) -> Option<Mapping> {
+        let addr = VirtAddr::try_new(va).ok()?;
+        match mapper(self.l4).translate(addr) {
+            TranslateResult::Mapped { frame, flags, .. } => {
+                let huge = matches!(frame, MappedFrame::Size2MiB(_));
+                let head = PhysFrame::containing_address(frame.start_address());
+                Some(Mapping { pfn: pfn_of(head), prot: prot_of(flags), huge })
+            }
+            _ => None,
+        }
+    }
+
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        let count = self.walk(start, end, &mut |va, entry, huge| {
+            assert!(!huge || (va >= start && va + (2 << 20) <= end), "pmap::unmap_range: splits a 2 MiB page");
+            let head = PhysFrame::containing_address(entry.addr());
+            let mapping = Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge };
+            entry.set_unused();
+            release(va, mapping);
+        });
+        self.flush_range(start, end, count);
+    }
+
+    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt) {
+        let count = self.walk(start, end, &mut |va, entry, huge| {
+            let head = PhysFrame::containing_address(entry.addr());
+            let mapping = Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge };
+            let mut flags = flags_for(rights(va, mapping));
+            if huge {
+                flags |= Flags::HUGE_PAGE;
+            }
+            entry.set_flags(flags);
+        });
+        self.flush_range(start, end, count);
+    }
+
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
+        let mut old = None;
+        self.walk(va, va + 4096, &mut |_, entry, huge| {
+            assert!(!huge, "pmap::replace: a 2 MiB page");
+            let head = PhysFrame::containing_address(entry.addr());
+            old = Some(Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge });
+            entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+        });
+        self.flush_range(va, va + 4096, 1);
+        old.expect("pmap::replace: page not present")
     }
 }
 

@@ -13,7 +13,9 @@
 use crate::arch::idt::TrapFrame;
 use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
-use crate::pmap::{self, Pmap};
+use crate::phys::KernelPhys;
+use crate::pmap;
+use crate::Space;
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -50,7 +52,7 @@ pub struct Process {
     pub parent: Pid,
     pub name: String,
     pub state: State,
-    pub space: Option<Pmap>,
+    pub space: Option<Space>,
     pub files: FdTable,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
@@ -62,7 +64,7 @@ impl Process {
         (self.kernel_stack.as_ptr() as u64 + KERNEL_STACK_SIZE as u64) & !15
     }
 
-    pub fn space(&mut self) -> &mut Pmap {
+    pub fn space(&mut self) -> &mut Space {
         self.space
             .as_mut()
             .expect("proc: a running process has an address space")
@@ -102,7 +104,7 @@ pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
 }
 
 /// Create a runnable process that starts in user mode with `frame`.
-fn spawn(name: &str, parent: Pid, space: Pmap, frame: &TrapFrame, files: FdTable) -> Pid {
+fn spawn(name: &str, parent: Pid, space: Space, frame: &TrapFrame, files: FdTable) -> Pid {
     let mut table = TABLE.lock();
     let pid = table.next_pid;
     table.next_pid += 1;
@@ -126,7 +128,8 @@ fn spawn(name: &str, parent: Pid, space: Pmap, frame: &TrapFrame, files: FdTable
 
 /// Start init (pid 1) from `path` with `args`. On failure the machine stops:
 /// without init there is nothing to run.
-pub fn spawn_init(path: &str, args: &[String]) {
+pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
+    let (path, args) = (cmdline.init.as_str(), &cmdline.args);
     TABLE.lock().frames_before_init = phys::free_frames() + heap::frames();
     let mut argv: Vec<Vec<u8>> = vec![path.as_bytes().to_vec()];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
@@ -137,7 +140,7 @@ pub fn spawn_init(path: &str, args: &[String]) {
     ];
     let loaded = crate::ramfs::lookup(path)
         .and_then(|inode| inode.contents())
-        .and_then(|elf| crate::exec::load(&elf, &argv, &envp));
+        .and_then(|elf| crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr));
     match loaded {
         Ok((space, frame)) => {
             let name = path.rsplit('/').next().unwrap_or(path);
@@ -160,7 +163,7 @@ pub fn run() -> ! {
             pid.and_then(|pid| table.procs.get_mut(&pid)).map(|p| {
                 p.state = State::Running;
                 crate::arch::syscall::set_kernel_stack(VirtAddr::new(p.kernel_stack_top()));
-                p.space().activate();
+                p.space().pmap.activate();
                 p.fpu.restore();
                 (p.pid, p.saved_rsp)
             })
@@ -212,7 +215,9 @@ pub fn exit_current(status: WaitStatus) -> ! {
             .get_mut(&pid)
             .expect("proc: current process vanished");
         pmap::activate_kernel();
-        process.space = None;
+        if let Some(mut space) = process.space.take() {
+            space.clear(&mut KernelPhys);
+        }
         process.files = FdTable::empty();
         process.state = State::Zombie(status);
         for child in table.procs.values_mut().filter(|c| c.parent == pid) {

@@ -66,24 +66,25 @@ fn frame_refcount_shares_and_frees() -> Result<(), &'static str> {
 }
 
 fn pmap_enter_query_remove() -> Result<(), &'static str> {
+    use vm::pmap::{Pmap as _, PteProt};
     let mut pmap = Pmap::new().ok_or("out of memory")?;
-    let page = Page::containing_address(VirtAddr::new(0x4000_0000));
+    let va = 0x4000_0000;
     let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
-    let phys = frame.phys();
-    pmap.enter(page, frame, Flags::WRITABLE)
-        .map_err(|_| "enter failed")?;
-    let (found, flags) = pmap.query(page).ok_or("query found nothing")?;
-    check(found == phys, "query returned another frame")?;
-    check(
-        flags.contains(Flags::USER_ACCESSIBLE | Flags::WRITABLE),
-        "flags lost",
-    )?;
-    check(pmap.protect(page, Flags::NO_EXECUTE), "protect failed")?;
-    let (_, flags) = pmap.query(page).ok_or("query after protect")?;
-    check(!flags.contains(Flags::WRITABLE), "protect kept WRITABLE")?;
-    let back = pmap.remove(page).ok_or("remove found nothing")?;
-    check(back.phys() == phys, "remove returned another frame")?;
-    check(pmap.query(page).is_none(), "page still mapped after remove")
+    let pfn = vm::frame::Pfn::from_addr(frame.phys().start_address().as_u64());
+    let rw = PteProt { user: true, write: true, exec: false };
+    vm::pmap::Pmap::enter(&mut pmap, va, pfn, rw).map_err(|_| "enter failed")?;
+    core::mem::forget(frame); // the PTE owns the reference now
+    let found = pmap.query(va).ok_or("query found nothing")?;
+    check(found.pfn == pfn && found.prot == rw && !found.huge, "query returned something else")?;
+    pmap.protect_range(va, va + 4096, &mut |_, _| PteProt::READ);
+    let found = pmap.query(va).ok_or("query after protect")?;
+    check(found.prot == PteProt::READ, "protect kept WRITABLE")?;
+    let mut released = None;
+    pmap.unmap_range(va, va + 4096, &mut |at, m| released = Some((at, m.pfn)));
+    check(released == Some((va, pfn)), "unmap returned another frame")?;
+    // SAFETY: unmap_range handed the PTE's reference back to us.
+    drop(unsafe { Frame::from_raw(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(pfn.addr()))) });
+    check(pmap.query(va).is_none(), "page still mapped after unmap")
 }
 
 fn pmap_teardown_frees_tables() -> Result<(), &'static str> {
@@ -92,7 +93,7 @@ fn pmap_teardown_frees_tables() -> Result<(), &'static str> {
     for i in 0..600u64 {
         // Spread over two L2 tables and two L3 entries.
         let page = Page::containing_address(VirtAddr::new(0x7000_0000_0000 + i * 0x20_0000 / 300));
-        if pmap.query(page).is_none() {
+        if pmap.query_flags(page.start_address()).is_none() {
             let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
             pmap.enter(page, frame, Flags::empty())
                 .map_err(|_| "enter failed")?;

@@ -6,7 +6,9 @@
 
 use crate::arch::idt::{PAGE_FAULT, TIMER, TrapFrame};
 use crate::arch::timer;
-use crate::proc;
+use crate::phys::KernelPhys;
+use crate::{proc, vmstat};
+use vm::vm_fault::{Access, FaultError};
 use x86_64::registers::control::Cr2;
 
 pub const SIGILL: i32 = 4;
@@ -83,33 +85,71 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 /// Page-fault error code bits (Intel SDM 4.7).
-const PF_PRESENT: u64 = 1;
 const PF_WRITE: u64 = 2;
 const PF_INSTRUCTION: u64 = 16;
 
+/// A page fault from user mode: the VM layer resolves it, or the process
+/// gets the signal it earned. (The kernel never touches user memory
+/// directly, so a page fault in kernel mode is always a kernel bug.)
 fn page_fault(frame: &mut TrapFrame) {
     let addr = Cr2::read_raw();
     if !frame.from_user() {
         kernel_fault(frame, Some(addr));
     }
     let access = if frame.error_code & PF_INSTRUCTION != 0 {
-        "execute"
+        Access::Execute
     } else if frame.error_code & PF_WRITE != 0 {
-        "write"
+        Access::Write
     } else {
-        "read"
+        Access::Read
     };
-    let why = if frame.error_code & PF_PRESENT != 0 {
-        "protection"
-    } else {
-        "not mapped"
+    let started = crate::arch::rdtsc();
+    let (result, pid, vma) = proc::with_current(|p| {
+        let space = p.space();
+        let result = space.fault(&mut KernelPhys, addr, access);
+        let vma = vmstat::tracing().then(|| describe_vma(space, addr));
+        (result, p.pid, vma)
+    });
+    let cycles = crate::arch::rdtsc() - started;
+    vmstat::record(&result);
+    if let Some(vma) = vma {
+        log::info!(
+            "fault pid {pid:>3} {addr:#018x} {:<5} {vma:<44} {:<14} {cycles:>8} cycles",
+            vmstat::access_name(access),
+            vmstat::outcome_name(&result),
+        );
+    }
+    let signal = match result {
+        Ok(_) => return,
+        Err(FaultError::Segv(_)) => SIGSEGV,
+        Err(FaultError::Bus) => SIGBUS,
+        Err(FaultError::OutOfMemory) => SIGKILL,
     };
     log::info!(
-        "{}: SIGSEGV: {access} at {addr:#x} ({why}), rip {:#x}",
+        "{}: {} on {} at {addr:#x}, rip {:#x}",
         describe_current(),
+        signal_name(signal),
+        vmstat::access_name(access),
         frame.rip
     );
-    proc::exit_current(proc::killed(SIGSEGV));
+    proc::exit_current(proc::killed(signal));
+}
+
+/// The VMA around `addr` for the trace: range, rights, kind.
+fn describe_vma(space: &crate::Space, addr: u64) -> alloc::string::String {
+    match space.find(addr) {
+        Some(v) => alloc::format!("{:x}-{:x} {} {}", v.start, v.end, crate::procfs::perms(v), crate::procfs::kind(v)),
+        None => "(no vma)".into(),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGSEGV => "SIGSEGV",
+        SIGBUS => "SIGBUS",
+        SIGKILL => "SIGKILL (out of memory)",
+        _ => "signal",
+    }
 }
 
 fn describe_current() -> alloc::string::String {

@@ -12,8 +12,7 @@ use vm::errno::Errno;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Page, PhysFrame};
 
-/// The end of the user half: Linux's TASK_SIZE, one page below the hole.
-pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+pub use vm::space::USER_END;
 const PAGE: u64 = 4096;
 
 /// Something that can produce the frame behind a user page.
@@ -23,20 +22,13 @@ pub trait UserMemory {
     fn user_frame(&mut self, page: Page, write: bool) -> Result<PhysFrame, Errno>;
 }
 
-/// Without a VM layer to fault pages in, a user page is usable when its
-/// PTE is present, user-accessible and (for a write) writable.
-impl UserMemory for crate::pmap::Pmap {
+/// A process's memory: each page is faulted in as the process's own access
+/// would be, so a read() into freshly mmapped memory fills it, and a
+/// pointer into a hole or a read-only page is EFAULT.
+impl UserMemory for crate::Space {
     fn user_frame(&mut self, page: Page, write: bool) -> Result<PhysFrame, Errno> {
-        use x86_64::structures::paging::PageTableFlags as Flags;
-        match self.query(page) {
-            Some((frame, flags))
-                if flags.contains(Flags::USER_ACCESSIBLE)
-                    && (!write || flags.contains(Flags::WRITABLE)) =>
-            {
-                Ok(frame)
-            }
-            _ => Err(Errno::EFAULT),
-        }
+        let pfn = crate::Space::user_frame(self, &mut crate::phys::KernelPhys, page.start_address().as_u64(), write)?;
+        Ok(PhysFrame::containing_address(x86_64::PhysAddr::new(pfn.addr())))
     }
 }
 

@@ -11,5 +11,12 @@ extern crate alloc;
 
 pub mod buddy;
 pub mod errno;
+pub mod fake;
 pub mod frame;
+pub mod mmap;
+pub mod pmap;
+pub mod space;
+pub mod vm_fault;
 pub mod vm_map;
+pub mod vm_object;
+pub mod vma;

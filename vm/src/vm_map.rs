@@ -1,1 +1,592 @@
-//! placeholder
+//! The VMA tree: an AVL tree of non-overlapping segments keyed by start
+//! address, augmented so that finding a free gap is as cheap as a lookup.
+//!
+//! Every node also records, for its whole subtree, the lowest start, the
+//! highest end and the widest gap *between* two of its segments. A gap in
+//! the address space is exactly an empty child link of the tree (the gap
+//! between a node and its in-order neighbour), so a search for "a free
+//! range of `size` bytes" can skip every subtree whose widest gap is too
+//! small and only walks down towards one that fits: O(log n), as Linux's
+//! `rb_subtree_gap` and FreeBSD's `max_free` do it.
+//!
+//! The tree knows nothing about memory: it stores anything that is a
+//! `Segment`, which lets the host tests drive it with a tiny segment type
+//! and a page-granular model (`tests/vm_map_model.rs`).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// A half-open range [start, end) that the tree can split and merge.
+pub trait Segment: Sized {
+    fn start(&self) -> u64;
+    fn end(&self) -> u64;
+    /// Cut `self` at `at` (strictly inside it): `self` keeps the lower part,
+    /// the upper part is returned.
+    fn split_off(&mut self, at: u64) -> Self;
+    /// Whether `next`, which starts where `self` ends, could be one segment with it.
+    fn can_merge(&self, next: &Self) -> bool;
+    /// Absorb `next` (for which `can_merge` said yes).
+    fn merge(&mut self, next: Self);
+}
+
+/// Segment bounds are multiples of this (a page), which is what lets the
+/// free-range search know how wide a gap must be to hold an aligned range.
+pub const GRANULE: u64 = 4096;
+
+type Link<T> = Option<Box<Node<T>>>;
+
+struct Node<T> {
+    seg: T,
+    left: Link<T>,
+    right: Link<T>,
+    height: u8,
+    /// Lowest start and highest end of the subtree's segments.
+    min_start: u64,
+    max_end: u64,
+    /// Widest gap between two consecutive segments of the subtree.
+    max_gap: u64,
+}
+
+fn height<T>(link: &Link<T>) -> u8 {
+    link.as_ref().map_or(0, |n| n.height)
+}
+
+impl<T: Segment> Node<T> {
+    fn leaf(seg: T) -> Box<Self> {
+        let (min_start, max_end) = (seg.start(), seg.end());
+        Box::new(Node { seg, left: None, right: None, height: 1, min_start, max_end, max_gap: 0 })
+    }
+
+    /// Recompute the augmented fields from the children's: the only place
+    /// they are written, called on every node whose children changed.
+    fn update(&mut self) {
+        self.height = 1 + height(&self.left).max(height(&self.right));
+        self.min_start = self.left.as_ref().map_or(self.seg.start(), |l| l.min_start);
+        self.max_end = self.right.as_ref().map_or(self.seg.end(), |r| r.max_end);
+        let mut gap = 0;
+        if let Some(l) = &self.left {
+            gap = l.max_gap.max(self.seg.start() - l.max_end);
+        }
+        if let Some(r) = &self.right {
+            gap = gap.max(r.max_gap).max(r.min_start - self.seg.end());
+        }
+        self.max_gap = gap;
+    }
+
+    fn balance_factor(&self) -> i32 {
+        i32::from(height(&self.left)) - i32::from(height(&self.right))
+    }
+}
+
+fn rotate_right<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
+    let mut l = n.left.take().expect("vm_map: rotate_right without a left child");
+    n.left = l.right.take();
+    n.update();
+    l.right = Some(n);
+    l.update();
+    l
+}
+
+fn rotate_left<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
+    let mut r = n.right.take().expect("vm_map: rotate_left without a right child");
+    n.right = r.left.take();
+    n.update();
+    r.left = Some(n);
+    r.update();
+    r
+}
+
+/// Restore the AVL property at `n` (children already balanced, heights
+/// differing by at most 2) and refresh its augmented fields.
+fn rebalance<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
+    n.update();
+    let bf = n.balance_factor();
+    if bf > 1 {
+        if n.left.as_ref().is_some_and(|l| l.balance_factor() < 0) {
+            n.left = n.left.take().map(rotate_left);
+        }
+        return rotate_right(n);
+    }
+    if bf < -1 {
+        if n.right.as_ref().is_some_and(|r| r.balance_factor() > 0) {
+            n.right = n.right.take().map(rotate_right);
+        }
+        return rotate_left(n);
+    }
+    n
+}
+
+fn insert_node<T: Segment>(link: Link<T>, seg: T) -> Box<Node<T>> {
+    let Some(mut n) = link else { return Node::leaf(seg) };
+    if seg.start() < n.seg.start() {
+        n.left = Some(insert_node(n.left.take(), seg));
+    } else {
+        n.right = Some(insert_node(n.right.take(), seg));
+    }
+    rebalance(n)
+}
+
+/// Remove the segment starting exactly at `start`, if any.
+fn remove_node<T: Segment>(link: Link<T>, start: u64, removed: &mut Option<T>) -> Link<T> {
+    let mut n = link?;
+    if start < n.seg.start() {
+        n.left = remove_node(n.left.take(), start, removed);
+    } else if start > n.seg.start() {
+        n.right = remove_node(n.right.take(), start, removed);
+    } else {
+        let Node { seg, left, right, .. } = *n;
+        *removed = Some(seg);
+        return match (left, right) {
+            (None, child) | (child, None) => child,
+            (Some(left), Some(right)) => {
+                // Replace the node by its in-order successor.
+                let (right, mut successor) = remove_min(right);
+                successor.left = Some(left);
+                successor.right = right;
+                Some(rebalance(successor))
+            }
+        };
+    }
+    Some(rebalance(n))
+}
+
+fn remove_min<T: Segment>(mut n: Box<Node<T>>) -> (Link<T>, Box<Node<T>>) {
+    match n.left.take() {
+        None => (n.right.take(), n),
+        Some(left) => {
+            let (left, min) = remove_min(left);
+            n.left = left;
+            (Some(rebalance(n)), min)
+        }
+    }
+}
+
+/// A free-range search: `size` bytes aligned to `align` within [lo, hi).
+struct Query {
+    lo: u64,
+    hi: u64,
+    size: u64,
+    align: u64,
+    /// A gap at least this wide holds an aligned range wherever it lies
+    /// (Linux's `length + align_mask`, with page-granular gaps): subtrees
+    /// without one are skipped. A narrower gap that happens to be aligned
+    /// is still taken when the walk passes by it.
+    need: u64,
+}
+
+impl Query {
+    /// The gap [gs, ge) clamped to [lo, hi), if it can still hold `size` bytes.
+    fn clamp(&self, gs: u64, ge: u64) -> Option<(u64, u64)> {
+        let (s, e) = (gs.max(self.lo), ge.min(self.hi));
+        (e > s && e - s >= self.size).then_some((s, e))
+    }
+
+    fn highest_fit(&self, gs: u64, ge: u64) -> Option<u64> {
+        let (s, e) = self.clamp(gs, ge)?;
+        let addr = (e - self.size) / self.align * self.align;
+        (addr >= s).then_some(addr)
+    }
+
+    fn lowest_fit(&self, gs: u64, ge: u64) -> Option<u64> {
+        let (s, e) = self.clamp(gs, ge)?;
+        let addr = s.checked_next_multiple_of(self.align)?;
+        (addr.checked_add(self.size)? <= e).then_some(addr)
+    }
+
+    /// Whether the subtree `n`, lying in the gap-bounded span [lb, rb), may
+    /// hold a fit: its span overlaps the window and some gap is wide enough.
+    fn worth_visiting<T>(&self, n: &Node<T>, lb: u64, rb: u64) -> bool {
+        let widest = n.max_gap.max(n.min_start.saturating_sub(lb)).max(rb.saturating_sub(n.max_end));
+        self.clamp(lb, rb).is_some() && widest >= self.need
+    }
+}
+
+/// The highest fit in the subtree at `link`, whose neighbours outside it
+/// end at `lb` and start at `rb`.
+fn search_down<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
+    let Some(n) = link else { return q.highest_fit(lb, rb) };
+    if !q.worth_visiting(n, lb, rb) {
+        return None;
+    }
+    search_down(n.right.as_deref(), n.seg.end(), rb, q).or_else(|| search_down(n.left.as_deref(), lb, n.seg.start(), q))
+}
+
+fn search_up<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
+    let Some(n) = link else { return q.lowest_fit(lb, rb) };
+    if !q.worth_visiting(n, lb, rb) {
+        return None;
+    }
+    search_up(n.left.as_deref(), lb, n.seg.start(), q).or_else(|| search_up(n.right.as_deref(), n.seg.end(), rb, q))
+}
+
+/// The tree. Segments never overlap; `insert` merges a segment with equal
+/// neighbours, so the tree holds as few segments as the contents allow.
+pub struct VmaTree<T> {
+    root: Link<T>,
+    len: usize,
+}
+
+impl<T: Segment> Default for VmaTree<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Segment> VmaTree<T> {
+    pub const fn new() -> Self {
+        VmaTree { root: None, len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segment containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&T> {
+        let mut cur = self.root.as_deref();
+        while let Some(n) = cur {
+            if addr < n.seg.start() {
+                cur = n.left.as_deref();
+            } else if addr >= n.seg.end() {
+                cur = n.right.as_deref();
+            } else {
+                return Some(&n.seg);
+            }
+        }
+        None
+    }
+
+    /// Every segment, in address order.
+    pub fn iter(&self) -> Range<'_, T> {
+        self.range(0, u64::MAX)
+    }
+
+    /// The segments overlapping [start, end), in address order.
+    pub fn range(&self, start: u64, end: u64) -> Range<'_, T> {
+        let mut stack = Vec::with_capacity(usize::from(height(&self.root)));
+        let mut cur = self.root.as_deref();
+        while let Some(n) = cur {
+            if n.seg.end() > start {
+                stack.push(n);
+                cur = n.left.as_deref();
+            } else {
+                cur = n.right.as_deref();
+            }
+        }
+        Range { stack, end }
+    }
+
+    /// Add `seg`, merging it with neighbours that `can_merge`. Refused (and
+    /// handed back) if it overlaps a segment already there.
+    pub fn insert(&mut self, mut seg: T) -> Result<(), T> {
+        if seg.start() >= seg.end() || self.range(seg.start(), seg.end()).next().is_some() {
+            return Err(seg);
+        }
+        if let Some(prev) = seg.start().checked_sub(1).and_then(|a| self.find(a))
+            && prev.end() == seg.start()
+            && prev.can_merge(&seg)
+        {
+            let prev_start = prev.start();
+            let mut prev = self.remove_exact(prev_start);
+            prev.merge(seg);
+            seg = prev;
+        }
+        if let Some(next) = self.find(seg.end())
+            && next.start() == seg.end()
+            && seg.can_merge(next)
+        {
+            let next_start = next.start();
+            let next = self.remove_exact(next_start);
+            seg.merge(next);
+        }
+        self.insert_raw(seg);
+        Ok(())
+    }
+
+    /// Insert without looking for neighbours to merge (the caller knows).
+    fn insert_raw(&mut self, seg: T) {
+        self.root = Some(insert_node(self.root.take(), seg));
+        self.len += 1;
+    }
+
+    fn remove_exact(&mut self, start: u64) -> T {
+        let mut removed = None;
+        self.root = remove_node(self.root.take(), start, &mut removed);
+        self.len -= 1;
+        removed.expect("vm_map: no segment starts there")
+    }
+
+    /// Take [start, end) out of the tree and return what was there, in
+    /// address order; segments straddling an edge are split at it and keep
+    /// their outside part in the tree.
+    pub fn remove_range(&mut self, start: u64, end: u64) -> Vec<T> {
+        let mut taken = Vec::new();
+        while let Some(first) = self.range(start, end).next() {
+            let first_start = first.start();
+            let mut seg = self.remove_exact(first_start);
+            if seg.start() < start {
+                let upper = seg.split_off(start);
+                self.insert_raw(seg);
+                seg = upper;
+            }
+            if seg.end() > end {
+                let rest = seg.split_off(end);
+                self.insert_raw(rest);
+            }
+            taken.push(seg);
+        }
+        taken
+    }
+
+    /// Apply `f` to the part of every segment inside [start, end), splitting
+    /// at the edges first and merging whatever has become equal afterwards.
+    /// `f` must not move a segment's bounds.
+    pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut T)) {
+        for mut seg in self.remove_range(start, end) {
+            f(&mut seg);
+            let inserted = self.insert(seg);
+            debug_assert!(inserted.is_ok(), "vm_map::update_range: f moved a segment");
+        }
+    }
+
+    /// The highest `align`-aligned start of a free range of `size` bytes in
+    /// [lo, hi): top-down placement, as mmap does without a hint.
+    pub fn find_free_top_down(&self, lo: u64, hi: u64, size: u64, align: u64) -> Option<u64> {
+        let q = Self::query(lo, hi, size, align)?;
+        search_down(self.root.as_deref(), lo, hi, &q)
+    }
+
+    /// The lowest `align`-aligned start of a free range of `size` bytes in
+    /// [lo, hi): first fit at or after a hint.
+    pub fn find_free(&self, lo: u64, hi: u64, size: u64, align: u64) -> Option<u64> {
+        let q = Self::query(lo, hi, size, align)?;
+        search_up(self.root.as_deref(), lo, hi, &q)
+    }
+
+    fn query(lo: u64, hi: u64, size: u64, align: u64) -> Option<Query> {
+        assert!(align.is_power_of_two(), "vm_map: alignment {align:#x} is not a power of two");
+        let need = size.checked_add(align.saturating_sub(GRANULE))?;
+        (size > 0 && lo < hi).then_some(Query { lo, hi, size, align, need })
+    }
+
+    /// Check every invariant; panics with the first one broken. Tests call
+    /// it after each step, debug kernels after each change.
+    pub fn verify(&self) {
+        let count = verify_node(self.root.as_deref());
+        assert_eq!(count, self.len, "vm_map: len {} but {} nodes", self.len, count);
+        let mut prev: Option<&T> = None;
+        for seg in self.iter() {
+            if let Some(p) = prev {
+                assert!(p.end() <= seg.start(), "vm_map: {:#x}..{:#x} overlaps the next segment", p.start(), p.end());
+                assert!(
+                    p.end() < seg.start() || !p.can_merge(seg),
+                    "vm_map: mergeable neighbours left apart at {:#x}",
+                    seg.start()
+                );
+            }
+            prev = Some(seg);
+        }
+    }
+}
+
+/// Check a subtree's order, balance and augmented fields; returns its size.
+fn verify_node<T: Segment>(link: Option<&Node<T>>) -> usize {
+    let Some(n) = link else { return 0 };
+    assert!(n.seg.start() < n.seg.end(), "vm_map: empty segment at {:#x}", n.seg.start());
+    let count = 1 + verify_node(n.left.as_deref()) + verify_node(n.right.as_deref());
+    if let Some(l) = &n.left {
+        assert!(l.max_end <= n.seg.start(), "vm_map: left subtree not below {:#x}", n.seg.start());
+    }
+    if let Some(r) = &n.right {
+        assert!(r.min_start >= n.seg.end(), "vm_map: right subtree not above {:#x}", n.seg.end());
+    }
+    assert!(n.balance_factor().abs() <= 1, "vm_map: unbalanced at {:#x}", n.seg.start());
+    let left_gap = n.left.as_ref().map_or(0, |l| l.max_gap.max(n.seg.start() - l.max_end));
+    let right_gap = n.right.as_ref().map_or(0, |r| r.max_gap.max(r.min_start - n.seg.end()));
+    let fresh = (
+        1 + height(&n.left).max(height(&n.right)),
+        n.left.as_ref().map_or(n.seg.start(), |l| l.min_start),
+        n.right.as_ref().map_or(n.seg.end(), |r| r.max_end),
+        left_gap.max(right_gap),
+    );
+    assert_eq!((n.height, n.min_start, n.max_end, n.max_gap), fresh, "vm_map: stale augmentation at {:#x}", n.seg.start());
+    count
+}
+
+/// In-order iterator over the segments overlapping a range.
+pub struct Range<'a, T> {
+    /// The nodes still to visit, the next one on top (a threaded walk).
+    stack: Vec<&'a Node<T>>,
+    end: u64,
+}
+
+impl<'a, T: Segment> Iterator for Range<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        let n = self.stack.pop()?;
+        if n.seg.start() >= self.end {
+            self.stack.clear();
+            return None;
+        }
+        let mut cur = n.right.as_deref();
+        while let Some(c) = cur {
+            self.stack.push(c);
+            cur = c.left.as_deref();
+        }
+        Some(&n.seg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment with a colour: neighbours of one colour merge.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Seg(u64, u64, u8);
+
+    impl Segment for Seg {
+        fn start(&self) -> u64 {
+            self.0
+        }
+        fn end(&self) -> u64 {
+            self.1
+        }
+        fn split_off(&mut self, at: u64) -> Self {
+            let upper = Seg(at, self.1, self.2);
+            self.1 = at;
+            upper
+        }
+        fn can_merge(&self, next: &Self) -> bool {
+            self.2 == next.2
+        }
+        fn merge(&mut self, next: Self) {
+            self.1 = next.1;
+        }
+    }
+
+    fn tree(segs: &[(u64, u64, u8)]) -> VmaTree<Seg> {
+        let mut t = VmaTree::new();
+        for &(s, e, c) in segs {
+            t.insert(Seg(s, e, c)).unwrap();
+        }
+        t.verify();
+        t
+    }
+
+    fn contents(t: &VmaTree<Seg>) -> Vec<(u64, u64, u8)> {
+        t.iter().map(|s| (s.0, s.1, s.2)).collect()
+    }
+
+    #[test]
+    fn overlapping_insert_is_refused() {
+        let mut t = tree(&[(10, 20, 0)]);
+        assert_eq!(t.insert(Seg(15, 25, 1)), Err(Seg(15, 25, 1)));
+        assert_eq!(t.insert(Seg(5, 11, 1)), Err(Seg(5, 11, 1)));
+        assert_eq!(t.insert(Seg(0, 100, 1)), Err(Seg(0, 100, 1)));
+        assert_eq!(t.insert(Seg(12, 12, 1)), Err(Seg(12, 12, 1)));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn insert_merges_with_the_left_the_right_and_both() {
+        let mut t = tree(&[(10, 20, 0), (30, 40, 0)]);
+        t.insert(Seg(20, 25, 0)).unwrap();
+        assert_eq!(contents(&t), [(10, 25, 0), (30, 40, 0)]);
+        t.insert(Seg(27, 30, 0)).unwrap();
+        assert_eq!(contents(&t), [(10, 25, 0), (27, 40, 0)]);
+        t.insert(Seg(25, 27, 0)).unwrap();
+        assert_eq!(contents(&t), [(10, 40, 0)]);
+        t.verify();
+    }
+
+    #[test]
+    fn different_neighbours_do_not_merge() {
+        let t = tree(&[(10, 20, 0), (20, 30, 1), (30, 40, 0)]);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn remove_range_splits_a_segment_in_three() {
+        let mut t = tree(&[(10, 40, 0)]);
+        let taken = t.remove_range(20, 30);
+        assert_eq!(taken, [Seg(20, 30, 0)]);
+        assert_eq!(contents(&t), [(10, 20, 0), (30, 40, 0)]);
+        t.verify();
+    }
+
+    #[test]
+    fn remove_range_clips_both_edges_and_takes_the_middle() {
+        let mut t = tree(&[(10, 20, 0), (20, 30, 1), (30, 40, 2), (50, 60, 3)]);
+        let taken = t.remove_range(15, 35);
+        assert_eq!(taken, [Seg(15, 20, 0), Seg(20, 30, 1), Seg(30, 35, 2)]);
+        assert_eq!(contents(&t), [(10, 15, 0), (35, 40, 2), (50, 60, 3)]);
+        assert!(t.remove_range(40, 50).is_empty());
+        t.verify();
+    }
+
+    #[test]
+    fn update_range_splits_then_merges_back() {
+        let mut t = tree(&[(10, 40, 0)]);
+        t.update_range(20, 30, |s| s.2 = 1);
+        assert_eq!(contents(&t), [(10, 20, 0), (20, 30, 1), (30, 40, 0)]);
+        t.update_range(20, 30, |s| s.2 = 0);
+        assert_eq!(contents(&t), [(10, 40, 0)]);
+        t.update_range(0, 100, |s| s.2 = 7);
+        assert_eq!(contents(&t), [(10, 40, 7)]);
+        t.verify();
+    }
+
+    #[test]
+    fn find_and_range() {
+        let t = tree(&[(10, 20, 0), (30, 40, 1), (50, 60, 2)]);
+        assert_eq!(t.find(10), Some(&Seg(10, 20, 0)));
+        assert_eq!(t.find(19), Some(&Seg(10, 20, 0)));
+        assert_eq!(t.find(20), None);
+        assert_eq!(t.find(59), Some(&Seg(50, 60, 2)));
+        let r: Vec<_> = t.range(15, 51).map(|s| s.0).collect();
+        assert_eq!(r, [10, 30, 50]);
+        assert_eq!(t.range(20, 30).count(), 0);
+        assert_eq!(t.range(40, 50).count(), 0);
+        assert_eq!(t.range(39, 40).count(), 1);
+    }
+
+    #[test]
+    fn find_free_both_ways_with_alignment() {
+        let t = tree(&[(0x1000, 0x3000, 0), (0x5000, 0x8000, 1), (0x20000, 0x21000, 2)]);
+        // Gaps: [0, 0x1000) [0x3000, 0x5000) [0x8000, 0x20000) [0x21000, hi).
+        assert_eq!(t.find_free_top_down(0, 0x30000, 0x1000, 0x1000), Some(0x2f000));
+        assert_eq!(t.find_free_top_down(0, 0x20000, 0x2000, 0x1000), Some(0x1e000));
+        assert_eq!(t.find_free_top_down(0, 0x8000, 0x2000, 0x1000), Some(0x3000));
+        assert_eq!(t.find_free_top_down(0, 0x8000, 0x3000, 0x1000), None);
+        assert_eq!(t.find_free(0, 0x30000, 0x1000, 0x1000), Some(0));
+        assert_eq!(t.find_free(0x1000, 0x30000, 0x2000, 0x1000), Some(0x3000));
+        assert_eq!(t.find_free(0x1000, 0x30000, 0x3000, 0x1000), Some(0x8000));
+        assert_eq!(t.find_free(0x1000, 0x30000, 0x1000, 0x10000), Some(0x10000));
+        assert_eq!(t.find_free_top_down(0, 0x30000, 0x1000, 0x10000), Some(0x10000));
+        assert_eq!(tree(&[]).find_free_top_down(0x1000, 0x9000, 0x1000, 0x1000), Some(0x8000));
+    }
+
+    #[test]
+    fn a_thousand_inserts_stay_balanced() {
+        let mut t = VmaTree::new();
+        for i in 0..1000u64 {
+            // Scatter the order so that every rotation case happens.
+            let k = (i * 7919) % 1000;
+            t.insert(Seg(k * 0x2000, k * 0x2000 + 0x1000, (k % 3) as u8)).unwrap();
+        }
+        t.verify();
+        assert_eq!(t.len(), 1000);
+        assert!(t.root.as_ref().unwrap().height <= 15, "height {}", t.root.as_ref().unwrap().height);
+        for k in (0..1000u64).step_by(2) {
+            t.remove_range(k * 0x2000, k * 0x2000 + 0x1000);
+        }
+        t.verify();
+        assert_eq!(t.len(), 500);
+    }
+}

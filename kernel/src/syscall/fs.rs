@@ -1,7 +1,10 @@
 //! File syscalls: open, openat, read, write, close.
 
 use crate::fd::{FileKind, OpenFile};
-use crate::{logger, proc, ramfs, usercopy};
+use crate::ramfs::Inode;
+use crate::{logger, proc, procfs, ramfs, usercopy};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use vm::errno::{Errno, SysResult};
 
 pub const AT_FDCWD: i32 = -100;
@@ -21,9 +24,12 @@ pub fn openat(dirfd: i32, path: u64, flags: u64) -> SysResult {
     if flags & O_ACCMODE != 0 {
         return Err(Errno::EACCES);
     }
-    let inode = ramfs::lookup(path)?;
+    let kind = match procfs::snapshot(path) {
+        Some(snapshot) => FileKind::Snapshot(Arc::new(snapshot?)),
+        None => FileKind::Inode(ramfs::lookup(path)?),
+    };
     let file = OpenFile {
-        kind: FileKind::Inode(inode),
+        kind,
         offset: 0,
         flags: flags as u32,
     };
@@ -38,17 +44,18 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     let len = len.min(MAX_RW);
     let file = proc::with_current(|p| p.files.get(fd))?;
     let mut file = file.lock();
-    let inode = match &file.kind {
+    let source = match &file.kind {
         // The console has no input: stdin reads as end of file.
         FileKind::Console => return Ok(0),
-        FileKind::Inode(inode) => inode.clone(),
+        FileKind::Inode(inode) => Source::Inode(inode.clone()),
+        FileKind::Snapshot(bytes) => Source::Bytes(bytes.clone()),
     };
     usercopy::check_range(buf, len as usize)?;
     let mut chunk = [0u8; 4096];
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(chunk.len() as u64) as usize;
-        let n = inode.read_at(file.offset, &mut chunk[..want])?;
+        let n = source.read_at(file.offset, &mut chunk[..want])?;
         if n == 0 {
             break;
         }
@@ -85,4 +92,24 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
         done += n as u64;
     }
     Ok(done as usize)
+}
+
+/// What a read copies from.
+enum Source {
+    Inode(Arc<Inode>),
+    Bytes(Arc<Vec<u8>>),
+}
+
+impl Source {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        match self {
+            Source::Inode(inode) => inode.read_at(offset, buf),
+            Source::Bytes(bytes) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                let n = buf.len().min(bytes.len() - start);
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                Ok(n)
+            }
+        }
+    }
 }

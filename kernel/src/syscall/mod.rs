@@ -6,6 +6,7 @@
 //! implement returns -ENOSYS and is logged once.
 
 mod fs;
+mod memory;
 mod process;
 
 use crate::arch::idt::TrapFrame;
@@ -16,11 +17,22 @@ pub const SYS_READ: u64 = 0;
 pub const SYS_WRITE: u64 = 1;
 pub const SYS_OPEN: u64 = 2;
 pub const SYS_CLOSE: u64 = 3;
+pub const SYS_MMAP: u64 = 9;
+pub const SYS_MPROTECT: u64 = 10;
+pub const SYS_MUNMAP: u64 = 11;
+pub const SYS_BRK: u64 = 12;
 pub const SYS_SCHED_YIELD: u64 = 24;
+pub const SYS_MSYNC: u64 = 26;
+pub const SYS_MINCORE: u64 = 27;
+pub const SYS_MADVISE: u64 = 28;
 pub const SYS_GETPID: u64 = 39;
 pub const SYS_EXIT: u64 = 60;
+pub const SYS_MLOCK: u64 = 149;
+pub const SYS_MUNLOCK: u64 = 150;
 pub const SYS_EXIT_GROUP: u64 = 231;
 pub const SYS_OPENAT: u64 = 257;
+/// FreeBSD's minherit, at a number Linux will not use (DESIGN §2).
+pub const SYS_MINHERIT: u64 = 1000;
 
 /// The six argument registers, in the ABI's order.
 pub struct Args([u64; 6]);
@@ -41,6 +53,16 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         SYS_OPEN => fs::openat(fs::AT_FDCWD, a[0], a[1]),
         SYS_OPENAT => fs::openat(a[0] as i32, a[1], a[2]),
         SYS_CLOSE => fs::close(a[0]),
+        SYS_MMAP => memory::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_MPROTECT => memory::mprotect(a[0], a[1], a[2]),
+        SYS_MUNMAP => memory::munmap(a[0], a[1]),
+        SYS_BRK => memory::brk(a[0]),
+        SYS_MSYNC => memory::msync(a[0], a[1], a[2]),
+        SYS_MINCORE => memory::mincore(a[0], a[1], a[2]),
+        SYS_MADVISE => memory::madvise(a[0], a[1], a[2]),
+        SYS_MLOCK => memory::mlock(a[0], a[1], true),
+        SYS_MUNLOCK => memory::mlock(a[0], a[1], false),
+        SYS_MINHERIT => memory::minherit(a[0], a[1], a[2]),
         SYS_SCHED_YIELD => process::sched_yield(),
         SYS_GETPID => process::getpid(),
         SYS_EXIT | SYS_EXIT_GROUP => process::exit(a[0]),

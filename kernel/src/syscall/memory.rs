@@ -1,0 +1,144 @@
+//! Memory syscalls: mmap and its companions, and brk.
+//!
+//! Each one is three steps: `vm::mmap` checks the raw arguments (every
+//! errno the spec names for bad input comes from there), the current
+//! process's `AddressSpace` does the work, and the result goes back. The
+//! rules themselves live, host-tested, in the `vm` crate.
+
+use crate::phys::KernelPhys;
+use crate::{proc, usercopy};
+use alloc::vec;
+use vm::errno::{Errno, SysResult};
+use vm::mmap::{self, Kind, Prot, Sharing};
+use vm::vm_object::ObjectRef;
+use vm::vma::{Backing, Inherit, Vma};
+
+pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
+    // Linux reads fd as an int: only the low 32 bits count.
+    let req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
+    let mut vma = Vma::anonymous(0, 0, req.prot);
+    vma.flags = req.vma_flags;
+    match req.kind {
+        Kind::Anonymous | Kind::Stack if req.sharing == Sharing::Shared => {
+            // Shared anonymous memory lives in an object, so that every
+            // mapping of it (after fork too) sees the same frames.
+            vma.sharing = Sharing::Shared;
+            vma.inherit = Inherit::Share;
+            vma.backing = Backing::Object { object: ObjectRef::new_anonymous(), offset: 0 };
+        }
+        Kind::Anonymous | Kind::Stack => {}
+        Kind::Guard => {
+            vma.backing = Backing::Guard;
+            vma.max_prot = Prot::empty();
+        }
+        Kind::File { fd, .. } => return Err(file_kind_error(fd)),
+    }
+    proc::with_current(|p| {
+        let space = p.space();
+        let phys = &mut KernelPhys;
+        let start = space.map(phys, &req.placement, req.len, req.align, req.below_2g, vma)?;
+        if req.populate {
+            let populated = space.populate(phys, start, start + req.len);
+            // MAP_LOCKED promises residency; MAP_POPULATE is best effort (Linux).
+            if populated.is_err() && req.vma_flags.contains(vm::vma::VmaFlags::LOCKED) {
+                space.munmap(phys, start, start + req.len)?;
+                return Err(Errno::ENOMEM);
+            }
+        }
+        debug_verify(space);
+        Ok(start as usize)
+    })
+}
+
+/// The error for mapping descriptor `fd` (ramfs files become mappable
+/// with the file-mapping issue; until then only the errors are right).
+fn file_kind_error(fd: i32) -> Errno {
+    let Ok(fd) = u64::try_from(fd) else { return Errno::EBADF };
+    match proc::with_current(|p| p.files.get(fd)) {
+        Err(e) => e,
+        Ok(_) => Errno::ENODEV,
+    }
+}
+
+pub fn munmap(addr: u64, len: u64) -> SysResult {
+    let span = mmap::validate_munmap(addr, len)?;
+    with_space(|space, phys| space.munmap(phys, span.start, span.end))
+}
+
+pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
+    let (span, prot) = mmap::validate_mprotect(addr, len, prot)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    with_space(|space, phys| space.mprotect(phys, span.start, span.end, prot))
+}
+
+pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
+    let (span, advice) = mmap::validate_madvise(addr, len, advice)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))
+}
+
+pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
+    let span = mmap::validate_msync(addr, len, flags)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    with_space(|space, _| space.msync(span.start, span.end, flags & mmap::MS_INVALIDATE != 0))
+}
+
+/// mincore: one byte per page into the user's vector.
+pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
+    let span = mmap::validate_mincore(addr, len)?;
+    let mut bytes = vec![0u8; span.pages() as usize];
+    usercopy::check_range(vec, bytes.len())?;
+    proc::with_current(|p| {
+        let space = p.space();
+        space.mincore(span.start, span.end, &mut bytes)?;
+        usercopy::copy_out(space, vec, &bytes)
+    })?;
+    Ok(0)
+}
+
+pub fn mlock(addr: u64, len: u64, lock: bool) -> SysResult {
+    let span = mmap::validate_mlock(addr, len)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    with_space(|space, phys| space.mlock(phys, span.start, span.end, lock))
+}
+
+/// minherit (FreeBSD; number 1000 here): what fork does with the range.
+pub fn minherit(addr: u64, len: u64, inherit: u64) -> SysResult {
+    let (span, inherit) = mmap::validate_minherit(addr, len, inherit)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    with_space(|space, _| space.minherit(span.start, span.end, inherit))
+}
+
+/// brk: returns the break in force afterwards; asking for 0 (or anything
+/// impossible) returns the current one, which is how callers find it.
+pub fn brk(addr: u64) -> SysResult {
+    let new = proc::with_current(|p| p.space().brk(&mut KernelPhys, addr));
+    Ok(new as usize)
+}
+
+fn with_space(f: impl FnOnce(&mut crate::Space, &mut KernelPhys) -> Result<(), Errno>) -> SysResult {
+    proc::with_current(|p| {
+        let space = p.space();
+        f(space, &mut KernelPhys)?;
+        debug_verify(space);
+        Ok(0)
+    })
+}
+
+/// Debug kernels check the VMA tree after every change (while it is small
+/// enough that the O(n) check does not dominate).
+fn debug_verify(space: &crate::Space) {
+    if cfg!(debug_assertions) && space.vma_count() < 256 {
+        space.verify();
+    }
+}

@@ -1,0 +1,73 @@
+//! Fault counters (/proc/vmstat) and the `--trace-faults` log.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vm::vm_fault::{Access, FaultError, Resolution};
+
+static TRACE: AtomicBool = AtomicBool::new(false);
+
+/// Counter names, as /proc/vmstat prints them.
+pub const NAMES: [&str; 13] = [
+    "pgfault",
+    "pgfault_zero_page",
+    "pgfault_zero_fill",
+    "pgfault_huge",
+    "pgfault_object",
+    "pgfault_cow_copy",
+    "pgfault_cow_reuse",
+    "pgfault_make_writable",
+    "pgfault_stack_growth",
+    "pgfault_spurious",
+    "pgfault_sigsegv",
+    "pgfault_sigbus",
+    "pgfault_oom_kill",
+];
+static COUNTS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
+
+pub fn set_trace(on: bool) {
+    TRACE.store(on, Ordering::Relaxed);
+}
+
+pub fn tracing() -> bool {
+    TRACE.load(Ordering::Relaxed)
+}
+
+/// Count one fault and how it ended.
+pub fn record(result: &Result<Resolution, FaultError>) {
+    let index = match result {
+        Ok(Resolution::ZeroPage) => 1,
+        Ok(Resolution::ZeroFill) => 2,
+        Ok(Resolution::HugeZeroFill) => 3,
+        Ok(Resolution::ObjectPage) => 4,
+        Ok(Resolution::CopyOnWrite) => 5,
+        Ok(Resolution::Reuse) => 6,
+        Ok(Resolution::MakeWritable) => 7,
+        Ok(Resolution::StackGrowth) => 8,
+        Ok(Resolution::Spurious) => 9,
+        Err(FaultError::Segv(_)) => 10,
+        Err(FaultError::Bus) => 11,
+        Err(FaultError::OutOfMemory) => 12,
+    };
+    COUNTS[0].fetch_add(1, Ordering::Relaxed);
+    COUNTS[index].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
+    NAMES.iter().zip(COUNTS.iter()).map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+}
+
+pub fn access_name(access: Access) -> &'static str {
+    match access {
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Execute => "exec",
+    }
+}
+
+pub fn outcome_name(result: &Result<Resolution, FaultError>) -> &'static str {
+    match result {
+        Ok(r) => r.name(),
+        Err(FaultError::Segv(_)) => "SIGSEGV",
+        Err(FaultError::Bus) => "SIGBUS",
+        Err(FaultError::OutOfMemory) => "out-of-memory",
+    }
+}

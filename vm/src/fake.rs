@@ -1,0 +1,169 @@
+//! Host-side stand-ins for the kernel's page tables and frame allocator, so
+//! the whole VM layer — faults, mmap, munmap, mprotect, fork — runs in
+//! `cargo test`. The fake memory keeps real page contents, so tests can
+//! check what a user would see: zeros after mmap, isolation after a
+//! copy-on-write break, data surviving in shared memory.
+
+use crate::frame::Pfn;
+use crate::pmap::{Mapping, NoMemory, Pmap, PhysMem, PteProt};
+use crate::vma::{HUGE_PAGE, PAGE};
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Page tables as a sorted map from page address to mapping.
+#[derive(Default, Debug)]
+pub struct FakePmap {
+    pub ptes: BTreeMap<u64, Mapping>,
+    /// TLB flushes requested (the tests count them).
+    pub flushes: usize,
+}
+
+impl Pmap for FakePmap {
+    fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        assert!(self.query(va).is_none(), "FakePmap::enter: remap of a present page {va:#x}");
+        self.ptes.insert(va, Mapping { pfn, prot, huge: false });
+        Ok(())
+    }
+
+    fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        assert!(va.is_multiple_of(HUGE_PAGE), "FakePmap::enter_huge: unaligned");
+        assert!(self.ptes.range(va..va + HUGE_PAGE).next().is_none(), "FakePmap::enter_huge: pages present");
+        self.ptes.insert(va, Mapping { pfn, prot, huge: true });
+        Ok(())
+    }
+
+    fn query(&self, va: u64) -> Option<Mapping> {
+        let page = va & !(PAGE - 1);
+        if let Some(m) = self.ptes.get(&page) {
+            return Some(*m);
+        }
+        let huge = va & !(HUGE_PAGE - 1);
+        self.ptes.get(&huge).filter(|m| m.huge).copied()
+    }
+
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        let keys: Vec<u64> = self.ptes.range(start..end).map(|(&va, _)| va).collect();
+        for va in keys {
+            let m = self.ptes.remove(&va).expect("key just listed");
+            assert!(!m.huge || va + HUGE_PAGE <= end, "FakePmap::unmap_range: splits a huge page");
+            release(va, m);
+        }
+        self.flushes += 1;
+    }
+
+    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt) {
+        for (&va, m) in self.ptes.range_mut(start..end) {
+            m.prot = rights(va, *m);
+        }
+        self.flushes += 1;
+    }
+
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
+        let slot = self.ptes.get_mut(&(va & !(PAGE - 1))).expect("FakePmap::replace: page not present");
+        let old = *slot;
+        *slot = Mapping { pfn, prot, huge: false };
+        self.flushes += 1;
+        old
+    }
+}
+
+/// Frames with contents and reference counts; frame 0 is the zero frame.
+#[derive(Debug)]
+pub struct FakeMemory {
+    pages: Vec<Option<(u32, Vec<u8>)>>,
+    /// Frames that may still be allocated (the tests make memory run out).
+    pub limit: usize,
+    pub committed: u64,
+    pub commit_limit: u64,
+}
+
+impl FakeMemory {
+    pub fn new(frames: usize) -> Self {
+        FakeMemory { pages: vec![Some((1, vec![0; PAGE as usize]))], limit: frames, committed: 0, commit_limit: u64::MAX }
+    }
+
+    /// Frames in use, the zero frame excluded.
+    pub fn in_use(&self) -> usize {
+        self.pages.iter().skip(1).filter(|p| p.is_some()).count()
+    }
+
+    pub fn bytes(&self, pfn: Pfn) -> &[u8] {
+        &self.pages[pfn.0 as usize].as_ref().expect("FakeMemory: frame not allocated").1
+    }
+
+    pub fn bytes_mut(&mut self, pfn: Pfn) -> &mut [u8] {
+        assert!(pfn.0 != 0, "FakeMemory: write to the zero frame");
+        &mut self.pages[pfn.0 as usize].as_mut().expect("FakeMemory: frame not allocated").1
+    }
+
+    fn alloc_with(&mut self, bytes: Vec<u8>) -> Option<Pfn> {
+        if self.in_use() >= self.limit {
+            return None;
+        }
+        let slot = self.pages.iter().skip(1).position(Option::is_none).map(|i| i + 1);
+        let index = slot.unwrap_or(self.pages.len());
+        if index == self.pages.len() {
+            self.pages.push(None);
+        }
+        self.pages[index] = Some((1, bytes));
+        Some(Pfn(index as u64))
+    }
+}
+
+impl PhysMem for FakeMemory {
+    fn alloc_zeroed(&mut self) -> Option<Pfn> {
+        self.alloc_with(vec![0; PAGE as usize])
+    }
+
+    /// A huge block is one fake frame of 2 MiB.
+    fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
+        self.alloc_with(vec![0; HUGE_PAGE as usize])
+    }
+
+    fn copy(&mut self, src: Pfn) -> Option<Pfn> {
+        let bytes = self.bytes(src).to_vec();
+        self.alloc_with(bytes)
+    }
+
+    fn copy_into(&mut self, src: Pfn, dst: Pfn) {
+        let bytes = self.bytes(src)[..PAGE as usize].to_vec();
+        self.bytes_mut(dst).copy_from_slice(&bytes);
+    }
+
+    fn get(&mut self, pfn: Pfn) {
+        self.pages[pfn.0 as usize].as_mut().expect("FakeMemory::get: free frame").0 += 1;
+    }
+
+    fn put(&mut self, pfn: Pfn) {
+        let slot = &mut self.pages[pfn.0 as usize];
+        let entry = slot.as_mut().expect("FakeMemory::put: free frame");
+        entry.0 -= 1;
+        if entry.0 == 0 {
+            assert!(pfn.0 != 0, "FakeMemory::put: the zero frame lost its last reference");
+            *slot = None;
+        }
+    }
+
+    fn refcount(&self, pfn: Pfn) -> u32 {
+        self.pages[pfn.0 as usize].as_ref().map_or(0, |p| p.0)
+    }
+
+    fn zero_frame(&self) -> Pfn {
+        Pfn(0)
+    }
+
+    fn charge(&mut self, pages: u64) -> bool {
+        match self.committed.checked_add(pages) {
+            Some(total) if total <= self.commit_limit => {
+                self.committed = total;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn uncharge(&mut self, pages: u64) {
+        self.committed = self.committed.checked_sub(pages).expect("FakeMemory::uncharge: below zero");
+    }
+}

@@ -1,0 +1,638 @@
+//! The rules of mmap(2) and its companions, as pure functions: raw syscall
+//! arguments in, a checked request (or the errno the spec names) out.
+//!
+//! The ABI is DESIGN §2: Linux's numbers and flag values, with the BSD-only
+//! flags of the FreeBSD and NetBSD pages in the upper 32 bits of `flags`.
+//! Nothing here looks at the address space; whatever needs it (is the
+//! range free? is it mapped?) is decided by `space::AddressSpace`.
+
+use crate::errno::Errno;
+use crate::space::{USER_END, USER_START};
+use crate::vma::{HUGE_PAGE, Inherit, PAGE, VmaFlags};
+use bitflags::bitflags;
+
+// Linux's flag values.
+pub const MAP_SHARED: u64 = 0x1;
+pub const MAP_PRIVATE: u64 = 0x2;
+pub const MAP_SHARED_VALIDATE: u64 = 0x3;
+pub const MAP_TYPE: u64 = 0xf;
+pub const MAP_FIXED: u64 = 0x10;
+pub const MAP_ANONYMOUS: u64 = 0x20;
+pub const MAP_ANON: u64 = MAP_ANONYMOUS;
+pub const MAP_FILE: u64 = 0;
+pub const MAP_32BIT: u64 = 0x40;
+pub const MAP_GROWSDOWN: u64 = 0x100;
+pub const MAP_DENYWRITE: u64 = 0x800;
+pub const MAP_EXECUTABLE: u64 = 0x1000;
+pub const MAP_LOCKED: u64 = 0x2000;
+/// NetBSD's name for MAP_LOCKED.
+pub const MAP_WIRED: u64 = MAP_LOCKED;
+pub const MAP_NORESERVE: u64 = 0x4000;
+pub const MAP_POPULATE: u64 = 0x8000;
+pub const MAP_NONBLOCK: u64 = 0x10000;
+pub const MAP_STACK: u64 = 0x20000;
+pub const MAP_HUGETLB: u64 = 0x40000;
+pub const MAP_SYNC: u64 = 0x80000;
+pub const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+pub const MAP_UNINITIALIZED: u64 = 0x400_0000;
+/// With MAP_HUGETLB, bits 26..32 give log2 of the page size (0 = default).
+pub const MAP_HUGE_SHIFT: u64 = 26;
+pub const MAP_HUGE_MASK: u64 = 0x3f;
+pub const MAP_HUGE_2MB: u64 = 21 << MAP_HUGE_SHIFT;
+
+// The BSD flags, in the upper half (DESIGN §2).
+pub const MAP_ALIGNMENT_SHIFT: u64 = 32;
+pub const MAP_ALIGNMENT_MASK: u64 = 0xff << MAP_ALIGNMENT_SHIFT;
+/// MAP_ALIGNED(n): the address is a multiple of 2^n.
+pub const fn map_aligned(n: u64) -> u64 {
+    n << MAP_ALIGNMENT_SHIFT
+}
+pub const MAP_ALIGNED_SUPER: u64 = 1 << 32;
+pub const MAP_GUARD: u64 = 1 << 40;
+pub const MAP_EXCL: u64 = 1 << 41;
+pub const MAP_NOCORE: u64 = 1 << 42;
+pub const MAP_NOSYNC: u64 = 1 << 43;
+pub const MAP_HASSEMAPHORE: u64 = 1 << 44;
+pub const MAP_TRYFIXED: u64 = 1 << 45;
+pub const MAP_PREFAULT_READ: u64 = 1 << 46;
+pub const MAP_INHERIT: u64 = 1 << 47;
+
+/// Every lower-half flag this kernel knows (MAP_SHARED_VALIDATE refuses
+/// others with EOPNOTSUPP; plain MAP_SHARED/MAP_PRIVATE ignore them, as
+/// Linux must for old binaries).
+const KNOWN_LOW: u64 = MAP_TYPE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_32BIT
+    | MAP_GROWSDOWN
+    | MAP_DENYWRITE
+    | MAP_EXECUTABLE
+    | MAP_LOCKED
+    | MAP_NORESERVE
+    | MAP_POPULATE
+    | MAP_NONBLOCK
+    | MAP_STACK
+    | MAP_HUGETLB
+    | MAP_FIXED_NOREPLACE
+    | MAP_UNINITIALIZED
+    | (MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+const KNOWN_HIGH: u64 = MAP_ALIGNMENT_MASK
+    | MAP_GUARD
+    | MAP_EXCL
+    | MAP_NOCORE
+    | MAP_NOSYNC
+    | MAP_HASSEMAPHORE
+    | MAP_TRYFIXED
+    | MAP_PREFAULT_READ
+    | MAP_INHERIT;
+
+bitflags! {
+    /// PROT_* (PROT_NONE is the empty set).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Prot: u32 {
+        const READ = 0x1;
+        const WRITE = 0x2;
+        const EXEC = 0x4;
+    }
+}
+
+impl Prot {
+    /// `prot` from a syscall: undefined bits are EINVAL.
+    pub fn from_user(prot: u64) -> Result<Prot, Errno> {
+        u32::try_from(prot).ok().and_then(Prot::from_bits).ok_or(Errno::EINVAL)
+    }
+}
+
+/// Whether stores reach other mappings of the same memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    Private,
+    Shared,
+}
+
+/// What to do when a fixed mapping lands on existing ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnConflict {
+    /// MAP_FIXED: unmap what was there.
+    Replace,
+    /// MAP_FIXED_NOREPLACE (Linux).
+    FailEexist,
+    /// MAP_FIXED | MAP_EXCL (FreeBSD).
+    FailEinval,
+}
+
+impl OnConflict {
+    /// The error to fail with when the range is in use, if any.
+    pub fn refusal(self) -> Option<Errno> {
+        match self {
+            OnConflict::Replace => None,
+            OnConflict::FailEexist => Some(Errno::EEXIST),
+            OnConflict::FailEinval => Some(Errno::EINVAL),
+        }
+    }
+}
+
+/// Where a mapping goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Anywhere; `hint` (0 = none) is used if that range is free.
+    Anywhere { hint: u64 },
+    /// Exactly at `addr`.
+    Fixed { addr: u64, on_conflict: OnConflict },
+    /// MAP_TRYFIXED (NetBSD): at `addr` if free, else anywhere; never replaces.
+    TryFixed { addr: u64 },
+}
+
+/// What the new mapping maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Anonymous,
+    /// A file: the kernel still has to check the descriptor.
+    File { fd: i32, offset: u64 },
+    /// MAP_GUARD: a reservation nothing may touch.
+    Guard,
+    /// MAP_STACK / MAP_GROWSDOWN: reserved, mapped from the top down as it grows.
+    Stack,
+}
+
+/// A checked mmap request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MmapRequest {
+    pub placement: Placement,
+    /// Page-rounded (2 MiB-rounded for MAP_HUGETLB).
+    pub len: u64,
+    pub align: u64,
+    pub below_2g: bool,
+    pub prot: Prot,
+    pub sharing: Sharing,
+    pub kind: Kind,
+    /// Attributes recorded on the VMA (LOCKED, NORESERVE, HUGE, ...).
+    pub vma_flags: VmaFlags,
+    /// Fault everything in before returning (MAP_POPULATE, MAP_LOCKED).
+    pub populate: bool,
+    /// Map the object's resident pages now (MAP_PREFAULT_READ).
+    pub prefault_read: bool,
+}
+
+/// Check mmap's arguments (DESIGN §2 and the spec pages' ERRORS).
+pub fn validate_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset: u64) -> Result<MmapRequest, Errno> {
+    let einval = Err(Errno::EINVAL);
+    let prot = Prot::from_user(prot)?;
+    if flags & !(KNOWN_LOW | KNOWN_HIGH) & !0xffff_ffff != 0 {
+        return einval; // an undefined BSD flag
+    }
+    let typ = flags & MAP_TYPE;
+    if typ == MAP_SHARED_VALIDATE && flags & !(KNOWN_LOW | KNOWN_HIGH) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let has = |f: u64| flags & f != 0;
+    let guard = has(MAP_GUARD);
+    let stack = has(MAP_STACK) || has(MAP_GROWSDOWN);
+    let sharing = match typ {
+        MAP_SHARED | MAP_SHARED_VALIDATE => Sharing::Shared,
+        MAP_PRIVATE => Sharing::Private,
+        0 if guard || has(MAP_STACK) => Sharing::Private,
+        _ => return einval,
+    };
+    if len == 0 {
+        return einval;
+    }
+    let huge_tlb = has(MAP_HUGETLB);
+    let page = if huge_tlb { HUGE_PAGE } else { PAGE };
+    let len = match len.checked_next_multiple_of(page) {
+        Some(len) if len <= USER_END => len,
+        _ => return Err(Errno::ENOMEM),
+    };
+
+    // What is mapped.
+    let anonymous = has(MAP_ANONYMOUS) || guard || has(MAP_STACK);
+    let kind = if guard {
+        // FreeBSD: a guard is nothing but a reservation.
+        let other_type = typ != 0 || has(MAP_ANONYMOUS | MAP_PREFAULT_READ | MAP_STACK | MAP_GROWSDOWN);
+        if other_type || fd != -1 || offset != 0 || !prot.is_empty() {
+            return einval;
+        }
+        Kind::Guard
+    } else if stack {
+        // FreeBSD's MAP_STACK: private anonymous read-write memory.
+        let rw = Prot::READ | Prot::WRITE;
+        if !anonymous && has(MAP_GROWSDOWN) {
+            return einval; // a growing file mapping makes no sense
+        }
+        if sharing == Sharing::Shared || fd != -1 || offset != 0 || !prot.contains(rw) {
+            return einval;
+        }
+        Kind::Stack
+    } else if anonymous {
+        if fd != -1 || offset != 0 {
+            return einval;
+        }
+        Kind::Anonymous
+    } else {
+        if offset % PAGE != 0 || (offset as i64) < 0 {
+            return einval;
+        }
+        if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
+            return Err(Errno::EOVERFLOW);
+        }
+        if huge_tlb {
+            return einval; // huge pages are for anonymous memory only
+        }
+        Kind::File { fd, offset }
+    };
+
+    // Alignment.
+    let mut align = PAGE;
+    let mut vma_flags = VmaFlags::empty();
+    match (flags & MAP_ALIGNMENT_MASK) >> MAP_ALIGNMENT_SHIFT {
+        0 => {}
+        1 => {
+            // MAP_ALIGNED_SUPER: only worth it when a whole large page fits.
+            if len >= HUGE_PAGE {
+                align = HUGE_PAGE;
+            }
+            vma_flags |= VmaFlags::HUGE;
+        }
+        n @ 12..=47 => align = 1 << n,
+        _ => return einval,
+    }
+    if huge_tlb {
+        match (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK {
+            0 | 21 => {}
+            _ => return einval, // only 2 MiB pages exist here
+        }
+        align = align.max(HUGE_PAGE);
+        vma_flags |= VmaFlags::HUGE;
+    }
+
+    // Placement.
+    let fixed = has(MAP_FIXED) || has(MAP_FIXED_NOREPLACE);
+    if has(MAP_EXCL) && !has(MAP_FIXED) {
+        return einval;
+    }
+    let below_2g = has(MAP_32BIT);
+    let placement = if fixed {
+        if !addr.is_multiple_of(align) {
+            return einval;
+        }
+        let end = addr.checked_add(len);
+        if below_2g && end.is_none_or(|end| end > 1 << 31) {
+            return einval;
+        }
+        if addr < USER_START || end.is_none_or(|end| end > USER_END) {
+            return Err(Errno::ENOMEM);
+        }
+        let on_conflict = if has(MAP_FIXED_NOREPLACE) {
+            OnConflict::FailEexist
+        } else if has(MAP_EXCL) {
+            OnConflict::FailEinval
+        } else {
+            OnConflict::Replace
+        };
+        Placement::Fixed { addr, on_conflict }
+    } else {
+        // A hint is rounded down to the alignment, as Linux rounds it to a page.
+        let hint = addr / align * align;
+        if has(MAP_TRYFIXED) { Placement::TryFixed { addr: hint } } else { Placement::Anywhere { hint } }
+    };
+
+    for (flag, recorded) in [
+        (MAP_LOCKED, VmaFlags::LOCKED),
+        (MAP_NORESERVE, VmaFlags::NORESERVE),
+        (MAP_NOCORE, VmaFlags::NOCORE),
+        (MAP_NOSYNC, VmaFlags::NOSYNC),
+        (MAP_HASSEMAPHORE, VmaFlags::HASSEMAPHORE),
+        (MAP_UNINITIALIZED, VmaFlags::UNINITIALIZED),
+        (MAP_INHERIT, VmaFlags::INHERIT_FLAG),
+    ] {
+        if has(flag) {
+            vma_flags |= recorded;
+        }
+    }
+    if kind == Kind::Stack {
+        vma_flags |= VmaFlags::GROWSDOWN;
+    }
+    Ok(MmapRequest {
+        placement,
+        len,
+        align,
+        below_2g,
+        prot,
+        sharing,
+        kind,
+        vma_flags,
+        populate: has(MAP_POPULATE) || has(MAP_LOCKED),
+        prefault_read: has(MAP_PREFAULT_READ),
+    })
+}
+
+/// A checked [start, end) range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Span {
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn pages(&self) -> u64 {
+        (self.end - self.start) / PAGE
+    }
+}
+
+/// `addr` page-aligned and `len` rounded up to pages; `zero_len` is what an
+/// empty range gets, `too_far` what a range past the user half gets.
+fn span(addr: u64, len: u64, zero_len: Result<(), Errno>, too_far: Errno) -> Result<Span, Errno> {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let end = len.checked_next_multiple_of(PAGE).and_then(|len| addr.checked_add(len)).ok_or(too_far)?;
+    if end == addr {
+        zero_len?;
+    }
+    if end > USER_END {
+        return Err(too_far);
+    }
+    Ok(Span { start: addr, end })
+}
+
+/// munmap: unaligned, empty or out-of-range: EINVAL (Linux).
+pub fn validate_munmap(addr: u64, len: u64) -> Result<Span, Errno> {
+    span(addr, len, Err(Errno::EINVAL), Errno::EINVAL)
+}
+
+/// mprotect: unaligned address or bad prot: EINVAL; empty: success;
+/// beyond the user half: ENOMEM (nothing is mapped there).
+pub fn validate_mprotect(addr: u64, len: u64, prot: u64) -> Result<(Span, Prot), Errno> {
+    let prot = Prot::from_user(prot)?;
+    Ok((span(addr, len, Ok(()), Errno::ENOMEM)?, prot))
+}
+
+/// mincore: as mprotect (the vector is checked by the kernel: EFAULT).
+pub fn validate_mincore(addr: u64, len: u64) -> Result<Span, Errno> {
+    span(addr, len, Ok(()), Errno::ENOMEM)
+}
+
+pub const MS_ASYNC: u64 = 1;
+pub const MS_INVALIDATE: u64 = 2;
+pub const MS_SYNC: u64 = 4;
+
+/// msync: unknown flags, MS_ASYNC with MS_SYNC, unaligned address: EINVAL.
+pub fn validate_msync(addr: u64, len: u64, flags: u64) -> Result<Span, Errno> {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC {
+        return Err(Errno::EINVAL);
+    }
+    span(addr, len, Ok(()), Errno::ENOMEM)
+}
+
+/// mlock/munlock: the address need not be aligned (the range is widened
+/// to whole pages); an overflowing range is EINVAL, an empty one succeeds.
+pub fn validate_mlock(addr: u64, len: u64) -> Result<Span, Errno> {
+    let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+    let start = addr & !(PAGE - 1);
+    let end = end.checked_next_multiple_of(PAGE).ok_or(Errno::EINVAL)?;
+    if end > USER_END && start < end {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(Span { start, end })
+}
+
+/// madvise's advice values (Linux's numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Madvice {
+    Normal,
+    Random,
+    Sequential,
+    WillNeed,
+    DontNeed,
+    Free,
+    Remove,
+    DontFork,
+    DoFork,
+    HugePage,
+    NoHugePage,
+    DontDump,
+    DoDump,
+    WipeOnFork,
+    KeepOnFork,
+    Cold,
+    PageOut,
+    PopulateRead,
+    PopulateWrite,
+    DontNeedLocked,
+}
+
+impl Madvice {
+    pub fn from_user(advice: u64) -> Result<Madvice, Errno> {
+        use Madvice::*;
+        Ok(match advice {
+            0 => Normal,
+            1 => Random,
+            2 => Sequential,
+            3 => WillNeed,
+            4 => DontNeed,
+            8 => Free,
+            9 => Remove,
+            10 => DontFork,
+            11 => DoFork,
+            14 => HugePage,
+            15 => NoHugePage,
+            16 => DontDump,
+            17 => DoDump,
+            18 => WipeOnFork,
+            19 => KeepOnFork,
+            20 => Cold,
+            21 => PageOut,
+            22 => PopulateRead,
+            23 => PopulateWrite,
+            24 => DontNeedLocked,
+            // 12/13 (KSM's MERGEABLE) and 25 (COLLAPSE) are not built in: EINVAL, as Linux without them.
+            _ => return Err(Errno::EINVAL),
+        })
+    }
+}
+
+/// madvise: unaligned address or unknown advice: EINVAL; empty: success;
+/// a range that wraps: EINVAL; beyond the user half: ENOMEM.
+pub fn validate_madvise(addr: u64, len: u64, advice: u64) -> Result<(Span, Madvice), Errno> {
+    let advice = Madvice::from_user(advice)?;
+    Ok((span(addr, len, Ok(()), Errno::EINVAL)?, advice))
+}
+
+/// minherit (FreeBSD): the range is widened to pages; unknown values: EINVAL.
+pub fn validate_minherit(addr: u64, len: u64, inherit: u64) -> Result<(Span, Inherit), Errno> {
+    let inherit = match inherit {
+        0 => Inherit::Share,
+        1 => Inherit::Copy,
+        2 => Inherit::None,
+        3 => Inherit::Zero,
+        _ => return Err(Errno::EINVAL),
+    };
+    let span = validate_mlock(addr, len).map_err(|_| Errno::EINVAL)?;
+    Ok((span, inherit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RW: u64 = 3;
+    const ANON: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+    fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Result<MmapRequest, Errno> {
+        validate_mmap(addr, len, prot, flags, fd, off)
+    }
+
+    #[test]
+    fn plain_anonymous() {
+        let r = mmap(0, 5000, RW, ANON, -1, 0).unwrap();
+        assert_eq!(r.len, 8192);
+        assert_eq!(r.placement, Placement::Anywhere { hint: 0 });
+        assert_eq!((r.kind, r.sharing, r.align), (Kind::Anonymous, Sharing::Private, PAGE));
+        assert!(!r.populate);
+    }
+
+    #[test]
+    fn type_is_required_except_for_guard_and_stack() {
+        assert_eq!(mmap(0, 4096, RW, MAP_ANONYMOUS, -1, 0), Err(Errno::EINVAL));
+        assert!(mmap(0, 4096, 0, MAP_GUARD, -1, 0).is_ok());
+        assert!(mmap(0, 4096, RW, MAP_STACK, -1, 0).is_ok());
+        assert_eq!(mmap(0, 4096, RW, 0x4 | MAP_ANONYMOUS, -1, 0), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn undefined_bits() {
+        assert_eq!(mmap(0, 4096, 8, ANON, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, 1 << 32, ANON, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, ANON | 1 << 48, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, ANON | 1 << 63, -1, 0), Err(Errno::EINVAL));
+        // Legacy types ignore unknown low flags; SHARED_VALIDATE refuses them.
+        assert!(mmap(0, 4096, RW, ANON | 0x200, -1, 0).is_ok());
+        assert_eq!(mmap(0, 4096, RW, MAP_SHARED_VALIDATE | MAP_ANONYMOUS | 0x200, -1, 0), Err(Errno::EOPNOTSUPP));
+        assert!(mmap(0, 4096, RW, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0).is_ok());
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(mmap(0, 0, RW, ANON, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, u64::MAX, RW, ANON, -1, 0), Err(Errno::ENOMEM));
+        assert_eq!(mmap(0, USER_END + 1, RW, ANON, -1, 0), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn anonymous_wants_fd_minus_one_and_offset_zero() {
+        assert_eq!(mmap(0, 4096, RW, ANON, 3, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, ANON, -1, 4096), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn file_offsets() {
+        let r = mmap(0, 4096, 1, MAP_PRIVATE, 3, 8192).unwrap();
+        assert_eq!(r.kind, Kind::File { fd: 3, offset: 8192 });
+        assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE, 3, 100), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE, 3, -4096i64 as u64), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 8192, 1, MAP_PRIVATE, 3, (i64::MAX as u64) & !0xfff), Err(Errno::EOVERFLOW));
+        assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE | MAP_HUGETLB, 3, 0), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn fixed_placement_rules() {
+        let fixed = |addr, extra| mmap(addr, 8192, RW, ANON | MAP_FIXED | extra, -1, 0).map(|r| r.placement);
+        assert_eq!(fixed(0x40_0000, 0), Ok(Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::Replace }));
+        assert_eq!(fixed(0x40_0001, 0), Err(Errno::EINVAL));
+        assert_eq!(fixed(0, 0), Err(Errno::ENOMEM));
+        assert_eq!(fixed(USER_END - 4096, 0), Err(Errno::ENOMEM));
+        assert_eq!(fixed(u64::MAX & !0xfff, 0), Err(Errno::ENOMEM));
+        assert_eq!(fixed(0x7fff_f000, MAP_32BIT), Err(Errno::EINVAL));
+        assert!(fixed(0x7fff_e000, MAP_32BIT).is_ok());
+        assert_eq!(fixed(0x40_0000, MAP_EXCL), Ok(Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::FailEinval }));
+        let noreplace = mmap(0x40_0000, 4096, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0).unwrap();
+        assert_eq!(noreplace.placement, Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::FailEexist });
+        assert_eq!(mmap(0x40_0000, 4096, RW, ANON | MAP_EXCL, -1, 0), Err(Errno::EINVAL));
+        let try_fixed = mmap(0x40_0123, 4096, RW, ANON | MAP_TRYFIXED, -1, 0).unwrap();
+        assert_eq!(try_fixed.placement, Placement::TryFixed { addr: 0x40_0000 });
+    }
+
+    #[test]
+    fn alignment_flags() {
+        let r = mmap(0, 4096, RW, ANON | map_aligned(16), -1, 0).unwrap();
+        assert_eq!(r.align, 1 << 16);
+        assert_eq!(mmap(0, 4096, RW, ANON | map_aligned(11), -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, ANON | map_aligned(48), -1, 0), Err(Errno::EINVAL));
+        assert!(mmap(0, 4096, RW, ANON | map_aligned(47), -1, 0).is_ok());
+        assert_eq!(mmap(0x1_1000, 4096, RW, ANON | MAP_FIXED | map_aligned(16), -1, 0), Err(Errno::EINVAL));
+        let sup = mmap(0, 4 << 20, RW, ANON | MAP_ALIGNED_SUPER, -1, 0).unwrap();
+        assert_eq!(sup.align, HUGE_PAGE);
+        assert!(sup.vma_flags.contains(VmaFlags::HUGE));
+        let small = mmap(0, 4096, RW, ANON | MAP_ALIGNED_SUPER, -1, 0).unwrap();
+        assert_eq!(small.align, PAGE);
+    }
+
+    #[test]
+    fn hugetlb_rounds_to_2mib() {
+        let r = mmap(0, 4096, RW, ANON | MAP_HUGETLB, -1, 0).unwrap();
+        assert_eq!((r.len, r.align), (HUGE_PAGE, HUGE_PAGE));
+        assert!(mmap(0, 4096, RW, ANON | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0).is_ok());
+        assert_eq!(mmap(0, 4096, RW, ANON | MAP_HUGETLB | 30 << MAP_HUGE_SHIFT, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0x20_1000, 4096, RW, ANON | MAP_HUGETLB | MAP_FIXED, -1, 0), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn guard_rules() {
+        let g = mmap(0, 4096, 0, MAP_GUARD, -1, 0).unwrap();
+        assert_eq!(g.kind, Kind::Guard);
+        for bad in [mmap(0, 4096, 1, MAP_GUARD, -1, 0), mmap(0, 4096, 0, MAP_GUARD, 3, 0), mmap(0, 4096, 0, MAP_GUARD, -1, 4096)] {
+            assert_eq!(bad, Err(Errno::EINVAL));
+        }
+        for other in [MAP_ANON, MAP_PRIVATE, MAP_SHARED, MAP_STACK, MAP_PREFAULT_READ] {
+            assert_eq!(mmap(0, 4096, 0, MAP_GUARD | other, -1, 0), Err(Errno::EINVAL), "{other:#x}");
+        }
+    }
+
+    #[test]
+    fn stack_rules() {
+        let s = mmap(0, 1 << 20, RW, MAP_STACK, -1, 0).unwrap();
+        assert_eq!((s.kind, s.sharing), (Kind::Stack, Sharing::Private));
+        assert!(s.vma_flags.contains(VmaFlags::GROWSDOWN));
+        assert_eq!(mmap(0, 4096, 1, MAP_STACK, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, MAP_STACK, 3, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, MAP_STACK | MAP_SHARED, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, MAP_GROWSDOWN | MAP_PRIVATE, 3, 0), Err(Errno::EINVAL));
+        assert_eq!(mmap(0, 4096, RW, ANON | MAP_GROWSDOWN, -1, 0).unwrap().kind, Kind::Stack);
+    }
+
+    #[test]
+    fn recorded_flags_and_population() {
+        let r = mmap(0, 4096, RW, ANON | MAP_LOCKED | MAP_NORESERVE | MAP_NOCORE | MAP_NOSYNC | MAP_HASSEMAPHORE | MAP_INHERIT | MAP_UNINITIALIZED, -1, 0).unwrap();
+        assert!(r.populate);
+        for f in [VmaFlags::LOCKED, VmaFlags::NORESERVE, VmaFlags::NOCORE, VmaFlags::NOSYNC, VmaFlags::HASSEMAPHORE, VmaFlags::INHERIT_FLAG, VmaFlags::UNINITIALIZED] {
+            assert!(r.vma_flags.contains(f), "{f:?}");
+        }
+        assert!(mmap(0, 4096, RW, ANON | MAP_POPULATE, -1, 0).unwrap().populate);
+    }
+
+    #[test]
+    fn companion_ranges() {
+        assert_eq!(validate_munmap(0x1001, 4096), Err(Errno::EINVAL));
+        assert_eq!(validate_munmap(0x1000, 0), Err(Errno::EINVAL));
+        assert_eq!(validate_munmap(0x1000, u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(validate_munmap(0x1000, 1), Ok(Span { start: 0x1000, end: 0x2000 }));
+        assert_eq!(validate_mprotect(0x1000, 0, 1).map(|r| r.0.is_empty()), Ok(true));
+        assert_eq!(validate_mprotect(0x1000, 4096, 8), Err(Errno::EINVAL));
+        assert_eq!(validate_mprotect(0x1001, 4096, 1), Err(Errno::EINVAL));
+        assert_eq!(validate_mprotect(USER_END, 4096, 1), Err(Errno::ENOMEM));
+        assert_eq!(validate_msync(0x1000, 4096, MS_SYNC | MS_ASYNC), Err(Errno::EINVAL));
+        assert_eq!(validate_msync(0x1000, 4096, 8), Err(Errno::EINVAL));
+        assert_eq!(validate_msync(0x1001, 4096, MS_SYNC), Err(Errno::EINVAL));
+        assert!(validate_msync(0x1000, 4096, MS_SYNC | MS_INVALIDATE).is_ok());
+        assert_eq!(validate_madvise(0x1000, 4096, 12), Err(Errno::EINVAL));
+        assert_eq!(validate_madvise(0x1000, 4096, 4).map(|r| r.1), Ok(Madvice::DontNeed));
+        assert_eq!(validate_mlock(0x1234, 10), Ok(Span { start: 0x1000, end: 0x2000 }));
+        assert_eq!(validate_mlock(u64::MAX, 2), Err(Errno::EINVAL));
+        assert_eq!(validate_minherit(0x1000, 4096, 4), Err(Errno::EINVAL));
+        assert_eq!(validate_minherit(0x1000, 4096, 3).map(|r| r.1), Ok(Inherit::Zero));
+    }
+}

@@ -1,0 +1,80 @@
+//! The interface between machine-independent decisions and page tables.
+//!
+//! The VM layer decides which frame goes where with which rights; a `Pmap`
+//! carries it out on real page tables (the kernel's `pmap`) or on a map in
+//! memory (`fake::FakePmap`, for host tests). `PhysMem` is the frame
+//! allocator and the commit accounting as the VM layer sees them.
+//!
+//! Ownership: a present PTE holds one reference to its frame. `enter` takes
+//! the caller's reference; `unmap_range` hands each back to the callback.
+
+use crate::frame::Pfn;
+
+/// The rights a PTE grants user mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PteProt {
+    /// Present for user mode at all (false: PROT_NONE, the frame is kept).
+    pub user: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl PteProt {
+    pub const NONE: PteProt = PteProt { user: false, write: false, exec: false };
+    pub const READ: PteProt = PteProt { user: true, write: false, exec: false };
+}
+
+/// A present PTE as `query` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub pfn: Pfn,
+    pub prot: PteProt,
+    /// A 2 MiB leaf: `pfn` heads a 512-frame block.
+    pub huge: bool,
+}
+
+/// No frame for a page table: the operation had no effect.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoMemory;
+
+pub trait Pmap {
+    /// Map the 4 KiB page at `va` to `pfn`; the PTE takes the caller's reference.
+    /// `va` must not be mapped.
+    fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;
+    /// Map the 2 MiB page at `va` (2 MiB aligned, nothing mapped inside) to
+    /// the block headed by `pfn`.
+    fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;
+    /// The PTE covering `va`, if present.
+    fn query(&self, va: u64) -> Option<Mapping>;
+    /// Unmap every present page in [start, end) and hand each reference to
+    /// `release` (with the page's address); flush the TLB; free page tables
+    /// left empty. A huge PTE is reported once, at its 2 MiB-aligned address,
+    /// and must lie wholly inside the range (the VM layer splits first).
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping));
+    /// Set the rights of every present page in [start, end) to what
+    /// `rights` says for it; flush the TLB.
+    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt);
+    /// Replace the frame of a present 4 KiB page (a copy-on-write break);
+    /// returns the old mapping's reference. Flushes the TLB entry.
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;
+}
+
+pub trait PhysMem {
+    /// A zeroed frame with one reference, or None when memory is exhausted.
+    fn alloc_zeroed(&mut self) -> Option<Pfn>;
+    /// A zeroed, 2 MiB-aligned block of 512 frames (one reference on its head).
+    fn alloc_huge_zeroed(&mut self) -> Option<Pfn>;
+    /// A new frame with a copy of `src`'s contents.
+    fn copy(&mut self, src: Pfn) -> Option<Pfn>;
+    /// Copy the 4 KiB at `src` (which may lie inside a huge block) into `dst`.
+    fn copy_into(&mut self, src: Pfn, dst: Pfn);
+    fn get(&mut self, pfn: Pfn);
+    fn put(&mut self, pfn: Pfn);
+    fn refcount(&self, pfn: Pfn) -> u32;
+    /// The one shared, always-zero frame: read faults on untouched private
+    /// anonymous memory map it read-only.
+    fn zero_frame(&self) -> Pfn;
+    /// Charge `pages` to the commit limit; false (and no charge) past it.
+    fn charge(&mut self, pages: u64) -> bool;
+    fn uncharge(&mut self, pages: u64);
+}
