@@ -109,6 +109,7 @@ fn reported_status(report: &str) -> Option<u8> {
 const PROGRAMS: &[(&str, &str)] = &[
     ("init", env!("CARGO_BIN_FILE_PROGRAMS_init")),
     ("probe", env!("CARGO_BIN_FILE_PROGRAMS_probe")),
+    ("vmtest", env!("CARGO_BIN_FILE_PROGRAMS_vmtest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -103,14 +103,14 @@ fn page_fault(frame: &mut TrapFrame) {
     } else {
         Access::Read
     };
-    let started = crate::arch::rdtsc();
-    let (result, pid, vma) = proc::with_current(|p| {
+    let (result, cycles, pid, vma) = proc::with_current(|p| {
         let space = p.space();
+        let started = crate::arch::rdtsc();
         let result = space.fault(&mut KernelPhys, addr, access);
+        let cycles = crate::arch::rdtsc() - started;
         let vma = vmstat::tracing().then(|| describe_vma(space, addr));
-        (result, p.pid, vma)
+        (result, cycles, p.pid, vma)
     });
-    let cycles = crate::arch::rdtsc() - started;
     vmstat::record(&result);
     if let Some(vma) = vma {
         log::info!(

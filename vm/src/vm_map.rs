@@ -268,7 +268,8 @@ impl<T: Segment> VmaTree<T> {
     /// The segments overlapping [start, end), in address order.
     pub fn range(&self, start: u64, end: u64) -> Range<'_, T> {
         let mut stack = Vec::with_capacity(usize::from(height(&self.root)));
-        let mut cur = self.root.as_deref();
+        // An empty range overlaps nothing, not even the segment around it.
+        let mut cur = if start < end { self.root.as_deref() } else { None };
         while let Some(n) = cur {
             if n.seg.end() > start {
                 stack.push(n);

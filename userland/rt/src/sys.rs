@@ -15,6 +15,7 @@ pub const EAGAIN: Errno = Errno(11);
 pub const ENOMEM: Errno = Errno(12);
 pub const EACCES: Errno = Errno(13);
 pub const EFAULT: Errno = Errno(14);
+pub const EBUSY: Errno = Errno(16);
 pub const EEXIST: Errno = Errno(17);
 pub const ENODEV: Errno = Errno(19);
 pub const ENOTDIR: Errno = Errno(20);
@@ -33,11 +34,22 @@ pub mod nr {
     pub const WRITE: usize = 1;
     pub const OPEN: usize = 2;
     pub const CLOSE: usize = 3;
+    pub const MMAP: usize = 9;
+    pub const MPROTECT: usize = 10;
+    pub const MUNMAP: usize = 11;
+    pub const BRK: usize = 12;
     pub const SCHED_YIELD: usize = 24;
+    pub const MSYNC: usize = 26;
+    pub const MINCORE: usize = 27;
+    pub const MADVISE: usize = 28;
+    pub const MLOCK: usize = 149;
+    pub const MUNLOCK: usize = 150;
     pub const GETPID: usize = 39;
     pub const EXIT: usize = 60;
     pub const EXIT_GROUP: usize = 231;
     pub const OPENAT: usize = 257;
+    /// FreeBSD's minherit, pageos's number (DESIGN §2); ENOSYS on Linux.
+    pub const MINHERIT: usize = 1000;
 }
 
 /// Raw system call with six arguments.
@@ -118,4 +130,119 @@ pub fn sched_yield() {
 pub fn exit(status: i32) -> ! {
     let _ = raw(nr::EXIT_GROUP, [status as usize, 0, 0, 0, 0, 0]);
     unreachable!("exit_group returned")
+}
+
+// ---- memory ---------------------------------------------------------------
+
+pub const PROT_NONE: usize = 0;
+pub const PROT_READ: usize = 1;
+pub const PROT_WRITE: usize = 2;
+pub const PROT_EXEC: usize = 4;
+pub const RW: usize = PROT_READ | PROT_WRITE;
+
+pub const MAP_SHARED: usize = 0x1;
+pub const MAP_PRIVATE: usize = 0x2;
+pub const MAP_SHARED_VALIDATE: usize = 0x3;
+pub const MAP_FIXED: usize = 0x10;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_32BIT: usize = 0x40;
+pub const MAP_GROWSDOWN: usize = 0x100;
+pub const MAP_LOCKED: usize = 0x2000;
+pub const MAP_NORESERVE: usize = 0x4000;
+pub const MAP_POPULATE: usize = 0x8000;
+pub const MAP_STACK: usize = 0x20000;
+pub const MAP_HUGETLB: usize = 0x40000;
+pub const MAP_FIXED_NOREPLACE: usize = 0x100000;
+pub const MAP_UNINITIALIZED: usize = 0x400_0000;
+pub const MAP_HUGE_2MB: usize = 21 << 26;
+/// The BSD flags (pageos's upper-half encoding).
+pub const fn map_aligned(n: usize) -> usize {
+    n << 32
+}
+pub const MAP_ALIGNED_SUPER: usize = 1 << 32;
+pub const MAP_GUARD: usize = 1 << 40;
+pub const MAP_EXCL: usize = 1 << 41;
+pub const MAP_NOCORE: usize = 1 << 42;
+pub const MAP_NOSYNC: usize = 1 << 43;
+pub const MAP_HASSEMAPHORE: usize = 1 << 44;
+pub const MAP_TRYFIXED: usize = 1 << 45;
+pub const MAP_PREFAULT_READ: usize = 1 << 46;
+pub const MAP_INHERIT: usize = 1 << 47;
+pub const ANON: usize = MAP_PRIVATE | MAP_ANONYMOUS;
+
+pub const MS_ASYNC: usize = 1;
+pub const MS_INVALIDATE: usize = 2;
+pub const MS_SYNC: usize = 4;
+
+pub const MADV_NORMAL: usize = 0;
+pub const MADV_RANDOM: usize = 1;
+pub const MADV_SEQUENTIAL: usize = 2;
+pub const MADV_WILLNEED: usize = 3;
+pub const MADV_DONTNEED: usize = 4;
+pub const MADV_FREE: usize = 8;
+
+pub const INHERIT_SHARE: usize = 0;
+pub const INHERIT_COPY: usize = 1;
+pub const INHERIT_NONE: usize = 2;
+pub const INHERIT_ZERO: usize = 3;
+
+pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset: usize) -> Result<usize> {
+    raw(nr::MMAP, [addr, len, prot, flags, fd as usize, offset])
+}
+
+/// Private anonymous read-write memory anywhere.
+pub fn mmap_anon(len: usize) -> Result<usize> {
+    mmap(0, len, RW, ANON, -1, 0)
+}
+
+pub fn munmap(addr: usize, len: usize) -> Result<usize> {
+    raw(nr::MUNMAP, [addr, len, 0, 0, 0, 0])
+}
+
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> Result<usize> {
+    raw(nr::MPROTECT, [addr, len, prot, 0, 0, 0])
+}
+
+pub fn madvise(addr: usize, len: usize, advice: usize) -> Result<usize> {
+    raw(nr::MADVISE, [addr, len, advice, 0, 0, 0])
+}
+
+pub fn msync(addr: usize, len: usize, flags: usize) -> Result<usize> {
+    raw(nr::MSYNC, [addr, len, flags, 0, 0, 0])
+}
+
+pub fn mincore(addr: usize, len: usize, vec: &mut [u8]) -> Result<usize> {
+    assert!(vec.len() >= len.div_ceil(4096), "sys::mincore: vector too short");
+    raw(nr::MINCORE, [addr, len, vec.as_mut_ptr() as usize, 0, 0, 0])
+}
+
+pub fn mlock(addr: usize, len: usize) -> Result<usize> {
+    raw(nr::MLOCK, [addr, len, 0, 0, 0, 0])
+}
+
+pub fn munlock(addr: usize, len: usize) -> Result<usize> {
+    raw(nr::MUNLOCK, [addr, len, 0, 0, 0, 0])
+}
+
+pub fn minherit(addr: usize, len: usize, inherit: usize) -> Result<usize> {
+    raw(nr::MINHERIT, [addr, len, inherit, 0, 0, 0])
+}
+
+/// The raw brk syscall: returns the break in force afterwards.
+pub fn brk(addr: usize) -> usize {
+    raw(nr::BRK, [addr, 0, 0, 0, 0, 0]).unwrap_or(0)
+}
+
+/// Read a byte of memory the way a program would; if the page is not
+/// readable, the process gets the fault (that is what the tests check).
+pub fn peek(addr: usize) -> u8 {
+    // SAFETY: the tests only peek at addresses they mapped, or on purpose
+    // at ones whose fault they are testing.
+    unsafe { core::ptr::read_volatile(addr as *const u8) }
+}
+
+/// Write a byte of memory the way a program would (see `peek`).
+pub fn poke(addr: usize, value: u8) {
+    // SAFETY: as for `peek`.
+    unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
 }

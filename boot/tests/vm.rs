@@ -1,0 +1,76 @@
+//! The VM subsystem from a user program's side: `vmtest`'s cases (every
+//! mmap flag and errno, munmap, mprotect, madvise, mincore, mlock, msync,
+//! minherit, brk), and the faults that must kill a process, one boot each.
+
+mod common;
+
+use common::{assert_report_passed, program};
+
+const SIGKILL: i32 = 9;
+const SIGSEGV: i32 = 11;
+
+#[test]
+fn vmtest_cases_pass() {
+    let run = program("vmtest", &[]);
+    assert_report_passed(&run);
+}
+
+/// `vmtest fault NAME` must die by `signal` (status 128 + N), and the
+/// kernel must go on to report init's end normally.
+fn dies_with(name: &str, signal: i32) {
+    let run = program("vmtest", &["fault", name]);
+    assert_eq!(run.status, 128 + signal, "fault {name}: status {}; output:\n{}", run.status, run.stdout);
+    assert!(!run.stdout.contains("did not kill"), "{}", run.stdout);
+}
+
+#[test]
+fn reading_prot_none_memory_is_sigsegv() {
+    dies_with("read-prot-none", SIGSEGV);
+}
+
+#[test]
+fn writing_read_only_memory_is_sigsegv() {
+    dies_with("write-read-only", SIGSEGV);
+}
+
+#[test]
+fn touching_unmapped_memory_is_sigsegv() {
+    dies_with("unmapped", SIGSEGV);
+}
+
+#[test]
+fn touching_memory_after_munmap_is_sigsegv() {
+    dies_with("after-munmap", SIGSEGV);
+}
+
+#[test]
+fn executing_a_data_page_is_sigsegv() {
+    dies_with("exec-no-exec", SIGSEGV);
+}
+
+#[test]
+fn touching_a_guard_is_sigsegv() {
+    dies_with("guard", SIGSEGV);
+}
+
+#[test]
+fn reaching_a_stack_guard_is_sigsegv() {
+    dies_with("stack-guard", SIGSEGV);
+}
+
+#[test]
+fn running_out_of_memory_in_a_fault_is_sigkill() {
+    // A small machine, so that memory runs out quickly.
+    let run = common::pageos(&["--memory", "96M", "--kernel-arg", "init=/bin/vmtest", "--", "fault", "out-of-memory"]);
+    assert_eq!(run.status, 128 + SIGKILL, "status {}; output:\n{}", run.status, run.stdout);
+}
+
+#[test]
+fn trace_faults_logs_each_fault() {
+    // The stack case touches the top page (zero fill), then the guard.
+    let run = common::pageos(&["--trace-faults", "--kernel-arg", "init=/bin/vmtest", "--", "fault", "stack-guard"]);
+    assert_eq!(run.status, 128 + SIGSEGV, "{}", run.stdout);
+    let traced: Vec<&str> = run.stdout.lines().filter(|l| l.contains("] fault pid")).collect();
+    let has = |what: &str| traced.iter().any(|l| l.contains(what) && l.contains("write") && l.ends_with("cycles"));
+    assert!(has("zero-fill") && has("SIGSEGV"), "trace lines:\n{}", traced.join("\n"));
+}
