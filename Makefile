@@ -4,14 +4,15 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: run test setup host-test qemu-test lint fmt clean
+.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
 	$(CARGO) run -- $(ARGS)
 
-## Every test: host unit/property tests, then the QEMU integration tests.
-test: setup host-test qemu-test
+## Every test: host unit/property tests, the QEMU integration tests, and
+## the Linux-ABI cases run on a Debian Linux kernel in the same QEMU.
+test: setup host-test qemu-test linux-test
 
 host-test:
 	$(CARGO) test -p vm
@@ -20,6 +21,15 @@ host-test:
 # The dev profile already builds the kernel with opt-level 2 (Cargo.toml).
 qemu-test:
 	$(CARGO) test -p boot
+
+## vmtest as init of Debian's Linux kernel: the cases both kernels share
+## must pass there too (scripts/linux-run.py fetches the kernel once).
+linux-test:
+	python3 scripts/linux-run.py vmtest
+
+## Host benchmarks of the VM bookkeeping (the VMA tree).
+bench:
+	$(CARGO) bench -p vm --bench vma_tree
 
 ## Install QEMU, OVMF, musl-tools and the pinned toolchain if missing.
 setup:

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Run a pageos user program as init of a Debian Linux kernel, in the same
+QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
+
+    scripts/linux-run.py vmtest            # the VM cases Linux shares
+    scripts/linux-run.py vmtest -- ARGS    # with arguments
+
+The kernel comes from Debian's linux-image-*-amd64 package, downloaded with
+apt-get and unpacked with dpkg -x into target/linux (never installed). The
+program is /init of a newc initramfs built here; its status is read from
+the summary line it prints (Linux panics when init exits; -no-reboot then
+ends QEMU). Exit status: 0 when the program reported `N passed, 0 failed`.
+"""
+
+import glob
+import os
+import re
+import struct
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "target", "linux")
+PACKAGE = "linux-image-6.1.0-56-amd64"
+
+
+def run(*cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def kernel():
+    """The vmlinuz of the Debian package, fetched and unpacked once."""
+    found = glob.glob(os.path.join(WORK, "root", "boot", "vmlinuz-*"))
+    if found:
+        return found[0]
+    os.makedirs(WORK, exist_ok=True)
+    debs = glob.glob(os.path.join(WORK, PACKAGE + "_*.deb"))
+    if not debs:
+        try:
+            run("apt-get", "download", PACKAGE, cwd=WORK)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        debs = glob.glob(os.path.join(WORK, PACKAGE + "_*.deb"))
+    run("dpkg", "-x", debs[0], os.path.join(WORK, "root"))
+    return glob.glob(os.path.join(WORK, "root", "boot", "vmlinuz-*"))[0]
+
+
+def program(name):
+    run("cargo", "build", "-q", "-p", "programs", "--target", "x86_64-unknown-none", "--bin", name, cwd=ROOT)
+    return os.path.join(ROOT, "target", "x86_64-unknown-none", "debug", name)
+
+
+def cpio(entries):
+    """A newc archive: entries are (path, mode, data, rdev_major, rdev_minor)."""
+    out = bytearray()
+    for ino, (path, mode, data, major, minor) in enumerate(entries + [("TRAILER!!!", 0, b"", 0, 0)], 1):
+        name = path.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, major, minor, len(name), 0]
+        out += b"070701" + b"".join(b"%08x" % f for f in fields) + name
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def main():
+    args = sys.argv[1:]
+    name = args[0] if args else "vmtest"
+    extra = args[args.index("--") + 1 :] if "--" in args else []
+    vmlinuz = kernel()
+    if vmlinuz is None:
+        # No package source (offline machine): say so loudly, but this is
+        # not a failure of pageos.
+        print("linux-run: SKIPPED: cannot download %s (apt-get download failed)" % PACKAGE, file=sys.stderr)
+        return 0
+    with open(program(name), "rb") as f:
+        binary = f.read()
+    initrd = os.path.join(WORK, "initrd-%s.cpio" % name)
+    with open(initrd, "wb") as f:
+        f.write(
+            cpio(
+                [
+                    ("dev", 0o040755, b"", 0, 0),
+                    ("dev/console", 0o020600, b"", 5, 1),
+                    ("sbin", 0o040755, b"", 0, 0),
+                    ("init", 0o100755, binary, 0, 0),
+                    # vmtest reads /sbin/init's ELF magic, as on pageos.
+                    ("sbin/init", 0o100755, binary, 0, 0),
+                ]
+            )
+        )
+    append = "console=ttyS0 panic=-1 quiet loglevel=3"
+    if extra:
+        append += " -- " + " ".join(extra)
+    qemu = [
+        "qemu-system-x86_64", "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
+        "-m", "512M", "-cpu", "qemu64,+smep,+smap", "-nographic", "-no-reboot", "-monitor", "none",
+    ]
+    print("+", " ".join(qemu), file=sys.stderr)
+    out = subprocess.run(qemu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600).stdout.decode(errors="replace")
+    print(out)
+    summary = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
+    if not summary:
+        print("linux-run: no summary line from %s" % name, file=sys.stderr)
+        return 1
+    return 0 if summary[-1][1] == "0" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
