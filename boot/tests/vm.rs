@@ -74,3 +74,25 @@ fn trace_faults_logs_each_fault() {
     let has = |what: &str| traced.iter().any(|l| l.contains(what) && l.contains("write") && l.ends_with("cycles"));
     assert!(has("zero-fill") && has("SIGSEGV"), "trace lines:\n{}", traced.join("\n"));
 }
+
+/// The address `probe mmap` got, booted with these extra kernel switches.
+fn mmap_address(switches: &[&str]) -> String {
+    let mut args = vec!["--kernel-arg", "init=/bin/probe"];
+    for s in switches {
+        args.extend(["--kernel-arg", s]);
+    }
+    args.extend(["--", "mmap"]);
+    let run = common::pageos(&args);
+    assert_eq!(run.status, 0, "{}", run.stdout);
+    run.stdout.lines().find_map(|l| l.strip_prefix("mmap at ")).expect("no address printed").to_string()
+}
+
+#[test]
+fn no_aslr_makes_placement_reproducible() {
+    assert_eq!(mmap_address(&["no-aslr"]), mmap_address(&["no-aslr"]));
+}
+
+#[test]
+fn aslr_randomises_placement() {
+    assert_ne!(mmap_address(&[]), mmap_address(&[]), "two boots placed the page at the same address");
+}

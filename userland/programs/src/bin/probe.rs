@@ -1,6 +1,6 @@
 //! `probe`: small behaviours the QEMU tests check from outside, one per
 //! sub-command: `probe exit N`, `probe segv`, `probe args A B..`, `probe ud2`,
-//! `probe spin` (never exits), `probe cat PATH`, `probe syscalls` (the
+//! `probe spin` (never exits), `probe cat PATH`, `probe mmap` (where a page lands), `probe syscalls` (the
 //! foundation's syscall cases, as a test report).
 #![no_std]
 #![no_main]
@@ -38,6 +38,14 @@ fn main(args: Args) -> i32 {
             core::hint::spin_loop();
         },
         "cat" => cat(args.get(2)),
+        "mmap" => match sys::mmap_anon(4096) {
+            // Where placement put a page: the ASLR tests compare two boots.
+            Ok(addr) => {
+                println!("mmap at {addr:#x}");
+                0
+            }
+            Err(e) => e.0,
+        },
         other => {
             println!("probe: unknown command {other:?}");
             2
