@@ -110,6 +110,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("init", env!("CARGO_BIN_FILE_PROGRAMS_init")),
     ("probe", env!("CARGO_BIN_FILE_PROGRAMS_probe")),
     ("vmtest", env!("CARGO_BIN_FILE_PROGRAMS_vmtest")),
+    ("vmbench", env!("CARGO_BIN_FILE_PROGRAMS_vmbench")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -76,11 +76,20 @@ pub struct FakeMemory {
     pub limit: usize,
     pub committed: u64,
     pub commit_limit: u64,
+    /// The frames after the head of each 2 MiB block, to their head: as in
+    /// the kernel, a block is 512 consecutive frames, counted on its head.
+    tails: alloc::collections::BTreeMap<u64, u64>,
 }
 
 impl FakeMemory {
     pub fn new(frames: usize) -> Self {
-        FakeMemory { pages: vec![Some((1, vec![0; PAGE as usize]))], limit: frames, committed: 0, commit_limit: u64::MAX }
+        FakeMemory {
+            pages: vec![Some((1, vec![0; PAGE as usize]))],
+            limit: frames,
+            committed: 0,
+            commit_limit: u64::MAX,
+            tails: alloc::collections::BTreeMap::new(),
+        }
     }
 
     /// Frames in use, the zero frame excluded.
@@ -88,13 +97,25 @@ impl FakeMemory {
         self.pages.iter().skip(1).filter(|p| p.is_some()).count()
     }
 
+    /// The bytes of a frame (a whole 2 MiB for a block's head, 4 KiB for
+    /// a frame inside a block).
     pub fn bytes(&self, pfn: Pfn) -> &[u8] {
-        &self.pages[pfn.0 as usize].as_ref().expect("FakeMemory: frame not allocated").1
+        let (head, range) = self.locate(pfn);
+        &self.pages[head as usize].as_ref().expect("FakeMemory: frame not allocated").1[range]
     }
 
     pub fn bytes_mut(&mut self, pfn: Pfn) -> &mut [u8] {
         assert!(pfn.0 != 0, "FakeMemory: write to the zero frame");
-        &mut self.pages[pfn.0 as usize].as_mut().expect("FakeMemory: frame not allocated").1
+        let (head, range) = self.locate(pfn);
+        &mut self.pages[head as usize].as_mut().expect("FakeMemory: frame not allocated").1[range]
+    }
+
+    /// Where a frame's bytes are: its own slot, or a slice of its block's head.
+    fn locate(&self, pfn: Pfn) -> (u64, core::ops::RangeFrom<usize>) {
+        match self.tails.get(&pfn.0) {
+            Some(&head) => (head, ((pfn.0 - head) * PAGE) as usize..),
+            None => (pfn.0, 0..),
+        }
     }
 
     fn alloc_with(&mut self, bytes: Vec<u8>) -> Option<Pfn> {
@@ -116,19 +137,29 @@ impl PhysMem for FakeMemory {
         self.alloc_with(vec![0; PAGE as usize])
     }
 
-    /// A huge block is one fake frame of 2 MiB.
+    /// 512 consecutive frames at the end of the table; the head holds the bytes.
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
-        self.alloc_with(vec![0; HUGE_PAGE as usize])
+        let frames = (HUGE_PAGE / PAGE) as usize;
+        if self.in_use() + frames > self.limit {
+            return None;
+        }
+        let head = self.pages.len() as u64;
+        self.pages.push(Some((1, vec![0; HUGE_PAGE as usize])));
+        for tail in head + 1..head + frames as u64 {
+            self.pages.push(Some((0, Vec::new())));
+            self.tails.insert(tail, head);
+        }
+        Some(Pfn(head))
     }
 
     fn copy(&mut self, src: Pfn) -> Option<Pfn> {
-        let bytes = self.bytes(src).to_vec();
+        let bytes = self.bytes(src)[..PAGE as usize].to_vec();
         self.alloc_with(bytes)
     }
 
     fn copy_into(&mut self, src: Pfn, dst: Pfn) {
         let bytes = self.bytes(src)[..PAGE as usize].to_vec();
-        self.bytes_mut(dst).copy_from_slice(&bytes);
+        self.bytes_mut(dst)[..PAGE as usize].copy_from_slice(&bytes);
     }
 
     fn get(&mut self, pfn: Pfn) {
@@ -141,7 +172,14 @@ impl PhysMem for FakeMemory {
         entry.0 -= 1;
         if entry.0 == 0 {
             assert!(pfn.0 != 0, "FakeMemory::put: the zero frame lost its last reference");
+            let huge = entry.1.len() == HUGE_PAGE as usize;
             *slot = None;
+            if huge {
+                for tail in pfn.0 + 1..pfn.0 + HUGE_PAGE / PAGE {
+                    self.tails.remove(&tail);
+                    self.pages[tail as usize] = None;
+                }
+            }
         }
     }
 

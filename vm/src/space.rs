@@ -72,6 +72,8 @@ impl<P: Pmap> AddressSpace<P> {
         let (lo, hi) = if below_2g { LOW_2G } else { (USER_START, self.mmap_top) };
         let free = |addr: u64| {
             addr.is_multiple_of(align)
+                && addr >= lo
+                && addr.checked_add(len).is_some_and(|end| end <= hi || !below_2g)
                 && addr >= USER_START
                 && addr.checked_add(len).is_some_and(|end| end <= USER_END && self.map.range(addr, end).next().is_none())
         };
@@ -109,6 +111,10 @@ impl<P: Pmap> AddressSpace<P> {
         if self.map.len() + 2 >= MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);
         }
+        // A 2 MiB page straddling an edge becomes small pages first (the
+        // contents stay the same, so doing it before a failure is harmless).
+        self.split_huge_at(phys, start)?;
+        self.split_huge_at(phys, end)?;
         let vmas = if template.flags.contains(VmaFlags::GROWSDOWN) {
             stack_vmas(start, end, template)
         } else {
@@ -138,7 +144,6 @@ impl<P: Pmap> AddressSpace<P> {
         let mut addr = start;
         while addr < end {
             let Some(vma) = self.map.find(addr) else { break };
-            let step = if vma.flags.contains(VmaFlags::HUGE) { HUGE_PAGE } else { PAGE };
             let access = if vma.prot.contains(Prot::WRITE) { Access::Write } else { Access::Read };
             let fillable = matches!(vma.backing, Backing::Anonymous | Backing::Object { .. }) && !vma.prot.is_empty();
             if fillable {
@@ -147,7 +152,8 @@ impl<P: Pmap> AddressSpace<P> {
                     self.fault(phys, addr, access)?;
                 }
             }
-            addr = (addr & !(step - 1)) + step;
+            // Page by page: a present 2 MiB page answers the queries inside it.
+            addr = (addr & !(PAGE - 1)) + PAGE;
         }
         Ok(())
     }
@@ -193,6 +199,8 @@ impl<P: Pmap> AddressSpace<P> {
         if self.map.range(start, end).any(|v| !v.max_prot.contains(prot) || matches!(v.backing, Backing::Guard)) {
             return Err(Errno::EACCES);
         }
+        self.split_huge_at(phys, start)?;
+        self.split_huge_at(phys, end)?;
         let old: u64 = self.map.range(start, end).map(|v| overlap_charge(v, start, end)).sum();
         let new: u64 = self
             .map
@@ -205,8 +213,6 @@ impl<P: Pmap> AddressSpace<P> {
         if new < old {
             phys.uncharge(old - new);
         }
-        self.split_huge_at(phys, start)?;
-        self.split_huge_at(phys, end)?;
         self.map.update_range(start, end, |v| v.prot = prot);
         let map = &self.map;
         // Private pages stay read-only when their frame may be shared
@@ -361,6 +367,9 @@ impl<P: Pmap> AddressSpace<P> {
                 return self.brk;
             }
         } else if new_top < old_top {
+            if self.split_huge_at(phys, new_top).is_err() {
+                return self.brk;
+            }
             self.unmap_range(phys, new_top, old_top, true);
         }
         self.brk = new;
