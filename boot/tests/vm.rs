@@ -19,7 +19,13 @@ fn vmtest_cases_pass() {
 /// kernel must go on to report init's end normally.
 fn dies_with(name: &str, signal: i32) {
     let run = program("vmtest", &["fault", name]);
-    assert_eq!(run.status, 128 + signal, "fault {name}: status {}; output:\n{}", run.status, run.stdout);
+    assert_eq!(
+        run.status,
+        128 + signal,
+        "fault {name}: status {}; output:\n{}",
+        run.status,
+        run.stdout
+    );
     assert!(!run.stdout.contains("did not kill"), "{}", run.stdout);
 }
 
@@ -61,18 +67,51 @@ fn reaching_a_stack_guard_is_sigsegv() {
 #[test]
 fn running_out_of_memory_in_a_fault_is_sigkill() {
     // A small machine, so that memory runs out quickly.
-    let run = common::pageos(&["--memory", "96M", "--kernel-arg", "init=/bin/vmtest", "--", "fault", "out-of-memory"]);
-    assert_eq!(run.status, 128 + SIGKILL, "status {}; output:\n{}", run.status, run.stdout);
+    let run = common::pageos(&[
+        "--memory",
+        "96M",
+        "--kernel-arg",
+        "init=/bin/vmtest",
+        "--",
+        "fault",
+        "out-of-memory",
+    ]);
+    assert_eq!(
+        run.status,
+        128 + SIGKILL,
+        "status {}; output:\n{}",
+        run.status,
+        run.stdout
+    );
 }
 
 #[test]
 fn trace_faults_logs_each_fault() {
     // The stack case touches the top page (zero fill), then the guard.
-    let run = common::pageos(&["--trace-faults", "--kernel-arg", "init=/bin/vmtest", "--", "fault", "stack-guard"]);
+    let run = common::pageos(&[
+        "--trace-faults",
+        "--kernel-arg",
+        "init=/bin/vmtest",
+        "--",
+        "fault",
+        "stack-guard",
+    ]);
     assert_eq!(run.status, 128 + SIGSEGV, "{}", run.stdout);
-    let traced: Vec<&str> = run.stdout.lines().filter(|l| l.contains("] fault pid")).collect();
-    let has = |what: &str| traced.iter().any(|l| l.contains(what) && l.contains("write") && l.ends_with("cycles"));
-    assert!(has("zero-fill") && has("SIGSEGV"), "trace lines:\n{}", traced.join("\n"));
+    let traced: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("] fault pid"))
+        .collect();
+    let has = |what: &str| {
+        traced
+            .iter()
+            .any(|l| l.contains(what) && l.contains("write") && l.ends_with("cycles"))
+    };
+    assert!(
+        has("zero-fill") && has("SIGSEGV"),
+        "trace lines:\n{}",
+        traced.join("\n")
+    );
 }
 
 /// The address `probe mmap` got, booted with these extra kernel switches.
@@ -84,7 +123,11 @@ fn mmap_address(switches: &[&str]) -> String {
     args.extend(["--", "mmap"]);
     let run = common::pageos(&args);
     assert_eq!(run.status, 0, "{}", run.stdout);
-    run.stdout.lines().find_map(|l| l.strip_prefix("mmap at ")).expect("no address printed").to_string()
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("mmap at "))
+        .expect("no address printed")
+        .to_string()
 }
 
 #[test]
@@ -94,5 +137,9 @@ fn no_aslr_makes_placement_reproducible() {
 
 #[test]
 fn aslr_randomises_placement() {
-    assert_ne!(mmap_address(&[]), mmap_address(&[]), "two boots placed the page at the same address");
+    assert_ne!(
+        mmap_address(&[]),
+        mmap_address(&[]),
+        "two boots placed the page at the same address"
+    );
 }

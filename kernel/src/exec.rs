@@ -49,10 +49,17 @@ pub const STACK_RESERVE: u64 = 8 << 20;
 /// The segments are mapped as private anonymous memory, filled, relocated,
 /// then given their final protection. (Mapping them straight from the
 /// ramfs file, so they page in on demand, comes with file mappings.)
-pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], aslr: bool) -> Result<(Space, TrapFrame), Errno> {
+pub fn load(
+    elf: &[u8],
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    aslr: bool,
+) -> Result<(Space, TrapFrame), Errno> {
     let file = ElfFile::new(elf).map_err(|_| Errno::ENOEXEC)?;
     let header = &file.header.pt2;
-    if header.machine().as_machine() != Machine::X86_64 || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour {
+    if header.machine().as_machine() != Machine::X86_64
+        || file.header.pt1.class() != xmas_elf::header::Class::SixtyFour
+    {
         return Err(Errno::ENOEXEC);
     }
     let base = match header.type_().as_type() {
@@ -71,13 +78,23 @@ pub fn load(elf: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], aslr: bool) -> Resul
     }
 }
 
-fn load_into(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<TrapFrame, Errno> {
+fn load_into(
+    space: &mut Space,
+    elf: &[u8],
+    file: &ElfFile,
+    base: u64,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+) -> Result<TrapFrame, Errno> {
     let header = &file.header.pt2;
     // Pages of all PT_LOAD segments with the union of their permissions
     // (two segments may share a page).
     let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
     let mut first_load = None;
-    let loads = || file.program_iter().filter(|ph| ph.get_type() == Ok(program::Type::Load));
+    let loads = || {
+        file.program_iter()
+            .filter(|ph| ph.get_type() == Ok(program::Type::Load))
+    };
     for ph in loads() {
         let start = base.checked_add(ph.virtual_addr()).ok_or(Errno::ENOEXEC)?;
         let end = start.checked_add(ph.mem_size()).ok_or(Errno::ENOEXEC)?;
@@ -99,8 +116,18 @@ fn load_into(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64, argv: &[V
     let runs = runs_of(&pages);
     let phys = &mut KernelPhys;
     for &(start, end, _) in &runs {
-        let placement = Placement::Fixed { addr: start, on_conflict: OnConflict::FailEexist };
-        space.map(phys, &placement, end - start, PAGE, false, Vma::anonymous(0, 0, Prot::READ | Prot::WRITE))?;
+        let placement = Placement::Fixed {
+            addr: start,
+            on_conflict: OnConflict::FailEexist,
+        };
+        space.map(
+            phys,
+            &placement,
+            end - start,
+            PAGE,
+            false,
+            Vma::anonymous(0, 0, Prot::READ | Prot::WRITE),
+        )?;
     }
     for ph in loads() {
         let data = elf
@@ -119,7 +146,10 @@ fn load_into(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64, argv: &[V
 
     let mut stack = Vma::anonymous(0, 0, Prot::READ | Prot::WRITE);
     stack.flags |= VmaFlags::GROWSDOWN | VmaFlags::MAIN_STACK;
-    let placement = Placement::Fixed { addr: STACK_TOP - STACK_RESERVE, on_conflict: OnConflict::FailEexist };
+    let placement = Placement::Fixed {
+        addr: STACK_TOP - STACK_RESERVE,
+        on_conflict: OnConflict::FailEexist,
+    };
     space.map(phys, &placement, STACK_RESERVE, PAGE, false, stack)?;
 
     let phdr = file
@@ -160,7 +190,10 @@ fn aslr_offset() -> u64 {
 
 /// Apply the R_X86_64_RELATIVE relocations listed in PT_DYNAMIC.
 fn relocate(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64) -> Result<(), Errno> {
-    let Some(dynamic) = file.program_iter().find(|ph| ph.get_type() == Ok(program::Type::Dynamic)) else {
+    let Some(dynamic) = file
+        .program_iter()
+        .find(|ph| ph.get_type() == Ok(program::Type::Dynamic))
+    else {
         return Ok(());
     };
     let word = |offset: u64| -> Result<u64, Errno> {
@@ -180,13 +213,20 @@ fn relocate(space: &mut Space, elf: &[u8], file: &ElfFile, base: u64) -> Result<
         }
     }
     // The table's address is a virtual one: find it in the file through its segment.
-    let segment = file
-        .program_iter()
-        .find(|ph| ph.get_type() == Ok(program::Type::Load) && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela));
-    let Some(segment) = segment else { return Ok(()) };
+    let segment = file.program_iter().find(|ph| {
+        ph.get_type() == Ok(program::Type::Load)
+            && (ph.virtual_addr()..ph.virtual_addr() + ph.file_size()).contains(&rela)
+    });
+    let Some(segment) = segment else {
+        return Ok(());
+    };
     let table = rela - segment.virtual_addr() + segment.offset();
     for i in 0..rela_size / 24 {
-        let (offset, info, addend) = (word(table + i * 24)?, word(table + i * 24 + 8)?, word(table + i * 24 + 16)?);
+        let (offset, info, addend) = (
+            word(table + i * 24)?,
+            word(table + i * 24 + 8)?,
+            word(table + i * 24 + 16)?,
+        );
         if info & 0xffff_ffff == R_X86_64_RELATIVE {
             let value = base.wrapping_add(addend);
             usercopy::copy_out(space, base + offset, &value.to_le_bytes())?;

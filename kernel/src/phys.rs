@@ -281,7 +281,9 @@ impl vm::pmap::PhysMem for KernelPhys {
     fn charge(&mut self, pages: u64) -> bool {
         let limit = commit_limit();
         COMMITTED
-            .try_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(pages).filter(|&t| t <= limit))
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                c.checked_add(pages).filter(|&t| t <= limit)
+            })
             .is_ok()
     }
 

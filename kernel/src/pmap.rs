@@ -12,9 +12,9 @@
 
 use crate::phys::{self, Frame};
 use spin::Once;
-use x86_64::registers::control::{Cr3, Cr3Flags};
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, NoMemory, PteProt};
+use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, MappedFrame, TranslateResult};
 use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{
@@ -114,14 +114,18 @@ impl Pmap {
         let flags = flags | Flags::PRESENT | Flags::USER_ACCESSIBLE;
         let phys = frame.into_raw();
         // SAFETY: a user page: no kernel data is reached through it.
-        let result = unsafe { mapper(self.l4).map_to_with_table_flags(page, phys, flags, USER_TABLE, &mut TableFrames) };
+        let result = unsafe {
+            mapper(self.l4).map_to_with_table_flags(page, phys, flags, USER_TABLE, &mut TableFrames)
+        };
         match result {
             // A fresh entry was not present, so no TLB entry can be stale.
             Ok(flush) => {
                 flush.ignore();
                 Ok(())
             }
-            Err(MapToError::PageAlreadyMapped(_)) => panic!("pmap::enter: remap of a present page {page:?}"),
+            Err(MapToError::PageAlreadyMapped(_)) => {
+                panic!("pmap::enter: remap of a present page {page:?}")
+            }
             // SAFETY: map_to failed, so no PTE took the reference.
             Err(_) => Err(unsafe { Frame::from_raw(phys) }),
         }
@@ -140,7 +144,12 @@ impl Pmap {
     /// Visit every present leaf in [start, end) (4 KiB PTEs, and 2 MiB ones
     /// at level 2), skipping absent tables; free tables that end up empty.
     /// Returns how many leaves were visited.
-    fn walk(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool)) -> usize {
+    fn walk(
+        &mut self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
+    ) -> usize {
         let mut count = 0;
         walk_table(self.l4, 4, 0, start, end, visit, &mut count);
         count
@@ -167,7 +176,9 @@ impl Pmap {
 
 /// Past this many pages, one CR3 reload beats a run of invlpg.
 const FLUSH_ALL_THRESHOLD: usize = 32;
-const USER_TABLE: Flags = Flags::PRESENT.union(Flags::WRITABLE).union(Flags::USER_ACCESSIBLE);
+const USER_TABLE: Flags = Flags::PRESENT
+    .union(Flags::WRITABLE)
+    .union(Flags::USER_ACCESSIBLE);
 
 /// Walk `table` (at `level`, covering addresses from `base`) over [start, end).
 /// Returns true when the table is left with no entries.
@@ -252,7 +263,15 @@ impl vm::pmap::Pmap for Pmap {
         let page = Page::<Size2MiB>::containing_address(VirtAddr::new(va));
         let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(pfn.addr()));
         // SAFETY: a user page; the block is 2 MiB-aligned (buddy order 9).
-        let result = unsafe { mapper(self.l4).map_to_with_table_flags(page, frame, flags_for(prot), USER_TABLE, &mut TableFrames) };
+        let result = unsafe {
+            mapper(self.l4).map_to_with_table_flags(
+                page,
+                frame,
+                flags_for(prot),
+                USER_TABLE,
+                &mut TableFrames,
+            )
+        };
         match result {
             Ok(flush) => {
                 flush.ignore();
@@ -271,7 +290,11 @@ impl vm::pmap::Pmap for Pmap {
             TranslateResult::Mapped { frame, flags, .. } => {
                 let huge = matches!(frame, MappedFrame::Size2MiB(_));
                 let head = PhysFrame::containing_address(frame.start_address());
-                Some(Mapping { pfn: pfn_of(head), prot: prot_of(flags), huge })
+                Some(Mapping {
+                    pfn: pfn_of(head),
+                    prot: prot_of(flags),
+                    huge,
+                })
             }
             _ => None,
         }
@@ -279,19 +302,35 @@ impl vm::pmap::Pmap for Pmap {
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
         let count = self.walk(start, end, &mut |va, entry, huge| {
-            assert!(!huge || (va >= start && va + (2 << 20) <= end), "pmap::unmap_range: splits a 2 MiB page");
+            assert!(
+                !huge || (va >= start && va + (2 << 20) <= end),
+                "pmap::unmap_range: splits a 2 MiB page"
+            );
             let head = PhysFrame::containing_address(entry.addr());
-            let mapping = Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge };
+            let mapping = Mapping {
+                pfn: pfn_of(head),
+                prot: prot_of(entry.flags()),
+                huge,
+            };
             entry.set_unused();
             release(va, mapping);
         });
         self.flush_range(start, end, count);
     }
 
-    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt) {
+    fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
+    ) {
         let count = self.walk(start, end, &mut |va, entry, huge| {
             let head = PhysFrame::containing_address(entry.addr());
-            let mapping = Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge };
+            let mapping = Mapping {
+                pfn: pfn_of(head),
+                prot: prot_of(entry.flags()),
+                huge,
+            };
             let mut flags = flags_for(rights(va, mapping));
             if huge {
                 flags |= Flags::HUGE_PAGE;
@@ -306,7 +345,11 @@ impl vm::pmap::Pmap for Pmap {
         self.walk(va, va + 4096, &mut |_, entry, huge| {
             assert!(!huge, "pmap::replace: a 2 MiB page");
             let head = PhysFrame::containing_address(entry.addr());
-            old = Some(Mapping { pfn: pfn_of(head), prot: prot_of(entry.flags()), huge });
+            old = Some(Mapping {
+                pfn: pfn_of(head),
+                prot: prot_of(entry.flags()),
+                huge,
+            });
             entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
         });
         self.flush_range(va, va + 4096, 1);

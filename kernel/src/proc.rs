@@ -10,12 +10,12 @@
 //! The kernel itself is not preemptible: it runs with interrupts masked, so
 //! the only switches happen at the points this module names.
 
+use crate::Space;
 use crate::arch::idt::TrapFrame;
 use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
 use crate::pmap;
-use crate::Space;
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};

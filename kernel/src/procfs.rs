@@ -25,8 +25,16 @@ pub fn snapshot(path: &str) -> Option<Result<Vec<u8>, Errno>> {
 fn meminfo() -> String {
     let kib = |frames: u64| frames * 4;
     let mut out = String::new();
-    let _ = writeln!(out, "MemTotal:       {:>8} kB", kib(phys::total_frames() as u64));
-    let _ = writeln!(out, "MemFree:        {:>8} kB", kib(phys::free_frames() as u64));
+    let _ = writeln!(
+        out,
+        "MemTotal:       {:>8} kB",
+        kib(phys::total_frames() as u64)
+    );
+    let _ = writeln!(
+        out,
+        "MemFree:        {:>8} kB",
+        kib(phys::free_frames() as u64)
+    );
     let _ = writeln!(out, "KernelHeap:     {:>8} kB", kib(heap::frames() as u64));
     let _ = writeln!(out, "CommitLimit:    {:>8} kB", kib(phys::commit_limit()));
     let _ = writeln!(out, "Committed_AS:   {:>8} kB", kib(phys::committed()));
@@ -49,7 +57,13 @@ fn maps(space: &crate::Space) -> String {
             Backing::Object { offset, .. } => *offset,
             _ => 0,
         };
-        let line = format!("{:08x}-{:08x} {} {:08x} 00:00 0", v.start, v.end, perms(v), offset);
+        let line = format!(
+            "{:08x}-{:08x} {} {:08x} 00:00 0",
+            v.start,
+            v.end,
+            perms(v),
+            offset
+        );
         let _ = writeln!(out, "{line:<72} {}", v.label());
     }
     out
@@ -58,8 +72,18 @@ fn maps(space: &crate::Space) -> String {
 /// `rwxp` as /proc/self/maps shows a VMA's rights and sharing.
 pub fn perms(v: &Vma) -> String {
     let bit = |p: Prot, c: char| if v.prot.contains(p) { c } else { '-' };
-    let share = if v.sharing == Sharing::Shared { 's' } else { 'p' };
-    format!("{}{}{}{}", bit(Prot::READ, 'r'), bit(Prot::WRITE, 'w'), bit(Prot::EXEC, 'x'), share)
+    let share = if v.sharing == Sharing::Shared {
+        's'
+    } else {
+        'p'
+    };
+    format!(
+        "{}{}{}{}",
+        bit(Prot::READ, 'r'),
+        bit(Prot::WRITE, 'w'),
+        bit(Prot::EXEC, 'x'),
+        share
+    )
 }
 
 /// A short word for what backs a VMA (the fault trace prints it).

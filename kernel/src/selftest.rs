@@ -71,11 +71,18 @@ fn pmap_enter_query_remove() -> Result<(), &'static str> {
     let va = 0x4000_0000;
     let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
     let pfn = vm::frame::Pfn::from_addr(frame.phys().start_address().as_u64());
-    let rw = PteProt { user: true, write: true, exec: false };
+    let rw = PteProt {
+        user: true,
+        write: true,
+        exec: false,
+    };
     vm::pmap::Pmap::enter(&mut pmap, va, pfn, rw).map_err(|_| "enter failed")?;
     core::mem::forget(frame); // the PTE owns the reference now
     let found = pmap.query(va).ok_or("query found nothing")?;
-    check(found.pfn == pfn && found.prot == rw && !found.huge, "query returned something else")?;
+    check(
+        found.pfn == pfn && found.prot == rw && !found.huge,
+        "query returned something else",
+    )?;
     pmap.protect_range(va, va + 4096, &mut |_, _| PteProt::READ);
     let found = pmap.query(va).ok_or("query after protect")?;
     check(found.prot == PteProt::READ, "protect kept WRITABLE")?;
@@ -83,7 +90,11 @@ fn pmap_enter_query_remove() -> Result<(), &'static str> {
     pmap.unmap_range(va, va + 4096, &mut |at, m| released = Some((at, m.pfn)));
     check(released == Some((va, pfn)), "unmap returned another frame")?;
     // SAFETY: unmap_range handed the PTE's reference back to us.
-    drop(unsafe { Frame::from_raw(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(pfn.addr()))) });
+    drop(unsafe {
+        Frame::from_raw(x86_64::structures::paging::PhysFrame::containing_address(
+            x86_64::PhysAddr::new(pfn.addr()),
+        ))
+    });
     check(pmap.query(va).is_none(), "page still mapped after unmap")
 }
 

@@ -138,7 +138,13 @@ fn page_fault(frame: &mut TrapFrame) {
 /// The VMA around `addr` for the trace: range, rights, kind.
 fn describe_vma(space: &crate::Space, addr: u64) -> alloc::string::String {
     match space.find(addr) {
-        Some(v) => alloc::format!("{:x}-{:x} {} {}", v.start, v.end, crate::procfs::perms(v), crate::procfs::kind(v)),
+        Some(v) => alloc::format!(
+            "{:x}-{:x} {} {}",
+            v.start,
+            v.end,
+            crate::procfs::perms(v),
+            crate::procfs::kind(v)
+        ),
         None => "(no vma)".into(),
     }
 }

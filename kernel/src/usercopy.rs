@@ -27,8 +27,15 @@ pub trait UserMemory {
 /// pointer into a hole or a read-only page is EFAULT.
 impl UserMemory for crate::Space {
     fn user_frame(&mut self, page: Page, write: bool) -> Result<PhysFrame, Errno> {
-        let pfn = crate::Space::user_frame(self, &mut crate::phys::KernelPhys, page.start_address().as_u64(), write)?;
-        Ok(PhysFrame::containing_address(x86_64::PhysAddr::new(pfn.addr())))
+        let pfn = crate::Space::user_frame(
+            self,
+            &mut crate::phys::KernelPhys,
+            page.start_address().as_u64(),
+            write,
+        )?;
+        Ok(PhysFrame::containing_address(x86_64::PhysAddr::new(
+            pfn.addr(),
+        )))
     }
 }
 

@@ -52,7 +52,10 @@ pub fn record(result: &Result<Resolution, FaultError>) {
 }
 
 pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
-    NAMES.iter().zip(COUNTS.iter()).map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+    NAMES
+        .iter()
+        .zip(COUNTS.iter())
+        .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
 }
 
 pub fn access_name(access: Access) -> &'static str {

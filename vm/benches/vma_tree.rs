@@ -36,7 +36,11 @@ impl Segment for Seg {
         self.end
     }
     fn split_off(&mut self, at: u64) -> Self {
-        let upper = Seg { start: at, end: self.end, colour: self.colour };
+        let upper = Seg {
+            start: at,
+            end: self.end,
+            colour: self.colour,
+        };
         self.end = at;
         upper
     }
@@ -74,7 +78,11 @@ fn build(n: u64, wide: Option<u64>) -> VmaTree<Seg> {
     let mut t = VmaTree::new();
     for i in 0..n {
         let start = page_of(i, wide) * P;
-        let seg = Seg { start, end: start + P, colour: (i % 2) as u8 };
+        let seg = Seg {
+            start,
+            end: start + P,
+            colour: (i % 2) as u8,
+        };
         assert!(t.insert(seg).is_ok(), "bench: overlapping segment");
     }
     assert_eq!(t.len() as u64, n, "bench: segments merged");
@@ -107,7 +115,10 @@ fn measure(mut f: impl FnMut(usize)) -> f64 {
 
 fn main() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    println!("{:>8}  {:>13}  {:>13}  {:>9}  {:>6}", "n", "map+unmap ns", "find-free ns", "find ns", "log2 n");
+    println!(
+        "{:>8}  {:>13}  {:>13}  {:>9}  {:>6}",
+        "n", "map+unmap ns", "find-free ns", "find ns", "log2 n"
+    );
     for n in [10u64, 1_000, 100_000] {
         // (a) map+unmap: a one-page segment into the gap after a random segment.
         let mut t = build(n, None);
@@ -115,7 +126,11 @@ fn main() {
         let map_unmap = measure(|i| {
             let start = gaps[i % POSITIONS];
             // Colour 2 matches neither neighbour: a real insert, no merge.
-            let inserted = t.insert(black_box(Seg { start, end: start + P, colour: 2 }));
+            let inserted = t.insert(black_box(Seg {
+                start,
+                end: start + P,
+                colour: 2,
+            }));
             assert!(inserted.is_ok());
             let taken = t.remove_range(black_box(start), start + P);
             assert_eq!(taken.len(), 1);
@@ -134,7 +149,8 @@ fn main() {
         let expect = Some((page_of(wide, Some(wide)) - 2) * P);
         assert_eq!(t.find_free_top_down(0, hi, 2 * P, P), expect);
         let find_free = measure(|_| {
-            let r = t.find_free_top_down(black_box(0), black_box(hi), black_box(2 * P), black_box(P));
+            let r =
+                t.find_free_top_down(black_box(0), black_box(hi), black_box(2 * P), black_box(P));
             black_box(r);
         });
 
@@ -144,7 +160,10 @@ fn main() {
             black_box(t.find(black_box(addrs[i % POSITIONS])));
         });
 
-        println!("{n:>8}  {map_unmap:>13.1}  {find_free:>13.1}  {find:>9.1}  {:>6.1}", (n as f64).log2());
+        println!(
+            "{n:>8}  {map_unmap:>13.1}  {find_free:>13.1}  {find:>9.1}  {:>6.1}",
+            (n as f64).log2()
+        );
     }
     println!("Each cost should grow with log2(n) (here ~3.3, ~10 and ~16.6), not with n.");
 }

@@ -5,7 +5,7 @@
 //! copy-on-write break, data surviving in shared memory.
 
 use crate::frame::Pfn;
-use crate::pmap::{Mapping, NoMemory, Pmap, PhysMem, PteProt};
+use crate::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
 use crate::vma::{HUGE_PAGE, PAGE};
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -21,15 +21,38 @@ pub struct FakePmap {
 
 impl Pmap for FakePmap {
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
-        assert!(self.query(va).is_none(), "FakePmap::enter: remap of a present page {va:#x}");
-        self.ptes.insert(va, Mapping { pfn, prot, huge: false });
+        assert!(
+            self.query(va).is_none(),
+            "FakePmap::enter: remap of a present page {va:#x}"
+        );
+        self.ptes.insert(
+            va,
+            Mapping {
+                pfn,
+                prot,
+                huge: false,
+            },
+        );
         Ok(())
     }
 
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
-        assert!(va.is_multiple_of(HUGE_PAGE), "FakePmap::enter_huge: unaligned");
-        assert!(self.ptes.range(va..va + HUGE_PAGE).next().is_none(), "FakePmap::enter_huge: pages present");
-        self.ptes.insert(va, Mapping { pfn, prot, huge: true });
+        assert!(
+            va.is_multiple_of(HUGE_PAGE),
+            "FakePmap::enter_huge: unaligned"
+        );
+        assert!(
+            self.ptes.range(va..va + HUGE_PAGE).next().is_none(),
+            "FakePmap::enter_huge: pages present"
+        );
+        self.ptes.insert(
+            va,
+            Mapping {
+                pfn,
+                prot,
+                huge: true,
+            },
+        );
         Ok(())
     }
 
@@ -46,13 +69,21 @@ impl Pmap for FakePmap {
         let keys: Vec<u64> = self.ptes.range(start..end).map(|(&va, _)| va).collect();
         for va in keys {
             let m = self.ptes.remove(&va).expect("key just listed");
-            assert!(!m.huge || va + HUGE_PAGE <= end, "FakePmap::unmap_range: splits a huge page");
+            assert!(
+                !m.huge || va + HUGE_PAGE <= end,
+                "FakePmap::unmap_range: splits a huge page"
+            );
             release(va, m);
         }
         self.flushes += 1;
     }
 
-    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt) {
+    fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
+    ) {
         for (&va, m) in self.ptes.range_mut(start..end) {
             m.prot = rights(va, *m);
         }
@@ -60,9 +91,16 @@ impl Pmap for FakePmap {
     }
 
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
-        let slot = self.ptes.get_mut(&(va & !(PAGE - 1))).expect("FakePmap::replace: page not present");
+        let slot = self
+            .ptes
+            .get_mut(&(va & !(PAGE - 1)))
+            .expect("FakePmap::replace: page not present");
         let old = *slot;
-        *slot = Mapping { pfn, prot, huge: false };
+        *slot = Mapping {
+            pfn,
+            prot,
+            huge: false,
+        };
         self.flushes += 1;
         old
     }
@@ -101,13 +139,19 @@ impl FakeMemory {
     /// a frame inside a block).
     pub fn bytes(&self, pfn: Pfn) -> &[u8] {
         let (head, range) = self.locate(pfn);
-        &self.pages[head as usize].as_ref().expect("FakeMemory: frame not allocated").1[range]
+        &self.pages[head as usize]
+            .as_ref()
+            .expect("FakeMemory: frame not allocated")
+            .1[range]
     }
 
     pub fn bytes_mut(&mut self, pfn: Pfn) -> &mut [u8] {
         assert!(pfn.0 != 0, "FakeMemory: write to the zero frame");
         let (head, range) = self.locate(pfn);
-        &mut self.pages[head as usize].as_mut().expect("FakeMemory: frame not allocated").1[range]
+        &mut self.pages[head as usize]
+            .as_mut()
+            .expect("FakeMemory: frame not allocated")
+            .1[range]
     }
 
     /// Where a frame's bytes are: its own slot, or a slice of its block's head.
@@ -122,7 +166,12 @@ impl FakeMemory {
         if self.in_use() >= self.limit {
             return None;
         }
-        let slot = self.pages.iter().skip(1).position(Option::is_none).map(|i| i + 1);
+        let slot = self
+            .pages
+            .iter()
+            .skip(1)
+            .position(Option::is_none)
+            .map(|i| i + 1);
         let index = slot.unwrap_or(self.pages.len());
         if index == self.pages.len() {
             self.pages.push(None);
@@ -163,7 +212,10 @@ impl PhysMem for FakeMemory {
     }
 
     fn get(&mut self, pfn: Pfn) {
-        self.pages[pfn.0 as usize].as_mut().expect("FakeMemory::get: free frame").0 += 1;
+        self.pages[pfn.0 as usize]
+            .as_mut()
+            .expect("FakeMemory::get: free frame")
+            .0 += 1;
     }
 
     fn put(&mut self, pfn: Pfn) {
@@ -171,7 +223,10 @@ impl PhysMem for FakeMemory {
         let entry = slot.as_mut().expect("FakeMemory::put: free frame");
         entry.0 -= 1;
         if entry.0 == 0 {
-            assert!(pfn.0 != 0, "FakeMemory::put: the zero frame lost its last reference");
+            assert!(
+                pfn.0 != 0,
+                "FakeMemory::put: the zero frame lost its last reference"
+            );
             let huge = entry.1.len() == HUGE_PAGE as usize;
             *slot = None;
             if huge {
@@ -202,6 +257,9 @@ impl PhysMem for FakeMemory {
     }
 
     fn uncharge(&mut self, pages: u64) {
-        self.committed = self.committed.checked_sub(pages).expect("FakeMemory::uncharge: below zero");
+        self.committed = self
+            .committed
+            .checked_sub(pages)
+            .expect("FakeMemory::uncharge: below zero");
     }
 }

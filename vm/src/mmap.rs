@@ -99,7 +99,10 @@ bitflags! {
 impl Prot {
     /// `prot` from a syscall: undefined bits are EINVAL.
     pub fn from_user(prot: u64) -> Result<Prot, Errno> {
-        u32::try_from(prot).ok().and_then(Prot::from_bits).ok_or(Errno::EINVAL)
+        u32::try_from(prot)
+            .ok()
+            .and_then(Prot::from_bits)
+            .ok_or(Errno::EINVAL)
     }
 }
 
@@ -148,7 +151,10 @@ pub enum Placement {
 pub enum Kind {
     Anonymous,
     /// A file: the kernel still has to check the descriptor.
-    File { fd: i32, offset: u64 },
+    File {
+        fd: i32,
+        offset: u64,
+    },
     /// MAP_GUARD: a reservation nothing may touch.
     Guard,
     /// MAP_STACK / MAP_GROWSDOWN: reserved, mapped from the top down as it grows.
@@ -175,7 +181,14 @@ pub struct MmapRequest {
 }
 
 /// Check mmap's arguments (DESIGN §2 and the spec pages' ERRORS).
-pub fn validate_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset: u64) -> Result<MmapRequest, Errno> {
+pub fn validate_mmap(
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd: i32,
+    offset: u64,
+) -> Result<MmapRequest, Errno> {
     let einval = Err(Errno::EINVAL);
     let prot = Prot::from_user(prot)?;
     if flags & !(KNOWN_LOW | KNOWN_HIGH) & !0xffff_ffff != 0 {
@@ -208,7 +221,8 @@ pub fn validate_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset
     let anonymous = has(MAP_ANONYMOUS) || guard || has(MAP_STACK);
     let kind = if guard {
         // FreeBSD: a guard is nothing but a reservation.
-        let other_type = typ != 0 || has(MAP_ANONYMOUS | MAP_PREFAULT_READ | MAP_STACK | MAP_GROWSDOWN);
+        let other_type =
+            typ != 0 || has(MAP_ANONYMOUS | MAP_PREFAULT_READ | MAP_STACK | MAP_GROWSDOWN);
         if other_type || fd != -1 || offset != 0 || !prot.is_empty() {
             return einval;
         }
@@ -232,7 +246,10 @@ pub fn validate_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset
         if offset % PAGE != 0 || (offset as i64) < 0 {
             return einval;
         }
-        if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
             return Err(Errno::EOVERFLOW);
         }
         if huge_tlb {
@@ -293,7 +310,11 @@ pub fn validate_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset
     } else {
         // A hint is rounded down to the alignment, as Linux rounds it to a page.
         let hint = addr / align * align;
-        if has(MAP_TRYFIXED) { Placement::TryFixed { addr: hint } } else { Placement::Anywhere { hint } }
+        if has(MAP_TRYFIXED) {
+            Placement::TryFixed { addr: hint }
+        } else {
+            Placement::Anywhere { hint }
+        }
     };
 
     for (flag, recorded) in [
@@ -349,7 +370,10 @@ fn span(addr: u64, len: u64, zero_len: Result<(), Errno>, too_far: Errno) -> Res
     if !addr.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
-    let end = len.checked_next_multiple_of(PAGE).and_then(|len| addr.checked_add(len)).ok_or(too_far)?;
+    let end = len
+        .checked_next_multiple_of(PAGE)
+        .and_then(|len| addr.checked_add(len))
+        .ok_or(too_far)?;
     if end == addr {
         zero_len?;
     }
@@ -382,7 +406,9 @@ pub const MS_SYNC: u64 = 4;
 
 /// msync: unknown flags, MS_ASYNC with MS_SYNC, unaligned address: EINVAL.
 pub fn validate_msync(addr: u64, len: u64, flags: u64) -> Result<Span, Errno> {
-    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+    {
         return Err(Errno::EINVAL);
     }
     span(addr, len, Ok(()), Errno::ENOMEM)
@@ -482,7 +508,14 @@ mod tests {
     const RW: u64 = 3;
     const ANON: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
 
-    fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, off: u64) -> Result<MmapRequest, Errno> {
+    fn mmap(
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: i32,
+        off: u64,
+    ) -> Result<MmapRequest, Errno> {
         validate_mmap(addr, len, prot, flags, fd, off)
     }
 
@@ -491,7 +524,10 @@ mod tests {
         let r = mmap(0, 5000, RW, ANON, -1, 0).unwrap();
         assert_eq!(r.len, 8192);
         assert_eq!(r.placement, Placement::Anywhere { hint: 0 });
-        assert_eq!((r.kind, r.sharing, r.align), (Kind::Anonymous, Sharing::Private, PAGE));
+        assert_eq!(
+            (r.kind, r.sharing, r.align),
+            (Kind::Anonymous, Sharing::Private, PAGE)
+        );
         assert!(!r.populate);
     }
 
@@ -500,7 +536,10 @@ mod tests {
         assert_eq!(mmap(0, 4096, RW, MAP_ANONYMOUS, -1, 0), Err(Errno::EINVAL));
         assert!(mmap(0, 4096, 0, MAP_GUARD, -1, 0).is_ok());
         assert!(mmap(0, 4096, RW, MAP_STACK, -1, 0).is_ok());
-        assert_eq!(mmap(0, 4096, RW, 0x4 | MAP_ANONYMOUS, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmap(0, 4096, RW, 0x4 | MAP_ANONYMOUS, -1, 0),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
@@ -511,7 +550,17 @@ mod tests {
         assert_eq!(mmap(0, 4096, RW, ANON | 1 << 63, -1, 0), Err(Errno::EINVAL));
         // Legacy types ignore unknown low flags; SHARED_VALIDATE refuses them.
         assert!(mmap(0, 4096, RW, ANON | 0x200, -1, 0).is_ok());
-        assert_eq!(mmap(0, 4096, RW, MAP_SHARED_VALIDATE | MAP_ANONYMOUS | 0x200, -1, 0), Err(Errno::EOPNOTSUPP));
+        assert_eq!(
+            mmap(
+                0,
+                4096,
+                RW,
+                MAP_SHARED_VALIDATE | MAP_ANONYMOUS | 0x200,
+                -1,
+                0
+            ),
+            Err(Errno::EOPNOTSUPP)
+        );
         assert!(mmap(0, 4096, RW, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0).is_ok());
     }
 
@@ -531,27 +580,65 @@ mod tests {
     #[test]
     fn file_offsets() {
         let r = mmap(0, 4096, 1, MAP_PRIVATE, 3, 8192).unwrap();
-        assert_eq!(r.kind, Kind::File { fd: 3, offset: 8192 });
+        assert_eq!(
+            r.kind,
+            Kind::File {
+                fd: 3,
+                offset: 8192
+            }
+        );
         assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE, 3, 100), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE, 3, -4096i64 as u64), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 8192, 1, MAP_PRIVATE, 3, (i64::MAX as u64) & !0xfff), Err(Errno::EOVERFLOW));
-        assert_eq!(mmap(0, 4096, 1, MAP_PRIVATE | MAP_HUGETLB, 3, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmap(0, 4096, 1, MAP_PRIVATE, 3, -4096i64 as u64),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mmap(0, 8192, 1, MAP_PRIVATE, 3, (i64::MAX as u64) & !0xfff),
+            Err(Errno::EOVERFLOW)
+        );
+        assert_eq!(
+            mmap(0, 4096, 1, MAP_PRIVATE | MAP_HUGETLB, 3, 0),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
     fn fixed_placement_rules() {
-        let fixed = |addr, extra| mmap(addr, 8192, RW, ANON | MAP_FIXED | extra, -1, 0).map(|r| r.placement);
-        assert_eq!(fixed(0x40_0000, 0), Ok(Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::Replace }));
+        let fixed = |addr, extra| {
+            mmap(addr, 8192, RW, ANON | MAP_FIXED | extra, -1, 0).map(|r| r.placement)
+        };
+        assert_eq!(
+            fixed(0x40_0000, 0),
+            Ok(Placement::Fixed {
+                addr: 0x40_0000,
+                on_conflict: OnConflict::Replace
+            })
+        );
         assert_eq!(fixed(0x40_0001, 0), Err(Errno::EINVAL));
         assert_eq!(fixed(0, 0), Err(Errno::ENOMEM));
         assert_eq!(fixed(USER_END - 4096, 0), Err(Errno::ENOMEM));
         assert_eq!(fixed(u64::MAX & !0xfff, 0), Err(Errno::ENOMEM));
         assert_eq!(fixed(0x7fff_f000, MAP_32BIT), Err(Errno::EINVAL));
         assert!(fixed(0x7fff_e000, MAP_32BIT).is_ok());
-        assert_eq!(fixed(0x40_0000, MAP_EXCL), Ok(Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::FailEinval }));
+        assert_eq!(
+            fixed(0x40_0000, MAP_EXCL),
+            Ok(Placement::Fixed {
+                addr: 0x40_0000,
+                on_conflict: OnConflict::FailEinval
+            })
+        );
         let noreplace = mmap(0x40_0000, 4096, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0).unwrap();
-        assert_eq!(noreplace.placement, Placement::Fixed { addr: 0x40_0000, on_conflict: OnConflict::FailEexist });
-        assert_eq!(mmap(0x40_0000, 4096, RW, ANON | MAP_EXCL, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            noreplace.placement,
+            Placement::Fixed {
+                addr: 0x40_0000,
+                on_conflict: OnConflict::FailEexist
+            }
+        );
+        assert_eq!(
+            mmap(0x40_0000, 4096, RW, ANON | MAP_EXCL, -1, 0),
+            Err(Errno::EINVAL)
+        );
         let try_fixed = mmap(0x40_0123, 4096, RW, ANON | MAP_TRYFIXED, -1, 0).unwrap();
         assert_eq!(try_fixed.placement, Placement::TryFixed { addr: 0x40_0000 });
     }
@@ -560,10 +647,26 @@ mod tests {
     fn alignment_flags() {
         let r = mmap(0, 4096, RW, ANON | map_aligned(16), -1, 0).unwrap();
         assert_eq!(r.align, 1 << 16);
-        assert_eq!(mmap(0, 4096, RW, ANON | map_aligned(11), -1, 0), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 4096, RW, ANON | map_aligned(48), -1, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmap(0, 4096, RW, ANON | map_aligned(11), -1, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mmap(0, 4096, RW, ANON | map_aligned(48), -1, 0),
+            Err(Errno::EINVAL)
+        );
         assert!(mmap(0, 4096, RW, ANON | map_aligned(47), -1, 0).is_ok());
-        assert_eq!(mmap(0x1_1000, 4096, RW, ANON | MAP_FIXED | map_aligned(16), -1, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmap(
+                0x1_1000,
+                4096,
+                RW,
+                ANON | MAP_FIXED | map_aligned(16),
+                -1,
+                0
+            ),
+            Err(Errno::EINVAL)
+        );
         let sup = mmap(0, 4 << 20, RW, ANON | MAP_ALIGNED_SUPER, -1, 0).unwrap();
         assert_eq!(sup.align, HUGE_PAGE);
         assert!(sup.vma_flags.contains(VmaFlags::HUGE));
@@ -576,19 +679,46 @@ mod tests {
         let r = mmap(0, 4096, RW, ANON | MAP_HUGETLB, -1, 0).unwrap();
         assert_eq!((r.len, r.align), (HUGE_PAGE, HUGE_PAGE));
         assert!(mmap(0, 4096, RW, ANON | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0).is_ok());
-        assert_eq!(mmap(0, 4096, RW, ANON | MAP_HUGETLB | 30 << MAP_HUGE_SHIFT, -1, 0), Err(Errno::EINVAL));
-        assert_eq!(mmap(0x20_1000, 4096, RW, ANON | MAP_HUGETLB | MAP_FIXED, -1, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            mmap(
+                0,
+                4096,
+                RW,
+                ANON | MAP_HUGETLB | 30 << MAP_HUGE_SHIFT,
+                -1,
+                0
+            ),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mmap(0x20_1000, 4096, RW, ANON | MAP_HUGETLB | MAP_FIXED, -1, 0),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
     fn guard_rules() {
         let g = mmap(0, 4096, 0, MAP_GUARD, -1, 0).unwrap();
         assert_eq!(g.kind, Kind::Guard);
-        for bad in [mmap(0, 4096, 1, MAP_GUARD, -1, 0), mmap(0, 4096, 0, MAP_GUARD, 3, 0), mmap(0, 4096, 0, MAP_GUARD, -1, 4096)] {
+        for bad in [
+            mmap(0, 4096, 1, MAP_GUARD, -1, 0),
+            mmap(0, 4096, 0, MAP_GUARD, 3, 0),
+            mmap(0, 4096, 0, MAP_GUARD, -1, 4096),
+        ] {
             assert_eq!(bad, Err(Errno::EINVAL));
         }
-        for other in [MAP_ANON, MAP_PRIVATE, MAP_SHARED, MAP_STACK, MAP_PREFAULT_READ] {
-            assert_eq!(mmap(0, 4096, 0, MAP_GUARD | other, -1, 0), Err(Errno::EINVAL), "{other:#x}");
+        for other in [
+            MAP_ANON,
+            MAP_PRIVATE,
+            MAP_SHARED,
+            MAP_STACK,
+            MAP_PREFAULT_READ,
+        ] {
+            assert_eq!(
+                mmap(0, 4096, 0, MAP_GUARD | other, -1, 0),
+                Err(Errno::EINVAL),
+                "{other:#x}"
+            );
         }
     }
 
@@ -599,19 +729,54 @@ mod tests {
         assert!(s.vma_flags.contains(VmaFlags::GROWSDOWN));
         assert_eq!(mmap(0, 4096, 1, MAP_STACK, -1, 0), Err(Errno::EINVAL));
         assert_eq!(mmap(0, 4096, RW, MAP_STACK, 3, 0), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 4096, RW, MAP_STACK | MAP_SHARED, -1, 0), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 4096, RW, MAP_GROWSDOWN | MAP_PRIVATE, 3, 0), Err(Errno::EINVAL));
-        assert_eq!(mmap(0, 4096, RW, ANON | MAP_GROWSDOWN, -1, 0).unwrap().kind, Kind::Stack);
+        assert_eq!(
+            mmap(0, 4096, RW, MAP_STACK | MAP_SHARED, -1, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mmap(0, 4096, RW, MAP_GROWSDOWN | MAP_PRIVATE, 3, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mmap(0, 4096, RW, ANON | MAP_GROWSDOWN, -1, 0).unwrap().kind,
+            Kind::Stack
+        );
     }
 
     #[test]
     fn recorded_flags_and_population() {
-        let r = mmap(0, 4096, RW, ANON | MAP_LOCKED | MAP_NORESERVE | MAP_NOCORE | MAP_NOSYNC | MAP_HASSEMAPHORE | MAP_INHERIT | MAP_UNINITIALIZED, -1, 0).unwrap();
+        let r = mmap(
+            0,
+            4096,
+            RW,
+            ANON | MAP_LOCKED
+                | MAP_NORESERVE
+                | MAP_NOCORE
+                | MAP_NOSYNC
+                | MAP_HASSEMAPHORE
+                | MAP_INHERIT
+                | MAP_UNINITIALIZED,
+            -1,
+            0,
+        )
+        .unwrap();
         assert!(r.populate);
-        for f in [VmaFlags::LOCKED, VmaFlags::NORESERVE, VmaFlags::NOCORE, VmaFlags::NOSYNC, VmaFlags::HASSEMAPHORE, VmaFlags::INHERIT_FLAG, VmaFlags::UNINITIALIZED] {
+        for f in [
+            VmaFlags::LOCKED,
+            VmaFlags::NORESERVE,
+            VmaFlags::NOCORE,
+            VmaFlags::NOSYNC,
+            VmaFlags::HASSEMAPHORE,
+            VmaFlags::INHERIT_FLAG,
+            VmaFlags::UNINITIALIZED,
+        ] {
             assert!(r.vma_flags.contains(f), "{f:?}");
         }
-        assert!(mmap(0, 4096, RW, ANON | MAP_POPULATE, -1, 0).unwrap().populate);
+        assert!(
+            mmap(0, 4096, RW, ANON | MAP_POPULATE, -1, 0)
+                .unwrap()
+                .populate
+        );
     }
 
     #[test]
@@ -619,20 +784,44 @@ mod tests {
         assert_eq!(validate_munmap(0x1001, 4096), Err(Errno::EINVAL));
         assert_eq!(validate_munmap(0x1000, 0), Err(Errno::EINVAL));
         assert_eq!(validate_munmap(0x1000, u64::MAX), Err(Errno::EINVAL));
-        assert_eq!(validate_munmap(0x1000, 1), Ok(Span { start: 0x1000, end: 0x2000 }));
-        assert_eq!(validate_mprotect(0x1000, 0, 1).map(|r| r.0.is_empty()), Ok(true));
+        assert_eq!(
+            validate_munmap(0x1000, 1),
+            Ok(Span {
+                start: 0x1000,
+                end: 0x2000
+            })
+        );
+        assert_eq!(
+            validate_mprotect(0x1000, 0, 1).map(|r| r.0.is_empty()),
+            Ok(true)
+        );
         assert_eq!(validate_mprotect(0x1000, 4096, 8), Err(Errno::EINVAL));
         assert_eq!(validate_mprotect(0x1001, 4096, 1), Err(Errno::EINVAL));
         assert_eq!(validate_mprotect(USER_END, 4096, 1), Err(Errno::ENOMEM));
-        assert_eq!(validate_msync(0x1000, 4096, MS_SYNC | MS_ASYNC), Err(Errno::EINVAL));
+        assert_eq!(
+            validate_msync(0x1000, 4096, MS_SYNC | MS_ASYNC),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(validate_msync(0x1000, 4096, 8), Err(Errno::EINVAL));
         assert_eq!(validate_msync(0x1001, 4096, MS_SYNC), Err(Errno::EINVAL));
         assert!(validate_msync(0x1000, 4096, MS_SYNC | MS_INVALIDATE).is_ok());
         assert_eq!(validate_madvise(0x1000, 4096, 12), Err(Errno::EINVAL));
-        assert_eq!(validate_madvise(0x1000, 4096, 4).map(|r| r.1), Ok(Madvice::DontNeed));
-        assert_eq!(validate_mlock(0x1234, 10), Ok(Span { start: 0x1000, end: 0x2000 }));
+        assert_eq!(
+            validate_madvise(0x1000, 4096, 4).map(|r| r.1),
+            Ok(Madvice::DontNeed)
+        );
+        assert_eq!(
+            validate_mlock(0x1234, 10),
+            Ok(Span {
+                start: 0x1000,
+                end: 0x2000
+            })
+        );
         assert_eq!(validate_mlock(u64::MAX, 2), Err(Errno::EINVAL));
         assert_eq!(validate_minherit(0x1000, 4096, 4), Err(Errno::EINVAL));
-        assert_eq!(validate_minherit(0x1000, 4096, 3).map(|r| r.1), Ok(Inherit::Zero));
+        assert_eq!(
+            validate_minherit(0x1000, 4096, 3).map(|r| r.1),
+            Ok(Inherit::Zero)
+        );
     }
 }

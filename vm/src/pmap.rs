@@ -20,8 +20,16 @@ pub struct PteProt {
 }
 
 impl PteProt {
-    pub const NONE: PteProt = PteProt { user: false, write: false, exec: false };
-    pub const READ: PteProt = PteProt { user: true, write: false, exec: false };
+    pub const NONE: PteProt = PteProt {
+        user: false,
+        write: false,
+        exec: false,
+    };
+    pub const READ: PteProt = PteProt {
+        user: true,
+        write: false,
+        exec: false,
+    };
 }
 
 /// A present PTE as `query` reports it.
@@ -53,7 +61,12 @@ pub trait Pmap {
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping));
     /// Set the rights of every present page in [start, end) to what
     /// `rights` says for it; flush the TLB.
-    fn protect_range(&mut self, start: u64, end: u64, rights: &mut dyn FnMut(u64, Mapping) -> PteProt);
+    fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
+    );
     /// Replace the frame of a present 4 KiB page (a copy-on-write break);
     /// returns the old mapping's reference. Flushes the TLB entry.
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;

@@ -12,7 +12,7 @@
 use crate::errno::Errno;
 use crate::frame::Pfn;
 use crate::mmap::{Placement, Prot, Sharing};
-use crate::pmap::{Mapping, Pmap, PhysMem};
+use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::vm_fault::{self, Access, Decision, FaultError, Resolution, SegvCode, pte_prot};
 use crate::vm_map::VmaTree;
 use crate::vma::{Advice, Backing, HUGE_PAGE, Inherit, PAGE, Vma, VmaFlags};
@@ -40,7 +40,13 @@ pub struct AddressSpace<P: Pmap> {
 impl<P: Pmap> AddressSpace<P> {
     /// An empty space whose mmap placement starts below `mmap_top`.
     pub fn new(pmap: P, mmap_top: u64) -> Self {
-        AddressSpace { pmap, map: VmaTree::new(), mmap_top, brk_start: 0, brk: 0 }
+        AddressSpace {
+            pmap,
+            map: VmaTree::new(),
+            mmap_top,
+            brk_start: 0,
+            brk: 0,
+        }
     }
 
     pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
@@ -68,19 +74,40 @@ impl<P: Pmap> AddressSpace<P> {
     // ---- placement ----------------------------------------------------
 
     /// Where a new mapping of `len` bytes goes, as `placement` asks.
-    fn place(&self, placement: &Placement, len: u64, align: u64, below_2g: bool) -> Result<u64, Errno> {
-        let (lo, hi) = if below_2g { LOW_2G } else { (USER_START, self.mmap_top) };
+    fn place(
+        &self,
+        placement: &Placement,
+        len: u64,
+        align: u64,
+        below_2g: bool,
+    ) -> Result<u64, Errno> {
+        let (lo, hi) = if below_2g {
+            LOW_2G
+        } else {
+            (USER_START, self.mmap_top)
+        };
         let free = |addr: u64| {
             addr.is_multiple_of(align)
                 && addr >= lo
-                && addr.checked_add(len).is_some_and(|end| end <= hi || !below_2g)
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|end| end <= hi || !below_2g)
                 && addr >= USER_START
-                && addr.checked_add(len).is_some_and(|end| end <= USER_END && self.map.range(addr, end).next().is_none())
+                && addr.checked_add(len).is_some_and(|end| {
+                    end <= USER_END && self.map.range(addr, end).next().is_none()
+                })
         };
         match *placement {
             Placement::Fixed { addr, .. } => Ok(addr),
-            Placement::TryFixed { addr } | Placement::Anywhere { hint: addr } if addr != 0 && free(addr) => Ok(addr),
-            _ => self.map.find_free_top_down(lo, hi, len, align).ok_or(Errno::ENOMEM),
+            Placement::TryFixed { addr } | Placement::Anywhere { hint: addr }
+                if addr != 0 && free(addr) =>
+            {
+                Ok(addr)
+            }
+            _ => self
+                .map
+                .find_free_top_down(lo, hi, len, align)
+                .ok_or(Errno::ENOMEM),
         }
     }
 
@@ -118,10 +145,18 @@ impl<P: Pmap> AddressSpace<P> {
         let vmas = if template.flags.contains(VmaFlags::GROWSDOWN) {
             stack_vmas(start, end, template)
         } else {
-            alloc::vec![Vma { start, end, ..template }]
+            alloc::vec![Vma {
+                start,
+                end,
+                ..template
+            }]
         };
         let charge: u64 = vmas.iter().map(Vma::charge).sum();
-        let released: u64 = self.map.range(start, end).map(|v| overlap_charge(v, start, end)).sum();
+        let released: u64 = self
+            .map
+            .range(start, end)
+            .map(|v| overlap_charge(v, start, end))
+            .sum();
         if charge > released && !phys.charge(charge - released) {
             return Err(Errno::ENOMEM);
         }
@@ -140,15 +175,29 @@ impl<P: Pmap> AddressSpace<P> {
     /// Fault in every page of [start, end) now (MAP_POPULATE, MAP_LOCKED,
     /// mlock, MADV_WILLNEED): writable private pages with write faults, so
     /// they need no copy-on-write later. Stops at the first failure.
-    pub fn populate(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> Result<(), FaultError> {
+    pub fn populate(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> Result<(), FaultError> {
         let mut addr = start;
         while addr < end {
-            let Some(vma) = self.map.find(addr) else { break };
-            let access = if vma.prot.contains(Prot::WRITE) { Access::Write } else { Access::Read };
-            let fillable = matches!(vma.backing, Backing::Anonymous | Backing::Object { .. }) && !vma.prot.is_empty();
+            let Some(vma) = self.map.find(addr) else {
+                break;
+            };
+            let access = if vma.prot.contains(Prot::WRITE) {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            let fillable = matches!(vma.backing, Backing::Anonymous | Backing::Object { .. })
+                && !vma.prot.is_empty();
             if fillable {
                 let present = self.pmap.query(addr);
-                if present.is_none() || (access == Access::Write && !present.is_some_and(|m| m.prot.write)) {
+                if present.is_none()
+                    || (access == Access::Write && !present.is_some_and(|m| m.prot.write))
+                {
                     self.fault(phys, addr, access)?;
                 }
             }
@@ -165,7 +214,12 @@ impl<P: Pmap> AddressSpace<P> {
             return Ok(());
         }
         // Splitting a VMA in two needs one more slot in the map.
-        if self.map.len() + 1 >= MAX_MAP_COUNT && self.map.range(start, end).all(|v| v.start < start && v.end > end) {
+        if self.map.len() + 1 >= MAX_MAP_COUNT
+            && self
+                .map
+                .range(start, end)
+                .all(|v| v.start < start && v.end > end)
+        {
             return Err(Errno::ENOMEM);
         }
         self.split_huge_at(phys, start)?;
@@ -181,7 +235,8 @@ impl<P: Pmap> AddressSpace<P> {
         if removed.is_empty() {
             return;
         }
-        self.pmap.unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+        self.pmap
+            .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
         for vma in removed {
             if uncharge {
                 phys.uncharge(vma.charge());
@@ -194,14 +249,28 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// mprotect: every page of [start, end) must be mapped (ENOMEM), and
     /// the new protection within each VMA's max_prot (EACCES).
-    pub fn mprotect(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64, prot: Prot) -> Result<(), Errno> {
+    pub fn mprotect(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+        prot: Prot,
+    ) -> Result<(), Errno> {
         self.covered(start, end)?;
-        if self.map.range(start, end).any(|v| !v.max_prot.contains(prot) || matches!(v.backing, Backing::Guard)) {
+        if self
+            .map
+            .range(start, end)
+            .any(|v| !v.max_prot.contains(prot) || matches!(v.backing, Backing::Guard))
+        {
             return Err(Errno::EACCES);
         }
         self.split_huge_at(phys, start)?;
         self.split_huge_at(phys, end)?;
-        let old: u64 = self.map.range(start, end).map(|v| overlap_charge(v, start, end)).sum();
+        let old: u64 = self
+            .map
+            .range(start, end)
+            .map(|v| overlap_charge(v, start, end))
+            .sum();
         let new: u64 = self
             .map
             .range(start, end)
@@ -219,7 +288,8 @@ impl<P: Pmap> AddressSpace<P> {
         // (zero frame, copy-on-write): the next write fault sorts them out.
         self.pmap.protect_range(start, end, &mut |va, m| {
             let vma = map.find(va).expect("space::mprotect: PTE outside any VMA");
-            let exclusive = vma.sharing == Sharing::Shared || (m.prot.write && m.pfn != phys.zero_frame());
+            let exclusive =
+                vma.sharing == Sharing::Shared || (m.prot.write && m.pfn != phys.zero_frame());
             pte_prot(vma, exclusive)
         });
         Ok(())
@@ -241,27 +311,46 @@ impl<P: Pmap> AddressSpace<P> {
     /// madvise. DONTNEED and FREE drop the pages of this mapping: private
     /// anonymous memory reads back as zeros, shared memory keeps its data in
     /// its object. WILLNEED faults pages in. The rest is recorded.
-    pub fn madvise(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64, advice: crate::mmap::Madvice) -> Result<(), Errno> {
+    pub fn madvise(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+        advice: crate::mmap::Madvice,
+    ) -> Result<(), Errno> {
         use crate::mmap::Madvice as M;
         self.covered(start, end)?;
         match advice {
             M::DontNeed | M::Free | M::DontNeedLocked => {
-                if advice != M::DontNeedLocked && self.map.range(start, end).any(|v| v.flags.contains(VmaFlags::LOCKED)) {
+                if advice != M::DontNeedLocked
+                    && self
+                        .map
+                        .range(start, end)
+                        .any(|v| v.flags.contains(VmaFlags::LOCKED))
+                {
                     return Err(Errno::EINVAL);
                 }
                 self.split_huge_at(phys, start)?;
                 self.split_huge_at(phys, end)?;
-                self.pmap.unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+                self.pmap
+                    .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
             }
             M::Remove => {
                 // Punch a hole in shared memory: only objects have one to punch.
-                if self.map.range(start, end).any(|v| v.sharing != Sharing::Shared) {
+                if self
+                    .map
+                    .range(start, end)
+                    .any(|v| v.sharing != Sharing::Shared)
+                {
                     return Err(Errno::EINVAL);
                 }
-                self.pmap.unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+                self.pmap
+                    .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
                 for vma in self.map.range(start, end) {
                     let (s, e) = (vma.start.max(start), vma.end.min(end));
-                    if let (Some((object, first)), Some((_, last))) = (vma.object_offset(s), vma.object_offset(e - 1)) {
+                    if let (Some((object, first)), Some((_, last))) =
+                        (vma.object_offset(s), vma.object_offset(e - 1))
+                    {
                         object.discard(first / PAGE, last / PAGE + 1, phys);
                     }
                 }
@@ -270,21 +359,44 @@ impl<P: Pmap> AddressSpace<P> {
                 // A hint: running out of memory here is not an error.
                 let _ = self.populate(phys, start, end);
             }
-            M::Normal => self.map.update_range(start, end, |v| v.advice = Advice::Normal),
-            M::Random => self.map.update_range(start, end, |v| v.advice = Advice::Random),
-            M::Sequential => self.map.update_range(start, end, |v| v.advice = Advice::Sequential),
-            M::DontFork => self.map.update_range(start, end, |v| v.inherit = Inherit::None),
-            M::DoFork | M::KeepOnFork => self.map.update_range(start, end, |v| v.inherit = default_inherit(v)),
+            M::Normal => self
+                .map
+                .update_range(start, end, |v| v.advice = Advice::Normal),
+            M::Random => self
+                .map
+                .update_range(start, end, |v| v.advice = Advice::Random),
+            M::Sequential => self
+                .map
+                .update_range(start, end, |v| v.advice = Advice::Sequential),
+            M::DontFork => self
+                .map
+                .update_range(start, end, |v| v.inherit = Inherit::None),
+            M::DoFork | M::KeepOnFork => self
+                .map
+                .update_range(start, end, |v| v.inherit = default_inherit(v)),
             M::WipeOnFork => {
-                if self.map.range(start, end).any(|v| !matches!(v.backing, Backing::Anonymous)) {
+                if self
+                    .map
+                    .range(start, end)
+                    .any(|v| !matches!(v.backing, Backing::Anonymous))
+                {
                     return Err(Errno::EINVAL);
                 }
-                self.map.update_range(start, end, |v| v.inherit = Inherit::Zero);
+                self.map
+                    .update_range(start, end, |v| v.inherit = Inherit::Zero);
             }
-            M::HugePage => self.map.update_range(start, end, |v| v.flags |= VmaFlags::HUGE),
-            M::NoHugePage => self.map.update_range(start, end, |v| v.flags -= VmaFlags::HUGE),
-            M::DontDump => self.map.update_range(start, end, |v| v.flags |= VmaFlags::NOCORE),
-            M::DoDump => self.map.update_range(start, end, |v| v.flags -= VmaFlags::NOCORE),
+            M::HugePage => self
+                .map
+                .update_range(start, end, |v| v.flags |= VmaFlags::HUGE),
+            M::NoHugePage => self
+                .map
+                .update_range(start, end, |v| v.flags -= VmaFlags::HUGE),
+            M::DontDump => self
+                .map
+                .update_range(start, end, |v| v.flags |= VmaFlags::NOCORE),
+            M::DoDump => self
+                .map
+                .update_range(start, end, |v| v.flags -= VmaFlags::NOCORE),
             // Nothing is ever paged out here: these hints have nothing to act on.
             M::Cold | M::PageOut => {}
         }
@@ -296,7 +408,12 @@ impl<P: Pmap> AddressSpace<P> {
     /// the ramfs keeps file pages coherent with mappings at all times.
     pub fn msync(&self, start: u64, end: u64, invalidate: bool) -> Result<(), Errno> {
         self.covered(start, end)?;
-        if invalidate && self.map.range(start, end).any(|v| v.flags.contains(VmaFlags::LOCKED)) {
+        if invalidate
+            && self
+                .map
+                .range(start, end)
+                .any(|v| v.flags.contains(VmaFlags::LOCKED))
+        {
             return Err(Errno::EBUSY);
         }
         Ok(())
@@ -329,13 +446,21 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// mlock (lock = true): mark [start, end) locked and fault it all in;
     /// munlock clears the mark.
-    pub fn mlock(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64, lock: bool) -> Result<(), Errno> {
+    pub fn mlock(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+        lock: bool,
+    ) -> Result<(), Errno> {
         self.covered(start, end)?;
         if lock {
-            self.map.update_range(start, end, |v| v.flags |= VmaFlags::LOCKED);
+            self.map
+                .update_range(start, end, |v| v.flags |= VmaFlags::LOCKED);
             self.populate(phys, start, end).map_err(|_| Errno::ENOMEM)
         } else {
-            self.map.update_range(start, end, |v| v.flags -= VmaFlags::LOCKED);
+            self.map
+                .update_range(start, end, |v| v.flags -= VmaFlags::LOCKED);
             Ok(())
         }
     }
@@ -362,8 +487,14 @@ impl<P: Pmap> AddressSpace<P> {
             }
             let mut heap = Vma::anonymous(old_top, new_top, Prot::READ | Prot::WRITE);
             heap.flags |= VmaFlags::HEAP;
-            let placement = Placement::Fixed { addr: old_top, on_conflict: crate::mmap::OnConflict::FailEexist };
-            if self.map(phys, &placement, new_top - old_top, PAGE, false, heap).is_err() {
+            let placement = Placement::Fixed {
+                addr: old_top,
+                on_conflict: crate::mmap::OnConflict::FailEexist,
+            };
+            if self
+                .map(phys, &placement, new_top - old_top, PAGE, false, heap)
+                .is_err()
+            {
                 return self.brk;
             }
         } else if new_top < old_top {
@@ -381,7 +512,12 @@ impl<P: Pmap> AddressSpace<P> {
     /// Resolve a fault at `addr` as `vm_fault::decide` says; on success the
     /// access can be retried. Also how the kernel faults pages in for its
     /// own copies into user memory.
-    pub fn fault(&mut self, phys: &mut dyn PhysMem, addr: u64, access: Access) -> Result<Resolution, FaultError> {
+    pub fn fault(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         let pte = self.pmap.query(addr);
         let decision = vm_fault::decide(self.map.find(addr), addr, access, pte);
@@ -390,7 +526,8 @@ impl<P: Pmap> AddressSpace<P> {
             Decision::Fail(error) => Err(error),
             Decision::GrowStack => {
                 self.grow_stack(phys, addr)?;
-                self.fault(phys, addr, access).map(|_| Resolution::StackGrowth)
+                self.fault(phys, addr, access)
+                    .map(|_| Resolution::StackGrowth)
             }
             Decision::ZeroPage => {
                 let vma = self.vma(addr);
@@ -409,7 +546,9 @@ impl<P: Pmap> AddressSpace<P> {
             Decision::HugeZeroFill => self.huge_zero_fill(phys, addr, access),
             Decision::ObjectPage => {
                 let vma = self.vma(addr);
-                let (object, offset) = vma.object_offset(addr).expect("space::fault: object page without object");
+                let (object, offset) = vma
+                    .object_offset(addr)
+                    .expect("space::fault: object page without object");
                 let shared = vma.sharing == Sharing::Shared;
                 let prot = pte_prot(vma, shared);
                 let pfn = object.page(offset / PAGE, phys).ok_or(oom)?;
@@ -424,7 +563,9 @@ impl<P: Pmap> AddressSpace<P> {
                 self.enter(phys, page, pfn, prot)?;
                 Ok(Resolution::ObjectPage)
             }
-            Decision::CopyOnWrite => self.copy_on_write(phys, addr, pte.expect("cow without a PTE")),
+            Decision::CopyOnWrite => {
+                self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))
+            }
             Decision::MakeWritable => {
                 let prot = pte_prot(self.vma(addr), true);
                 self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
@@ -435,11 +576,19 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     fn vma(&self, addr: u64) -> &Vma {
-        self.map.find(addr).expect("space: decision made for a VMA that vanished")
+        self.map
+            .find(addr)
+            .expect("space: decision made for a VMA that vanished")
     }
 
     /// Enter a page, giving the frame back if there is no memory for a page table.
-    fn enter(&mut self, phys: &mut dyn PhysMem, page: u64, pfn: Pfn, prot: crate::pmap::PteProt) -> Result<(), FaultError> {
+    fn enter(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        page: u64,
+        pfn: Pfn,
+        prot: crate::pmap::PteProt,
+    ) -> Result<(), FaultError> {
         self.pmap.enter(page, pfn, prot).map_err(|_| {
             phys.put(pfn);
             FaultError::OutOfMemory
@@ -449,11 +598,18 @@ impl<P: Pmap> AddressSpace<P> {
     /// A write to a read-only private page: copy it, unless this mapping
     /// holds the frame's only reference, in which case it is just made
     /// writable (the zero frame is always copied).
-    fn copy_on_write(&mut self, phys: &mut dyn PhysMem, addr: u64, old: Mapping) -> Result<Resolution, FaultError> {
+    fn copy_on_write(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        old: Mapping,
+    ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         if old.huge {
-            self.split_huge_at(phys, addr & !(HUGE_PAGE - 1)).map_err(|_| FaultError::OutOfMemory)?;
-            self.demote(phys, addr & !(HUGE_PAGE - 1)).map_err(|_| FaultError::OutOfMemory)?;
+            self.split_huge_at(phys, addr & !(HUGE_PAGE - 1))
+                .map_err(|_| FaultError::OutOfMemory)?;
+            self.demote(phys, addr & !(HUGE_PAGE - 1))
+                .map_err(|_| FaultError::OutOfMemory)?;
             return self.fault(phys, addr, Access::Write);
         }
         let prot = pte_prot(self.vma(addr), true);
@@ -461,7 +617,11 @@ impl<P: Pmap> AddressSpace<P> {
             self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
             return Ok(Resolution::Reuse);
         }
-        let new = if old.pfn == phys.zero_frame() { phys.alloc_zeroed() } else { phys.copy(old.pfn) };
+        let new = if old.pfn == phys.zero_frame() {
+            phys.alloc_zeroed()
+        } else {
+            phys.copy(old.pfn)
+        };
         let new = new.ok_or(FaultError::OutOfMemory)?;
         let replaced = self.pmap.replace(page, new, prot);
         phys.put(replaced.pfn);
@@ -473,9 +633,18 @@ impl<P: Pmap> AddressSpace<P> {
     fn grow_stack(&mut self, phys: &mut dyn PhysMem, addr: u64) -> Result<(), FaultError> {
         let segv = FaultError::Segv(SegvCode::MapErr);
         let gap = self.vma(addr).clone();
-        let stack = self.map.find(gap.end).filter(|s| s.flags.contains(VmaFlags::GROWSDOWN)).ok_or(segv)?.clone();
+        let stack = self
+            .map
+            .find(gap.end)
+            .filter(|s| s.flags.contains(VmaFlags::GROWSDOWN))
+            .ok_or(segv)?
+            .clone();
         let new_start = addr & !(PAGE - 1);
-        let grown = Vma { start: new_start, end: gap.end, ..stack };
+        let grown = Vma {
+            start: new_start,
+            end: gap.end,
+            ..stack
+        };
         if !phys.charge(grown.charge()) {
             return Err(segv);
         }
@@ -487,12 +656,18 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// A 2 MiB page for the aligned 2 MiB around `addr` if it lies wholly in
     /// the VMA with nothing mapped in it yet; otherwise a 4 KiB page.
-    fn huge_zero_fill(&mut self, phys: &mut dyn PhysMem, addr: u64, access: Access) -> Result<Resolution, FaultError> {
+    fn huge_zero_fill(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Resolution, FaultError> {
         let base = addr & !(HUGE_PAGE - 1);
         let vma = self.vma(addr);
         let prot = pte_prot(vma, true);
         let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
-        let empty = fits && (0..HUGE_PAGE / PAGE).all(|i| self.pmap.query(base + i * PAGE).is_none());
+        let empty =
+            fits && (0..HUGE_PAGE / PAGE).all(|i| self.pmap.query(base + i * PAGE).is_none());
         if empty && let Some(block) = phys.alloc_huge_zeroed() {
             if self.pmap.enter_huge(base, block, prot).is_ok() {
                 return Ok(Resolution::HugeZeroFill);
@@ -522,7 +697,9 @@ impl<P: Pmap> AddressSpace<P> {
     /// Copy the huge page at `base` into 512 small frames (demotion by copy:
     /// the buddy block's head alone carries the reference count).
     fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
-        let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else { return Ok(()) };
+        let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else {
+            return Ok(());
+        };
         let mut frames = Vec::with_capacity((HUGE_PAGE / PAGE) as usize);
         for i in 0..HUGE_PAGE / PAGE {
             let Some(frame) = phys.alloc_zeroed() else {
@@ -532,7 +709,8 @@ impl<P: Pmap> AddressSpace<P> {
             phys.copy_into(Pfn(huge.pfn.0 + i), frame);
             frames.push(frame);
         }
-        self.pmap.unmap_range(base, base + HUGE_PAGE, &mut |_, m| phys.put(m.pfn));
+        self.pmap
+            .unmap_range(base, base + HUGE_PAGE, &mut |_, m| phys.put(m.pfn));
         for (i, frame) in frames.into_iter().enumerate() {
             let entered = self.pmap.enter(base + i as u64 * PAGE, frame, huge.prot);
             if entered.is_err() {
@@ -547,7 +725,12 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// The frame behind the 4 KiB user page at `addr`, faulting it in as a
     /// user access would: how the kernel reads and writes user memory.
-    pub fn user_frame(&mut self, phys: &mut dyn PhysMem, addr: u64, write: bool) -> Result<Pfn, Errno> {
+    pub fn user_frame(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        write: bool,
+    ) -> Result<Pfn, Errno> {
         let access = if write { Access::Write } else { Access::Read };
         let usable = |m: &Mapping| m.prot.user && (!write || m.prot.write);
         let mapping = match self.pmap.query(addr).filter(usable) {
@@ -557,7 +740,11 @@ impl<P: Pmap> AddressSpace<P> {
                 self.pmap.query(addr).filter(usable).ok_or(Errno::EFAULT)?
             }
         };
-        let within = if mapping.huge { (addr & (HUGE_PAGE - 1)) / PAGE } else { 0 };
+        let within = if mapping.huge {
+            (addr & (HUGE_PAGE - 1)) / PAGE
+        } else {
+            0
+        };
         Ok(Pfn(mapping.pfn.0 + within))
     }
 
@@ -572,7 +759,11 @@ impl<P: Pmap> AddressSpace<P> {
 /// The charge of the part of `vma` inside [start, end).
 fn overlap_charge(vma: &Vma, start: u64, end: u64) -> u64 {
     let (s, e) = (vma.start.max(start), vma.end.min(end));
-    if vma.is_charged() && s < e { (e - s) / PAGE } else { 0 }
+    if vma.is_charged() && s < e {
+        (e - s) / PAGE
+    } else {
+        0
+    }
 }
 
 fn default_inherit(vma: &Vma) -> Inherit {
@@ -585,7 +776,11 @@ fn default_inherit(vma: &Vma) -> Inherit {
 /// A growing stack over [start, end): the top page mapped as the stack
 /// itself, the rest a gap it grows into (FreeBSD's MAP_STACK layout).
 fn stack_vmas(start: u64, end: u64, template: Vma) -> Vec<Vma> {
-    let top = Vma { start: end - PAGE, end, ..template.clone() };
+    let top = Vma {
+        start: end - PAGE,
+        end,
+        ..template.clone()
+    };
     if end - start == PAGE {
         return alloc::vec![top];
     }

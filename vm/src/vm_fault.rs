@@ -114,7 +114,9 @@ pub fn pte_prot(vma: &Vma, writable: bool) -> PteProt {
 
 /// Decide what a fault at `addr` with `access` means.
 pub fn decide(vma: Option<&Vma>, addr: u64, access: Access, pte: Option<Mapping>) -> Decision {
-    let Some(vma) = vma else { return Decision::Fail(FaultError::Segv(SegvCode::MapErr)) };
+    let Some(vma) = vma else {
+        return Decision::Fail(FaultError::Segv(SegvCode::MapErr));
+    };
     match vma.backing {
         Backing::Guard => return Decision::Fail(FaultError::Segv(SegvCode::MapErr)),
         Backing::StackGap => {
@@ -134,7 +136,9 @@ pub fn decide(vma: Option<&Vma>, addr: u64, access: Access, pte: Option<Mapping>
             Sharing::Private => Decision::CopyOnWrite,
             Sharing::Shared => Decision::MakeWritable,
         },
-        Some(m) if !m.prot.user || (access == Access::Execute && !m.prot.exec) => Decision::MakeWritable,
+        Some(m) if !m.prot.user || (access == Access::Execute && !m.prot.exec) => {
+            Decision::MakeWritable
+        }
         Some(_) => Decision::Spurious,
         None => match vma.backing {
             Backing::Object { .. } => Decision::ObjectPage,
@@ -158,12 +162,23 @@ mod tests {
     }
 
     fn present(write: bool) -> Option<Mapping> {
-        Some(Mapping { pfn: Pfn(7), prot: PteProt { user: true, write, exec: false }, huge: false })
+        Some(Mapping {
+            pfn: Pfn(7),
+            prot: PteProt {
+                user: true,
+                write,
+                exec: false,
+            },
+            huge: false,
+        })
     }
 
     #[test]
     fn no_vma_is_maperr() {
-        assert_eq!(decide(None, 0x1000, Access::Read, None), Decision::Fail(FaultError::Segv(SegvCode::MapErr)));
+        assert_eq!(
+            decide(None, 0x1000, Access::Read, None),
+            Decision::Fail(FaultError::Segv(SegvCode::MapErr))
+        );
     }
 
     #[test]
@@ -171,7 +186,10 @@ mod tests {
         let mut vma = anon(Prot::empty());
         vma.backing = Backing::Guard;
         for access in [Access::Read, Access::Write, Access::Execute] {
-            assert_eq!(decide(Some(&vma), 0x2000, access, None), Decision::Fail(FaultError::Segv(SegvCode::MapErr)));
+            assert_eq!(
+                decide(Some(&vma), 0x2000, access, None),
+                Decision::Fail(FaultError::Segv(SegvCode::MapErr))
+            );
         }
     }
 
@@ -179,53 +197,95 @@ mod tests {
     fn stack_gap_grows_except_in_its_guard_page() {
         let mut gap = anon(Prot::empty());
         gap.backing = Backing::StackGap;
-        assert_eq!(decide(Some(&gap), 0x1fff, Access::Write, None), Decision::Fail(FaultError::Segv(SegvCode::MapErr)));
-        assert_eq!(decide(Some(&gap), 0x2000, Access::Write, None), Decision::GrowStack);
+        assert_eq!(
+            decide(Some(&gap), 0x1fff, Access::Write, None),
+            Decision::Fail(FaultError::Segv(SegvCode::MapErr))
+        );
+        assert_eq!(
+            decide(Some(&gap), 0x2000, Access::Write, None),
+            Decision::GrowStack
+        );
     }
 
     #[test]
     fn access_beyond_prot_is_accerr() {
         let ro = anon(Prot::READ);
-        assert_eq!(decide(Some(&ro), 0x1000, Access::Write, None), Decision::Fail(FaultError::Segv(SegvCode::AccErr)));
-        assert_eq!(decide(Some(&ro), 0x1000, Access::Execute, None), Decision::Fail(FaultError::Segv(SegvCode::AccErr)));
+        assert_eq!(
+            decide(Some(&ro), 0x1000, Access::Write, None),
+            Decision::Fail(FaultError::Segv(SegvCode::AccErr))
+        );
+        assert_eq!(
+            decide(Some(&ro), 0x1000, Access::Execute, None),
+            Decision::Fail(FaultError::Segv(SegvCode::AccErr))
+        );
         let none = anon(Prot::empty());
-        assert_eq!(decide(Some(&none), 0x1000, Access::Read, None), Decision::Fail(FaultError::Segv(SegvCode::AccErr)));
+        assert_eq!(
+            decide(Some(&none), 0x1000, Access::Read, None),
+            Decision::Fail(FaultError::Segv(SegvCode::AccErr))
+        );
     }
 
     #[test]
     fn write_implies_read_on_x86() {
         let wo = anon(Prot::WRITE);
-        assert_eq!(decide(Some(&wo), 0x1000, Access::Read, None), Decision::ZeroPage);
+        assert_eq!(
+            decide(Some(&wo), 0x1000, Access::Read, None),
+            Decision::ZeroPage
+        );
     }
 
     #[test]
     fn untouched_anonymous_reads_share_the_zero_page_and_writes_fill() {
         let vma = anon(RW);
-        assert_eq!(decide(Some(&vma), 0x1000, Access::Read, None), Decision::ZeroPage);
-        assert_eq!(decide(Some(&vma), 0x1000, Access::Write, None), Decision::ZeroFill);
+        assert_eq!(
+            decide(Some(&vma), 0x1000, Access::Read, None),
+            Decision::ZeroPage
+        );
+        assert_eq!(
+            decide(Some(&vma), 0x1000, Access::Write, None),
+            Decision::ZeroFill
+        );
     }
 
     #[test]
     fn huge_vma_fills_a_huge_page() {
         let mut vma = anon(RW);
         vma.flags |= VmaFlags::HUGE;
-        assert_eq!(decide(Some(&vma), 0x1000, Access::Read, None), Decision::HugeZeroFill);
+        assert_eq!(
+            decide(Some(&vma), 0x1000, Access::Read, None),
+            Decision::HugeZeroFill
+        );
     }
 
     #[test]
     fn write_to_read_only_pte_is_cow_when_private_and_upgrade_when_shared() {
         let private = anon(RW);
-        assert_eq!(decide(Some(&private), 0x1000, Access::Write, present(false)), Decision::CopyOnWrite);
+        assert_eq!(
+            decide(Some(&private), 0x1000, Access::Write, present(false)),
+            Decision::CopyOnWrite
+        );
         let mut shared = anon(RW);
         shared.sharing = Sharing::Shared;
-        shared.backing = Backing::Object { object: ObjectRef::new_anonymous(), offset: 0 };
-        assert_eq!(decide(Some(&shared), 0x1000, Access::Write, present(false)), Decision::MakeWritable);
-        assert_eq!(decide(Some(&shared), 0x1000, Access::Write, None), Decision::ObjectPage);
+        shared.backing = Backing::Object {
+            object: ObjectRef::new_anonymous(),
+            offset: 0,
+        };
+        assert_eq!(
+            decide(Some(&shared), 0x1000, Access::Write, present(false)),
+            Decision::MakeWritable
+        );
+        assert_eq!(
+            decide(Some(&shared), 0x1000, Access::Write, None),
+            Decision::ObjectPage
+        );
     }
 
     #[test]
     fn allowed_access_to_present_page_is_spurious() {
         let vma = anon(RW);
-        assert_eq!(decide(Some(&vma), 0x1000, Access::Write, present(true)), Decision::Spurious);
+        assert_eq!(
+            decide(Some(&vma), 0x1000, Access::Write, present(true)),
+            Decision::Spurious
+        );
     }
 }

@@ -54,7 +54,15 @@ fn height<T>(link: &Link<T>) -> u8 {
 impl<T: Segment> Node<T> {
     fn leaf(seg: T) -> Box<Self> {
         let (min_start, max_end) = (seg.start(), seg.end());
-        Box::new(Node { seg, left: None, right: None, height: 1, min_start, max_end, max_gap: 0 })
+        Box::new(Node {
+            seg,
+            left: None,
+            right: None,
+            height: 1,
+            min_start,
+            max_end,
+            max_gap: 0,
+        })
     }
 
     /// Recompute the augmented fields from the children's: the only place
@@ -79,7 +87,10 @@ impl<T: Segment> Node<T> {
 }
 
 fn rotate_right<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
-    let mut l = n.left.take().expect("vm_map: rotate_right without a left child");
+    let mut l = n
+        .left
+        .take()
+        .expect("vm_map: rotate_right without a left child");
     n.left = l.right.take();
     n.update();
     l.right = Some(n);
@@ -88,7 +99,10 @@ fn rotate_right<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
 }
 
 fn rotate_left<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
-    let mut r = n.right.take().expect("vm_map: rotate_left without a right child");
+    let mut r = n
+        .right
+        .take()
+        .expect("vm_map: rotate_left without a right child");
     n.right = r.left.take();
     n.update();
     r.left = Some(n);
@@ -117,7 +131,9 @@ fn rebalance<T: Segment>(mut n: Box<Node<T>>) -> Box<Node<T>> {
 }
 
 fn insert_node<T: Segment>(link: Link<T>, seg: T) -> Box<Node<T>> {
-    let Some(mut n) = link else { return Node::leaf(seg) };
+    let Some(mut n) = link else {
+        return Node::leaf(seg);
+    };
     if seg.start() < n.seg.start() {
         n.left = Some(insert_node(n.left.take(), seg));
     } else {
@@ -134,7 +150,9 @@ fn remove_node<T: Segment>(link: Link<T>, start: u64, removed: &mut Option<T>) -
     } else if start > n.seg.start() {
         n.right = remove_node(n.right.take(), start, removed);
     } else {
-        let Node { seg, left, right, .. } = *n;
+        let Node {
+            seg, left, right, ..
+        } = *n;
         *removed = Some(seg);
         return match (left, right) {
             (None, child) | (child, None) => child,
@@ -196,7 +214,10 @@ impl Query {
     /// Whether the subtree `n`, lying in the gap-bounded span [lb, rb), may
     /// hold a fit: its span overlaps the window and some gap is wide enough.
     fn worth_visiting<T>(&self, n: &Node<T>, lb: u64, rb: u64) -> bool {
-        let widest = n.max_gap.max(n.min_start.saturating_sub(lb)).max(rb.saturating_sub(n.max_end));
+        let widest = n
+            .max_gap
+            .max(n.min_start.saturating_sub(lb))
+            .max(rb.saturating_sub(n.max_end));
         self.clamp(lb, rb).is_some() && widest >= self.need
     }
 }
@@ -204,19 +225,25 @@ impl Query {
 /// The highest fit in the subtree at `link`, whose neighbours outside it
 /// end at `lb` and start at `rb`.
 fn search_down<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
-    let Some(n) = link else { return q.highest_fit(lb, rb) };
+    let Some(n) = link else {
+        return q.highest_fit(lb, rb);
+    };
     if !q.worth_visiting(n, lb, rb) {
         return None;
     }
-    search_down(n.right.as_deref(), n.seg.end(), rb, q).or_else(|| search_down(n.left.as_deref(), lb, n.seg.start(), q))
+    search_down(n.right.as_deref(), n.seg.end(), rb, q)
+        .or_else(|| search_down(n.left.as_deref(), lb, n.seg.start(), q))
 }
 
 fn search_up<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
-    let Some(n) = link else { return q.lowest_fit(lb, rb) };
+    let Some(n) = link else {
+        return q.lowest_fit(lb, rb);
+    };
     if !q.worth_visiting(n, lb, rb) {
         return None;
     }
-    search_up(n.left.as_deref(), lb, n.seg.start(), q).or_else(|| search_up(n.right.as_deref(), n.seg.end(), rb, q))
+    search_up(n.left.as_deref(), lb, n.seg.start(), q)
+        .or_else(|| search_up(n.right.as_deref(), n.seg.end(), rb, q))
 }
 
 /// The tree. Segments never overlap; `insert` merges a segment with equal
@@ -269,7 +296,11 @@ impl<T: Segment> VmaTree<T> {
     pub fn range(&self, start: u64, end: u64) -> Range<'_, T> {
         let mut stack = Vec::with_capacity(usize::from(height(&self.root)));
         // An empty range overlaps nothing, not even the segment around it.
-        let mut cur = if start < end { self.root.as_deref() } else { None };
+        let mut cur = if start < end {
+            self.root.as_deref()
+        } else {
+            None
+        };
         while let Some(n) = cur {
             if n.seg.end() > start {
                 stack.push(n);
@@ -369,20 +400,38 @@ impl<T: Segment> VmaTree<T> {
     }
 
     fn query(lo: u64, hi: u64, size: u64, align: u64) -> Option<Query> {
-        assert!(align.is_power_of_two(), "vm_map: alignment {align:#x} is not a power of two");
+        assert!(
+            align.is_power_of_two(),
+            "vm_map: alignment {align:#x} is not a power of two"
+        );
         let need = size.checked_add(align.saturating_sub(GRANULE))?;
-        (size > 0 && lo < hi).then_some(Query { lo, hi, size, align, need })
+        (size > 0 && lo < hi).then_some(Query {
+            lo,
+            hi,
+            size,
+            align,
+            need,
+        })
     }
 
     /// Check every invariant; panics with the first one broken. Tests call
     /// it after each step, debug kernels after each change.
     pub fn verify(&self) {
         let count = verify_node(self.root.as_deref());
-        assert_eq!(count, self.len, "vm_map: len {} but {} nodes", self.len, count);
+        assert_eq!(
+            count, self.len,
+            "vm_map: len {} but {} nodes",
+            self.len, count
+        );
         let mut prev: Option<&T> = None;
         for seg in self.iter() {
             if let Some(p) = prev {
-                assert!(p.end() <= seg.start(), "vm_map: {:#x}..{:#x} overlaps the next segment", p.start(), p.end());
+                assert!(
+                    p.end() <= seg.start(),
+                    "vm_map: {:#x}..{:#x} overlaps the next segment",
+                    p.start(),
+                    p.end()
+                );
                 assert!(
                     p.end() < seg.start() || !p.can_merge(seg),
                     "vm_map: mergeable neighbours left apart at {:#x}",
@@ -397,24 +446,51 @@ impl<T: Segment> VmaTree<T> {
 /// Check a subtree's order, balance and augmented fields; returns its size.
 fn verify_node<T: Segment>(link: Option<&Node<T>>) -> usize {
     let Some(n) = link else { return 0 };
-    assert!(n.seg.start() < n.seg.end(), "vm_map: empty segment at {:#x}", n.seg.start());
+    assert!(
+        n.seg.start() < n.seg.end(),
+        "vm_map: empty segment at {:#x}",
+        n.seg.start()
+    );
     let count = 1 + verify_node(n.left.as_deref()) + verify_node(n.right.as_deref());
     if let Some(l) = &n.left {
-        assert!(l.max_end <= n.seg.start(), "vm_map: left subtree not below {:#x}", n.seg.start());
+        assert!(
+            l.max_end <= n.seg.start(),
+            "vm_map: left subtree not below {:#x}",
+            n.seg.start()
+        );
     }
     if let Some(r) = &n.right {
-        assert!(r.min_start >= n.seg.end(), "vm_map: right subtree not above {:#x}", n.seg.end());
+        assert!(
+            r.min_start >= n.seg.end(),
+            "vm_map: right subtree not above {:#x}",
+            n.seg.end()
+        );
     }
-    assert!(n.balance_factor().abs() <= 1, "vm_map: unbalanced at {:#x}", n.seg.start());
-    let left_gap = n.left.as_ref().map_or(0, |l| l.max_gap.max(n.seg.start() - l.max_end));
-    let right_gap = n.right.as_ref().map_or(0, |r| r.max_gap.max(r.min_start - n.seg.end()));
+    assert!(
+        n.balance_factor().abs() <= 1,
+        "vm_map: unbalanced at {:#x}",
+        n.seg.start()
+    );
+    let left_gap = n
+        .left
+        .as_ref()
+        .map_or(0, |l| l.max_gap.max(n.seg.start() - l.max_end));
+    let right_gap = n
+        .right
+        .as_ref()
+        .map_or(0, |r| r.max_gap.max(r.min_start - n.seg.end()));
     let fresh = (
         1 + height(&n.left).max(height(&n.right)),
         n.left.as_ref().map_or(n.seg.start(), |l| l.min_start),
         n.right.as_ref().map_or(n.seg.end(), |r| r.max_end),
         left_gap.max(right_gap),
     );
-    assert_eq!((n.height, n.min_start, n.max_end, n.max_gap), fresh, "vm_map: stale augmentation at {:#x}", n.seg.start());
+    assert_eq!(
+        (n.height, n.min_start, n.max_end, n.max_gap),
+        fresh,
+        "vm_map: stale augmentation at {:#x}",
+        n.seg.start()
+    );
     count
 }
 
@@ -559,18 +635,37 @@ mod tests {
 
     #[test]
     fn find_free_both_ways_with_alignment() {
-        let t = tree(&[(0x1000, 0x3000, 0), (0x5000, 0x8000, 1), (0x20000, 0x21000, 2)]);
+        let t = tree(&[
+            (0x1000, 0x3000, 0),
+            (0x5000, 0x8000, 1),
+            (0x20000, 0x21000, 2),
+        ]);
         // Gaps: [0, 0x1000) [0x3000, 0x5000) [0x8000, 0x20000) [0x21000, hi).
-        assert_eq!(t.find_free_top_down(0, 0x30000, 0x1000, 0x1000), Some(0x2f000));
-        assert_eq!(t.find_free_top_down(0, 0x20000, 0x2000, 0x1000), Some(0x1e000));
-        assert_eq!(t.find_free_top_down(0, 0x8000, 0x2000, 0x1000), Some(0x3000));
+        assert_eq!(
+            t.find_free_top_down(0, 0x30000, 0x1000, 0x1000),
+            Some(0x2f000)
+        );
+        assert_eq!(
+            t.find_free_top_down(0, 0x20000, 0x2000, 0x1000),
+            Some(0x1e000)
+        );
+        assert_eq!(
+            t.find_free_top_down(0, 0x8000, 0x2000, 0x1000),
+            Some(0x3000)
+        );
         assert_eq!(t.find_free_top_down(0, 0x8000, 0x3000, 0x1000), None);
         assert_eq!(t.find_free(0, 0x30000, 0x1000, 0x1000), Some(0));
         assert_eq!(t.find_free(0x1000, 0x30000, 0x2000, 0x1000), Some(0x3000));
         assert_eq!(t.find_free(0x1000, 0x30000, 0x3000, 0x1000), Some(0x8000));
         assert_eq!(t.find_free(0x1000, 0x30000, 0x1000, 0x10000), Some(0x10000));
-        assert_eq!(t.find_free_top_down(0, 0x30000, 0x1000, 0x10000), Some(0x10000));
-        assert_eq!(tree(&[]).find_free_top_down(0x1000, 0x9000, 0x1000, 0x1000), Some(0x8000));
+        assert_eq!(
+            t.find_free_top_down(0, 0x30000, 0x1000, 0x10000),
+            Some(0x10000)
+        );
+        assert_eq!(
+            tree(&[]).find_free_top_down(0x1000, 0x9000, 0x1000, 0x1000),
+            Some(0x8000)
+        );
     }
 
     #[test]
@@ -579,11 +674,16 @@ mod tests {
         for i in 0..1000u64 {
             // Scatter the order so that every rotation case happens.
             let k = (i * 7919) % 1000;
-            t.insert(Seg(k * 0x2000, k * 0x2000 + 0x1000, (k % 3) as u8)).unwrap();
+            t.insert(Seg(k * 0x2000, k * 0x2000 + 0x1000, (k % 3) as u8))
+                .unwrap();
         }
         t.verify();
         assert_eq!(t.len(), 1000);
-        assert!(t.root.as_ref().unwrap().height <= 15, "height {}", t.root.as_ref().unwrap().height);
+        assert!(
+            t.root.as_ref().unwrap().height <= 15,
+            "height {}",
+            t.root.as_ref().unwrap().height
+        );
         for k in (0..1000u64).step_by(2) {
             t.remove_range(k * 0x2000, k * 0x2000 + 0x1000);
         }

@@ -132,13 +132,19 @@ impl Vma {
 
     /// Pages charged to the commit limit for this VMA.
     pub fn charge(&self) -> u64 {
-        if self.is_charged() { self.len() / PAGE } else { 0 }
+        if self.is_charged() {
+            self.len() / PAGE
+        } else {
+            0
+        }
     }
 
     /// Offset into the backing object of `addr`'s page, for object-backed VMAs.
     pub fn object_offset(&self, addr: u64) -> Option<(ObjectRef, u64)> {
         match &self.backing {
-            Backing::Object { object, offset } => Some((object.clone(), offset + (addr & !(PAGE - 1)) - self.start)),
+            Backing::Object { object, offset } => {
+                Some((object.clone(), offset + (addr & !(PAGE - 1)) - self.start))
+            }
             _ => None,
         }
     }
@@ -183,9 +189,16 @@ impl Segment for Vma {
             (Backing::Anonymous, Backing::Anonymous)
             | (Backing::Guard, Backing::Guard)
             | (Backing::StackGap, Backing::StackGap) => true,
-            (Backing::Object { object: a, offset: oa }, Backing::Object { object: b, offset: ob }) => {
-                a.same(b) && oa + self.len() == *ob
-            }
+            (
+                Backing::Object {
+                    object: a,
+                    offset: oa,
+                },
+                Backing::Object {
+                    object: b,
+                    offset: ob,
+                },
+            ) => a.same(b) && oa + self.len() == *ob,
             _ => false,
         };
         self.end == next.start

@@ -111,7 +111,10 @@ impl Proc {
     }
 
     fn with_top(top: u64) -> Proc {
-        Proc { space: AddressSpace::new(FakePmap::default(), top), mem: FakeMemory::new(1 << 20) }
+        Proc {
+            space: AddressSpace::new(FakePmap::default(), top),
+            mem: FakeMemory::new(1 << 20),
+        }
     }
 
     // ---- the syscalls, as kernel/src/syscall/memory.rs makes them ----
@@ -124,7 +127,10 @@ impl Proc {
             Kind::Anonymous | Kind::Stack if req.sharing == Sharing::Shared => {
                 vma.sharing = Sharing::Shared;
                 vma.inherit = Inherit::Share;
-                vma.backing = Backing::Object { object: ObjectRef::new_anonymous(), offset: 0 };
+                vma.backing = Backing::Object {
+                    object: ObjectRef::new_anonymous(),
+                    offset: 0,
+                };
             }
             Kind::Anonymous | Kind::Stack => {}
             Kind::Guard => {
@@ -133,7 +139,14 @@ impl Proc {
             }
             Kind::File { .. } => panic!("no files in these tests"),
         }
-        let start = self.space.map(&mut self.mem, &req.placement, req.len, req.align, req.below_2g, vma)?;
+        let start = self.space.map(
+            &mut self.mem,
+            &req.placement,
+            req.len,
+            req.align,
+            req.below_2g,
+            vma,
+        )?;
         if req.populate {
             let populated = self.space.populate(&mut self.mem, start, start + req.len);
             if populated.is_err() && req.vma_flags.contains(VmaFlags::LOCKED) {
@@ -147,7 +160,9 @@ impl Proc {
 
     /// `map` with a template of our own (shared objects, several mappings of one).
     fn map(&mut self, placement: Placement, len: u64, template: Vma) -> Result<u64, Errno> {
-        let r = self.space.map(&mut self.mem, &placement, len, P, false, template);
+        let r = self
+            .space
+            .map(&mut self.mem, &placement, len, P, false, template);
         self.check();
         r
     }
@@ -164,7 +179,9 @@ impl Proc {
         if span.is_empty() {
             return Ok(());
         }
-        let r = self.space.mprotect(&mut self.mem, span.start, span.end, prot);
+        let r = self
+            .space
+            .mprotect(&mut self.mem, span.start, span.end, prot);
         self.check();
         r
     }
@@ -174,7 +191,9 @@ impl Proc {
         if span.is_empty() {
             return Ok(());
         }
-        let r = self.space.madvise(&mut self.mem, span.start, span.end, advice);
+        let r = self
+            .space
+            .madvise(&mut self.mem, span.start, span.end, advice);
         self.check();
         r
     }
@@ -184,7 +203,8 @@ impl Proc {
         if span.is_empty() {
             return Ok(());
         }
-        self.space.msync(span.start, span.end, flags & mmap::MS_INVALIDATE != 0)
+        self.space
+            .msync(span.start, span.end, flags & mmap::MS_INVALIDATE != 0)
     }
 
     fn mincore(&mut self, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
@@ -279,7 +299,13 @@ impl Proc {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             vmas: self.vmas(),
-            ptes: self.space.pmap.ptes.iter().map(|(&va, &m)| (va, m)).collect(),
+            ptes: self
+                .space
+                .pmap
+                .ptes
+                .iter()
+                .map(|(&va, &m)| (va, m))
+                .collect(),
             in_use: self.mem.in_use(),
             committed: self.mem.committed,
             charged: self.space.charged_pages(),
@@ -296,25 +322,64 @@ impl Proc {
         let zero = self.mem.zero_frame();
         let mut zero_maps = 0;
         for (&va, m) in &self.space.pmap.ptes {
-            let vma = self.space.find(va).unwrap_or_else(|| panic!("PTE at {va:#x} outside any VMA"));
+            let vma = self
+                .space
+                .find(va)
+                .unwrap_or_else(|| panic!("PTE at {va:#x} outside any VMA"));
             if m.huge {
-                assert!(va.is_multiple_of(HUGE_PAGE), "huge PTE at unaligned {va:#x}");
-                assert!(vma.start <= va && va + HUGE_PAGE <= vma.end, "huge PTE at {va:#x} sticks out of its VMA");
+                assert!(
+                    va.is_multiple_of(HUGE_PAGE),
+                    "huge PTE at unaligned {va:#x}"
+                );
+                assert!(
+                    vma.start <= va && va + HUGE_PAGE <= vma.end,
+                    "huge PTE at {va:#x} sticks out of its VMA"
+                );
             }
-            assert!(matches!(vma.backing, Backing::Anonymous | Backing::Object { .. }), "PTE at {va:#x} in a {:?} VMA", vma.backing);
-            assert!(!m.prot.user || !vma.prot.is_empty(), "PTE at {va:#x} user-accessible in a PROT_NONE VMA");
-            assert!(!m.prot.write || vma.prot.contains(Prot::WRITE), "PTE at {va:#x} writable in a {:?} VMA", vma.prot);
-            assert!(!m.prot.exec || vma.prot.contains(Prot::EXEC), "PTE at {va:#x} executable in a {:?} VMA", vma.prot);
+            assert!(
+                matches!(vma.backing, Backing::Anonymous | Backing::Object { .. }),
+                "PTE at {va:#x} in a {:?} VMA",
+                vma.backing
+            );
+            assert!(
+                !m.prot.user || !vma.prot.is_empty(),
+                "PTE at {va:#x} user-accessible in a PROT_NONE VMA"
+            );
+            assert!(
+                !m.prot.write || vma.prot.contains(Prot::WRITE),
+                "PTE at {va:#x} writable in a {:?} VMA",
+                vma.prot
+            );
+            assert!(
+                !m.prot.exec || vma.prot.contains(Prot::EXEC),
+                "PTE at {va:#x} executable in a {:?} VMA",
+                vma.prot
+            );
             if m.pfn == zero {
                 zero_maps += 1;
                 assert!(!m.prot.write, "the zero frame is writable at {va:#x}");
             } else if m.prot.write && vma.sharing == Sharing::Private {
-                assert_eq!(self.mem.refcount(m.pfn), 1, "private writable page at {va:#x} is shared");
+                assert_eq!(
+                    self.mem.refcount(m.pfn),
+                    1,
+                    "private writable page at {va:#x} is shared"
+                );
             }
         }
-        assert_eq!(self.mem.refcount(zero), 1 + zero_maps, "zero frame references");
-        assert_eq!(self.space.charged_pages(), self.space.vmas().map(Vma::charge).sum::<u64>());
-        assert_eq!(self.mem.committed, self.space.charged_pages(), "commit charge of the machine vs the space");
+        assert_eq!(
+            self.mem.refcount(zero),
+            1 + zero_maps,
+            "zero frame references"
+        );
+        assert_eq!(
+            self.space.charged_pages(),
+            self.space.vmas().map(Vma::charge).sum::<u64>()
+        );
+        assert_eq!(
+            self.mem.committed,
+            self.space.charged_pages(),
+            "commit charge of the machine vs the space"
+        );
     }
 }
 
@@ -329,7 +394,10 @@ fn read_maps_the_zero_frame_and_write_copies_it() {
     assert_eq!(p.fault(a + 8, Access::Read), Ok(Resolution::ZeroPage));
     let m = p.present(a).expect("read fault maps a page");
     assert_eq!(m.pfn, p.mem.zero_frame());
-    assert!(m.prot.user && !m.prot.write, "zero frame must be mapped read-only: {m:?}");
+    assert!(
+        m.prot.user && !m.prot.write,
+        "zero frame must be mapped read-only: {m:?}"
+    );
     assert_eq!(p.in_use(), 0, "a read fault allocates no frame");
     assert_eq!(p.read(a + 8), Ok(0));
     assert_eq!(p.fault(a + 9, Access::Read), Ok(Resolution::Spurious));
@@ -340,8 +408,15 @@ fn read_maps_the_zero_frame_and_write_copies_it() {
     assert_ne!(m.pfn, p.mem.zero_frame());
     assert!(m.prot.write);
     assert_eq!(p.in_use(), 1);
-    assert!(p.mem.bytes(m.pfn).iter().all(|&b| b == 0), "the copy of the zero frame is zeros");
-    assert_eq!(p.mem.refcount(p.mem.zero_frame()), 1, "the zero frame's mapping was released");
+    assert!(
+        p.mem.bytes(m.pfn).iter().all(|&b| b == 0),
+        "the copy of the zero frame is zeros"
+    );
+    assert_eq!(
+        p.mem.refcount(p.mem.zero_frame()),
+        1,
+        "the zero frame's mapping was released"
+    );
 
     // A first write to an untouched page allocates directly.
     assert_eq!(p.fault(a + P, Access::Write), Ok(Resolution::ZeroFill));
@@ -399,17 +474,38 @@ fn map_fixed_replaces_the_middle_of_a_mapping() {
     assert_eq!(p.in_use(), 8);
     assert_eq!(p.space.charged_pages(), 8);
 
-    assert_eq!(p.mmap(x + 3 * P, 2 * P, PROT_READ, ANON | mmap::MAP_FIXED), Ok(x + 3 * P));
-    assert_eq!(p.ranges(), [(x, x + 3 * P), (x + 3 * P, x + 5 * P), (x + 5 * P, x + 8 * P)]);
+    assert_eq!(
+        p.mmap(x + 3 * P, 2 * P, PROT_READ, ANON | mmap::MAP_FIXED),
+        Ok(x + 3 * P)
+    );
+    assert_eq!(
+        p.ranges(),
+        [
+            (x, x + 3 * P),
+            (x + 3 * P, x + 5 * P),
+            (x + 5 * P, x + 8 * P)
+        ]
+    );
     let prots: Vec<Prot> = p.space.vmas().map(|v| v.prot).collect();
-    assert_eq!(prots, [Prot::READ | Prot::WRITE, Prot::READ, Prot::READ | Prot::WRITE]);
+    assert_eq!(
+        prots,
+        [
+            Prot::READ | Prot::WRITE,
+            Prot::READ,
+            Prot::READ | Prot::WRITE
+        ]
+    );
     assert_eq!(p.in_use(), 6, "the two replaced frames are freed");
     assert_eq!(p.space.charged_pages(), 6);
     for (i, page) in page_addrs(x, 8).enumerate() {
         let want = if (3..5).contains(&i) { 0 } else { 1 + i as u8 };
         assert_eq!(p.read(page + 1), Ok(want), "page {i}");
     }
-    assert_eq!(p.write(x + 3 * P, 9), Err(ACCERR), "the new mapping is read-only");
+    assert_eq!(
+        p.write(x + 3 * P, 9),
+        Err(ACCERR),
+        "the new mapping is read-only"
+    );
 }
 
 #[test]
@@ -422,22 +518,59 @@ fn fixed_noreplace_and_excl_refuse_and_change_nothing() {
     let before = p.snapshot();
 
     // Overlapping any part of the mapping, from inside or across an edge.
-    for (addr, len) in [(x, P), (x + P, 2 * P), (x - 2 * P, 3 * P), (x + 3 * P, 4 * P), (x - P, 6 * P)] {
-        assert_eq!(p.mmap(addr, len, PROT_READ, ANON | mmap::MAP_FIXED_NOREPLACE), Err(Errno::EEXIST), "{addr:#x}+{len:#x}");
+    for (addr, len) in [
+        (x, P),
+        (x + P, 2 * P),
+        (x - 2 * P, 3 * P),
+        (x + 3 * P, 4 * P),
+        (x - P, 6 * P),
+    ] {
+        assert_eq!(
+            p.mmap(addr, len, PROT_READ, ANON | mmap::MAP_FIXED_NOREPLACE),
+            Err(Errno::EEXIST),
+            "{addr:#x}+{len:#x}"
+        );
         assert_eq!(p.snapshot(), before);
-        assert_eq!(p.mmap(addr, len, PROT_READ, ANON | mmap::MAP_FIXED | mmap::MAP_EXCL), Err(Errno::EINVAL), "{addr:#x}+{len:#x}");
+        assert_eq!(
+            p.mmap(
+                addr,
+                len,
+                PROT_READ,
+                ANON | mmap::MAP_FIXED | mmap::MAP_EXCL
+            ),
+            Err(Errno::EINVAL),
+            "{addr:#x}+{len:#x}"
+        );
         assert_eq!(p.snapshot(), before);
-        let placement = Placement::Fixed { addr, on_conflict: OnConflict::FailEexist };
-        assert_eq!(p.map(placement, len, Vma::anonymous(0, 0, Prot::READ)), Err(Errno::EEXIST));
-        let placement = Placement::Fixed { addr, on_conflict: OnConflict::FailEinval };
-        assert_eq!(p.map(placement, len, Vma::anonymous(0, 0, Prot::READ)), Err(Errno::EINVAL));
+        let placement = Placement::Fixed {
+            addr,
+            on_conflict: OnConflict::FailEexist,
+        };
+        assert_eq!(
+            p.map(placement, len, Vma::anonymous(0, 0, Prot::READ)),
+            Err(Errno::EEXIST)
+        );
+        let placement = Placement::Fixed {
+            addr,
+            on_conflict: OnConflict::FailEinval,
+        };
+        assert_eq!(
+            p.map(placement, len, Vma::anonymous(0, 0, Prot::READ)),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(p.snapshot(), before);
     }
     assert_eq!(p.read(x + P), Ok(7));
 
     // Right next to it they are fine.
-    assert_eq!(p.mmap(x + 4 * P, P, PROT_READ, ANON | mmap::MAP_FIXED_NOREPLACE), Ok(x + 4 * P));
-    assert_eq!(p.mmap(x - P, P, PROT_READ, ANON | mmap::MAP_FIXED | mmap::MAP_EXCL), Ok(x - P));
+    assert_eq!(
+        p.mmap(x + 4 * P, P, PROT_READ, ANON | mmap::MAP_FIXED_NOREPLACE),
+        Ok(x + 4 * P)
+    );
+    assert_eq!(
+        p.mmap(x - P, P, PROT_READ, ANON | mmap::MAP_FIXED | mmap::MAP_EXCL),
+        Ok(x - P)
+    );
 }
 
 // ---- munmap -----------------------------------------------------------------
@@ -486,8 +619,14 @@ fn mprotect_splits_and_merges_back() {
     p.mprotect(a + 2 * P, 2 * P, PROT_READ).unwrap();
     assert_eq!(p.space.vma_count(), 3);
     assert_eq!(p.space.find(a + 2 * P).unwrap().prot, Prot::READ);
-    assert!(!p.present(a + 2 * P).unwrap().prot.write, "the PTE lost its write right");
-    assert!(p.present(a + P).unwrap().prot.write, "outside the range PTEs are untouched");
+    assert!(
+        !p.present(a + 2 * P).unwrap().prot.write,
+        "the PTE lost its write right"
+    );
+    assert!(
+        p.present(a + P).unwrap().prot.write,
+        "outside the range PTEs are untouched"
+    );
 
     // A write to the read-only page is SIGSEGV with SEGV_ACCERR; reads still work.
     assert_eq!(p.fault(a + 2 * P, Access::Write), Err(ACCERR));
@@ -501,9 +640,16 @@ fn mprotect_splits_and_merges_back() {
     p.mprotect(a + 2 * P, 2 * P, PROT_RW).unwrap();
     assert_eq!(p.space.vma_count(), 1);
     let frame = p.present(a + 2 * P).unwrap().pfn;
-    assert!(matches!(p.fault(a + 2 * P, Access::Write), Ok(Resolution::Reuse | Resolution::Spurious)));
+    assert!(matches!(
+        p.fault(a + 2 * P, Access::Write),
+        Ok(Resolution::Reuse | Resolution::Spurious)
+    ));
     p.write(a + 2 * P, 0x33).unwrap();
-    assert_eq!(p.present(a + 2 * P).unwrap().pfn, frame, "no copy of an exclusive page");
+    assert_eq!(
+        p.present(a + 2 * P).unwrap().pfn,
+        frame,
+        "no copy of an exclusive page"
+    );
     assert_eq!(p.in_use(), 6);
 
     // PROT_NONE keeps the data; any access is ACCERR until it is lifted.
@@ -526,8 +672,16 @@ fn mprotect_refuses_holes_and_rights_beyond_max_prot() {
     let mut p = Proc::new();
     let x = 0x2000_0000;
     p.mmap(x, 4 * P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
-    p.mmap(x + 6 * P, 2 * P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
-    let guard = p.mmap(x + 8 * P, 2 * P, PROT_NONE, mmap::MAP_GUARD | mmap::MAP_FIXED).unwrap();
+    p.mmap(x + 6 * P, 2 * P, PROT_RW, ANON | mmap::MAP_FIXED)
+        .unwrap();
+    let guard = p
+        .mmap(
+            x + 8 * P,
+            2 * P,
+            PROT_NONE,
+            mmap::MAP_GUARD | mmap::MAP_FIXED,
+        )
+        .unwrap();
     p.write(x, 5).unwrap();
     let before = p.snapshot();
 
@@ -539,8 +693,16 @@ fn mprotect_refuses_holes_and_rights_beyond_max_prot() {
 
     // A guard's max_prot is empty: any mprotect of it is EACCES.
     for prot in [PROT_READ, PROT_RW, PROT_EXEC, PROT_NONE] {
-        assert_eq!(p.mprotect(guard, 2 * P, prot), Err(Errno::EACCES), "prot {prot}");
-        assert_eq!(p.mprotect(x + 6 * P, 4 * P, prot), Err(Errno::EACCES), "across the guard, prot {prot}");
+        assert_eq!(
+            p.mprotect(guard, 2 * P, prot),
+            Err(Errno::EACCES),
+            "prot {prot}"
+        );
+        assert_eq!(
+            p.mprotect(x + 6 * P, 4 * P, prot),
+            Err(Errno::EACCES),
+            "across the guard, prot {prot}"
+        );
     }
     assert_eq!(p.snapshot(), before);
 
@@ -562,19 +724,32 @@ fn commit_charge_follows_private_writable_pages() {
     let rw = p.mmap(0, 10 * P, PROT_RW, ANON).unwrap();
     assert_eq!((p.space.charged_pages(), p.mem.committed), (10, 10));
     let ro = p.mmap(0, 5 * P, PROT_READ, ANON).unwrap();
-    assert_eq!(p.space.charged_pages(), 10, "read-only private memory is not charged");
-    let nr = p.mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_NORESERVE).unwrap();
+    assert_eq!(
+        p.space.charged_pages(),
+        10,
+        "read-only private memory is not charged"
+    );
+    let nr = p
+        .mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_NORESERVE)
+        .unwrap();
     assert_eq!(p.space.charged_pages(), 10, "MAP_NORESERVE is not charged");
     let sh = p.mmap(0, 4 * P, PROT_RW, SHARED_ANON).unwrap();
     assert_eq!(p.space.charged_pages(), 10, "shared memory is not charged");
     // Touching changes nothing: the charge is taken at mmap time.
-    for page in page_addrs(rw, 10).chain(page_addrs(nr, 4)).chain(page_addrs(sh, 4)) {
+    for page in page_addrs(rw, 10)
+        .chain(page_addrs(nr, 4))
+        .chain(page_addrs(sh, 4))
+    {
         p.write(page, 1).unwrap();
     }
     assert_eq!(p.mem.committed, 10);
 
     p.mprotect(rw, 3 * P, PROT_READ).unwrap();
-    assert_eq!((p.space.charged_pages(), p.mem.committed), (7, 7), "mprotect read-only releases the charge");
+    assert_eq!(
+        (p.space.charged_pages(), p.mem.committed),
+        (7, 7),
+        "mprotect read-only releases the charge"
+    );
     p.mprotect(rw + 8 * P, 2 * P, PROT_NONE).unwrap();
     assert_eq!(p.mem.committed, 5);
     p.munmap(rw + 5 * P, 2 * P).unwrap();
@@ -583,11 +758,15 @@ fn commit_charge_follows_private_writable_pages() {
     assert_eq!(p.mem.committed, 8, "mprotect writable takes a charge");
     p.mprotect(nr, 4 * P, PROT_READ).unwrap();
     p.mprotect(nr, 4 * P, PROT_RW).unwrap();
-    assert_eq!(p.mem.committed, 8, "NORESERVE stays uncharged through mprotect");
+    assert_eq!(
+        p.mem.committed, 8,
+        "NORESERVE stays uncharged through mprotect"
+    );
     // Replacing charged memory by charged memory of the same size is even.
     p.mmap(ro, 5 * P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
     assert_eq!(p.mem.committed, 8);
-    p.mmap(ro, 5 * P, PROT_READ, ANON | mmap::MAP_FIXED).unwrap();
+    p.mmap(ro, 5 * P, PROT_READ, ANON | mmap::MAP_FIXED)
+        .unwrap();
     assert_eq!(p.mem.committed, 3, "replacing by read-only memory releases");
     p.space.clear(&mut p.mem);
     assert_eq!((p.mem.committed, p.in_use()), (0, 0));
@@ -602,14 +781,22 @@ fn commit_limit_refuses_mappings_and_changes_nothing() {
     let before = p.snapshot();
 
     assert_eq!(p.mmap(0, 9 * P, PROT_RW, ANON), Err(Errno::ENOMEM));
-    assert_eq!(p.mmap(0x3000_0000, 9 * P, PROT_RW, ANON | mmap::MAP_FIXED), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.mmap(0x3000_0000, 9 * P, PROT_RW, ANON | mmap::MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
     // A fixed mapping over `a` and past it: the replaced charge counts, 9 more pages do not fit.
-    assert_eq!(p.mmap(a, 17 * P, PROT_RW, ANON | mmap::MAP_FIXED), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.mmap(a, 17 * P, PROT_RW, ANON | mmap::MAP_FIXED),
+        Err(Errno::ENOMEM)
+    );
     assert_eq!(p.snapshot(), before, "a refused mapping changes nothing");
     assert_eq!(p.read(a), Ok(1));
 
     // Uncharged kinds of memory still map at the limit.
-    let nr = p.mmap(0, 64 * P, PROT_RW, ANON | mmap::MAP_NORESERVE).unwrap();
+    let nr = p
+        .mmap(0, 64 * P, PROT_RW, ANON | mmap::MAP_NORESERVE)
+        .unwrap();
     let ro = p.mmap(0, 64 * P, PROT_READ, ANON).unwrap();
     p.mmap(0, 64 * P, PROT_RW, SHARED_ANON).unwrap();
     assert_eq!(p.mem.committed, 8);
@@ -639,11 +826,33 @@ fn two_mappings_of_one_object_share_their_pages() {
     let mut p = Proc::new();
     let object = ObjectRef::new_anonymous();
     let rw = Prot::READ | Prot::WRITE;
-    let x = p.map(Placement::Anywhere { hint: 0 }, 2 * P, shared_template(object.clone(), 0, rw)).unwrap();
-    let y = p.map(Placement::Anywhere { hint: 0 }, 2 * P, shared_template(object.clone(), 0, rw)).unwrap();
+    let x = p
+        .map(
+            Placement::Anywhere { hint: 0 },
+            2 * P,
+            shared_template(object.clone(), 0, rw),
+        )
+        .unwrap();
+    let y = p
+        .map(
+            Placement::Anywhere { hint: 0 },
+            2 * P,
+            shared_template(object.clone(), 0, rw),
+        )
+        .unwrap();
     // A third view of the object's second page only.
-    let z = p.map(Placement::Anywhere { hint: 0 }, P, shared_template(object, P, Prot::READ)).unwrap();
-    assert_eq!(p.space.vma_count(), 3, "different views of one object stay apart");
+    let z = p
+        .map(
+            Placement::Anywhere { hint: 0 },
+            P,
+            shared_template(object, P, Prot::READ),
+        )
+        .unwrap();
+    assert_eq!(
+        p.space.vma_count(),
+        3,
+        "different views of one object stay apart"
+    );
     assert_eq!(p.mem.committed, 0);
 
     p.write(x + 10, 0x11).unwrap();
@@ -662,7 +871,11 @@ fn two_mappings_of_one_object_share_their_pages() {
     assert_eq!(p.mincore(z, P), Ok(vec![1]));
 
     p.munmap(x, 2 * P).unwrap();
-    assert_eq!(p.in_use(), 2, "the object keeps its pages while mapped elsewhere");
+    assert_eq!(
+        p.in_use(),
+        2,
+        "the object keeps its pages while mapped elsewhere"
+    );
     assert_eq!(p.read(y + 10), Ok(0x11));
     p.munmap(z, P).unwrap();
     assert_eq!(p.read(y + P + 5), Ok(0x23));
@@ -701,8 +914,14 @@ fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
     let e = s + len;
     let vmas = p.vmas();
     assert_eq!(vmas.len(), 2, "{vmas:#?}");
-    assert_eq!((vmas[0].start, vmas[0].end, vmas[0].backing, vmas[0].prot), (s, e - P, "stack-gap", Prot::empty()));
-    assert_eq!((vmas[1].start, vmas[1].end, vmas[1].backing), (e - P, e, "anonymous"));
+    assert_eq!(
+        (vmas[0].start, vmas[0].end, vmas[0].backing, vmas[0].prot),
+        (s, e - P, "stack-gap", Prot::empty())
+    );
+    assert_eq!(
+        (vmas[1].start, vmas[1].end, vmas[1].backing),
+        (e - P, e, "anonymous")
+    );
     assert!(vmas[1].flags.contains(VmaFlags::GROWSDOWN));
     assert!(!vmas[0].flags.contains(VmaFlags::GROWSDOWN));
     assert_eq!(p.mem.committed, 1, "only the mapped top page is charged");
@@ -712,13 +931,24 @@ fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
     let lowest = STACK_GUARD_PAGES;
     for k in (lowest..pages - 1).rev() {
         let page = s + k * P;
-        assert_eq!(p.fault(page + P - 8, Access::Write), Ok(Resolution::StackGrowth), "page {k}");
+        assert_eq!(
+            p.fault(page + P - 8, Access::Write),
+            Ok(Resolution::StackGrowth),
+            "page {k}"
+        );
         p.write(page + P - 8, k as u8).unwrap();
         let stack = p.space.find(page).unwrap();
-        assert_eq!((stack.start, stack.end), (page, e), "the stack VMA now starts at page {k}");
+        assert_eq!(
+            (stack.start, stack.end),
+            (page, e),
+            "the stack VMA now starts at page {k}"
+        );
         assert!(stack.flags.contains(VmaFlags::GROWSDOWN));
         let gap = p.space.find(s).unwrap();
-        assert_eq!((gap.start, gap.end, backing_kind(&gap.backing)), (s, page, "stack-gap"));
+        assert_eq!(
+            (gap.start, gap.end, backing_kind(&gap.backing)),
+            (s, page, "stack-gap")
+        );
         assert_eq!(p.mem.committed, pages - k);
         assert_eq!(p.space.vma_count(), 2);
     }
@@ -738,7 +968,10 @@ fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
     assert_eq!(p.in_use() as u64, pages - lowest);
 
     p.munmap(s, len).unwrap();
-    assert_eq!((p.in_use(), p.mem.committed, p.space.vma_count()), (0, 0, 0));
+    assert_eq!(
+        (p.in_use(), p.mem.committed, p.space.vma_count()),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -783,34 +1016,61 @@ fn guard_is_untouchable_and_only_fixed_mappings_replace_it() {
     assert!(p.space.pmap.ptes.is_empty());
     assert_eq!(p.mprotect(g, P, PROT_READ), Err(Errno::EACCES));
     assert_eq!(p.madvise(g, 8 * P, MADV_WILLNEED), Ok(()));
-    assert!(p.space.pmap.ptes.is_empty(), "nothing is faulted into a guard");
+    assert!(
+        p.space.pmap.ptes.is_empty(),
+        "nothing is faulted into a guard"
+    );
     assert_eq!(p.mincore(g, 8 * P), Ok(vec![0; 8]));
 
     // Anywhere placement goes around the guard, whatever the hint says.
     let a = p.mmap(g + 2 * P, 8 * P, PROT_RW, ANON).unwrap();
     assert_eq!(a, lo);
-    assert_eq!(p.mmap(0, P, PROT_RW, ANON), Err(Errno::ENOMEM), "the guard is not free space");
-    assert_eq!(p.mmap(g, P, PROT_RW, ANON), Err(Errno::ENOMEM), "a hint into the guard is not honoured");
-    assert_eq!(p.mmap(g + P, P, PROT_RW, ANON | mmap::MAP_TRYFIXED), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.mmap(0, P, PROT_RW, ANON),
+        Err(Errno::ENOMEM),
+        "the guard is not free space"
+    );
+    assert_eq!(
+        p.mmap(g, P, PROT_RW, ANON),
+        Err(Errno::ENOMEM),
+        "a hint into the guard is not honoured"
+    );
+    assert_eq!(
+        p.mmap(g + P, P, PROT_RW, ANON | mmap::MAP_TRYFIXED),
+        Err(Errno::ENOMEM)
+    );
     p.munmap(a, 8 * P).unwrap();
     let b = p.mmap(g + 3 * P, 2 * P, PROT_RW, ANON).unwrap();
     assert!(b + 2 * P <= g, "{b:#x} lands below the guard at {g:#x}");
 
     // Fixed placement: NOREPLACE refuses, MAP_FIXED replaces.
-    assert_eq!(p.mmap(g + P, P, PROT_RW, ANON | mmap::MAP_FIXED_NOREPLACE), Err(Errno::EEXIST));
+    assert_eq!(
+        p.mmap(g + P, P, PROT_RW, ANON | mmap::MAP_FIXED_NOREPLACE),
+        Err(Errno::EEXIST)
+    );
     assert_eq!(p.mmap(g + P, P, PROT_RW, ANON | mmap::MAP_FIXED), Ok(g + P));
     p.write(g + P, 4).unwrap();
     assert_eq!(p.read(g + P), Ok(4));
     assert_eq!(p.read(g), Err(MAPERR));
     assert_eq!(p.read(g + 2 * P), Err(MAPERR));
-    assert_eq!(p.ranges(), [(b, b + 2 * P), (g, g + P), (g + P, g + 2 * P), (g + 2 * P, g + 8 * P)]);
+    assert_eq!(
+        p.ranges(),
+        [
+            (b, b + 2 * P),
+            (g, g + P),
+            (g + P, g + 2 * P),
+            (g + 2 * P, g + 8 * P)
+        ]
+    );
 }
 
 // ---- huge pages -------------------------------------------------------------
 
 /// A 4 MiB private mapping with VmaFlags::HUGE at a 2 MiB boundary.
 fn huge_mapping(p: &mut Proc) -> u64 {
-    let a = p.mmap(0, 4 * MIB, PROT_RW, ANON | mmap::MAP_ALIGNED_SUPER).unwrap();
+    let a = p
+        .mmap(0, 4 * MIB, PROT_RW, ANON | mmap::MAP_ALIGNED_SUPER)
+        .unwrap();
     assert!(a.is_multiple_of(HUGE_PAGE));
     assert!(p.space.find(a).unwrap().flags.contains(VmaFlags::HUGE));
     a
@@ -820,10 +1080,17 @@ fn huge_mapping(p: &mut Proc) -> u64 {
 fn huge_vma_faults_in_2mib_pages() {
     let mut p = Proc::new();
     let a = huge_mapping(&mut p);
-    assert_eq!(p.fault(a + 0x1234, Access::Write), Ok(Resolution::HugeZeroFill));
+    assert_eq!(
+        p.fault(a + 0x1234, Access::Write),
+        Ok(Resolution::HugeZeroFill)
+    );
     let m = p.present(a).unwrap();
     assert!(m.huge && m.prot.write);
-    assert_eq!(p.present(a + 300 * P), Some(m), "one PTE covers the whole 2 MiB");
+    assert_eq!(
+        p.present(a + 300 * P),
+        Some(m),
+        "one PTE covers the whole 2 MiB"
+    );
     assert_eq!(p.in_use(), 512, "one 2 MiB block: 512 frames");
     let resident = p.mincore(a, 4 * MIB).unwrap();
     assert_eq!(resident.iter().filter(|&&b| b == 1).count(), 512);
@@ -835,7 +1102,10 @@ fn huge_vma_faults_in_2mib_pages() {
     assert_eq!(p.read(a + HUGE_PAGE - 1), Ok(0x5b));
     assert_eq!(p.read(a + 7 * P), Ok(0));
     // A read of the second half fills it with a huge page too.
-    assert_eq!(p.fault(a + HUGE_PAGE + 7, Access::Read), Ok(Resolution::HugeZeroFill));
+    assert_eq!(
+        p.fault(a + HUGE_PAGE + 7, Access::Read),
+        Ok(Resolution::HugeZeroFill)
+    );
     assert_eq!(p.mincore(a, 4 * MIB).unwrap(), vec![1; 1024]);
     assert_eq!(p.in_use(), 1024);
     assert_eq!(p.mem.committed, 1024);
@@ -850,7 +1120,10 @@ fn huge_pages_fall_back_to_small_pages_where_no_2mib_fits() {
     let a = huge_mapping(&mut p);
     // Shrink the VMA to 2 MiB + 8 KiB: the second 2 MiB no longer fits.
     p.munmap(a + HUGE_PAGE + 2 * P, HUGE_PAGE - 2 * P).unwrap();
-    assert_eq!(p.fault(a + HUGE_PAGE, Access::Write), Ok(Resolution::ZeroFill));
+    assert_eq!(
+        p.fault(a + HUGE_PAGE, Access::Write),
+        Ok(Resolution::ZeroFill)
+    );
     assert!(!p.present(a + HUGE_PAGE).unwrap().huge);
     // A small page inside an aligned 2 MiB prevents a huge page there.
     p.munmap(a, 4 * MIB).unwrap();
@@ -858,8 +1131,15 @@ fn huge_pages_fall_back_to_small_pages_where_no_2mib_fits() {
     p.mmap(a + P, P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
     p.write(a + P, 1).unwrap();
     assert_eq!(p.space.vma_count(), 3);
-    assert_eq!(p.fault(a + HUGE_PAGE + 8, Access::Write), Ok(Resolution::HugeZeroFill));
-    assert_eq!(p.fault(a + 8 * P, Access::Write), Ok(Resolution::ZeroFill), "the first 2 MiB is split in VMAs");
+    assert_eq!(
+        p.fault(a + HUGE_PAGE + 8, Access::Write),
+        Ok(Resolution::HugeZeroFill)
+    );
+    assert_eq!(
+        p.fault(a + 8 * P, Access::Write),
+        Ok(Resolution::ZeroFill),
+        "the first 2 MiB is split in VMAs"
+    );
     p.space.clear(&mut p.mem);
     assert_eq!((p.in_use(), p.mem.committed), (0, 0));
 }
@@ -879,7 +1159,11 @@ fn munmap_inside_a_huge_page_demotes_it_and_keeps_the_rest() {
     assert_eq!(p.in_use(), 511, "511 small frames left, the block freed");
     assert_eq!(p.read(a + 100 * P + 7), Err(MAPERR));
     for i in [0u64, 99, 101, 511] {
-        assert_eq!(p.read(a + i * P + 7), Ok((i % 250) as u8 + 1), "page {i} after the demotion");
+        assert_eq!(
+            p.read(a + i * P + 7),
+            Ok((i % 250) as u8 + 1),
+            "page {i} after the demotion"
+        );
     }
     assert_eq!(p.read(a + 300 * P), Ok(0));
     p.munmap(a, 4 * MIB).unwrap();
@@ -897,12 +1181,33 @@ fn map_fixed_inside_a_huge_page_replaces_its_contents() {
     // without the invariant check, to see what the user sees.
     let req = mmap::validate_mmap(a + 5 * P, P, PROT_READ, ANON | mmap::MAP_FIXED, -1, 0).unwrap();
     let template = Vma::anonymous(0, 0, req.prot);
-    assert_eq!(p.space.map(&mut p.mem, &req.placement, req.len, req.align, false, template), Ok(a + 5 * P));
+    assert_eq!(
+        p.space.map(
+            &mut p.mem,
+            &req.placement,
+            req.len,
+            req.align,
+            false,
+            template
+        ),
+        Ok(a + 5 * P)
+    );
     // The new mapping is fresh read-only memory.
-    assert_eq!(p.read(a + 5 * P), Ok(0), "the old data shows through the new mapping");
-    assert_eq!(p.write(a + 5 * P, 1), Err(ACCERR), "the new read-only mapping is writable");
+    assert_eq!(
+        p.read(a + 5 * P),
+        Ok(0),
+        "the old data shows through the new mapping"
+    );
+    assert_eq!(
+        p.write(a + 5 * P, 1),
+        Err(ACCERR),
+        "the new read-only mapping is writable"
+    );
     let m = p.present(a + 5 * P);
-    assert!(m.is_none_or(|m| !m.huge && !m.prot.write), "a huge writable PTE still covers the new read-only page: {m:?}");
+    assert!(
+        m.is_none_or(|m| !m.huge && !m.prot.write),
+        "a huge writable PTE still covers the new read-only page: {m:?}"
+    );
     p.check();
 }
 
@@ -915,7 +1220,11 @@ fn failed_mprotect_on_a_huge_page_leaves_the_charge_alone() {
     // Not enough frames left to demote the 2 MiB page into 512 small ones.
     p.mem.limit = p.mem.in_use() + 10;
     let before = p.snapshot();
-    assert_eq!(p.space.mprotect(&mut p.mem, a + 4 * P, a + 5 * P, Prot::READ), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.space
+            .mprotect(&mut p.mem, a + 4 * P, a + 5 * P, Prot::READ),
+        Err(Errno::ENOMEM)
+    );
     assert_eq!(p.snapshot(), before, "a failed mprotect changes nothing");
     assert_eq!(p.mem.committed, p.space.charged_pages());
 }
@@ -933,7 +1242,11 @@ fn brk_shrink_inside_a_huge_heap_page_unmaps_the_top() {
     assert!(p.present(0x60_0000).unwrap().huge);
     // Shrink to the middle of the 2 MiB page at 6 MiB, without the invariant check.
     assert_eq!(p.space.brk(&mut p.mem, 0x70_0000), 0x70_0000);
-    assert_eq!(p.read(0x70_0000), Err(MAPERR), "memory above the break is still mapped");
+    assert_eq!(
+        p.read(0x70_0000),
+        Err(MAPERR),
+        "memory above the break is still mapped"
+    );
     assert_eq!(p.read(0x60_0000 + 5 * P), Ok(1));
     p.check();
 }
@@ -954,7 +1267,11 @@ fn user_frame_faults_as_a_user_access_would() {
     let frame = p.space.user_frame(&mut p.mem, a + 5, true).unwrap();
     assert_ne!(frame, zero);
     p.mem.bytes_mut(frame)[5] = 0x42;
-    assert_eq!(p.read(a + 5), Ok(0x42), "the kernel's store is what the user reads");
+    assert_eq!(
+        p.read(a + 5),
+        Ok(0x42),
+        "the kernel's store is what the user reads"
+    );
     assert_eq!(p.space.user_frame(&mut p.mem, a + 5, false), Ok(frame));
     p.write(a + P + 9, 0x43).unwrap();
     let second = p.space.user_frame(&mut p.mem, a + P, false).unwrap();
@@ -966,7 +1283,10 @@ fn user_frame_faults_as_a_user_access_would() {
     assert_eq!(p.space.user_frame(&mut p.mem, r, false), Ok(zero));
     assert_eq!(p.space.user_frame(&mut p.mem, n, false), Err(Errno::EFAULT));
     assert_eq!(p.space.user_frame(&mut p.mem, g, false), Err(Errno::EFAULT));
-    assert_eq!(p.space.user_frame(&mut p.mem, a + 2 * P, false), Err(Errno::EFAULT));
+    assert_eq!(
+        p.space.user_frame(&mut p.mem, a + 2 * P, false),
+        Err(Errno::EFAULT)
+    );
     assert_eq!(p.space.user_frame(&mut p.mem, 0, false), Err(Errno::EFAULT));
     p.check();
     assert_eq!(p.in_use(), 2);
@@ -978,8 +1298,15 @@ fn user_frame_inside_a_huge_page_reaches_that_page() {
     let mut p = Proc::new();
     let a = huge_mapping(&mut p);
     p.write(a + 5 * P + 3, 0x99).unwrap();
-    let frame = p.space.user_frame(&mut p.mem, a + 5 * P + 3, false).unwrap();
-    assert_eq!(p.mem.bytes(frame)[3], 0x99, "the 4 KiB frame behind a + 5 pages");
+    let frame = p
+        .space
+        .user_frame(&mut p.mem, a + 5 * P + 3, false)
+        .unwrap();
+    assert_eq!(
+        p.mem.bytes(frame)[3],
+        0x99,
+        "the 4 KiB frame behind a + 5 pages"
+    );
 }
 
 // ---- madvise ----------------------------------------------------------------
@@ -1002,10 +1329,22 @@ fn madvise_dontneed_zeroes_private_memory_and_frees_it() {
     assert_eq!(p.read(a + 3 * P + 42), Ok(4));
     assert_eq!(p.in_use(), 2, "reads map the zero frame");
 
-    assert_eq!(p.madvise(a, 8 * P, MADV_DONTNEED), Err(Errno::ENOMEM), "holes");
-    assert_eq!(p.madvise(a, 4 * P, MADV_REMOVE), Err(Errno::EINVAL), "only shared memory has holes to punch");
+    assert_eq!(
+        p.madvise(a, 8 * P, MADV_DONTNEED),
+        Err(Errno::ENOMEM),
+        "holes"
+    );
+    assert_eq!(
+        p.madvise(a, 4 * P, MADV_REMOVE),
+        Err(Errno::EINVAL),
+        "only shared memory has holes to punch"
+    );
     p.mlock(a, P, true).unwrap();
-    assert_eq!(p.madvise(a, 4 * P, MADV_DONTNEED), Err(Errno::EINVAL), "locked pages");
+    assert_eq!(
+        p.madvise(a, 4 * P, MADV_DONTNEED),
+        Err(Errno::EINVAL),
+        "locked pages"
+    );
     assert_eq!(p.read(a + 42), Ok(1));
 }
 
@@ -1016,9 +1355,16 @@ fn madvise_dontneed_keeps_shared_memory_and_remove_punches_it() {
     p.write(a + 1, 0x77).unwrap();
     p.write(a + P + 1, 0x78).unwrap();
     p.madvise(a, 2 * P, MADV_DONTNEED).unwrap();
-    assert!(p.present(a).is_none() && p.present(a + P).is_none(), "the PTEs are gone");
+    assert!(
+        p.present(a).is_none() && p.present(a + P).is_none(),
+        "the PTEs are gone"
+    );
     assert_eq!(p.in_use(), 2, "the object keeps its pages");
-    assert_eq!(p.mincore(a, 2 * P), Ok(vec![1, 1]), "object pages are resident");
+    assert_eq!(
+        p.mincore(a, 2 * P),
+        Ok(vec![1, 1]),
+        "object pages are resident"
+    );
     assert_eq!(p.read(a + 1), Ok(0x77));
     assert_eq!(p.read(a + P + 1), Ok(0x78));
 
@@ -1053,34 +1399,48 @@ fn mlock_and_map_populate_fault_everything_in() {
     assert_eq!(p.in_use(), 4);
     for page in page_addrs(a, 4) {
         let m = p.present(page).unwrap();
-        assert!(m.prot.write && m.pfn != p.mem.zero_frame(), "locked writable pages need no later fault: {m:?}");
+        assert!(
+            m.prot.write && m.pfn != p.mem.zero_frame(),
+            "locked writable pages need no later fault: {m:?}"
+        );
     }
     p.mlock(a, 4 * P, false).unwrap();
     assert!(!p.space.find(a).unwrap().flags.contains(VmaFlags::LOCKED));
     assert_eq!(p.mlock(a, 8 * P, true), Err(Errno::ENOMEM), "hole");
 
     // Read-only memory is populated with the zero frame.
-    let r = p.mmap(0, 3 * P, PROT_READ, ANON | mmap::MAP_POPULATE).unwrap();
+    let r = p
+        .mmap(0, 3 * P, PROT_READ, ANON | mmap::MAP_POPULATE)
+        .unwrap();
     assert_eq!(p.mincore(r, 3 * P), Ok(vec![1; 3]));
     assert_eq!(p.in_use(), 4);
     // MAP_LOCKED and MAP_POPULATE on writable memory allocate.
     let l = p.mmap(0, 3 * P, PROT_RW, ANON | mmap::MAP_LOCKED).unwrap();
     assert!(p.space.find(l).unwrap().flags.contains(VmaFlags::LOCKED));
-    let q = p.mmap(0, 2 * P, PROT_RW, ANON | mmap::MAP_POPULATE).unwrap();
+    let q = p
+        .mmap(0, 2 * P, PROT_RW, ANON | mmap::MAP_POPULATE)
+        .unwrap();
     assert_eq!(p.mincore(l, 3 * P), Ok(vec![1; 3]));
     assert_eq!(p.mincore(q, 2 * P), Ok(vec![1; 2]));
     assert_eq!(p.in_use(), 9);
     // PROT_NONE memory is not populated.
-    let n = p.mmap(0, 2 * P, PROT_NONE, ANON | mmap::MAP_POPULATE).unwrap();
+    let n = p
+        .mmap(0, 2 * P, PROT_NONE, ANON | mmap::MAP_POPULATE)
+        .unwrap();
     assert_eq!(p.mincore(n, 2 * P), Ok(vec![0; 2]));
 
     // MAP_LOCKED that cannot be populated fails and leaves nothing behind.
     p.mem.limit = p.in_use() + 2;
     let before = p.snapshot();
-    assert_eq!(p.mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_LOCKED), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_LOCKED),
+        Err(Errno::ENOMEM)
+    );
     assert_eq!(p.snapshot(), before);
     // MAP_POPULATE is best effort.
-    let best = p.mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_POPULATE).unwrap();
+    let best = p
+        .mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_POPULATE)
+        .unwrap();
     assert_eq!(p.mincore(best, 4 * P), Ok(vec![1, 1, 0, 0]));
 }
 
@@ -1089,9 +1449,26 @@ fn mlock_and_map_populate_fault_everything_in() {
 fn mlock_populates_every_page_of_a_small_huge_vma() {
     let mut p = Proc::new();
     // MAP_ALIGNED_SUPER under 2 MiB: page alignment, but the HUGE flag.
-    let a = p.mmap(0, 16 * P, PROT_RW, ANON | mmap::MAP_ALIGNED_SUPER | mmap::MAP_LOCKED).unwrap();
-    assert!(p.space.find(a).unwrap().flags.contains(VmaFlags::HUGE | VmaFlags::LOCKED));
-    assert_eq!(p.mincore(a, 16 * P), Ok(vec![1; 16]), "MAP_LOCKED promises every page resident");
+    let a = p
+        .mmap(
+            0,
+            16 * P,
+            PROT_RW,
+            ANON | mmap::MAP_ALIGNED_SUPER | mmap::MAP_LOCKED,
+        )
+        .unwrap();
+    assert!(
+        p.space
+            .find(a)
+            .unwrap()
+            .flags
+            .contains(VmaFlags::HUGE | VmaFlags::LOCKED)
+    );
+    assert_eq!(
+        p.mincore(a, 16 * P),
+        Ok(vec![1; 16]),
+        "MAP_LOCKED promises every page resident"
+    );
 }
 
 #[test]
@@ -1099,7 +1476,8 @@ fn msync_and_minherit_refuse_holes() {
     let mut p = Proc::new();
     let x = 0x3000_0000;
     p.mmap(x, 2 * P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
-    p.mmap(x + 3 * P, 2 * P, PROT_RW, ANON | mmap::MAP_FIXED).unwrap();
+    p.mmap(x + 3 * P, 2 * P, PROT_RW, ANON | mmap::MAP_FIXED)
+        .unwrap();
     assert_eq!(p.msync(x, 2 * P, mmap::MS_SYNC), Ok(()));
     assert_eq!(p.msync(x, 5 * P, mmap::MS_SYNC), Err(Errno::ENOMEM));
     assert_eq!(p.msync(x + 5 * P, P, mmap::MS_ASYNC), Err(Errno::ENOMEM));
@@ -1166,9 +1544,14 @@ fn brk_grows_shrinks_and_stops_at_mappings() {
     // Refused: below the start, beyond the user half, over a mapping.
     assert_eq!(p.brk(start - 1), start + 0x8000);
     assert_eq!(p.brk(u64::MAX), start + 0x8000);
-    p.mmap(0x50_0000, P, PROT_READ, ANON | mmap::MAP_FIXED).unwrap();
+    p.mmap(0x50_0000, P, PROT_READ, ANON | mmap::MAP_FIXED)
+        .unwrap();
     let before = p.snapshot();
-    assert_eq!(p.brk(0x50_0800), start + 0x8000, "the break cannot cross a mapping");
+    assert_eq!(
+        p.brk(0x50_0800),
+        start + 0x8000,
+        "the break cannot cross a mapping"
+    );
     assert_eq!(p.brk(0x60_0000), start + 0x8000);
     assert_eq!(p.snapshot(), before);
     assert_eq!(p.brk(0x50_0000), 0x50_0000, "up to the mapping is fine");
@@ -1204,26 +1587,40 @@ fn placement_is_top_down_and_honours_free_hints_and_alignment() {
     assert_eq!(p.mmap(hint, 3 * P, PROT_RW, ANON), Ok(hint));
     let d = p.mmap(hint + P, P, PROT_RW, ANON).unwrap();
     assert_ne!(d, hint + P);
-    assert!(d + P <= hint || d >= hint + 3 * P, "{d:#x} overlaps the hinted mapping");
+    assert!(
+        d + P <= hint || d >= hint + 3 * P,
+        "{d:#x} overlaps the hinted mapping"
+    );
     assert_eq!(d, c - P, "an unusable hint falls back to top-down");
     // An unaligned hint is rounded down to the page.
     assert_eq!(p.mmap(0x2000_0123, P, PROT_RW, ANON), Ok(0x2000_0000));
     // A hint below USER_START is ignored.
     assert!(p.mmap(0x1000, P, PROT_RW, ANON).unwrap() >= USER_START);
     // TryFixed: the address when free, elsewhere otherwise, never a replacement.
-    assert_eq!(p.mmap(0x3000_0000, P, PROT_RW, ANON | mmap::MAP_TRYFIXED), Ok(0x3000_0000));
+    assert_eq!(
+        p.mmap(0x3000_0000, P, PROT_RW, ANON | mmap::MAP_TRYFIXED),
+        Ok(0x3000_0000)
+    );
     p.write(0x3000_0000, 1).unwrap();
-    let t = p.mmap(0x3000_0000, P, PROT_RW, ANON | mmap::MAP_TRYFIXED).unwrap();
+    let t = p
+        .mmap(0x3000_0000, P, PROT_RW, ANON | mmap::MAP_TRYFIXED)
+        .unwrap();
     assert_ne!(t, 0x3000_0000);
     assert_eq!(p.read(0x3000_0000), Ok(1));
 
     // MAP_ALIGNED(21).
-    let e = p.mmap(0, 3 * P, PROT_RW, ANON | mmap::map_aligned(21)).unwrap();
+    let e = p
+        .mmap(0, 3 * P, PROT_RW, ANON | mmap::map_aligned(21))
+        .unwrap();
     assert!(e.is_multiple_of(2 * MIB), "{e:#x}");
     assert!(e + 3 * P <= t.min(c), "below what is there");
-    let f = p.mmap(0x4000_1000, P, PROT_RW, ANON | mmap::map_aligned(21)).unwrap();
+    let f = p
+        .mmap(0x4000_1000, P, PROT_RW, ANON | mmap::map_aligned(21))
+        .unwrap();
     assert_eq!(f, 0x4000_0000, "a hint is rounded down to the alignment");
-    let g = p.mmap(0, 5 * MIB, PROT_RW, ANON | mmap::map_aligned(30)).unwrap();
+    let g = p
+        .mmap(0, 5 * MIB, PROT_RW, ANON | mmap::map_aligned(30))
+        .unwrap();
     assert!(g.is_multiple_of(GIB), "{g:#x}");
     p.check();
 }
@@ -1237,10 +1634,23 @@ fn map_32bit_places_within_the_second_gigabyte() {
     let b = p.mmap(0, 4 * P, PROT_RW, ANON | mmap::MAP_32BIT).unwrap();
     assert_eq!(b, a - 4 * P);
     // A free hint in the window is honoured.
-    assert_eq!(p.mmap(0x5000_0000, P, PROT_RW, ANON | mmap::MAP_32BIT), Ok(0x5000_0000));
+    assert_eq!(
+        p.mmap(0x5000_0000, P, PROT_RW, ANON | mmap::MAP_32BIT),
+        Ok(0x5000_0000)
+    );
     // The window holds 1 GiB and no more.
-    assert_eq!(p.mmap(0, GIB, PROT_RW, ANON | mmap::MAP_32BIT), Err(Errno::ENOMEM));
-    let big = p.mmap(0, 0x2000_0000, PROT_RW, ANON | mmap::MAP_32BIT | mmap::MAP_NORESERVE).unwrap();
+    assert_eq!(
+        p.mmap(0, GIB, PROT_RW, ANON | mmap::MAP_32BIT),
+        Err(Errno::ENOMEM)
+    );
+    let big = p
+        .mmap(
+            0,
+            0x2000_0000,
+            PROT_RW,
+            ANON | mmap::MAP_32BIT | mmap::MAP_NORESERVE,
+        )
+        .unwrap();
     assert!(big >= GIB && big + 0x2000_0000 <= 2 * GIB);
 }
 
@@ -1248,7 +1658,9 @@ fn map_32bit_places_within_the_second_gigabyte() {
 
 fn map_32bit_ignores_hints_above_2g() {
     let mut p = Proc::new();
-    let a = p.mmap(0x1_0000_0000, P, PROT_RW, ANON | mmap::MAP_32BIT).unwrap();
+    let a = p
+        .mmap(0x1_0000_0000, P, PROT_RW, ANON | mmap::MAP_32BIT)
+        .unwrap();
     assert!(a + P <= 2 * GIB, "MAP_32BIT mapping placed at {a:#x}");
 }
 
@@ -1262,12 +1674,21 @@ fn no_room_is_enomem_and_changes_nothing() {
     assert_eq!(p.snapshot(), before);
     assert_eq!(p.mmap(0, 2 * P, PROT_RW, ANON), Ok(USER_START));
     assert_eq!(p.mmap(0, P, PROT_RW, ANON), Err(Errno::ENOMEM));
-    assert_eq!(p.mmap(0, P, PROT_RW, ANON | mmap::MAP_STACK), Err(Errno::ENOMEM));
+    assert_eq!(
+        p.mmap(0, P, PROT_RW, ANON | mmap::MAP_STACK),
+        Err(Errno::ENOMEM)
+    );
     // Fixed mappings above mmap_top still work.
-    assert_eq!(p.mmap(USER_START + 64 * P, P, PROT_RW, ANON | mmap::MAP_FIXED), Ok(USER_START + 64 * P));
+    assert_eq!(
+        p.mmap(USER_START + 64 * P, P, PROT_RW, ANON | mmap::MAP_FIXED),
+        Ok(USER_START + 64 * P)
+    );
     // An alignment nothing below mmap_top satisfies.
     let mut q = Proc::with_top(USER_START + 0x10_0000);
-    assert_eq!(q.mmap(0, P, PROT_RW, ANON | mmap::map_aligned(21)), Err(Errno::ENOMEM));
+    assert_eq!(
+        q.mmap(0, P, PROT_RW, ANON | mmap::map_aligned(21)),
+        Err(Errno::ENOMEM)
+    );
 }
 
 // ---- clear ----------------------------------------------------------------------
@@ -1281,10 +1702,16 @@ fn clear_gives_everything_back() {
     let h = huge_mapping(&mut p);
     let st = p.mmap(0, 16 * P, PROT_RW, mmap::MAP_STACK).unwrap();
     let g = p.mmap(0, 4 * P, PROT_NONE, mmap::MAP_GUARD).unwrap();
-    let r = p.mmap(0, 4 * P, PROT_READ, ANON | mmap::MAP_POPULATE).unwrap();
+    let r = p
+        .mmap(0, 4 * P, PROT_READ, ANON | mmap::MAP_POPULATE)
+        .unwrap();
     p.space.set_brk_start(0x60_0000);
     p.brk(0x61_0000);
-    for page in page_addrs(a, 8).chain(page_addrs(s, 4)).chain([h, h + HUGE_PAGE, st + 8 * P, 0x60_8000]) {
+    for page in
+        page_addrs(a, 8)
+            .chain(page_addrs(s, 4))
+            .chain([h, h + HUGE_PAGE, st + 8 * P, 0x60_8000])
+    {
         p.write(page, 1).unwrap();
     }
     p.mprotect(a, 2 * P, PROT_READ).unwrap();
@@ -1312,12 +1739,32 @@ const BASE: u64 = 0x1000_0000;
 #[derive(Clone, Debug)]
 enum Op {
     /// mmap(MAP_FIXED) of private anonymous memory.
-    Map { page: u64, npages: u64, prot: u64, noreserve: bool, populate: bool },
-    Munmap { page: u64, npages: u64 },
-    Mprotect { page: u64, npages: u64, prot: u64 },
+    Map {
+        page: u64,
+        npages: u64,
+        prot: u64,
+        noreserve: bool,
+        populate: bool,
+    },
+    Munmap {
+        page: u64,
+        npages: u64,
+    },
+    Mprotect {
+        page: u64,
+        npages: u64,
+        prot: u64,
+    },
     /// A user access to one byte of a page.
-    Touch { page: u64, access: u8, value: u8 },
-    DontNeed { page: u64, npages: u64 },
+    Touch {
+        page: u64,
+        access: u8,
+        value: u8,
+    },
+    DontNeed {
+        page: u64,
+        npages: u64,
+    },
 }
 
 /// What the model knows of a page: mapped with `prot`, holding `value`
@@ -1330,7 +1777,8 @@ struct PageModel {
 }
 
 fn span() -> impl Strategy<Value = (u64, u64)> {
-    (0..WINDOW, prop_oneof![3 => 1..4u64, 1 => 1..=WINDOW]).prop_map(|(page, n)| (page, n.min(WINDOW - page)))
+    (0..WINDOW, prop_oneof![3 => 1..4u64, 1 => 1..=WINDOW])
+        .prop_map(|(page, n)| (page, n.min(WINDOW - page)))
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1361,11 +1809,25 @@ fn model_check(p: &Proc, model: &[Option<PageModel>]) -> Result<(), TestCaseErro
         let vma = p.space.find(addr);
         prop_assert_eq!(vma.map(|v| v.prot), m.map(|m| m.prot), "prot of page {}", i);
         if let (Some(v), Some(m)) = (vma, m) {
-            prop_assert_eq!(v.flags.contains(VmaFlags::NORESERVE), m.noreserve, "NORESERVE of page {}", i);
+            prop_assert_eq!(
+                v.flags.contains(VmaFlags::NORESERVE),
+                m.noreserve,
+                "NORESERVE of page {}",
+                i
+            );
         }
     }
-    prop_assert!(p.space.vmas().all(|v| v.start >= BASE && v.end <= BASE + WINDOW * P), "a VMA outside the window");
-    let charge = model.iter().flatten().filter(|m| m.prot.contains(Prot::WRITE) && !m.noreserve).count() as u64;
+    prop_assert!(
+        p.space
+            .vmas()
+            .all(|v| v.start >= BASE && v.end <= BASE + WINDOW * P),
+        "a VMA outside the window"
+    );
+    let charge = model
+        .iter()
+        .flatten()
+        .filter(|m| m.prot.contains(Prot::WRITE) && !m.noreserve)
+        .count() as u64;
     prop_assert_eq!(p.space.charged_pages(), charge);
     prop_assert_eq!(p.mem.committed, charge);
     // Every frame in use is mapped by exactly one PTE (private memory only).
@@ -1375,7 +1837,11 @@ fn model_check(p: &Proc, model: &[Option<PageModel>]) -> Result<(), TestCaseErro
     for (&va, m) in &p.space.pmap.ptes {
         prop_assert!(!m.huge);
         prop_assert!((BASE..BASE + WINDOW * P).contains(&va));
-        prop_assert!(model[((va - BASE) / P) as usize].is_some(), "PTE at {:#x} on an unmapped page", va);
+        prop_assert!(
+            model[((va - BASE) / P) as usize].is_some(),
+            "PTE at {:#x} on an unmapped page",
+            va
+        );
     }
     Ok(())
 }
@@ -1386,7 +1852,13 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model: Vec<Option<PageModel>> = vec![None; WINDOW as usize];
     for op in ops {
         match *op {
-            Op::Map { page, npages, prot, noreserve, populate } => {
+            Op::Map {
+                page,
+                npages,
+                prot,
+                noreserve,
+                populate,
+            } => {
                 let mut flags = ANON | mmap::MAP_FIXED;
                 if noreserve {
                     flags |= mmap::MAP_NORESERVE;
@@ -1398,7 +1870,11 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(p.mmap(addr, npages * P, prot, flags), Ok(addr));
                 let prot = Prot::from_user(prot).unwrap();
                 for m in &mut model[page as usize..(page + npages) as usize] {
-                    *m = Some(PageModel { prot, noreserve, value: 0 });
+                    *m = Some(PageModel {
+                        prot,
+                        noreserve,
+                        value: 0,
+                    });
                 }
             }
             Op::Munmap { page, npages } => {
@@ -1437,7 +1913,11 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert_eq!(r, Err(Errno::ENOMEM));
                 }
             }
-            Op::Touch { page, access, value } => {
+            Op::Touch {
+                page,
+                access,
+                value,
+            } => {
                 let addr = probe(page);
                 let access = [Access::Read, Access::Write, Access::Execute][access as usize];
                 let slot = model.get(page as usize).copied().flatten();
@@ -1455,7 +1935,13 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     _ => {
                         let got = p.access(addr, access).map(|(pfn, at)| p.mem.bytes(pfn)[at]);
-                        prop_assert_eq!(got, want.map(|()| slot.unwrap().value), "{:?} at page {}", access, page);
+                        prop_assert_eq!(
+                            got,
+                            want.map(|()| slot.unwrap().value),
+                            "{:?} at page {}",
+                            access,
+                            page
+                        );
                     }
                 }
             }
@@ -1477,7 +1963,12 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
         if let Some(m) = m
             && !m.prot.is_empty()
         {
-            prop_assert_eq!(p.read(probe(i as u64)), Ok(m.value), "final read of page {}", i);
+            prop_assert_eq!(
+                p.read(probe(i as u64)),
+                Ok(m.value),
+                "final read of page {}",
+                i
+            );
         }
     }
     p.space.clear(&mut p.mem);

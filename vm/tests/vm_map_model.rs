@@ -36,7 +36,12 @@ impl Segment for Seg {
         self.end
     }
     fn split_off(&mut self, at: u64) -> Self {
-        assert!(self.start < at && at < self.end, "split_off({at:#x}) outside {:#x}..{:#x}", self.start, self.end);
+        assert!(
+            self.start < at && at < self.end,
+            "split_off({at:#x}) outside {:#x}..{:#x}",
+            self.start,
+            self.end
+        );
         let upper = Seg::new(at, self.end, self.colour);
         self.end = at;
         upper
@@ -54,17 +59,37 @@ impl Segment for Seg {
 #[derive(Clone, Debug)]
 enum Op {
     /// remove_range then insert, as mmap(MAP_FIXED) does.
-    Map { page: u64, npages: u64, colour: u8 },
-    Unmap { page: u64, npages: u64 },
+    Map {
+        page: u64,
+        npages: u64,
+        colour: u8,
+    },
+    Unmap {
+        page: u64,
+        npages: u64,
+    },
     /// update_range setting the colour of whatever is mapped there.
-    Protect { page: u64, npages: u64, colour: u8 },
+    Protect {
+        page: u64,
+        npages: u64,
+        colour: u8,
+    },
     /// Window [lo, hi) in pages (may be empty or reversed), size and alignment in pages.
-    FindFree { lo: u64, hi: u64, npages: u64, align: u64 },
+    FindFree {
+        lo: u64,
+        hi: u64,
+        npages: u64,
+        align: u64,
+    },
 }
 
 /// A page range inside the model, mostly short, sometimes long.
 fn span() -> impl Strategy<Value = (u64, u64)> {
-    (0..PAGES, prop_oneof![4 => 1..8u64, 2 => 1..33u64, 1 => 1..=PAGES]).prop_map(|(page, n)| (page, n.min(PAGES - page)))
+    (
+        0..PAGES,
+        prop_oneof![4 => 1..8u64, 2 => 1..33u64, 1 => 1..=PAGES],
+    )
+        .prop_map(|(page, n)| (page, n.min(PAGES - page)))
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -142,7 +167,10 @@ fn check(tree: &VmaTree<Seg>, model: &Model, probes: &[(u64, u64)]) -> Result<()
     // Page by page, the tree says what the model says.
     let mut expanded: Model = vec![None; PAGES as usize];
     for s in &segs {
-        prop_assert!(s.start < s.end && s.start % P == 0 && s.end % P == 0, "bad segment {s:?}");
+        prop_assert!(
+            s.start < s.end && s.start % P == 0 && s.end % P == 0,
+            "bad segment {s:?}"
+        );
         prop_assert!(s.end <= PAGES * P, "segment {s:?} beyond the model");
         for p in s.start / P..s.end / P {
             prop_assert!(expanded[p as usize].is_none(), "page {p} in two segments");
@@ -152,7 +180,12 @@ fn check(tree: &VmaTree<Seg>, model: &Model, probes: &[(u64, u64)]) -> Result<()
     prop_assert_eq!(&expanded, model);
     // ...and holds it as the fewest segments possible.
     for w in segs.windows(2) {
-        prop_assert!(w[0].end < w[1].start || w[0].colour != w[1].colour, "mergeable neighbours {:?} {:?}", w[0], w[1]);
+        prop_assert!(
+            w[0].end < w[1].start || w[0].colour != w[1].colour,
+            "mergeable neighbours {:?} {:?}",
+            w[0],
+            w[1]
+        );
     }
     let all = runs(model, 0, PAGES);
     prop_assert_eq!(&segs, &all);
@@ -169,29 +202,57 @@ fn check(tree: &VmaTree<Seg>, model: &Model, probes: &[(u64, u64)]) -> Result<()
     prop_assert_eq!(tree.find(u64::MAX), None);
 
     // range: the segments overlapping, in order.
-    let fixed = [(0, PAGES * P), (0, 1), (PAGES * P - 1, PAGES * P), (0, u64::MAX), (PAGES * P, u64::MAX)];
+    let fixed = [
+        (0, PAGES * P),
+        (0, 1),
+        (PAGES * P - 1, PAGES * P),
+        (0, u64::MAX),
+        (PAGES * P, u64::MAX),
+    ];
     for &(a, b) in probes.iter().chain(fixed.iter()) {
         let got: Vec<Seg> = tree.range(a, b).cloned().collect();
-        let want: Vec<Seg> = all.iter().filter(|s| s.end > a && s.start < b).cloned().collect();
+        let want: Vec<Seg> = all
+            .iter()
+            .filter(|s| s.end > a && s.start < b)
+            .cloned()
+            .collect();
         prop_assert_eq!(got, want, "range({:#x}, {:#x})", a, b);
     }
     Ok(())
 }
 
-fn check_find_free(tree: &VmaTree<Seg>, model: &Model, lo: u64, hi: u64, npages: u64, align: u64) -> Result<(), TestCaseError> {
+fn check_find_free(
+    tree: &VmaTree<Seg>,
+    model: &Model,
+    lo: u64,
+    hi: u64,
+    npages: u64,
+    align: u64,
+) -> Result<(), TestCaseError> {
     let down = tree.find_free_top_down(lo * P, hi * P, npages * P, align * P);
     let up = tree.find_free(lo * P, hi * P, npages * P, align * P);
     // Whatever is returned must be a real fit.
     for (what, r) in [("top-down", down), ("bottom-up", up)] {
         if let Some(addr) = r {
-            prop_assert!(addr % (align * P) == 0, "{what}: {addr:#x} not aligned to {align} pages");
-            prop_assert!(addr >= lo * P && addr + npages * P <= hi * P, "{what}: {addr:#x} outside the window");
-            prop_assert!(all_free(model, addr / P, npages), "{what}: {addr:#x} is not free");
+            prop_assert!(
+                addr % (align * P) == 0,
+                "{what}: {addr:#x} not aligned to {align} pages"
+            );
+            prop_assert!(
+                addr >= lo * P && addr + npages * P <= hi * P,
+                "{what}: {addr:#x} outside the window"
+            );
+            prop_assert!(
+                all_free(model, addr / P, npages),
+                "{what}: {addr:#x} is not free"
+            );
         }
     }
     // Brute force over every aligned start in the window.
     let fits: Vec<u64> = if lo < hi && npages <= hi - lo {
-        (lo..=hi - npages).filter(|p| p % align == 0 && all_free(model, *p, npages)).collect()
+        (lo..=hi - npages)
+            .filter(|p| p % align == 0 && all_free(model, *p, npages))
+            .collect()
     } else {
         Vec::new()
     };
@@ -206,12 +267,21 @@ fn check_find_free(tree: &VmaTree<Seg>, model: &Model, lo: u64, hi: u64, npages:
         prop_assert_eq!(up, None);
     }
     // Gaps wide enough to hold an aligned range wherever they lie must be found.
-    let wide: Vec<(u64, u64)> = free_gaps(model, lo, hi).into_iter().filter(|&(s, e)| e - s >= npages + align - 1).collect();
+    let wide: Vec<(u64, u64)> = free_gaps(model, lo, hi)
+        .into_iter()
+        .filter(|&(s, e)| e - s >= npages + align - 1)
+        .collect();
     if let (Some(&(_, top_end)), Some(&(bottom_start, _))) = (wide.last(), wide.first()) {
         let highest = (top_end - npages) / align * align;
         let lowest = bottom_start.next_multiple_of(align);
-        prop_assert!(down.is_some_and(|a| a >= highest * P), "top-down {down:x?} below the wide gap's fit at page {highest}");
-        prop_assert!(up.is_some_and(|a| a <= lowest * P), "bottom-up {up:x?} above the wide gap's fit at page {lowest}");
+        prop_assert!(
+            down.is_some_and(|a| a >= highest * P),
+            "top-down {down:x?} below the wide gap's fit at page {highest}"
+        );
+        prop_assert!(
+            up.is_some_and(|a| a <= lowest * P),
+            "bottom-up {up:x?} above the wide gap's fit at page {lowest}"
+        );
     }
     Ok(())
 }
@@ -222,12 +292,25 @@ fn run(ops: &[(Op, Vec<(u64, u64)>)]) -> Result<(), TestCaseError> {
     check(&tree, &model, &[])?;
     for (op, probes) in ops {
         match *op {
-            Op::Map { page, npages, colour } => {
+            Op::Map {
+                page,
+                npages,
+                colour,
+            } => {
                 let (s, e) = (page * P, (page + npages) * P);
                 let old = runs(&model, page, page + npages);
                 let taken = tree.remove_range(s, e);
-                prop_assert_eq!(taken, clip(old, s, e), "map's remove_range({:#x}, {:#x})", s, e);
-                prop_assert!(tree.insert(Seg::new(s, e, colour)).is_ok(), "insert after remove_range refused");
+                prop_assert_eq!(
+                    taken,
+                    clip(old, s, e),
+                    "map's remove_range({:#x}, {:#x})",
+                    s,
+                    e
+                );
+                prop_assert!(
+                    tree.insert(Seg::new(s, e, colour)).is_ok(),
+                    "insert after remove_range refused"
+                );
                 for p in page..page + npages {
                     model[p as usize] = Some(colour);
                 }
@@ -241,7 +324,11 @@ fn run(ops: &[(Op, Vec<(u64, u64)>)]) -> Result<(), TestCaseError> {
                     model[p as usize] = None;
                 }
             }
-            Op::Protect { page, npages, colour } => {
+            Op::Protect {
+                page,
+                npages,
+                colour,
+            } => {
                 let (s, e) = (page * P, (page + npages) * P);
                 let mut seen = Vec::new();
                 tree.update_range(s, e, |seg| {
@@ -249,14 +336,25 @@ fn run(ops: &[(Op, Vec<(u64, u64)>)]) -> Result<(), TestCaseError> {
                     seg.colour = colour;
                 });
                 let old = runs(&model, page, page + npages);
-                prop_assert_eq!(seen, clip(old, s, e), "update_range({:#x}, {:#x}) handed f", s, e);
+                prop_assert_eq!(
+                    seen,
+                    clip(old, s, e),
+                    "update_range({:#x}, {:#x}) handed f",
+                    s,
+                    e
+                );
                 for p in page..page + npages {
                     if model[p as usize].is_some() {
                         model[p as usize] = Some(colour);
                     }
                 }
             }
-            Op::FindFree { lo, hi, npages, align } => check_find_free(&tree, &model, lo, hi, npages, align)?,
+            Op::FindFree {
+                lo,
+                hi,
+                npages,
+                align,
+            } => check_find_free(&tree, &model, lo, hi, npages, align)?,
         }
         check(&tree, &model, probes)?;
     }
@@ -299,7 +397,10 @@ fn find_free_in_an_empty_tree() {
     assert_eq!(t.find_free_top_down(3 * P, 16 * P, 13 * P, P), Some(3 * P));
     assert_eq!(t.find_free(3 * P, 16 * P, 13 * P, P), Some(3 * P));
     // Alignment larger than a page, window edges unaligned to it.
-    assert_eq!(t.find_free_top_down(3 * P, 29 * P, 2 * P, 8 * P), Some(24 * P));
+    assert_eq!(
+        t.find_free_top_down(3 * P, 29 * P, 2 * P, 8 * P),
+        Some(24 * P)
+    );
     assert_eq!(t.find_free(3 * P, 29 * P, 2 * P, 8 * P), Some(8 * P));
     // The only aligned start would end past the window.
     assert_eq!(t.find_free_top_down(3 * P, 17 * P, 2 * P, 16 * P), None);
@@ -319,8 +420,16 @@ fn find_free_with_a_window_that_excludes_every_gap() {
     let t = tree(&[(4, 7, 0), (7, 10, 1), (12, 20, 0)]);
     for (lo, hi) in [(4, 10), (13, 19), (5, 9), (12, 20)] {
         for align in [1, 2, 4] {
-            assert_eq!(t.find_free_top_down(lo * P, hi * P, P, align * P), None, "[{lo}, {hi}) align {align}");
-            assert_eq!(t.find_free(lo * P, hi * P, P, align * P), None, "[{lo}, {hi}) align {align}");
+            assert_eq!(
+                t.find_free_top_down(lo * P, hi * P, P, align * P),
+                None,
+                "[{lo}, {hi}) align {align}"
+            );
+            assert_eq!(
+                t.find_free(lo * P, hi * P, P, align * P),
+                None,
+                "[{lo}, {hi}) align {align}"
+            );
         }
     }
     // Widening the window by one page on either side reaches a gap.
@@ -368,13 +477,19 @@ fn find_free_with_gaps_exactly_the_size_at_the_window_edges() {
     assert_eq!(t.find_free_top_down(0, 10 * P, 2 * P, P), Some(0));
     let top = u64::MAX / P * P;
     let t = tree(&[(top / P - 20, top / P - 2, 0)]);
-    assert_eq!(t.find_free_top_down(top - 20 * P, top, 2 * P, P), Some(top - 2 * P));
+    assert_eq!(
+        t.find_free_top_down(top - 20 * P, top, 2 * P, P),
+        Some(top - 2 * P)
+    );
     assert_eq!(t.find_free(top - 20 * P, top, 2 * P, P), Some(top - 2 * P));
     assert_eq!(t.find_free(top - 20 * P, top, 3 * P, P), None);
     // With a larger alignment, a gap of size + align - page at either edge
     // is found wherever it lies.
     let t = tree(&[(0, 11, 0), (14, 35, 1), (38, 40, 2)]);
-    assert_eq!(t.find_free_top_down(11 * P, 38 * P, 2 * P, 2 * P), Some(36 * P));
+    assert_eq!(
+        t.find_free_top_down(11 * P, 38 * P, 2 * P, 2 * P),
+        Some(36 * P)
+    );
     assert_eq!(t.find_free(11 * P, 38 * P, 2 * P, 2 * P), Some(12 * P));
 }
 
@@ -387,8 +502,15 @@ fn find_free_with_gaps_exactly_the_size_at_the_window_edges() {
 
 fn empty_ranges_touch_nothing() {
     let mut t = tree(&[(1, 3, 0)]);
-    assert_eq!(t.range(2 * P, 2 * P).count(), 0, "range(a, a) must be empty");
-    assert!(t.remove_range(2 * P, 2 * P).is_empty(), "remove_range(a, a) must take nothing");
+    assert_eq!(
+        t.range(2 * P, 2 * P).count(),
+        0,
+        "range(a, a) must be empty"
+    );
+    assert!(
+        t.remove_range(2 * P, 2 * P).is_empty(),
+        "remove_range(a, a) must take nothing"
+    );
     t.verify();
     t.update_range(2 * P, 2 * P, |s| s.colour = 1);
     t.verify();

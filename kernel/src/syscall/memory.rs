@@ -24,7 +24,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
             // mapping of it (after fork too) sees the same frames.
             vma.sharing = Sharing::Shared;
             vma.inherit = Inherit::Share;
-            vma.backing = Backing::Object { object: ObjectRef::new_anonymous(), offset: 0 };
+            vma.backing = Backing::Object {
+                object: ObjectRef::new_anonymous(),
+                offset: 0,
+            };
         }
         Kind::Anonymous | Kind::Stack => {}
         Kind::Guard => {
@@ -53,7 +56,9 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
 /// The error for mapping descriptor `fd` (ramfs files become mappable
 /// with the file-mapping issue; until then only the errors are right).
 fn file_kind_error(fd: i32) -> Errno {
-    let Ok(fd) = u64::try_from(fd) else { return Errno::EBADF };
+    let Ok(fd) = u64::try_from(fd) else {
+        return Errno::EBADF;
+    };
     match proc::with_current(|p| p.files.get(fd)) {
         Err(e) => e,
         Ok(_) => Errno::ENODEV,
@@ -126,7 +131,9 @@ pub fn brk(addr: u64) -> SysResult {
     Ok(new as usize)
 }
 
-fn with_space(f: impl FnOnce(&mut crate::Space, &mut KernelPhys) -> Result<(), Errno>) -> SysResult {
+fn with_space(
+    f: impl FnOnce(&mut crate::Space, &mut KernelPhys) -> Result<(), Errno>,
+) -> SysResult {
     proc::with_current(|p| {
         let space = p.space();
         f(space, &mut KernelPhys)?;

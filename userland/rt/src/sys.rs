@@ -186,7 +186,14 @@ pub const INHERIT_COPY: usize = 1;
 pub const INHERIT_NONE: usize = 2;
 pub const INHERIT_ZERO: usize = 3;
 
-pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset: usize) -> Result<usize> {
+pub fn mmap(
+    addr: usize,
+    len: usize,
+    prot: usize,
+    flags: usize,
+    fd: i32,
+    offset: usize,
+) -> Result<usize> {
     raw(nr::MMAP, [addr, len, prot, flags, fd as usize, offset])
 }
 
@@ -212,7 +219,10 @@ pub fn msync(addr: usize, len: usize, flags: usize) -> Result<usize> {
 }
 
 pub fn mincore(addr: usize, len: usize, vec: &mut [u8]) -> Result<usize> {
-    assert!(vec.len() >= len.div_ceil(4096), "sys::mincore: vector too short");
+    assert!(
+        vec.len() >= len.div_ceil(4096),
+        "sys::mincore: vector too short"
+    );
     raw(nr::MINCORE, [addr, len, vec.as_mut_ptr() as usize, 0, 0, 0])
 }
 

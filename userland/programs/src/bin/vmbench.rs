@@ -35,7 +35,11 @@ fn main(_: Args) -> i32 {
     report("write fault, zero-fill (per page)", cycles() - t, pages);
     let t = cycles();
     let _ = sys::munmap(a, len);
-    report("munmap 16 MiB of resident pages (per page)", cycles() - t, pages);
+    report(
+        "munmap 16 MiB of resident pages (per page)",
+        cycles() - t,
+        pages,
+    );
 
     let a = sys::mmap_anon(len).unwrap_or(0);
     let t = cycles();
@@ -47,7 +51,11 @@ fn main(_: Args) -> i32 {
     for p in 0..pages {
         poke(a + p * PAGE, 1);
     }
-    report("write after read: copy-on-write of zero page", cycles() - t, pages);
+    report(
+        "write after read: copy-on-write of zero page",
+        cycles() - t,
+        pages,
+    );
     let _ = sys::munmap(a, len);
 
     let t = cycles();

@@ -62,7 +62,10 @@ impl Suite {
             case()?;
             if !linux {
                 let after = frames_in_use()?;
-                ensure!(after == before, "frames in use: {before} kB before the case, {after} kB after")?;
+                ensure!(
+                    after == before,
+                    "frames in use: {before} kB before the case, {after} kB after"
+                )?;
             }
             Ok(())
         });
@@ -80,7 +83,13 @@ fn frames_in_use() -> Result<u64, rt::test::Why> {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
     };
     match (field("MemTotal:"), field("MemFree:"), field("KernelHeap:")) {
         (Some(total), Some(free), Some(heap)) => Ok(total - free - heap),
@@ -117,7 +126,10 @@ fn fill(addr: usize, len: usize, seed: u8) {
 fn check_fill(addr: usize, len: usize, seed: u8) -> Outcome {
     for a in (addr..addr + len).step_by(512) {
         let (got, want) = (peek(a), (a / 512) as u8 ^ seed);
-        ensure!(got == want, "byte at {a:#x} is {got:#x}, expected {want:#x}")?;
+        ensure!(
+            got == want,
+            "byte at {a:#x} is {got:#x}, expected {want:#x}"
+        )?;
     }
     Ok(())
 }
@@ -136,7 +148,10 @@ fn cases() -> i32 {
         println!("vmtest: running on Linux: the pageos-only cases are skipped");
     }
     grow_stack();
-    let mut s = Suite { report: Report::default(), linux };
+    let mut s = Suite {
+        report: Report::default(),
+        linux,
+    };
     mmap_basics(&mut s);
     mmap_placement(&mut s);
     mmap_bsd_flags(&mut s);
@@ -184,36 +199,73 @@ fn mmap_basics(s: &mut Suite) {
         let _ = peek(a + 5 * PAGE);
         let after = resident(a, 8)?;
         sys::munmap(a, 8 * PAGE).map_err(why("munmap"))?;
-        ensure!(before == 0 && after == 2, "resident: {before} before, {after} after two touches")
+        ensure!(
+            before == 0 && after == 2,
+            "resident: {before} before, {after} after two touches"
+        )
     });
-    s.both("zero_length_is_einval", || expect_err(sys::mmap(0, 0, RW, ANON, -1, 0), sys::EINVAL, "len 0"));
+    s.both("zero_length_is_einval", || {
+        expect_err(sys::mmap(0, 0, RW, ANON, -1, 0), sys::EINVAL, "len 0")
+    });
     s.both("huge_length_is_enomem", || {
-        expect_err(sys::mmap(0, usize::MAX - PAGE, RW, ANON, -1, 0), sys::ENOMEM, "len ~2^64")?;
-        expect_err(sys::mmap(0, 1 << 48, RW, ANON | sys::MAP_NORESERVE, -1, 0), sys::ENOMEM, "len 2^48")
+        expect_err(
+            sys::mmap(0, usize::MAX - PAGE, RW, ANON, -1, 0),
+            sys::ENOMEM,
+            "len ~2^64",
+        )?;
+        expect_err(
+            sys::mmap(0, 1 << 48, RW, ANON | sys::MAP_NORESERVE, -1, 0),
+            sys::ENOMEM,
+            "len 2^48",
+        )
     });
     s.both("no_type_is_einval", || {
-        expect_err(sys::mmap(0, PAGE, RW, sys::MAP_ANONYMOUS, -1, 0), sys::EINVAL, "MAP_ANONYMOUS alone")
+        expect_err(
+            sys::mmap(0, PAGE, RW, sys::MAP_ANONYMOUS, -1, 0),
+            sys::EINVAL,
+            "MAP_ANONYMOUS alone",
+        )
     });
     s.pageos("undefined_prot_bits_are_einval", || {
         expect_err(sys::mmap(0, PAGE, 8, ANON, -1, 0), sys::EINVAL, "prot 8")
     });
     s.pageos("anon_with_fd_or_offset_is_einval", || {
         expect_err(sys::mmap(0, PAGE, RW, ANON, 0, 0), sys::EINVAL, "fd 0")?;
-        expect_err(sys::mmap(0, PAGE, RW, ANON, -1, PAGE), sys::EINVAL, "offset 4096")
+        expect_err(
+            sys::mmap(0, PAGE, RW, ANON, -1, PAGE),
+            sys::EINVAL,
+            "offset 4096",
+        )
     });
     s.pageos("undefined_bsd_flag_is_einval", || {
-        expect_err(sys::mmap(0, PAGE, RW, ANON | 1 << 50, -1, 0), sys::EINVAL, "bit 50")
+        expect_err(
+            sys::mmap(0, PAGE, RW, ANON | 1 << 50, -1, 0),
+            sys::EINVAL,
+            "bit 50",
+        )
     });
     s.pageos("shared_validate_refuses_unknown_flags", || {
         let validate = sys::MAP_SHARED_VALIDATE | sys::MAP_ANONYMOUS;
-        expect_err(sys::mmap(0, PAGE, RW, validate | 0x200, -1, 0), sys::EOPNOTSUPP, "unknown 0x200")?;
-        let a = sys::mmap(0, PAGE, RW, ANON | 0x200, -1, 0).map_err(why("MAP_PRIVATE ignores it"))?;
+        expect_err(
+            sys::mmap(0, PAGE, RW, validate | 0x200, -1, 0),
+            sys::EOPNOTSUPP,
+            "unknown 0x200",
+        )?;
+        let a =
+            sys::mmap(0, PAGE, RW, ANON | 0x200, -1, 0).map_err(why("MAP_PRIVATE ignores it"))?;
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         Ok(())
     });
-    s.both("bad_fd_is_ebadf", || expect_err(sys::mmap(0, PAGE, PROT_READ, sys::MAP_PRIVATE, 77, 0), sys::EBADF, "fd 77"));
+    s.both("bad_fd_is_ebadf", || {
+        expect_err(
+            sys::mmap(0, PAGE, PROT_READ, sys::MAP_PRIVATE, 77, 0),
+            sys::EBADF,
+            "fd 77",
+        )
+    });
     s.both("shared_anonymous_memory_works", || {
-        let a = sys::mmap(0, 4 * PAGE, RW, sys::MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0).map_err(why("mmap"))?;
+        let a = sys::mmap(0, 4 * PAGE, RW, sys::MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
+            .map_err(why("mmap"))?;
         check_zero(a, 4 * PAGE)?;
         fill(a, 4 * PAGE, 3);
         check_fill(a, 4 * PAGE, 3)?;
@@ -221,7 +273,8 @@ fn mmap_basics(s: &mut Suite) {
         Ok(())
     });
     s.both("populate_makes_pages_resident", || {
-        let a = sys::mmap(0, 16 * PAGE, RW, ANON | sys::MAP_POPULATE, -1, 0).map_err(why("mmap"))?;
+        let a =
+            sys::mmap(0, 16 * PAGE, RW, ANON | sys::MAP_POPULATE, -1, 0).map_err(why("mmap"))?;
         let r = resident(a, 16)?;
         check_zero(a, 16 * PAGE)?;
         sys::munmap(a, 16 * PAGE).map_err(why("munmap"))?;
@@ -234,7 +287,8 @@ fn mmap_basics(s: &mut Suite) {
         ensure!(r == 8, "{r} of 8 pages resident")
     });
     s.both("uninitialized_is_still_zero", || {
-        let a = sys::mmap(0, 4 * PAGE, RW, ANON | sys::MAP_UNINITIALIZED, -1, 0).map_err(why("mmap"))?;
+        let a = sys::mmap(0, 4 * PAGE, RW, ANON | sys::MAP_UNINITIALIZED, -1, 0)
+            .map_err(why("mmap"))?;
         let zero = check_zero(a, 4 * PAGE);
         sys::munmap(a, 4 * PAGE).map_err(why("munmap"))?;
         zero
@@ -242,9 +296,14 @@ fn mmap_basics(s: &mut Suite) {
     s.both("commit_limit_refuses_more_than_ram", || {
         // 64 GiB of private writable memory cannot be promised by a small VM...
         let big = 64usize << 30;
-        expect_err(sys::mmap(0, big, RW, ANON, -1, 0), sys::ENOMEM, "64 GiB committed")?;
+        expect_err(
+            sys::mmap(0, big, RW, ANON, -1, 0),
+            sys::ENOMEM,
+            "64 GiB committed",
+        )?;
         // ...but reserving address space without a promise is fine.
-        let a = sys::mmap(0, big, RW, ANON | sys::MAP_NORESERVE, -1, 0).map_err(why("64 GiB MAP_NORESERVE"))?;
+        let a = sys::mmap(0, big, RW, ANON | sys::MAP_NORESERVE, -1, 0)
+            .map_err(why("64 GiB MAP_NORESERVE"))?;
         poke(a + big / 2, 1);
         sys::munmap(a, big).map_err(why("munmap"))?;
         // Read-only memory needs no promise either.
@@ -281,7 +340,8 @@ fn mmap_placement(s: &mut Suite) {
     s.both("fixed_replaces_and_splits", || {
         let a = sys::mmap_anon(4 * PAGE).map_err(why("mmap"))?;
         fill(a, 4 * PAGE, 1);
-        let b = sys::mmap(a + PAGE, 2 * PAGE, RW, ANON | sys::MAP_FIXED, -1, 0).map_err(why("MAP_FIXED"))?;
+        let b = sys::mmap(a + PAGE, 2 * PAGE, RW, ANON | sys::MAP_FIXED, -1, 0)
+            .map_err(why("MAP_FIXED"))?;
         ensure!(b == a + PAGE, "MAP_FIXED gave {b:#x}, not {:#x}", a + PAGE)?;
         let outcome = check_fill(a, PAGE, 1)
             .and_then(|_| check_zero(a + PAGE, 2 * PAGE))
@@ -290,11 +350,23 @@ fn mmap_placement(s: &mut Suite) {
         outcome
     });
     s.both("fixed_unaligned_is_einval", || {
-        expect_err(sys::mmap(0x3000_0000_0123, PAGE, RW, ANON | sys::MAP_FIXED, -1, 0), sys::EINVAL, "addr ...123")
+        expect_err(
+            sys::mmap(0x3000_0000_0123, PAGE, RW, ANON | sys::MAP_FIXED, -1, 0),
+            sys::EINVAL,
+            "addr ...123",
+        )
     });
     s.both("fixed_beyond_user_space_is_enomem", || {
-        expect_err(sys::mmap(USER_END, PAGE, RW, ANON | sys::MAP_FIXED, -1, 0), sys::ENOMEM, "at TASK_SIZE")?;
-        expect_err(sys::mmap(USER_END - PAGE, 2 * PAGE, RW, ANON | sys::MAP_FIXED, -1, 0), sys::ENOMEM, "across TASK_SIZE")
+        expect_err(
+            sys::mmap(USER_END, PAGE, RW, ANON | sys::MAP_FIXED, -1, 0),
+            sys::ENOMEM,
+            "at TASK_SIZE",
+        )?;
+        expect_err(
+            sys::mmap(USER_END - PAGE, 2 * PAGE, RW, ANON | sys::MAP_FIXED, -1, 0),
+            sys::ENOMEM,
+            "across TASK_SIZE",
+        )
     });
     s.both("fixed_noreplace_over_a_mapping_is_eexist", || {
         let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
@@ -308,23 +380,38 @@ fn mmap_placement(s: &mut Suite) {
     s.pageos("fixed_excl_over_a_mapping_is_einval", || {
         let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
         let r = sys::mmap(a, PAGE, RW, ANON | sys::MAP_FIXED | sys::MAP_EXCL, -1, 0);
-        let free = sys::mmap(a + 2 * PAGE, PAGE, RW, ANON | sys::MAP_FIXED | sys::MAP_EXCL, -1, 0);
+        let free = sys::mmap(
+            a + 2 * PAGE,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED | sys::MAP_EXCL,
+            -1,
+            0,
+        );
         sys::munmap(a, 3 * PAGE).map_err(why("munmap"))?;
         expect_err(r, sys::EINVAL, "EXCL over a mapping")?;
         ensure!(free == Ok(a + 2 * PAGE), "EXCL on free space gave {free:?}")
     });
     s.pageos("excl_without_fixed_is_einval", || {
-        expect_err(sys::mmap(0, PAGE, RW, ANON | sys::MAP_EXCL, -1, 0), sys::EINVAL, "EXCL alone")
+        expect_err(
+            sys::mmap(0, PAGE, RW, ANON | sys::MAP_EXCL, -1, 0),
+            sys::EINVAL,
+            "EXCL alone",
+        )
     });
     s.pageos("tryfixed_uses_a_free_address_and_never_replaces", || {
         let hint = 0x3100_0000_0000;
         let a = sys::mmap(hint, PAGE, RW, ANON | sys::MAP_TRYFIXED, -1, 0).map_err(why("mmap"))?;
         poke(a, 5);
-        let b = sys::mmap(hint, PAGE, RW, ANON | sys::MAP_TRYFIXED, -1, 0).map_err(why("mmap again"))?;
+        let b = sys::mmap(hint, PAGE, RW, ANON | sys::MAP_TRYFIXED, -1, 0)
+            .map_err(why("mmap again"))?;
         let kept = peek(a);
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         sys::munmap(b, PAGE).map_err(why("munmap"))?;
-        ensure!(a == hint && b != hint && kept == 5, "a {a:#x} b {b:#x} kept {kept}")
+        ensure!(
+            a == hint && b != hint && kept == 5,
+            "a {a:#x} b {b:#x} kept {kept}"
+        )
     });
     s.both("map_32bit_lies_below_2gib", || {
         let a = sys::mmap(0, 4 * PAGE, RW, ANON | sys::MAP_32BIT, -1, 0).map_err(why("mmap"))?;
@@ -334,16 +421,25 @@ fn mmap_placement(s: &mut Suite) {
     });
     s.pageos("fixed_32bit_beyond_2gib_is_einval", || {
         let flags = ANON | sys::MAP_FIXED | sys::MAP_32BIT;
-        expect_err(sys::mmap(0x7fff_f000, 2 * PAGE, RW, flags, -1, 0), sys::EINVAL, "across 2 GiB")
+        expect_err(
+            sys::mmap(0x7fff_f000, 2 * PAGE, RW, flags, -1, 0),
+            sys::EINVAL,
+            "across 2 GiB",
+        )
     });
     s.pageos("map_aligned_aligns", || {
         for n in [16, 21, 30] {
-            let a = sys::mmap(0, PAGE, RW, ANON | sys::map_aligned(n), -1, 0).map_err(why("mmap"))?;
+            let a =
+                sys::mmap(0, PAGE, RW, ANON | sys::map_aligned(n), -1, 0).map_err(why("mmap"))?;
             sys::munmap(a, PAGE).map_err(why("munmap"))?;
             ensure!(a % (1 << n) == 0, "MAP_ALIGNED({n}) gave {a:#x}")?;
         }
         for n in [1 + 1, 11, 48, 255] {
-            expect_err(sys::mmap(0, PAGE, RW, ANON | sys::map_aligned(n), -1, 0), sys::EINVAL, "bad MAP_ALIGNED")?;
+            expect_err(
+                sys::mmap(0, PAGE, RW, ANON | sys::map_aligned(n), -1, 0),
+                sys::EINVAL,
+                "bad MAP_ALIGNED",
+            )?;
         }
         Ok(())
     });
@@ -351,20 +447,24 @@ fn mmap_placement(s: &mut Suite) {
 
 fn mmap_bsd_flags(s: &mut Suite) {
     s.pageos("recorded_bsd_flags_are_accepted", || {
-        let flags = ANON | sys::MAP_NOCORE | sys::MAP_NOSYNC | sys::MAP_HASSEMAPHORE | sys::MAP_INHERIT;
+        let flags =
+            ANON | sys::MAP_NOCORE | sys::MAP_NOSYNC | sys::MAP_HASSEMAPHORE | sys::MAP_INHERIT;
         let a = sys::mmap(0, PAGE, RW, flags, -1, 0).map_err(why("mmap"))?;
         poke(a, 1);
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         Ok(())
     });
     s.pageos("prefault_read_on_anonymous_memory_is_accepted", || {
-        let a = sys::mmap(0, PAGE, RW, ANON | sys::MAP_PREFAULT_READ, -1, 0).map_err(why("mmap"))?;
+        let a =
+            sys::mmap(0, PAGE, RW, ANON | sys::MAP_PREFAULT_READ, -1, 0).map_err(why("mmap"))?;
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         Ok(())
     });
     s.pageos("guard_reserves_space_nothing_lands_in", || {
-        let g = sys::mmap(0, 16 * PAGE, PROT_NONE, sys::MAP_GUARD, -1, 0).map_err(why("MAP_GUARD"))?;
-        let hinted = sys::mmap(g + 4 * PAGE, PAGE, RW, ANON, -1, 0).map_err(why("mmap with hint"))?;
+        let g =
+            sys::mmap(0, 16 * PAGE, PROT_NONE, sys::MAP_GUARD, -1, 0).map_err(why("MAP_GUARD"))?;
+        let hinted =
+            sys::mmap(g + 4 * PAGE, PAGE, RW, ANON, -1, 0).map_err(why("mmap with hint"))?;
         let prot = sys::mprotect(g, PAGE, RW);
         let fixed = sys::mmap(g + 8 * PAGE, PAGE, RW, ANON | sys::MAP_FIXED, -1, 0);
         if let Ok(f) = fixed {
@@ -372,17 +472,34 @@ fn mmap_bsd_flags(s: &mut Suite) {
         }
         sys::munmap(hinted, PAGE).map_err(why("munmap"))?;
         sys::munmap(g, 16 * PAGE).map_err(why("munmap"))?;
-        ensure!(hinted < g || hinted >= g + 16 * PAGE, "a hint landed in the guard")?;
+        ensure!(
+            hinted < g || hinted >= g + 16 * PAGE,
+            "a hint landed in the guard"
+        )?;
         expect_err(prot, sys::EACCES, "mprotect of a guard")?;
-        ensure!(fixed == Ok(g + 8 * PAGE), "MAP_FIXED over a guard gave {fixed:?}")
+        ensure!(
+            fixed == Ok(g + 8 * PAGE),
+            "MAP_FIXED over a guard gave {fixed:?}"
+        )
     });
     s.pageos("guard_argument_rules", || {
-        let guard = |prot, flags, fd, off| sys::mmap(0, PAGE, prot, sys::MAP_GUARD | flags, fd, off);
+        let guard =
+            |prot, flags, fd, off| sys::mmap(0, PAGE, prot, sys::MAP_GUARD | flags, fd, off);
         expect_err(guard(PROT_READ, 0, -1, 0), sys::EINVAL, "prot")?;
         expect_err(guard(PROT_NONE, 0, 3, 0), sys::EINVAL, "fd")?;
         expect_err(guard(PROT_NONE, 0, -1, PAGE), sys::EINVAL, "offset")?;
-        for other in [sys::MAP_ANONYMOUS, sys::MAP_PRIVATE, sys::MAP_SHARED, sys::MAP_STACK, sys::MAP_PREFAULT_READ] {
-            expect_err(guard(PROT_NONE, other, -1, 0), sys::EINVAL, "with a type flag")?;
+        for other in [
+            sys::MAP_ANONYMOUS,
+            sys::MAP_PRIVATE,
+            sys::MAP_SHARED,
+            sys::MAP_STACK,
+            sys::MAP_PREFAULT_READ,
+        ] {
+            expect_err(
+                guard(PROT_NONE, other, -1, 0),
+                sys::EINVAL,
+                "with a type flag",
+            )?;
         }
         Ok(())
     });
@@ -400,11 +517,15 @@ fn mmap_bsd_flags(s: &mut Suite) {
         let kept = peek(top - 5 * PAGE);
         sys::munmap(a, len).map_err(why("munmap"))?;
         ensure!(first == 1, "{first} pages resident after touching the top")?;
-        ensure!(grown == 15 && kept == 5, "{grown} pages resident after growing, byte {kept}")
+        ensure!(
+            grown == 15 && kept == 5,
+            "{grown} pages resident after growing, byte {kept}"
+        )
     });
     s.pageos("growsdown_grows_like_a_stack", || {
         let len = 8 * PAGE;
-        let a = sys::mmap(0, len, RW, ANON | sys::MAP_GROWSDOWN, -1, 0).map_err(why("MAP_GROWSDOWN"))?;
+        let a = sys::mmap(0, len, RW, ANON | sys::MAP_GROWSDOWN, -1, 0)
+            .map_err(why("MAP_GROWSDOWN"))?;
         for page in 1..8 {
             poke(a + len - page * PAGE, 1);
         }
@@ -413,12 +534,32 @@ fn mmap_bsd_flags(s: &mut Suite) {
         ensure!(r == 7, "{r} pages resident")
     });
     s.pageos("stack_argument_rules", || {
-        expect_err(sys::mmap(0, PAGE, PROT_READ, sys::MAP_STACK, -1, 0), sys::EINVAL, "read-only stack")?;
-        expect_err(sys::mmap(0, PAGE, RW, sys::MAP_STACK, 3, 0), sys::EINVAL, "fd 3")?;
-        expect_err(sys::mmap(0, PAGE, RW, sys::MAP_STACK | sys::MAP_SHARED, -1, 0), sys::EINVAL, "shared stack")
+        expect_err(
+            sys::mmap(0, PAGE, PROT_READ, sys::MAP_STACK, -1, 0),
+            sys::EINVAL,
+            "read-only stack",
+        )?;
+        expect_err(
+            sys::mmap(0, PAGE, RW, sys::MAP_STACK, 3, 0),
+            sys::EINVAL,
+            "fd 3",
+        )?;
+        expect_err(
+            sys::mmap(0, PAGE, RW, sys::MAP_STACK | sys::MAP_SHARED, -1, 0),
+            sys::EINVAL,
+            "shared stack",
+        )
     });
     s.pageos("hugetlb_maps_a_2mib_page_on_one_touch", || {
-        let a = sys::mmap(0, HUGE, RW, ANON | sys::MAP_HUGETLB | sys::MAP_HUGE_2MB, -1, 0).map_err(why("mmap"))?;
+        let a = sys::mmap(
+            0,
+            HUGE,
+            RW,
+            ANON | sys::MAP_HUGETLB | sys::MAP_HUGE_2MB,
+            -1,
+            0,
+        )
+        .map_err(why("mmap"))?;
         ensure!(a % HUGE == 0, "{a:#x} not 2 MiB aligned")?;
         poke(a + 12345, 9);
         let r = resident(a, 512)?;
@@ -431,18 +572,23 @@ fn mmap_bsd_flags(s: &mut Suite) {
         let a = sys::mmap(0, HUGE, RW, ANON | sys::MAP_HUGETLB, -1, 0).map_err(why("mmap"))?;
         fill(a, HUGE, 4);
         sys::munmap(a + PAGE, PAGE).map_err(why("munmap one page"))?;
-        let kept = check_fill(a, PAGE, 4).and_then(|_| check_fill(a + 2 * PAGE, HUGE - 2 * PAGE, 4));
+        let kept =
+            check_fill(a, PAGE, 4).and_then(|_| check_fill(a + 2 * PAGE, HUGE - 2 * PAGE, 4));
         let hole = sys::mincore(a + PAGE, PAGE, &mut [0u8; 1]);
         sys::munmap(a, HUGE).map_err(why("munmap"))?;
         expect_err(hole, sys::ENOMEM, "mincore of the hole")?;
         kept
     });
     s.pageos("aligned_super_uses_2mib_pages", || {
-        let a = sys::mmap(0, 2 * HUGE, RW, ANON | sys::MAP_ALIGNED_SUPER, -1, 0).map_err(why("mmap"))?;
+        let a = sys::mmap(0, 2 * HUGE, RW, ANON | sys::MAP_ALIGNED_SUPER, -1, 0)
+            .map_err(why("mmap"))?;
         poke(a + HUGE + 1, 1);
         let r = resident(a + HUGE, 512)?;
         sys::munmap(a, 2 * HUGE).map_err(why("munmap"))?;
-        ensure!(a % HUGE == 0 && r == 512, "address {a:#x}, {r} pages resident")
+        ensure!(
+            a % HUGE == 0 && r == 512,
+            "address {a:#x}, {r} pages resident"
+        )
     });
 }
 
@@ -486,7 +632,11 @@ fn munmap_cases(s: &mut Suite) {
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         expect_err(unaligned, sys::EINVAL, "unaligned")?;
         expect_err(empty, sys::EINVAL, "len 0")?;
-        expect_err(sys::munmap(USER_END - PAGE, 4 * PAGE), sys::EINVAL, "past TASK_SIZE")?;
+        expect_err(
+            sys::munmap(USER_END - PAGE, 4 * PAGE),
+            sys::EINVAL,
+            "past TASK_SIZE",
+        )?;
         // Nothing mapped there: still a success.
         sys::munmap(a, PAGE).map_err(why("munmap of nothing"))?;
         Ok(())
@@ -566,7 +716,8 @@ fn advice_cases(s: &mut Suite) {
         zero
     });
     s.both("madvise_dontneed_keeps_shared_memory", || {
-        let a = sys::mmap(0, 2 * PAGE, RW, sys::MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0).map_err(why("mmap"))?;
+        let a = sys::mmap(0, 2 * PAGE, RW, sys::MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
+            .map_err(why("mmap"))?;
         fill(a, 2 * PAGE, 8);
         sys::madvise(a, 2 * PAGE, sys::MADV_DONTNEED).map_err(why("madvise"))?;
         let kept = check_fill(a, 2 * PAGE, 8);
@@ -591,7 +742,10 @@ fn advice_cases(s: &mut Suite) {
     s.both("madvise_argument_rules", || {
         let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
         let mut results = [Ok(0); 3];
-        for (i, advice) in [sys::MADV_NORMAL, sys::MADV_RANDOM, sys::MADV_SEQUENTIAL].into_iter().enumerate() {
+        for (i, advice) in [sys::MADV_NORMAL, sys::MADV_RANDOM, sys::MADV_SEQUENTIAL]
+            .into_iter()
+            .enumerate()
+        {
             results[i] = sys::madvise(a, 2 * PAGE, advice);
         }
         let unaligned = sys::madvise(a + 1, PAGE, sys::MADV_NORMAL);
@@ -599,14 +753,20 @@ fn advice_cases(s: &mut Suite) {
         sys::munmap(a + PAGE, PAGE).map_err(why("munmap"))?;
         let hole = sys::madvise(a, 2 * PAGE, sys::MADV_NORMAL);
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
-        ensure!(results.iter().all(|r| *r == Ok(0)), "hints gave {results:?}")?;
+        ensure!(
+            results.iter().all(|r| *r == Ok(0)),
+            "hints gave {results:?}"
+        )?;
         expect_err(unaligned, sys::EINVAL, "unaligned")?;
         expect_err(unknown, sys::EINVAL, "advice 12345")?;
         expect_err(hole, sys::ENOMEM, "range with a hole")
     });
     s.both("mincore_argument_rules", || {
         let a = sys::mmap_anon(PAGE).map_err(why("mmap"))?;
-        let unaligned = sys::raw(sys::nr::MINCORE, [a + 1, PAGE, [0u8; 1].as_mut_ptr() as usize, 0, 0, 0]);
+        let unaligned = sys::raw(
+            sys::nr::MINCORE,
+            [a + 1, PAGE, [0u8; 1].as_mut_ptr() as usize, 0, 0, 0],
+        );
         let bad_vec = sys::raw(sys::nr::MINCORE, [a, PAGE, 0x10, 0, 0, 0]);
         sys::munmap(a, PAGE).map_err(why("munmap"))?;
         let hole = sys::mincore(a, PAGE, &mut [0u8; 1]);
@@ -639,19 +799,34 @@ fn advice_cases(s: &mut Suite) {
         expect_err(both, sys::EINVAL, "SYNC|ASYNC")?;
         expect_err(bad, sys::EINVAL, "flag 8")?;
         expect_err(unaligned, sys::EINVAL, "unaligned")?;
-        expect_err(invalidate_locked, sys::EBUSY, "MS_INVALIDATE of locked memory")?;
+        expect_err(
+            invalidate_locked,
+            sys::EBUSY,
+            "MS_INVALIDATE of locked memory",
+        )?;
         expect_err(hole, sys::ENOMEM, "unmapped")
     });
     s.pageos("minherit_rules", || {
         let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
         let mut results = [Ok(0); 4];
-        for (i, inherit) in [sys::INHERIT_SHARE, sys::INHERIT_COPY, sys::INHERIT_NONE, sys::INHERIT_ZERO].into_iter().enumerate() {
+        for (i, inherit) in [
+            sys::INHERIT_SHARE,
+            sys::INHERIT_COPY,
+            sys::INHERIT_NONE,
+            sys::INHERIT_ZERO,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             results[i] = sys::minherit(a, 2 * PAGE, inherit);
         }
         let bad = sys::minherit(a, PAGE, 4);
         sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
         let hole = sys::minherit(a, PAGE, sys::INHERIT_COPY);
-        ensure!(results.iter().all(|r| *r == Ok(0)), "values gave {results:?}")?;
+        ensure!(
+            results.iter().all(|r| *r == Ok(0)),
+            "values gave {results:?}"
+        )?;
         expect_err(bad, sys::EINVAL, "value 4")?;
         expect_err(hole, sys::EINVAL, "unmapped")
     });
@@ -668,16 +843,30 @@ fn brk_and_kernel_access(s: &mut Suite) {
         let regrown = sys::brk(start + 3 * PAGE);
         let zero = peek(start + 3 * PAGE - 1);
         sys::brk(start);
-        ensure!(shrunk == start && regrown == start + 3 * PAGE, "shrink {shrunk:#x} regrow {regrown:#x}")?;
+        ensure!(
+            shrunk == start && regrown == start + 3 * PAGE,
+            "shrink {shrunk:#x} regrow {regrown:#x}"
+        )?;
         ensure!(zero == 0, "memory given back by brk came back with {zero}")
     });
     s.both("brk_refuses_to_overlap_a_mapping", || {
         let start = sys::brk(0);
         let top = (start + PAGE - 1) & !(PAGE - 1);
-        let m = sys::mmap(top + 4 * PAGE, PAGE, RW, ANON | sys::MAP_FIXED_NOREPLACE, -1, 0).map_err(why("mmap"))?;
+        let m = sys::mmap(
+            top + 4 * PAGE,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+        .map_err(why("mmap"))?;
         let r = sys::brk(top + 8 * PAGE);
         sys::munmap(m, PAGE).map_err(why("munmap"))?;
-        ensure!(r == start, "brk over a mapping gave {r:#x}, break was {start:#x}")
+        ensure!(
+            r == start,
+            "brk over a mapping gave {r:#x}, break was {start:#x}"
+        )
     });
     s.both("kernel_writes_into_untouched_memory", || {
         let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
@@ -687,7 +876,12 @@ fn brk_and_kernel_access(s: &mut Suite) {
             let _ = sys::close(fd);
             n
         });
-        let magic = [peek(a + PAGE - 2), peek(a + PAGE - 1), peek(a + PAGE), peek(a + PAGE + 1)];
+        let magic = [
+            peek(a + PAGE - 2),
+            peek(a + PAGE - 1),
+            peek(a + PAGE),
+            peek(a + PAGE + 1),
+        ];
         sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
         ensure!(n? == 4 && magic == *b"\x7fELF", "read gave {magic:?}")
     });
@@ -716,8 +910,14 @@ fn brk_and_kernel_access(s: &mut Suite) {
         let after = proc_number("/proc/vmstat\0", "pgfault_zero_fill")?;
         sys::munmap(a, 64 * PAGE).map_err(why("munmap"))?;
         let released = proc_number("/proc/meminfo\0", "Committed_AS")?;
-        ensure!(after >= faults + 10, "pgfault_zero_fill went from {faults} to {after}")?;
-        ensure!(charged == committed + 256 && released == committed, "Committed_AS {committed} -> {charged} -> {released} kB")
+        ensure!(
+            after >= faults + 10,
+            "pgfault_zero_fill went from {faults} to {after}"
+        )?;
+        ensure!(
+            charged == committed + 256 && released == committed,
+            "Committed_AS {committed} -> {charged} -> {released} kB"
+        )
     });
     s.pageos("proc_self_maps_shows_the_mapping", || {
         let a = sys::mmap(0, 2 * PAGE, PROT_READ, ANON, -1, 0).map_err(why("mmap"))?;
@@ -733,15 +933,24 @@ fn brk_and_kernel_access(s: &mut Suite) {
                 Ok(n) => n,
             };
             let chunk = &buf[..carry + n];
-            found |= chunk.split(|&b| b == b'\n').any(|l| l.starts_with(line) && l.get(line.len()..line.len() + 5) == Some(b" r--p"));
+            found |= chunk.split(|&b| b == b'\n').any(|l| {
+                l.starts_with(line) && l.get(line.len()..line.len() + 5) == Some(b" r--p")
+            });
             // Keep a partial last line for the next read.
-            let keep = chunk.iter().rposition(|&b| b == b'\n').map_or(chunk.len(), |i| chunk.len() - i - 1);
+            let keep = chunk
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(chunk.len(), |i| chunk.len() - i - 1);
             buf.copy_within(carry + n - keep..carry + n, 0);
             carry = keep;
         }
         let _ = sys::close(fd);
         sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
-        ensure!(found, "no line for {}", core::str::from_utf8(line).unwrap_or("?"))
+        ensure!(
+            found,
+            "no line for {}",
+            core::str::from_utf8(line).unwrap_or("?")
+        )
     });
 }
 
@@ -754,7 +963,12 @@ fn proc_number(path: &str, name: &str) -> Result<u64, rt::test::Why> {
     let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
     let value = text.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?;
-        rest.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok()
+        rest.trim_start_matches(':')
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
     });
     match value {
         Some(v) => Ok(v),
