@@ -172,6 +172,33 @@ impl<P: Pmap> AddressSpace<P> {
         Ok(start)
     }
 
+    /// mmap: map `template` as the checked request says, then make it
+    /// resident if asked. MAP_LOCKED promises residency (ENOMEM, nothing
+    /// left mapped, if it cannot be kept); MAP_POPULATE is best effort (Linux).
+    pub fn mmap(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        req: &crate::mmap::MmapRequest,
+        template: Vma,
+    ) -> Result<u64, Errno> {
+        let start = self.map(
+            phys,
+            &req.placement,
+            req.len,
+            req.align,
+            req.below_2g,
+            template,
+        )?;
+        if req.populate {
+            let populated = self.populate(phys, start, start + req.len);
+            if populated.is_err() && req.vma_flags.contains(VmaFlags::LOCKED) {
+                self.munmap(phys, start, start + req.len)?;
+                return Err(Errno::ENOMEM);
+            }
+        }
+        Ok(start)
+    }
+
     /// Fault in every page of [start, end) now (MAP_POPULATE, MAP_LOCKED,
     /// mlock, MADV_WILLNEED): writable private pages with write faults, so
     /// they need no copy-on-write later. Stops at the first failure.

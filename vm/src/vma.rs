@@ -109,6 +109,33 @@ impl Vma {
         }
     }
 
+    /// The VMA an anonymous, guard or stack mmap request asks for (its range
+    /// is set when placed); None for a file, whose VMA needs the file.
+    pub fn for_request(req: &crate::mmap::MmapRequest) -> Option<Vma> {
+        use crate::mmap::Kind;
+        let mut vma = Vma::anonymous(0, 0, req.prot);
+        vma.flags = req.vma_flags;
+        match req.kind {
+            Kind::Anonymous | Kind::Stack if req.sharing == Sharing::Shared => {
+                // Shared anonymous memory lives in an object, so that every
+                // mapping of it (after fork too) sees the same frames.
+                vma.sharing = Sharing::Shared;
+                vma.inherit = Inherit::Share;
+                vma.backing = Backing::Object {
+                    object: ObjectRef::new_anonymous(),
+                    offset: 0,
+                };
+            }
+            Kind::Anonymous | Kind::Stack => {}
+            Kind::Guard => {
+                vma.backing = Backing::Guard;
+                vma.max_prot = Prot::empty();
+            }
+            Kind::File { .. } => return None,
+        }
+        Some(vma)
+    }
+
     pub fn len(&self) -> u64 {
         self.end - self.start
     }

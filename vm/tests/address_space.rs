@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use vm::errno::Errno;
 use vm::fake::{FakeMemory, FakePmap};
 use vm::frame::Pfn;
-use vm::mmap::{self, Kind, OnConflict, Placement, Prot, Sharing};
+use vm::mmap::{self, OnConflict, Placement, Prot, Sharing};
 use vm::pmap::{Mapping, PhysMem, Pmap};
 use vm::space::{AddressSpace, USER_START};
 use vm::vm_fault::{Access, FaultError, Resolution, SegvCode};
@@ -121,39 +121,8 @@ impl Proc {
 
     fn mmap(&mut self, addr: u64, len: u64, prot: u64, flags: u64) -> Result<u64, Errno> {
         let req = mmap::validate_mmap(addr, len, prot, flags, -1, 0)?;
-        let mut vma = Vma::anonymous(0, 0, req.prot);
-        vma.flags = req.vma_flags;
-        match req.kind {
-            Kind::Anonymous | Kind::Stack if req.sharing == Sharing::Shared => {
-                vma.sharing = Sharing::Shared;
-                vma.inherit = Inherit::Share;
-                vma.backing = Backing::Object {
-                    object: ObjectRef::new_anonymous(),
-                    offset: 0,
-                };
-            }
-            Kind::Anonymous | Kind::Stack => {}
-            Kind::Guard => {
-                vma.backing = Backing::Guard;
-                vma.max_prot = Prot::empty();
-            }
-            Kind::File { .. } => panic!("no files in these tests"),
-        }
-        let start = self.space.map(
-            &mut self.mem,
-            &req.placement,
-            req.len,
-            req.align,
-            req.below_2g,
-            vma,
-        )?;
-        if req.populate {
-            let populated = self.space.populate(&mut self.mem, start, start + req.len);
-            if populated.is_err() && req.vma_flags.contains(VmaFlags::LOCKED) {
-                self.space.munmap(&mut self.mem, start, start + req.len)?;
-                return Err(Errno::ENOMEM);
-            }
-        }
+        let vma = Vma::for_request(&req).expect("no files in these tests");
+        let start = self.space.mmap(&mut self.mem, &req, vma)?;
         self.check();
         Ok(start)
     }

@@ -9,45 +9,21 @@ use crate::phys::KernelPhys;
 use crate::{proc, usercopy};
 use alloc::vec;
 use vm::errno::{Errno, SysResult};
-use vm::mmap::{self, Kind, Prot, Sharing};
-use vm::vm_object::ObjectRef;
-use vm::vma::{Backing, Inherit, Vma};
+use vm::mmap::{self, Kind};
+use vm::vma::Vma;
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
     let req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
-    let mut vma = Vma::anonymous(0, 0, req.prot);
-    vma.flags = req.vma_flags;
-    match req.kind {
-        Kind::Anonymous | Kind::Stack if req.sharing == Sharing::Shared => {
-            // Shared anonymous memory lives in an object, so that every
-            // mapping of it (after fork too) sees the same frames.
-            vma.sharing = Sharing::Shared;
-            vma.inherit = Inherit::Share;
-            vma.backing = Backing::Object {
-                object: ObjectRef::new_anonymous(),
-                offset: 0,
-            };
-        }
-        Kind::Anonymous | Kind::Stack => {}
-        Kind::Guard => {
-            vma.backing = Backing::Guard;
-            vma.max_prot = Prot::empty();
-        }
-        Kind::File { fd, .. } => return Err(file_kind_error(fd)),
-    }
+    let Some(vma) = Vma::for_request(&req) else {
+        let Kind::File { fd, .. } = req.kind else {
+            unreachable!("only files have no template")
+        };
+        return Err(file_kind_error(fd));
+    };
     proc::with_current(|p| {
         let space = p.space();
-        let phys = &mut KernelPhys;
-        let start = space.map(phys, &req.placement, req.len, req.align, req.below_2g, vma)?;
-        if req.populate {
-            let populated = space.populate(phys, start, start + req.len);
-            // MAP_LOCKED promises residency; MAP_POPULATE is best effort (Linux).
-            if populated.is_err() && req.vma_flags.contains(vm::vma::VmaFlags::LOCKED) {
-                space.munmap(phys, start, start + req.len)?;
-                return Err(Errno::ENOMEM);
-            }
-        }
+        let start = space.mmap(&mut KernelPhys, &req, vma)?;
         debug_verify(space);
         Ok(start as usize)
     })
