@@ -26,6 +26,9 @@ pub type FileRef = Arc<Mutex<OpenFile>>;
 /// Linux's default RLIMIT_NOFILE soft limit.
 const MAX_FDS: usize = 1024;
 
+/// Cloning a table (fork) shares each open file, offsets included, as
+/// Linux's fork does.
+#[derive(Clone)]
 pub struct FdTable {
     slots: Vec<Option<FileRef>>,
 }

@@ -103,6 +103,17 @@ pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
         .expect("proc: current process vanished"))
 }
 
+/// Run `f` on every live address space (ftruncate unmaps a file's pages
+/// past its new end from every mapping of it, in every process).
+pub fn for_each_space(mut f: impl FnMut(&mut Space)) {
+    let mut table = TABLE.lock();
+    for process in table.procs.values_mut() {
+        if let Some(space) = process.space.as_mut() {
+            f(space);
+        }
+    }
+}
+
 /// Create a runnable process that starts in user mode with `frame`.
 fn spawn(name: &str, parent: Pid, space: Space, frame: &TrapFrame, files: FdTable) -> Pid {
     let mut table = TABLE.lock();
