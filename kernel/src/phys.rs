@@ -258,6 +258,21 @@ impl vm::pmap::PhysMem for KernelPhys {
         unsafe { core::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize) };
     }
 
+    fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]) {
+        // A Frame handle only borrows the reference here: forget it after use.
+        let frame = core::mem::ManuallyDrop::new(Frame {
+            frame: pfn_frame(pfn),
+        });
+        frame.read(offset, buf);
+    }
+
+    fn write(&mut self, pfn: Pfn, offset: usize, data: &[u8]) {
+        let frame = core::mem::ManuallyDrop::new(Frame {
+            frame: pfn_frame(pfn),
+        });
+        frame.write(offset, data);
+    }
+
     fn get(&mut self, pfn: Pfn) {
         with_table(|t| t.get(pfn));
     }

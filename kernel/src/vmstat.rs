@@ -6,7 +6,7 @@ use vm::vm_fault::{Access, FaultError, Resolution};
 static TRACE: AtomicBool = AtomicBool::new(false);
 
 /// Counter names, as /proc/vmstat prints them.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "pgfault",
     "pgfault_zero_page",
     "pgfault_zero_fill",
@@ -20,6 +20,8 @@ pub const NAMES: [&str; 13] = [
     "pgfault_sigsegv",
     "pgfault_sigbus",
     "pgfault_oom_kill",
+    // Not faults: the pages fault-around mapped along with object pages.
+    "pgfault_around_mapped",
 ];
 static COUNTS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
@@ -37,7 +39,10 @@ pub fn record(result: &Result<Resolution, FaultError>) {
         Ok(Resolution::ZeroPage) => 1,
         Ok(Resolution::ZeroFill) => 2,
         Ok(Resolution::HugeZeroFill) => 3,
-        Ok(Resolution::ObjectPage) => 4,
+        Ok(Resolution::ObjectPage { around }) => {
+            COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
+            4
+        }
         Ok(Resolution::CopyOnWrite) => 5,
         Ok(Resolution::Reuse) => 6,
         Ok(Resolution::MakeWritable) => 7,

@@ -211,6 +211,22 @@ impl PhysMem for FakeMemory {
         self.bytes_mut(dst)[..PAGE as usize].copy_from_slice(&bytes);
     }
 
+    fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]) {
+        assert!(
+            offset + buf.len() <= PAGE as usize,
+            "FakeMemory::read: past the frame"
+        );
+        buf.copy_from_slice(&self.bytes(pfn)[offset..offset + buf.len()]);
+    }
+
+    fn write(&mut self, pfn: Pfn, offset: usize, data: &[u8]) {
+        assert!(
+            offset + data.len() <= PAGE as usize,
+            "FakeMemory::write: past the frame"
+        );
+        self.bytes_mut(pfn)[offset..offset + data.len()].copy_from_slice(data);
+    }
+
     fn get(&mut self, pfn: Pfn) {
         self.pages[pfn.0 as usize]
             .as_mut()

@@ -14,6 +14,7 @@ pub mod errno;
 pub mod fake;
 pub mod frame;
 pub mod mmap;
+pub mod pager;
 pub mod pmap;
 pub mod space;
 pub mod vm_fault;

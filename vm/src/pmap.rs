@@ -81,6 +81,10 @@ pub trait PhysMem {
     fn copy(&mut self, src: Pfn) -> Option<Pfn>;
     /// Copy the 4 KiB at `src` (which may lie inside a huge block) into `dst`.
     fn copy_into(&mut self, src: Pfn, dst: Pfn);
+    /// Copy bytes of frame `pfn` from `offset` into `buf` (file reads).
+    fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]);
+    /// Copy `data` into frame `pfn` at `offset` (file writes).
+    fn write(&mut self, pfn: Pfn, offset: usize, data: &[u8]);
     fn get(&mut self, pfn: Pfn);
     fn put(&mut self, pfn: Pfn);
     fn refcount(&self, pfn: Pfn) -> u32;

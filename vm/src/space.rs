@@ -30,7 +30,7 @@ pub const MAX_MAP_COUNT: usize = 65_530;
 
 pub struct AddressSpace<P: Pmap> {
     pub pmap: P,
-    map: VmaTree<Vma>,
+    pub(crate) map: VmaTree<Vma>,
     /// Top-down placement starts below this (below the stack, randomised by ASLR).
     mmap_top: u64,
     brk_start: u64,
@@ -173,7 +173,7 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// mmap: map `template` as the checked request says, then make it
-    /// resident if asked. MAP_LOCKED promises residency (ENOMEM, nothing
+    /// resident if asked (MAP_PREFAULT_READ maps the object's resident pages). MAP_LOCKED promises residency (ENOMEM, nothing
     /// left mapped, if it cannot be kept); MAP_POPULATE is best effort (Linux).
     pub fn mmap(
         &mut self,
@@ -189,6 +189,9 @@ impl<P: Pmap> AddressSpace<P> {
             req.below_2g,
             template,
         )?;
+        if req.prefault_read {
+            self.prefault(phys, start, start + req.len);
+        }
         if req.populate {
             let populated = self.populate(phys, start, start + req.len);
             if populated.is_err() && req.vma_flags.contains(VmaFlags::LOCKED) {
@@ -218,8 +221,13 @@ impl<P: Pmap> AddressSpace<P> {
             } else {
                 Access::Read
             };
+            // A file page wholly past the end has nothing to fault in.
+            let past_eof = vma
+                .object_offset(addr)
+                .is_some_and(|(object, offset)| offset >= object.size());
             let fillable = matches!(vma.backing, Backing::Anonymous | Backing::Object { .. })
-                && !vma.prot.is_empty();
+                && !vma.prot.is_empty()
+                && !past_eof;
             if fillable {
                 let present = self.pmap.query(addr);
                 if present.is_none()
@@ -571,25 +579,7 @@ impl<P: Pmap> AddressSpace<P> {
                 Ok(Resolution::ZeroFill)
             }
             Decision::HugeZeroFill => self.huge_zero_fill(phys, addr, access),
-            Decision::ObjectPage => {
-                let vma = self.vma(addr);
-                let (object, offset) = vma
-                    .object_offset(addr)
-                    .expect("space::fault: object page without object");
-                let shared = vma.sharing == Sharing::Shared;
-                let prot = pte_prot(vma, shared);
-                let pfn = object.page(offset / PAGE, phys).ok_or(oom)?;
-                if !shared && access == Access::Write {
-                    // A private mapping of an object: the first write copies.
-                    let copy = phys.copy(pfn);
-                    phys.put(pfn);
-                    let copy = copy.ok_or(oom)?;
-                    self.enter(phys, page, copy, pte_prot(self.vma(addr), true))?;
-                    return Ok(Resolution::CopyOnWrite);
-                }
-                self.enter(phys, page, pfn, prot)?;
-                Ok(Resolution::ObjectPage)
-            }
+            Decision::ObjectPage => self.object_fault(phys, addr, access),
             Decision::CopyOnWrite => {
                 self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))
             }
@@ -602,14 +592,14 @@ impl<P: Pmap> AddressSpace<P> {
         }
     }
 
-    fn vma(&self, addr: u64) -> &Vma {
+    pub(crate) fn vma(&self, addr: u64) -> &Vma {
         self.map
             .find(addr)
             .expect("space: decision made for a VMA that vanished")
     }
 
     /// Enter a page, giving the frame back if there is no memory for a page table.
-    fn enter(
+    pub(crate) fn enter(
         &mut self,
         phys: &mut dyn PhysMem,
         page: u64,

@@ -66,7 +66,11 @@ pub enum Resolution {
     ZeroPage,
     ZeroFill,
     HugeZeroFill,
-    ObjectPage,
+    /// A page of the VMA's object mapped; `around` more of its resident
+    /// neighbours mapped with it (fault-around).
+    ObjectPage {
+        around: u32,
+    },
     /// Copy-on-write that copied the frame.
     CopyOnWrite,
     /// Copy-on-write where this was the last reference: no copy needed.
@@ -82,7 +86,7 @@ impl Resolution {
             Resolution::ZeroPage => "zero-page",
             Resolution::ZeroFill => "zero-fill",
             Resolution::HugeZeroFill => "huge-zero-fill",
-            Resolution::ObjectPage => "object-page",
+            Resolution::ObjectPage { .. } => "object-page",
             Resolution::CopyOnWrite => "copy-on-write",
             Resolution::Reuse => "cow-reuse",
             Resolution::MakeWritable => "make-writable",

@@ -1,77 +1,273 @@
 //! vm_object: what backs memory that outlives one set of page tables.
 //!
 //! An object holds pages by page index, each with one frame reference of its
-//! own; every PTE that maps one holds another. Shared anonymous memory
-//! (MAP_SHARED|MAP_ANONYMOUS) is an object made at mmap time; every mapping
-//! of it, in this process or in a child after fork, maps the same frames.
+//! own; every PTE that maps one holds another. Two kinds exist:
+//!
+//! - **anonymous** objects back MAP_SHARED|MAP_ANONYMOUS memory: made at
+//!   mmap time, every mapping of one (in this process or in a child after
+//!   fork) maps the same frames, and a page appears zero-filled on first use;
+//! - **file** objects are a ramfs file's page cache: the file's bytes live in
+//!   these frames and nowhere else, so read(), write() and every MAP_SHARED
+//!   mapping see the same memory at all times (the spec's "VM/file system
+//!   coherency"). A file object has a size: a page wholly past it does not
+//!   exist (a fault there is SIGBUS), and the bytes of the last page past
+//!   the size always read as zeros.
 //!
 //! The object does not free its frames by itself (it cannot reach the frame
 //! allocator from `Drop`): whoever drops the last reference calls `release`.
 
-use crate::frame::Pfn;
+use crate::errno::Errno;
+use crate::frame::{PAGE_SIZE, Pfn};
 use crate::pmap::PhysMem;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use spin::Mutex;
 
-#[derive(Debug, Default)]
-pub struct VmObject {
-    pages: Mutex<BTreeMap<u64, Pfn>>,
+const PAGE: u64 = PAGE_SIZE;
+
+/// The largest file size (Linux's MAX_LFS_FILESIZE on 64-bit): offsets
+/// beyond it are EFBIG for write and ftruncate.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    Anonymous,
+    File,
 }
 
-/// A counted reference to an object, shared by VMAs.
+#[derive(Debug)]
+pub struct VmObject {
+    kind: ObjectKind,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pages: BTreeMap<u64, Pfn>,
+    /// Bytes in the file; anonymous objects have no end.
+    size: u64,
+}
+
+/// Why an object has no page to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageError {
+    /// The page lies wholly past the end of the file (SIGBUS).
+    PastEof,
+    /// No frame for it.
+    NoMemory,
+}
+
+/// A counted reference to an object, shared by VMAs and (for a file) its inode.
 #[derive(Clone, Debug)]
 pub struct ObjectRef(Arc<VmObject>);
 
 impl ObjectRef {
     pub fn new_anonymous() -> ObjectRef {
-        ObjectRef(Arc::new(VmObject::default()))
+        ObjectRef::new(ObjectKind::Anonymous, u64::MAX)
+    }
+
+    /// An empty file's page cache.
+    pub fn new_file() -> ObjectRef {
+        ObjectRef::new(ObjectKind::File, 0)
+    }
+
+    fn new(kind: ObjectKind, size: u64) -> ObjectRef {
+        ObjectRef(Arc::new(VmObject {
+            kind,
+            inner: Mutex::new(Inner {
+                pages: BTreeMap::new(),
+                size,
+            }),
+        }))
     }
 
     pub fn same(&self, other: &ObjectRef) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    pub fn kind(&self) -> ObjectKind {
+        self.0.kind
+    }
+
+    /// The file's size in bytes (u64::MAX for anonymous memory).
+    pub fn size(&self) -> u64 {
+        self.0.inner.lock().size
+    }
+
     /// The frame at page `index`, created zero-filled if the object has none
-    /// yet. The returned frame carries a new reference for the caller.
-    /// None when memory is exhausted.
-    pub fn page(&self, index: u64, phys: &mut dyn PhysMem) -> Option<Pfn> {
-        let mut pages = self.0.pages.lock();
-        let pfn = match pages.get(&index) {
+    /// yet (a fresh page of shared memory, or a hole in a file). The returned
+    /// frame carries a new reference for the caller.
+    pub fn page(&self, index: u64, phys: &mut dyn PhysMem) -> Result<Pfn, PageError> {
+        let mut inner = self.0.inner.lock();
+        if !inner.holds(index) {
+            return Err(PageError::PastEof);
+        }
+        let pfn = match inner.pages.get(&index) {
             Some(&pfn) => pfn,
             None => {
-                let pfn = phys.alloc_zeroed()?;
-                pages.insert(index, pfn);
+                let pfn = phys.alloc_zeroed().ok_or(PageError::NoMemory)?;
+                inner.pages.insert(index, pfn);
                 pfn
             }
         };
         phys.get(pfn);
+        Ok(pfn)
+    }
+
+    /// The frame at page `index` only if it is already in memory and inside
+    /// the file (fault-around and MAP_PREFAULT_READ never allocate), with a
+    /// new reference for the caller.
+    pub fn resident_page(&self, index: u64, phys: &mut dyn PhysMem) -> Option<Pfn> {
+        let inner = self.0.inner.lock();
+        let pfn = *inner.pages.get(&index).filter(|_| inner.holds(index))?;
+        phys.get(pfn);
         Some(pfn)
     }
 
-    /// Whether page `index` exists (mincore on shared memory).
+    /// Whether page `index` exists (mincore on shared memory and files).
     pub fn is_resident(&self, index: u64) -> bool {
-        self.0.pages.lock().contains_key(&index)
+        self.0.inner.lock().pages.contains_key(&index)
+    }
+
+    /// How many pages the object holds (a file's st_blocks).
+    pub fn resident_pages(&self) -> u64 {
+        self.0.inner.lock().pages.len() as u64
     }
 
     /// Free pages [first, last) of the object (MADV_REMOVE: they read back
     /// as zeros). The caller has unmapped them first.
     pub fn discard(&self, first: u64, last: u64, phys: &mut dyn PhysMem) {
-        let mut pages = self.0.pages.lock();
-        let doomed: alloc::vec::Vec<u64> = pages.range(first..last).map(|(&i, _)| i).collect();
-        for index in doomed {
-            if let Some(pfn) = pages.remove(&index) {
-                phys.put(pfn);
+        self.0.inner.lock().discard(first, last, phys);
+    }
+
+    /// Copy file bytes from `offset` into `buf`; returns how many (0 at or
+    /// past the end). Holes read as zeros.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8], phys: &dyn PhysMem) -> usize {
+        let inner = self.0.inner.lock();
+        let n = inner.size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let mut done = 0;
+        while done < n {
+            let at = offset + done as u64;
+            let within = (at % PAGE) as usize;
+            let chunk = (PAGE as usize - within).min(n - done);
+            let out = &mut buf[done..done + chunk];
+            match inner.pages.get(&(at / PAGE)) {
+                Some(&pfn) => phys.read(pfn, within, out),
+                None => out.fill(0),
             }
+            done += chunk;
         }
+        n
+    }
+
+    /// Copy `data` into the file at `offset`, growing it if the write ends
+    /// past the end. Returns how many bytes were written: fewer than asked
+    /// only when memory ran out part way (ENOSPC when not even one fit, as
+    /// tmpfs says when it is full).
+    pub fn write_at(
+        &self,
+        offset: u64,
+        data: &[u8],
+        phys: &mut dyn PhysMem,
+    ) -> Result<usize, Errno> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        let mut inner = self.0.inner.lock();
+        if end > inner.size {
+            inner.clear_tail(phys);
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done as u64;
+            let within = (at % PAGE) as usize;
+            let chunk = (PAGE as usize - within).min(data.len() - done);
+            let index = at / PAGE;
+            let pfn = match inner.pages.get(&index) {
+                Some(&pfn) => pfn,
+                None => match phys.alloc_zeroed() {
+                    Some(pfn) => {
+                        inner.pages.insert(index, pfn);
+                        pfn
+                    }
+                    None => break,
+                },
+            };
+            phys.write(pfn, within, &data[done..done + chunk]);
+            done += chunk;
+        }
+        if done == 0 && !data.is_empty() {
+            return Err(Errno::ENOSPC);
+        }
+        inner.size = inner.size.max(offset + done as u64);
+        Ok(done)
+    }
+
+    /// Make the file `size` bytes long (ftruncate). Shrinking frees the pages
+    /// wholly past the new end and zeroes the rest of the last page, so the
+    /// bytes past the end read as zeros in every mapping; growing adds a hole
+    /// that reads as zeros. Mappings of the freed pages are the caller's to
+    /// remove (`AddressSpace::truncate_object`), in every address space.
+    pub fn set_size(&self, size: u64, phys: &mut dyn PhysMem) -> Result<(), Errno> {
+        if size > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let mut inner = self.0.inner.lock();
+        if size < inner.size {
+            inner.size = size;
+            inner.discard(size.div_ceil(PAGE), u64::MAX, phys);
+            inner.clear_tail(phys);
+        } else {
+            inner.clear_tail(phys);
+            inner.size = size;
+        }
+        Ok(())
     }
 
     /// Drop this reference; the last one gives every page back.
     pub fn release(self, phys: &mut dyn PhysMem) {
         if let Some(object) = Arc::into_inner(self.0) {
-            for (_, pfn) in object.pages.into_inner() {
+            for (_, pfn) in object.inner.into_inner().pages {
                 phys.put(pfn);
             }
         }
     }
+
+    /// How many references exist (VMAs, inode): tests check lifetimes with it.
+    pub fn references(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
+
+impl Inner {
+    /// Whether page `index` lies at least partly inside the object.
+    fn holds(&self, index: u64) -> bool {
+        index < self.size.div_ceil(PAGE)
+    }
+
+    fn discard(&mut self, first: u64, last: u64, phys: &mut dyn PhysMem) {
+        let doomed: Vec<u64> = self.pages.range(first..last).map(|(&i, _)| i).collect();
+        for index in doomed {
+            if let Some(pfn) = self.pages.remove(&index) {
+                phys.put(pfn);
+            }
+        }
+    }
+
+    /// Zero the last page from the end of the file on. Stores through a
+    /// MAP_SHARED mapping may have put bytes there, but they never become
+    /// part of the file: before the file grows over them they are cleared.
+    fn clear_tail(&mut self, phys: &mut dyn PhysMem) {
+        let within = (self.size % PAGE) as usize;
+        if within == 0 {
+            return;
+        }
+        if let Some(&pfn) = self.pages.get(&(self.size / PAGE)) {
+            phys.write(pfn, within, &ZEROS[..PAGE as usize - within]);
+        }
+    }
+}
+
+static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];

@@ -136,6 +136,25 @@ impl Vma {
         Some(vma)
     }
 
+    /// The VMA a file mmap request asks for: pages of the file's `object`
+    /// from the request's offset, private (copy-on-write) or shared.
+    /// `max_prot` is what the descriptor's access mode allows (a shared
+    /// mapping of a file opened read-only can never become writable).
+    pub fn for_file(req: &crate::mmap::MmapRequest, object: ObjectRef, max_prot: Prot) -> Vma {
+        let crate::mmap::Kind::File { offset, .. } = req.kind else {
+            panic!("Vma::for_file: not a file request");
+        };
+        let mut vma = Vma::anonymous(0, 0, req.prot);
+        vma.flags = req.vma_flags;
+        vma.max_prot = max_prot;
+        vma.sharing = req.sharing;
+        if req.sharing == Sharing::Shared {
+            vma.inherit = Inherit::Share;
+        }
+        vma.backing = Backing::Object { object, offset };
+        vma
+    }
+
     pub fn len(&self) -> u64 {
         self.end - self.start
     }

@@ -857,7 +857,10 @@ fn two_mappings_of_one_object_share_their_pages() {
 fn mmap_shared_anonymous_is_one_object() {
     let mut p = Proc::new();
     let a = p.mmap(0, 4 * P, PROT_RW, SHARED_ANON).unwrap();
-    assert_eq!(p.fault(a, Access::Read), Ok(Resolution::ObjectPage));
+    assert_eq!(
+        p.fault(a, Access::Read),
+        Ok(Resolution::ObjectPage { around: 0 })
+    );
     assert_eq!(p.in_use(), 1, "an object page, not the zero frame");
     p.write(a + 3 * P, 9).unwrap();
     // Splitting the VMA keeps both halves on the same object.

@@ -1,0 +1,143 @@
+//! The pager: how an address space gets the pages of a VM object (shared
+//! anonymous memory, a file's page cache) into its page tables, and takes
+//! them out again when a file shrinks. FreeBSD calls the part that supplies
+//! an object's pages its pager; here every page is already in memory, so
+//! paging in is mapping the object's frame.
+//!
+//! | fault on an absent object page | what happens |
+//! |--------------------------------|--------------|
+//! | wholly past end of file        | SIGBUS (`FaultError::Bus`) |
+//! | shared, any access             | map the object's frame (writable if the VMA is) |
+//! | private, read or exec          | map the object's frame read-only: later stores to the file show through |
+//! | private, write                 | copy the frame: the file never changes |
+//!
+//! A read fault also maps the object's resident neighbours in an aligned
+//! window of `FAULT_AROUND_PAGES` (Linux's fault-around), so reading a
+//! mapped file sequentially takes one fault per window instead of one per
+//! page. Nothing is allocated for the neighbours: holes stay holes.
+
+use crate::mmap::Sharing;
+use crate::pmap::{PhysMem, Pmap};
+use crate::space::AddressSpace;
+use crate::vm_fault::{Access, FaultError, Resolution, pte_prot};
+use crate::vm_object::{ObjectRef, PageError};
+use crate::vma::{Advice, Backing, PAGE};
+
+/// Linux's default fault_around_bytes is 64 KiB: 16 pages.
+pub const FAULT_AROUND_PAGES: u64 = 16;
+
+impl<P: Pmap> AddressSpace<P> {
+    /// Resolve a fault on an absent page of an object-backed VMA (the table
+    /// above). On success the access can be retried.
+    pub(crate) fn object_fault(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Resolution, FaultError> {
+        let page = addr & !(PAGE - 1);
+        let vma = self.vma(addr);
+        let (object, offset) = vma
+            .object_offset(addr)
+            .expect("pager::object_fault: VMA without an object");
+        let shared = vma.sharing == Sharing::Shared;
+        let random = vma.advice == Advice::Random;
+        let pfn = object.page(offset / PAGE, phys).map_err(|e| match e {
+            PageError::PastEof => FaultError::Bus,
+            PageError::NoMemory => FaultError::OutOfMemory,
+        })?;
+        if !shared && access == Access::Write {
+            let copy = phys.copy(pfn);
+            phys.put(pfn);
+            let copy = copy.ok_or(FaultError::OutOfMemory)?;
+            let prot = pte_prot(self.vma(addr), true);
+            self.enter(phys, page, copy, prot)?;
+            return Ok(Resolution::CopyOnWrite);
+        }
+        let prot = pte_prot(self.vma(addr), shared);
+        self.enter(phys, page, pfn, prot)?;
+        // MADV_RANDOM says neighbours will not be wanted (Linux skips too).
+        let around = if access == Access::Write || random {
+            0
+        } else {
+            let window = FAULT_AROUND_PAGES * PAGE;
+            let first = addr & !(window - 1);
+            let vma = self.vma(addr);
+            let (from, to) = (first.max(vma.start), (first + window).min(vma.end));
+            self.map_resident(phys, from, to)
+        };
+        Ok(Resolution::ObjectPage { around })
+    }
+
+    /// MAP_PREFAULT_READ: map every page of [start, end) whose object page
+    /// is already in memory, as a read fault would. Returns how many.
+    pub fn prefault(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
+        let mut mapped = 0;
+        let mut at = start;
+        while let Some(vma) = self.map.range(at, end).next() {
+            let vma_end = vma.end;
+            mapped += self.map_resident(phys, at.max(vma.start), vma_end.min(end));
+            at = vma_end;
+        }
+        mapped
+    }
+
+    /// Map the absent pages of [start, end), which lies inside one VMA, that
+    /// its object already holds (pages past the end of a file are never
+    /// resident). Private pages go in read-only, as a read fault maps them.
+    /// Stops quietly when a page table cannot be had.
+    fn map_resident(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
+        let Some(vma) = self.map.find(start) else {
+            return 0;
+        };
+        let Backing::Object { object, .. } = &vma.backing else {
+            return 0;
+        };
+        let object = object.clone();
+        let prot = pte_prot(vma, vma.sharing == Sharing::Shared);
+        let (from, to) = (start.max(vma.start), end.min(vma.end));
+        let Some((_, first_offset)) = vma.object_offset(from) else {
+            return 0;
+        };
+        let mut mapped = 0;
+        for va in (from..to).step_by(PAGE as usize) {
+            if self.pmap.query(va).is_some() {
+                continue;
+            }
+            let index = (first_offset + (va - from)) / PAGE;
+            let Some(pfn) = object.resident_page(index, phys) else {
+                continue;
+            };
+            if self.pmap.enter(va, pfn, prot).is_err() {
+                phys.put(pfn);
+                break;
+            }
+            mapped += 1;
+        }
+        mapped
+    }
+
+    /// `object` (a file) is now `size` bytes long: unmap every page of it
+    /// wholly past the end from this space, private copies included (as
+    /// Linux's truncate does), so that the next access is SIGBUS.
+    pub fn truncate_object(&mut self, phys: &mut dyn PhysMem, object: &ObjectRef, size: u64) {
+        let first_gone = size.div_ceil(PAGE) * PAGE;
+        let doomed: alloc::vec::Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::Object { object: o, offset } if o.same(object) => {
+                    let from = match first_gone.checked_sub(*offset) {
+                        Some(skip) => v.start.saturating_add(skip),
+                        None => v.start,
+                    };
+                    (from < v.end).then_some((from, v.end))
+                }
+                _ => None,
+            })
+            .collect();
+        for (from, to) in doomed {
+            self.pmap.unmap_range(from, to, &mut |_, m| phys.put(m.pfn));
+        }
+    }
+}
