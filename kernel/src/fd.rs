@@ -1,4 +1,9 @@
 //! Open files and the per-process descriptor table.
+//!
+//! As in Unix, a descriptor is an index into the process's table; the slot
+//! refers to an *open file* (the file, the offset, the access mode), which
+//! dup and fork share, so they share the offset too. Only close-on-exec
+//! belongs to the descriptor itself.
 
 use crate::ramfs::Inode;
 use alloc::sync::Arc;
@@ -9,40 +14,87 @@ use vm::errno::Errno;
 pub enum FileKind {
     /// The serial console: fds 0, 1 and 2 of init.
     Console,
+    /// A ramfs file or directory.
     Inode(Arc<Inode>),
     /// A /proc file: its contents as they were when it was opened.
     Snapshot(Arc<Vec<u8>>),
 }
 
+// open(2) flags (Linux x86_64 values).
+pub const O_ACCMODE: u32 = 3;
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+/// The status flags F_SETFL may change (Linux lets O_APPEND and a few
+/// others change; the access mode and creation flags never do).
+pub const SETFL_MASK: u32 = O_APPEND | 0o4000 | 0o20000 | 0o40000 | 0o1000000;
+
 pub struct OpenFile {
     pub kind: FileKind,
+    /// Where the next read or write starts (for a directory: the index of
+    /// the next entry getdents returns).
     pub offset: u64,
+    /// The open flags that stay with the open file: access mode, O_APPEND.
     pub flags: u32,
+}
+
+impl OpenFile {
+    pub fn new(kind: FileKind, flags: u32) -> OpenFile {
+        OpenFile {
+            kind,
+            offset: 0,
+            flags: flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC),
+        }
+    }
+
+    pub fn readable(&self) -> bool {
+        matches!(self.flags & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        matches!(self.flags & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
 }
 
 /// Shared by descriptors that refer to one open file (dup, fork).
 pub type FileRef = Arc<Mutex<OpenFile>>;
 
 /// Linux's default RLIMIT_NOFILE soft limit.
-const MAX_FDS: usize = 1024;
+pub const MAX_FDS: usize = 1024;
+
+#[derive(Clone)]
+struct Slot {
+    file: FileRef,
+    /// FD_CLOEXEC: closed by execve.
+    cloexec: bool,
+}
 
 /// Cloning a table (fork) shares each open file, offsets included, as
 /// Linux's fork does.
 #[derive(Clone)]
 pub struct FdTable {
-    slots: Vec<Option<FileRef>>,
+    slots: Vec<Option<Slot>>,
 }
 
 impl FdTable {
     /// stdin, stdout and stderr on the console.
     pub fn with_console() -> Self {
-        let console = Arc::new(Mutex::new(OpenFile {
-            kind: FileKind::Console,
-            offset: 0,
-            flags: 2,
-        }));
+        let console = Arc::new(Mutex::new(OpenFile::new(FileKind::Console, O_RDWR)));
         FdTable {
-            slots: (0..3).map(|_| Some(console.clone())).collect(),
+            slots: (0..3)
+                .map(|_| {
+                    Some(Slot {
+                        file: console.clone(),
+                        cloexec: false,
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -51,26 +103,57 @@ impl FdTable {
         FdTable { slots: Vec::new() }
     }
 
-    pub fn get(&self, fd: u64) -> Result<FileRef, Errno> {
+    fn slot(&self, fd: u64) -> Result<&Slot, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
         self.slots
             .get(index)
-            .and_then(Clone::clone)
+            .and_then(Option::as_ref)
             .ok_or(Errno::EBADF)
     }
 
+    pub fn get(&self, fd: u64) -> Result<FileRef, Errno> {
+        self.slot(fd).map(|s| s.file.clone())
+    }
+
     /// Put `file` in the lowest free slot and return its number.
-    pub fn install(&mut self, file: OpenFile) -> Result<usize, Errno> {
-        let file = Arc::new(Mutex::new(file));
-        if let Some(index) = self.slots.iter().position(Option::is_none) {
-            self.slots[index] = Some(file);
-            return Ok(index);
+    pub fn install(&mut self, file: OpenFile, cloexec: bool) -> Result<usize, Errno> {
+        self.install_from(Arc::new(Mutex::new(file)), 0, cloexec)
+    }
+
+    /// Put an open file in the lowest free slot numbered `min` or more
+    /// (dup, F_DUPFD); EMFILE when none is left, EINVAL for a `min` past
+    /// the limit (as F_DUPFD says).
+    pub fn install_from(
+        &mut self,
+        file: FileRef,
+        min: usize,
+        cloexec: bool,
+    ) -> Result<usize, Errno> {
+        if min >= MAX_FDS {
+            return Err(Errno::EINVAL);
         }
-        if self.slots.len() >= MAX_FDS {
-            return Err(Errno::EMFILE);
+        let free = (min..MAX_FDS).find(|&i| self.slots.get(i).is_none_or(Option::is_none));
+        let index = free.ok_or(Errno::EMFILE)?;
+        self.place(index, file, cloexec);
+        Ok(index)
+    }
+
+    /// Make `fd` refer to `file`, closing what it referred to (dup2);
+    /// EBADF for a number past the limit.
+    pub fn install_at(&mut self, fd: u64, file: FileRef, cloexec: bool) -> Result<usize, Errno> {
+        let index = usize::try_from(fd)
+            .ok()
+            .filter(|&i| i < MAX_FDS)
+            .ok_or(Errno::EBADF)?;
+        self.place(index, file, cloexec);
+        Ok(index)
+    }
+
+    fn place(&mut self, index: usize, file: FileRef, cloexec: bool) {
+        if self.slots.len() <= index {
+            self.slots.resize(index + 1, None);
         }
-        self.slots.push(Some(file));
-        Ok(self.slots.len() - 1)
+        self.slots[index] = Some(Slot { file, cloexec });
     }
 
     pub fn close(&mut self, fd: u64) -> Result<(), Errno> {
@@ -80,5 +163,26 @@ impl FdTable {
             .and_then(Option::take)
             .map(|_| ())
             .ok_or(Errno::EBADF)
+    }
+
+    pub fn cloexec(&self, fd: u64) -> Result<bool, Errno> {
+        self.slot(fd).map(|s| s.cloexec)
+    }
+
+    pub fn set_cloexec(&mut self, fd: u64, on: bool) -> Result<(), Errno> {
+        self.slot(fd)?;
+        if let Some(Some(slot)) = self.slots.get_mut(fd as usize) {
+            slot.cloexec = on;
+        }
+        Ok(())
+    }
+
+    /// Close every close-on-exec descriptor (execve).
+    pub fn close_on_exec(&mut self) {
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|s| s.cloexec) {
+                *slot = None;
+            }
+        }
     }
 }

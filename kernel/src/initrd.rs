@@ -36,8 +36,8 @@ pub fn unpack(archive: &[u8]) -> usize {
             break;
         }
         let created = match mode & S_IFMT {
-            S_IFDIR => ramfs::mkdir(&name).map(|_| ()),
-            S_IFREG => ramfs::create_file(&name, data.into()).map(|_| ()),
+            S_IFDIR => ramfs::mkdir(&name, mode & 0o7777).map(|_| ()),
+            S_IFREG => ramfs::create_file(&name, data, mode & 0o7777).map(|_| ()),
             _ => Ok(()),
         };
         match created {

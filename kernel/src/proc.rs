@@ -76,7 +76,7 @@ struct Table {
     run_queue: VecDeque<Pid>,
     current: Option<Pid>,
     next_pid: Pid,
-    /// Free frames (plus heap frames) before init started: the leak check.
+    /// Free frames (plus heap and file frames) before init started: the leak check.
     frames_before_init: usize,
 }
 
@@ -141,7 +141,8 @@ fn spawn(name: &str, parent: Pid, space: Space, frame: &TrapFrame, files: FdTabl
 /// without init there is nothing to run.
 pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
     let (path, args) = (cmdline.init.as_str(), &cmdline.args);
-    TABLE.lock().frames_before_init = phys::free_frames() + heap::frames();
+    TABLE.lock().frames_before_init =
+        phys::free_frames() + heap::frames() + crate::ramfs::cached_frames() as usize;
     let mut argv: Vec<Vec<u8>> = vec![path.as_bytes().to_vec()];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp = [
@@ -245,9 +246,11 @@ pub fn exit_current(status: WaitStatus) -> ! {
 
 /// The runner's status for init's wait status (DESIGN §1), after a leak check.
 fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
-    let frames_after = phys::free_frames() + heap::frames();
+    // Files init left behind keep their pages: those are in use, not lost.
+    let in_files = crate::ramfs::cached_frames() as usize;
+    let frames_after = phys::free_frames() + heap::frames() + in_files;
     log::info!(
-        "init exited (wait status {status:#x}); frames free before init {frames_before}, after {frames_after}"
+        "init exited (wait status {status:#x}); frames free before init {frames_before}, after {frames_after} (counting {in_files} in files)"
     );
     if frames_after != frames_before {
         log::error!(

@@ -5,21 +5,20 @@
 //! process's `AddressSpace` does the work, and the result goes back. The
 //! rules themselves live, host-tested, in the `vm` crate.
 
+use crate::fd::FileKind;
 use crate::phys::KernelPhys;
 use crate::{proc, usercopy};
 use alloc::vec;
 use vm::errno::{Errno, SysResult};
-use vm::mmap::{self, Kind};
+use vm::mmap::{self, Kind, Prot, Sharing};
 use vm::vma::Vma;
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
     let req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
-    let Some(vma) = Vma::for_request(&req) else {
-        let Kind::File { fd, .. } = req.kind else {
-            unreachable!("only files have no template")
-        };
-        return Err(file_kind_error(fd));
+    let vma = match req.kind {
+        Kind::File { fd, .. } => file_vma(&req, fd)?,
+        _ => Vma::for_request(&req).expect("mmap: only files need a descriptor"),
     };
     proc::with_current(|p| {
         let space = p.space();
@@ -29,16 +28,31 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
     })
 }
 
-/// The error for mapping descriptor `fd` (ramfs files become mappable
-/// with the file-mapping issue; until then only the errors are right).
-fn file_kind_error(fd: i32) -> Errno {
-    let Ok(fd) = u64::try_from(fd) else {
-        return Errno::EBADF;
+/// The VMA for mapping descriptor `fd`, after the descriptor checks of the
+/// spec: EBADF (not open), ENODEV (not a regular file), EACCES (not open
+/// for reading; MAP_SHARED with PROT_WRITE on a descriptor not open for
+/// writing). A shared mapping of a read-only descriptor can never be made
+/// writable, so its max_prot lacks WRITE (mprotect: EACCES).
+fn file_vma(req: &mmap::MmapRequest, fd: i32) -> Result<Vma, Errno> {
+    let fd = u64::try_from(fd).map_err(|_| Errno::EBADF)?;
+    let file = proc::with_current(|p| p.files.get(fd))?;
+    let file = file.lock();
+    let FileKind::Inode(inode) = &file.kind else {
+        return Err(Errno::ENODEV);
     };
-    match proc::with_current(|p| p.files.get(fd)) {
-        Err(e) => e,
-        Ok(_) => Errno::ENODEV,
+    let object = inode.object().ok_or(Errno::ENODEV)?;
+    if !file.readable() {
+        return Err(Errno::EACCES);
     }
+    let shared = req.sharing == Sharing::Shared;
+    let mut max_prot = Prot::all();
+    if shared && !file.writable() {
+        if req.prot.contains(Prot::WRITE) {
+            return Err(Errno::EACCES);
+        }
+        max_prot.remove(Prot::WRITE);
+    }
+    Ok(Vma::for_file(req, object.clone(), max_prot))
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {

@@ -6,8 +6,10 @@
 //! implement returns -ENOSYS and is logged once.
 
 mod fs;
+mod io;
 mod memory;
 mod process;
+mod stat;
 
 use crate::arch::idt::TrapFrame;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -17,20 +19,41 @@ pub const SYS_READ: u64 = 0;
 pub const SYS_WRITE: u64 = 1;
 pub const SYS_OPEN: u64 = 2;
 pub const SYS_CLOSE: u64 = 3;
+pub const SYS_STAT: u64 = 4;
+pub const SYS_FSTAT: u64 = 5;
+pub const SYS_LSTAT: u64 = 6;
+pub const SYS_LSEEK: u64 = 8;
 pub const SYS_MMAP: u64 = 9;
 pub const SYS_MPROTECT: u64 = 10;
 pub const SYS_MUNMAP: u64 = 11;
 pub const SYS_BRK: u64 = 12;
+pub const SYS_PREAD64: u64 = 17;
+pub const SYS_PWRITE64: u64 = 18;
+pub const SYS_READV: u64 = 19;
+pub const SYS_WRITEV: u64 = 20;
 pub const SYS_SCHED_YIELD: u64 = 24;
 pub const SYS_MSYNC: u64 = 26;
 pub const SYS_MINCORE: u64 = 27;
 pub const SYS_MADVISE: u64 = 28;
+pub const SYS_DUP: u64 = 32;
+pub const SYS_DUP2: u64 = 33;
 pub const SYS_GETPID: u64 = 39;
 pub const SYS_EXIT: u64 = 60;
+pub const SYS_FCNTL: u64 = 72;
+pub const SYS_TRUNCATE: u64 = 76;
+pub const SYS_FTRUNCATE: u64 = 77;
+pub const SYS_MKDIR: u64 = 83;
+pub const SYS_RMDIR: u64 = 84;
+pub const SYS_UNLINK: u64 = 87;
 pub const SYS_MLOCK: u64 = 149;
 pub const SYS_MUNLOCK: u64 = 150;
+pub const SYS_GETDENTS64: u64 = 217;
 pub const SYS_EXIT_GROUP: u64 = 231;
 pub const SYS_OPENAT: u64 = 257;
+pub const SYS_MKDIRAT: u64 = 258;
+pub const SYS_NEWFSTATAT: u64 = 262;
+pub const SYS_UNLINKAT: u64 = 263;
+pub const SYS_DUP3: u64 = 292;
 /// FreeBSD's minherit, at a number Linux will not use (DESIGN §2).
 pub const SYS_MINHERIT: u64 = 1000;
 
@@ -48,11 +71,31 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
     let a = Args::from_frame(frame).0;
     let result: SysResult = match nr {
-        SYS_READ => fs::read(a[0], a[1], a[2]),
-        SYS_WRITE => fs::write(a[0], a[1], a[2]),
-        SYS_OPEN => fs::openat(fs::AT_FDCWD, a[0], a[1]),
-        SYS_OPENAT => fs::openat(a[0] as i32, a[1], a[2]),
-        SYS_CLOSE => fs::close(a[0]),
+        SYS_READ => io::read(a[0], a[1], a[2]),
+        SYS_WRITE => io::write(a[0], a[1], a[2]),
+        SYS_PREAD64 => io::pread(a[0], a[1], a[2], a[3]),
+        SYS_PWRITE64 => io::pwrite(a[0], a[1], a[2], a[3]),
+        SYS_READV => io::readv(a[0], a[1], a[2]),
+        SYS_WRITEV => io::writev(a[0], a[1], a[2]),
+        SYS_LSEEK => io::lseek(a[0], a[1], a[2]),
+        SYS_CLOSE => io::close(a[0]),
+        SYS_DUP => io::dup(a[0]),
+        SYS_DUP2 => io::dup2(a[0], a[1]),
+        SYS_DUP3 => io::dup3(a[0], a[1], a[2]),
+        SYS_FCNTL => io::fcntl(a[0], a[1], a[2]),
+        SYS_FSTAT => io::fstat(a[0], a[1]),
+        SYS_FTRUNCATE => io::ftruncate(a[0], a[1]),
+        SYS_GETDENTS64 => io::getdents64(a[0], a[1], a[2]),
+        SYS_OPEN => fs::open(a[0], a[1], a[2]),
+        SYS_OPENAT => fs::openat(a[0] as i32, a[1], a[2], a[3]),
+        SYS_STAT | SYS_LSTAT => fs::stat(a[0], a[1]),
+        SYS_NEWFSTATAT => fs::fstatat(a[0] as i32, a[1], a[2], a[3]),
+        SYS_UNLINK => fs::unlink(a[0]),
+        SYS_UNLINKAT => fs::unlinkat(a[0] as i32, a[1], a[2]),
+        SYS_RMDIR => fs::rmdir(a[0]),
+        SYS_MKDIR => fs::mkdir(a[0], a[1]),
+        SYS_MKDIRAT => fs::mkdirat(a[0] as i32, a[1], a[2]),
+        SYS_TRUNCATE => fs::truncate(a[0], a[1]),
         SYS_MMAP => memory::mmap(a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MPROTECT => memory::mprotect(a[0], a[1], a[2]),
         SYS_MUNMAP => memory::munmap(a[0], a[1]),

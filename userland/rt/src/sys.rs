@@ -9,6 +9,7 @@ pub struct Errno(pub i32);
 
 pub const EPERM: Errno = Errno(1);
 pub const ENOENT: Errno = Errno(2);
+pub const ENXIO: Errno = Errno(6);
 pub const EBADF: Errno = Errno(9);
 pub const ECHILD: Errno = Errno(10);
 pub const EAGAIN: Errno = Errno(11);
@@ -22,8 +23,12 @@ pub const ENOTDIR: Errno = Errno(20);
 pub const EISDIR: Errno = Errno(21);
 pub const EINVAL: Errno = Errno(22);
 pub const ENOTTY: Errno = Errno(25);
+pub const EFBIG: Errno = Errno(27);
+pub const ENOSPC: Errno = Errno(28);
+pub const ESPIPE: Errno = Errno(29);
 pub const ENAMETOOLONG: Errno = Errno(36);
 pub const ENOSYS: Errno = Errno(38);
+pub const ENOTEMPTY: Errno = Errno(39);
 pub const EOVERFLOW: Errno = Errno(75);
 pub const EOPNOTSUPP: Errno = Errno(95);
 
@@ -34,20 +39,39 @@ pub mod nr {
     pub const WRITE: usize = 1;
     pub const OPEN: usize = 2;
     pub const CLOSE: usize = 3;
+    pub const STAT: usize = 4;
+    pub const FSTAT: usize = 5;
+    pub const LSEEK: usize = 8;
     pub const MMAP: usize = 9;
     pub const MPROTECT: usize = 10;
     pub const MUNMAP: usize = 11;
     pub const BRK: usize = 12;
+    pub const PREAD64: usize = 17;
+    pub const PWRITE64: usize = 18;
+    pub const READV: usize = 19;
+    pub const WRITEV: usize = 20;
     pub const SCHED_YIELD: usize = 24;
     pub const MSYNC: usize = 26;
     pub const MINCORE: usize = 27;
     pub const MADVISE: usize = 28;
     pub const MLOCK: usize = 149;
     pub const MUNLOCK: usize = 150;
+    pub const DUP: usize = 32;
+    pub const DUP2: usize = 33;
     pub const GETPID: usize = 39;
+    pub const FCNTL: usize = 72;
+    pub const TRUNCATE: usize = 76;
+    pub const FTRUNCATE: usize = 77;
+    pub const MKDIR: usize = 83;
+    pub const RMDIR: usize = 84;
+    pub const UNLINK: usize = 87;
+    pub const GETDENTS64: usize = 217;
     pub const EXIT: usize = 60;
     pub const EXIT_GROUP: usize = 231;
     pub const OPENAT: usize = 257;
+    pub const NEWFSTATAT: usize = 262;
+    pub const UNLINKAT: usize = 263;
+    pub const DUP3: usize = 292;
     /// FreeBSD's minherit, pageos's number (DESIGN §2); ENOSYS on Linux.
     pub const MINHERIT: usize = 1000;
 }
@@ -117,6 +141,150 @@ pub fn open(path: &str, flags: usize) -> Result<usize> {
 
 pub fn close(fd: usize) -> Result<usize> {
     raw(nr::CLOSE, [fd, 0, 0, 0, 0, 0])
+}
+
+// ---- files ------------------------------------------------------------
+
+pub const O_RDONLY: usize = 0;
+pub const O_WRONLY: usize = 1;
+pub const O_RDWR: usize = 2;
+pub const O_CREAT: usize = 0o100;
+pub const O_EXCL: usize = 0o200;
+pub const O_TRUNC: usize = 0o1000;
+pub const O_APPEND: usize = 0o2000;
+pub const O_DIRECTORY: usize = 0o200000;
+pub const O_CLOEXEC: usize = 0o2000000;
+pub const SEEK_SET: usize = 0;
+pub const SEEK_CUR: usize = 1;
+pub const SEEK_END: usize = 2;
+pub const SEEK_DATA: usize = 3;
+pub const SEEK_HOLE: usize = 4;
+pub const F_DUPFD: usize = 0;
+pub const F_GETFD: usize = 1;
+pub const F_SETFD: usize = 2;
+pub const F_GETFL: usize = 3;
+pub const F_SETFL: usize = 4;
+pub const AT_FDCWD: i32 = -100;
+pub const AT_REMOVEDIR: usize = 0x200;
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFREG: u32 = 0o100000;
+
+/// The path as a NUL-terminated C string (paths are short; longer ones panic).
+fn with_cstr<R>(path: &str, f: impl FnOnce(usize) -> R) -> R {
+    let mut buf = [0u8; 512];
+    assert!(path.len() < buf.len(), "sys: path too long for the buffer");
+    buf[..path.len()].copy_from_slice(path.as_bytes());
+    f(buf.as_ptr() as usize)
+}
+
+/// open(2) with a creation mode; `path` needs no NUL.
+pub fn open_mode(path: &str, flags: usize, mode: usize) -> Result<usize> {
+    with_cstr(path, |p| raw(nr::OPEN, [p, flags, mode, 0, 0, 0]))
+}
+
+pub fn openat(dirfd: i32, path: &str, flags: usize, mode: usize) -> Result<usize> {
+    with_cstr(path, |p| {
+        raw(nr::OPENAT, [dirfd as usize, p, flags, mode, 0, 0])
+    })
+}
+
+pub fn pread(fd: usize, buf: &mut [u8], offset: usize) -> Result<usize> {
+    raw(
+        nr::PREAD64,
+        [fd, buf.as_mut_ptr() as usize, buf.len(), offset, 0, 0],
+    )
+}
+
+pub fn pwrite(fd: usize, buf: &[u8], offset: usize) -> Result<usize> {
+    raw(
+        nr::PWRITE64,
+        [fd, buf.as_ptr() as usize, buf.len(), offset, 0, 0],
+    )
+}
+
+pub fn lseek(fd: usize, offset: isize, whence: usize) -> Result<usize> {
+    raw(nr::LSEEK, [fd, offset as usize, whence, 0, 0, 0])
+}
+
+/// The fields of Linux's `struct stat` the tests look at.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+    pub size: u64,
+    pub blocks: u64,
+}
+
+impl Stat {
+    fn decode(raw: &[u8; 144]) -> Stat {
+        let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
+        Stat {
+            ino: word(8),
+            nlink: word(16),
+            mode: word(24) as u32,
+            size: word(48),
+            blocks: word(64),
+        }
+    }
+}
+
+pub fn fstat(fd: usize) -> Result<Stat> {
+    let mut raw_stat = [0u8; 144];
+    raw(nr::FSTAT, [fd, raw_stat.as_mut_ptr() as usize, 0, 0, 0, 0])?;
+    Ok(Stat::decode(&raw_stat))
+}
+
+pub fn stat(path: &str) -> Result<Stat> {
+    let mut raw_stat = [0u8; 144];
+    with_cstr(path, |p| {
+        raw(nr::STAT, [p, raw_stat.as_mut_ptr() as usize, 0, 0, 0, 0])
+    })?;
+    Ok(Stat::decode(&raw_stat))
+}
+
+pub fn ftruncate(fd: usize, len: isize) -> Result<usize> {
+    raw(nr::FTRUNCATE, [fd, len as usize, 0, 0, 0, 0])
+}
+
+pub fn truncate(path: &str, len: isize) -> Result<usize> {
+    with_cstr(path, |p| raw(nr::TRUNCATE, [p, len as usize, 0, 0, 0, 0]))
+}
+
+pub fn unlink(path: &str) -> Result<usize> {
+    with_cstr(path, |p| raw(nr::UNLINK, [p, 0, 0, 0, 0, 0]))
+}
+
+pub fn mkdir(path: &str, mode: usize) -> Result<usize> {
+    with_cstr(path, |p| raw(nr::MKDIR, [p, mode, 0, 0, 0, 0]))
+}
+
+pub fn rmdir(path: &str) -> Result<usize> {
+    with_cstr(path, |p| raw(nr::RMDIR, [p, 0, 0, 0, 0, 0]))
+}
+
+pub fn getdents64(fd: usize, buf: &mut [u8]) -> Result<usize> {
+    raw(
+        nr::GETDENTS64,
+        [fd, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0],
+    )
+}
+
+pub fn dup(fd: usize) -> Result<usize> {
+    raw(nr::DUP, [fd, 0, 0, 0, 0, 0])
+}
+
+pub fn dup2(old: usize, new: usize) -> Result<usize> {
+    raw(nr::DUP2, [old, new, 0, 0, 0, 0])
+}
+
+pub fn dup3(old: usize, new: usize, flags: usize) -> Result<usize> {
+    raw(nr::DUP3, [old, new, flags, 0, 0, 0])
+}
+
+pub fn fcntl(fd: usize, cmd: usize, arg: usize) -> Result<usize> {
+    raw(nr::FCNTL, [fd, cmd, arg, 0, 0, 0])
 }
 
 pub fn getpid() -> usize {

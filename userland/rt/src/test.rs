@@ -85,3 +85,119 @@ impl Report {
         i32::from(self.failed > 0)
     }
 }
+
+/// A test program's cases, run on pageos or on Linux (the same binary is
+/// `/init` of a Debian kernel in `make linux-test`). On pageos each case
+/// must also give back every frame it took.
+pub struct Suite {
+    report: Report,
+    /// Running on Linux: pageos-only cases are skipped.
+    pub linux: bool,
+}
+
+impl Suite {
+    /// Start `program`'s suite: tell pageos from Linux (minherit is
+    /// pageos's and FreeBSD's; Linux has no such call) and grow the stack
+    /// before the first frame count.
+    pub fn new(program: &str) -> Suite {
+        let linux = crate::sys::minherit(0, 0, 0) == Err(crate::sys::ENOSYS);
+        if linux {
+            println!("{program}: running on Linux: the pageos-only cases are skipped");
+        }
+        grow_stack();
+        Suite {
+            report: Report::default(),
+            linux,
+        }
+    }
+
+    /// A rule Linux shares: run everywhere.
+    pub fn both(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
+        self.run(name, case);
+    }
+
+    /// A rule from the BSD pages or a pageos choice: not run on Linux.
+    pub fn pageos(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
+        if !self.linux {
+            self.run(name, case);
+        }
+    }
+
+    /// Run a case; on pageos also check that it gave back every frame.
+    fn run(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
+        let linux = self.linux;
+        self.report.case(name, || {
+            let before = if linux { 0 } else { frames_in_use()? };
+            case()?;
+            if !linux {
+                let after = frames_in_use()?;
+                ensure!(
+                    after == before,
+                    "frames in use: {before} kB before the case, {after} kB after"
+                )?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Print the summary line and return the exit status.
+    pub fn finish(self) -> i32 {
+        self.report.finish()
+    }
+}
+
+/// Touch 64 KiB of stack now, so that a case using a little more stack than
+/// the one before does not look like a frame leak: the stack keeps its pages.
+#[inline(never)]
+fn grow_stack() {
+    let mut area = [0u8; 64 * 1024];
+    for i in (0..area.len()).step_by(4096) {
+        // SAFETY: a plain store into a local array; volatile so that it happens.
+        unsafe { core::ptr::write_volatile(&mut area[i], 1) };
+    }
+    core::hint::black_box(&area);
+}
+
+/// RAM the kernel has handed out (MemTotal - MemFree - KernelHeap), from
+/// /proc/meminfo: the heap only grows, so it is not counted as in use.
+pub fn frames_in_use() -> Result<u64, Why> {
+    let total = proc_number("/proc/meminfo\0", "MemTotal")?;
+    let free = proc_number("/proc/meminfo\0", "MemFree")?;
+    let heap = proc_number("/proc/meminfo\0", "KernelHeap")?;
+    Ok(total - free - heap)
+}
+
+/// The number after `name` in a /proc file (`name: 123 kB` in meminfo,
+/// `name 123` in vmstat); `path` ends in a NUL byte.
+pub fn proc_number(path: &str, name: &str) -> Result<u64, Why> {
+    use crate::sys;
+    let fd = sys::open(path, 0).map_err(why("open"))?;
+    let mut buf = [0u8; 2048];
+    let n = sys::read(fd as i32, &mut buf).map_err(why("read"));
+    let _ = sys::close(fd);
+    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
+    let value = text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !rest.starts_with([':', ' ']) {
+            return None; // a longer name that starts with this one
+        }
+        rest.trim_start_matches(':')
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    });
+    match value {
+        Some(v) => Ok(v),
+        None => fail!("no {name} in {path}"),
+    }
+}
+
+/// A call that must fail with `want`.
+pub fn expect_err(got: crate::sys::Result<usize>, want: crate::sys::Errno, what: &str) -> Outcome {
+    match got {
+        Err(e) if e == want => Ok(()),
+        other => fail!("{what}: want errno {}, got {other:?}", want.0),
+    }
+}

@@ -13,8 +13,8 @@
 #![no_std]
 #![no_main]
 
-use rt::sys::{self, ANON, Errno, PROT_EXEC, PROT_NONE, PROT_READ, RW, peek, poke};
-use rt::test::{Outcome, Report, why};
+use rt::sys::{self, ANON, PROT_EXEC, PROT_NONE, PROT_READ, RW, peek, poke};
+use rt::test::{Outcome, Suite, expect_err, proc_number, why};
 use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
@@ -35,68 +35,6 @@ fn main(args: Args) -> i32 {
     }
 }
 
-/// Cases run on pageos, or on both pageos and Linux.
-struct Suite {
-    report: Report,
-    linux: bool,
-}
-
-impl Suite {
-    /// A rule Linux shares: run everywhere.
-    fn both(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        self.run(name, case);
-    }
-
-    /// A rule from the BSD pages or a pageos choice: not run on Linux.
-    fn pageos(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        if !self.linux {
-            self.run(name, case);
-        }
-    }
-
-    /// Run a case; on pageos also check that it gave back every frame.
-    fn run(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        let linux = self.linux;
-        self.report.case(name, || {
-            let before = if linux { 0 } else { frames_in_use()? };
-            case()?;
-            if !linux {
-                let after = frames_in_use()?;
-                ensure!(
-                    after == before,
-                    "frames in use: {before} kB before the case, {after} kB after"
-                )?;
-            }
-            Ok(())
-        });
-    }
-}
-
-/// RAM the kernel has handed out (MemTotal - MemFree - KernelHeap), from
-/// /proc/meminfo: the heap only grows, so it is not counted as in use.
-fn frames_in_use() -> Result<u64, rt::test::Why> {
-    let fd = sys::open("/proc/meminfo\0", 0).map_err(why("open /proc/meminfo"))?;
-    let mut buf = [0u8; 1024];
-    let n = sys::read(fd as i32, &mut buf).map_err(why("read /proc/meminfo"));
-    let _ = sys::close(fd);
-    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-    };
-    match (field("MemTotal:"), field("MemFree:"), field("KernelHeap:")) {
-        (Some(total), Some(free), Some(heap)) => Ok(total - free - heap),
-        _ => fail!("cannot parse /proc/meminfo"),
-    }
-}
-
 /// mincore's answer for [addr, addr + pages pages): how many are resident.
 fn resident(addr: usize, pages: usize) -> Result<usize, rt::test::Why> {
     let mut vec = [0u8; 1024];
@@ -107,13 +45,6 @@ fn resident(addr: usize, pages: usize) -> Result<usize, rt::test::Why> {
         count += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
     }
     Ok(count)
-}
-
-fn expect_err(got: sys::Result<usize>, want: Errno, what: &str) -> Outcome {
-    match got {
-        Err(e) if e == want => Ok(()),
-        other => fail!("{what}: want errno {}, got {other:?}", want.0),
-    }
 }
 
 /// Fill [addr, addr + len) with a pattern derived from the address.
@@ -142,16 +73,7 @@ fn check_zero(addr: usize, len: usize) -> Outcome {
 }
 
 fn cases() -> i32 {
-    // minherit is pageos's (and FreeBSD's); Linux has no such call.
-    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
-    if linux {
-        println!("vmtest: running on Linux: the pageos-only cases are skipped");
-    }
-    grow_stack();
-    let mut s = Suite {
-        report: Report::default(),
-        linux,
-    };
+    let mut s = Suite::new("vmtest");
     mmap_basics(&mut s);
     mmap_placement(&mut s);
     mmap_bsd_flags(&mut s);
@@ -160,19 +82,7 @@ fn cases() -> i32 {
     mprotect_cases(&mut s);
     advice_cases(&mut s);
     brk_and_kernel_access(&mut s);
-    s.report.finish()
-}
-
-/// Touch 64 KiB of stack now, so that a case using a little more stack than
-/// the one before does not look like a frame leak: the stack keeps its pages.
-#[inline(never)]
-fn grow_stack() {
-    let mut area = [0u8; 64 * 1024];
-    for i in (0..area.len()).step_by(PAGE) {
-        // SAFETY: a plain store into a local array; volatile so that it happens.
-        unsafe { core::ptr::write_volatile(&mut area[i], 1) };
-    }
-    core::hint::black_box(&area);
+    s.finish()
 }
 
 fn mmap_basics(s: &mut Suite) {
@@ -955,27 +865,6 @@ fn brk_and_kernel_access(s: &mut Suite) {
 }
 
 /// A number from a /proc file of `name value` or `Name:  value kB` lines.
-fn proc_number(path: &str, name: &str) -> Result<u64, rt::test::Why> {
-    let fd = sys::open(path, 0).map_err(why("open"))?;
-    let mut buf = [0u8; 2048];
-    let n = sys::read(fd as i32, &mut buf).map_err(why("read"));
-    let _ = sys::close(fd);
-    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
-    let value = text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        rest.trim_start_matches(':')
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    });
-    match value {
-        Some(v) => Ok(v),
-        None => fail!("no {name} in {path}"),
-    }
-}
-
 /// "start-end" in lower-case hex, as /proc/self/maps writes it.
 fn format_range(out: &mut [u8; 32], start: usize, end: usize) -> &[u8] {
     let mut len = 0;

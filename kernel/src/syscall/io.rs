@@ -1,0 +1,377 @@
+//! Syscalls on descriptors: read, write, pread64, pwrite64, readv, writev,
+//! lseek, close, dup, dup2, dup3, fcntl, fstat, ftruncate, getdents64.
+//!
+//! Data moves between user memory and the file's page cache through a
+//! kernel buffer, a page at a time: the user side goes through `usercopy`
+//! (which faults user pages in, so read() into fresh mmap memory fills it,
+//! and a bad pointer is EFAULT), the file side through the file's
+//! `vm_object`. No lock is held across a user copy, so a read into a shared
+//! mapping of the same file cannot deadlock on the file.
+
+use super::stat;
+use crate::fd::{FileKind, FileRef, MAX_FDS, O_APPEND, O_CLOEXEC, SETFL_MASK};
+use crate::ramfs::Inode;
+use crate::{logger, proc, usercopy};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use vm::errno::{Errno, SysResult};
+
+/// Largest transfer one read or write does, as Linux's MAX_RW_COUNT.
+const MAX_RW: u64 = 0x7fff_f000;
+/// Linux's UIO_MAXIOV: the most iovecs readv/writev take.
+const IOV_MAX: u64 = 1024;
+const CHUNK: usize = 4096;
+
+fn file(fd: u64) -> Result<FileRef, Errno> {
+    proc::with_current(|p| p.files.get(fd))
+}
+
+pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
+    let file = file(fd)?;
+    let mut file = file.lock();
+    if !file.readable() {
+        return Err(Errno::EBADF);
+    }
+    let n = read_from(&file.kind, file.offset, buf, len)?;
+    file.offset += n as u64;
+    Ok(n)
+}
+
+pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
+    let file = file(fd)?;
+    let mut file = file.lock();
+    if !file.writable() {
+        return Err(Errno::EBADF);
+    }
+    if file.flags & O_APPEND != 0
+        && let FileKind::Inode(inode) = &file.kind
+    {
+        file.offset = inode.size();
+    }
+    let n = write_to(&file.kind, file.offset, buf, len)?;
+    file.offset += n as u64;
+    Ok(n)
+}
+
+/// pread64: read at `offset` without moving the file's offset.
+pub fn pread(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
+    let offset = positional(offset)?;
+    let file = file(fd)?;
+    let file = file.lock();
+    if !file.readable() {
+        return Err(Errno::EBADF);
+    }
+    if matches!(file.kind, FileKind::Console) {
+        return Err(Errno::ESPIPE);
+    }
+    read_from(&file.kind, offset, buf, len)
+}
+
+/// pwrite64: write at `offset` without moving the file's offset. With
+/// O_APPEND the data goes to the end anyway (Linux's documented quirk).
+pub fn pwrite(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
+    let mut offset = positional(offset)?;
+    let file = file(fd)?;
+    let file = file.lock();
+    if !file.writable() {
+        return Err(Errno::EBADF);
+    }
+    match &file.kind {
+        FileKind::Console => return Err(Errno::ESPIPE),
+        FileKind::Inode(inode) if file.flags & O_APPEND != 0 => offset = inode.size(),
+        _ => {}
+    }
+    write_to(&file.kind, offset, buf, len)
+}
+
+/// A file offset from a syscall: negative is EINVAL.
+fn positional(offset: u64) -> Result<u64, Errno> {
+    i64::try_from(offset)
+        .map(|o| o as u64)
+        .map_err(|_| Errno::EINVAL)
+}
+
+/// readv and writev: the iovec array, then each buffer in turn, stopping
+/// at the first short transfer (what Linux returns is the total so far).
+pub fn readv(fd: u64, iov: u64, count: u64) -> SysResult {
+    vectored(fd, iov, count, read)
+}
+
+pub fn writev(fd: u64, iov: u64, count: u64) -> SysResult {
+    vectored(fd, iov, count, write)
+}
+
+fn vectored(fd: u64, iov: u64, count: u64, transfer: fn(u64, u64, u64) -> SysResult) -> SysResult {
+    if count > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    file(fd)?;
+    let mut raw = alloc::vec![0u8; count as usize * 16];
+    proc::with_current(|p| usercopy::copy_in(p.space(), iov, &mut raw))?;
+    let vecs: Vec<(u64, u64)> = raw
+        .chunks_exact(16)
+        .map(|v| {
+            let word = |i: usize| u64::from_le_bytes(v[i..i + 8].try_into().unwrap_or_default());
+            (word(0), word(8))
+        })
+        .collect();
+    let mut total: u64 = 0;
+    for &(_, len) in &vecs {
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= i64::MAX as u64)
+            .ok_or(Errno::EINVAL)?;
+    }
+    let mut done = 0;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        match transfer(fd, base, len) {
+            Ok(n) => {
+                done += n;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// Copy up to `len` bytes of `kind` from `offset` to user memory at `buf`.
+/// A bad buffer after some bytes moved returns the count (Linux).
+fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
+    let len = len.min(MAX_RW);
+    usercopy::check_range(buf, len as usize)?;
+    let mut chunk = [0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(CHUNK as u64) as usize;
+        let at = offset.saturating_add(done);
+        let n = match kind {
+            // The console has no input: stdin reads as end of file.
+            FileKind::Console => 0,
+            FileKind::Inode(inode) => inode.read_at(at, &mut chunk[..want])?,
+            FileKind::Snapshot(bytes) => {
+                let start = usize::try_from(at).unwrap_or(usize::MAX).min(bytes.len());
+                let n = want.min(bytes.len() - start);
+                chunk[..n].copy_from_slice(&bytes[start..start + n]);
+                n
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let copied = proc::with_current(|p| usercopy::copy_out(p.space(), buf + done, &chunk[..n]));
+        if let Err(e) = copied {
+            return if done > 0 { Ok(done as usize) } else { Err(e) };
+        }
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as usize)
+}
+
+/// Copy up to `len` bytes from user memory at `buf` into `kind` at `offset`.
+fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
+    let len = len.min(MAX_RW);
+    usercopy::check_range(buf, len as usize)?;
+    let inode: Option<&Arc<Inode>> = match kind {
+        FileKind::Console => None,
+        FileKind::Inode(inode) if !inode.is_dir() => Some(inode),
+        _ => return Err(Errno::EBADF),
+    };
+    let mut chunk = [0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(CHUNK as u64) as usize;
+        let copied =
+            proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut chunk[..n]));
+        if let Err(e) = copied {
+            return if done > 0 { Ok(done as usize) } else { Err(e) };
+        }
+        let written = match inode {
+            None => {
+                logger::write_bytes(&chunk[..n]);
+                n
+            }
+            Some(inode) => match inode.write_at(offset + done, &chunk[..n]) {
+                Ok(w) => w,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => 0,
+            },
+        };
+        done += written as u64;
+        if written < n {
+            break;
+        }
+    }
+    Ok(done as usize)
+}
+
+const SEEK_SET: u64 = 0;
+const SEEK_CUR: u64 = 1;
+const SEEK_END: u64 = 2;
+const SEEK_DATA: u64 = 3;
+const SEEK_HOLE: u64 = 4;
+
+/// lseek: the new offset; EINVAL for a bad `whence` or a negative result,
+/// ESPIPE on the console, ENXIO for SEEK_DATA/SEEK_HOLE at or past the end.
+pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
+    let file = file(fd)?;
+    let mut file = file.lock();
+    let size = match &file.kind {
+        FileKind::Console => return Err(Errno::ESPIPE),
+        FileKind::Inode(inode) => inode.size(),
+        FileKind::Snapshot(bytes) => bytes.len() as u64,
+    };
+    let offset = offset as i64;
+    let new = match whence {
+        SEEK_SET => Some(offset),
+        SEEK_CUR => (file.offset as i64).checked_add(offset),
+        SEEK_END => (size as i64).checked_add(offset),
+        // Every byte of a ramfs file counts as data (holes read as zeros
+        // but are not reported), so the only hole is the one at the end.
+        SEEK_DATA | SEEK_HOLE if offset < 0 || offset as u64 >= size => {
+            return Err(Errno::ENXIO);
+        }
+        SEEK_DATA => Some(offset),
+        SEEK_HOLE => Some(size as i64),
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = new.filter(|&n| n >= 0).ok_or(Errno::EINVAL)?;
+    file.offset = new as u64;
+    Ok(new as usize)
+}
+
+pub fn close(fd: u64) -> SysResult {
+    proc::with_current(|p| p.files.close(fd)).map(|()| 0)
+}
+
+pub fn dup(fd: u64) -> SysResult {
+    proc::with_current(|p| {
+        let file = p.files.get(fd)?;
+        p.files.install_from(file, 0, false)
+    })
+    .map_err(|e| if e == Errno::EINVAL { Errno::EMFILE } else { e })
+}
+
+/// dup2: `new` refers to `old`'s open file; the same number is a no-op.
+pub fn dup2(old: u64, new: u64) -> SysResult {
+    proc::with_current(|p| {
+        let file = p.files.get(old)?;
+        if old == new {
+            return Ok(new as usize);
+        }
+        p.files.install_at(new, file, false)
+    })
+}
+
+/// dup3: as dup2, but the same number is EINVAL and only O_CLOEXEC is a flag.
+pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
+    if flags & !u64::from(O_CLOEXEC) != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    proc::with_current(|p| {
+        let file = p.files.get(old)?;
+        p.files.install_at(new, file, flags != 0)
+    })
+}
+
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const FD_CLOEXEC: u64 = 1;
+
+/// fcntl: duplicating, the close-on-exec flag, and the status flags.
+pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
+    proc::with_current(|p| {
+        let file = p.files.get(fd)?;
+        match cmd {
+            F_DUPFD | F_DUPFD_CLOEXEC => {
+                let min = usize::try_from(arg).unwrap_or(MAX_FDS);
+                p.files.install_from(file, min, cmd == F_DUPFD_CLOEXEC)
+            }
+            F_GETFD => Ok(usize::from(p.files.cloexec(fd)?)),
+            F_SETFD => p.files.set_cloexec(fd, arg & FD_CLOEXEC != 0).map(|()| 0),
+            F_GETFL => Ok(file.lock().flags as usize),
+            F_SETFL => {
+                let mut file = file.lock();
+                file.flags = (file.flags & !SETFL_MASK) | (arg as u32 & SETFL_MASK);
+                Ok(0)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    })
+}
+
+pub fn fstat(fd: u64, buf: u64) -> SysResult {
+    let file = file(fd)?;
+    let bytes = match &file.lock().kind {
+        FileKind::Console => stat::of_console(),
+        FileKind::Inode(inode) => stat::of_inode(inode),
+        FileKind::Snapshot(bytes) => stat::of_snapshot(bytes.len() as u64),
+    };
+    stat::copy_out(buf, &bytes)
+}
+
+/// ftruncate: EINVAL for a negative length or a descriptor that is not a
+/// regular file open for writing (Linux's choice of errno).
+pub fn ftruncate(fd: u64, len: u64) -> SysResult {
+    let len = i64::try_from(len).map_err(|_| Errno::EINVAL)?;
+    let file = file(fd)?;
+    let inode = {
+        let file = file.lock();
+        match &file.kind {
+            FileKind::Inode(inode) if !inode.is_dir() && file.writable() => inode.clone(),
+            _ => return Err(Errno::EINVAL),
+        }
+    };
+    inode.truncate(len as u64)?;
+    Ok(0)
+}
+
+/// getdents64: as many entries as fit in `len` bytes, from where the last
+/// call stopped; 0 at the end; EINVAL if not even one fits.
+pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
+    let file = file(fd)?;
+    let mut file = file.lock();
+    let FileKind::Inode(dir) = &file.kind else {
+        return Err(Errno::ENOTDIR);
+    };
+    let entries = dir.entries()?;
+    let len = len.min(MAX_RW) as usize;
+    usercopy::check_range(buf, len)?;
+    let mut out = Vec::new();
+    let mut index = file.offset as usize;
+    let all = 2 + entries.len();
+    while index < all {
+        let record = match index {
+            0 => stat::dirent(dir, ".", index as u64 + 1),
+            1 => stat::dirent(&crate::ramfs::root(), "..", index as u64 + 1),
+            i => {
+                let (name, inode) = &entries[i - 2];
+                stat::dirent(inode, name, index as u64 + 1)
+            }
+        };
+        if out.len() + record.len() > len {
+            break;
+        }
+        out.extend_from_slice(&record);
+        index += 1;
+    }
+    if out.is_empty() && index < all {
+        return Err(Errno::EINVAL);
+    }
+    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out))?;
+    file.offset = index as u64;
+    Ok(out.len())
+}
