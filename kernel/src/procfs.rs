@@ -88,10 +88,13 @@ pub fn perms(v: &Vma) -> String {
 
 /// A short word for what backs a VMA (the fault trace prints it).
 pub fn kind(v: &Vma) -> &'static str {
-    match v.backing {
+    match &v.backing {
         Backing::Guard => "guard",
         Backing::StackGap => "stack-gap",
-        Backing::Object { .. } => "object",
+        Backing::Object { object, .. } => match object.kind() {
+            vm::vm_object::ObjectKind::File => "file",
+            vm::vm_object::ObjectKind::Anonymous => "shm",
+        },
         Backing::Anonymous if v.flags.contains(VmaFlags::GROWSDOWN) => "stack",
         Backing::Anonymous if v.flags.contains(VmaFlags::HEAP) => "heap",
         Backing::Anonymous if v.flags.contains(VmaFlags::HUGE) => "anon-huge",
