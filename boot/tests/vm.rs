@@ -97,21 +97,31 @@ fn trace_faults_logs_each_fault() {
         "stack-guard",
     ]);
     assert_eq!(run.status, 128 + SIGSEGV, "{}", run.stdout);
-    let traced: Vec<&str> = run
+    let traced: Vec<Vec<&str>> = run
         .stdout
         .lines()
-        .filter(|l| l.contains("] fault pid"))
+        .filter_map(|l| l.split_once("] fault ").map(|(_, rest)| rest))
+        .map(|rest| rest.split_whitespace().collect())
         .collect();
-    let has = |what: &str| {
-        traced
-            .iter()
-            .any(|l| l.contains(what) && l.contains("write") && l.ends_with("cycles"))
-    };
+    let header = traced.first().expect("no trace header");
+    assert_eq!(header[0], "pid", "header: {header:?}");
+    assert!(header.contains(&"frame") && header.last() == Some(&"cycles"));
+    // pid, address, access, range, rights, kind, resolution, frame, cycles
+    let rows: Vec<&Vec<&str>> = traced[1..].iter().filter(|r| r[2] == "write").collect();
+    let zero_fill = rows.iter().find(|r| r[6] == "zero-fill");
+    let segv = rows.iter().find(|r| r[6] == "SIGSEGV");
+    let all = format!("{traced:?}");
+    let zero_fill = zero_fill.unwrap_or_else(|| panic!("no zero-fill row: {all}"));
+    let segv = segv.unwrap_or_else(|| panic!("no SIGSEGV row: {all}"));
     assert!(
-        has("zero-fill") && has("SIGSEGV"),
-        "trace lines:\n{}",
-        traced.join("\n")
+        zero_fill[7].starts_with("0x"),
+        "zero-fill maps a frame: {zero_fill:?}"
     );
+    assert_eq!(segv[7], "-", "a SIGSEGV maps no frame: {segv:?}");
+    for row in [zero_fill, segv] {
+        assert_eq!(row.len(), 9, "columns: {row:?}");
+        row[8].parse::<u64>().expect("cycles is a number");
+    }
 }
 
 /// The address `probe mmap` got, booted with these extra kernel switches.

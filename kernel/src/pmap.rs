@@ -403,3 +403,49 @@ fn free_table(frame: PhysFrame, level: u8) {
     // being cleared by our caller.
     drop(unsafe { Frame::from_raw(frame) });
 }
+
+/// One step of a translation, as `Pmap::walk_levels` reports it.
+pub struct WalkStep {
+    /// 4 = the L4 (PML4), down to 1 = the page table.
+    pub level: u8,
+    /// The entry's index in its table: 9 bits of the address.
+    pub index: usize,
+    /// The raw entry (frame address and flag bits).
+    pub entry: u64,
+    /// Whether the entry maps memory (a 4 KiB or 2 MiB page) rather than
+    /// pointing at the next table.
+    pub leaf: bool,
+}
+
+impl Pmap {
+    /// The hardware's walk for `va`, one step per level, stopping at the
+    /// first absent entry or at the leaf (what `/proc/self/pagewalk` shows).
+    pub fn walk_levels(&self, va: VirtAddr) -> alloc::vec::Vec<WalkStep> {
+        let indices = [
+            usize::from(va.p4_index()),
+            usize::from(va.p3_index()),
+            usize::from(va.p2_index()),
+            usize::from(va.p1_index()),
+        ];
+        let mut steps = alloc::vec::Vec::new();
+        let mut table = self.l4;
+        for (depth, &index) in indices.iter().enumerate() {
+            let level = 4 - depth as u8;
+            let entry = &table_at(table)[index];
+            let flags = entry.flags();
+            let present = flags.contains(Flags::PRESENT);
+            let leaf = present && (level == 1 || flags.contains(Flags::HUGE_PAGE));
+            steps.push(WalkStep {
+                level,
+                index,
+                entry: entry.addr().as_u64() | flags.bits(),
+                leaf,
+            });
+            if !present || leaf {
+                break;
+            }
+            table = PhysFrame::containing_address(entry.addr());
+        }
+        steps
+    }
+}

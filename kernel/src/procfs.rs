@@ -1,6 +1,10 @@
 //! Synthesized files under /proc, in Linux's formats, so the same program
 //! reads the same numbers on pageos and on Linux: /proc/meminfo,
 //! /proc/vmstat and /proc/self/maps. Each open takes a snapshot.
+//!
+//! One file is pageos's own, for readers of the page tables:
+//! /proc/self/pagewalk/ADDR shows the four levels of the hardware's walk
+//! for ADDR (hex) in the opening process's address space.
 
 use crate::{heap, phys, proc, vmstat};
 use alloc::format;
@@ -17,7 +21,10 @@ pub fn snapshot(path: &str) -> Option<Result<Vec<u8>, Errno>> {
         "meminfo" => meminfo(),
         "vmstat" => vmstat(),
         "self/maps" => proc::with_current(|p| maps(p.space())),
-        _ => return Some(Err(Errno::ENOENT)),
+        other => match other.strip_prefix("self/pagewalk/").map(parse_hex) {
+            Some(Some(addr)) => proc::with_current(|p| pagewalk(p.pid, p.space(), addr)),
+            _ => return Some(Err(Errno::ENOENT)),
+        },
     };
     Some(Ok(text.into_bytes()))
 }
@@ -67,6 +74,67 @@ fn maps(space: &crate::Space) -> String {
         let _ = writeln!(out, "{line:<72} {}", v.label());
     }
     out
+}
+
+fn parse_hex(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// The walk for `addr`: one line per level with the entry's index, raw
+/// value and flags, then the physical address it translates to.
+fn pagewalk(pid: u32, space: &crate::Space, addr: u64) -> String {
+    let mut out = format!("pagewalk {addr:#018x} (pid {pid})\n");
+    let Ok(va) = x86_64::VirtAddr::try_new(addr) else {
+        out.push_str("not a canonical address: no walk\n");
+        return out;
+    };
+    let steps = space.pmap.walk_levels(va);
+    for step in &steps {
+        let frame = step.entry & 0x000f_ffff_ffff_f000;
+        let what = match (step.entry & 1 != 0, step.leaf) {
+            (false, _) => "not present: no translation".into(),
+            (true, true) if step.level == 2 => format!("-> 2 MiB page at {frame:#x}"),
+            (true, true) => format!("-> 4 KiB page at {frame:#x}"),
+            (true, false) => format!("-> table at {frame:#x}"),
+        };
+        let _ = writeln!(
+            out,
+            "L{}[{:>3}] {:#018x} {:<22} {what}",
+            step.level,
+            step.index,
+            step.entry,
+            entry_flags(step.entry)
+        );
+    }
+    if let Some(leaf) = steps.last().filter(|s| s.leaf) {
+        let page_size = if leaf.level == 2 { 2 << 20 } else { 4096u64 };
+        let base = leaf.entry & 0x000f_ffff_ffff_f000 & !(page_size - 1);
+        let _ = writeln!(out, "physical {:#x}", base + (addr & (page_size - 1)));
+    }
+    out
+}
+
+/// The flag bits of a page-table entry, by their Intel names.
+fn entry_flags(entry: u64) -> String {
+    let names = [
+        (0, "P"),
+        (1, "W"),
+        (2, "U"),
+        (3, "PWT"),
+        (4, "PCD"),
+        (5, "A"),
+        (6, "D"),
+        (7, "PS"),
+        (8, "G"),
+        (63, "NX"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| entry & (1 << bit) != 0)
+        .map(|&(_, name)| name)
+        .collect();
+    set.join(" ")
 }
 
 /// `rwxp` as /proc/self/maps shows a VMA's rights and sharing.

@@ -108,16 +108,15 @@ fn page_fault(frame: &mut TrapFrame) {
         let started = crate::arch::rdtsc();
         let result = space.fault(&mut KernelPhys, addr, access);
         let cycles = crate::arch::rdtsc() - started;
-        let vma = vmstat::tracing().then(|| describe_vma(space, addr));
-        (result, cycles, p.pid, vma)
+        let traced = vmstat::tracing().then(|| {
+            let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);
+            (describe_vma(space, addr), frame)
+        });
+        (result, cycles, p.pid, traced)
     });
     vmstat::record(&result);
-    if let Some(vma) = vma {
-        log::info!(
-            "fault pid {pid:>3} {addr:#018x} {:<5} {vma:<44} {:<14} {cycles:>8} cycles",
-            vmstat::access_name(access),
-            vmstat::outcome_name(&result),
-        );
+    if let Some((vma, frame)) = vma {
+        vmstat::trace_line(pid, addr, access, &vma, &result, frame, cycles);
     }
     let signal = match result {
         Ok(_) => return,

@@ -25,8 +25,44 @@ pub const NAMES: [&str; 14] = [
 ];
 static COUNTS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
+/// Turn the fault trace on (the `trace-faults` switch) and print the
+/// header of its columns.
 pub fn set_trace(on: bool) {
     TRACE.store(on, Ordering::Relaxed);
+    if on {
+        log::info!(
+            "fault {:>4} {:<18} {:<6} {:<44} {:<14} {:>10} {:>9}",
+            "pid",
+            "address",
+            "access",
+            "vma (range, rights, kind)",
+            "resolution",
+            "frame",
+            "cycles"
+        );
+    }
+}
+
+/// One line of the trace, in the header's columns: the frame is the one
+/// the page maps after the fault (none when the process got a signal).
+pub fn trace_line(
+    pid: u32,
+    addr: u64,
+    access: Access,
+    vma: &str,
+    result: &Result<Resolution, FaultError>,
+    frame: Option<vm::frame::Pfn>,
+    cycles: u64,
+) {
+    let frame = match (result, frame) {
+        (Ok(_), Some(pfn)) => alloc::format!("{:#x}", pfn.addr()),
+        _ => "-".into(),
+    };
+    log::info!(
+        "fault {pid:>4} {addr:#018x} {:<6} {vma:<44} {:<14} {frame:>10} {cycles:>9}",
+        access_name(access),
+        outcome_name(result),
+    );
 }
 
 pub fn tracing() -> bool {

@@ -201,3 +201,15 @@ pub fn expect_err(got: crate::sys::Result<usize>, want: crate::sys::Errno, what:
         other => fail!("{what}: want errno {}, got {other:?}", want.0),
     }
 }
+
+/// mincore's answer for [addr, addr + pages pages): how many are resident.
+pub fn resident(addr: usize, pages: usize) -> Result<usize, Why> {
+    let mut vec = [0u8; 1024];
+    let mut count = 0;
+    for chunk in (0..pages).step_by(vec.len()) {
+        let n = (pages - chunk).min(vec.len());
+        crate::sys::mincore(addr + chunk * 4096, n * 4096, &mut vec).map_err(why("mincore"))?;
+        count += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
+    }
+    Ok(count)
+}

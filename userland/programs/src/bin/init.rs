@@ -1,19 +1,273 @@
-//! /sbin/init: the first user program. For now it greets and exits; it
-//! becomes the guided tour of demand paging as the VM subsystem lands.
+//! /sbin/init: the guided tour of pageos's virtual memory, run by `make run`.
+//!
+//! Each step does one thing a program does with memory and prints what the
+//! kernel did about it, with the numbers a user can read anywhere: the
+//! fault counters of /proc/vmstat, MemFree of /proc/meminfo, mincore, the
+//! VMAs of /proc/self/maps, and /proc/self/pagewalk (the page-table walk).
+//! The book (docs/) explains each step; `--trace-faults` shows every fault.
+//!
+//! With arguments (`init A B`), init only greets and echoes them: the
+//! runner's tests use that to check argv.
 #![no_std]
 #![no_main]
 
+use rt::sys::{self, ANON, PROT_READ, RW, peek, poke};
+use rt::test::{Why, proc_number, resident, why};
 use rt::{Args, println};
 
 rt::main!(main);
 
+const PAGE: usize = 4096;
+const MIB: usize = 1 << 20;
+
 fn main(args: Args) -> i32 {
     println!(
         "Hello from user mode: this is pageos's init (pid {}).",
-        rt::sys::getpid()
+        sys::getpid()
     );
-    for i in 1..args.len() {
-        println!("  argv[{i}] = {}", args.get(i));
+    if args.len() > 1 {
+        for i in 1..args.len() {
+            println!("  argv[{i}] = {}", args.get(i));
+        }
+        return 0;
     }
-    0
+    match tour() {
+        Ok(()) => {
+            println!("\nEnd of the tour: every frame the steps took is free again.");
+            0
+        }
+        Err(why) => {
+            println!("\nThe tour stopped: {}", why.as_str());
+            1
+        }
+    }
+}
+
+type Step = Result<(), Why>;
+
+fn tour() -> Step {
+    println!("A guided tour of demand paging. Each step: what the program does,");
+    println!("then what the kernel did, counted.");
+    let free_at_start = mem_free()?;
+    reserve_a_gigabyte()?;
+    maps_and_munmap()?;
+    a_growing_stack()?;
+    a_huge_page()?;
+    a_file_shared_and_private()?;
+    let free_at_end = mem_free()?;
+    if free_at_end != free_at_start {
+        return rt::fail!("MemFree {free_at_start} kB before the tour, {free_at_end} kB after");
+    }
+    Ok(())
+}
+
+fn heading(n: u32, title: &str) {
+    println!("\nStep {n}. {title}");
+}
+
+fn counter(name: &str) -> Result<u64, Why> {
+    proc_number("/proc/vmstat\0", name)
+}
+
+fn mem_free() -> Result<u64, Why> {
+    proc_number("/proc/meminfo\0", "MemFree")
+}
+
+/// Print the lines of a /proc file that contain `needle` (all if empty).
+fn show(path: &str, needle: &str) -> Step {
+    let fd = sys::open(path, 0).map_err(why("open"))?;
+    let mut buf = [0u8; 4096];
+    let n = sys::read(fd as i32, &mut buf).map_err(why("read"));
+    let _ = sys::close(fd);
+    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
+    for line in text.lines().filter(|l| l.contains(needle)) {
+        println!("    {}", line.trim_end());
+    }
+    Ok(())
+}
+
+/// Show the page-table walk for `addr` (see the page-tables chapter).
+fn walk(addr: usize) -> Step {
+    let mut path = [0u8; 40];
+    let prefix = b"/proc/self/pagewalk/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut len = prefix.len();
+    for shift in (0..16).rev() {
+        let digit = (addr >> (shift * 4)) & 0xf;
+        path[len] = b"0123456789abcdef"[digit];
+        len += 1;
+    }
+    let path = core::str::from_utf8(&path[..=len]).unwrap_or("");
+    show(path, "")
+}
+
+fn reserve_a_gigabyte() -> Step {
+    heading(1, "Reserve 1 GiB of memory.");
+    let len = 1 << 30;
+    let pages = len / PAGE;
+    let free = mem_free()?;
+    let flags = ANON | sys::MAP_NORESERVE;
+    let a = sys::mmap(0, len, RW, flags, -1, 0).map_err(why("mmap"))?;
+    println!("  mmap(1 GiB, read-write, private, anonymous) returned {a:#x}. The kernel");
+    println!("  recorded one VMA and allocated nothing: no frame, not even a page table.");
+    println!(
+        "  resident pages (mincore): {} of {pages}; MemFree {free} kB before, {} kB after.",
+        resident(a, pages)?,
+        mem_free()?
+    );
+
+    heading(2, "Touch it: demand paging.");
+    let (faults, fills, zero) = (
+        counter("pgfault")?,
+        counter("pgfault_zero_fill")?,
+        counter("pgfault_zero_page")?,
+    );
+    let free = mem_free()?;
+    for page in 0..256 {
+        poke(a + page * PAGE, 1);
+    }
+    println!("  Writing one byte into each of the first 256 pages took");
+    println!(
+        "  {} page faults ({} zero-fills): each gave the page a fresh zeroed frame.",
+        counter("pgfault")? - faults,
+        counter("pgfault_zero_fill")? - fills,
+    );
+    println!(
+        "  Resident now: {} pages; MemFree went down {} kB (the frames and their page tables).",
+        resident(a, pages)?,
+        free - mem_free()?
+    );
+    let free = mem_free()?;
+    for page in 256..512 {
+        peek(a + page * PAGE);
+    }
+    println!(
+        "  Reading 256 other pages took {} faults, each mapping the one shared zero",
+        counter("pgfault_zero_page")? - zero
+    );
+    println!(
+        "  frame read-only: MemFree moved {} kB (a page table at most).",
+        free.abs_diff(mem_free()?)
+    );
+    println!("  The walk for the first page, from the L4 table down to its frame:");
+    walk(a)?;
+    sys::munmap(a, len).map_err(why("munmap"))?;
+    println!(
+        "  munmap gave every frame back: MemFree {} kB.",
+        mem_free()?
+    );
+    Ok(())
+}
+
+fn maps_and_munmap() -> Step {
+    heading(3, "VMAs: /proc/self/maps, munmap in the middle, mprotect.");
+    let a = sys::mmap(0, 16 * PAGE, RW, ANON, -1, 0).map_err(why("mmap"))?;
+    println!("  A 16-page mapping is one line of /proc/self/maps:");
+    show_maps(a, a + 16 * PAGE)?;
+    sys::munmap(a + 4 * PAGE, 4 * PAGE).map_err(why("munmap"))?;
+    sys::mprotect(a + 12 * PAGE, 4 * PAGE, PROT_READ).map_err(why("mprotect"))?;
+    println!("  munmap of pages 4..8 split it in two; mprotect of pages 12..16 split");
+    println!("  the upper part again: three VMAs, one read-only.");
+    show_maps(a, a + 16 * PAGE)?;
+    sys::munmap(a, 16 * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// Print the lines of /proc/self/maps for the VMAs that start in [lo, hi).
+fn show_maps(lo: usize, hi: usize) -> Step {
+    let fd = sys::open("/proc/self/maps\0", 0).map_err(why("open"))?;
+    let mut buf = [0u8; 4096];
+    let n = sys::read(fd as i32, &mut buf).map_err(why("read"));
+    let _ = sys::close(fd);
+    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
+    for line in text.lines() {
+        let start = line
+            .split('-')
+            .next()
+            .and_then(|h| usize::from_str_radix(h, 16).ok());
+        if start.is_some_and(|s| (lo..hi).contains(&s)) {
+            println!("    {}", line.trim_end());
+        }
+    }
+    Ok(())
+}
+
+fn a_growing_stack() -> Step {
+    heading(4, "A stack that grows (MAP_STACK).");
+    let len = MIB;
+    let base =
+        sys::mmap(0, len, RW, sys::MAP_STACK | sys::MAP_PRIVATE, -1, 0).map_err(why("mmap"))?;
+    let top = base + len;
+    let grown = counter("pgfault_stack_growth")?;
+    println!("  mmap(1 MiB, MAP_STACK) reserves the range but maps only its top page;");
+    println!("  the rest is a gap the stack grows into, its lowest page a guard:");
+    show_maps(base, top)?;
+    for page in 1..=64 {
+        poke(top - page * PAGE, 1);
+    }
+    println!(
+        "  Pushing 64 pages down the stack took {} stack-growth faults:",
+        counter("pgfault_stack_growth")? - grown
+    );
+    show_maps(base, top)?;
+    sys::munmap(base, len).map_err(why("munmap"))?;
+    Ok(())
+}
+
+fn a_huge_page() -> Step {
+    heading(5, "A 2 MiB page.");
+    let len = 4 * MIB;
+    let flags = ANON | sys::MAP_ALIGNED_SUPER;
+    let a = sys::mmap(0, len, RW, flags, -1, 0).map_err(why("mmap"))?;
+    let (faults, huge) = (counter("pgfault")?, counter("pgfault_huge")?);
+    poke(a, 1);
+    println!("  mmap(4 MiB, MAP_ALIGNED_SUPER) at {a:#x} is 2 MiB aligned. One write took");
+    println!(
+        "  {} fault ({} huge) and made {} pages resident: one level-2 entry maps",
+        counter("pgfault")? - faults,
+        counter("pgfault_huge")? - huge,
+        resident(a, len / PAGE)?
+    );
+    println!("  2 MiB at once (the PS bit), one TLB entry instead of 512:");
+    walk(a + 5 * PAGE + 0x123)?;
+    sys::munmap(a, len).map_err(why("munmap"))?;
+    Ok(())
+}
+
+fn a_file_shared_and_private() -> Step {
+    heading(6, "A file, mapped shared and private.");
+    let fd = sys::open_mode(
+        "/tour.txt",
+        sys::O_CREAT | sys::O_RDWR | sys::O_TRUNC,
+        0o644,
+    )
+    .map_err(why("open"))?;
+    sys::write(fd as i32, b"the file's bytes live in its page cache\n").map_err(why("write"))?;
+    let shared = sys::mmap(0, PAGE, RW, sys::MAP_SHARED, fd as i32, 0).map_err(why("mmap"))?;
+    let private = sys::mmap(0, PAGE, RW, sys::MAP_PRIVATE, fd as i32, 0).map_err(why("mmap"))?;
+    poke(shared, b'T');
+    let mut first = [0u8; 8];
+    sys::pread(fd, &mut first, 0).map_err(why("pread"))?;
+    println!("  A store of 'T' through the MAP_SHARED mapping is in the file at once:");
+    println!(
+        "  read() returns {:?}. The mapping and read() use the same frame.",
+        core::str::from_utf8(&first).unwrap_or("?")
+    );
+    let copies = counter("pgfault_cow_copy")?;
+    poke(private + 4, b'F');
+    sys::pread(fd, &mut first, 0).map_err(why("pread"))?;
+    println!(
+        "  The MAP_PRIVATE mapping saw the 'T' too; its first store took {} copy-on-",
+        counter("pgfault_cow_copy")? - copies
+    );
+    println!(
+        "  write fault and went to a private copy: the file still reads {:?}.",
+        core::str::from_utf8(&first).unwrap_or("?")
+    );
+    println!("  A touch of a page wholly past the end of the file would be SIGBUS.");
+    sys::munmap(shared, PAGE).map_err(why("munmap"))?;
+    sys::munmap(private, PAGE).map_err(why("munmap"))?;
+    sys::close(fd).map_err(why("close"))?;
+    sys::unlink("/tour.txt").map_err(why("unlink"))?;
+    Ok(())
 }

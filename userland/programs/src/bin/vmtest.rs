@@ -14,7 +14,7 @@
 #![no_main]
 
 use rt::sys::{self, ANON, PROT_EXEC, PROT_NONE, PROT_READ, RW, peek, poke};
-use rt::test::{Outcome, Suite, expect_err, proc_number, why};
+use rt::test::{Outcome, Suite, expect_err, proc_number, resident, why};
 use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
@@ -33,18 +33,6 @@ fn main(args: Args) -> i32 {
             2
         }
     }
-}
-
-/// mincore's answer for [addr, addr + pages pages): how many are resident.
-fn resident(addr: usize, pages: usize) -> Result<usize, rt::test::Why> {
-    let mut vec = [0u8; 1024];
-    let mut count = 0;
-    for chunk in (0..pages).step_by(vec.len()) {
-        let n = (pages - chunk).min(vec.len());
-        sys::mincore(addr + chunk * PAGE, n * PAGE, &mut vec).map_err(why("mincore"))?;
-        count += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
-    }
-    Ok(count)
 }
 
 /// Fill [addr, addr + len) with a pattern derived from the address.

@@ -1,0 +1,33 @@
+//! `make run`: the guided tour that /sbin/init gives. It must finish, exit
+//! 0, and show each step with numbers that say what the kernel did.
+
+mod common;
+
+use common::pageos;
+
+#[test]
+fn the_tour_runs_every_step_and_exits_zero() {
+    let run = pageos(&[]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let out = &run.stdout;
+    for key in [
+        "Step 1. Reserve 1 GiB of memory.",
+        "resident pages (mincore): 0 of 262144",
+        "256 page faults (256 zero-fills)",
+        "Resident now: 256 pages",
+        "Reading 256 other pages took 256 faults",
+        "-> 4 KiB page at 0x",
+        "Step 3. VMAs",
+        "r--p",
+        "[stack gap]",
+        "took 63 stack-growth faults",
+        "1 fault (1 huge) and made 512 pages resident",
+        "-> 2 MiB page at 0x",
+        "read() returns \"The file\"",
+        "took 1 copy-on-",
+        "the file still reads \"The file\"",
+        "End of the tour: every frame the steps took is free again.",
+    ] {
+        assert!(out.contains(key), "missing {key:?} in:\n{out}");
+    }
+}
