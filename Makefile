@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean
+.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -28,6 +28,15 @@ qemu-test:
 linux-test:
 	python3 scripts/linux-run.py vmtest
 	python3 scripts/linux-run.py filetest
+
+## Boot paused and debug the kernel: gdb loads its symbols at the load
+## address and stops at kmain (the runner writes target/pageos.gdb).
+gdb: setup
+	$(CARGO) build
+	rm -f target/pageos.gdb
+	$(CARGO) run -- --gdb $(ARGS) & runner=$$!; \
+	while [ ! -f target/pageos.gdb ]; do sleep 0.2; done; \
+	gdb -q -x target/pageos.gdb; kill $$runner 2>/dev/null; wait
 
 ## Host benchmarks of the VM bookkeeping (the VMA tree).
 bench:

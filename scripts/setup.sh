@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install what `make run` / `make test` need on a fresh Debian machine:
-# QEMU (qemu-system-x86), UEFI firmware (ovmf), a C compiler for the C test
-# programs, and the toolchain pinned in rust-toolchain.toml.
+# QEMU (qemu-system-x86), UEFI firmware (ovmf), a C compiler and musl for the
+# C test programs, gdb (`make gdb` and its test), and the toolchain pinned in
+# rust-toolchain.toml.
 set -e
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 ls /usr/share/OVMF/OVMF_CODE*.fd >/dev/null 2>&1 || missing="$missing ovmf"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 command -v musl-gcc >/dev/null 2>&1 || missing="$missing musl-tools"
+command -v gdb >/dev/null 2>&1 || missing="$missing gdb"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing$missing"

@@ -52,7 +52,11 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     }
     if options.gdb {
         qemu.args(["-s", "-S"]);
-        eprintln!("pageos: QEMU is waiting for gdb on :1234 (see `make gdb`)");
+        let script = gdb_script()?;
+        eprintln!(
+            "pageos: QEMU is waiting for gdb on :1234: gdb -x {} (see `make gdb`)",
+            script.display()
+        );
     }
     let timeout = options.timeout.or(if options.gdb {
         None
@@ -197,6 +201,32 @@ fn disk_image(uefi: bool, initrd: &Path, out: &Path) -> Result<(), String> {
         boot.create_disk_image(out)
     };
     result.map_err(|e| format!("building the disk image: {e:#}"))
+}
+
+/// Where `--gdb` writes the script that `make gdb` hands to gdb.
+pub const GDB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/pageos.gdb");
+
+/// The kernel is a position-independent ELF linked at 0; the bootloader
+/// loads it at `kernel_base` (kernel/src/main.rs), so its symbols go there.
+const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
+/// Write the gdb script: the kernel's symbols at their load address, the
+/// connection to QEMU's stub, and a hardware breakpoint on `kmain` (a
+/// software one would be overwritten when the bootloader loads the kernel).
+fn gdb_script() -> Result<PathBuf, String> {
+    let kernel = Path::new(env!("CARGO_BIN_FILE_KERNEL_kernel"));
+    let text = format!(
+        "# Written by `cargo run -- --gdb` (boot/src/qemu.rs).\n\
+         set pagination off\n\
+         symbol-file -o {KERNEL_BASE:#x} {}\n\
+         target remote :1234\n\
+         hbreak kmain\n\
+         continue\n",
+        kernel.display()
+    );
+    let path = PathBuf::from(GDB_SCRIPT);
+    write(&path, text.as_bytes())?;
+    Ok(path)
 }
 
 /// Debian's `ovmf` package puts the UEFI firmware under /usr/share/OVMF.
