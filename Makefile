@@ -38,6 +38,21 @@ gdb: setup
 	while [ ! -f target/pageos.gdb ]; do sleep 0.2; done; \
 	gdb -q -x target/pageos.gdb; kill $$runner 2>/dev/null; wait
 
+## The book (docs/) with mdBook and its Mermaid preprocessor, installed
+## from crates.io when missing (mdbook-mermaid 0.17.1 is built against
+## mdbook 0.5.0: other versions print a warning). Warnings fail the build.
+MDBOOK_VERSION := 0.5.0
+MDBOOK_MERMAID_VERSION := 0.17.1
+docs:
+	@mdbook --version 2>/dev/null | grep -q "v$(MDBOOK_VERSION)$$" || \
+	  $(CARGO) install --locked --quiet mdbook@$(MDBOOK_VERSION)
+	@mdbook-mermaid --version 2>/dev/null | grep -q "$(MDBOOK_MERMAID_VERSION)$$" || \
+	  $(CARGO) install --locked --quiet mdbook-mermaid@$(MDBOOK_MERMAID_VERSION)
+	mdbook-mermaid install docs >/dev/null
+	mkdir -p target
+	mdbook build docs 2>&1 | tee target/docs.log
+	@! grep -qiE "warn|error" target/docs.log || { echo "make docs: warnings above"; exit 1; }
+
 ## Host benchmarks of the VM bookkeeping (the VMA tree).
 bench:
 	$(CARGO) bench -p vm --bench vma_tree
