@@ -111,6 +111,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("probe", env!("CARGO_BIN_FILE_PROGRAMS_probe")),
     ("vmtest", env!("CARGO_BIN_FILE_PROGRAMS_vmtest")),
     ("vmbench", env!("CARGO_BIN_FILE_PROGRAMS_vmbench")),
+    ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the
