@@ -22,10 +22,12 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot
 
-## vmtest as init of Debian's Linux kernel: the cases both kernels share
-## must pass there too (scripts/linux-run.py fetches the kernel once).
+## vmtest and proctest as init of Debian's Linux kernel: the cases both
+## kernels share must pass there too (scripts/linux-run.py fetches the
+## kernel once). The C programs' comparison is in boot/tests/proc.rs.
 linux-test:
 	python3 scripts/linux-run.py vmtest
+	python3 scripts/linux-run.py proctest
 
 ## Host benchmarks of the VM bookkeeping (the VMA tree).
 bench:

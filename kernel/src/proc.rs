@@ -445,12 +445,15 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     // Processes still running when init ends go with it (as on Linux,
     // where the machine stops): their memory is not a leak.
     let mut survivors = 0;
-    for p in TABLE.lock().procs.values_mut() {
+    let mut table = TABLE.lock();
+    let caller = table.current;
+    for p in table.procs.values_mut() {
         if let Some(mut space) = p.space.take() {
             space.clear(&mut KernelPhys);
-            survivors += 1;
+            survivors += usize::from(Some(p.pid) != caller);
         }
     }
+    drop(table);
     if survivors > 0 {
         log::info!("{survivors} processes were still running when init exited");
     }
