@@ -111,7 +111,7 @@ def main():
     if elf:
         return 0
     summary = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
-    if re.search(r"^vmbench: done", out, re.M):
+    if re.search(r"^(vmbench|proctest bench): done", out, re.M):
         return 0
     if not summary:
         print("linux-run: no summary line from %s" % name, file=sys.stderr)

@@ -7,7 +7,8 @@
 //! `N passed, M failed`. The same binary runs as init of a Linux kernel
 //! (`scripts/linux-run.py proctest`): minherit is ENOSYS there, and then only
 //! the cases whose rule Linux shares run. `proctest exec-child ARGS...` is
-//! what the execve case runs.
+//! what the execve case runs. `proctest bench` measures fork (eager page
+//! table copy) against the faults a lazy copy would take instead.
 #![no_std]
 #![no_main]
 
@@ -24,6 +25,7 @@ fn main(args: Args) -> i32 {
     match args.get(1) {
         "" => cases(args),
         "exec-child" => exec_child(args),
+        "bench" => bench(),
         other => {
             println!("proctest: unknown command {other:?}");
             2
@@ -925,4 +927,90 @@ fn exec_path(args: Args) -> Result<[u8; 64], Why> {
     ensure!(me.len() < path.len(), "argv[0] too long")?;
     path[..me.len()].copy_from_slice(me);
     Ok(path)
+}
+
+fn cycles() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Fork a process with `pages` resident pages at `a`, measure the fork
+/// (parent side) and, in the child, a read of every page; the child
+/// reports its cycles through `out`. Returns (fork, child's touch).
+fn fork_and_touch(a: usize, pages: usize, out: usize) -> Result<(u64, u64), Why> {
+    let start = cycles();
+    let pid = sys::fork().map_err(why("fork"))?;
+    if pid == 0 {
+        let t = cycles();
+        let mut sum = 0u32;
+        for i in 0..pages {
+            sum += u32::from(peek(a + i * PAGE));
+        }
+        let touched = cycles() - t;
+        core::hint::black_box(sum);
+        // SAFETY: `out` is a shared page mapped by the parent before the fork.
+        unsafe { core::ptr::write_volatile(out as *mut u64, touched) };
+        sys::exit(0);
+    }
+    let forked = cycles() - start;
+    wait_for(pid)?;
+    // SAFETY: as above; the child has exited.
+    Ok((forked, unsafe {
+        core::ptr::read_volatile(out as *const u64)
+    }))
+}
+
+/// Eager against lazy page-table copy, for a process with 16 MiB resident.
+/// Private memory is copied eagerly (its PTEs are the only record of it);
+/// shared memory is not copied at all, so the child takes one soft fault
+/// per page: exactly what a lazy copy of the private PTEs would cost.
+fn bench() -> i32 {
+    const PAGES: usize = 4096;
+    const RUNS: usize = 5;
+    let run = || -> Result<(), Why> {
+        let out = shared_pages(1)?;
+        let private = private_pages(PAGES, 1)?;
+        let shared = shared_pages(PAGES)?;
+        for i in 0..PAGES {
+            poke(shared + i * PAGE, 1);
+        }
+        // The shared mapping is inherited with no PTEs: a lazy fork.
+        sys::madvise(private, PAGES * PAGE, MADV_DONTFORK).map_err(why("DONTFORK"))?;
+        let mut lazy = (u64::MAX, u64::MAX);
+        for _ in 0..RUNS {
+            let (f, t) = fork_and_touch(shared, PAGES, out)?;
+            lazy = (lazy.0.min(f), lazy.1.min(t));
+        }
+        sys::madvise(private, PAGES * PAGE, MADV_DOFORK).map_err(why("DOFORK"))?;
+        sys::madvise(shared, PAGES * PAGE, MADV_DONTFORK).map_err(why("DONTFORK"))?;
+        let mut eager = (u64::MAX, u64::MAX);
+        for _ in 0..RUNS {
+            let (f, t) = fork_and_touch(private, PAGES, out)?;
+            eager = (eager.0.min(f), eager.1.min(t));
+        }
+        println!(
+            "fork of a process with 16 MiB resident (4096 pages), best of {RUNS}, TSC cycles:"
+        );
+        println!(
+            "  eager PTE copy:  fork {:>12}  child reads every page {:>12}",
+            eager.0, eager.1
+        );
+        println!(
+            "  no PTEs copied:  fork {:>12}  child reads every page {:>12}",
+            lazy.0, lazy.1
+        );
+        unmap(private, PAGES)?;
+        unmap(shared, PAGES)?;
+        unmap(out, 1)
+    };
+    match run() {
+        Ok(()) => {
+            println!("proctest bench: done");
+            0
+        }
+        Err(e) => {
+            println!("proctest bench: {}", e.as_str());
+            1
+        }
+    }
 }
