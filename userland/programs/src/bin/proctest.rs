@@ -11,6 +11,8 @@
 //! table copy) against the faults a lazy copy would take instead.
 #![no_std]
 #![no_main]
+// `Why` is a fixed 160-byte buffer (no heap here): returned by value on purpose.
+#![allow(clippy::result_large_err)]
 
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use rt::sys::{self, ANON, Errno, RW, SigInfo, peek, poke};
@@ -845,7 +847,7 @@ fn exec_child(args: Args) -> i32 {
     for var in args.env() {
         env_ok |= var == "PROCTEST=exec env";
     }
-    let args_ok = args.len() == 4 && args.get(2) == "one arg" && args.get(3) == "";
+    let args_ok = args.len() == 4 && args.get(2) == "one arg" && args.get(3).is_empty();
     if env_ok && args_ok { 42 } else { 1 }
 }
 
@@ -855,12 +857,12 @@ fn exec_with_args(args: Args) -> Outcome {
     let status = wait_for(spawn(|| {
         let argv = [
             path.as_ptr(),
-            b"exec-child\0".as_ptr(),
-            b"one arg\0".as_ptr(),
-            b"\0".as_ptr(),
+            c"exec-child".as_ptr().cast(),
+            c"one arg".as_ptr().cast(),
+            c"".as_ptr().cast(),
             core::ptr::null(),
         ];
-        let envp = [b"PROCTEST=exec env\0".as_ptr(), core::ptr::null()];
+        let envp = [c"PROCTEST=exec env".as_ptr().cast(), core::ptr::null()];
         let _ = sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
         99
     })?)?;
@@ -871,7 +873,7 @@ fn exec_with_args(args: Args) -> Outcome {
 }
 
 fn exec_errors(args: Args) -> Outcome {
-    let argv = [b"x\0".as_ptr(), core::ptr::null()];
+    let argv = [c"x".as_ptr().cast(), core::ptr::null()];
     let envp = [core::ptr::null()];
     let exec = |path: &[u8]| sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
     expect_err(exec(b"/no/such/program\0"), sys::ENOENT, "missing file")?;
@@ -907,13 +909,13 @@ fn exec_errors(args: Args) -> Outcome {
         })?)
         .map(|status| sys::exited(status).unwrap_or(-1))
     };
-    let got = errno_of([b"x\0".as_ptr(), huge as *const u8, core::ptr::null()])?;
+    let got = errno_of([c"x".as_ptr().cast(), huge as *const u8, core::ptr::null()])?;
     ensure!(
         got == sys::E2BIG.0,
         "huge argument: child exited {got} (want E2BIG)"
     )?;
     unmap(huge, 33)?;
-    let got = errno_of([b"x\0".as_ptr(), 8 as *const u8, core::ptr::null()])?;
+    let got = errno_of([c"x".as_ptr().cast(), 8 as *const u8, core::ptr::null()])?;
     ensure!(
         got == sys::EFAULT.0,
         "argv[1] at address 8: child exited {got} (want EFAULT)"
