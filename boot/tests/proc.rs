@@ -5,13 +5,17 @@
 
 mod common;
 
-use common::{assert_report_passed, pageos, program};
+use common::{assert_report_passed, pageos};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[test]
 fn proctest_cases_pass() {
-    let run = program("proctest", &[]);
+    // A file that is not a program, for execve's ENOEXEC case.
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("../userland/c/hello_musl.expected");
+    let file = format!("{}:/etc/notelf", text.display());
+    let run = pageos(&["--file", &file, "--kernel-arg", "init=/bin/proctest"]);
+    assert!(run.stdout.contains("ok execve-errors"), "{}", run.stdout);
     assert_report_passed(&run);
 }
 
