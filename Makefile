@@ -22,12 +22,14 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot
 
-## vmtest and filetest as init of Debian's Linux kernel: the cases both
-## kernels share must pass there too (scripts/linux-run.py fetches the
-## kernel once).
+## vmtest, filetest and proctest as init of Debian's Linux kernel: the
+## cases both kernels share must pass there too (scripts/linux-run.py
+## fetches the kernel once). The C programs' comparison is in
+## boot/tests/proc.rs.
 linux-test:
 	python3 scripts/linux-run.py vmtest
 	python3 scripts/linux-run.py filetest
+	python3 scripts/linux-run.py proctest
 
 ## Boot paused and debug the kernel: gdb loads its symbols at the load
 ## address and stops at kmain (the runner writes target/pageos.gdb).

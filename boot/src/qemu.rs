@@ -116,6 +116,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmtest", env!("CARGO_BIN_FILE_PROGRAMS_vmtest")),
     ("vmbench", env!("CARGO_BIN_FILE_PROGRAMS_vmbench")),
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
+    ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -79,7 +79,10 @@ fn every_chapter_is_in_the_summary() {
     for doc in documents().iter().skip(1) {
         let name = doc.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name != "SUMMARY.md" {
-            assert!(summary.contains(&format!("({name})")), "{name} is not in SUMMARY.md");
+            assert!(
+                summary.contains(&format!("({name})")),
+                "{name} is not in SUMMARY.md"
+            );
         }
     }
 }

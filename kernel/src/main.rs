@@ -26,6 +26,7 @@ mod procfs;
 mod qemu;
 mod ramfs;
 mod selftest;
+mod signal;
 mod syscall;
 mod trap;
 mod usercopy;

@@ -9,6 +9,14 @@
 //!
 //! The kernel itself is not preemptible: it runs with interrupts masked, so
 //! the only switches happen at the points this module names.
+//!
+//! Process life: `fork` copies the caller (address space copy-on-write,
+//! descriptors shared, signal dispositions copied) and the child returns
+//! from the same syscall with rax = 0; `exec` replaces the image; exit
+//! frees everything but the wait status, and the process stays a zombie
+//! until its parent's `wait4` reaps it. Orphans are handed to init. A
+//! parent in wait4 sleeps (state `Waiting`, off the run queue) until a
+//! child exits or a signal arrives.
 
 use crate::Space;
 use crate::arch::idt::TrapFrame;
@@ -16,18 +24,25 @@ use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
 use crate::pmap;
+use crate::signal::{self, SigInfo, Signals};
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
+use vm::errno::Errno;
 use x86_64::VirtAddr;
 
 pub type Pid = u32;
 const KERNEL_STACK_SIZE: usize = 32 * 1024;
 pub const INIT_PID: Pid = 1;
+/// Processes (zombies included) at most: fork fails with EAGAIN past it.
+const MAX_PROCS: usize = 1024;
+/// Whether exec randomises the mmap base (off with the `no-aslr` switch).
+static ASLR: AtomicBool = AtomicBool::new(true);
 
 /// Linux's wait status: `code << 8` after exit, the signal number when killed.
 pub type WaitStatus = i32;
@@ -44,6 +59,8 @@ pub fn killed(signal: i32) -> WaitStatus {
 pub enum State {
     Runnable,
     Running,
+    /// In wait4, off the run queue until a child exits or a signal comes.
+    Waiting,
     Zombie(WaitStatus),
 }
 
@@ -54,6 +71,9 @@ pub struct Process {
     pub state: State,
     pub space: Option<Space>,
     pub files: FdTable,
+    pub signals: Signals,
+    /// The user FS base (arch_prctl ARCH_SET_FS), loaded when it runs.
+    pub fs_base: u64,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
     fpu: Box<FpuState>,
@@ -114,27 +134,39 @@ pub fn for_each_space(mut f: impl FnMut(&mut Space)) {
     }
 }
 
-/// Create a runnable process that starts in user mode with `frame`.
-fn spawn(name: &str, parent: Pid, space: Space, frame: &TrapFrame, files: FdTable) -> Pid {
-    let mut table = TABLE.lock();
-    let pid = table.next_pid;
-    table.next_pid += 1;
-    let mut process = Box::new(Process {
-        pid,
+/// A process not yet started: fresh signal state, FPU state, FS base 0.
+fn new_process(name: &str, parent: Pid, space: Space, files: FdTable) -> Box<Process> {
+    Box::new(Process {
+        pid: 0,
         parent,
         name: name.into(),
         state: State::Runnable,
         space: Some(space),
         files,
+        signals: Signals::new(),
+        fs_base: 0,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
-    });
+    })
+}
+
+/// Give `process` a pid and make it runnable, starting in user mode with `frame`.
+fn start(mut process: Box<Process>, frame: &TrapFrame) -> Pid {
+    let mut table = TABLE.lock();
+    let pid = table.next_pid;
+    table.next_pid += 1;
+    process.pid = pid;
     // SAFETY: the stack was just allocated and is used by nothing yet.
     process.saved_rsp = unsafe { switch::prepare_stack(process.kernel_stack_top(), frame) };
     table.procs.insert(pid, process);
     table.run_queue.push_back(pid);
     pid
+}
+
+/// The running process's pid.
+pub fn current_pid() -> Pid {
+    TABLE.lock().current.expect("proc::current_pid: no process")
 }
 
 /// Start init (pid 1) from `path` with `args`. On failure the machine stops:
@@ -143,6 +175,7 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
     let (path, args) = (cmdline.init.as_str(), &cmdline.args);
     TABLE.lock().frames_before_init =
         phys::free_frames() + heap::frames() + crate::ramfs::cached_frames() as usize;
+    ASLR.store(!cmdline.no_aslr, Ordering::Relaxed);
     let mut argv: Vec<Vec<u8>> = vec![path.as_bytes().to_vec()];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp = [
@@ -156,7 +189,7 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
     match loaded {
         Ok((space, frame)) => {
             let name = path.rsplit('/').next().unwrap_or(path);
-            spawn(name, 0, space, &frame, FdTable::with_console());
+            start(new_process(name, 0, space, FdTable::with_console()), &frame);
         }
         Err(e) => {
             log::error!("cannot start init {path}: {e:?}");
@@ -177,6 +210,7 @@ pub fn run() -> ! {
                 crate::arch::syscall::set_kernel_stack(VirtAddr::new(p.kernel_stack_top()));
                 p.space().pmap.activate();
                 p.fpu.restore();
+                crate::arch::set_fs_base(p.fs_base);
                 (p.pid, p.saved_rsp)
             })
         };
@@ -216,8 +250,9 @@ pub fn yield_now() {
 }
 
 /// End the current process with `status`: free its memory and files now,
-/// keep it as a zombie for its parent. When init ends, the machine stops
-/// and init's status becomes the runner's exit status.
+/// keep it as a zombie for its parent (woken if it waits, and sent
+/// SIGCHLD), and hand its children to init. When init ends, the machine
+/// stops and init's status becomes the runner's exit status.
 pub fn exit_current(status: WaitStatus) -> ! {
     let (pid, frames_before) = {
         let mut table = TABLE.lock();
@@ -232,9 +267,30 @@ pub fn exit_current(status: WaitStatus) -> ! {
         }
         process.files = FdTable::empty();
         process.state = State::Zombie(status);
+        let parent = process.parent;
+        let mut orphaned_zombie = false;
         for child in table.procs.values_mut().filter(|c| c.parent == pid) {
             child.parent = INIT_PID;
+            orphaned_zombie |= matches!(child.state, State::Zombie(_));
         }
+        if orphaned_zombie {
+            wake(&mut table, INIT_PID);
+        }
+        let (code, detail) = if status & 0x7f == 0 {
+            (signal::CLD_EXITED, (status >> 8) & 0xff)
+        } else {
+            (signal::CLD_KILLED, status & 0x7f)
+        };
+        if let Some(p) = table.procs.get_mut(&parent) {
+            p.signals.post(SigInfo {
+                signo: signal::SIGCHLD,
+                code,
+                pid,
+                status: detail,
+                addr: 0,
+            });
+        }
+        wake(&mut table, parent);
         (pid, table.frames_before_init)
     };
     if pid == INIT_PID {
@@ -244,8 +300,166 @@ pub fn exit_current(status: WaitStatus) -> ! {
     unreachable!("proc::exit_current: a zombie was scheduled");
 }
 
+/// Put a process sleeping in wait4 back on the run queue.
+fn wake(table: &mut Table, pid: Pid) {
+    if let Some(p) = table.procs.get_mut(&pid)
+        && p.state == State::Waiting
+    {
+        p.state = State::Runnable;
+        table.run_queue.push_back(pid);
+    }
+}
+
+/// fork: a copy of the current process whose user state is `frame` with
+/// rax = 0. Returns the child's pid. EAGAIN past the process limit, ENOMEM
+/// when its address space cannot be made (nothing is left behind).
+pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
+    if TABLE.lock().procs.len() >= MAX_PROCS {
+        return Err(Errno::EAGAIN);
+    }
+    let mut child = with_current(|p| -> Result<Box<Process>, Errno> {
+        let pmap = pmap::Pmap::new().ok_or(Errno::ENOMEM)?;
+        let space = p.space().fork(&mut KernelPhys, pmap)?;
+        let mut child = new_process(&p.name, p.pid, space, p.files.clone());
+        child.signals = p.signals.for_child();
+        child.fs_base = p.fs_base;
+        Ok(child)
+    })?;
+    // The FPU registers hold the parent's user state right now.
+    child.fpu.save();
+    let mut child_frame = *frame;
+    child_frame.rax = 0;
+    Ok(start(child, &child_frame))
+}
+
+/// Which children a wait4 `pid` argument selects: -1 (and, without process
+/// groups, 0 and -pgid) any child, a positive pid that child.
+fn selects(target: i64, pid: Pid) -> bool {
+    target <= 0 || target == i64::from(pid)
+}
+
+/// wait4's search: a zombie child that `target` selects, as (pid, status),
+/// without reaping it (the caller first copies the status out). Sleeps
+/// until there is one, unless `nohang` (then Ok(None)). ECHILD without a
+/// selected child; EINTR when a signal that is not ignored arrives.
+pub fn wait_child(target: i64, nohang: bool) -> Result<Option<(Pid, WaitStatus)>, Errno> {
+    loop {
+        {
+            let mut table = TABLE.lock();
+            let me = table.current.expect("proc::wait_child: no process");
+            let mut any = false;
+            for c in table.procs.values() {
+                if c.parent == me && selects(target, c.pid) {
+                    any = true;
+                    if let State::Zombie(status) = c.state {
+                        return Ok(Some((c.pid, status)));
+                    }
+                }
+            }
+            if !any {
+                return Err(Errno::ECHILD);
+            }
+            if nohang {
+                return Ok(None);
+            }
+            let process = table.procs.get_mut(&me).expect("proc: current vanished");
+            if process.signals.interrupts() {
+                return Err(Errno::EINTR);
+            }
+            process.state = State::Waiting;
+        }
+        switch_to_scheduler();
+    }
+}
+
+/// Forget a zombie child of the current process (its status was delivered).
+pub fn reap(pid: Pid) {
+    let mut table = TABLE.lock();
+    let zombie = table
+        .procs
+        .get(&pid)
+        .is_some_and(|p| matches!(p.state, State::Zombie(_)));
+    if zombie {
+        table.procs.remove(&pid);
+    }
+}
+
+/// kill: post `signal` (0: only check) to `target`: a pid, -1 for every
+/// process but init and the caller, 0 for every process but init (one
+/// process group). ESRCH when nothing matches.
+pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
+    let mut table = TABLE.lock();
+    let me = table.current.expect("proc::kill: no process");
+    let chosen: Vec<Pid> = table
+        .procs
+        .values()
+        .filter(|p| match target {
+            t if t > 0 => i64::from(p.pid) == t,
+            -1 => p.pid != INIT_PID && p.pid != me,
+            0 => p.pid != INIT_PID,
+            _ => false,
+        })
+        .map(|p| p.pid)
+        .collect();
+    if chosen.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if info.signo == 0 {
+        return Ok(());
+    }
+    for pid in chosen {
+        let p = table.procs.get_mut(&pid).expect("pid just listed");
+        if !matches!(p.state, State::Zombie(_)) {
+            p.signals.post(info);
+            wake(&mut table, pid);
+        }
+    }
+    Ok(())
+}
+
+/// execve's last step: `space` and `frame` (from exec::load) replace the
+/// current image. The old address space goes, handlers are reset, the
+/// FPU and FS base start clean; descriptors stay, but for close-on-exec ones.
+pub fn replace_image(name: &str, space: Space, frame: &mut TrapFrame, new_frame: TrapFrame) {
+    with_current(|p| {
+        let old = p.space.replace(space);
+        p.space().pmap.activate();
+        if let Some(mut old) = old {
+            old.clear(&mut KernelPhys);
+        }
+        p.name = name.into();
+        p.fs_base = 0;
+        p.signals.reset_for_exec();
+        p.files.close_on_exec();
+    });
+    crate::arch::set_fs_base(0);
+    FpuState::initial().restore();
+    *frame = new_frame;
+}
+
+/// Whether exec should randomise the layout (the boot's `no-aslr` switch).
+pub fn aslr() -> bool {
+    ASLR.load(Ordering::Relaxed)
+}
+
 /// The runner's status for init's wait status (DESIGN §1), after a leak check.
 fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
+    // Processes still running when init ends go with it (as on Linux,
+    // where the machine stops): their memory is not a leak.
+    let mut survivors = 0;
+    let mut table = TABLE.lock();
+    let caller = table.current;
+    for p in table.procs.values_mut() {
+        if let Some(mut space) = p.space.take() {
+            space.clear(&mut KernelPhys);
+            survivors += usize::from(Some(p.pid) != caller);
+        }
+        p.files = FdTable::empty();
+    }
+    drop(table);
+    if survivors > 0 {
+        log::info!("{survivors} processes were still running when init exited");
+    }
     // Files init left behind keep their pages: those are in use, not lost.
     let in_files = crate::ramfs::cached_frames() as usize;
     let frames_after = phys::free_frames() + heap::frames() + in_files;
@@ -264,4 +478,12 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
         128 + (status & 0x7f)
     };
     qemu::exit(code as u8);
+}
+
+/// reboot(POWER_OFF): stop the machine now. The runner exits with status 0
+/// (the leak check runs as if init had exited normally).
+pub fn power_off() -> ! {
+    pmap::activate_kernel();
+    let frames_before = TABLE.lock().frames_before_init;
+    init_exited(exited(0), frames_before);
 }

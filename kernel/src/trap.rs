@@ -1,22 +1,18 @@
 //! What happens on each trap (the entry stubs are in arch/idt.rs).
 //!
-//! From user mode, an exception becomes a signal for the process (for now,
-//! its default action: the process is killed); the timer makes it yield.
-//! From kernel mode, any exception is a kernel bug: report and panic.
+//! From user mode, an exception becomes a signal for the process (a
+//! handler runs, or the process dies with it: `signal::force`); the timer
+//! makes it yield. Every trap from user mode leaves through
+//! `signal::deliver_pending`. From kernel mode, any exception is a kernel
+//! bug: report and panic.
 
 use crate::arch::idt::{PAGE_FAULT, TIMER, TrapFrame};
 use crate::arch::timer;
 use crate::phys::KernelPhys;
+use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
 use vm::vm_fault::{Access, FaultError};
 use x86_64::registers::control::Cr2;
-
-pub const SIGILL: i32 = 4;
-pub const SIGTRAP: i32 = 5;
-pub const SIGBUS: i32 = 7;
-pub const SIGFPE: i32 = 8;
-pub const SIGKILL: i32 = 9;
-pub const SIGSEGV: i32 = 11;
 
 const NAMES: [&str; 32] = [
     "divide error",
@@ -54,8 +50,16 @@ const NAMES: [&str; 32] = [
 ];
 
 pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    handle(frame);
+    if frame.from_user() {
+        signal::deliver_pending(frame);
+    }
+}
+
+fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         TIMER => {
+            timer::tick();
             timer::end_of_interrupt(TIMER as u8);
             if frame.from_user() {
                 proc::yield_now();
@@ -65,12 +69,15 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         33..=47 => {}
         PAGE_FAULT => page_fault(frame),
         vector if frame.from_user() => {
-            let signal = match vector {
-                0 | 16 | 19 => SIGFPE,
-                1 | 3 => SIGTRAP,
-                6 => SIGILL,
-                17 => SIGBUS,
-                _ => SIGSEGV,
+            // Linux's signal and si_code for each exception; si_addr is the
+            // instruction for SIGILL/SIGFPE, 0 for the rest.
+            let (signo, code, addr) = match vector {
+                0 => (SIGFPE, signal::FPE_INTDIV, frame.rip),
+                16 | 19 => (SIGFPE, 0, frame.rip),
+                1 | 3 => (SIGTRAP, signal::SI_KERNEL, 0),
+                6 => (SIGILL, signal::ILL_ILLOPN, frame.rip),
+                17 => (SIGBUS, signal::BUS_ADRALN, 0),
+                _ => (SIGSEGV, signal::SI_KERNEL, 0),
             };
             log::info!(
                 "{}: {} at rip {:#x}",
@@ -78,7 +85,12 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 NAMES[vector as usize % 32],
                 frame.rip
             );
-            proc::exit_current(proc::killed(signal));
+            signal::force(SigInfo {
+                signo,
+                code,
+                addr,
+                ..SigInfo::default()
+            });
         }
         _ => kernel_fault(frame, None),
     }
@@ -118,20 +130,28 @@ fn page_fault(frame: &mut TrapFrame) {
     if let Some((vma, frame)) = vma {
         vmstat::trace_line(pid, addr, access, &vma, &result, frame, cycles);
     }
-    let signal = match result {
+    let (signo, code) = match result {
         Ok(_) => return,
-        Err(FaultError::Segv(_)) => SIGSEGV,
-        Err(FaultError::Bus) => SIGBUS,
-        Err(FaultError::OutOfMemory) => SIGKILL,
+        Err(FaultError::Segv(code)) => (SIGSEGV, code as i32),
+        Err(FaultError::Bus) => (SIGBUS, signal::BUS_ADRERR),
+        Err(FaultError::OutOfMemory) => (SIGKILL, signal::SI_KERNEL),
     };
     log::info!(
         "{}: {} on {} at {addr:#x}, rip {:#x}",
         describe_current(),
-        signal_name(signal),
+        signal_name(signo),
         vmstat::access_name(access),
         frame.rip
     );
-    proc::exit_current(proc::killed(signal));
+    if signo == SIGKILL {
+        proc::exit_current(proc::killed(SIGKILL));
+    }
+    signal::force(SigInfo {
+        signo,
+        code,
+        addr,
+        ..SigInfo::default()
+    });
 }
 
 /// The VMA around `addr` for the trace: range, rights, kind.

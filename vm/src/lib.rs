@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod buddy;
 pub mod errno;
 pub mod fake;
+pub mod fork;
 pub mod frame;
 pub mod mmap;
 pub mod pager;

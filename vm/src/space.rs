@@ -30,11 +30,13 @@ pub const MAX_MAP_COUNT: usize = 65_530;
 
 pub struct AddressSpace<P: Pmap> {
     pub pmap: P,
+    // pub(crate): fork.rs copies the tree and the layout into a child;
+    // pager.rs reads the tree.
     pub(crate) map: VmaTree<Vma>,
     /// Top-down placement starts below this (below the stack, randomised by ASLR).
-    mmap_top: u64,
-    brk_start: u64,
-    brk: u64,
+    pub(crate) mmap_top: u64,
+    pub(crate) brk_start: u64,
+    pub(crate) brk: u64,
 }
 
 impl<P: Pmap> AddressSpace<P> {

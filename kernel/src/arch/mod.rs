@@ -66,3 +66,10 @@ pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Load the user FS base (thread pointer: musl's TLS). Each process has its
+/// own, loaded by the scheduler when it runs; `addr` must be canonical,
+/// which `arch_prctl` checks (a non-canonical value would fault in wrmsr).
+pub fn set_fs_base(addr: u64) {
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(addr));
+}

@@ -96,7 +96,27 @@ impl FpuState {
     }
 
     pub fn restore(&self) {
-        // SAFETY: as above; the area was produced by fxsave.
+        // SAFETY: as above; the area was produced by fxsave (or sanitized by
+        // `from_bytes`, so fxrstor cannot fault on reserved MXCSR bits).
         unsafe { asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, readonly)) };
+    }
+
+    /// The 512 bytes, as a signal frame stores them for user mode.
+    pub fn as_bytes(&self) -> &[u8; 512] {
+        &self.0
+    }
+
+    /// A state from bytes user mode handed back (rt_sigreturn). MXCSR's
+    /// reserved bits are cleared: fxrstor raises #GP on them, in the kernel.
+    pub fn from_bytes(bytes: &[u8; 512]) -> Self {
+        let mut state = FpuState(*bytes);
+        let initial = Self::initial();
+        let mask = match u32::from_le_bytes(initial.0[28..32].try_into().unwrap_or_default()) {
+            0 => 0xffbf, // the SDM's default MXCSR_MASK
+            mask => mask,
+        };
+        let mxcsr = u32::from_le_bytes(state.0[24..28].try_into().unwrap_or_default()) & mask;
+        state.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        state
     }
 }

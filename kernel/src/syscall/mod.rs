@@ -9,7 +9,9 @@ mod fs;
 mod io;
 mod memory;
 mod process;
+mod signal;
 mod stat;
+mod system;
 
 use crate::arch::idt::TrapFrame;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,30 @@ pub const SYS_UNLINKAT: u64 = 263;
 pub const SYS_DUP3: u64 = 292;
 /// FreeBSD's minherit, at a number Linux will not use (DESIGN §2).
 pub const SYS_MINHERIT: u64 = 1000;
+// Processes, signals and the small calls of musl's start-up and stdio.
+pub const SYS_RT_SIGACTION: u64 = 13;
+pub const SYS_RT_SIGPROCMASK: u64 = 14;
+pub const SYS_RT_SIGRETURN: u64 = 15;
+pub const SYS_IOCTL: u64 = 16;
+pub const SYS_FORK: u64 = 57;
+pub const SYS_VFORK: u64 = 58;
+pub const SYS_EXECVE: u64 = 59;
+pub const SYS_WAIT4: u64 = 61;
+pub const SYS_KILL: u64 = 62;
+pub const SYS_UNAME: u64 = 63;
+pub const SYS_GETUID: u64 = 102;
+pub const SYS_GETGID: u64 = 104;
+pub const SYS_GETEUID: u64 = 107;
+pub const SYS_GETEGID: u64 = 108;
+pub const SYS_GETPPID: u64 = 110;
+pub const SYS_ARCH_PRCTL: u64 = 158;
+pub const SYS_REBOOT: u64 = 169;
+pub const SYS_GETTID: u64 = 186;
+pub const SYS_TKILL: u64 = 200;
+pub const SYS_SET_TID_ADDRESS: u64 = 218;
+pub const SYS_CLOCK_GETTIME: u64 = 228;
+pub const SYS_TGKILL: u64 = 234;
+pub const SYS_GETRANDOM: u64 = 318;
 
 /// The six argument registers, in the ABI's order.
 pub struct Args([u64; 6]);
@@ -66,7 +92,9 @@ impl Args {
     }
 }
 
-/// Called by the syscall entry with the caller's saved registers.
+/// Called by the syscall entry with the caller's saved registers. On the
+/// way out, pending signals are delivered (which may run a handler or end
+/// the process).
 pub extern "C" fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
     let a = Args::from_frame(frame).0;
@@ -109,12 +137,33 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         SYS_SCHED_YIELD => process::sched_yield(),
         SYS_GETPID => process::getpid(),
         SYS_EXIT | SYS_EXIT_GROUP => process::exit(a[0]),
+        // Processes, signals, start-up and stdio.
+        SYS_FORK | SYS_VFORK => process::fork(frame),
+        SYS_EXECVE => process::execve(frame, a[0], a[1], a[2]),
+        SYS_WAIT4 => process::wait4(a[0], a[1], a[2], a[3]),
+        SYS_KILL => process::kill(a[0], a[1]),
+        SYS_TKILL => process::tkill(a[0], a[1]),
+        SYS_TGKILL => process::tgkill(a[0], a[1], a[2]),
+        SYS_GETPPID => process::getppid(),
+        SYS_GETTID => process::getpid(),
+        SYS_SET_TID_ADDRESS => process::set_tid_address(a[0]),
+        SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
+        SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
+        SYS_UNAME => system::uname(a[0]),
+        SYS_CLOCK_GETTIME => system::clock_gettime(a[0], a[1]),
+        SYS_GETRANDOM => system::getrandom(a[0], a[1], a[2]),
+        SYS_IOCTL => system::ioctl(a[0], a[1], a[2]),
+        SYS_REBOOT => system::reboot(a[0], a[1], a[2]),
+        SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => system::id(),
         _ => not_implemented(nr),
     };
     frame.rax = match result {
         Ok(value) => value as u64,
         Err(errno) => errno.to_return(),
     };
+    crate::signal::deliver_pending(frame);
 }
 
 /// Numbers already reported, so a program that retries one does not flood the log.

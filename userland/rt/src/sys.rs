@@ -424,3 +424,176 @@ pub fn poke(addr: usize, value: u8) {
     // SAFETY: as for `peek`.
     unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
 }
+
+// ---- processes ---------------------------------------------------------
+
+pub const ESRCH: Errno = Errno(3);
+pub const EINTR: Errno = Errno(4);
+pub const E2BIG: Errno = Errno(7);
+pub const ENOEXEC: Errno = Errno(8);
+
+pub mod nr_proc {
+    pub const FORK: usize = 57;
+    pub const EXECVE: usize = 59;
+    pub const WAIT4: usize = 61;
+    pub const KILL: usize = 62;
+    pub const GETPPID: usize = 110;
+}
+
+pub const WNOHANG: usize = 1;
+
+/// fork: Ok(0) in the child, Ok(child's pid) in the parent.
+pub fn fork() -> Result<usize> {
+    raw(nr_proc::FORK, [0; 6])
+}
+
+pub fn getppid() -> usize {
+    raw(nr_proc::GETPPID, [0; 6]).unwrap_or(0)
+}
+
+/// execve with NUL-terminated strings and NULL-terminated pointer arrays
+/// (the caller builds them: `b"/bin/x\0"`, `[p1, p2, null]`).
+pub fn execve(path: *const u8, argv: *const *const u8, envp: *const *const u8) -> Result<usize> {
+    raw(
+        nr_proc::EXECVE,
+        [path as usize, argv as usize, envp as usize, 0, 0, 0],
+    )
+}
+
+/// wait4(pid, &status, options, NULL): the reaped child's pid (0 with
+/// WNOHANG when none has exited yet).
+pub fn wait4(pid: isize, status: &mut i32, options: usize) -> Result<usize> {
+    raw(
+        nr_proc::WAIT4,
+        [pid as usize, status as *mut i32 as usize, options, 0, 0, 0],
+    )
+}
+
+pub fn kill(pid: isize, signal: usize) -> Result<usize> {
+    raw(nr_proc::KILL, [pid as usize, signal, 0, 0, 0, 0])
+}
+
+/// The wait status's parts, as <sys/wait.h>'s macros.
+pub fn exited(status: i32) -> Option<i32> {
+    (status & 0x7f == 0).then_some((status >> 8) & 0xff)
+}
+
+pub fn killed_by(status: i32) -> Option<i32> {
+    (status & 0x7f != 0 && status & 0x7f != 0x7f).then_some(status & 0x7f)
+}
+
+// ---- signals -----------------------------------------------------------
+
+pub mod nr_signal {
+    pub const RT_SIGACTION: usize = 13;
+    pub const RT_SIGPROCMASK: usize = 14;
+    pub const RT_SIGRETURN: usize = 15;
+}
+
+pub const SIGILL: usize = 4;
+pub const SIGABRT: usize = 6;
+pub const SIGBUS: usize = 7;
+pub const SIGFPE: usize = 8;
+pub const SIGKILL: usize = 9;
+pub const SIGUSR1: usize = 10;
+pub const SIGSEGV: usize = 11;
+pub const SIGUSR2: usize = 12;
+pub const SIGTERM: usize = 15;
+pub const SIGCHLD: usize = 17;
+pub const SIGSTOP: usize = 19;
+
+pub const SIG_DFL: usize = 0;
+pub const SIG_IGN: usize = 1;
+pub const SA_SIGINFO: usize = 4;
+pub const SA_RESTORER: usize = 0x0400_0000;
+pub const SA_NODEFER: usize = 0x4000_0000;
+pub const SIG_BLOCK: usize = 0;
+pub const SIG_UNBLOCK: usize = 1;
+pub const SIG_SETMASK: usize = 2;
+
+pub const SI_USER: i32 = 0;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+
+/// The kernel's struct sigaction on x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: usize,
+    pub flags: usize,
+    pub restorer: usize,
+    pub mask: u64,
+}
+
+/// siginfo_t's first fields; `fields` is the union (si_addr for faults,
+/// si_pid and si_uid for kill).
+#[repr(C)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    _pad: i32,
+    pub fields: [u64; 14],
+}
+
+impl SigInfo {
+    pub fn addr(&self) -> usize {
+        self.fields[0] as usize
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.fields[0] as u32
+    }
+}
+
+/// A handler as SA_SIGINFO calls it: signal, siginfo, ucontext.
+pub type Handler = extern "C" fn(i32, &SigInfo, *mut u8);
+
+/// Where a handler returns: calls rt_sigreturn (musl's __restore_rt).
+#[unsafe(naked)]
+pub extern "C" fn restore_rt() -> ! {
+    core::arch::naked_asm!("mov rax, 15", "syscall", "ud2");
+}
+
+pub fn rt_sigaction(
+    signal: usize,
+    new: Option<&SigAction>,
+    old: Option<&mut SigAction>,
+) -> Result<usize> {
+    let new = new.map_or(0, |a| a as *const SigAction as usize);
+    let old = old.map_or(0, |a| a as *mut SigAction as usize);
+    raw(nr_signal::RT_SIGACTION, [signal, new, old, 8, 0, 0])
+}
+
+/// Catch `signal` with `handler` (SA_SIGINFO, our restorer) and `flags`.
+pub fn catch(signal: usize, handler: Handler, flags: usize) -> Result<usize> {
+    let action = SigAction {
+        handler: handler as usize,
+        flags: flags | SA_SIGINFO | SA_RESTORER,
+        restorer: restore_rt as *const () as usize,
+        mask: 0,
+    };
+    rt_sigaction(signal, Some(&action), None)
+}
+
+/// Set `signal` to SIG_DFL or SIG_IGN.
+pub fn set_disposition(signal: usize, disposition: usize) -> Result<usize> {
+    let action = SigAction {
+        handler: disposition,
+        flags: SA_RESTORER,
+        restorer: restore_rt as *const () as usize,
+        mask: 0,
+    };
+    rt_sigaction(signal, Some(&action), None)
+}
+
+pub fn rt_sigprocmask(how: usize, set: Option<u64>, old: Option<&mut u64>) -> Result<usize> {
+    let set_word = set.unwrap_or(0);
+    let set_ptr = set.map_or(0, |_| &set_word as *const u64 as usize);
+    let old = old.map_or(0, |o| o as *mut u64 as usize);
+    raw(nr_signal::RT_SIGPROCMASK, [how, set_ptr, old, 8, 0, 0])
+}
+
+pub const fn sigbit(signal: usize) -> u64 {
+    1 << (signal - 1)
+}

@@ -16,6 +16,7 @@
 
 use rt::sys::{self, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY, PROT_READ, RW, peek, poke};
 use rt::test::{Outcome, Suite, expect_err, proc_number, why};
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
@@ -36,6 +37,7 @@ fn main(args: Args) -> i32 {
     match args.get(1) {
         "" => cases(),
         "fault" => fault(args.get(2)),
+        "fds" => check_fds(),
         other => {
             println!("filetest: unknown command {other:?}");
             2
@@ -53,6 +55,8 @@ fn cases() -> i32 {
     end_of_file(&mut s);
     mmap_errors(&mut s);
     residency(&mut s);
+    sigbus_handlers(&mut s);
+    exec_and_descriptors(&mut s);
     s.finish()
 }
 
@@ -802,6 +806,102 @@ fn residency(s: &mut Suite) {
         ensure!(held >= 1024, "the file held only {held} kB while mapped")?;
         ensure!(end == start, "MemFree {start} kB before, {end} kB after")
     });
+}
+
+// ---- SIGBUS caught: a user-space pager ------------------------------------------
+
+const BUS_ADRERR: i32 = 2;
+static BUS_CODE: AtomicI32 = AtomicI32::new(0);
+static BUS_ADDR: AtomicUsize = AtomicUsize::new(0);
+static BUS_CALLS: AtomicUsize = AtomicUsize::new(0);
+/// The file the handler grows, and to what size.
+static GROW_FD: AtomicUsize = AtomicUsize::new(0);
+static GROW_TO: AtomicUsize = AtomicUsize::new(0);
+
+/// Record the SIGBUS, then make the page exist by growing the file, and
+/// return: the faulting access runs again and now succeeds.
+extern "C" fn grow_file(_: i32, info: &sys::SigInfo, _: *mut u8) {
+    BUS_CODE.store(info.code, Ordering::SeqCst);
+    BUS_ADDR.store(info.addr(), Ordering::SeqCst);
+    BUS_CALLS.fetch_add(1, Ordering::SeqCst);
+    let fd = GROW_FD.load(Ordering::SeqCst);
+    if sys::ftruncate(fd, GROW_TO.load(Ordering::SeqCst) as isize).is_err() {
+        sys::exit(92);
+    }
+}
+
+/// Catch SIGBUS with `grow_file` set to grow `fd` to `size`; run `access`;
+/// restore the default; check the handler ran once with BUS_ADRERR at `addr`.
+fn caught_sigbus(fd: usize, size: usize, addr: usize, access: impl FnOnce()) -> Outcome {
+    BUS_CALLS.store(0, Ordering::SeqCst);
+    GROW_FD.store(fd, Ordering::SeqCst);
+    GROW_TO.store(size, Ordering::SeqCst);
+    sys::catch(sys::SIGBUS, grow_file, 0).map_err(why("sigaction"))?;
+    access();
+    sys::set_disposition(sys::SIGBUS, sys::SIG_DFL).map_err(why("SIG_DFL"))?;
+    let (calls, code, at) = (
+        BUS_CALLS.load(Ordering::SeqCst),
+        BUS_CODE.load(Ordering::SeqCst),
+        BUS_ADDR.load(Ordering::SeqCst),
+    );
+    ensure!(calls == 1, "{calls} SIGBUS handler calls")?;
+    ensure!(code == BUS_ADRERR, "si_code {code}, want BUS_ADRERR")?;
+    ensure!(at == addr, "si_addr {at:#x}, want {addr:#x}")
+}
+
+fn sigbus_handlers(s: &mut Suite) {
+    s.both("sigbus_past_eof_is_caught_and_the_file_grown", || {
+        let fd = create("b1", 100)?;
+        let a = map(fd, 2 * PAGE, RW, MAP_SHARED)?;
+        caught_sigbus(fd, 2 * PAGE, a + PAGE + 5, || poke(a + PAGE + 5, 0x42))?;
+        ensure!(byte_at(fd, PAGE + 5)? == 0x42, "the retried store is not in the file")?;
+        sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
+        remove(fd, "b1")
+    });
+    s.both("sigbus_after_truncate_is_caught", || {
+        let fd = create("b2", PAGE)?;
+        let a = map(fd, PAGE, RW, MAP_SHARED)?;
+        poke(a + 10, 1);
+        sys::ftruncate(fd, 0).map_err(why("ftruncate"))?;
+        let mut seen = 0xff;
+        caught_sigbus(fd, PAGE, a + 10, || seen = peek(a + 10))?;
+        ensure!(seen == 0, "after truncate and regrow the page reads {seen}")?;
+        sys::munmap(a, PAGE).map_err(why("munmap"))?;
+        remove(fd, "b2")
+    });
+}
+
+// ---- descriptors across execve -----------------------------------------------------
+
+fn exec_and_descriptors(s: &mut Suite) {
+    // Our own path: /bin/filetest on pageos, /init on Linux.
+    let me: &[u8] = if s.linux { b"/init\0" } else { b"/bin/filetest\0" };
+    s.both("close_on_exec_descriptors_close_in_execve", || {
+        let fd = create("x1", 10)?;
+        let keep = sys::dup2(fd, 40).map_err(why("dup2"))?;
+        let gone = sys::dup3(fd, 41, sys::O_CLOEXEC).map_err(why("dup3"))?;
+        let child = sys::fork().map_err(why("fork"))?;
+        if child == 0 {
+            let argv = [me.as_ptr(), b"fds\0".as_ptr(), core::ptr::null()];
+            let envp = [core::ptr::null()];
+            let _ = sys::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+            sys::exit(99);
+        }
+        let mut status = 0;
+        sys::wait4(child as isize, &mut status, 0).map_err(why("wait4"))?;
+        sys::close(keep).map_err(why("close"))?;
+        sys::close(gone).map_err(why("close"))?;
+        remove(fd, "x1")?;
+        // `filetest fds` exits 0 when 40 is open and 41 is closed.
+        ensure!(status == 0, "the exec'd program saw wait status {status:#x}")
+    });
+}
+
+/// `filetest fds`: run after execve by the case above.
+fn check_fds() -> i32 {
+    let open_40 = sys::fcntl(40, sys::F_GETFD, 0).is_ok();
+    let closed_41 = sys::fcntl(41, sys::F_GETFD, 0) == Err(sys::EBADF);
+    if open_40 && closed_41 { 0 } else { 1 }
 }
 
 // ---- faults that must kill ---------------------------------------------------------------

@@ -11,6 +11,7 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use rt::sys::{self, ANON, PROT_READ, RW, peek, poke};
 use rt::test::{Why, proc_number, resident, why};
 use rt::{Args, println};
@@ -54,6 +55,8 @@ fn tour() -> Step {
     a_growing_stack()?;
     a_huge_page()?;
     a_file_shared_and_private()?;
+    a_caught_sigsegv()?;
+    fork_and_copy_on_write()?;
     let free_at_end = mem_free()?;
     if free_at_end != free_at_start {
         return rt::fail!("MemFree {free_at_start} kB before the tour, {free_at_end} kB after");
@@ -269,5 +272,84 @@ fn a_file_shared_and_private() -> Step {
     sys::munmap(private, PAGE).map_err(why("munmap"))?;
     sys::close(fd).map_err(why("close"))?;
     sys::unlink("/tour.txt").map_err(why("unlink"))?;
+    Ok(())
+}
+
+static SEGV_CODE: AtomicI32 = AtomicI32::new(0);
+static SEGV_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+/// What a garbage collector's write barrier or a user-space pager does: note
+/// the fault, make the page writable, return so the store runs again.
+extern "C" fn unprotect(_: i32, info: &sys::SigInfo, _: *mut u8) {
+    SEGV_CODE.store(info.code, Ordering::SeqCst);
+    SEGV_ADDR.store(info.addr(), Ordering::SeqCst);
+    if sys::mprotect(info.addr() & !(PAGE - 1), PAGE, RW).is_err() {
+        sys::exit(90);
+    }
+}
+
+fn a_caught_sigsegv() -> Step {
+    heading(7, "mprotect, and a SIGSEGV caught and repaired.");
+    let a = sys::mmap(0, PAGE, RW, ANON, -1, 0).map_err(why("mmap"))?;
+    poke(a, 1);
+    sys::mprotect(a, PAGE, PROT_READ).map_err(why("mprotect"))?;
+    sys::catch(sys::SIGSEGV, unprotect, 0).map_err(why("sigaction"))?;
+    poke(a + 0x10, 2);
+    sys::set_disposition(sys::SIGSEGV, sys::SIG_DFL).map_err(why("sigaction"))?;
+    let code = SEGV_CODE.load(Ordering::SeqCst);
+    let code = if code == sys::SEGV_ACCERR { "SEGV_ACCERR" } else { "SEGV_MAPERR" };
+    println!("  After mprotect(PROT_READ), a store raised SIGSEGV. The handler saw");
+    println!(
+        "  si_code {code} (mapped, but not writable) and si_addr {:#x}, made the",
+        SEGV_ADDR.load(Ordering::SeqCst)
+    );
+    println!(
+        "  page writable again and returned: the store ran again and the byte is {}.",
+        peek(a + 0x10)
+    );
+    sys::munmap(a, PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+fn fork_and_copy_on_write() -> Step {
+    heading(8, "fork and copy-on-write.");
+    let pages = 64;
+    let a = sys::mmap(0, pages * PAGE, RW, ANON, -1, 0).map_err(why("mmap"))?;
+    for page in 0..pages {
+        poke(a + page * PAGE, 1);
+    }
+    let (copies, reuses) = (counter("pgfault_cow_copy")?, counter("pgfault_cow_reuse")?);
+    let free = mem_free()?;
+    let child = sys::fork().map_err(why("fork"))?;
+    if child == 0 {
+        // The child writes a quarter of the pages, then tells how much
+        // memory fork itself took.
+        let after_fork = free.saturating_sub(mem_free().unwrap_or(0));
+        for page in 0..pages / 4 {
+            poke(a + page * PAGE, 2);
+        }
+        sys::exit(after_fork.min(255) as i32);
+    }
+    let mut status = 0;
+    sys::wait4(child as isize, &mut status, 0).map_err(why("wait4"))?;
+    let fork_kb = sys::exited(status).unwrap_or(-1);
+    println!("  The parent wrote 64 pages, then forked. The child shares all 64 frames,");
+    println!("  read-only in both: fork itself took {fork_kb} kB (the child's page tables and");
+    println!("  kernel stack), none for data.");
+    println!(
+        "  The child wrote 16 pages: {} copy-on-write faults, each copying one frame.",
+        counter("pgfault_cow_copy")? - copies
+    );
+    let copies = counter("pgfault_cow_copy")?;
+    for page in 0..pages {
+        poke(a + page * PAGE, 3);
+    }
+    println!(
+        "  After the child exited the parent wrote all 64: {} copies, {} faults that",
+        counter("pgfault_cow_copy")? - copies,
+        counter("pgfault_cow_reuse")? - reuses
+    );
+    println!("  just made the page writable again, each frame having one owner left.");
+    sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
     Ok(())
 }

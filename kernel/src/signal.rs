@@ -1,0 +1,476 @@
+//! Signals: dispositions, the blocked mask, pending signals, and delivery
+//! on the way back to user mode with Linux's x86_64 signal frame.
+//!
+//! A signal is *posted* (kill, a fault, a child's exit) by setting its bit
+//! in the target's pending set. Whenever a process is about to return to
+//! user mode (the end of every syscall and every trap from user mode),
+//! `deliver_pending` takes the lowest pending, unblocked signal and acts:
+//! ignore it, terminate the process (the signal goes into its wait status),
+//! or run its handler. Standard signals do not queue: a second kill of a
+//! pending signal is merged into the first.
+//!
+//! Running a handler means building Linux's `struct rt_sigframe` on the
+//! user stack (below the 128-byte red zone) and pointing rip at the handler:
+//!
+//! ```text
+//!  higher   | interrupted stack ...          |
+//!           | red zone (128 bytes)           |
+//!           | FPU/SSE state (fxsave, 512 B)  |  <- sigcontext.fpstate
+//!           | siginfo (128 B)                |  <- rsi (frame + 312)
+//!           | ucontext: flags, link, stack,  |  <- rdx (frame + 8)
+//!           |   sigcontext (256 B), sigmask  |
+//!  rsp ->   | pretcode = sa_restorer         |  the handler's `ret` goes there
+//! ```
+//!
+//! The restorer (musl's `__restore_rt`) calls rt_sigreturn, which reads the
+//! sigcontext back, with the checks that keep user mode from handing the
+//! kernel a frame it cannot return through: user CS/SS forced, only the
+//! arithmetic and trap flags of rflags taken, rip/rsp inside the user half.
+
+use crate::arch::idt::TrapFrame;
+use crate::arch::switch::FpuState;
+use crate::proc::{self, Pid};
+use crate::usercopy;
+use vm::errno::{Errno, SysResult};
+use vm::space::USER_END;
+
+pub const NSIG: usize = 64;
+pub const SIGILL: i32 = 4;
+pub const SIGTRAP: i32 = 5;
+pub const SIGBUS: i32 = 7;
+pub const SIGFPE: i32 = 8;
+pub const SIGKILL: i32 = 9;
+pub const SIGSEGV: i32 = 11;
+pub const SIGCHLD: i32 = 17;
+pub const SIGCONT: i32 = 18;
+pub const SIGSTOP: i32 = 19;
+const SIGTSTP: i32 = 20;
+const SIGTTIN: i32 = 21;
+const SIGTTOU: i32 = 22;
+const SIGURG: i32 = 23;
+const SIGWINCH: i32 = 28;
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+const SA_RESTORER: u64 = 0x0400_0000;
+const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// si_code values (Linux's).
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const ILL_ILLOPN: i32 = 2;
+pub const FPE_INTDIV: i32 = 1;
+pub const BUS_ADRALN: i32 = 1;
+pub const BUS_ADRERR: i32 = 2;
+
+/// SIGKILL and SIGSTOP can be neither caught, ignored nor blocked.
+pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
+
+pub const fn bit(signal: i32) -> u64 {
+    1 << (signal - 1)
+}
+
+/// Whether `signal` names a signal (1..=64).
+pub fn valid(signal: i32) -> bool {
+    (1..=NSIG as i32).contains(&signal)
+}
+
+/// What the kernel tells a handler about a signal (the parts of siginfo_t
+/// we fill in).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub code: i32,
+    /// si_addr: the faulting address (SIGSEGV, SIGBUS) or instruction (SIGILL, SIGFPE).
+    pub addr: u64,
+    /// si_pid: the sender (kill) or the child (SIGCHLD).
+    pub pid: Pid,
+    /// si_status: the child's exit code or signal (SIGCHLD).
+    pub status: i32,
+}
+
+/// The kernel's `struct sigaction` for x86_64 (handler, flags, restorer,
+/// mask: 32 bytes, the layout rt_sigaction reads and writes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+impl SigAction {
+    pub fn from_bytes(b: &[u8; 32]) -> SigAction {
+        let word =
+            |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        SigAction {
+            handler: word(0),
+            flags: word(1),
+            restorer: word(2),
+            mask: word(3),
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut b = [0; 32];
+        for (i, w) in [self.handler, self.flags, self.restorer, self.mask]
+            .into_iter()
+            .enumerate()
+        {
+            b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+}
+
+/// A process's signal state.
+#[derive(Clone)]
+pub struct Signals {
+    actions: [SigAction; NSIG],
+    /// Blocked signals (never SIGKILL or SIGSTOP).
+    pub mask: u64,
+    pending: u64,
+    info: [SigInfo; NSIG],
+}
+
+impl Signals {
+    pub fn new() -> Signals {
+        Signals {
+            actions: [SigAction::default(); NSIG],
+            mask: 0,
+            pending: 0,
+            info: [SigInfo::default(); NSIG],
+        }
+    }
+
+    /// fork: the child inherits dispositions and mask, nothing pending.
+    pub fn for_child(&self) -> Signals {
+        Signals {
+            pending: 0,
+            ..self.clone()
+        }
+    }
+
+    /// execve: handlers go back to default (the code they pointed at is
+    /// gone); ignored signals stay ignored, the mask and pending set stay.
+    pub fn reset_for_exec(&mut self) {
+        for action in &mut self.actions {
+            let handler = if action.handler == SIG_IGN {
+                SIG_IGN
+            } else {
+                SIG_DFL
+            };
+            *action = SigAction {
+                handler,
+                ..SigAction::default()
+            };
+        }
+    }
+
+    pub fn action(&self, signal: i32) -> SigAction {
+        self.actions[(signal - 1) as usize]
+    }
+
+    pub fn set_action(&mut self, signal: i32, action: SigAction) {
+        self.actions[(signal - 1) as usize] = action;
+    }
+
+    /// Mark `info.signo` pending (merged with one already pending).
+    pub fn post(&mut self, info: SigInfo) {
+        let b = bit(info.signo);
+        if self.pending & b == 0 {
+            self.pending |= b;
+            self.info[(info.signo - 1) as usize] = info;
+        }
+    }
+
+    /// Whether a pending signal would interrupt a blocking call: unblocked
+    /// and not ignored.
+    pub fn interrupts(&self) -> bool {
+        let mut ready = self.pending & !self.mask;
+        while ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            if !self.ignores(signal) {
+                return true;
+            }
+            ready &= ready - 1;
+        }
+        false
+    }
+
+    fn ignores(&self, signal: i32) -> bool {
+        match self.action(signal).handler {
+            SIG_IGN => true,
+            SIG_DFL => default_ignores(signal),
+            _ => false,
+        }
+    }
+
+    /// Take the lowest pending unblocked signal.
+    fn take(&mut self) -> Option<SigInfo> {
+        let ready = self.pending & !self.mask;
+        if ready == 0 {
+            return None;
+        }
+        let signal = ready.trailing_zeros() as i32 + 1;
+        self.pending &= !bit(signal);
+        Some(self.info[(signal - 1) as usize])
+    }
+}
+
+/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT.
+/// pageos has no job control, so the stop signals are ignored as well
+/// (SIGSTOP cannot be; it is refused by kill instead).
+fn default_ignores(signal: i32) -> bool {
+    matches!(
+        signal,
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGTSTP | SIGTTIN | SIGTTOU
+    )
+}
+
+/// A synchronous signal from a fault in user mode. If the process catches
+/// it, the handler runs on the way out of the trap; if it is blocked,
+/// ignored or left at its default, the process dies with it (Linux's
+/// force_sig: a fault cannot be ignored, it would only repeat).
+pub fn force(info: SigInfo) {
+    let caught = proc::with_current(|p| {
+        let s = &mut p.signals;
+        let action = s.action(info.signo);
+        let caught =
+            action.handler != SIG_DFL && action.handler != SIG_IGN && s.mask & bit(info.signo) == 0;
+        if caught {
+            s.post(info);
+        }
+        caught
+    });
+    if !caught {
+        proc::exit_current(proc::killed(info.signo));
+    }
+}
+
+/// On the way back to user mode: act on pending signals. Returns when
+/// there is nothing (more) to do now, or after setting `frame` up to run
+/// one handler; does not return if a signal terminates the process.
+pub fn deliver_pending(frame: &mut TrapFrame) {
+    loop {
+        let next = proc::with_current(|p| {
+            let s = &mut p.signals;
+            let info = s.take()?;
+            let action = s.action(info.signo);
+            let old_mask = s.mask;
+            if action.handler > SIG_IGN {
+                s.mask |= action.mask;
+                if action.flags & SA_NODEFER == 0 {
+                    s.mask |= bit(info.signo);
+                }
+                s.mask &= !UNBLOCKABLE;
+                if action.flags & SA_RESETHAND != 0 {
+                    s.set_action(info.signo, SigAction::default());
+                }
+            }
+            Some((info, action, old_mask))
+        });
+        let Some((info, action, old_mask)) = next else {
+            return;
+        };
+        match action.handler {
+            SIG_IGN => continue,
+            SIG_DFL if default_ignores(info.signo) => continue,
+            SIG_DFL => proc::exit_current(proc::killed(info.signo)),
+            _ => {
+                if let Err(e) = push_frame(frame, &info, &action, old_mask) {
+                    log::info!(
+                        "pid {}: cannot deliver signal {} ({e:?}): killed by it",
+                        proc::current_pid(),
+                        info.signo
+                    );
+                    proc::exit_current(proc::killed(info.signo));
+                }
+                return;
+            }
+        }
+    }
+}
+
+// Offsets in struct rt_sigframe (x86_64): pretcode, then struct ucontext
+// (uc_flags, uc_link, uc_stack, uc_mcontext = struct sigcontext, uc_sigmask),
+// then siginfo_t.
+const UC: usize = 8;
+const MCONTEXT: usize = UC + 40;
+const SIGMASK: usize = MCONTEXT + 256;
+const SIGINFO: usize = SIGMASK + 8;
+const FRAME_SIZE: usize = SIGINFO + 128;
+const FPSTATE_SIZE: u64 = 512;
+const RED_ZONE: u64 = 128;
+const SS_DISABLE: u32 = 2;
+
+/// The general registers in struct sigcontext's order (r8 first, rip and
+/// eflags last).
+fn sigcontext_regs(f: &TrapFrame) -> [u64; 18] {
+    [
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx,
+        f.rax, f.rcx, f.rsp, f.rip, f.rflags,
+    ]
+}
+
+/// Build the rt_sigframe for `info` on the user stack and redirect `frame`
+/// to the handler. EFAULT if the stack cannot take it; EINVAL without a
+/// restorer (x86_64 Linux requires SA_RESTORER) or with a handler outside
+/// the user half.
+fn push_frame(
+    frame: &mut TrapFrame,
+    info: &SigInfo,
+    action: &SigAction,
+    old_mask: u64,
+) -> Result<(), Errno> {
+    if action.flags & SA_RESTORER == 0 || action.handler >= USER_END {
+        return Err(Errno::EINVAL);
+    }
+    let below = frame
+        .rsp
+        .checked_sub(RED_ZONE + FPSTATE_SIZE)
+        .ok_or(Errno::EFAULT)?;
+    let fpstate = below & !63;
+    let base = fpstate
+        .checked_sub(FRAME_SIZE as u64)
+        .ok_or(Errno::EFAULT)?
+        & !15;
+    let base = base.checked_sub(8).ok_or(Errno::EFAULT)?;
+
+    let mut fpu = FpuState::initial();
+    fpu.save();
+    let mut bytes = [0u8; FRAME_SIZE];
+    let mut put = |at: usize, value: u64| bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    put(0, action.restorer);
+    // uc_flags 0, uc_link NULL, no alternate stack.
+    put(UC + 16, 0);
+    put(UC + 24, u64::from(SS_DISABLE));
+    for (i, reg) in sigcontext_regs(frame).into_iter().enumerate() {
+        put(MCONTEXT + i * 8, reg);
+    }
+    // cs, gs, fs, ss as four u16.
+    let segments = frame.cs | (frame.ss << 48);
+    put(MCONTEXT + 144, segments);
+    let (err, trapno) = if frame.vector < 32 {
+        (frame.error_code, frame.vector)
+    } else {
+        (0, 0)
+    };
+    let cr2 = if matches!(info.signo, SIGSEGV | SIGBUS) {
+        info.addr
+    } else {
+        0
+    };
+    put(MCONTEXT + 152, err);
+    put(MCONTEXT + 160, trapno);
+    put(MCONTEXT + 168, old_mask);
+    put(MCONTEXT + 176, cr2);
+    put(MCONTEXT + 184, fpstate);
+    put(SIGMASK, old_mask);
+    bytes[SIGINFO..SIGINFO + 128].copy_from_slice(&siginfo_bytes(info));
+
+    proc::with_current(|p| {
+        let space = p.space();
+        usercopy::copy_out(space, fpstate, fpu.as_bytes())?;
+        usercopy::copy_out(space, base, &bytes)
+    })?;
+    // The handler starts with a clean FPU (Linux does the same).
+    FpuState::initial().restore();
+    frame.rdi = info.signo as u64;
+    frame.rsi = base + SIGINFO as u64;
+    frame.rdx = base + UC as u64;
+    frame.rax = 0;
+    frame.rip = action.handler;
+    frame.rsp = base;
+    frame.rflags &= !(TF | DF | RF);
+    frame.cs = u64::from(crate::arch::gdt::USER_CS.0);
+    frame.ss = u64::from(crate::arch::gdt::USER_DS.0);
+    Ok(())
+}
+
+const TF: u64 = 1 << 8;
+const DF: u64 = 1 << 10;
+const RF: u64 = 1 << 16;
+/// The rflags bits user mode may set through rt_sigreturn (Linux's
+/// FIX_EFLAGS: AC, OF, DF, TF, SF, ZF, AF, PF, CF, RF); IF stays on.
+const USER_FLAGS: u64 = 0x40dd5;
+const RFLAGS_BASE: u64 = 0x202;
+
+/// Linux's siginfo_t: signo, errno, code, then the union at byte 16.
+fn siginfo_bytes(info: &SigInfo) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    b[0..4].copy_from_slice(&info.signo.to_le_bytes());
+    b[8..12].copy_from_slice(&info.code.to_le_bytes());
+    match info.signo {
+        SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if info.code != SI_USER => {
+            b[16..24].copy_from_slice(&info.addr.to_le_bytes());
+        }
+        _ => {
+            b[16..20].copy_from_slice(&info.pid.to_le_bytes());
+            // si_uid 0 at 20; for SIGCHLD si_status at 24.
+            b[24..28].copy_from_slice(&info.status.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// rt_sigreturn: restore the registers, mask and FPU state saved in the
+/// frame the handler returned through (at rsp - 8: its `ret` popped
+/// pretcode). A frame that does not check out kills the process with
+/// SIGSEGV, as on Linux. Returns rax as it was saved, so the dispatcher
+/// leaves it untouched.
+pub fn sigreturn(frame: &mut TrapFrame) -> SysResult {
+    match restore_frame(frame) {
+        Ok(rax) => Ok(rax as usize),
+        Err(_) => {
+            log::info!(
+                "pid {}: bad signal frame at {:#x}: SIGSEGV",
+                proc::current_pid(),
+                frame.rsp
+            );
+            proc::exit_current(proc::killed(SIGSEGV))
+        }
+    }
+}
+
+fn restore_frame(frame: &mut TrapFrame) -> Result<u64, Errno> {
+    let base = frame.rsp.checked_sub(8).ok_or(Errno::EFAULT)?;
+    let mut bytes = [0u8; FRAME_SIZE];
+    proc::with_current(|p| usercopy::copy_in(p.space(), base, &mut bytes))?;
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    let regs: [u64; 18] = core::array::from_fn(|i| word(MCONTEXT + i * 8));
+    let (rsp, rip) = (regs[15], regs[16]);
+    if rip >= USER_END || rsp >= USER_END {
+        return Err(Errno::EFAULT);
+    }
+    let fpstate = word(MCONTEXT + 184);
+    let fpu = if fpstate == 0 {
+        FpuState::initial()
+    } else {
+        let mut area = [0u8; 512];
+        proc::with_current(|p| usercopy::copy_in(p.space(), fpstate, &mut area))?;
+        FpuState::from_bytes(&area)
+    };
+    let mask = word(SIGMASK) & !UNBLOCKABLE;
+    proc::with_current(|p| p.signals.mask = mask);
+    fpu.restore();
+    [
+        frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15,
+    ] = regs[0..8].try_into().unwrap_or_default();
+    frame.rdi = regs[8];
+    frame.rsi = regs[9];
+    frame.rbp = regs[10];
+    frame.rbx = regs[11];
+    frame.rdx = regs[12];
+    frame.rax = regs[13];
+    frame.rcx = regs[14];
+    frame.rsp = rsp;
+    frame.rip = rip;
+    frame.rflags = RFLAGS_BASE | (regs[17] & USER_FLAGS);
+    frame.cs = u64::from(crate::arch::gdt::USER_CS.0);
+    frame.ss = u64::from(crate::arch::gdt::USER_DS.0);
+    Ok(frame.rax)
+}

@@ -1,0 +1,79 @@
+//! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn. The
+//! machinery (pending sets, delivery, the frame) is in kernel/src/signal.rs.
+
+use crate::arch::idt::TrapFrame;
+use crate::signal::{self, SigAction};
+use crate::{proc, usercopy};
+use vm::errno::{Errno, SysResult};
+
+/// The kernel's sigset_t is 64 bits: any other sigsetsize is EINVAL.
+const SIGSET_SIZE: u64 = 8;
+
+/// rt_sigaction(sig, act, oldact, sigsetsize): read `act` (if not NULL)
+/// before writing `oldact`, so both may point at the same struct. SIGKILL
+/// and SIGSTOP keep their default action (EINVAL).
+pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResult {
+    let signo = sig as i32;
+    if sigsetsize != SIGSET_SIZE || sig > signal::NSIG as u64 || !signal::valid(signo) {
+        return Err(Errno::EINVAL);
+    }
+    proc::with_current(|p| {
+        let new = if act != 0 {
+            if signo == signal::SIGKILL || signo == signal::SIGSTOP {
+                return Err(Errno::EINVAL);
+            }
+            let mut bytes = [0u8; 32];
+            usercopy::copy_in(p.space(), act, &mut bytes)?;
+            let mut action = SigAction::from_bytes(&bytes);
+            action.mask &= !signal::UNBLOCKABLE;
+            Some(action)
+        } else {
+            None
+        };
+        if oldact != 0 {
+            let old = p.signals.action(signo).to_bytes();
+            usercopy::copy_out(p.space(), oldact, &old)?;
+        }
+        if let Some(action) = new {
+            p.signals.set_action(signo, action);
+        }
+        Ok(0)
+    })
+}
+
+const SIG_BLOCK: u64 = 0;
+const SIG_UNBLOCK: u64 = 1;
+const SIG_SETMASK: u64 = 2;
+
+/// rt_sigprocmask(how, set, oldset, sigsetsize). SIGKILL and SIGSTOP are
+/// silently left unblocked, as on Linux.
+pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    proc::with_current(|p| {
+        let old = p.signals.mask;
+        let new = if set != 0 {
+            let value = usercopy::read_u64(p.space(), set)?;
+            Some(match how {
+                SIG_BLOCK => old | value,
+                SIG_UNBLOCK => old & !value,
+                SIG_SETMASK => value,
+                _ => return Err(Errno::EINVAL),
+            })
+        } else {
+            None
+        };
+        if oldset != 0 {
+            usercopy::copy_out(p.space(), oldset, &old.to_le_bytes())?;
+        }
+        if let Some(mask) = new {
+            p.signals.mask = mask & !signal::UNBLOCKABLE;
+        }
+        Ok(0)
+    })
+}
+
+pub fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
+    signal::sigreturn(frame)
+}

@@ -1,0 +1,245 @@
+//! fork: a child address space made from its parent's, VMA by VMA, as
+//! each VMA's `inherit` says (FreeBSD's `vmspace_fork`).
+//!
+//! | inherit | parent VMA                  | the child gets                                   |
+//! |---------|-----------------------------|--------------------------------------------------|
+//! | Copy    | private (anonymous, object) | the same PTEs, read-only in both: copy-on-write  |
+//! | Copy    | shared object               | a private mapping of the object (writes copy)   |
+//! | Share   | shared object, guard, gap   | the same object: stores are seen by both         |
+//! | Share   | private anonymous           | both now map one new shared object (see below)  |
+//! | None    | any                         | nothing: the range is a hole in the child        |
+//! | Zero    | any                         | fresh private anonymous memory, zero-filled      |
+//!
+//! Private anonymous memory lives only in PTEs (see `vma.rs`), so copying it
+//! means copying PTEs: the parent's writable PTEs become read-only, the child
+//! gets the same frames read-only, and each frame gets one more reference.
+//! The first write on either side is a copy-on-write fault; once one side
+//! has copied, the other holds the last reference and its next write only
+//! makes the PTE writable again (`Resolution::Reuse`).
+//!
+//! The page tables are copied eagerly, all at fork time, and only for the
+//! VMAs whose data lives in PTEs. Shared objects are not copied at all: the
+//! child faults their pages in from the object. Measured figures and the
+//! reason for eager copying: docs/src/processes.md.
+//!
+//! A 2 MiB page is shared read-only like a small one (one more reference on
+//! the block's head). The first write to it demotes it by copy into 512
+//! small pages (`AddressSpace::copy_on_write`).
+//!
+//! INHERIT_SHARE on private anonymous memory needs one set of frames that
+//! both spaces keep using, faults included, so the VMA is turned into
+//! shared memory first: its pages move into a new anonymous object (by
+//! copy, as a page may itself be shared copy-on-write with a third space),
+//! and from then on parent and child map that object.
+
+use crate::errno::Errno;
+use crate::frame::Pfn;
+use crate::mmap::Sharing;
+use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
+use crate::space::AddressSpace;
+use crate::vm_map::VmaTree;
+use crate::vm_object::ObjectRef;
+use crate::vma::{Backing, HUGE_PAGE, Inherit, PAGE, Vma};
+use alloc::vec::Vec;
+
+impl<P: Pmap> AddressSpace<P> {
+    /// A child of this space on the page tables `child_pmap`, each VMA
+    /// inherited as its `inherit` says. The child's private writable VMAs
+    /// are charged to the commit limit. On ENOMEM (commit limit, frames or
+    /// page tables) no child exists and the parent holds the same data as
+    /// before (some of its pages may be left read-only: their next write
+    /// finds the frame unshared and just makes the PTE writable again).
+    pub fn fork(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        child_pmap: P,
+    ) -> Result<AddressSpace<P>, Errno> {
+        let charge: u64 = self
+            .map
+            .iter()
+            .filter_map(child_vma)
+            .map(|v| v.charge())
+            .sum();
+        if !phys.charge(charge) {
+            return Err(Errno::ENOMEM);
+        }
+        if let Err(e) = self.share_private_vmas(phys) {
+            phys.uncharge(charge);
+            return Err(e);
+        }
+        let mut child = AddressSpace {
+            pmap: child_pmap,
+            map: VmaTree::new(),
+            mmap_top: self.mmap_top,
+            brk_start: self.brk_start,
+            brk: self.brk,
+        };
+        for vma in self.map.iter().filter_map(child_vma) {
+            let inserted = child.map.insert(vma);
+            debug_assert!(inserted.is_ok(), "fork: parent VMAs overlap");
+        }
+        let copied: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter(|v| copies_ptes(v))
+            .map(|v| (v.start, v.end))
+            .collect();
+        for (start, end) in copied {
+            if self.copy_ptes(phys, &mut child.pmap, start, end).is_err() {
+                // The child's VMAs carry exactly the charge taken above.
+                child.clear(phys);
+                return Err(Errno::ENOMEM);
+            }
+        }
+        Ok(child)
+    }
+
+    /// Make the PTEs of [start, end) read-only here and enter the same
+    /// frames, read-only, in `child`, one more reference each. Err when the
+    /// child has no memory for a page table; what was entered stays there
+    /// for the caller to tear down.
+    fn copy_ptes(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        child: &mut P,
+        start: u64,
+        end: u64,
+    ) -> Result<(), ()> {
+        let mut failed = false;
+        self.pmap.protect_range(start, end, &mut |va, m| {
+            let prot = PteProt {
+                write: false,
+                ..m.prot
+            };
+            if !failed {
+                phys.get(m.pfn);
+                let entered = if m.huge {
+                    child.enter_huge(va, m.pfn, prot)
+                } else {
+                    child.enter(va, m.pfn, prot)
+                };
+                if entered.is_err() {
+                    phys.put(m.pfn);
+                    failed = true;
+                }
+            }
+            prot
+        });
+        if failed { Err(()) } else { Ok(()) }
+    }
+
+    /// Turn every private anonymous VMA marked INHERIT_SHARE into shared
+    /// memory backed by a new object holding its data. All or nothing:
+    /// the objects are filled first, and the VMAs change only once every
+    /// one has its frames.
+    fn share_private_vmas(&mut self, phys: &mut dyn PhysMem) -> Result<(), Errno> {
+        let ranges: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter(|v| needs_object(v))
+            .map(|v| (v.start, v.end))
+            .collect();
+        let mut objects = Vec::with_capacity(ranges.len());
+        for &(start, end) in &ranges {
+            match self.fill_object(phys, start, end) {
+                Ok(object) => objects.push(object),
+                Err(e) => {
+                    objects.into_iter().for_each(|o: ObjectRef| o.release(phys));
+                    return Err(e);
+                }
+            }
+        }
+        for ((start, end), object) in ranges.into_iter().zip(objects) {
+            self.pmap
+                .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+            let mut uncharge = 0;
+            self.map.update_range(start, end, |v| {
+                uncharge += v.charge();
+                v.sharing = Sharing::Shared;
+                v.backing = Backing::Object {
+                    object: object.clone(),
+                    offset: 0,
+                };
+            });
+            phys.uncharge(uncharge);
+            object.release(phys);
+        }
+        Ok(())
+    }
+
+    /// A new anonymous object holding a copy of every present page of
+    /// [start, end), at the page's offset from `start`.
+    fn fill_object(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> Result<ObjectRef, Errno> {
+        let mut present: Vec<(u64, Mapping)> = Vec::new();
+        self.pmap.protect_range(start, end, &mut |va, m| {
+            present.push((va, m));
+            m.prot
+        });
+        let object = ObjectRef::new_anonymous();
+        let zero = phys.zero_frame();
+        for (va, m) in present {
+            let frames = if m.huge { HUGE_PAGE / PAGE } else { 1 };
+            for i in 0..frames {
+                let src = Pfn(m.pfn.0 + i);
+                if src == zero {
+                    continue;
+                }
+                let Ok(dst) = object.page((va - start) / PAGE + i, phys) else {
+                    object.release(phys);
+                    return Err(Errno::ENOMEM);
+                };
+                phys.copy_into(src, dst);
+                phys.put(dst);
+            }
+        }
+        Ok(object)
+    }
+}
+
+/// Private anonymous memory that must become shared before a fork.
+fn needs_object(vma: &Vma) -> bool {
+    vma.inherit == Inherit::Share
+        && vma.sharing == Sharing::Private
+        && matches!(vma.backing, Backing::Anonymous)
+}
+
+/// Whether the child gets copies of this VMA's PTEs: private memory that
+/// is copied, whose data (or part of it) lives only in the page tables.
+fn copies_ptes(vma: &Vma) -> bool {
+    vma.sharing == Sharing::Private
+        && matches!(vma.inherit, Inherit::Copy | Inherit::Share)
+        && matches!(vma.backing, Backing::Anonymous | Backing::Object { .. })
+}
+
+/// The VMA the child gets for `vma`, if any (the table at the top).
+/// Before `share_private_vmas` has run, a private anonymous VMA marked
+/// Share yields a shared VMA still without its object: only its charge
+/// (none) is used then.
+fn child_vma(vma: &Vma) -> Option<Vma> {
+    match vma.inherit {
+        Inherit::None => None,
+        Inherit::Zero => Some(Vma {
+            sharing: Sharing::Private,
+            backing: match vma.backing {
+                Backing::Guard => Backing::Guard,
+                Backing::StackGap => Backing::StackGap,
+                _ => Backing::Anonymous,
+            },
+            ..vma.clone()
+        }),
+        Inherit::Share if needs_object(vma) => Some(Vma {
+            sharing: Sharing::Shared,
+            ..vma.clone()
+        }),
+        Inherit::Copy if vma.sharing == Sharing::Shared => Some(Vma {
+            sharing: Sharing::Private,
+            ..vma.clone()
+        }),
+        Inherit::Share | Inherit::Copy => Some(vma.clone()),
+    }
+}
