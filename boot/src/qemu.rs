@@ -112,6 +112,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmtest", env!("CARGO_BIN_FILE_PROGRAMS_vmtest")),
     ("vmbench", env!("CARGO_BIN_FILE_PROGRAMS_vmbench")),
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
+    ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -13,6 +13,7 @@ pub mod buddy;
 pub mod errno;
 pub mod fake;
 pub mod frame;
+pub mod labs;
 pub mod mmap;
 pub mod pager;
 pub mod pmap;
