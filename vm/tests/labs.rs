@@ -309,7 +309,10 @@ fn lab2_without_the_hint_a_read_fault_maps_one_page() {
     assert_eq!(p.read(r), Ok(0));
     let window = (r & !(WINDOW - 1))..((r & !(WINDOW - 1)) + WINDOW).min(r + 16 * P);
     for va in window.step_by(P as usize) {
-        assert!(p.maps_zero_frame(va), "{va:#x} of the read-only VMA");
+        assert!(
+            p.maps_zero_frame(va),
+            "{va:#x}: a read-only VMA with MADV_SEQUENTIAL gets fault-around too"
+        );
     }
     p.munmap(a, 20 * P);
     p.munmap(r, 16 * P);
