@@ -117,6 +117,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmbench", env!("CARGO_BIN_FILE_PROGRAMS_vmbench")),
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
+    ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -14,6 +14,7 @@ pub mod errno;
 pub mod fake;
 pub mod fork;
 pub mod frame;
+pub mod labs;
 pub mod mmap;
 pub mod pager;
 pub mod pmap;

@@ -14,9 +14,9 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use rt::sys::{self, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY, PROT_READ, RW, peek, poke};
 use rt::test::{Outcome, Suite, expect_err, proc_number, why};
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
@@ -854,7 +854,10 @@ fn sigbus_handlers(s: &mut Suite) {
         let fd = create("b1", 100)?;
         let a = map(fd, 2 * PAGE, RW, MAP_SHARED)?;
         caught_sigbus(fd, 2 * PAGE, a + PAGE + 5, || poke(a + PAGE + 5, 0x42))?;
-        ensure!(byte_at(fd, PAGE + 5)? == 0x42, "the retried store is not in the file")?;
+        ensure!(
+            byte_at(fd, PAGE + 5)? == 0x42,
+            "the retried store is not in the file"
+        )?;
         sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
         remove(fd, "b1")
     });
@@ -875,7 +878,11 @@ fn sigbus_handlers(s: &mut Suite) {
 
 fn exec_and_descriptors(s: &mut Suite) {
     // Our own path: /bin/filetest on pageos, /init on Linux.
-    let me: &[u8] = if s.linux { b"/init\0" } else { b"/bin/filetest\0" };
+    let me: &[u8] = if s.linux {
+        b"/init\0"
+    } else {
+        b"/bin/filetest\0"
+    };
     s.both("close_on_exec_descriptors_close_in_execve", || {
         let fd = create("x1", 10)?;
         let keep = sys::dup2(fd, 40).map_err(why("dup2"))?;
@@ -893,7 +900,10 @@ fn exec_and_descriptors(s: &mut Suite) {
         sys::close(gone).map_err(why("close"))?;
         remove(fd, "x1")?;
         // `filetest fds` exits 0 when 40 is open and 41 is closed.
-        ensure!(status == 0, "the exec'd program saw wait status {status:#x}")
+        ensure!(
+            status == 0,
+            "the exec'd program saw wait status {status:#x}"
+        )
     });
 }
 

@@ -297,7 +297,11 @@ fn a_caught_sigsegv() -> Step {
     poke(a + 0x10, 2);
     sys::set_disposition(sys::SIGSEGV, sys::SIG_DFL).map_err(why("sigaction"))?;
     let code = SEGV_CODE.load(Ordering::SeqCst);
-    let code = if code == sys::SEGV_ACCERR { "SEGV_ACCERR" } else { "SEGV_MAPERR" };
+    let code = if code == sys::SEGV_ACCERR {
+        "SEGV_ACCERR"
+    } else {
+        "SEGV_MAPERR"
+    };
     println!("  After mprotect(PROT_READ), a store raised SIGSEGV. The handler saw");
     println!(
         "  si_code {code} (mapped, but not writable) and si_addr {:#x}, made the",
