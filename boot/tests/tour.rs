@@ -26,6 +26,10 @@ fn the_tour_runs_every_step_and_exits_zero() {
         "read() returns \"The file\"",
         "took 1 copy-on-",
         "the file still reads \"The file\"",
+        "si_code SEGV_ACCERR",
+        "the store ran again and the byte is 2",
+        "The child wrote 16 pages: 16 copy-on-write faults",
+        "the parent wrote all 64: 0 copies, 64 faults",
         "End of the tour: every frame the steps took is free again.",
     ] {
         assert!(out.contains(key), "missing {key:?} in:\n{out}");

@@ -234,8 +234,10 @@ fn default_ignores(signal: i32) -> bool {
 /// A synchronous signal from a fault in user mode. If the process catches
 /// it, the handler runs on the way out of the trap; if it is blocked,
 /// ignored or left at its default, the process dies with it (Linux's
-/// force_sig: a fault cannot be ignored, it would only repeat).
-pub fn force(info: SigInfo) {
+/// force_sig: a fault cannot be ignored, it would only repeat). `report`
+/// runs first in that case: the console tells why the process died, but
+/// stays quiet about faults a handler deals with.
+pub fn force(info: SigInfo, report: impl FnOnce()) {
     let caught = proc::with_current(|p| {
         let s = &mut p.signals;
         let action = s.action(info.signo);
@@ -247,6 +249,7 @@ pub fn force(info: SigInfo) {
         caught
     });
     if !caught {
+        report();
         proc::exit_current(proc::killed(info.signo));
     }
 }

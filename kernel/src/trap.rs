@@ -79,17 +79,19 @@ fn handle(frame: &mut TrapFrame) {
                 17 => (SIGBUS, signal::BUS_ADRALN, 0),
                 _ => (SIGSEGV, signal::SI_KERNEL, 0),
             };
-            log::info!(
-                "{}: {} at rip {:#x}",
-                describe_current(),
-                NAMES[vector as usize % 32],
-                frame.rip
-            );
-            signal::force(SigInfo {
+            let rip = frame.rip;
+            let info = SigInfo {
                 signo,
                 code,
                 addr,
                 ..SigInfo::default()
+            };
+            signal::force(info, || {
+                log::info!(
+                    "{}: {} at rip {rip:#x}",
+                    describe_current(),
+                    NAMES[vector as usize % 32],
+                );
             });
         }
         _ => kernel_fault(frame, None),
@@ -136,22 +138,26 @@ fn page_fault(frame: &mut TrapFrame) {
         Err(FaultError::Bus) => (SIGBUS, signal::BUS_ADRERR),
         Err(FaultError::OutOfMemory) => (SIGKILL, signal::SI_KERNEL),
     };
-    log::info!(
-        "{}: {} on {} at {addr:#x}, rip {:#x}",
-        describe_current(),
-        signal_name(signo),
-        vmstat::access_name(access),
-        frame.rip
-    );
+    let rip = frame.rip;
+    let report = || {
+        log::info!(
+            "{}: {} on {} at {addr:#x}, rip {rip:#x}",
+            describe_current(),
+            signal_name(signo),
+            vmstat::access_name(access),
+        );
+    };
     if signo == SIGKILL {
+        report();
         proc::exit_current(proc::killed(SIGKILL));
     }
-    signal::force(SigInfo {
+    let info = SigInfo {
         signo,
         code,
         addr,
         ..SigInfo::default()
-    });
+    };
+    signal::force(info, report);
 }
 
 /// The VMA around `addr` for the trace: range, rights, kind.

@@ -149,7 +149,7 @@ impl Suite {
 /// Touch 64 KiB of stack now, so that a case using a little more stack than
 /// the one before does not look like a frame leak: the stack keeps its pages.
 #[inline(never)]
-fn grow_stack() {
+pub fn grow_stack() {
     let mut area = [0u8; 64 * 1024];
     for i in (0..area.len()).step_by(4096) {
         // SAFETY: a plain store into a local array; volatile so that it happens.
