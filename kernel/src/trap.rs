@@ -51,7 +51,7 @@ const NAMES: [&str; 32] = [
 
 pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     handle(frame);
-    if frame.from_user() {
+    if frame.is_user_mode() {
         signal::deliver_pending(frame);
     }
 }
@@ -61,14 +61,14 @@ fn handle(frame: &mut TrapFrame) {
         TIMER => {
             timer::tick();
             timer::end_of_interrupt(TIMER as u8);
-            if frame.from_user() {
+            if frame.is_user_mode() {
                 proc::yield_now();
             }
         }
         // Other PIC lines are masked; a spurious IRQ 7/15 needs no EOI.
         33..=47 => {}
         PAGE_FAULT => page_fault(frame),
-        vector if frame.from_user() => {
+        vector if frame.is_user_mode() => {
             // Linux's signal and si_code for each exception; si_addr is the
             // instruction for SIGILL/SIGFPE, 0 for the rest.
             let (signo, code, addr) = match vector {
@@ -107,7 +107,7 @@ const PF_INSTRUCTION: u64 = 16;
 /// directly, so a page fault in kernel mode is always a kernel bug.)
 fn page_fault(frame: &mut TrapFrame) {
     let addr = Cr2::read_raw();
-    if !frame.from_user() {
+    if !frame.is_user_mode() {
         kernel_fault(frame, Some(addr));
     }
     let access = if frame.error_code & PF_INSTRUCTION != 0 {

@@ -243,7 +243,7 @@ pub fn validate_mmap(
         }
         Kind::Anonymous
     } else {
-        if offset % PAGE != 0 || (offset as i64) < 0 {
+        if !offset.is_multiple_of(PAGE) || (offset as i64) < 0 {
             return einval;
         }
         if offset
@@ -617,7 +617,7 @@ mod tests {
         assert_eq!(fixed(0x40_0001, 0), Err(Errno::EINVAL));
         assert_eq!(fixed(0, 0), Err(Errno::ENOMEM));
         assert_eq!(fixed(USER_END - 4096, 0), Err(Errno::ENOMEM));
-        assert_eq!(fixed(u64::MAX & !0xfff, 0), Err(Errno::ENOMEM));
+        assert_eq!(fixed(!0xfff, 0), Err(Errno::ENOMEM));
         assert_eq!(fixed(0x7fff_f000, MAP_32BIT), Err(Errno::EINVAL));
         assert!(fixed(0x7fff_e000, MAP_32BIT).is_ok());
         assert_eq!(

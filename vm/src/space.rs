@@ -132,10 +132,9 @@ impl<P: Pmap> AddressSpace<P> {
         let end = start + len;
         if let Placement::Fixed { on_conflict, .. } = placement
             && self.map.range(start, end).next().is_some()
+            && let Some(errno) = on_conflict.refusal()
         {
-            if let Some(errno) = on_conflict.refusal() {
-                return Err(errno);
-            }
+            return Err(errno);
         }
         if self.map.len() + 2 >= MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);

@@ -21,8 +21,9 @@ pub const KERNEL_DS: SegmentSelector = SegmentSelector(0x10);
 pub const USER_DS: SegmentSelector = SegmentSelector(0x18 | 3);
 pub const USER_CS: SegmentSelector = SegmentSelector(0x20 | 3);
 
+/// Only the CPU uses these bytes, through the IST entries that point at them.
 #[repr(align(16))]
-struct Stack([u8; IST_STACK_SIZE]);
+struct Stack(#[allow(dead_code)] [u8; IST_STACK_SIZE]);
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 static mut NMI_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 

@@ -109,7 +109,9 @@ fn vectored(fd: u64, iov: u64, count: u64, transfer: fn(u64, u64, u64) -> SysRes
     let mut raw = alloc::vec![0u8; count as usize * 16];
     proc::with_current(|p| usercopy::copy_in(p.space(), iov, &mut raw))?;
     let vecs: Vec<(u64, u64)> = raw
-        .chunks_exact(16)
+        .as_chunks::<16>()
+        .0
+        .iter()
         .map(|v| {
             let word = |i: usize| u64::from_le_bytes(v[i..i + 8].try_into().unwrap_or_default());
             (word(0), word(8))

@@ -14,16 +14,20 @@ pub struct Report {
 /// What a case returns: Ok, or why it failed.
 pub type Outcome = Result<(), Why>;
 
+const WHY_LEN: usize = 120;
+
 /// A failure message, formatted into a fixed buffer (no heap needed).
 pub struct Why {
-    bytes: [u8; 160],
-    len: usize,
+    /// Small enough that `Result<T, Why>` stays cheap to return (clippy's
+    /// result_large_err limit is 128 bytes); longer messages are cut.
+    bytes: [u8; WHY_LEN],
+    len: u8,
 }
 
 impl Why {
     pub fn new(args: fmt::Arguments) -> Self {
         let mut why = Why {
-            bytes: [0; 160],
+            bytes: [0; WHY_LEN],
             len: 0,
         };
         let _ = why.write_fmt(args);
@@ -31,16 +35,22 @@ impl Why {
     }
 
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+        let len = usize::from(self.len);
+        // A cut in the middle of a character leaves the valid prefix.
+        match core::str::from_utf8(&self.bytes[..len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.bytes[..e.valid_up_to()]).unwrap_or("?"),
+        }
     }
 }
 
 impl Write for Why {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.bytes.len() - self.len;
+        let at = usize::from(self.len);
+        let room = self.bytes.len() - at;
         let n = s.len().min(room);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
+        self.bytes[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n as u8;
         Ok(())
     }
 }
