@@ -118,6 +118,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
+    ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -35,3 +35,26 @@ fn the_tour_runs_every_step_and_exits_zero() {
         assert!(out.contains(key), "missing {key:?} in:\n{out}");
     }
 }
+
+/// `vmwalk`: the page-table walk of a fresh page stops at an absent entry;
+/// after a store it ends in a 4 KiB frame; code pages are neither writable
+/// nor no-execute.
+#[test]
+fn vmwalk_shows_a_page_being_born() {
+    let run = common::program("vmwalk", &[]);
+    assert_eq!(run.status, 0, "{}", run.stdout);
+    let out = &run.stdout;
+    let before = out.split("After one store").next().unwrap_or("");
+    assert!(before.contains("not present: no translation"), "{out}");
+    let after = out.split("After one store").nth(1).unwrap_or("");
+    assert!(
+        after.contains("P W U A D NX") && after.contains("-> 4 KiB page at 0x"),
+        "{out}"
+    );
+    let code = out.split("Its code").nth(1).unwrap_or("");
+    let leaf = code.lines().find(|l| l.contains("L1[")).unwrap_or("");
+    assert!(
+        leaf.contains(" P U A") && !leaf.contains("NX"),
+        "code leaf: {leaf}"
+    );
+}
