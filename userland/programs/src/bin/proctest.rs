@@ -11,12 +11,10 @@
 //! table copy) against the faults a lazy copy would take instead.
 #![no_std]
 #![no_main]
-// `Why` is a fixed 160-byte buffer (no heap here): returned by value on purpose.
-#![allow(clippy::result_large_err)]
 
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use rt::sys::{self, ANON, Errno, RW, SigInfo, peek, poke};
-use rt::test::{Outcome, Report, Why, why};
+use rt::sys::{self, ANON, RW, SigInfo, peek, poke};
+use rt::test::{Outcome, Suite, Why, expect_err, why};
 use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
@@ -32,73 +30,6 @@ fn main(args: Args) -> i32 {
             println!("proctest: unknown command {other:?}");
             2
         }
-    }
-}
-
-/// Cases run on pageos, or on both pageos and Linux (as in vmtest).
-struct Suite {
-    report: Report,
-    linux: bool,
-}
-
-impl Suite {
-    fn both(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        self.run(name, case);
-    }
-
-    fn pageos(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        if !self.linux {
-            self.run(name, case);
-        }
-    }
-
-    /// Run a case; on pageos also check that it gave back every frame
-    /// (its children are all reaped by then).
-    fn run(&mut self, name: &str, case: impl FnOnce() -> Outcome) {
-        let linux = self.linux;
-        self.report.case(name, || {
-            let before = if linux { 0 } else { frames_in_use()? };
-            case()?;
-            if !linux {
-                let after = frames_in_use()?;
-                ensure!(
-                    after == before,
-                    "frames in use: {before} kB before the case, {after} kB after"
-                )?;
-            }
-            Ok(())
-        });
-    }
-}
-
-/// RAM handed out (MemTotal - MemFree - KernelHeap), from /proc/meminfo.
-fn frames_in_use() -> Result<u64, Why> {
-    let fd = sys::open("/proc/meminfo\0", 0).map_err(why("open /proc/meminfo"))?;
-    let mut buf = [0u8; 1024];
-    let n = sys::read(fd as i32, &mut buf).map_err(why("read /proc/meminfo"));
-    let _ = sys::close(fd);
-    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-    };
-    match (field("MemTotal:"), field("MemFree:"), field("KernelHeap:")) {
-        (Some(total), Some(free), Some(heap)) => Ok(total - free - heap),
-        _ => fail!("cannot parse /proc/meminfo"),
-    }
-}
-
-fn expect_err(got: sys::Result<usize>, want: Errno, what: &str) -> Outcome {
-    match got {
-        Err(e) if e == want => Ok(()),
-        other => fail!("{what}: want errno {}, got {other:?}", want.0),
     }
 }
 
@@ -162,12 +93,7 @@ fn await_byte(addr: usize, value: u8) {
 }
 
 fn cases(args: Args) -> i32 {
-    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
-    let mut s = Suite {
-        report: Report::default(),
-        linux,
-    };
-    grow_stack();
+    let mut s = Suite::new("proctest");
     s.both("fork-returns-twice", fork_returns_twice);
     s.both("fork-cow-isolation-both-ways", cow_isolation);
     s.both("fork-cow-page-shared-by-300-children", cow_300_children);
@@ -202,19 +128,7 @@ fn cases(args: Args) -> i32 {
     s.both("handler-preserves-registers", registers_survive_handler);
     s.both("execve-args-and-environment", || exec_with_args(args));
     s.both("execve-errors", || exec_errors(args));
-    s.report.finish()
-}
-
-/// Touch 64 KiB of stack now, so that a case using a little more stack than
-/// the one before does not look like a frame leak: the stack keeps its pages.
-#[inline(never)]
-fn grow_stack() {
-    let mut area = [0u8; 64 * 1024];
-    for i in (0..area.len()).step_by(PAGE) {
-        // SAFETY: a plain store into a local array; volatile so that it happens.
-        unsafe { core::ptr::write_volatile(&mut area[i], 1) };
-    }
-    core::hint::black_box(&area);
+    s.finish()
 }
 
 fn fork_returns_twice() -> Outcome {
