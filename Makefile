@@ -20,7 +20,7 @@ host-test:
 # The runner's own unit tests and the tests in boot/tests/ that boot QEMU.
 # The dev profile already builds the kernel with opt-level 2 (Cargo.toml).
 qemu-test:
-	$(CARGO) test -p boot
+	$(CARGO) test -p boot --no-fail-fast
 
 ## vmtest, filetest and proctest as init of Debian's Linux kernel: the
 ## cases both kernels share must pass there too (scripts/linux-run.py
