@@ -294,7 +294,11 @@ impl<T: Segment> VmaTree<T> {
 
     /// The segments overlapping [start, end), in address order.
     pub fn range(&self, start: u64, end: u64) -> Range<'_, T> {
-        let mut stack = Vec::with_capacity(usize::from(height(&self.root)));
+        let mut range = Range {
+            stack: [None; MAX_HEIGHT],
+            depth: 0,
+            end,
+        };
         // An empty range overlaps nothing, not even the segment around it.
         let mut cur = if start < end {
             self.root.as_deref()
@@ -303,13 +307,13 @@ impl<T: Segment> VmaTree<T> {
         };
         while let Some(n) = cur {
             if n.seg.end() > start {
-                stack.push(n);
+                range.push(n);
                 cur = n.left.as_deref();
             } else {
                 cur = n.right.as_deref();
             }
         }
-        Range { stack, end }
+        range
     }
 
     /// Add `seg`, merging it with neighbours that `can_merge`. Refused (and
@@ -494,25 +498,41 @@ fn verify_node<T: Segment>(link: Option<&Node<T>>) -> usize {
     count
 }
 
-/// In-order iterator over the segments overlapping a range.
+/// An AVL tree of height h holds at least Fib(h + 2) - 1 nodes, so 64
+/// levels would need more nodes than a 64-bit address space has pages:
+/// a walk's stack never holds more.
+const MAX_HEIGHT: usize = 64;
+
+/// In-order iterator over the segments overlapping a range. Its stack is
+/// an array, not a vector: every memory syscall walks a range or two, and
+/// a heap allocation each time showed up in the benchmark.
 pub struct Range<'a, T> {
     /// The nodes still to visit, the next one on top (a threaded walk).
-    stack: Vec<&'a Node<T>>,
+    stack: [Option<&'a Node<T>>; MAX_HEIGHT],
+    depth: usize,
     end: u64,
+}
+
+impl<'a, T> Range<'a, T> {
+    fn push(&mut self, n: &'a Node<T>) {
+        self.stack[self.depth] = Some(n);
+        self.depth += 1;
+    }
 }
 
 impl<'a, T: Segment> Iterator for Range<'a, T> {
     type Item = &'a T;
 
     fn next(&mut self) -> Option<&'a T> {
-        let n = self.stack.pop()?;
+        self.depth = self.depth.checked_sub(1)?;
+        let n = self.stack[self.depth]?;
         if n.seg.start() >= self.end {
-            self.stack.clear();
+            self.depth = 0;
             return None;
         }
         let mut cur = n.right.as_deref();
         while let Some(c) = cur {
-            self.stack.push(c);
+            self.push(c);
             cur = c.left.as_deref();
         }
         Some(&n.seg)

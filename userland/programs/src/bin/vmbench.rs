@@ -35,12 +35,16 @@ fn cycles() -> u64 {
 }
 
 /// Run `round` ROUNDS times (each returns cycles per operation) and print
-/// the median, the fastest and the slowest round.
-fn measure(name: &str, mut round: impl FnMut() -> u64) {
+/// the median, the fastest and the slowest round. Where the kernel has a
+/// /proc/vmstat with event counters (pageos), also print what one of the
+/// `ops` operations of a round cost in events (TLB flushes, frames zeroed...).
+fn measure(name: &str, ops: u64, mut round: impl FnMut() -> u64) {
+    let before = Counters::read();
     let mut samples = [0u64; ROUNDS];
     for s in samples.iter_mut() {
         *s = round();
     }
+    let after = Counters::read();
     samples.sort_unstable();
     println!(
         "bench {name} {} {} {} {ROUNDS}",
@@ -48,6 +52,52 @@ fn measure(name: &str, mut round: impl FnMut() -> u64) {
         samples[0],
         samples[ROUNDS - 1]
     );
+    if let (Some(before), Some(after)) = (before, after) {
+        rt::print!("events {name}");
+        for (i, event) in EVENTS.iter().enumerate() {
+            let total = after.0[i] - before.0[i];
+            let per_op = total as f64 / (ops * ROUNDS as u64) as f64;
+            rt::print!(" {event}={per_op:.2}");
+        }
+        println!();
+    }
+}
+
+/// The /proc/vmstat counters the benchmark reports per operation.
+const EVENTS: [&str; 8] = [
+    "pgfault",
+    "tlb_flush_page",
+    "tlb_flush_all",
+    "cr3_load",
+    "frames_zeroed",
+    "frame_table_calls",
+    "heap_allocs",
+    "pgfault_around_mapped",
+];
+
+struct Counters([u64; EVENTS.len()]);
+
+impl Counters {
+    /// The counters now, or None where /proc/vmstat does not have them.
+    fn read() -> Option<Counters> {
+        let fd = sys::open("/proc/vmstat\0", sys::O_RDONLY).ok()?;
+        let mut buf = [0u8; 2048];
+        let len = sys::read(fd as i32, &mut buf).unwrap_or(0);
+        let _ = sys::close(fd);
+        let text = core::str::from_utf8(&buf[..len]).ok()?;
+        let mut values = [0u64; EVENTS.len()];
+        for (i, event) in EVENTS.iter().enumerate() {
+            values[i] = text.lines().find_map(|line| {
+                let (name, value) = line.split_once(' ')?;
+                if name == *event {
+                    value.trim().parse().ok()
+                } else {
+                    None
+                }
+            })?;
+        }
+        Some(Counters(values))
+    }
 }
 
 /// Time `ops` calls of `op` and return the cost of one.
@@ -71,7 +121,7 @@ fn fail(what: &str, e: sys::Errno) -> ! {
 }
 
 fn main(_: Args) -> i32 {
-    measure("getpid", || {
+    measure("getpid", 2000, || {
         per_op(2000, |_| {
             sys::getpid();
         })
@@ -79,27 +129,27 @@ fn main(_: Args) -> i32 {
 
     // Demand-zero write faults over 64 MiB.
     let pages = (64 << 20) / PAGE;
-    measure("anon_write_fault", || {
+    measure("anon_write_fault", pages as u64, || {
         let a = anon(pages * PAGE);
         let c = per_op(pages, |p| poke(a + p * PAGE, 1));
         let _ = sys::munmap(a, pages * PAGE);
         c
     });
 
-    measure("mmap_munmap", || {
+    measure("mmap_munmap", 1000, || {
         per_op(1000, |_| {
             let a = sys::mmap_anon(PAGE).unwrap_or(0);
             let _ = sys::munmap(a, PAGE);
         })
     });
 
-    measure("mmap_touch_munmap", || touch_cycle(1000));
+    measure("mmap_touch_munmap", 1000, || touch_cycle(1000));
 
     let a = anon(4 * PAGE);
     for p in 0..4 {
         poke(a + p * PAGE, 1);
     }
-    measure("mprotect_4_pages", || {
+    measure("mprotect_4_pages", 1000, || {
         per_op(1000, |i| {
             let prot = if i % 2 == 0 { PROT_READ } else { RW };
             let _ = sys::mprotect(a, 4 * PAGE, prot);
@@ -118,14 +168,14 @@ fn main(_: Args) -> i32 {
         } else {
             "mmap_touch_munmap_100k_vmas"
         };
-        measure(name, || touch_cycle(1000));
+        measure(name, 1000, || touch_cycle(1000));
         let _ = sys::munmap(region, many * PAGE);
     }
 
     // One 2 MiB page against 512 small pages over the same 2 MiB.
     let window = sys::mmap_anon(2 * HUGE).unwrap_or_else(|e| fail("mmap", e));
     let base = (window + HUGE - 1) & !(HUGE - 1);
-    measure("huge_fault_2m", || {
+    measure("huge_fault_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_HUGEPAGE);
         let t = cycles();
         poke(base, 1);
@@ -133,7 +183,7 @@ fn main(_: Args) -> i32 {
         let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
         c
     });
-    measure("small_faults_2m", || {
+    measure("small_faults_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_NOHUGEPAGE);
         let t = cycles();
         for p in 0..HUGE / PAGE {
@@ -192,7 +242,7 @@ fn file_fault() {
         }
     }
     let _ = sys::munmap(buf, 64 << 10);
-    measure("file_read_fault", || {
+    measure("file_read_fault", (len / PAGE) as u64, || {
         let a = sys::mmap(0, len, PROT_READ, MAP_SHARED, fd as i32, 0)
             .unwrap_or_else(|e| fail("mmap file", e));
         let c = per_op(len / PAGE, |p| {
@@ -215,7 +265,7 @@ fn fork_metrics() {
     }
     let out = sys::mmap(0, PAGE, RW, MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
         .unwrap_or_else(|e| fail("mmap shared", e));
-    measure("fork_16m", || {
+    measure("fork_16m", 1, || {
         let t = cycles();
         let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
         if pid == 0 {
@@ -225,7 +275,7 @@ fn fork_metrics() {
         wait(pid);
         c
     });
-    measure("cow_fault", || {
+    measure("cow_fault", pages as u64, || {
         let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
         if pid == 0 {
             let c = per_op(pages, |p| poke(a + p * PAGE, 2));
