@@ -145,14 +145,15 @@ impl Pmap {
 
     /// Visit every present leaf in [start, end) (4 KiB PTEs, and 2 MiB ones
     /// at level 2), skipping absent tables. With `clears` (the visitor
-    /// clears entries) free the tables left empty. Returns the leaves
-    /// visited, for the TLB flush.
+    /// clears entries) free the tables left empty. The visitor says whether
+    /// the TLB may hold a translation it took rights from; those leaves are
+    /// returned for the flush.
     fn walk(
         &mut self,
         start: u64,
         end: u64,
         clears: bool,
-        visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
+        visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool) -> bool,
     ) -> Visited {
         let mut visited = Visited::default();
         if start < end {
@@ -187,8 +188,8 @@ const USER_TABLE: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
     .union(Flags::USER_ACCESSIBLE);
 
-/// The leaves a walk visited: their addresses while there are few enough
-/// to flush one by one, and how many in all.
+/// The leaves a walk changed so that the TLB must forget them: their
+/// addresses while there are few enough to flush one by one, and how many.
 #[derive(Default)]
 struct Visited {
     leaves: [u64; FLUSH_ALL_THRESHOLD],
@@ -206,7 +207,7 @@ fn walk_table(
     start: u64,
     end: u64,
     clears: bool,
-    visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
+    visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool) -> bool,
     visited: &mut Visited,
 ) -> bool {
     let shift = 12 + 9 * (u32::from(level) - 1);
@@ -223,11 +224,12 @@ fn walk_table(
         let lo = base + i as u64 * span;
         let leaf = level == 1 || (level == 2 && entry.flags().contains(Flags::HUGE_PAGE));
         if leaf {
-            if let Some(slot) = visited.leaves.get_mut(visited.count) {
-                *slot = lo;
+            if visit(lo, entry, level == 2) {
+                if let Some(slot) = visited.leaves.get_mut(visited.count) {
+                    *slot = lo;
+                }
+                visited.count += 1;
             }
-            visited.count += 1;
-            visit(lo, entry, level == 2);
         } else {
             let child = PhysFrame::containing_address(entry.addr());
             if walk_table(child, level - 1, lo, start, end, clears, visit, visited) {
@@ -239,6 +241,18 @@ fn walk_table(
         }
     }
     clears && entries.iter().take(top).all(|e| e.is_unused())
+}
+
+/// Whether going from `old` to `new` takes a right away (or moves the
+/// page). A TLB entry that grants less than the PTE needs no flush: the
+/// access it refuses faults, the fault handler finds the PTE already
+/// allows it (a spurious fault), and a page fault makes the CPU drop the
+/// stale entry (Intel SDM 4.10.4.3). Linux skips these flushes too
+/// (`pte_needs_flush`). mprotect adding write access so costs no invlpg.
+fn takes_rights(old: Flags, new: Flags) -> bool {
+    let rights = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+    !new.contains(old & rights)
+        || (new.contains(Flags::NO_EXECUTE) && !old.contains(Flags::NO_EXECUTE))
 }
 
 fn flags_for(prot: PteProt) -> Flags {
@@ -339,6 +353,7 @@ impl vm::pmap::Pmap for Pmap {
             };
             entry.set_unused();
             release(va, mapping);
+            true
         });
         self.flush(&visited);
     }
@@ -360,7 +375,9 @@ impl vm::pmap::Pmap for Pmap {
             if huge {
                 flags |= Flags::HUGE_PAGE;
             }
+            let old = entry.flags();
             entry.set_flags(flags);
+            takes_rights(old, flags)
         });
         self.flush(&visited);
     }
@@ -376,6 +393,7 @@ impl vm::pmap::Pmap for Pmap {
                 huge,
             });
             entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            true
         });
         self.flush(&visited);
         old.expect("pmap::replace: page not present")

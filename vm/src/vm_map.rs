@@ -287,6 +287,22 @@ impl<T: Segment> VmaTree<T> {
         None
     }
 
+    /// The segment containing `addr`, to change in place: the caller must
+    /// not move its bounds.
+    fn find_mut(&mut self, addr: u64) -> Option<&mut T> {
+        let mut cur = self.root.as_deref_mut();
+        while let Some(n) = cur {
+            if addr < n.seg.start() {
+                cur = n.left.as_deref_mut();
+            } else if addr >= n.seg.end() {
+                cur = n.right.as_deref_mut();
+            } else {
+                return Some(&mut n.seg);
+            }
+        }
+        None
+    }
+
     /// Every segment, in address order.
     pub fn iter(&self) -> Range<'_, T> {
         self.range(0, u64::MAX)
@@ -382,6 +398,30 @@ impl<T: Segment> VmaTree<T> {
     /// at the edges first and merging whatever has become equal afterwards.
     /// `f` must not move a segment's bounds.
     pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut T)) {
+        // The common case (mprotect of a whole mapping): change it in place,
+        // unless it may now merge with a neighbour. Saves a removal and an
+        // insertion, each a rebalancing and a node freed or allocated.
+        if let Some(seg) = self.find_mut(start)
+            && seg.start() == start
+            && seg.end() == end
+        {
+            f(seg);
+            let merges_left = start
+                .checked_sub(1)
+                .and_then(|a| self.find(a))
+                .is_some_and(|prev| {
+                    prev.end() == start && self.find(start).is_some_and(|s| prev.can_merge(s))
+                });
+            let merges_right = self.find(end).is_some_and(|next| {
+                next.start() == end && self.find(start).is_some_and(|s| s.can_merge(next))
+            });
+            if merges_left || merges_right {
+                let seg = self.remove_exact(start);
+                let inserted = self.insert(seg);
+                debug_assert!(inserted.is_ok(), "vm_map::update_range: f moved a segment");
+            }
+            return;
+        }
         for mut seg in self.remove_range(start, end) {
             f(&mut seg);
             let inserted = self.insert(seg);
