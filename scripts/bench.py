@@ -66,9 +66,10 @@ def run(cmd, timeout):
 
 
 def parse(output):
-    """{metric: (median, min, max)} from the `bench NAME MEDIAN MIN MAX ROUNDS` lines."""
+    """{metric: (median, min, max)} from the `bench NAME MEDIAN MIN MAX ROUNDS` lines
+    (not anchored: Linux's console puts terminal escapes before the first)."""
     found = {}
-    for m in re.finditer(r"^bench (\w+) (\d+) (\d+) (\d+) (\d+)\s*$", output, re.M):
+    for m in re.finditer(r"bench (\w+) (\d+) (\d+) (\d+) (\d+)\s*$", output, re.M):
         found[m.group(1)] = tuple(int(m.group(i)) for i in (2, 3, 4))
     return found
 

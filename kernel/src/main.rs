@@ -86,7 +86,10 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     proc::spawn_init(&cmdline);
     // Boot time against RAM size (docs/src/performance.md): from kernel
     // entry to the switch into init's first instruction.
-    log::info!("boot: {} cycles from kmain to init", arch::rdtsc() - entered);
+    log::info!(
+        "boot: {} cycles from kmain to init",
+        arch::rdtsc() - entered
+    );
     proc::run();
 }
 
