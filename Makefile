@@ -55,8 +55,10 @@ docs:
 	mdbook build docs 2>&1 | tee target/docs.log
 	@! grep -qiE "warn|error" target/docs.log || { echo "make docs: warnings above"; exit 1; }
 
-## Host benchmarks of the VM bookkeeping (the VMA tree).
-bench:
+## pageos against Linux in the same QEMU (scripts/bench.py: the table,
+## docs/src/bench/), then the host benchmark of the VMA tree.
+bench: setup
+	python3 scripts/bench.py
 	$(CARGO) bench -p vm --bench vma_tree
 
 ## Install QEMU, OVMF, musl-tools and the pinned toolchain if missing.

@@ -5,6 +5,7 @@ QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
     scripts/linux-run.py vmtest            # the VM cases Linux shares
     scripts/linux-run.py vmtest -- ARGS    # with arguments
     scripts/linux-run.py --elf FILE -- ARGS  # any static x86_64 ELF as /init
+    scripts/linux-run.py --memory 1G --append sysctl.vm.max_map_count=N --elf FILE
 
 The kernel comes from Debian's linux-image-*-amd64 package, downloaded with
 apt-get and unpacked with dpkg -x into target/linux (never installed). The
@@ -71,6 +72,16 @@ def main():
     extra = args[args.index("--") + 1 :] if "--" in args else []
     args = args[: args.index("--")] if "--" in args else args
     elf = None
+    memory = "512M"
+    kernel_args = []
+    # Options for the benchmark (scripts/bench.py): guest RAM, and words
+    # for the kernel command line (before init's arguments).
+    while args[:1] in (["--memory"], ["--append"]) and len(args) >= 2:
+        if args[0] == "--memory":
+            memory = args[1]
+        else:
+            kernel_args.append(args[1])
+        args = args[2:]
     if args[:1] == ["--elf"] and len(args) == 2:
         elf = args[1]
         name = os.path.basename(elf)
@@ -98,12 +109,12 @@ def main():
                 ]
             )
         )
-    append = "console=ttyS0 panic=-1 quiet loglevel=3"
+    append = " ".join(["console=ttyS0 panic=-1 quiet loglevel=3"] + kernel_args)
     if extra:
         append += " -- " + " ".join(extra)
     qemu = [
         "qemu-system-x86_64", "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
-        "-m", "512M", "-cpu", "qemu64,+smep,+smap", "-nographic", "-no-reboot", "-monitor", "none",
+        "-m", memory, "-cpu", "qemu64,+smep,+smap", "-nographic", "-no-reboot", "-monitor", "none",
     ]
     print("+", " ".join(qemu), file=sys.stderr)
     out = subprocess.run(qemu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600).stdout.decode(errors="replace")

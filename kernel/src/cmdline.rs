@@ -49,6 +49,11 @@ fn parse(text: &str) -> Cmdline {
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),
                 Some(("log", level)) => set_log_level(level),
+                // Linux's syntax for a sysctl set at boot.
+                Some(("sysctl.vm.max_map_count", n)) => match n.parse() {
+                    Ok(n) => vm::space::set_max_map_count(n),
+                    Err(_) => log::warn!("cmdline: bad max_map_count {n:?}"),
+                },
                 _ => log::warn!("cmdline: unknown switch {w:?}"),
             },
         }

@@ -53,6 +53,7 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 entry_point!(kmain, config = &BOOTLOADER_CONFIG);
 
 fn kmain(boot_info: &'static mut BootInfo) -> ! {
+    let entered = arch::rdtsc();
     logger::init();
     log::info!("pageos {} booting", env!("CARGO_PKG_VERSION"));
     arch::init();
@@ -83,6 +84,12 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         selftest::run();
     }
     proc::spawn_init(&cmdline);
+    // Boot time against RAM size (docs/src/performance.md): from kernel
+    // entry to the switch into init's first instruction.
+    log::info!(
+        "boot: {} cycles from kmain to init",
+        arch::rdtsc() - entered
+    );
     proc::run();
 }
 

@@ -11,6 +11,7 @@
 //! drops every reference its tables still hold.
 
 use crate::phys::{self, Frame};
+use crate::vmstat::Event;
 use spin::Once;
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, NoMemory, PteProt};
@@ -99,6 +100,7 @@ impl Pmap {
     /// Make this the address space the CPU translates through.
     pub fn activate(&self) {
         if !self.is_active() {
+            crate::vmstat::count(Event::Cr3Load, 1);
             // SAFETY: the kernel half is identical in every L4, so the code
             // running now stays mapped across the switch.
             unsafe { Cr3::write(self.l4, Cr3Flags::empty()) };
@@ -142,33 +144,39 @@ impl Pmap {
     }
 
     /// Visit every present leaf in [start, end) (4 KiB PTEs, and 2 MiB ones
-    /// at level 2), skipping absent tables; free tables that end up empty.
-    /// Returns how many leaves were visited.
+    /// at level 2), skipping absent tables. With `clears` (the visitor
+    /// clears entries) free the tables left empty. The visitor says whether
+    /// the TLB may hold a translation it took rights from; those leaves are
+    /// returned for the flush.
     fn walk(
         &mut self,
         start: u64,
         end: u64,
-        visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
-    ) -> usize {
-        let mut count = 0;
-        walk_table(self.l4, 4, 0, start, end, visit, &mut count);
-        count
+        clears: bool,
+        visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool) -> bool,
+    ) -> Visited {
+        let mut visited = Visited::default();
+        if start < end {
+            walk_table(self.l4, 4, 0, start, end, clears, visit, &mut visited);
+        }
+        visited
     }
 
-    /// After changing `count` translations in [start, end): invlpg each
-    /// page, or reload CR3 when that is cheaper. Only the active space can
-    /// have stale entries.
-    fn flush_range(&self, start: u64, end: u64, count: usize) {
-        if !self.is_active() || count == 0 {
+    /// After changing the translations `visited` lists: one invlpg per
+    /// changed leaf (a 2 MiB leaf is one TLB entry, one invlpg), or one CR3
+    /// reload when there are too many. Only the active space can have
+    /// stale entries.
+    fn flush(&self, visited: &Visited) {
+        if !self.is_active() || visited.count == 0 {
             return;
         }
-        if count > FLUSH_ALL_THRESHOLD {
+        if visited.count > FLUSH_ALL_THRESHOLD {
+            crate::vmstat::count(Event::TlbFlushAll, 1);
             x86_64::instructions::tlb::flush_all();
         } else {
-            let mut va = start;
-            while va < end {
+            crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
+            for &va in &visited.leaves[..visited.count] {
                 x86_64::instructions::tlb::flush(VirtAddr::new(va));
-                va += 4096;
             }
         }
     }
@@ -180,40 +188,71 @@ const USER_TABLE: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
     .union(Flags::USER_ACCESSIBLE);
 
-/// Walk `table` (at `level`, covering addresses from `base`) over [start, end).
-/// Returns true when the table is left with no entries.
+/// The leaves a walk changed so that the TLB must forget them: their
+/// addresses while there are few enough to flush one by one, and how many.
+#[derive(Default)]
+struct Visited {
+    leaves: [u64; FLUSH_ALL_THRESHOLD],
+    count: usize,
+}
+
+/// Walk `table` (at `level`, covering addresses from `base`) over [start, end),
+/// looking only at the entries the range touches. Returns true when the
+/// table is left with no entries (only checked when the visitor `clears`).
+#[allow(clippy::too_many_arguments)]
 fn walk_table(
     table: PhysFrame,
     level: u8,
     base: u64,
     start: u64,
     end: u64,
-    visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool),
-    count: &mut usize,
+    clears: bool,
+    visit: &mut dyn FnMut(u64, &mut PageTableEntry, bool) -> bool,
+    visited: &mut Visited,
 ) -> bool {
-    let span = 1u64 << (12 + 9 * (u32::from(level) - 1));
+    let shift = 12 + 9 * (u32::from(level) - 1);
+    let span = 1u64 << shift;
     let entries = table_at(table);
     let top = if level == 4 { KERNEL_HALF } else { 512 };
-    for (i, entry) in entries.iter_mut().enumerate().take(top) {
-        let lo = base + i as u64 * span;
-        let hi = lo + span;
-        if hi <= start || lo >= end || !entry.flags().contains(Flags::PRESENT) {
+    let first = (start.max(base) - base) >> shift;
+    let last = ((end - 1 - base) >> shift).min(top as u64 - 1);
+    for i in first as usize..=last as usize {
+        let entry = &mut entries[i];
+        if !entry.flags().contains(Flags::PRESENT) {
             continue;
         }
+        let lo = base + i as u64 * span;
         let leaf = level == 1 || (level == 2 && entry.flags().contains(Flags::HUGE_PAGE));
         if leaf {
-            *count += 1;
-            visit(lo, entry, level == 2);
+            if visit(lo, entry, level == 2) {
+                if let Some(slot) = visited.leaves.get_mut(visited.count) {
+                    *slot = lo;
+                }
+                visited.count += 1;
+            }
         } else {
             let child = PhysFrame::containing_address(entry.addr());
-            if walk_table(child, level - 1, lo, start, end, visit, count) {
+            if walk_table(child, level - 1, lo, start, end, clears, visit, visited) {
                 entry.set_unused();
+                // An empty table is all zeros: it can go back as a zeroed frame.
                 // SAFETY: the child table is empty and no entry points at it now.
-                drop(unsafe { Frame::from_raw(child) });
+                phys::free_zeroed(unsafe { Frame::from_raw(child) });
             }
         }
     }
-    entries.iter().take(top).all(|e| e.is_unused())
+    clears && entries.iter().take(top).all(|e| e.is_unused())
+}
+
+/// Whether going from `old` to `new` takes a right away (or moves the
+/// page). A TLB entry that grants less than the PTE needs no flush: the
+/// access it refuses faults, the fault handler finds the PTE already
+/// allows it (a spurious fault), and a page fault makes the CPU drop the
+/// stale entry (Intel SDM 4.10.4.3). Linux skips these flushes too
+/// (`pte_needs_flush`). mprotect adding write access so costs no invlpg.
+fn takes_rights(old: Flags, new: Flags) -> bool {
+    let rights = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+    !new.contains(old & rights)
+        || (new.contains(Flags::NO_EXECUTE) && !old.contains(Flags::NO_EXECUTE))
 }
 
 fn flags_for(prot: PteProt) -> Flags {
@@ -301,7 +340,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
-        let count = self.walk(start, end, &mut |va, entry, huge| {
+        let visited = self.walk(start, end, true, &mut |va, entry, huge| {
             assert!(
                 !huge || (va >= start && va + (2 << 20) <= end),
                 "pmap::unmap_range: splits a 2 MiB page"
@@ -314,8 +353,9 @@ impl vm::pmap::Pmap for Pmap {
             };
             entry.set_unused();
             release(va, mapping);
+            true
         });
-        self.flush_range(start, end, count);
+        self.flush(&visited);
     }
 
     fn protect_range(
@@ -324,7 +364,7 @@ impl vm::pmap::Pmap for Pmap {
         end: u64,
         rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
     ) {
-        let count = self.walk(start, end, &mut |va, entry, huge| {
+        let visited = self.walk(start, end, false, &mut |va, entry, huge| {
             let head = PhysFrame::containing_address(entry.addr());
             let mapping = Mapping {
                 pfn: pfn_of(head),
@@ -335,14 +375,16 @@ impl vm::pmap::Pmap for Pmap {
             if huge {
                 flags |= Flags::HUGE_PAGE;
             }
+            let old = entry.flags();
             entry.set_flags(flags);
+            takes_rights(old, flags)
         });
-        self.flush_range(start, end, count);
+        self.flush(&visited);
     }
 
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
         let mut old = None;
-        self.walk(va, va + 4096, &mut |_, entry, huge| {
+        let visited = self.walk(va, va + 4096, false, &mut |_, entry, huge| {
             assert!(!huge, "pmap::replace: a 2 MiB page");
             let head = PhysFrame::containing_address(entry.addr());
             old = Some(Mapping {
@@ -351,8 +393,9 @@ impl vm::pmap::Pmap for Pmap {
                 huge,
             });
             entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            true
         });
-        self.flush_range(va, va + 4096, 1);
+        self.flush(&visited);
         old.expect("pmap::replace: page not present")
     }
 }
@@ -361,6 +404,7 @@ impl vm::pmap::Pmap for Pmap {
 pub fn activate_kernel() {
     let l4 = *KERNEL_L4.get().expect("pmap: used before init");
     if Cr3::read().0 != l4 {
+        crate::vmstat::count(Event::Cr3Load, 1);
         // SAFETY: the kernel's L4 maps the kernel half that is running.
         unsafe { Cr3::write(l4, Cr3Flags::empty()) };
     }
@@ -379,8 +423,11 @@ impl Drop for Pmap {
             }
             l4e.set_unused();
         }
+        for entry in l4.iter_mut().skip(KERNEL_HALF) {
+            entry.set_unused();
+        }
         // SAFETY: the L4 frame was ours (from `new`) and no CPU uses it now.
-        drop(unsafe { Frame::from_raw(self.l4) });
+        phys::free_zeroed(unsafe { Frame::from_raw(self.l4) });
     }
 }
 
@@ -399,9 +446,10 @@ fn free_table(frame: PhysFrame, level: u8) {
         }
         entry.set_unused();
     }
+    // Every entry was just cleared: the table is a zeroed frame again.
     // SAFETY: the table frame was allocated by TableFrames; its entry is
     // being cleared by our caller.
-    drop(unsafe { Frame::from_raw(frame) });
+    phys::free_zeroed(unsafe { Frame::from_raw(frame) });
 }
 
 /// One step of a translation, as `Pmap::walk_levels` reports it.

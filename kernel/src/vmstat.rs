@@ -1,4 +1,4 @@
-//! Fault counters (/proc/vmstat) and the `--trace-faults` log.
+//! Fault and VM event counters (/proc/vmstat) and the `--trace-faults` log.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vm::vm_fault::{Access, FaultError, Resolution};
@@ -92,10 +92,44 @@ pub fn record(result: &Result<Resolution, FaultError>) {
     COUNTS[index].fetch_add(1, Ordering::Relaxed);
 }
 
+/// Events on the VM paths, counted so that a benchmark can say what an
+/// operation costs in work rather than guess (docs/src/performance.md).
+#[derive(Clone, Copy)]
+pub enum Event {
+    /// One `invlpg`.
+    TlbFlushPage,
+    /// A whole-TLB flush by reloading CR3 with the same L4.
+    TlbFlushAll,
+    /// CR3 loaded with another address space (a switch).
+    Cr3Load,
+    /// 4 KiB frames filled with zeros.
+    FrameZeroed,
+    /// Trips into the frame table (allocations, frees, reference counts).
+    FrameTableCall,
+    /// Kernel heap allocations.
+    HeapAlloc,
+}
+
+const EVENT_NAMES: [&str; 6] = [
+    "tlb_flush_page",
+    "tlb_flush_all",
+    "cr3_load",
+    "frames_zeroed",
+    "frame_table_calls",
+    "heap_allocs",
+];
+static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
+
+/// Count `n` occurrences of `event`.
+pub fn count(event: Event, n: u64) {
+    EVENTS[event as usize].fetch_add(n, Ordering::Relaxed);
+}
+
 pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
     NAMES
         .iter()
         .zip(COUNTS.iter())
+        .chain(EVENT_NAMES.iter().zip(EVENTS.iter()))
         .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
 }
 

@@ -17,6 +17,7 @@ use crate::vm_fault::{self, Access, Decision, FaultError, Resolution, SegvCode, 
 use crate::vm_map::VmaTree;
 use crate::vma::{Advice, Backing, HUGE_PAGE, Inherit, PAGE, Vma, VmaFlags};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// mmap_min_addr: nothing is ever mapped below 64 KiB, so NULL-pointer
 /// dereferences (even with an offset) always fault.
@@ -25,8 +26,20 @@ pub const USER_START: u64 = 0x1_0000;
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 /// MAP_32BIT places mappings in the first 2 GiB, above 1 GiB as Linux does.
 const LOW_2G: (u64, u64) = (0x4000_0000, 0x8000_0000);
-/// Linux's vm.max_map_count.
+/// Linux's default vm.max_map_count.
 pub const MAX_MAP_COUNT: usize = 65_530;
+/// The limit in force: `sysctl.vm.max_map_count=N` on the kernel command
+/// line changes it, as on Linux (the benchmark needs 100 000 VMAs).
+static MAP_COUNT_LIMIT: AtomicUsize = AtomicUsize::new(MAX_MAP_COUNT);
+
+/// Set vm.max_map_count for every address space.
+pub fn set_max_map_count(limit: usize) {
+    MAP_COUNT_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+fn max_map_count() -> usize {
+    MAP_COUNT_LIMIT.load(Ordering::Relaxed)
+}
 
 pub struct AddressSpace<P: Pmap> {
     pub pmap: P,
@@ -136,7 +149,7 @@ impl<P: Pmap> AddressSpace<P> {
         {
             return Err(errno);
         }
-        if self.map.len() + 2 >= MAX_MAP_COUNT {
+        if self.map.len() + 2 >= max_map_count() {
             return Err(Errno::ENOMEM);
         }
         // A 2 MiB page straddling an edge becomes small pages first (the
@@ -250,7 +263,7 @@ impl<P: Pmap> AddressSpace<P> {
             return Ok(());
         }
         // Splitting a VMA in two needs one more slot in the map.
-        if self.map.len() + 1 >= MAX_MAP_COUNT
+        if self.map.len() + 1 >= max_map_count()
             && self
                 .map
                 .range(start, end)

@@ -287,6 +287,22 @@ impl<T: Segment> VmaTree<T> {
         None
     }
 
+    /// The segment containing `addr`, to change in place: the caller must
+    /// not move its bounds.
+    fn find_mut(&mut self, addr: u64) -> Option<&mut T> {
+        let mut cur = self.root.as_deref_mut();
+        while let Some(n) = cur {
+            if addr < n.seg.start() {
+                cur = n.left.as_deref_mut();
+            } else if addr >= n.seg.end() {
+                cur = n.right.as_deref_mut();
+            } else {
+                return Some(&mut n.seg);
+            }
+        }
+        None
+    }
+
     /// Every segment, in address order.
     pub fn iter(&self) -> Range<'_, T> {
         self.range(0, u64::MAX)
@@ -294,7 +310,11 @@ impl<T: Segment> VmaTree<T> {
 
     /// The segments overlapping [start, end), in address order.
     pub fn range(&self, start: u64, end: u64) -> Range<'_, T> {
-        let mut stack = Vec::with_capacity(usize::from(height(&self.root)));
+        let mut range = Range {
+            stack: [None; MAX_HEIGHT],
+            depth: 0,
+            end,
+        };
         // An empty range overlaps nothing, not even the segment around it.
         let mut cur = if start < end {
             self.root.as_deref()
@@ -303,13 +323,13 @@ impl<T: Segment> VmaTree<T> {
         };
         while let Some(n) = cur {
             if n.seg.end() > start {
-                stack.push(n);
+                range.push(n);
                 cur = n.left.as_deref();
             } else {
                 cur = n.right.as_deref();
             }
         }
-        Range { stack, end }
+        range
     }
 
     /// Add `seg`, merging it with neighbours that `can_merge`. Refused (and
@@ -378,6 +398,30 @@ impl<T: Segment> VmaTree<T> {
     /// at the edges first and merging whatever has become equal afterwards.
     /// `f` must not move a segment's bounds.
     pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut T)) {
+        // The common case (mprotect of a whole mapping): change it in place,
+        // unless it may now merge with a neighbour. Saves a removal and an
+        // insertion, each a rebalancing and a node freed or allocated.
+        if let Some(seg) = self.find_mut(start)
+            && seg.start() == start
+            && seg.end() == end
+        {
+            f(seg);
+            let merges_left = start
+                .checked_sub(1)
+                .and_then(|a| self.find(a))
+                .is_some_and(|prev| {
+                    prev.end() == start && self.find(start).is_some_and(|s| prev.can_merge(s))
+                });
+            let merges_right = self.find(end).is_some_and(|next| {
+                next.start() == end && self.find(start).is_some_and(|s| s.can_merge(next))
+            });
+            if merges_left || merges_right {
+                let seg = self.remove_exact(start);
+                let inserted = self.insert(seg);
+                debug_assert!(inserted.is_ok(), "vm_map::update_range: f moved a segment");
+            }
+            return;
+        }
         for mut seg in self.remove_range(start, end) {
             f(&mut seg);
             let inserted = self.insert(seg);
@@ -494,25 +538,41 @@ fn verify_node<T: Segment>(link: Option<&Node<T>>) -> usize {
     count
 }
 
-/// In-order iterator over the segments overlapping a range.
+/// An AVL tree of height h holds at least Fib(h + 2) - 1 nodes, so 64
+/// levels would need more nodes than a 64-bit address space has pages:
+/// a walk's stack never holds more.
+const MAX_HEIGHT: usize = 64;
+
+/// In-order iterator over the segments overlapping a range. Its stack is
+/// an array, not a vector: every memory syscall walks a range or two, and
+/// a heap allocation each time showed up in the benchmark.
 pub struct Range<'a, T> {
     /// The nodes still to visit, the next one on top (a threaded walk).
-    stack: Vec<&'a Node<T>>,
+    stack: [Option<&'a Node<T>>; MAX_HEIGHT],
+    depth: usize,
     end: u64,
+}
+
+impl<'a, T> Range<'a, T> {
+    fn push(&mut self, n: &'a Node<T>) {
+        self.stack[self.depth] = Some(n);
+        self.depth += 1;
+    }
 }
 
 impl<'a, T: Segment> Iterator for Range<'a, T> {
     type Item = &'a T;
 
     fn next(&mut self) -> Option<&'a T> {
-        let n = self.stack.pop()?;
+        self.depth = self.depth.checked_sub(1)?;
+        let n = self.stack[self.depth]?;
         if n.seg.start() >= self.end {
-            self.stack.clear();
+            self.depth = 0;
             return None;
         }
         let mut cur = n.right.as_deref();
         while let Some(c) = cur {
-            self.stack.push(c);
+            self.push(c);
             cur = c.left.as_deref();
         }
         Some(&n.seg)

@@ -94,8 +94,8 @@ impl Args {
 
 /// Called by the syscall entry with the caller's saved registers. On the
 /// way out, pending signals are delivered (which may run a handler or end
-/// the process).
-pub extern "C" fn dispatch(frame: &mut TrapFrame) {
+/// the process). Returns whether the entry may leave by sysretq.
+pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
     let nr = frame.rax;
     let a = Args::from_frame(frame).0;
     let result: SysResult = match nr {
@@ -164,6 +164,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         Err(errno) => errno.to_return(),
     };
     crate::signal::deliver_pending(frame);
+    crate::arch::syscall::can_sysret(frame)
 }
 
 /// Numbers already reported, so a program that retries one does not flood the log.

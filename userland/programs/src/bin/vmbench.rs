@@ -1,8 +1,19 @@
 //! `vmbench`: what the VM subsystem's basic operations cost, in TSC cycles,
-//! measured from user mode. The same binary runs on pageos
-//! (`cargo run -- --kernel-arg init=/bin/vmbench`) and as init of Linux in
-//! the same QEMU (`scripts/linux-run.py vmbench`), so the figures compare
-//! the two kernels on the same (emulated) machine. Figures in docs/src/benchmarks.md.
+//! measured from user mode. The same binary runs as init on pageos and on
+//! Linux in the same QEMU (`make bench`, scripts/bench.py), so the figures
+//! compare the two kernels on the same (emulated) machine. Figures and the
+//! exact command: docs/src/performance.md.
+//!
+//! Every metric is the median of `ROUNDS` rounds; each round times a batch
+//! of operations and divides. Output, one line per metric, for the script:
+//!
+//! ```text
+//! bench <metric> <median cycles per op> <min> <max> <rounds>
+//! ```
+//!
+//! Transparent huge pages are switched off with MADV_NOHUGEPAGE wherever a
+//! metric means 4 KiB pages, so that Linux (whose THP may be "always")
+//! and pageos do the same work.
 #![no_std]
 #![no_main]
 
@@ -12,88 +23,281 @@ use rt::{Args, println};
 rt::main!(main);
 
 const PAGE: usize = 4096;
+const HUGE: usize = 2 << 20;
+const ROUNDS: usize = 7;
+const MADV_HUGEPAGE: usize = 14;
+const MADV_NOHUGEPAGE: usize = 15;
+const MAP_SHARED: usize = sys::MAP_SHARED;
 
 fn cycles() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Print the mean cost of one of `ops` operations that took `total` cycles.
-fn report(name: &str, total: u64, ops: usize) {
-    println!("bench {name:<40} {:>9} cycles/op", total / ops as u64);
+/// Run `round` ROUNDS times (each returns cycles per operation) and print
+/// the median, the fastest and the slowest round. Where the kernel has a
+/// /proc/vmstat with event counters (pageos), also print what one of the
+/// `ops` operations of a round cost in events (TLB flushes, frames zeroed...).
+fn measure(name: &str, ops: u64, mut round: impl FnMut() -> u64) {
+    let before = Counters::read();
+    let mut samples = [0u64; ROUNDS];
+    for s in samples.iter_mut() {
+        *s = round();
+    }
+    let after = Counters::read();
+    samples.sort_unstable();
+    println!(
+        "bench {name} {} {} {} {ROUNDS}",
+        samples[ROUNDS / 2],
+        samples[0],
+        samples[ROUNDS - 1]
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        rt::print!("events {name}");
+        for (i, event) in EVENTS.iter().enumerate() {
+            let total = after.0[i] - before.0[i];
+            let per_op = total as f64 / (ops * ROUNDS as u64) as f64;
+            rt::print!(" {event}={per_op:.2}");
+        }
+        println!();
+    }
+}
+
+/// The /proc/vmstat counters the benchmark reports per operation.
+const EVENTS: [&str; 8] = [
+    "pgfault",
+    "tlb_flush_page",
+    "tlb_flush_all",
+    "cr3_load",
+    "frames_zeroed",
+    "frame_table_calls",
+    "heap_allocs",
+    "pgfault_around_mapped",
+];
+
+struct Counters([u64; EVENTS.len()]);
+
+impl Counters {
+    /// The counters now, or None where /proc/vmstat does not have them.
+    fn read() -> Option<Counters> {
+        let fd = sys::open("/proc/vmstat\0", sys::O_RDONLY).ok()?;
+        let mut buf = [0u8; 2048];
+        let len = sys::read(fd as i32, &mut buf).unwrap_or(0);
+        let _ = sys::close(fd);
+        let text = core::str::from_utf8(&buf[..len]).ok()?;
+        let mut values = [0u64; EVENTS.len()];
+        for (i, event) in EVENTS.iter().enumerate() {
+            values[i] = text.lines().find_map(|line| {
+                let (name, value) = line.split_once(' ')?;
+                if name == *event {
+                    value.trim().parse().ok()
+                } else {
+                    None
+                }
+            })?;
+        }
+        Some(Counters(values))
+    }
+}
+
+/// Time `ops` calls of `op` and return the cost of one.
+fn per_op(ops: usize, mut op: impl FnMut(usize)) -> u64 {
+    let t = cycles();
+    for i in 0..ops {
+        op(i);
+    }
+    (cycles() - t) / ops as u64
+}
+
+fn anon(len: usize) -> usize {
+    let a = sys::mmap_anon(len).unwrap_or_else(|e| fail("mmap", e));
+    let _ = sys::madvise(a, len, MADV_NOHUGEPAGE);
+    a
+}
+
+fn fail(what: &str, e: sys::Errno) -> ! {
+    println!("vmbench: {what} failed: errno {}", e.0);
+    sys::exit(1)
 }
 
 fn main(_: Args) -> i32 {
-    let pages = 4096; // 16 MiB
-    let len = pages * PAGE;
+    measure("getpid", 2000, || {
+        per_op(2000, |_| {
+            sys::getpid();
+        })
+    });
 
-    let a = sys::mmap_anon(len).unwrap_or(0);
-    let t = cycles();
-    for p in 0..pages {
+    // Demand-zero write faults over 64 MiB.
+    let pages = (64 << 20) / PAGE;
+    measure("anon_write_fault", pages as u64, || {
+        let a = anon(pages * PAGE);
+        let c = per_op(pages, |p| poke(a + p * PAGE, 1));
+        let _ = sys::munmap(a, pages * PAGE);
+        c
+    });
+
+    measure("mmap_munmap", 1000, || {
+        per_op(1000, |_| {
+            let a = sys::mmap_anon(PAGE).unwrap_or(0);
+            let _ = sys::munmap(a, PAGE);
+        })
+    });
+
+    measure("mmap_touch_munmap", 1000, || touch_cycle(1000));
+
+    let a = anon(4 * PAGE);
+    for p in 0..4 {
         poke(a + p * PAGE, 1);
     }
-    report("write fault, zero-fill (per page)", cycles() - t, pages);
-    let t = cycles();
-    let _ = sys::munmap(a, len);
-    report(
-        "munmap 16 MiB of resident pages (per page)",
-        cycles() - t,
-        pages,
-    );
+    measure("mprotect_4_pages", 1000, || {
+        per_op(1000, |i| {
+            let prot = if i % 2 == 0 { PROT_READ } else { RW };
+            let _ = sys::mprotect(a, 4 * PAGE, prot);
+        })
+    });
+    let _ = sys::munmap(a, 4 * PAGE);
 
-    let a = sys::mmap_anon(len).unwrap_or(0);
-    let t = cycles();
-    for p in 0..pages {
-        peek(a + p * PAGE);
-    }
-    report("read fault, zero page (per page)", cycles() - t, pages);
-    let t = cycles();
-    for p in 0..pages {
-        poke(a + p * PAGE, 1);
-    }
-    report(
-        "write after read: copy-on-write of zero page",
-        cycles() - t,
-        pages,
-    );
-    let _ = sys::munmap(a, len);
+    file_fault();
+    fork_metrics();
 
-    let t = cycles();
-    let a = sys::mmap(0, len, RW, ANON | sys::MAP_POPULATE, -1, 0).unwrap_or(0);
-    report("mmap MAP_POPULATE 16 MiB (per page)", cycles() - t, pages);
-    let _ = sys::munmap(a, len);
+    // The same mmap + touch + munmap with many VMAs in the address space.
+    for many in [10_000, 100_000] {
+        let region = many_vmas(many);
+        let name = if many == 10_000 {
+            "mmap_touch_munmap_10k_vmas"
+        } else {
+            "mmap_touch_munmap_100k_vmas"
+        };
+        measure(name, 1000, || touch_cycle(1000));
+        let _ = sys::munmap(region, many * PAGE);
+    }
 
-    let n = 5000;
-    let t = cycles();
-    for _ in 0..n {
-        let a = sys::mmap_anon(PAGE).unwrap_or(0);
-        let _ = sys::munmap(a, PAGE);
-    }
-    report("mmap + munmap of one page", cycles() - t, n);
-
-    let a = sys::mmap_anon(PAGE).unwrap_or(0);
-    poke(a, 1);
-    let t = cycles();
-    for i in 0..n {
-        let _ = sys::mprotect(a, PAGE, if i % 2 == 0 { PROT_READ } else { RW });
-    }
-    report("mprotect of one resident page", cycles() - t, n);
-    let _ = sys::munmap(a, PAGE);
-
-    // The same mmap + munmap with 10 000 VMAs in the address space.
-    let many = 10_000;
-    let region = sys::mmap(0, many * PAGE, PROT_NONE, ANON, -1, 0).unwrap_or(0);
-    for i in (0..many).step_by(2) {
-        let _ = sys::mprotect(region + i * PAGE, PAGE, PROT_READ);
-    }
-    let t = cycles();
-    for _ in 0..n {
-        let a = sys::mmap_anon(PAGE).unwrap_or(0);
-        let _ = sys::munmap(a, PAGE);
-    }
-    report("mmap + munmap, 10 000 VMAs present", cycles() - t, n);
-    let _ = sys::munmap(region, many * PAGE);
+    // One 2 MiB page against 512 small pages over the same 2 MiB.
+    let window = sys::mmap_anon(2 * HUGE).unwrap_or_else(|e| fail("mmap", e));
+    let base = (window + HUGE - 1) & !(HUGE - 1);
+    measure("huge_fault_2m", 1, || {
+        let _ = sys::madvise(base, HUGE, MADV_HUGEPAGE);
+        let t = cycles();
+        poke(base, 1);
+        let c = cycles() - t;
+        let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
+        c
+    });
+    measure("small_faults_2m", 1, || {
+        let _ = sys::madvise(base, HUGE, MADV_NOHUGEPAGE);
+        let t = cycles();
+        for p in 0..HUGE / PAGE {
+            poke(base + p * PAGE, 1);
+        }
+        let c = cycles() - t;
+        let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
+        c
+    });
+    let _ = sys::munmap(window, 2 * HUGE);
 
     println!("vmbench: done");
     0
+}
+
+/// mmap one page, write to it, munmap it; the cost of one such cycle.
+fn touch_cycle(ops: usize) -> u64 {
+    per_op(ops, |_| {
+        let a = sys::mmap_anon(PAGE).unwrap_or(0);
+        poke(a, 1);
+        let _ = sys::munmap(a, PAGE);
+    })
+}
+
+/// A PROT_NONE region of `n` pages with every other page made readable:
+/// `n` VMAs that cannot merge. Returns the region.
+fn many_vmas(n: usize) -> usize {
+    let region = sys::mmap(0, n * PAGE, PROT_NONE, ANON, -1, 0).unwrap_or_else(|e| fail("mmap", e));
+    for i in (0..n).step_by(2) {
+        if let Err(e) = sys::mprotect(region + i * PAGE, PAGE, PROT_READ) {
+            fail("mprotect (is max_map_count high enough?)", e);
+        }
+    }
+    region
+}
+
+/// Read faults on a 16 MiB file of the root file system (ramfs on both
+/// kernels), one byte per page: fault-around maps neighbours, as it should.
+fn file_fault() {
+    let len = 16 << 20;
+    let fd = sys::open_mode(
+        "/vmbench.dat",
+        sys::O_RDWR | sys::O_CREAT | sys::O_TRUNC,
+        0o644,
+    )
+    .unwrap_or_else(|e| fail("open", e));
+    let buf = anon(64 << 10);
+    for p in 0..(64 << 10) / PAGE {
+        poke(buf + p * PAGE, p as u8 | 1);
+    }
+    // SAFETY: `buf` is a 64 KiB mapping of our own, readable and written above.
+    let chunk = unsafe { core::slice::from_raw_parts(buf as *const u8, 64 << 10) };
+    for _ in 0..len / chunk.len() {
+        if let Err(e) = sys::write(fd as i32, chunk) {
+            fail("write", e);
+        }
+    }
+    let _ = sys::munmap(buf, 64 << 10);
+    measure("file_read_fault", (len / PAGE) as u64, || {
+        let a = sys::mmap(0, len, PROT_READ, MAP_SHARED, fd as i32, 0)
+            .unwrap_or_else(|e| fail("mmap file", e));
+        let c = per_op(len / PAGE, |p| {
+            peek(a + p * PAGE);
+        });
+        let _ = sys::munmap(a, len);
+        c
+    });
+    let _ = sys::close(fd);
+    let _ = sys::unlink("/vmbench.dat");
+}
+
+/// fork of a process with 16 MiB resident, and the copy-on-write faults
+/// its child takes writing that memory.
+fn fork_metrics() {
+    let pages = (16 << 20) / PAGE;
+    let a = anon(pages * PAGE);
+    for p in 0..pages {
+        poke(a + p * PAGE, 1);
+    }
+    let out = sys::mmap(0, PAGE, RW, MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
+        .unwrap_or_else(|e| fail("mmap shared", e));
+    measure("fork_16m", 1, || {
+        let t = cycles();
+        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
+        if pid == 0 {
+            sys::exit(0);
+        }
+        let c = cycles() - t;
+        wait(pid);
+        c
+    });
+    measure("cow_fault", pages as u64, || {
+        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
+        if pid == 0 {
+            let c = per_op(pages, |p| poke(a + p * PAGE, 2));
+            // SAFETY: `out` is a shared page mapped before the fork.
+            unsafe { core::ptr::write_volatile(out as *mut u64, c) };
+            sys::exit(0);
+        }
+        wait(pid);
+        // SAFETY: as above; the child has exited.
+        unsafe { core::ptr::read_volatile(out as *const u64) }
+    });
+    let _ = sys::munmap(out, PAGE);
+    let _ = sys::munmap(a, pages * PAGE);
+}
+
+fn wait(pid: usize) {
+    let mut status = 0;
+    if let Err(e) = sys::wait4(pid as isize, &mut status, 0) {
+        fail("wait4", e);
+    }
+    if status != 0 {
+        println!("vmbench: child status {status:#x}");
+        sys::exit(1);
+    }
 }
