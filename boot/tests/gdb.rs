@@ -1,6 +1,7 @@
 //! `make gdb`: the runner's `--gdb` starts QEMU paused and writes a gdb
 //! script that loads the kernel's symbols where the bootloader puts them.
-//! gdb, driven in batch mode, must stop in `kmain` and see its source line.
+//! gdb, driven in batch mode, must stop in `kmain` (its first line may be
+//! inlined code: the backtrace shows `kmain` a frame up) and see its source.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,7 +25,7 @@ fn gdb_stops_in_kmain_with_symbols() {
         .arg("-batch")
         .arg("-x")
         .arg(script)
-        .args(["-ex", "bt 1", "-ex", "kill"])
+        .args(["-ex", "bt 3", "-ex", "kill"])
         .output()
         .expect("gdb is not installed (scripts/setup.sh installs it)");
     let _ = runner.kill();

@@ -398,6 +398,81 @@ impl vm::pmap::Pmap for Pmap {
         self.flush(&visited);
         old.expect("pmap::replace: page not present")
     }
+
+    fn copy_to(
+        &mut self,
+        child: &mut Self,
+        start: u64,
+        end: u64,
+        share: &mut dyn FnMut(u64, Mapping),
+    ) -> Result<(), NoMemory> {
+        // The child's level-1 table for the 2 MiB the walk is in: one walk
+        // of the child's tables per table, not per page.
+        let mut leaf_table: Option<(u64, PhysFrame)> = None;
+        let mut failed = false;
+        let visited = self.walk(start, end, false, &mut |va, entry, huge| {
+            if failed {
+                return false;
+            }
+            let level = if huge { 2 } else { 1 };
+            let region = va & !((2 << 20) - 1);
+            let table = match leaf_table {
+                Some((at, table)) if at == region && !huge => Some(table),
+                _ => child_table(child.l4, va, level),
+            };
+            let Some(table) = table else {
+                failed = true;
+                return false;
+            };
+            if !huge {
+                leaf_table = Some((region, table));
+            }
+            let old = entry.flags();
+            let new = old - Flags::WRITABLE;
+            entry.set_flags(new);
+            let index = if huge {
+                usize::from(VirtAddr::new(va).p2_index())
+            } else {
+                usize::from(VirtAddr::new(va).p1_index())
+            };
+            let target = &mut table_at(table)[index];
+            assert!(target.is_unused(), "pmap::copy_to: child page present");
+            target.set_addr(entry.addr(), new);
+            let head = PhysFrame::containing_address(entry.addr());
+            share(
+                va,
+                Mapping {
+                    pfn: pfn_of(head),
+                    prot: prot_of(new),
+                    huge,
+                },
+            );
+            old.contains(Flags::WRITABLE)
+        });
+        self.flush(&visited);
+        if failed { Err(NoMemory) } else { Ok(()) }
+    }
+}
+
+/// The page table at `level` (1 or 2) that covers `va` in the space whose
+/// L4 is `l4`, made (zeroed, user-accessible and writable: the leaves
+/// decide) along the way where missing. None when no frame is left.
+fn child_table(l4: PhysFrame, va: u64, level: u8) -> Option<PhysFrame> {
+    let va = VirtAddr::new(va);
+    let indices = [va.p4_index(), va.p3_index(), va.p2_index()];
+    let mut table = l4;
+    for (depth, index) in indices.iter().enumerate() {
+        if 4 - depth as u8 == level {
+            break;
+        }
+        let entry = &mut table_at(table)[usize::from(*index)];
+        if entry.is_unused() {
+            let frame = Frame::alloc_zeroed()?.into_raw();
+            entry.set_frame(frame, USER_TABLE);
+        }
+        table = PhysFrame::containing_address(entry.addr());
+    }
+    Some(table)
 }
 
 /// Switch to the kernel's own L4 (a dying space cannot stay loaded).

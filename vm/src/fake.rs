@@ -104,6 +104,26 @@ impl Pmap for FakePmap {
         self.flushes += 1;
         old
     }
+
+    fn copy_to(
+        &mut self,
+        child: &mut Self,
+        start: u64,
+        end: u64,
+        share: &mut dyn FnMut(u64, Mapping),
+    ) -> Result<(), NoMemory> {
+        for (&va, m) in self.ptes.range_mut(start..end) {
+            m.prot.write = false;
+            let previous = child.ptes.insert(va, *m);
+            assert!(
+                previous.is_none(),
+                "FakePmap::copy_to: child range not empty"
+            );
+            share(va, *m);
+        }
+        self.flushes += 1;
+        Ok(())
+    }
 }
 
 /// Frames with contents and reference counts; frame 0 is the zero frame.

@@ -35,7 +35,7 @@
 use crate::errno::Errno;
 use crate::frame::Pfn;
 use crate::mmap::Sharing;
-use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
+use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::space::AddressSpace;
 use crate::vm_map::VmaTree;
 use crate::vm_object::ObjectRef;
@@ -105,27 +105,9 @@ impl<P: Pmap> AddressSpace<P> {
         start: u64,
         end: u64,
     ) -> Result<(), ()> {
-        let mut failed = false;
-        self.pmap.protect_range(start, end, &mut |va, m| {
-            let prot = PteProt {
-                write: false,
-                ..m.prot
-            };
-            if !failed {
-                phys.get(m.pfn);
-                let entered = if m.huge {
-                    child.enter_huge(va, m.pfn, prot)
-                } else {
-                    child.enter(va, m.pfn, prot)
-                };
-                if entered.is_err() {
-                    phys.put(m.pfn);
-                    failed = true;
-                }
-            }
-            prot
-        });
-        if failed { Err(()) } else { Ok(()) }
+        self.pmap
+            .copy_to(child, start, end, &mut |_, m| phys.get(m.pfn))
+            .map_err(|_| ())
     }
 
     /// Turn every private anonymous VMA marked INHERIT_SHARE into shared

@@ -70,6 +70,24 @@ pub trait Pmap {
     /// Replace the frame of a present 4 KiB page (a copy-on-write break);
     /// returns the old mapping's reference. Flushes the TLB entry.
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;
+    /// fork's copy of [start, end): take write access away from every
+    /// present page here and map the same frame, with the same (now
+    /// read-only) rights, at the same address in `child`, whose range is
+    /// empty. `share` is told each mapping: the child's PTE needs a frame
+    /// reference of its own. Err when the child has no frame for a page
+    /// table; what was copied by then stays in the child for the caller to
+    /// tear down. Flushes this space's TLB. (One walk of both spaces: the
+    /// page-at-a-time `enter` would walk the child's tables 4096 times for
+    /// 16 MiB.)
+    fn copy_to(
+        &mut self,
+        child: &mut Self,
+        start: u64,
+        end: u64,
+        share: &mut dyn FnMut(u64, Mapping),
+    ) -> Result<(), NoMemory>
+    where
+        Self: Sized;
 }
 
 pub trait PhysMem {
