@@ -399,6 +399,41 @@ impl vm::pmap::Pmap for Pmap {
         old.expect("pmap::replace: page not present")
     }
 
+    fn enter_run(
+        &mut self,
+        va: u64,
+        frames: &[Option<Pfn>],
+        prot: PteProt,
+        refuse: &mut dyn FnMut(Pfn),
+    ) -> u32 {
+        let flags = flags_for(prot);
+        let mut entered = 0;
+        let mut leaf_table: Option<(u64, Option<PhysFrame>)> = None;
+        for (i, pfn) in frames.iter().enumerate() {
+            let Some(pfn) = *pfn else { continue };
+            let at = va + i as u64 * 4096;
+            let region = at & !((2 << 20) - 1);
+            let table = match leaf_table {
+                Some((r, table)) if r == region => table,
+                _ => {
+                    let table = child_table(self.l4, at, 1);
+                    leaf_table = Some((region, table));
+                    table
+                }
+            };
+            let entry = table.map(|t| &mut table_at(t)[usize::from(VirtAddr::new(at).p1_index())]);
+            match entry {
+                Some(entry) if entry.is_unused() => {
+                    // An absent page has no TLB entry: nothing to flush.
+                    entry.set_addr(frame_of(pfn).start_address(), flags);
+                    entered += 1;
+                }
+                _ => refuse(pfn),
+            }
+        }
+        entered
+    }
+
     fn copy_to(
         &mut self,
         child: &mut Self,
@@ -455,8 +490,9 @@ impl vm::pmap::Pmap for Pmap {
 }
 
 /// The page table at `level` (1 or 2) that covers `va` in the space whose
-/// L4 is `l4`, made (zeroed, user-accessible and writable: the leaves
-/// decide) along the way where missing. None when no frame is left.
+/// L4 is `l4` (a fork's child, or a space filling a run of pages), made (zeroed, user-accessible and writable: the leaves
+/// decide) along the way where missing. None when no frame is left, or
+/// when a 2 MiB page covers `va` (there is no level-1 table to give).
 fn child_table(l4: PhysFrame, va: u64, level: u8) -> Option<PhysFrame> {
     let va = VirtAddr::new(va);
     let indices = [va.p4_index(), va.p3_index(), va.p2_index()];
@@ -466,6 +502,9 @@ fn child_table(l4: PhysFrame, va: u64, level: u8) -> Option<PhysFrame> {
             break;
         }
         let entry = &mut table_at(table)[usize::from(*index)];
+        if entry.flags().contains(Flags::HUGE_PAGE) {
+            return None;
+        }
         if entry.is_unused() {
             let frame = Frame::alloc_zeroed()?.into_raw();
             entry.set_frame(frame, USER_TABLE);

@@ -105,6 +105,34 @@ impl Pmap for FakePmap {
         old
     }
 
+    fn enter_run(
+        &mut self,
+        va: u64,
+        frames: &[Option<Pfn>],
+        prot: PteProt,
+        refuse: &mut dyn FnMut(Pfn),
+    ) -> u32 {
+        let mut entered = 0;
+        for (i, pfn) in frames.iter().enumerate() {
+            let Some(pfn) = *pfn else { continue };
+            let at = va + i as u64 * PAGE;
+            if self.query(at).is_some() {
+                refuse(pfn);
+            } else {
+                self.ptes.insert(
+                    at,
+                    Mapping {
+                        pfn,
+                        prot,
+                        huge: false,
+                    },
+                );
+                entered += 1;
+            }
+        }
+        entered
+    }
+
     fn copy_to(
         &mut self,
         child: &mut Self,

@@ -85,7 +85,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// Map the absent pages of [start, end), which lies inside one VMA, that
     /// its object already holds (pages past the end of a file are never
     /// resident). Private pages go in read-only, as a read fault maps them.
-    /// Stops quietly when a page table cannot be had.
+    /// Without a page table for a page, the page is simply left out.
     fn map_resident(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
         let Some(vma) = self.map.find(start) else {
             return 0;
@@ -99,22 +99,11 @@ impl<P: Pmap> AddressSpace<P> {
         let Some((_, first_offset)) = vma.object_offset(from) else {
             return 0;
         };
-        let mut mapped = 0;
-        for va in (from..to).step_by(PAGE as usize) {
-            if self.pmap.query(va).is_some() {
-                continue;
-            }
-            let index = (first_offset + (va - from)) / PAGE;
-            let Some(pfn) = object.resident_page(index, phys) else {
-                continue;
-            };
-            if self.pmap.enter(va, pfn, prot).is_err() {
-                phys.put(pfn);
-                break;
-            }
-            mapped += 1;
-        }
-        mapped
+        // One look at the object and one walk of the page tables for the
+        // whole run, not one of each per page.
+        let frames = object.resident_run(first_offset / PAGE, (to - from) / PAGE, phys);
+        self.pmap
+            .enter_run(from, &frames, prot, &mut |pfn| phys.put(pfn))
     }
 
     /// `object` (a file) is now `size` bytes long: unmap every page of it

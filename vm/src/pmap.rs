@@ -70,6 +70,19 @@ pub trait Pmap {
     /// Replace the frame of a present 4 KiB page (a copy-on-write break);
     /// returns the old mapping's reference. Flushes the TLB entry.
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;
+    /// Map `frames[i]` at `va + i * 4096` with `prot`, for every Some whose
+    /// page is not mapped yet (fault-around, MAP_PREFAULT_READ); the PTEs
+    /// take the caller's references. A frame that is not entered (its page
+    /// is present, or no page table could be had) goes to `refuse`, which
+    /// gives the reference back. Returns how many were entered. No flush:
+    /// only absent pages change.
+    fn enter_run(
+        &mut self,
+        va: u64,
+        frames: &[Option<Pfn>],
+        prot: PteProt,
+        refuse: &mut dyn FnMut(Pfn),
+    ) -> u32;
     /// fork's copy of [start, end): take write access away from every
     /// present page here and map the same frame, with the same (now
     /// read-only) rights, at the same address in `child`, whose range is

@@ -125,6 +125,20 @@ impl ObjectRef {
         Some(pfn)
     }
 
+    /// `resident_page` for the `count` pages from `first`, under one lock:
+    /// the frame of each page the object holds (with a new reference for
+    /// the caller), None for holes and pages past the end of the file.
+    pub fn resident_run(&self, first: u64, count: u64, phys: &mut dyn PhysMem) -> Vec<Option<Pfn>> {
+        let inner = self.0.inner.lock();
+        (first..first + count)
+            .map(|index| {
+                let pfn = *inner.pages.get(&index).filter(|_| inner.holds(index))?;
+                phys.get(pfn);
+                Some(pfn)
+            })
+            .collect()
+    }
+
     /// Whether page `index` exists (mincore on shared memory and files).
     pub fn is_resident(&self, index: u64) -> bool {
         self.0.inner.lock().pages.contains_key(&index)
