@@ -118,6 +118,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
+    ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
+    ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the
