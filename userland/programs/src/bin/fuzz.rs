@@ -109,6 +109,8 @@ struct Fuzzer {
     /// A ramfs file whose first byte is 0xa5, for read()/write() through arena pages.
     file: usize,
     op: usize,
+    /// Print every arena operation from this one on (`fuzz SEED N FROM`).
+    trace_from: usize,
 }
 
 fn addr_of(page: usize) -> usize {
@@ -116,6 +118,12 @@ fn addr_of(page: usize) -> usize {
 }
 
 impl Fuzzer {
+    fn trace(&self, what: core::fmt::Arguments) {
+        if self.op >= self.trace_from {
+            println!("op {}: {what}", self.op);
+        }
+    }
+
     fn check(&mut self, ok: bool, what: core::fmt::Arguments) {
         if ok {
             self.passed += 1;
@@ -158,7 +166,9 @@ impl Fuzzer {
     }
 
     fn step(&mut self) {
-        match self.rng.below(100) {
+        let choice = self.rng.below(100);
+        self.trace(format_args!("choice {choice}"));
+        match choice {
             0..=13 => self.map_fixed(),
             14..=21 => self.unmap(),
             22..=29 => self.protect(),
@@ -206,6 +216,9 @@ impl Fuzzer {
             _ => Ok(addr_of(first)),
         };
         let got = sys::mmap(addr_of(first), n * PAGE, prot, flags, -1, 0);
+        self.trace(format_args!(
+            "{name} pages {first}+{n} prot {prot} {share:?} populate {populate:#x}: {got:?}"
+        ));
         self.expect(got, want, name);
         if got.is_ok() {
             for p in &mut self.pages[first..first + n] {
@@ -221,6 +234,7 @@ impl Fuzzer {
     fn unmap(&mut self) {
         let (first, n) = self.range();
         let got = sys::munmap(addr_of(first), n * PAGE);
+        self.trace(format_args!("munmap pages {first}+{n}: {got:?}"));
         self.expect(got, Ok(0), "munmap");
         if got.is_ok() {
             self.pages[first..first + n].fill(None);
@@ -236,6 +250,9 @@ impl Fuzzer {
             Ok(0)
         };
         let got = sys::mprotect(addr_of(first), n * PAGE, prot);
+        self.trace(format_args!(
+            "mprotect pages {first}+{n} prot {prot}: {got:?}"
+        ));
         self.expect(got, want, "mprotect");
         if got.is_ok() {
             for p in self.pages[first..first + n].iter_mut().flatten() {
@@ -259,6 +276,9 @@ impl Fuzzer {
             Ok(0)
         };
         let got = sys::madvise(addr_of(first), n * PAGE, advice);
+        self.trace(format_args!(
+            "madvise pages {first}+{n} advice {advice}: {got:?}"
+        ));
         self.expect(got, want, "madvise");
         if got.is_ok() && advice == sys::MADV_DONTNEED {
             // Private anonymous memory reads back as zeros; shared keeps its data.
@@ -330,6 +350,7 @@ impl Fuzzer {
             return;
         }
         let value = 1 + self.rng.below(255) as u8;
+        self.trace(format_args!("store {value} to page {page}"));
         sys::poke(addr_of(page), value);
         sys::poke(addr_of(page) + PAGE - 1, value);
         if let Some(p) = self.pages[page].as_mut() {
@@ -376,6 +397,7 @@ impl Fuzzer {
                 Err(sys::EFAULT)
             };
             let got = sys::raw(sys::nr::PREAD64, [fd, buf, 1, 0, 0, 0]);
+            self.trace(format_args!("pread into {buf:#x}: {got:?}"));
             self.expect(got, want, "pread into an arena page");
             if got == Ok(1)
                 && let Some(p) = target.and_then(|p| self.pages[p].as_mut())
@@ -422,6 +444,7 @@ impl Fuzzer {
     /// one: the parent must see the shared stores and none of the private ones.
     fn fork_and_check(&mut self) {
         self.forks += 1;
+        self.trace(format_args!("fork and check"));
         let child_value = 1 + self.rng.below(255) as u8;
         let pid = match sys::fork() {
             Ok(0) => {
@@ -526,8 +549,9 @@ impl Fuzzer {
         self.check(
             ok,
             format_args!(
-                "probe {} {addr:#x}: status {status:#x}, allowed: {allowed}",
-                if write { "write" } else { "read" }
+                "probe {} {addr:#x}: status {status:#x}, allowed: {allowed}, model {:?}",
+                if write { "write" } else { "read" },
+                target.map(|page| self.pages[page])
             ),
         );
     }
@@ -634,6 +658,11 @@ impl Fuzzer {
             }
         }
         let got = sys::mmap(addr, len, prot, flags, fd, offset);
+        if got.is_ok() {
+            self.trace(format_args!(
+                "raw mmap({addr:#x}, {len:#x}, {prot:#x}, {flags:#x}, {fd}, {offset:#x}): {got:?}"
+            ));
+        }
         match verdict {
             Err(e) => self.expect(got, Err(Errno(e as i32)), "mmap with hostile arguments"),
             Ok(req) => {
@@ -740,6 +769,7 @@ fn main(args: rt::Args) -> i32 {
         forks: 0,
         file,
         op: 0,
+        trace_from: args.get(3).parse::<usize>().unwrap_or(usize::MAX),
     };
     println!("fuzz: seed {seed}, {ops} operations");
     for op in 0..ops {
