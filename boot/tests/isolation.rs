@@ -22,3 +22,19 @@ fn isotest_cases_pass() {
     assert_report_passed(&run);
     assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
 }
+
+/// The mapping-count limit (65 530): minutes under TCG, so outside `make
+/// test`; `cargo test -p boot --test isolation -- --ignored` runs it.
+#[test]
+#[ignore]
+fn the_mapping_count_limit_gives_enomem() {
+    let run = pageos(&[
+        "--timeout",
+        "1800",
+        "--kernel-arg",
+        "init=/bin/isotest",
+        "--",
+        "slow",
+    ]);
+    assert_report_passed(&run);
+}
