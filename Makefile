@@ -80,9 +80,9 @@ fuzz-host:
 ## Miri on the vm crate's tests: `make test` runs the unit tests and the
 ## model tests with few proptest cases; `make miri` runs every test file.
 miri-short:
-	PROPTEST_CASES=4 $(CARGO) miri test -p vm --lib --test mmap_model --test buddy_model --test vm_map_model
+	PROPTEST_CASES=4 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm --lib --test mmap_model --test buddy_model --test vm_map_model
 miri:
-	PROPTEST_CASES=16 $(CARGO) miri test -p vm
+	PROPTEST_CASES=16 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm
 
 ## Host benchmarks of the VM bookkeeping (the VMA tree).
 bench:

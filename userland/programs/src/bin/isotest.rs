@@ -96,11 +96,12 @@ fn still_usable() -> Outcome {
 
 fn main(args: rt::Args) -> i32 {
     let mut s = Suite::new("isotest");
-    // `isotest slow`: only the mapping-count case (32 800 mprotect calls;
-    // minutes under TCG, so not in `make test`'s boot).
+    // `isotest slow`: the mapping-count case (32 800 mprotect calls) and
+    // the fork bomb (1 024 processes): minutes under TCG, not in `make test`.
     let slow = args.len() > 1 && args.get(1) == "slow";
     if slow {
         map_count_case(&mut s);
+        fork_bomb_case(&mut s);
         return s.finish();
     }
 
@@ -299,6 +300,38 @@ fn main(args: rt::Args) -> i32 {
         still_usable()
     });
 
+    s.finish()
+}
+
+fn map_count_case(s: &mut Suite) {
+    s.both("the_mapping_count_limit_gives_enomem", || {
+        // Alternate protections so that neighbours never merge.
+        let pages = 65_600;
+        let base = sys::mmap(
+            0,
+            pages * PAGE,
+            sys::PROT_NONE,
+            ANON | sys::MAP_NORESERVE,
+            -1,
+            0,
+        )
+        .map_err(why("mmap the reservation"))?;
+        let mut refused = None;
+        for i in (0..pages).step_by(2) {
+            if let Err(e) = sys::mprotect(base + i * PAGE, PAGE, PROT_READ) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        sys::munmap(base, pages * PAGE).map_err(why("munmap"))?;
+        match refused {
+            Some((_, e)) if e == sys::ENOMEM => still_usable(),
+            other => fail!("splitting into 65 600 mappings: {other:?} (ENOMEM wanted)"),
+        }
+    });
+}
+
+fn fork_bomb_case(s: &mut Suite) {
     s.pageos("a_fork_bomb_is_bounded_by_the_process_limit", || {
         let status = child(|| {
             let mut made = 0;
@@ -330,35 +363,5 @@ fn main(args: rt::Args) -> i32 {
             "the fork bomb (2: no limit, 3: not EAGAIN, 4: no fork after)",
         )?;
         still_usable()
-    });
-
-    s.finish()
-}
-
-fn map_count_case(s: &mut Suite) {
-    s.both("the_mapping_count_limit_gives_enomem", || {
-        // Alternate protections so that neighbours never merge.
-        let pages = 65_600;
-        let base = sys::mmap(
-            0,
-            pages * PAGE,
-            sys::PROT_NONE,
-            ANON | sys::MAP_NORESERVE,
-            -1,
-            0,
-        )
-        .map_err(why("mmap the reservation"))?;
-        let mut refused = None;
-        for i in (0..pages).step_by(2) {
-            if let Err(e) = sys::mprotect(base + i * PAGE, PAGE, PROT_READ) {
-                refused = Some((i, e));
-                break;
-            }
-        }
-        sys::munmap(base, pages * PAGE).map_err(why("munmap"))?;
-        match refused {
-            Some((_, e)) if e == sys::ENOMEM => still_usable(),
-            other => fail!("splitting into 65 600 mappings: {other:?} (ENOMEM wanted)"),
-        }
     });
 }
