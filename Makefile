@@ -69,7 +69,7 @@ FUZZ_TARGETS := mmap_validate elf_plan
 fuzz-host-short:
 	@for t in $(FUZZ_TARGETS); do \
 	  (cd fuzz && mkdir -p corpus/$$t && $(CARGO) fuzz run $$t -O corpus/$$t seeds/$$t -- \
-	    -seed=1 -runs=200000 2>&1 | tail -1) || exit 1; \
+	    -seed=1 -runs=2000000 2>&1 | tail -1) || exit 1; \
 	done
 fuzz-host:
 	@for t in $(FUZZ_TARGETS); do \
