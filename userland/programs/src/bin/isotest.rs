@@ -257,6 +257,26 @@ fn main(args: rt::Args) -> i32 {
         },
     );
 
+    // The bug the fuzzer found (seeds 2 and 7): fork entered the child's
+    // copy of a PROT_NONE page with the user bit set, so the child could
+    // read (not write) the parent's data through it.
+    s.both(
+        "a_prot_none_page_stays_unreadable_in_a_forked_child",
+        || {
+            let a = sys::mmap_anon(PAGE).map_err(why("mmap"))?;
+            sys::poke(a, 0x66);
+            sys::mprotect(a, PAGE, sys::PROT_NONE).map_err(why("mprotect"))?;
+            let code = segv_code(a, false)?;
+            ensure!(code == sys::SEGV_ACCERR, "read in a child: si_code {code}")?;
+            let code = segv_code(a, true)?;
+            ensure!(code == sys::SEGV_ACCERR, "write in a child: si_code {code}")?;
+            sys::mprotect(a, PAGE, PROT_READ).map_err(why("mprotect"))?;
+            ensure!(sys::peek(a) == 0x66, "the data did not survive PROT_NONE")?;
+            sys::munmap(a, PAGE).map_err(why("munmap"))?;
+            Ok(())
+        },
+    );
+
     s.pageos("out_of_memory_in_a_fault_kills_only_that_process", || {
         let status = child(|| {
             // MAP_NORESERVE is exempt from the commit limit: the faults run out.
