@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs lab
+.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs lab fuzz fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -12,7 +12,7 @@ run: setup
 
 ## Every test: host unit/property tests, the QEMU integration tests, and
 ## the Linux-ABI cases run on a Debian Linux kernel in the same QEMU.
-test: setup host-test qemu-test linux-test
+test: setup host-test fuzz-host-short miri-short qemu-test linux-test
 
 host-test:
 	$(CARGO) test -p vm
@@ -54,6 +54,35 @@ docs:
 	mkdir -p target
 	mdbook build docs 2>&1 | tee target/docs.log
 	@! grep -qiE "warn|error" target/docs.log || { echo "make docs: warnings above"; exit 1; }
+
+## The syscall fuzzer in QEMU (docs/src/reliability.md): SEED and N
+## operations; `make test` runs seed 1 for 1500 (boot/tests/fuzz.rs).
+SEED ?= 1
+N ?= 20000
+fuzz: setup
+	$(CARGO) run -- --timeout 3600 --kernel-arg init=/bin/fuzz -- $(SEED) $(N)
+
+## cargo-fuzz (libFuzzer) on the mmap validator and the ELF parser (fuzz/):
+## a short fixed-seed run of each in `make test`, FUZZ_SECONDS each here.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := mmap_validate elf_plan
+fuzz-host-short:
+	@for t in $(FUZZ_TARGETS); do \
+	  (cd fuzz && mkdir -p corpus/$$t && $(CARGO) fuzz run $$t -O corpus/$$t seeds/$$t -- \
+	    -seed=1 -runs=2000000 2>&1 | tail -1) || exit 1; \
+	done
+fuzz-host:
+	@for t in $(FUZZ_TARGETS); do \
+	  (cd fuzz && mkdir -p corpus/$$t && $(CARGO) fuzz run $$t -O corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
+
+## Miri on the vm crate's tests: `make test` runs the unit tests and the
+## model tests with few proptest cases; `make miri` runs every test file.
+miri-short:
+	PROPTEST_CASES=4 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm --lib --test mmap_model --test buddy_model --test vm_map_model
+miri:
+	PROPTEST_CASES=16 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm
 
 ## pageos against Linux in the same QEMU (scripts/bench.py: the table,
 ## docs/src/bench/), then the host benchmark of the VMA tree.

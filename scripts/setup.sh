@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install what `make run` / `make test` need on a fresh Debian machine:
 # QEMU (qemu-system-x86), UEFI firmware (ovmf), a C compiler and musl for the
-# C test programs, gdb (`make gdb` and its test), and the toolchain pinned in
+# C test programs, g++ for libFuzzer, cargo-fuzz, gdb (`make gdb` and its test), and the toolchain pinned in
 # rust-toolchain.toml.
 set -e
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 ls /usr/share/OVMF/OVMF_CODE*.fd >/dev/null 2>&1 || missing="$missing ovmf"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+# libFuzzer (cargo fuzz, fuzz/) is C++, built by the libfuzzer-sys crate.
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 command -v musl-gcc >/dev/null 2>&1 || missing="$missing musl-tools"
 command -v gdb >/dev/null 2>&1 || missing="$missing gdb"
 if [ -n "$missing" ]; then
@@ -28,3 +30,5 @@ else
     echo "setup: rustup not found; install it from your distribution or rustup.rs" >&2
     exit 1
 fi
+# cargo-fuzz for the host fuzz targets (make fuzz-host; a short run in make test).
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz

@@ -119,6 +119,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
+    ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
+    ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

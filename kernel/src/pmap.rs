@@ -111,9 +111,11 @@ impl Pmap {
         Cr3::read().0 == self.l4
     }
 
-    /// Map one 4 KiB user page (the test and loader entry point).
+    /// Map one 4 KiB user page with `flags` (PRESENT is added; USER is the
+    /// caller's choice: a PROT_NONE page keeps its frame without it, and
+    /// adding it here made such pages readable in forked children).
     pub fn enter(&mut self, page: Page, frame: Frame, flags: Flags) -> Result<(), Frame> {
-        let flags = flags | Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        let flags = flags | Flags::PRESENT;
         let phys = frame.into_raw();
         // SAFETY: a user page: no kernel data is reached through it.
         let result = unsafe {

@@ -106,7 +106,7 @@ fn pmap_teardown_frees_tables() -> Result<(), &'static str> {
         let page = Page::containing_address(VirtAddr::new(0x7000_0000_0000 + i * 0x20_0000 / 300));
         if pmap.query_flags(page.start_address()).is_none() {
             let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
-            pmap.enter(page, frame, Flags::empty())
+            pmap.enter(page, frame, Flags::USER_ACCESSIBLE)
                 .map_err(|_| "enter failed")?;
         }
     }

@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod buddy;
+pub mod elf;
 pub mod errno;
 pub mod fake;
 pub mod fork;

@@ -375,7 +375,9 @@ fn span(addr: u64, len: u64, zero_len: Result<(), Errno>, too_far: Errno) -> Res
         .and_then(|len| addr.checked_add(len))
         .ok_or(too_far)?;
     if end == addr {
+        // Linux returns before looking at where an empty range lies.
         zero_len?;
+        return Ok(Span { start: addr, end });
     }
     if end > USER_END {
         return Err(too_far);
@@ -395,9 +397,15 @@ pub fn validate_mprotect(addr: u64, len: u64, prot: u64) -> Result<(Span, Prot),
     Ok((span(addr, len, Ok(()), Errno::ENOMEM)?, prot))
 }
 
-/// mincore: as mprotect (the vector is checked by the kernel: EFAULT).
+/// mincore: as mprotect (the vector is checked by the kernel: EFAULT),
+/// except that even an empty range must start in the user half (Linux's
+/// `access_ok`): ENOMEM.
 pub fn validate_mincore(addr: u64, len: u64) -> Result<Span, Errno> {
-    span(addr, len, Ok(()), Errno::ENOMEM)
+    let span = span(addr, len, Ok(()), Errno::ENOMEM)?;
+    if span.start > USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(span)
 }
 
 pub const MS_ASYNC: u64 = 1;
@@ -482,10 +490,19 @@ impl Madvice {
 }
 
 /// madvise: unaligned address or unknown advice: EINVAL; empty: success;
-/// a range that wraps: EINVAL; beyond the user half: ENOMEM.
+/// a range that wraps: EINVAL; beyond the user half: ENOMEM (nothing is
+/// mapped there, as over any hole). The model test `vm/tests/mmap_model.rs`
+/// found that a range past the user half used to get EINVAL.
 pub fn validate_madvise(addr: u64, len: u64, advice: u64) -> Result<(Span, Madvice), Errno> {
     let advice = Madvice::from_user(advice)?;
-    Ok((span(addr, len, Ok(()), Errno::EINVAL)?, advice))
+    let wraps = len
+        .checked_next_multiple_of(PAGE)
+        .and_then(|len| addr.checked_add(len))
+        .is_none();
+    if wraps {
+        return Err(Errno::EINVAL);
+    }
+    Ok((span(addr, len, Ok(()), Errno::ENOMEM)?, advice))
 }
 
 /// minherit (FreeBSD): the range is widened to pages; unknown values: EINVAL.
@@ -806,6 +823,8 @@ mod tests {
         assert_eq!(validate_msync(0x1001, 4096, MS_SYNC), Err(Errno::EINVAL));
         assert!(validate_msync(0x1000, 4096, MS_SYNC | MS_INVALIDATE).is_ok());
         assert_eq!(validate_madvise(0x1000, 4096, 12), Err(Errno::EINVAL));
+        assert_eq!(validate_madvise(0x1000, u64::MAX, 4), Err(Errno::EINVAL));
+        assert_eq!(validate_madvise(USER_END, 4096, 4), Err(Errno::ENOMEM));
         assert_eq!(
             validate_madvise(0x1000, 4096, 4).map(|r| r.1),
             Ok(Madvice::DontNeed)

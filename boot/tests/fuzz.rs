@@ -1,0 +1,19 @@
+//! The syscall fuzzer (`userland/programs/src/bin/fuzz.rs`) on a short
+//! fixed seed: every answer matches its models, no call takes the kernel
+//! down, and every frame comes back. `make fuzz SEED=... N=...` runs long ones.
+
+mod common;
+
+use common::{assert_report_passed, program};
+
+#[test]
+fn a_short_fixed_seed_fuzz_run_is_clean() {
+    let run = program("fuzz", &["1", "1500"]);
+    assert_report_passed(&run);
+    assert!(
+        run.stdout.contains("fuzz: seed 1: 1500 operations"),
+        "no summary:\n{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
+}
