@@ -401,6 +401,21 @@ impl vm::pmap::Pmap for Pmap {
         old.expect("pmap::replace: page not present")
     }
 
+    fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping)) {
+        self.walk(start, end, false, &mut |va, entry, huge| {
+            let head = PhysFrame::containing_address(entry.addr());
+            visit(
+                va,
+                Mapping {
+                    pfn: pfn_of(head),
+                    prot: prot_of(entry.flags()),
+                    huge,
+                },
+            );
+            false
+        });
+    }
+
     fn enter_run(
         &mut self,
         va: u64,

@@ -263,6 +263,13 @@ pub fn exit_current(status: WaitStatus) -> ! {
             .expect("proc: current process vanished");
         pmap::activate_kernel();
         if let Some(mut space) = process.space.take() {
+            // Debug kernels audit the frame reference counts against the
+            // page tables before tearing them down (vm/src/audit.rs).
+            if cfg!(debug_assertions)
+                && let Err(short) = space.audit_frames(&KernelPhys)
+            {
+                panic!("proc::exit_current: pid {pid}: frame reference count too low: {short:?}");
+            }
             space.clear(&mut KernelPhys);
         }
         process.files = FdTable::empty();

@@ -105,6 +105,12 @@ impl Pmap for FakePmap {
         old
     }
 
+    fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping)) {
+        for (&va, m) in self.ptes.range(start..end) {
+            visit(va, *m);
+        }
+    }
+
     fn enter_run(
         &mut self,
         va: u64,

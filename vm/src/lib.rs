@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod audit;
 pub mod buddy;
 pub mod elf;
 pub mod errno;

@@ -70,6 +70,10 @@ pub trait Pmap {
     /// Replace the frame of a present 4 KiB page (a copy-on-write break);
     /// returns the old mapping's reference. Flushes the TLB entry.
     fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;
+    /// Tell `visit` every present page of [start, end) (a 2 MiB page once,
+    /// at its aligned address), changing nothing: the debug audit of frame
+    /// reference counts reads the page tables this way.
+    fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping));
     /// Map `frames[i]` at `va + i * 4096` with `prot`, for every Some whose
     /// page is not mapped yet (fault-around, MAP_PREFAULT_READ); the PTEs
     /// take the caller's references. A frame that is not entered (its page

@@ -139,6 +139,12 @@ impl ObjectRef {
             .collect()
     }
 
+    /// The frame the object holds at page `index`, without taking a
+    /// reference (the debug audit only compares it).
+    pub fn frame_at(&self, index: u64) -> Option<Pfn> {
+        self.0.inner.lock().pages.get(&index).copied()
+    }
+
     /// Whether page `index` exists (mincore on shared memory and files).
     pub fn is_resident(&self, index: u64) -> bool {
         self.0.inner.lock().pages.contains_key(&index)
