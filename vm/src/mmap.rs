@@ -288,8 +288,13 @@ pub fn validate_mmap(
         return einval;
     }
     let below_2g = has(MAP_32BIT);
+    // MAP_ALIGNED_SUPER asks for superpages "where the mapping allows": at
+    // a fixed address it is a hint (2 MiB pages wherever a whole aligned
+    // 2 MiB lies inside), not a demand; MAP_ALIGNED(n) and MAP_HUGETLB are.
+    let super_hint = (flags & MAP_ALIGNMENT_MASK) >> MAP_ALIGNMENT_SHIFT == 1;
+    let fixed_align = if super_hint && !huge_tlb { PAGE } else { align };
     let placement = if fixed {
-        if !addr.is_multiple_of(align) {
+        if !addr.is_multiple_of(fixed_align) {
             return einval;
         }
         let end = addr.checked_add(len);
@@ -546,6 +551,33 @@ mod tests {
             (Kind::Anonymous, Sharing::Private, PAGE)
         );
         assert!(!r.populate);
+    }
+
+    /// Found by the model test (vm/tests/mmap_model.rs): DESIGN §2 makes
+    /// MAP_ALIGNED_SUPER a hint, so a fixed address need only be page
+    /// aligned; MAP_ALIGNED(21) and MAP_HUGETLB still demand 2 MiB.
+    #[test]
+    fn aligned_super_at_a_fixed_address_is_a_hint() {
+        let fixed = ANON | MAP_FIXED | MAP_ALIGNED_SUPER;
+        let r = mmap(0x20_1000, 4 << 20, RW, fixed, -1, 0).unwrap();
+        assert_eq!(
+            r.placement,
+            Placement::Fixed {
+                addr: 0x20_1000,
+                on_conflict: OnConflict::Replace
+            }
+        );
+        assert!(r.vma_flags.contains(VmaFlags::HUGE));
+        let aligned = ANON | MAP_FIXED | map_aligned(21);
+        assert_eq!(
+            mmap(0x20_1000, 4 << 20, RW, aligned, -1, 0),
+            Err(Errno::EINVAL)
+        );
+        let hugetlb = ANON | MAP_FIXED | MAP_HUGETLB;
+        assert_eq!(
+            mmap(0x20_1000, 4 << 20, RW, hugetlb, -1, 0),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]
