@@ -306,6 +306,7 @@ impl<P: Pmap> AddressSpace<P> {
         prot: Prot,
     ) -> Result<(), Errno> {
         self.covered(start, end)?;
+        self.split_room(start, end)?;
         if self
             .map
             .range(start, end)
@@ -344,6 +345,18 @@ impl<P: Pmap> AddressSpace<P> {
         Ok(())
     }
 
+    /// ENOMEM when changing [start, end) would split VMAs past
+    /// vm.max_map_count: one more VMA for each edge that falls inside one
+    /// (Linux's split_vma refuses the same way).
+    fn split_room(&self, start: u64, end: u64) -> Result<(), Errno> {
+        let straddles = |at: u64| self.map.find(at).is_some_and(|v| v.start < at);
+        let extra = usize::from(straddles(start)) + usize::from(straddles(end));
+        if self.map.len() + extra > max_map_count() {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
     /// ENOMEM unless every page of [start, end) lies in some VMA (mprotect,
     /// madvise, mincore, msync and mlock refuse holes, as Linux does).
     pub fn covered(&self, start: u64, end: u64) -> Result<(), Errno> {
@@ -369,6 +382,21 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<(), Errno> {
         use crate::mmap::Madvice as M;
         self.covered(start, end)?;
+        let records = !matches!(
+            advice,
+            M::DontNeed
+                | M::Free
+                | M::DontNeedLocked
+                | M::Remove
+                | M::WillNeed
+                | M::PopulateRead
+                | M::PopulateWrite
+                | M::Cold
+                | M::PageOut
+        );
+        if records {
+            self.split_room(start, end)?;
+        }
         match advice {
             M::DontNeed | M::Free | M::DontNeedLocked => {
                 if advice != M::DontNeedLocked
@@ -471,6 +499,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// minherit (FreeBSD): what fork does with [start, end).
     pub fn minherit(&mut self, start: u64, end: u64, inherit: Inherit) -> Result<(), Errno> {
         self.covered(start, end).map_err(|_| Errno::EINVAL)?;
+        self.split_room(start, end)?;
         self.map.update_range(start, end, |v| v.inherit = inherit);
         Ok(())
     }
@@ -503,6 +532,7 @@ impl<P: Pmap> AddressSpace<P> {
         lock: bool,
     ) -> Result<(), Errno> {
         self.covered(start, end)?;
+        self.split_room(start, end)?;
         if lock {
             self.map
                 .update_range(start, end, |v| v.flags |= VmaFlags::LOCKED);
