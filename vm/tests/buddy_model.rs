@@ -91,7 +91,7 @@ fn mark(model: &mut [State], base: u64, head: u64, order: usize, from: State, to
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(cases(96))]
     #[test]
     fn buddy_matches_the_model(
         base in 0..3 * 1024u64,
@@ -173,4 +173,13 @@ proptest! {
         listed.sort();
         prop_assert_eq!(listed, expected);
     }
+}
+
+/// `n` proptest cases, unless PROPTEST_CASES says otherwise (`make
+/// miri-short` runs a handful under Miri, where each case is slow).
+fn cases(n: u32) -> ProptestConfig {
+    let from_env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok());
+    ProptestConfig::with_cases(from_env.unwrap_or(n))
 }

@@ -527,7 +527,7 @@ fn offset() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(cases(2048))]
 
     #[test]
     fn mmap_validator_agrees_with_the_model(
@@ -611,4 +611,13 @@ fn the_model_and_the_validator_agree_on_pinned_cases() {
     ] {
         check_companions(addr, len, 1, 4, 4);
     }
+}
+
+/// `n` proptest cases, unless PROPTEST_CASES says otherwise (`make
+/// miri-short` runs a handful under Miri, where each case is slow).
+fn cases(n: u32) -> ProptestConfig {
+    let from_env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok());
+    ProptestConfig::with_cases(from_env.unwrap_or(n))
 }

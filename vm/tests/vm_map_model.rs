@@ -369,7 +369,7 @@ fn clip(pieces: Vec<Seg>, s: u64, e: u64) -> Vec<Seg> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn vma_tree_matches_the_page_model(ops in prop::collection::vec((op(), probes()), 1..60)) {
@@ -515,4 +515,13 @@ fn empty_ranges_touch_nothing() {
     t.update_range(2 * P, 2 * P, |s| s.colour = 1);
     t.verify();
     assert_eq!(contents(&t), [Seg::new(P, 3 * P, 0)]);
+}
+
+/// `n` proptest cases, unless PROPTEST_CASES says otherwise (`make
+/// miri-short` runs a handful under Miri, where each case is slow).
+fn cases(n: u32) -> ProptestConfig {
+    let from_env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok());
+    ProptestConfig::with_cases(from_env.unwrap_or(n))
 }
