@@ -305,27 +305,27 @@ impl<P: Pmap> AddressSpace<P> {
         end: u64,
         prot: Prot,
     ) -> Result<(), Errno> {
-        self.covered(start, end)?;
-        self.split_room(start, end)?;
-        if self
-            .map
-            .range(start, end)
-            .any(|v| !v.max_prot.contains(prot) || matches!(v.backing, Backing::Guard))
-        {
-            return Err(Errno::EACCES);
+        // One pass: holes (ENOMEM), rights beyond max_prot (EACCES), and
+        // the commit charge before and after.
+        let (mut at, mut old, mut new) = (start, 0, 0);
+        for v in self.map.range(start, end) {
+            if v.start > at {
+                return Err(Errno::ENOMEM);
+            }
+            if !v.max_prot.contains(prot) || matches!(v.backing, Backing::Guard) {
+                return Err(Errno::EACCES);
+            }
+            at = v.end;
+            let pages = (v.end.min(end) - v.start.max(start)) / PAGE;
+            old += if v.is_charged() { pages } else { 0 };
+            new += if v.is_charged_with(prot) { pages } else { 0 };
         }
+        if at < end {
+            return Err(Errno::ENOMEM);
+        }
+        self.split_room(start, end)?;
         self.split_huge_at(phys, start)?;
         self.split_huge_at(phys, end)?;
-        let old: u64 = self
-            .map
-            .range(start, end)
-            .map(|v| overlap_charge(v, start, end))
-            .sum();
-        let new: u64 = self
-            .map
-            .range(start, end)
-            .map(|v| overlap_charge(&Vma { prot, ..v.clone() }, start, end))
-            .sum();
         if new > old && !phys.charge(new - old) {
             return Err(Errno::ENOMEM);
         }
@@ -349,6 +349,9 @@ impl<P: Pmap> AddressSpace<P> {
     /// vm.max_map_count: one more VMA for each edge that falls inside one
     /// (Linux's split_vma refuses the same way).
     fn split_room(&self, start: u64, end: u64) -> Result<(), Errno> {
+        if self.map.len() + 2 <= max_map_count() {
+            return Ok(()); // room for both splits: no need to look
+        }
         let straddles = |at: u64| self.map.find(at).is_some_and(|v| v.start < at);
         let extra = usize::from(straddles(start)) + usize::from(straddles(end));
         if self.map.len() + extra > max_map_count() {

@@ -170,8 +170,14 @@ impl Vma {
     /// Whether this VMA counts against the commit limit: private memory
     /// that may be written, hence may need a frame of its own for every page.
     pub fn is_charged(&self) -> bool {
+        self.is_charged_with(self.prot)
+    }
+
+    /// Whether the VMA would be charged with protection `prot` (mprotect
+    /// asks before it changes anything).
+    pub fn is_charged_with(&self, prot: Prot) -> bool {
         self.sharing == Sharing::Private
-            && self.prot.contains(Prot::WRITE)
+            && prot.contains(Prot::WRITE)
             && !self.flags.contains(VmaFlags::NORESERVE)
             && !matches!(self.backing, Backing::Guard | Backing::StackGap)
     }
