@@ -813,8 +813,16 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// Tear everything down (exit, execve): every frame, object and charge.
+    /// Allocates nothing: exit may come right after memory ran out.
     pub fn clear(&mut self, phys: &mut dyn PhysMem) {
-        self.unmap_range(phys, 0, USER_END, true);
+        self.pmap
+            .unmap_range(0, USER_END, &mut |_, m| phys.put(m.pfn));
+        while let Some(vma) = self.map.pop_first() {
+            phys.uncharge(vma.charge());
+            if let Backing::Object { object, .. } = vma.backing {
+                object.release(phys);
+            }
+        }
         self.brk_start = 0;
         self.brk = 0;
     }

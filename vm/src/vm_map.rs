@@ -372,6 +372,16 @@ impl<T: Segment> VmaTree<T> {
         removed.expect("vm_map: no segment starts there")
     }
 
+    /// Take the lowest segment out of the tree (emptying a tree this way
+    /// allocates nothing, which matters when the kernel tears down a
+    /// process because memory ran out).
+    pub fn pop_first(&mut self) -> Option<T> {
+        let (rest, min) = remove_min(self.root.take()?);
+        self.root = rest;
+        self.len -= 1;
+        Some(min.seg)
+    }
+
     /// Take [start, end) out of the tree and return what was there, in
     /// address order; segments straddling an edge are split at it and keep
     /// their outside part in the tree.
