@@ -172,7 +172,7 @@ fn model_mmap(
         // A file: Linux wants a page-aligned offset (EINVAL); FreeBSD refuses
         // a negative one (EINVAL); "offset + len overflowing: EOVERFLOW" (a
         // negative offset overflows too, by Linux's arithmetic).
-        if offset % PAGE != 0 || (offset as i64) < 0 {
+        if !offset.is_multiple_of(PAGE) || (offset as i64) < 0 {
             broken.push(EINVAL);
         }
         if (offset as i64) < 0
@@ -206,7 +206,7 @@ fn model_mmap(
     let fixed = if fixed {
         // "addr must be a multiple of the page size" (of 2^n with MAP_ALIGNED,
         // of 2 MiB with MAP_HUGETLB).
-        if addr % align != 0 {
+        if !addr.is_multiple_of(align) {
             broken.push(EINVAL);
         }
         let end = addr.checked_add(rounded.max(unit));
@@ -313,7 +313,7 @@ enum Empty {
 fn model_range(addr: u64, len: u64, empty: Empty, past_end: Errno) -> Vec<Errno> {
     let mut broken = Vec::new();
     // "unaligned address ... EINVAL".
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         broken.push(Errno::EINVAL);
     }
     if len == 0 {
@@ -426,7 +426,7 @@ fn address() -> impl Strategy<Value = u64> {
         Just(USER_END),
         Just(1u64 << 47),
         Just(0xffff_8000_0000_0000u64),
-        Just(u64::MAX & !(PAGE - 1)),
+        Just(!(PAGE - 1)),
         (1u64..0x4000).prop_map(|p| p * PAGE),
         (1u64..64).prop_map(|p| p * HUGE),
         (1u64..64).prop_map(|p| p * HUGE + PAGE),
@@ -607,7 +607,7 @@ fn the_model_and_the_validator_agree_on_pinned_cases() {
         (0x1000, u64::MAX),
         (USER_END - PAGE, PAGE),
         (USER_END, PAGE),
-        (u64::MAX & !(PAGE - 1), PAGE),
+        (!(PAGE - 1), PAGE),
     ] {
         check_companions(addr, len, 1, 4, 4);
     }

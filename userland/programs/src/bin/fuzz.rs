@@ -670,7 +670,7 @@ impl Fuzzer {
                 let ok = match got {
                     Ok(at) => {
                         let at = at as u64;
-                        at % req.align == 0
+                        at.is_multiple_of(req.align)
                             && at
                                 .checked_add(req.len)
                                 .is_some_and(|e| e <= USER_END as u64)

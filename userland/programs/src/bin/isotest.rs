@@ -69,7 +69,7 @@ fn segv_code(addr: usize, write: bool) -> Result<i32, Why> {
     let status = child(|| {
         // SAFETY: single-threaded child; read by the handler.
         unsafe { PROBED = addr };
-        if sys::catch(sys::SIGSEGV as usize, report_segv, 0).is_err() {
+        if sys::catch(sys::SIGSEGV, report_segv, 0).is_err() {
             return 98;
         }
         if write {
