@@ -157,6 +157,24 @@ pub struct Frame {
     frame: PhysFrame<Size4KiB>,
 }
 
+/// Fill `len` bytes at `ptr` (page-aligned, a multiple of 64) with zeros,
+/// eight 8-byte stores at a time. Under TCG this straight-line code runs
+/// faster than `rep stosq`, whose every iteration QEMU emulates apart; the
+/// stores are volatile so that the compiler does not turn the loop back
+/// into a memset call.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes that nobody else uses.
+unsafe fn zero(ptr: *mut u8, len: usize) {
+    let words = ptr.cast::<u64>();
+    for chunk in (0..len / 8).step_by(8) {
+        for i in 0..8 {
+            // SAFETY: chunk + i < len / 8, inside the caller's range.
+            unsafe { words.add(chunk + i).write_volatile(0) };
+        }
+    }
+}
+
 impl Frame {
     /// A fresh frame filled with zeros, or None when memory is exhausted.
     /// No frame reaches a process with anyone else's data in it.
@@ -172,7 +190,7 @@ impl Frame {
         };
         vmstat::count(Event::FrameZeroed, 1 << order);
         // SAFETY: the block is ours alone (just allocated) and mapped by the physical map.
-        unsafe { core::ptr::write_bytes(frame.as_mut_ptr(), 0, (PAGE_SIZE as usize) << order) };
+        unsafe { zero(frame.as_mut_ptr(), (PAGE_SIZE as usize) << order) };
         Some(frame)
     }
 
@@ -322,6 +340,10 @@ impl vm::pmap::PhysMem for KernelPhys {
 
     fn get(&mut self, pfn: Pfn) {
         with_table(|t| t.get(pfn));
+    }
+
+    fn get_many(&mut self, pfns: &[Pfn]) {
+        with_table(|t| pfns.iter().for_each(|&pfn| t.get(pfn)));
     }
 
     fn put(&mut self, pfn: Pfn) {

@@ -210,6 +210,8 @@ pub fn run() -> ! {
                 crate::arch::syscall::set_kernel_stack(VirtAddr::new(p.kernel_stack_top()));
                 p.space().pmap.activate();
                 p.fpu.restore();
+                // Another process's pending signals are not known to be seen.
+                crate::signal::recheck();
                 crate::arch::set_fs_base(p.fs_base);
                 (p.pid, p.saved_rsp)
             })

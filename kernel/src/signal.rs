@@ -31,8 +31,20 @@ use crate::arch::idt::TrapFrame;
 use crate::arch::switch::FpuState;
 use crate::proc::{self, Pid};
 use crate::usercopy;
+use core::sync::atomic::{AtomicBool, Ordering};
 use vm::errno::{Errno, SysResult};
 use vm::space::USER_END;
+
+/// Whether `deliver_pending` must look: set whenever a signal may have
+/// become deliverable (one was posted, a mask or a disposition changed,
+/// another process was scheduled), cleared when a look found nothing. Most
+/// syscalls then return to user mode without touching the process table.
+static RECHECK: AtomicBool = AtomicBool::new(true);
+
+/// Make the next return to user mode look for pending signals.
+pub fn recheck() {
+    RECHECK.store(true, Ordering::Relaxed);
+}
 
 pub const NSIG: usize = 64;
 pub const SIGILL: i32 = 4;
@@ -180,6 +192,7 @@ impl Signals {
 
     /// Mark `info.signo` pending (merged with one already pending).
     pub fn post(&mut self, info: SigInfo) {
+        recheck();
         let b = bit(info.signo);
         if self.pending & b == 0 {
             self.pending |= b;
@@ -258,6 +271,9 @@ pub fn force(info: SigInfo, report: impl FnOnce()) {
 /// there is nothing (more) to do now, or after setting `frame` up to run
 /// one handler; does not return if a signal terminates the process.
 pub fn deliver_pending(frame: &mut TrapFrame) {
+    if !RECHECK.swap(false, Ordering::Relaxed) {
+        return;
+    }
     loop {
         let next = proc::with_current(|p| {
             let s = &mut p.signals;
@@ -292,6 +308,8 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
                     );
                     proc::exit_current(proc::killed(info.signo));
                 }
+                // More may be pending: look again on the next return.
+                recheck();
                 return;
             }
         }
@@ -459,6 +477,7 @@ fn restore_frame(frame: &mut TrapFrame) -> Result<u64, Errno> {
     };
     let mask = word(SIGMASK) & !UNBLOCKABLE;
     proc::with_current(|p| p.signals.mask = mask);
+    recheck();
     fpu.restore();
     [
         frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15,

@@ -105,9 +105,20 @@ impl<P: Pmap> AddressSpace<P> {
         start: u64,
         end: u64,
     ) -> Result<(), ()> {
-        self.pmap
-            .copy_to(child, start, end, &mut |_, m| phys.get(m.pfn))
-            .map_err(|_| ())
+        // The child's references are taken a batch at a time; every page
+        // entered gets its reference, also when the copy stops part way.
+        let mut batch = [Pfn(0); 64];
+        let mut queued = 0;
+        let copied = self.pmap.copy_to(child, start, end, &mut |_, m| {
+            batch[queued] = m.pfn;
+            queued += 1;
+            if queued == batch.len() {
+                phys.get_many(&batch);
+                queued = 0;
+            }
+        });
+        phys.get_many(&batch[..queued]);
+        copied.map_err(|_| ())
     }
 
     /// Turn every private anonymous VMA marked INHERIT_SHARE into shared

@@ -121,6 +121,13 @@ pub trait PhysMem {
     /// Copy `data` into frame `pfn` at `offset` (file writes).
     fn write(&mut self, pfn: Pfn, offset: usize, data: &[u8]);
     fn get(&mut self, pfn: Pfn);
+    /// `get` for every frame of `pfns` at once (fork takes one per page
+    /// it shares; the kernel then takes its frame-table lock once).
+    fn get_many(&mut self, pfns: &[Pfn]) {
+        for &pfn in pfns {
+            self.get(pfn);
+        }
+    }
     fn put(&mut self, pfn: Pfn);
     fn refcount(&self, pfn: Pfn) -> u32;
     /// The one shared, always-zero frame: read faults on untouched private

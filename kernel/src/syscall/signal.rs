@@ -36,6 +36,7 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResu
         }
         if let Some(action) = new {
             p.signals.set_action(signo, action);
+            signal::recheck();
         }
         Ok(0)
     })
@@ -69,6 +70,7 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
         }
         if let Some(mask) = new {
             p.signals.mask = mask & !signal::UNBLOCKABLE;
+            signal::recheck();
         }
         Ok(0)
     })
