@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs lab fuzz fuzz-host fuzz-host-short miri miri-short
+.PHONY: run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -66,12 +66,16 @@ fuzz: setup
 ## a short fixed-seed run of each in `make test`, FUZZ_SECONDS each here.
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := mmap_validate elf_plan
-fuzz-host-short:
+# cargo-fuzz from crates.io, when missing (only the host fuzz targets need it).
+fuzz-tools:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked --quiet cargo-fuzz
+
+fuzz-host-short: fuzz-tools
 	@for t in $(FUZZ_TARGETS); do \
 	  (cd fuzz && mkdir -p corpus/$$t && $(CARGO) fuzz run $$t -O corpus/$$t seeds/$$t -- \
 	    -seed=1 -runs=2000000 2>&1 | tail -1) || exit 1; \
 	done
-fuzz-host:
+fuzz-host: fuzz-tools
 	@for t in $(FUZZ_TARGETS); do \
 	  (cd fuzz && mkdir -p corpus/$$t && $(CARGO) fuzz run $$t -O corpus/$$t seeds/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \

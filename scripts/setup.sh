@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install what `make run` / `make test` need on a fresh Debian machine:
 # QEMU (qemu-system-x86), UEFI firmware (ovmf), a C compiler and musl for the
-# C test programs, g++ for libFuzzer, cargo-fuzz, gdb (`make gdb` and its test), and the toolchain pinned in
-# rust-toolchain.toml.
+# C test programs, g++ for libFuzzer, gdb (`make gdb` and its test), and the
+# toolchain pinned in rust-toolchain.toml. (cargo-fuzz and mdbook are
+# installed by the make targets that need them.)
 set -e
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
@@ -30,5 +31,3 @@ else
     echo "setup: rustup not found; install it from your distribution or rustup.rs" >&2
     exit 1
 fi
-# cargo-fuzz for the host fuzz targets (make fuzz-host; a short run in make test).
-command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz
