@@ -9,17 +9,26 @@ mod common;
 
 use common::{assert_report_passed, pageos};
 
-#[test]
-fn isotest_cases_pass() {
-    let run = pageos(&[
+/// Boot `isotest` with `memory` of RAM and `args`, and check its report.
+fn isotest(memory: &str, args: &[&str]) -> common::Run {
+    let mut all = vec![
         "--memory",
-        "128M",
+        memory,
         "--timeout",
         "240",
         "--kernel-arg",
         "init=/bin/isotest",
-    ]);
+        "--",
+    ];
+    all.extend_from_slice(args);
+    let run = pageos(&all);
     assert_report_passed(&run);
+    run
+}
+
+#[test]
+fn isotest_cases_pass() {
+    let run = isotest("128M", &[]);
     assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
 }
 
@@ -28,17 +37,7 @@ fn isotest_cases_pass() {
 /// and the process goes on.
 #[test]
 fn the_mapping_count_limit_gives_enomem() {
-    let run = pageos(&[
-        "--memory",
-        "256M",
-        "--timeout",
-        "240",
-        "--kernel-arg",
-        "init=/bin/isotest",
-        "--",
-        "map-count",
-    ]);
-    assert_report_passed(&run);
+    isotest("256M", &["map-count"]);
 }
 
 /// A fork bomb stops at the process limit (EAGAIN), and once its children
@@ -46,15 +45,5 @@ fn the_mapping_count_limit_gives_enomem() {
 /// run out first if the limit did not hold.
 #[test]
 fn a_fork_bomb_is_bounded_by_the_process_limit() {
-    let run = pageos(&[
-        "--memory",
-        "128M",
-        "--timeout",
-        "240",
-        "--kernel-arg",
-        "init=/bin/isotest",
-        "--",
-        "bomb",
-    ]);
-    assert_report_passed(&run);
+    isotest("128M", &["bomb"]);
 }
