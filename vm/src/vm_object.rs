@@ -115,19 +115,10 @@ impl ObjectRef {
         Ok(pfn)
     }
 
-    /// The frame at page `index` only if it is already in memory and inside
-    /// the file (fault-around and MAP_PREFAULT_READ never allocate), with a
-    /// new reference for the caller.
-    pub fn resident_page(&self, index: u64, phys: &mut dyn PhysMem) -> Option<Pfn> {
-        let inner = self.0.inner.lock();
-        let pfn = *inner.pages.get(&index).filter(|_| inner.holds(index))?;
-        phys.get(pfn);
-        Some(pfn)
-    }
-
-    /// `resident_page` for the `count` pages from `first`, under one lock:
-    /// the frame of each page the object holds (with a new reference for
-    /// the caller), None for holes and pages past the end of the file.
+    /// The frames of the `count` pages from `first` that are already in
+    /// memory and inside the file, each with a new reference for the
+    /// caller; None for holes and pages past the end (fault-around and
+    /// MAP_PREFAULT_READ never allocate). One lock for the whole run.
     pub fn resident_run(&self, first: u64, count: u64, phys: &mut dyn PhysMem) -> Vec<Option<Pfn>> {
         let inner = self.0.inner.lock();
         (first..first + count)
