@@ -18,7 +18,8 @@ use alloc::vec::Vec;
 use vm::elf::LoadPlan;
 use vm::errno::Errno;
 use vm::mmap::{OnConflict, Placement, Prot};
-use vm::vma::{PAGE, Vma, VmaFlags};
+use vm::vm_object::ObjectRef;
+use vm::vma::{Backing, PAGE, Vma, VmaFlags};
 
 /// Where a static-PIE program is placed (the address gdb users know from Linux).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -50,11 +51,14 @@ pub fn load(
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     aslr: bool,
+    res: &crate::resource::Resources,
+    file: Option<&ObjectRef>,
 ) -> Result<(Space, TrapFrame), Errno> {
     let plan = vm::elf::plan(elf, PIE_BASE)?;
-    let mmap_top = STACK_TOP - STACK_RESERVE - PAGE - if aslr { aslr_offset() } else { 0 };
+    let reserve = stack_reserve(res.limit(crate::resource::RLIMIT_STACK));
+    let mmap_top = STACK_TOP - reserve - PAGE - if aslr { aslr_offset() } else { 0 };
     let mut space = Space::new(Pmap::new().ok_or(Errno::ENOMEM)?, mmap_top);
-    match load_into(&mut space, elf, &plan, argv, envp) {
+    match load_into(&mut space, elf, &plan, (argv, envp), reserve, file) {
         Ok(frame) => Ok((space, frame)),
         Err(e) => {
             space.clear(&mut KernelPhys);
@@ -67,8 +71,9 @@ fn load_into(
     space: &mut Space,
     elf: &[u8],
     plan: &LoadPlan,
-    argv: &[Vec<u8>],
-    envp: &[Vec<u8>],
+    (argv, envp): (&[Vec<u8>], &[Vec<u8>]),
+    reserve: u64,
+    file: Option<&ObjectRef>,
 ) -> Result<TrapFrame, Errno> {
     let phys = &mut KernelPhys;
     for run in &plan.runs {
@@ -85,7 +90,16 @@ fn load_into(
             Vma::anonymous(0, 0, Prot::READ | Prot::WRITE),
         )?;
     }
-    for copy in &plan.copies {
+    let from_file = match file {
+        Some(object) => map_file_pages(space, plan, object)?,
+        None => alloc::vec![false; plan.copies.len()],
+    };
+    for (copy, _) in plan
+        .copies
+        .iter()
+        .zip(from_file)
+        .filter(|(_, mapped)| !mapped)
+    {
         usercopy::copy_out(space, copy.addr, &elf[copy.file.clone()])?;
     }
     for &(addr, value) in &plan.relocations {
@@ -102,10 +116,10 @@ fn load_into(
     let mut stack = Vma::anonymous(0, 0, Prot::READ | Prot::WRITE);
     stack.flags |= VmaFlags::GROWSDOWN | VmaFlags::MAIN_STACK;
     let placement = Placement::Fixed {
-        addr: STACK_TOP - STACK_RESERVE,
+        addr: STACK_TOP - reserve,
         on_conflict: OnConflict::FailEexist,
     };
-    space.map(phys, &placement, STACK_RESERVE, PAGE, false, stack)?;
+    space.map(phys, &placement, reserve, PAGE, false, stack)?;
 
     let image = Image {
         entry: plan.entry,
@@ -115,6 +129,68 @@ fn load_into(
     };
     let rsp = build_stack(space, argv, envp, &image)?;
     Ok(TrapFrame::new_user(image.entry, rsp))
+}
+
+/// Map each segment's file pages privately from the file itself, as Linux
+/// does: they are the page cache's frames until written (copy-on-write),
+/// and /proc/PID/maps names the file and offset. A segment whose address
+/// and file offset disagree within a page, or that shares a page with
+/// another, is copied instead (returned: which copies are done). The rest
+/// of a writable segment's last file page is its bss: zeroed, as Linux's
+/// padzero does.
+fn map_file_pages(
+    space: &mut Space,
+    plan: &LoadPlan,
+    object: &ObjectRef,
+) -> Result<Vec<bool>, Errno> {
+    let pages = |c: &vm::elf::Copy| {
+        let end = c.addr + c.file.len() as u64;
+        (c.addr & !(PAGE - 1), end.next_multiple_of(PAGE))
+    };
+    let mut done = Vec::with_capacity(plan.copies.len());
+    for (i, copy) in plan.copies.iter().enumerate() {
+        let (start, end) = pages(copy);
+        let congruent = copy.addr % PAGE == copy.file.start as u64 % PAGE;
+        let alone = plan.copies.iter().enumerate().all(|(j, other)| {
+            let (s, e) = pages(other);
+            j == i || e <= start || s >= end
+        });
+        if !congruent || !alone || copy.file.is_empty() {
+            done.push(false);
+            continue;
+        }
+        let mut vma = Vma::anonymous(0, 0, Prot::READ | Prot::WRITE);
+        vma.backing = Backing::Object {
+            object: object.clone(),
+            offset: copy.file.start as u64 & !(PAGE - 1),
+        };
+        let placement = Placement::Fixed {
+            addr: start,
+            on_conflict: OnConflict::Replace,
+        };
+        space.map(&mut KernelPhys, &placement, end - start, PAGE, false, vma)?;
+        let tail = copy.addr + copy.file.len() as u64;
+        let writable = plan
+            .runs
+            .iter()
+            .any(|r| (r.start..r.end).contains(&start) && r.prot.contains(Prot::WRITE));
+        if writable && tail < end {
+            usercopy::copy_out(space, tail, &ZEROS[..(end - tail) as usize])?;
+        }
+        done.push(true);
+    }
+    Ok(done)
+}
+
+static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
+
+/// The main stack's reservation for an RLIMIT_STACK of `limit` bytes: the
+/// limit, page-aligned, between 128 KiB and 1 GiB (unlimited: 1 GiB). The
+/// stack grows down on faults until it fills it, so growth past the limit
+/// is SIGSEGV, as on Linux; a limit lowered after execve is checked when
+/// the stack grows (`syscall::limits::stack_may_grow`).
+fn stack_reserve(limit: u64) -> u64 {
+    limit.clamp(128 << 10, 1 << 30) & !(PAGE - 1)
 }
 
 /// Up to 4 GiB of page-granular randomness for the mmap base.
@@ -206,7 +282,8 @@ fn build_stack(
     // The ABI wants rsp 16-byte aligned at the entry point, pointing at argc.
     let rsp = (sp - words.len() as u64 * 8) & !15;
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    // Linux caps argv + envp at a quarter of the stack limit.
+    // Linux caps argv + envp at a quarter of the stack limit (of the
+    // default limit here: the reservation's, when it is smaller).
     if STACK_TOP - rsp > STACK_RESERVE / 4 {
         return Err(Errno::E2BIG);
     }

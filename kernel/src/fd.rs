@@ -5,19 +5,25 @@
 //! dup and fork share, so they share the offset too. Only close-on-exec
 //! belongs to the descriptor itself.
 
+use crate::dev::Device;
 use crate::ramfs::Inode;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vm::errno::Errno;
 
 pub enum FileKind {
     /// The serial console: fds 0, 1 and 2 of init.
     Console,
-    /// A ramfs file or directory.
+    /// A ramfs file, directory or symbolic link (O_PATH | O_NOFOLLOW).
     Inode(Arc<Inode>),
-    /// A /proc file: its contents as they were when it was opened.
-    Snapshot(Arc<Vec<u8>>),
+    /// A device node opened: the node (for fstat) and its device.
+    Device(Arc<Inode>, Device),
+    /// A /proc file or directory.
+    Proc(Arc<crate::procfs::Open>),
+    /// One end of a socketpair.
+    Socket(Arc<crate::socket::End>),
 }
 
 // open(2) flags (Linux x86_64 values).
@@ -30,6 +36,9 @@ pub const O_EXCL: u32 = 0o200;
 pub const O_TRUNC: u32 = 0o1000;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_PATH: u32 = 0o10000000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 /// The status flags F_SETFL may change (Linux lets O_APPEND and a few
 /// others change; the access mode and creation flags never do).
@@ -42,6 +51,17 @@ pub struct OpenFile {
     pub offset: u64,
     /// The open flags that stay with the open file: access mode, O_APPEND.
     pub flags: u32,
+    /// Names this open file description (the owner of its OFD locks).
+    pub id: u64,
+}
+
+static NEXT_OPEN_FILE: AtomicU64 = AtomicU64::new(1);
+
+/// The last descriptor of an open file is gone: its OFD locks go with it.
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        crate::locks::release_open_file(self.id);
+    }
 }
 
 impl OpenFile {
@@ -49,16 +69,25 @@ impl OpenFile {
         OpenFile {
             kind,
             offset: 0,
-            flags: flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC),
+            flags: flags & !(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW),
+            id: NEXT_OPEN_FILE.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     pub fn readable(&self) -> bool {
-        matches!(self.flags & O_ACCMODE, O_RDONLY | O_RDWR)
+        self.flags & O_PATH == 0 && matches!(self.flags & O_ACCMODE, O_RDONLY | O_RDWR)
     }
 
     pub fn writable(&self) -> bool {
-        matches!(self.flags & O_ACCMODE, O_WRONLY | O_RDWR)
+        self.flags & O_PATH == 0 && matches!(self.flags & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    /// The ramfs inode behind the descriptor, if any (fstat, fchmod, locks).
+    pub fn inode(&self) -> Option<&Arc<Inode>> {
+        match &self.kind {
+            FileKind::Inode(inode) | FileKind::Device(inode, _) => Some(inode),
+            _ => None,
+        }
     }
 }
 
@@ -80,6 +109,8 @@ struct Slot {
 #[derive(Clone)]
 pub struct FdTable {
     slots: Vec<Option<Slot>>,
+    /// RLIMIT_NOFILE's soft limit: descriptors are numbered below it.
+    limit: usize,
 }
 
 impl FdTable {
@@ -87,6 +118,7 @@ impl FdTable {
     pub fn with_console() -> Self {
         let console = Arc::new(Mutex::new(OpenFile::new(FileKind::Console, O_RDWR)));
         FdTable {
+            limit: MAX_FDS,
             slots: (0..3)
                 .map(|_| {
                     Some(Slot {
@@ -100,7 +132,10 @@ impl FdTable {
 
     /// No descriptors at all (a process that has exited).
     pub fn empty() -> Self {
-        FdTable { slots: Vec::new() }
+        FdTable {
+            slots: Vec::new(),
+            limit: MAX_FDS,
+        }
     }
 
     fn slot(&self, fd: u64) -> Result<&Slot, Errno> {
@@ -129,10 +164,10 @@ impl FdTable {
         min: usize,
         cloexec: bool,
     ) -> Result<usize, Errno> {
-        if min >= MAX_FDS {
+        if min >= self.limit {
             return Err(Errno::EINVAL);
         }
-        let free = (min..MAX_FDS).find(|&i| self.slots.get(i).is_none_or(Option::is_none));
+        let free = (min..self.limit).find(|&i| self.slots.get(i).is_none_or(Option::is_none));
         let index = free.ok_or(Errno::EMFILE)?;
         self.place(index, file, cloexec);
         Ok(index)
@@ -143,7 +178,7 @@ impl FdTable {
     pub fn install_at(&mut self, fd: u64, file: FileRef, cloexec: bool) -> Result<usize, Errno> {
         let index = usize::try_from(fd)
             .ok()
-            .filter(|&i| i < MAX_FDS)
+            .filter(|&i| i < self.limit)
             .ok_or(Errno::EBADF)?;
         self.place(index, file, cloexec);
         Ok(index)
@@ -156,13 +191,20 @@ impl FdTable {
         self.slots[index] = Some(Slot { file, cloexec });
     }
 
-    pub fn close(&mut self, fd: u64) -> Result<(), Errno> {
+    /// Close `fd`; returns the open file it referred to (POSIX locks of
+    /// its file go on any close: the caller releases them).
+    pub fn close(&mut self, fd: u64) -> Result<FileRef, Errno> {
         let index = usize::try_from(fd).map_err(|_| Errno::EBADF)?;
         self.slots
             .get_mut(index)
             .and_then(Option::take)
-            .map(|_| ())
+            .map(|slot| slot.file)
             .ok_or(Errno::EBADF)
+    }
+
+    /// RLIMIT_NOFILE changed: new descriptors are numbered below `limit`.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     pub fn cloexec(&self, fd: u64) -> Result<bool, Errno> {
@@ -177,12 +219,17 @@ impl FdTable {
         Ok(())
     }
 
-    /// Close every close-on-exec descriptor (execve).
-    pub fn close_on_exec(&mut self) {
+    /// Close every close-on-exec descriptor (execve); returns what they
+    /// referred to.
+    pub fn close_on_exec(&mut self) -> Vec<FileRef> {
+        let mut closed = Vec::new();
         for slot in &mut self.slots {
-            if slot.as_ref().is_some_and(|s| s.cloexec) {
-                *slot = None;
+            if slot.as_ref().is_some_and(|s| s.cloexec)
+                && let Some(s) = slot.take()
+            {
+                closed.push(s.file);
             }
         }
+        closed
     }
 }

@@ -7,6 +7,7 @@ const HEADER_LEN: usize = 110;
 const S_IFMT: u32 = 0o170_000;
 const S_IFDIR: u32 = 0o040_000;
 const S_IFREG: u32 = 0o100_000;
+const S_IFLNK: u32 = 0o120_000;
 
 /// Create every directory and file of the archive in ramfs; returns how many.
 pub fn unpack(archive: &[u8]) -> usize {
@@ -38,6 +39,7 @@ pub fn unpack(archive: &[u8]) -> usize {
         let created = match mode & S_IFMT {
             S_IFDIR => ramfs::mkdir(&name, mode & 0o7777).map(|_| ()),
             S_IFREG => ramfs::create_file(&name, data, mode & 0o7777).map(|_| ()),
+            S_IFLNK => ramfs::symlink(&name, &String::from_utf8_lossy(data)).map(|_| ()),
             _ => Ok(()),
         };
         match created {

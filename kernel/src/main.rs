@@ -14,10 +14,12 @@ extern crate alloc;
 
 mod arch;
 mod cmdline;
+mod dev;
 mod exec;
 mod fd;
 mod heap;
 mod initrd;
+mod locks;
 mod logger;
 mod phys;
 mod pmap;
@@ -25,11 +27,14 @@ mod proc;
 mod procfs;
 mod qemu;
 mod ramfs;
+mod resource;
 mod selftest;
 mod signal;
+mod socket;
 mod syscall;
 mod trap;
 mod usercopy;
+mod vfs;
 mod vmstat;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -79,6 +84,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     });
     let files = initrd::unpack(ramdisk.unwrap_or_default());
     log::info!("initrd: {files} entries in ramfs");
+    vfs::mount_boot_filesystems();
 
     if cmdline.selftest {
         selftest::run();

@@ -78,6 +78,9 @@ pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> Option<()> {
 /// One address space's page tables.
 pub struct Pmap {
     l4: PhysFrame,
+    /// 4 KiB pages mapped now and at most so far (VmRSS and VmHWM, ru_maxrss).
+    resident: u64,
+    peak: u64,
 }
 
 impl Pmap {
@@ -94,7 +97,25 @@ impl Pmap {
         for i in KERNEL_HALF..512 {
             table[i] = kernel[i].clone();
         }
-        Some(Pmap { l4 })
+        Some(Pmap {
+            l4,
+            resident: 0,
+            peak: 0,
+        })
+    }
+
+    /// Pages mapped now (the resident set) and the most ever mapped at once.
+    pub fn resident_pages(&self) -> u64 {
+        self.resident
+    }
+
+    pub fn peak_pages(&self) -> u64 {
+        self.peak.max(self.resident)
+    }
+
+    fn count_mapped(&mut self, pages: u64) {
+        self.resident += pages;
+        self.peak = self.peak.max(self.resident);
     }
 
     /// Make this the address space the CPU translates through.
@@ -125,6 +146,7 @@ impl Pmap {
             // A fresh entry was not present, so no TLB entry can be stale.
             Ok(flush) => {
                 flush.ignore();
+                self.count_mapped(1);
                 Ok(())
             }
             Err(MapToError::PageAlreadyMapped(_)) => {
@@ -316,6 +338,7 @@ impl vm::pmap::Pmap for Pmap {
         match result {
             Ok(flush) => {
                 flush.ignore();
+                self.count_mapped(512);
                 Ok(())
             }
             Err(MapToError::PageAlreadyMapped(_) | MapToError::ParentEntryHugePage) => {
@@ -342,6 +365,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        let mut unmapped = 0;
         let visited = self.walk(start, end, true, &mut |va, entry, huge| {
             assert!(
                 !huge || (va >= start && va + (2 << 20) <= end),
@@ -354,9 +378,11 @@ impl vm::pmap::Pmap for Pmap {
                 huge,
             };
             entry.set_unused();
+            unmapped += if huge { 512 } else { 1 };
             release(va, mapping);
             true
         });
+        self.resident = self.resident.saturating_sub(unmapped);
         self.flush(&visited);
     }
 
@@ -448,6 +474,7 @@ impl vm::pmap::Pmap for Pmap {
                 _ => refuse(pfn),
             }
         }
+        self.count_mapped(u64::from(entered));
         entered
     }
 
@@ -462,6 +489,7 @@ impl vm::pmap::Pmap for Pmap {
         // of the child's tables per table, not per page.
         let mut leaf_table: Option<(u64, PhysFrame)> = None;
         let mut failed = false;
+        let mut copied = 0;
         let visited = self.walk(start, end, false, &mut |va, entry, huge| {
             if failed {
                 return false;
@@ -490,6 +518,7 @@ impl vm::pmap::Pmap for Pmap {
             let target = &mut table_at(table)[index];
             assert!(target.is_unused(), "pmap::copy_to: child page present");
             target.set_addr(entry.addr(), new);
+            copied += if huge { 512 } else { 1 };
             let head = PhysFrame::containing_address(entry.addr());
             share(
                 va,
@@ -502,6 +531,7 @@ impl vm::pmap::Pmap for Pmap {
             old.contains(Flags::WRITABLE)
         });
         self.flush(&visited);
+        child.count_mapped(copied);
         if failed { Err(NoMemory) } else { Ok(()) }
     }
 }

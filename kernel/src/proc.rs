@@ -24,6 +24,7 @@ use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
 use crate::pmap;
+use crate::resource::{Resources, Usage};
 use crate::signal::{self, SigInfo, Signals};
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
@@ -74,6 +75,8 @@ pub struct Process {
     pub signals: Signals,
     /// The user FS base (arch_prctl ARCH_SET_FS), loaded when it runs.
     pub fs_base: u64,
+    /// Limits, accounting, ids, argv and program path (`resource.rs`).
+    pub res: Resources,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
     fpu: Box<FpuState>,
@@ -135,7 +138,13 @@ pub fn for_each_space(mut f: impl FnMut(&mut Space)) {
 }
 
 /// A process not yet started: fresh signal state, FPU state, FS base 0.
-fn new_process(name: &str, parent: Pid, space: Space, files: FdTable) -> Box<Process> {
+fn new_process(
+    name: &str,
+    parent: Pid,
+    space: Space,
+    files: FdTable,
+    res: Resources,
+) -> Box<Process> {
     Box::new(Process {
         pid: 0,
         parent,
@@ -145,6 +154,7 @@ fn new_process(name: &str, parent: Pid, space: Space, files: FdTable) -> Box<Pro
         files,
         signals: Signals::new(),
         fs_base: 0,
+        res,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
@@ -183,13 +193,16 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
         b"PATH=/bin:/sbin".to_vec(),
         b"TERM=dumb".to_vec(),
     ];
-    let loaded = crate::ramfs::lookup(path)
-        .and_then(|inode| inode.contents())
-        .and_then(|elf| crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr));
+    let res = Resources::new(path, crate::resource::cmdline_of(&argv));
+    let loaded = crate::vfs::lookup_file(path).and_then(|inode| {
+        let elf = inode.contents()?;
+        crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr, &res, inode.object())
+    });
     match loaded {
         Ok((space, frame)) => {
             let name = path.rsplit('/').next().unwrap_or(path);
-            start(new_process(name, 0, space, FdTable::with_console()), &frame);
+            let files = FdTable::with_console();
+            start(new_process(name, 0, space, files, res), &frame);
         }
         Err(e) => {
             log::error!("cannot start init {path}: {e:?}");
@@ -264,6 +277,10 @@ pub fn exit_current(status: WaitStatus) -> ! {
             .get_mut(&pid)
             .expect("proc: current process vanished");
         pmap::activate_kernel();
+        if let Some(space) = &process.space {
+            process.res.usage.maxrss_kb =
+                process.res.usage.maxrss_kb.max(space.pmap.peak_pages() * 4);
+        }
         if let Some(mut space) = process.space.take() {
             // Debug kernels audit the frame reference counts against the
             // page tables before tearing them down (vm/src/audit.rs).
@@ -275,6 +292,7 @@ pub fn exit_current(status: WaitStatus) -> ! {
             space.clear(&mut KernelPhys);
         }
         process.files = FdTable::empty();
+        crate::locks::release_process(pid);
         process.state = State::Zombie(status);
         let parent = process.parent;
         let mut orphaned_zombie = false;
@@ -329,7 +347,8 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
     let mut child = with_current(|p| -> Result<Box<Process>, Errno> {
         let pmap = pmap::Pmap::new().ok_or(Errno::ENOMEM)?;
         let space = p.space().fork(&mut KernelPhys, pmap)?;
-        let mut child = new_process(&p.name, p.pid, space, p.files.clone());
+        let res = p.res.for_child();
+        let mut child = new_process(&p.name, p.pid, space, p.files.clone(), res);
         child.signals = p.signals.for_child();
         child.fs_base = p.fs_base;
         Ok(child)
@@ -381,8 +400,20 @@ pub fn wait_child(target: i64, nohang: bool) -> Result<Option<(Pid, WaitStatus)>
     }
 }
 
-/// Forget a zombie child of the current process (its status was delivered).
+/// What a zombie used, its waited-for children included (wait4's rusage).
+pub fn zombie_usage(pid: Pid) -> Usage {
+    let table = TABLE.lock();
+    table.procs.get(&pid).map_or_else(Usage::default, |p| {
+        let mut total = p.res.usage;
+        total.add_child(&p.res.children);
+        total
+    })
+}
+
+/// Forget a zombie child of the current process (its status was delivered);
+/// what it used joins the caller's children totals (RUSAGE_CHILDREN).
 pub fn reap(pid: Pid) {
+    let usage = zombie_usage(pid);
     let mut table = TABLE.lock();
     let zombie = table
         .procs
@@ -390,7 +421,50 @@ pub fn reap(pid: Pid) {
         .is_some_and(|p| matches!(p.state, State::Zombie(_)));
     if zombie {
         table.procs.remove(&pid);
+        if let Some(me) = table.current
+            && let Some(p) = table.procs.get_mut(&me)
+        {
+            p.res.children.add_child(&usage);
+        }
     }
+}
+
+/// Run `f` on process `pid` (ESRCH if there is none): /proc reads another
+/// process's state this way.
+pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Result<R, Errno> {
+    let mut table = TABLE.lock();
+    table.procs.get_mut(&pid).map(|p| f(p)).ok_or(Errno::ESRCH)
+}
+
+/// Every pid, in order (/proc's directory listing).
+pub fn pids() -> Vec<Pid> {
+    TABLE.lock().procs.keys().copied().collect()
+}
+
+/// A timer tick: charge it to the running process, in user mode or in the
+/// kernel (times, getrusage, /proc/PID/stat).
+pub fn account_tick(user: bool) {
+    let mut table = TABLE.lock();
+    if let Some(pid) = table.current
+        && let Some(p) = table.procs.get_mut(&pid)
+    {
+        if user {
+            p.res.usage.user_ticks += 1;
+        } else {
+            p.res.usage.system_ticks += 1;
+        }
+    }
+}
+
+/// Processes in the table and those runnable (/proc/loadavg, sysinfo).
+pub fn counts() -> (usize, usize) {
+    let table = TABLE.lock();
+    let running = table
+        .procs
+        .values()
+        .filter(|p| matches!(p.state, State::Runnable | State::Running))
+        .count();
+    (table.procs.len(), running)
 }
 
 /// kill: post `signal` (0: only check) to `target`: a pid, -1 for every
@@ -429,8 +503,22 @@ pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
 /// execve's last step: `space` and `frame` (from exec::load) replace the
 /// current image. The old address space goes, handlers are reset, the
 /// FPU and FS base start clean; descriptors stay, but for close-on-exec ones.
-pub fn replace_image(name: &str, space: Space, frame: &mut TrapFrame, new_frame: TrapFrame) {
+pub fn replace_image(
+    name: &str,
+    exe: &str,
+    argv: &[Vec<u8>],
+    space: Space,
+    frame: &mut TrapFrame,
+    new_frame: TrapFrame,
+) {
     with_current(|p| {
+        if let Some(old) = &p.space {
+            // ru_maxrss is the process's, across the images it ran.
+            let peak = old.pmap.peak_pages() * 4;
+            p.res.usage.maxrss_kb = p.res.usage.maxrss_kb.max(peak);
+        }
+        p.res.exe = exe.into();
+        p.res.cmdline = crate::resource::cmdline_of(argv);
         let old = p.space.replace(space);
         p.space().pmap.activate();
         if let Some(mut old) = old {
@@ -439,7 +527,8 @@ pub fn replace_image(name: &str, space: Space, frame: &mut TrapFrame, new_frame:
         p.name = name.into();
         p.fs_base = 0;
         p.signals.reset_for_exec();
-        p.files.close_on_exec();
+        let closed = p.files.close_on_exec();
+        crate::locks::closed(p.pid, &closed);
     });
     crate::arch::set_fs_base(0);
     FpuState::initial().restore();

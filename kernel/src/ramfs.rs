@@ -5,16 +5,19 @@
 //! read(), write() and every mapping of the file share, so they always
 //! agree. A name is only a way to find an inode: unlink removes the name,
 //! and the data lives on while an open file (which holds the inode) or a
-//! mapping (which holds the object) still uses it.
+//! mapping (which holds the object) still uses it. Several names may lead
+//! to one file (link); a symbolic link is an inode holding a path; a device
+//! node names a character device (`dev.rs`).
 //!
-//! Paths are absolute, or relative to a directory (the root when there is
-//! no other: pageos has no current directory). There is one user and no
-//! superuser override: a file's owner permission bits are what open checks.
+//! Each inode keeps what `stat` shows: mode, owner, link count and the three
+//! times. Walking a path (symbolic links, mount points, `..`) is `vfs.rs`'s
+//! job; this module only knows one directory at a time. pageos checks the
+//! owner permission bits on open, as if every process were the file's owner.
 
 use crate::phys::KernelPhys;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::{Mutex, Once};
@@ -25,108 +28,111 @@ pub enum Kind {
     Dir(Mutex<BTreeMap<String, Arc<Inode>>>),
     /// A regular file: its size and pages are the object's.
     File(ObjectRef),
+    /// A symbolic link: the path it holds.
+    Symlink(String),
+    /// A character device node: its major and minor numbers.
+    CharDev(u32, u32),
+}
+
+/// A file time: nanoseconds since the epoch (pageos's clock starts at the
+/// epoch when the machine boots).
+pub type Time = u64;
+
+/// What `stat` shows besides the mode and size.
+#[derive(Clone, Copy)]
+pub struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: Time,
+    pub mtime: Time,
+    pub ctime: Time,
+}
+
+/// What is mounted on a directory (`vfs.rs` crosses into it).
+#[derive(Clone)]
+pub enum Mount {
+    /// Another ramfs tree: a tmpfs instance, or the devtmpfs.
+    Ram(Arc<Inode>),
+    /// The process file system.
+    Proc,
 }
 
 pub struct Inode {
     pub ino: u64,
+    /// The file system the inode belongs to (st_dev).
+    pub dev: u64,
     pub kind: Kind,
     /// Permission bits (0o7777).
     mode: AtomicU32,
-    /// Names that refer to the inode: 0 once unlinked.
+    /// Names that refer to the inode: 0 once the last is gone.
     links: AtomicU32,
+    meta: Mutex<Meta>,
+    /// A directory's parent (`..`); the root's is empty.
+    parent: Mutex<Weak<Inode>>,
+    mount: Mutex<Option<Mount>>,
 }
 
 /// Owner permission bits, the ones pageos's single user has.
 pub const MAY_READ: u32 = 0o400;
 pub const MAY_WRITE: u32 = 0o200;
 pub const MAY_EXEC: u32 = 0o100;
-const NAME_MAX: usize = 255;
+pub const NAME_MAX: usize = 255;
+/// st_dev of the root file system (each tmpfs mount gets the next number).
+pub const ROOT_DEV: u64 = 1;
+static NEXT_DEV: AtomicU64 = AtomicU64::new(ROOT_DEV + 1);
 
 static ROOT: Once<Arc<Inode>> = Once::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
-fn new_inode(kind: Kind, mode: u32) -> Arc<Inode> {
+pub fn now() -> Time {
+    crate::arch::timer::nanos_since_boot()
+}
+
+fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {
+    let t = now();
     Arc::new(Inode {
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        dev,
         kind,
         mode: AtomicU32::new(mode & 0o7777),
         links: AtomicU32::new(1),
+        meta: Mutex::new(Meta {
+            uid: 0,
+            gid: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }),
+        parent: Mutex::new(Weak::new()),
+        mount: Mutex::new(None),
     })
 }
 
+fn empty_dir() -> Kind {
+    Kind::Dir(Mutex::new(BTreeMap::new()))
+}
+
 pub fn root() -> Arc<Inode> {
-    ROOT.call_once(|| new_inode(Kind::Dir(Mutex::new(BTreeMap::new())), 0o755))
+    ROOT.call_once(|| new_inode(empty_dir(), 0o755, ROOT_DEV))
         .clone()
 }
 
-/// The path's components with `.` and `..` applied (`..` of the root is
-/// the root). ENOENT for an empty path, ENAMETOOLONG for a long name.
-fn components(path: &str) -> Result<Vec<&str>, Errno> {
-    if path.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            name if name.len() > NAME_MAX => return Err(Errno::ENAMETOOLONG),
-            name => parts.push(name),
-        }
-    }
-    Ok(parts)
+/// The root of a new, empty ramfs instance (a tmpfs mount) with its own st_dev.
+pub fn new_tree() -> Arc<Inode> {
+    new_inode(
+        empty_dir(),
+        0o1777,
+        NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+    )
 }
 
-/// Where a relative path starts: `base`, or the root for absolute paths.
-fn start(path: &str, base: Option<&Arc<Inode>>) -> Arc<Inode> {
-    match base {
-        Some(dir) if !path.starts_with('/') => dir.clone(),
-        _ => root(),
+/// ENAMETOOLONG for a name past NAME_MAX.
+pub fn check_name(name: &str) -> Result<(), Errno> {
+    if name.len() > NAME_MAX {
+        Err(Errno::ENAMETOOLONG)
+    } else {
+        Ok(())
     }
-}
-
-/// The inode at `path` (relative paths start at `base`, or the root).
-/// A trailing slash demands a directory (ENOTDIR).
-pub fn lookup_at(base: Option<&Arc<Inode>>, path: &str) -> Result<Arc<Inode>, Errno> {
-    let node = walk(start(path, base), &components(path)?)?;
-    if path.ends_with('/') && !node.is_dir() {
-        return Err(Errno::ENOTDIR);
-    }
-    Ok(node)
-}
-
-pub fn lookup(path: &str) -> Result<Arc<Inode>, Errno> {
-    lookup_at(None, path)
-}
-
-fn walk(mut node: Arc<Inode>, names: &[&str]) -> Result<Arc<Inode>, Errno> {
-    for &name in names {
-        let next = match &node.kind {
-            Kind::Dir(entries) => entries.lock().get(name).cloned().ok_or(Errno::ENOENT)?,
-            Kind::File(_) => return Err(Errno::ENOTDIR),
-        };
-        node = next;
-    }
-    Ok(node)
-}
-
-/// The directory that holds `path`'s last name, and that name. The root
-/// itself has no parent: EEXIST for a create, EBUSY for a removal.
-pub fn parent_at(
-    base: Option<&Arc<Inode>>,
-    path: &str,
-) -> Result<(Arc<Inode>, Option<String>), Errno> {
-    let parts = components(path)?;
-    let Some((name, parents)) = parts.split_last() else {
-        return Ok((root(), None));
-    };
-    let dir = walk(start(path, base), parents)?;
-    if !dir.is_dir() {
-        return Err(Errno::ENOTDIR);
-    }
-    Ok((dir, Some(name.to_string())))
 }
 
 impl Inode {
@@ -134,11 +140,15 @@ impl Inode {
         matches!(self.kind, Kind::Dir(_))
     }
 
-    /// The page cache of a regular file (None for a directory).
+    pub fn is_symlink(&self) -> bool {
+        matches!(self.kind, Kind::Symlink(_))
+    }
+
+    /// The page cache of a regular file (None for anything else).
     pub fn object(&self) -> Option<&ObjectRef> {
         match &self.kind {
             Kind::File(object) => Some(object),
-            Kind::Dir(_) => None,
+            _ => None,
         }
     }
 
@@ -146,8 +156,42 @@ impl Inode {
         self.mode.load(Ordering::Relaxed)
     }
 
+    /// chmod: the permission bits; the change time moves.
+    pub fn set_mode(&self, mode: u32) {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        self.meta.lock().ctime = now();
+    }
+
     pub fn links(&self) -> u32 {
         self.links.load(Ordering::Relaxed)
+    }
+
+    pub fn meta(&self) -> Meta {
+        *self.meta.lock()
+    }
+
+    /// chown: `None` leaves an id as it is.
+    pub fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) {
+        let mut meta = self.meta.lock();
+        meta.uid = uid.unwrap_or(meta.uid);
+        meta.gid = gid.unwrap_or(meta.gid);
+        meta.ctime = now();
+    }
+
+    /// utimensat: `None` leaves a time as it is; the change time moves.
+    pub fn set_times(&self, atime: Option<Time>, mtime: Option<Time>) {
+        let mut meta = self.meta.lock();
+        meta.atime = atime.unwrap_or(meta.atime);
+        meta.mtime = mtime.unwrap_or(meta.mtime);
+        meta.ctime = now();
+    }
+
+    /// The contents changed (write, truncate, a directory's entries).
+    fn modified(&self) {
+        let t = now();
+        let mut meta = self.meta.lock();
+        meta.mtime = t;
+        meta.ctime = t;
     }
 
     /// EACCES unless the permission bits allow every access in `want`.
@@ -159,9 +203,14 @@ impl Inode {
         }
     }
 
-    /// File size in bytes (0 for directories).
+    /// File size in bytes: a file's length, a symbolic link's target's
+    /// length, 0 for the rest.
     pub fn size(&self) -> u64 {
-        self.object().map_or(0, ObjectRef::size)
+        match &self.kind {
+            Kind::File(object) => object.size(),
+            Kind::Symlink(target) => target.len() as u64,
+            _ => 0,
+        }
     }
 
     /// Copy bytes from `offset` into `buf`; returns how many (0 at end of file).
@@ -173,7 +222,9 @@ impl Inode {
     /// Copy `data` into the file at `offset`, growing it as needed.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
-        object.write_at(offset, data, &mut KernelPhys)
+        let n = object.write_at(offset, data, &mut KernelPhys)?;
+        self.modified();
+        Ok(n)
     }
 
     /// Make the file `size` bytes long and unmap what went past the new end
@@ -184,6 +235,7 @@ impl Inode {
         crate::proc::for_each_space(|space| {
             space.truncate_object(&mut KernelPhys, object, size);
         });
+        self.modified();
         Ok(())
     }
 
@@ -196,23 +248,67 @@ impl Inode {
         Ok(data)
     }
 
-    /// A directory's entries, sorted by name (getdents).
-    pub fn entries(&self) -> Result<Vec<(String, Arc<Inode>)>, Errno> {
+    /// A symbolic link's target (EINVAL for anything else, as readlink says).
+    pub fn link_target(&self) -> Result<String, Errno> {
         match &self.kind {
-            Kind::Dir(entries) => Ok(entries
-                .lock()
-                .iter()
-                .map(|(name, inode)| (name.clone(), inode.clone()))
-                .collect()),
-            Kind::File(_) => Err(Errno::ENOTDIR),
+            Kind::Symlink(target) => Ok(target.clone()),
+            _ => Err(Errno::EINVAL),
         }
     }
 
-    /// Add `name` → a new inode of `kind` in this directory (EEXIST if taken).
-    fn insert(&self, name: &str, kind: Kind, mode: u32) -> Result<Arc<Inode>, Errno> {
-        let Kind::Dir(entries) = &self.kind else {
-            return Err(Errno::ENOTDIR);
-        };
+    fn dir_entries(&self) -> Result<&Mutex<BTreeMap<String, Arc<Inode>>>, Errno> {
+        match &self.kind {
+            Kind::Dir(entries) => Ok(entries),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    /// A directory's entries, sorted by name (getdents).
+    pub fn entries(&self) -> Result<Vec<(String, Arc<Inode>)>, Errno> {
+        Ok(self
+            .dir_entries()?
+            .lock()
+            .iter()
+            .map(|(name, inode)| (name.clone(), inode.clone()))
+            .collect())
+    }
+
+    /// The inode called `name` in this directory (ENOENT, ENOTDIR).
+    pub fn child(&self, name: &str) -> Result<Arc<Inode>, Errno> {
+        self.dir_entries()?
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or(Errno::ENOENT)
+    }
+
+    /// A directory's `..` (None for the root of a tree).
+    pub fn parent(&self) -> Option<Arc<Inode>> {
+        self.parent.lock().upgrade()
+    }
+
+    /// What is mounted on this directory, if anything.
+    pub fn mounted(&self) -> Option<Mount> {
+        self.mount.lock().clone()
+    }
+
+    pub fn set_mount(&self, mount: Option<Mount>) {
+        *self.mount.lock() = mount;
+    }
+
+    /// A directory's link count as Linux's tmpfs shows it: its own name,
+    /// its `.`, and each subdirectory's `..`.
+    pub fn dir_links(&self) -> u32 {
+        let subdirs = self.dir_entries().map_or(0, |e| {
+            e.lock().values().filter(|n| n.is_dir()).count() as u32
+        });
+        2 + subdirs
+    }
+
+    /// Add `name` → `node` in this directory (EEXIST if taken).
+    fn insert(self: &Arc<Self>, name: &str, node: Arc<Inode>) -> Result<Arc<Inode>, Errno> {
+        check_name(name)?;
+        let entries = self.dir_entries()?;
         if self.links() == 0 {
             return Err(Errno::ENOENT); // a removed directory takes no new names
         }
@@ -220,78 +316,276 @@ impl Inode {
         if entries.contains_key(name) {
             return Err(Errno::EEXIST);
         }
-        let node = new_inode(kind, mode);
+        if node.is_dir() {
+            *node.parent.lock() = Arc::downgrade(self);
+        }
         entries.insert(name.to_string(), node.clone());
+        drop(entries);
+        self.modified();
         Ok(node)
     }
 
     /// A new empty regular file called `name` in this directory.
-    pub fn create_file(&self, name: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
-        self.insert(name, Kind::File(ObjectRef::new_file()), mode)
+    pub fn create_file(self: &Arc<Self>, name: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
+        let node = new_inode(Kind::File(ObjectRef::new_file()), mode, self.dev);
+        self.insert(name, node)
     }
 
-    pub fn create_dir(&self, name: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
-        self.insert(name, Kind::Dir(Mutex::new(BTreeMap::new())), mode)
+    pub fn create_dir(self: &Arc<Self>, name: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
+        self.insert(name, new_inode(empty_dir(), mode, self.dev))
+    }
+
+    /// symlink: a link called `name` holding `target` (mode 0777, as Linux).
+    pub fn create_symlink(self: &Arc<Self>, name: &str, target: &str) -> Result<Arc<Inode>, Errno> {
+        self.insert(
+            name,
+            new_inode(Kind::Symlink(target.into()), 0o777, self.dev),
+        )
+    }
+
+    /// mknod of a character device.
+    pub fn create_chardev(
+        self: &Arc<Self>,
+        name: &str,
+        mode: u32,
+        (major, minor): (u32, u32),
+    ) -> Result<Arc<Inode>, Errno> {
+        let node = new_inode(Kind::CharDev(major, minor), mode, self.dev);
+        self.insert(name, node)
+    }
+
+    /// link: another name for `node` here. Directories take no hard links
+    /// (EPERM); a name in another file system is EXDEV.
+    pub fn link(self: &Arc<Self>, name: &str, node: &Arc<Inode>) -> Result<(), Errno> {
+        if node.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        if node.dev != self.dev {
+            return Err(Errno::EXDEV);
+        }
+        if node.links() == 0 {
+            return Err(Errno::ENOENT); // an unlinked open file cannot come back
+        }
+        self.insert(name, node.clone())?;
+        node.links.fetch_add(1, Ordering::Relaxed);
+        node.meta.lock().ctime = now();
+        Ok(())
     }
 
     /// Remove `name` from this directory: a file (unlink; EISDIR for a
     /// directory) or an empty directory (rmdir; ENOTDIR for a file,
     /// ENOTEMPTY if it has entries). The inode lives on while it is used.
     pub fn remove(&self, name: &str, dir: bool) -> Result<(), Errno> {
-        let Kind::Dir(entries) = &self.kind else {
-            return Err(Errno::ENOTDIR);
-        };
-        let mut entries = entries.lock();
+        let mut entries = self.dir_entries()?.lock();
         let node = entries.get(name).ok_or(Errno::ENOENT)?;
-        match (&node.kind, dir) {
-            (Kind::Dir(_), false) => return Err(Errno::EISDIR),
-            (Kind::File(_), true) => return Err(Errno::ENOTDIR),
-            (Kind::Dir(children), true) if !children.lock().is_empty() => {
-                return Err(Errno::ENOTEMPTY);
-            }
+        match (node.is_dir(), dir) {
+            (true, false) => return Err(Errno::EISDIR),
+            (false, true) => return Err(Errno::ENOTDIR),
+            (true, true) if !node.entries()?.is_empty() => return Err(Errno::ENOTEMPTY),
+            (true, true) if node.mounted().is_some() => return Err(Errno::EBUSY),
             _ => {}
         }
         let node = entries.remove(name).expect("ramfs::remove: entry vanished");
-        node.links.store(0, Ordering::Relaxed);
+        drop(entries);
+        node.unlinked();
+        self.modified();
         Ok(())
     }
+
+    /// One name fewer (a directory has only one).
+    fn unlinked(&self) {
+        if self.is_dir() {
+            self.links.store(0, Ordering::Relaxed);
+        } else {
+            self.links.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.meta.lock().ctime = now();
+    }
+}
+
+/// renameat2's flags.
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+
+/// rename: move `from_dir/from` to `to_dir/to`, replacing what is there as
+/// rename(2) allows (a file by a file, a directory by an empty directory),
+/// or refusing it (RENAME_NOREPLACE: EEXIST), or swapping the two
+/// (RENAME_EXCHANGE). EXDEV across file systems; EINVAL for moving a
+/// directory into itself. Renaming a name onto itself does nothing.
+pub fn rename(
+    from_dir: &Arc<Inode>,
+    from: &str,
+    to_dir: &Arc<Inode>,
+    to: &str,
+    flags: u32,
+) -> Result<(), Errno> {
+    check_name(to)?;
+    if from_dir.dev != to_dir.dev {
+        return Err(Errno::EXDEV);
+    }
+    let node = from_dir.child(from)?;
+    let target = match to_dir.child(to) {
+        Ok(t) => Some(t),
+        Err(Errno::ENOENT) => None,
+        Err(e) => return Err(e),
+    };
+    if node.is_dir() && is_within(to_dir, &node) {
+        return Err(Errno::EINVAL);
+    }
+    if let Some(t) = &target {
+        if Arc::ptr_eq(t, &node) {
+            return Ok(());
+        }
+        if flags & RENAME_NOREPLACE != 0 {
+            return Err(Errno::EEXIST);
+        }
+        if flags & RENAME_EXCHANGE != 0 {
+            if t.is_dir() && is_within(from_dir, t) {
+                return Err(Errno::EINVAL);
+            }
+        } else {
+            match (node.is_dir(), t.is_dir()) {
+                (false, true) => return Err(Errno::EISDIR),
+                (true, false) => return Err(Errno::ENOTDIR),
+                (true, true) if !t.entries()?.is_empty() => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+            if t.mounted().is_some() {
+                return Err(Errno::EBUSY);
+            }
+        }
+    } else if flags & RENAME_EXCHANGE != 0 {
+        return Err(Errno::ENOENT);
+    }
+    // Checks done: move the entries (one directory lock at a time).
+    let put = |dir: &Arc<Inode>, name: &str, node: Arc<Inode>| {
+        if node.is_dir() {
+            *node.parent.lock() = Arc::downgrade(dir);
+        }
+        node.meta.lock().ctime = now();
+        if let Kind::Dir(entries) = &dir.kind {
+            entries.lock().insert(name.to_string(), node);
+        }
+        dir.modified();
+    };
+    if let Kind::Dir(entries) = &from_dir.kind {
+        entries.lock().remove(from);
+    }
+    from_dir.modified();
+    match target {
+        Some(t) if flags & RENAME_EXCHANGE != 0 => {
+            put(to_dir, to, node);
+            put(from_dir, from, t);
+        }
+        Some(t) => {
+            put(to_dir, to, node);
+            t.unlinked();
+        }
+        None => put(to_dir, to, node),
+    }
+    Ok(())
+}
+
+/// Whether `dir` is `ancestor` or lies below it.
+fn is_within(dir: &Arc<Inode>, ancestor: &Arc<Inode>) -> bool {
+    let mut at = Some(dir.clone());
+    while let Some(d) = at {
+        if Arc::ptr_eq(&d, ancestor) {
+            return true;
+        }
+        at = d.parent();
+    }
+    false
 }
 
 /// The page cache's frames go back when the last holder of the inode (a
 /// directory entry, an open file) and of the object (a mapping) are gone.
 impl Drop for Inode {
     fn drop(&mut self) {
-        let kind = core::mem::replace(&mut self.kind, Kind::Dir(Mutex::new(BTreeMap::new())));
+        let kind = core::mem::replace(&mut self.kind, empty_dir());
         if let Kind::File(object) = kind {
             object.release(&mut KernelPhys);
         }
     }
 }
 
-/// Frames held by the page caches of every file reachable from the root
-/// (the leak check at init's exit counts them as in use, not lost).
+/// Frames held by the page caches of every file reachable from the root,
+/// mounted trees included, each file once however many names it has (the
+/// leak check at init's exit counts them as in use, not lost).
 pub fn cached_frames() -> u64 {
-    fn walk(node: &Inode) -> u64 {
-        match &node.kind {
-            Kind::File(object) => object.resident_pages(),
-            Kind::Dir(entries) => entries.lock().values().map(|n| walk(n)).sum(),
+    fn walk(node: &Arc<Inode>, seen: &mut BTreeSet<u64>) -> u64 {
+        if !seen.insert(node.ino) {
+            return 0;
         }
+        let mounted = match node.mounted() {
+            Some(Mount::Ram(tree)) => walk(&tree, seen),
+            _ => 0,
+        };
+        mounted
+            + match &node.kind {
+                Kind::File(object) => object.resident_pages(),
+                Kind::Dir(entries) => {
+                    let children: Vec<Arc<Inode>> = entries.lock().values().cloned().collect();
+                    children.iter().map(|n| walk(n, seen)).sum()
+                }
+                _ => 0,
+            }
     }
-    walk(&root())
+    walk(&root(), &mut BTreeSet::new())
+}
+
+/// The directory at an absolute path of the root tree, following no links
+/// and no mounts (what boot-time set-up needs).
+fn plain_lookup(path: &str) -> Result<Arc<Inode>, Errno> {
+    let mut node = root();
+    for name in path.split('/').filter(|n| !n.is_empty() && *n != ".") {
+        node = node.child(name)?;
+    }
+    Ok(node)
+}
+
+/// The parent directory and last name of an absolute path (boot-time set-up).
+fn plain_parent(path: &str) -> Result<(Arc<Inode>, &str), Errno> {
+    let path = path.trim_end_matches('/');
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if name.is_empty() {
+        return Err(Errno::EEXIST);
+    }
+    Ok((plain_lookup(dir)?, name))
 }
 
 /// Create a directory at an absolute path (the initrd's directories).
 pub fn mkdir(path: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
-    let (dir, name) = parent_at(None, path)?;
-    dir.create_dir(&name.ok_or(Errno::EEXIST)?, mode)
+    let (dir, name) = plain_parent(path)?;
+    dir.create_dir(name, mode)
 }
 
 /// Create a file holding `data` at an absolute path (the initrd's files).
 pub fn create_file(path: &str, data: &[u8], mode: u32) -> Result<Arc<Inode>, Errno> {
-    let (dir, name) = parent_at(None, path)?;
-    let file = dir.create_file(&name.ok_or(Errno::EEXIST)?, mode)?;
+    let (dir, name) = plain_parent(path)?;
+    let file = dir.create_file(name, mode)?;
     if file.write_at(0, data)? != data.len() {
         return Err(Errno::ENOSPC);
     }
     Ok(file)
+}
+
+/// Create a symbolic link at an absolute path (the initrd's links).
+pub fn symlink(path: &str, target: &str) -> Result<Arc<Inode>, Errno> {
+    let (dir, name) = plain_parent(path)?;
+    dir.create_symlink(name, target)
+}
+
+/// The directory at `path`, created (with its parents) if missing.
+pub fn ensure_dir(path: &str, mode: u32) -> Arc<Inode> {
+    let mut node = root();
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        node = match node.child(name) {
+            Ok(child) => child,
+            Err(_) => node
+                .create_dir(name, mode)
+                .expect("ramfs::ensure_dir: cannot create a boot directory"),
+        };
+    }
+    node
 }

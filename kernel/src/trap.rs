@@ -60,6 +60,7 @@ fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         TIMER => {
             timer::tick();
+            proc::account_tick(frame.is_user_mode());
             timer::end_of_interrupt(TIMER as u8);
             if frame.is_user_mode() {
                 proc::yield_now();
@@ -118,9 +119,19 @@ fn page_fault(frame: &mut TrapFrame) {
         Access::Read
     };
     let (result, cycles, pid, vma) = proc::with_current(|p| {
+        // RLIMIT_STACK and RLIMIT_AS bound the main stack's growth.
+        let may_grow = crate::syscall::limits::stack_may_grow(p, addr);
         let space = p.space();
         let started = crate::arch::rdtsc();
-        let result = space.fault(&mut KernelPhys, addr, access);
+        let result = if may_grow {
+            space.fault(&mut KernelPhys, addr, access)
+        } else {
+            Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
+        };
+        if result.is_ok() {
+            p.res.usage.minflt += 1;
+        }
+        let space = p.space();
         let cycles = crate::arch::rdtsc() - started;
         let traced = vmstat::tracing().then(|| {
             let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);

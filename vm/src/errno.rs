@@ -33,13 +33,19 @@ pub enum Errno {
     ENOSPC = 28,
     ESPIPE = 29,
     EROFS = 30,
+    EMLINK = 31,
     EPIPE = 32,
     ERANGE = 34,
+    EDEADLK = 35,
     ENAMETOOLONG = 36,
     ENOSYS = 38,
     ENOTEMPTY = 39,
+    ELOOP = 40,
     EOVERFLOW = 75,
+    ENOTSOCK = 88,
+    EPROTONOSUPPORT = 93,
     EOPNOTSUPP = 95,
+    EAFNOSUPPORT = 97,
 }
 
 /// What a syscall handler returns: a non-negative result or an errno.

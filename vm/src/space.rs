@@ -37,7 +37,8 @@ pub fn set_max_map_count(limit: usize) {
     MAP_COUNT_LIMIT.store(limit, Ordering::Relaxed);
 }
 
-fn max_map_count() -> usize {
+/// vm.max_map_count in force (/proc/sys/vm/max_map_count).
+pub fn max_map_count() -> usize {
     MAP_COUNT_LIMIT.load(Ordering::Relaxed)
 }
 
@@ -548,6 +549,11 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     // ---- brk ------------------------------------------------------------
+
+    /// Where the heap starts and where the break is now (RLIMIT_DATA, /proc).
+    pub fn brk_range(&self) -> (u64, u64) {
+        (self.brk_start, self.brk)
+    }
 
     /// Set where the heap starts (exec: just past the program's data).
     pub fn set_brk_start(&mut self, addr: u64) {

@@ -1,28 +1,34 @@
-//! File-system syscalls that take a path: open, openat, stat, unlink,
-//! mkdir, rmdir, truncate (and their *at forms). Descriptor I/O is in
-//! `io.rs`; the layouts of `struct stat` and directory entries in `stat.rs`.
+//! File-system syscalls that take a path: open, openat, stat, lstat,
+//! newfstatat, access, faccessat(2), unlink, mkdir, rmdir, truncate (and
+//! their *at forms). Names (rename, link, symlink, readlink, mknod) are in
+//! `names.rs`; attributes (chmod, chown, utimensat, statx, statfs) in
+//! `attr.rs`; descriptor I/O in `io.rs`; the layouts in `stat.rs`.
 //!
 //! Every path is copied in with `usercopy` (EFAULT for a bad pointer,
-//! ENAMETOOLONG past PATH_MAX) and resolved in the ramfs; the errno for
-//! each refusal is the one Linux gives.
+//! ENAMETOOLONG past PATH_MAX) and walked by `vfs` (symbolic links, mounts,
+//! /proc); the errno for each refusal is the one Linux gives.
 
 use super::stat;
 use crate::fd::{
-    FileKind, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_TRUNC, O_WRONLY, OpenFile,
+    FileKind, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH, O_TRUNC,
+    O_WRONLY, OpenFile,
 };
-use crate::ramfs::{self, Inode, MAY_READ, MAY_WRITE};
-use crate::{proc, procfs, usercopy};
+use crate::ramfs::{Inode, Kind, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::{self, Node};
+use crate::{dev, proc, procfs, usercopy};
 use alloc::string::String;
 use alloc::sync::Arc;
 use vm::errno::{Errno, SysResult};
 
 pub const AT_FDCWD: i32 = -100;
 const AT_REMOVEDIR: u64 = 0x200;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-const AT_EMPTY_PATH: u64 = 0x1000;
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+pub const AT_SYMLINK_FOLLOW: u64 = 0x400;
+pub const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_EACCESS: u64 = 0x200;
 const PATH_MAX: usize = 4096;
 /// Files are created with mode & ~umask; pageos's umask is Linux's default.
-const UMASK: u32 = 0o022;
+pub const UMASK: u32 = 0o022;
 
 /// A path argument, copied in from user memory.
 pub fn user_path(addr: u64) -> Result<String, Errno> {
@@ -31,17 +37,54 @@ pub fn user_path(addr: u64) -> Result<String, Errno> {
 }
 
 /// The directory a relative path starts from: `dirfd`'s, or the root for
-/// AT_FDCWD and absolute paths (EBADF, ENOTDIR for a bad `dirfd`).
-fn base_dir(dirfd: i32, path: &str) -> Result<Option<Arc<Inode>>, Errno> {
+/// AT_FDCWD and absolute paths (EBADF, ENOTDIR for a bad `dirfd`). This
+/// is the one place a relative path gets its start (the current directory
+/// will be AT_FDCWD's answer).
+pub fn start_dir(dirfd: i32, path: &str) -> Result<Option<Node>, Errno> {
     if dirfd == AT_FDCWD || path.starts_with('/') {
         return Ok(None);
     }
-    let file = proc::with_current(|p| p.files.get(dirfd as u64))?;
+    let node = fd_node(dirfd as u64)?;
+    if !node.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(Some(node))
+}
+
+/// The node an open descriptor refers to (EBADF; ENOTDIR for what is not
+/// a file system entry: the console, a socket).
+pub fn fd_node(fd: u64) -> Result<Node, Errno> {
+    let file = proc::with_current(|p| p.files.get(fd))?;
     let file = file.lock();
     match &file.kind {
-        FileKind::Inode(inode) if inode.is_dir() => Ok(Some(inode.clone())),
+        FileKind::Inode(inode) | FileKind::Device(inode, _) => Ok(Node::Ram(inode.clone())),
+        FileKind::Proc(open) => Ok(Node::Proc(open.node)),
         _ => Err(Errno::ENOTDIR),
     }
+}
+
+/// `path` relative to `dirfd`, resolved (`follow`: a last symbolic link is
+/// followed). With AT_EMPTY_PATH, "" names `dirfd` itself.
+pub fn resolve_at(dirfd: i32, path: &str, follow: bool, empty_ok: bool) -> Result<Node, Errno> {
+    if path.is_empty() && empty_ok {
+        return if dirfd == AT_FDCWD {
+            Ok(vfs::root())
+        } else {
+            fd_node(dirfd as u64).map_err(|e| if e == Errno::ENOTDIR { Errno::EBADF } else { e })
+        };
+    }
+    vfs::resolve(start_dir(dirfd, path)?.as_ref(), path, follow)
+}
+
+/// The directory that would hold `path`'s last name, and the name.
+pub fn parent_at(dirfd: i32, path: &str) -> Result<(Arc<Inode>, Option<String>), Errno> {
+    let parent = vfs::resolve_parent(start_dir(dirfd, path)?.as_ref(), path)?;
+    let dir = match parent.dir {
+        Node::Ram(dir) => dir,
+        // /proc's entries are made by the kernel alone.
+        Node::Proc(_) => return Err(Errno::EACCES),
+    };
+    Ok((dir, parent.name))
 }
 
 /// openat(2): open (and with O_CREAT make) a file; returns the descriptor.
@@ -50,16 +93,28 @@ pub fn openat(dirfd: i32, path: u64, flags: u64, mode: u64) -> SysResult {
     let flags = flags as u32;
     // Access mode 3 is Linux's "neither": permission to read and write is
     // checked, and the descriptor can do neither (it is for ioctl).
-    let writes = flags & O_ACCMODE != 0;
-    let kind = match procfs::snapshot(&path) {
-        Some(_) if writes || flags & O_CREAT != 0 => return Err(Errno::EACCES),
-        Some(snapshot) => FileKind::Snapshot(Arc::new(snapshot?)),
-        None => FileKind::Inode(open_inode(dirfd, &path, flags, mode as u32)?),
+    let writes = flags & O_ACCMODE != 0 && flags & O_PATH == 0;
+    let kind = match open_node(dirfd, &path, flags, mode as u32)? {
+        Node::Proc(node) => {
+            if flags & O_DIRECTORY != 0 && !node.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if node.is_dir() && writes {
+                return Err(Errno::EISDIR);
+            }
+            FileKind::Proc(Arc::new(procfs::Open::new(node, writes)?))
+        }
+        Node::Ram(inode) => match inode.kind {
+            Kind::CharDev(major, minor) if flags & O_PATH == 0 => {
+                FileKind::Device(inode.clone(), dev::Device::from_numbers(major, minor)?)
+            }
+            _ => FileKind::Inode(inode),
+        },
     };
     if flags & O_TRUNC != 0
         && writes
         && let FileKind::Inode(inode) = &kind
-        && !inode.is_dir()
+        && inode.object().is_some()
     {
         inode.truncate(0)?;
     }
@@ -67,35 +122,49 @@ pub fn openat(dirfd: i32, path: u64, flags: u64, mode: u64) -> SysResult {
     proc::with_current(|p| p.files.install(file, flags & O_CLOEXEC != 0))
 }
 
-/// The inode `openat` opens, created if O_CREAT asks, with its checks:
+/// The node `openat` opens, created if O_CREAT asks, with its checks:
 /// EEXIST (O_EXCL), EISDIR (a directory for writing), ENOTDIR
-/// (O_DIRECTORY on a file), EACCES (the permission bits).
-fn open_inode(dirfd: i32, path: &str, flags: u32, mode: u32) -> Result<Arc<Inode>, Errno> {
-    let base = base_dir(dirfd, path)?;
-    let writes = flags & O_ACCMODE != 0;
-    let inode = if flags & O_CREAT != 0 {
-        let (dir, name) = ramfs::parent_at(base.as_ref(), path)?;
-        let Some(name) = name.filter(|_| !path.ends_with('/')) else {
-            return Err(Errno::EISDIR); // O_CREAT of a directory path
-        };
-        match dir.entries()?.into_iter().find(|(n, _)| *n == name) {
-            Some(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST),
-            Some((_, existing)) => existing,
-            None => {
+/// (O_DIRECTORY on a file), ELOOP (O_NOFOLLOW on a link), EACCES (the
+/// permission bits).
+fn open_node(dirfd: i32, path: &str, flags: u32, mode: u32) -> Result<Node, Errno> {
+    let writes = flags & O_ACCMODE != 0 && flags & O_PATH == 0;
+    let follow = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != (O_CREAT | O_EXCL);
+    let node = if flags & O_CREAT != 0 {
+        match resolve_at(dirfd, path, follow, false) {
+            Ok(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST),
+            Ok(node) => node,
+            Err(Errno::ENOENT) => {
+                let (dir, name) = parent_at(dirfd, path)?;
+                let Some(name) = name.filter(|_| !path.ends_with('/')) else {
+                    return Err(Errno::EISDIR); // O_CREAT of a directory path
+                };
                 dir.check_access(MAY_WRITE)?;
                 // A new file is opened with the access asked, whatever its mode.
-                return dir.create_file(&name, mode & 0o7777 & !UMASK);
+                return dir
+                    .create_file(&name, mode & 0o7777 & !UMASK)
+                    .map(Node::Ram);
             }
+            Err(e) => return Err(e),
         }
     } else {
-        ramfs::lookup_at(base.as_ref(), path)?
+        resolve_at(dirfd, path, flags & O_NOFOLLOW == 0, false)?
     };
+    let inode = match &node {
+        Node::Ram(inode) => inode,
+        Node::Proc(_) => return Ok(node),
+    };
+    if inode.is_symlink() && flags & O_PATH == 0 {
+        return Err(Errno::ELOOP); // O_NOFOLLOW on a link
+    }
     if inode.is_dir() {
         if writes || flags & O_CREAT != 0 {
             return Err(Errno::EISDIR);
         }
     } else if flags & O_DIRECTORY != 0 {
         return Err(Errno::ENOTDIR);
+    }
+    if flags & O_PATH != 0 {
+        return Ok(node);
     }
     let mut want = 0;
     if flags & O_ACCMODE != O_WRONLY {
@@ -105,7 +174,7 @@ fn open_inode(dirfd: i32, path: &str, flags: u32, mode: u32) -> Result<Arc<Inode
         want |= MAY_WRITE;
     }
     inode.check_access(want)?;
-    Ok(inode)
+    Ok(node)
 }
 
 /// open(2): openat relative to the root.
@@ -113,45 +182,110 @@ pub fn open(path: u64, flags: u64, mode: u64) -> SysResult {
     openat(AT_FDCWD, path, flags, mode)
 }
 
-/// newfstatat(2) (and stat/lstat: ramfs has no symbolic links, so they
-/// agree). AT_EMPTY_PATH with "" is fstat of `dirfd`.
+/// creat(2): open(O_CREAT | O_WRONLY | O_TRUNC).
+pub fn creat(path: u64, mode: u64) -> SysResult {
+    openat(
+        AT_FDCWD,
+        path,
+        u64::from(O_CREAT | O_WRONLY | O_TRUNC),
+        mode,
+    )
+}
+
+/// newfstatat(2), and stat/lstat. AT_EMPTY_PATH with "" is fstat of `dirfd`.
 pub fn fstatat(dirfd: i32, path: u64, buf: u64, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
         return Err(Errno::EINVAL);
     }
     let path = user_path(path)?;
-    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         return super::io::fstat(dirfd as u64, buf);
     }
-    let bytes = match procfs::snapshot(&path) {
-        Some(snapshot) => stat::of_snapshot(snapshot?.len() as u64),
-        None => {
-            let inode = ramfs::lookup_at(base_dir(dirfd, &path)?.as_ref(), &path)?;
-            stat::of_inode(&inode)
-        }
-    };
-    stat::copy_out(buf, &bytes)
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let node = resolve_at(dirfd, &path, follow, flags & AT_EMPTY_PATH != 0)?;
+    stat::copy_out(buf, &stat::of_node(&node).encode())
 }
 
 pub fn stat(path: u64, buf: u64) -> SysResult {
     fstatat(AT_FDCWD, path, buf, 0)
 }
 
-/// unlinkat(2): remove a name (AT_REMOVEDIR: an empty directory).
+pub fn lstat(path: u64, buf: u64) -> SysResult {
+    fstatat(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW)
+}
+
+const F_OK: u64 = 0;
+const R_OK: u64 = 4;
+const W_OK: u64 = 2;
+const X_OK: u64 = 1;
+
+/// faccessat2(dirfd, path, mode, flags), access, faccessat: whether the
+/// file exists (F_OK) and the permission bits allow R_OK, W_OK, X_OK.
+/// Root passes read and write checks whatever the bits say, and execute
+/// ones when any execute bit is set (Linux's rule for CAP_DAC_OVERRIDE);
+/// /proc's entries are checked against their own bits.
+pub fn faccessat2(dirfd: i32, path: u64, mode: u64, flags: u64) -> SysResult {
+    if mode & !(R_OK | W_OK | X_OK) != F_OK
+        || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let path = user_path(path)?;
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let node = resolve_at(dirfd, &path, follow, flags & AT_EMPTY_PATH != 0)?;
+    let bits = match &node {
+        Node::Ram(inode) => inode.mode(),
+        Node::Proc(n) => n.mode(),
+    };
+    if mode & X_OK != 0 && bits & 0o111 == 0 && !node.is_dir() {
+        return Err(Errno::EACCES);
+    }
+    if let Node::Proc(n) = &node
+        && mode & W_OK != 0
+        && n.mode() & 0o200 == 0
+    {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+pub fn faccessat(dirfd: i32, path: u64, mode: u64) -> SysResult {
+    faccessat2(dirfd, path, mode, 0)
+}
+
+pub fn access(path: u64, mode: u64) -> SysResult {
+    faccessat2(AT_FDCWD, path, mode, 0)
+}
+
+/// unlinkat(2): remove a name (AT_REMOVEDIR: an empty directory). A
+/// symbolic link itself is removed, not what it points to.
 pub fn unlinkat(dirfd: i32, path: u64, flags: u64) -> SysResult {
     if flags & !AT_REMOVEDIR != 0 {
         return Err(Errno::EINVAL);
     }
     let path = user_path(path)?;
-    let (dir, name) = ramfs::parent_at(base_dir(dirfd, &path)?.as_ref(), &path)?;
     let dir_wanted = flags & AT_REMOVEDIR != 0;
-    let name = name.ok_or(if dir_wanted {
-        Errno::EBUSY
-    } else {
-        Errno::EISDIR
-    })?;
-    if dir_wanted && (path.ends_with("/.") || path == ".") {
-        return Err(Errno::EINVAL); // rmdir refuses "." as Linux does
+    let (dir, name) = parent_at(dirfd, &path)?;
+    let Some(name) = name else {
+        return Err(if !dir_wanted {
+            Errno::EISDIR
+        } else if path.trim_end_matches('/').ends_with('.')
+            && !path.trim_end_matches('/').ends_with("..")
+        {
+            Errno::EINVAL // rmdir refuses "." as Linux does
+        } else if path.trim_end_matches('/').ends_with("..") {
+            Errno::ENOTEMPTY
+        } else {
+            Errno::EBUSY
+        });
+    };
+    if !dir_wanted && path.ends_with('/') {
+        let node = dir.child(&name)?;
+        return Err(if node.is_dir() {
+            Errno::EISDIR
+        } else {
+            Errno::ENOTDIR
+        });
     }
     dir.check_access(MAY_WRITE)?;
     dir.remove(&name, dir_wanted)?;
@@ -169,7 +303,7 @@ pub fn rmdir(path: u64) -> SysResult {
 /// mkdirat(2): EEXIST if the name is taken (the root included).
 pub fn mkdirat(dirfd: i32, path: u64, mode: u64) -> SysResult {
     let path = user_path(path)?;
-    let (dir, name) = ramfs::parent_at(base_dir(dirfd, &path)?.as_ref(), &path)?;
+    let (dir, name) = parent_at(dirfd, &path)?;
     let name = name.ok_or(Errno::EEXIST)?;
     dir.check_access(MAY_WRITE)?;
     dir.create_dir(&name, mode as u32 & 0o7777 & !UMASK)?;
@@ -184,11 +318,26 @@ pub fn mkdir(path: u64, mode: u64) -> SysResult {
 pub fn truncate(path: u64, len: u64) -> SysResult {
     let len = i64::try_from(len).map_err(|_| Errno::EINVAL)?;
     let path = user_path(path)?;
-    let inode = ramfs::lookup(&path)?;
+    let node = vfs::resolve(None, &path, true)?;
+    let inode = node.inode()?;
     if inode.is_dir() {
         return Err(Errno::EISDIR);
+    }
+    if inode.object().is_none() {
+        return Err(Errno::EINVAL);
     }
     inode.check_access(MAY_WRITE)?;
     inode.truncate(len as u64)?;
     Ok(0)
+}
+
+/// The inode an exec'able path names: ENOENT, EACCES (a directory, a
+/// device, a file without its execute bit, or a /proc file).
+pub fn executable(path: &str) -> Result<Arc<Inode>, Errno> {
+    let inode = vfs::lookup_file(path)?;
+    if inode.object().is_none() {
+        return Err(Errno::EACCES);
+    }
+    inode.check_access(MAY_EXEC)?;
+    Ok(inode)
 }

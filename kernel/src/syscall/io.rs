@@ -1,5 +1,6 @@
 //! Syscalls on descriptors: read, write, pread64, pwrite64, readv, writev,
-//! lseek, close, dup, dup2, dup3, fcntl, fstat, ftruncate, getdents64.
+//! lseek, close, dup, dup2, dup3, fcntl (record locks: `lock.rs`), fstat,
+//! ftruncate, getdents64, fsync, fdatasync, sendfile.
 //!
 //! Data moves between user memory and the file's page cache through a
 //! kernel buffer, a page at a time: the user side goes through `usercopy`
@@ -9,10 +10,8 @@
 //! mapping of the same file cannot deadlock on the file.
 
 use super::stat;
-use crate::fd::{FileKind, FileRef, MAX_FDS, O_APPEND, O_CLOEXEC, SETFL_MASK};
-use crate::ramfs::Inode;
-use crate::{logger, proc, usercopy};
-use alloc::sync::Arc;
+use crate::fd::{FileKind, FileRef, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
+use crate::{locks, logger, proc, usercopy};
 use alloc::vec::Vec;
 use vm::errno::{Errno, SysResult};
 
@@ -32,7 +31,8 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
     if !file.readable() {
         return Err(Errno::EBADF);
     }
-    let n = read_from(&file.kind, file.offset, buf, len)?;
+    let nonblock = file.flags & O_NONBLOCK != 0;
+    let n = read_from(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
     Ok(n)
 }
@@ -48,7 +48,8 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
     {
         file.offset = inode.size();
     }
-    let n = write_to(&file.kind, file.offset, buf, len)?;
+    let nonblock = file.flags & O_NONBLOCK != 0;
+    let n = write_to(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
     Ok(n)
 }
@@ -61,10 +62,15 @@ pub fn pread(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
     if !file.readable() {
         return Err(Errno::EBADF);
     }
-    if matches!(file.kind, FileKind::Console) {
+    if !seekable(&file.kind) {
         return Err(Errno::ESPIPE);
     }
-    read_from(&file.kind, offset, buf, len)
+    read_from(&file.kind, offset, buf, len, false)
+}
+
+/// Whether the descriptor has a file offset (lseek, pread, pwrite).
+fn seekable(kind: &FileKind) -> bool {
+    !matches!(kind, FileKind::Console | FileKind::Socket(_))
 }
 
 /// pwrite64: write at `offset` without moving the file's offset. With
@@ -77,11 +83,11 @@ pub fn pwrite(fd: u64, buf: u64, len: u64, offset: u64) -> SysResult {
         return Err(Errno::EBADF);
     }
     match &file.kind {
-        FileKind::Console => return Err(Errno::ESPIPE),
+        kind if !seekable(kind) => return Err(Errno::ESPIPE),
         FileKind::Inode(inode) if file.flags & O_APPEND != 0 => offset = inode.size(),
         _ => {}
     }
-    write_to(&file.kind, offset, buf, len)
+    write_to(&file.kind, offset, buf, len, false)
 }
 
 /// A file offset from a syscall: negative is EINVAL.
@@ -145,7 +151,7 @@ fn vectored(fd: u64, iov: u64, count: u64, transfer: fn(u64, u64, u64) -> SysRes
 
 /// Copy up to `len` bytes of `kind` from `offset` to user memory at `buf`.
 /// A bad buffer after some bytes moved returns the count (Linux).
-fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
+pub fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: bool) -> SysResult {
     let len = len.min(MAX_RW);
     usercopy::check_range(buf, len as usize)?;
     let mut chunk = [0u8; CHUNK];
@@ -153,16 +159,24 @@ fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
     while done < len {
         let want = (len - done).min(CHUNK as u64) as usize;
         let at = offset.saturating_add(done);
-        let n = match kind {
+        let piece = &mut chunk[..want];
+        let got = match kind {
             // The console has no input: stdin reads as end of file.
-            FileKind::Console => 0,
-            FileKind::Inode(inode) => inode.read_at(at, &mut chunk[..want])?,
-            FileKind::Snapshot(bytes) => {
-                let start = usize::try_from(at).unwrap_or(usize::MAX).min(bytes.len());
-                let n = want.min(bytes.len() - start);
-                chunk[..n].copy_from_slice(&bytes[start..start + n]);
-                n
+            FileKind::Console => Ok(0),
+            FileKind::Inode(inode) => inode.read_at(at, piece),
+            FileKind::Device(_, device) => device.read(piece),
+            FileKind::Proc(open) => open.read_at(at, piece),
+            // A stream: what is there now, after the first piece.
+            FileKind::Socket(end) => end.read(piece, nonblock || done > 0),
+        };
+        let n = match got {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) if done > 0 => break,
+            Err(e) if done > 0 && matches!(kind, FileKind::Proc(_)) => {
+                let _ = e;
+                break;
             }
+            Err(e) => return Err(e),
         };
         if n == 0 {
             break;
@@ -180,14 +194,14 @@ fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
 }
 
 /// Copy up to `len` bytes from user memory at `buf` into `kind` at `offset`.
-fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
+pub fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: bool) -> SysResult {
     let len = len.min(MAX_RW);
     usercopy::check_range(buf, len as usize)?;
-    let inode: Option<&Arc<Inode>> = match kind {
-        FileKind::Console => None,
-        FileKind::Inode(inode) if !inode.is_dir() => Some(inode),
-        _ => return Err(Errno::EBADF),
-    };
+    match kind {
+        FileKind::Inode(inode) if inode.object().is_none() => return Err(Errno::EBADF),
+        FileKind::Proc(open) if open.node.is_dir() => return Err(Errno::EBADF),
+        _ => {}
+    }
     let mut chunk = [0u8; CHUNK];
     let mut done = 0u64;
     while done < len {
@@ -197,16 +211,22 @@ fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64) -> SysResult {
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }
-        let written = match inode {
-            None => {
-                logger::write_bytes(&chunk[..n]);
-                n
+        let piece = &chunk[..n];
+        let at = offset + done;
+        let result = match kind {
+            FileKind::Console => {
+                logger::write_bytes(piece);
+                Ok(n)
             }
-            Some(inode) => match inode.write_at(offset + done, &chunk[..n]) {
-                Ok(w) => w,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => 0,
-            },
+            FileKind::Inode(inode) => inode.write_at(at, piece),
+            FileKind::Device(_, device) => device.write(piece),
+            FileKind::Proc(open) => open.write_at(at, piece),
+            FileKind::Socket(end) => end.write(piece, nonblock),
+        };
+        let written = match result {
+            Ok(w) => w,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => 0,
         };
         done += written as u64;
         if written < n {
@@ -228,9 +248,10 @@ pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
     let file = file(fd)?;
     let mut file = file.lock();
     let size = match &file.kind {
-        FileKind::Console => return Err(Errno::ESPIPE),
+        kind if !seekable(kind) => return Err(Errno::ESPIPE),
         FileKind::Inode(inode) => inode.size(),
-        FileKind::Snapshot(bytes) => bytes.len() as u64,
+        FileKind::Proc(open) => open.size(),
+        _ => 0,
     };
     let offset = offset as i64;
     let new = match whence {
@@ -251,8 +272,12 @@ pub fn lseek(fd: u64, offset: u64, whence: u64) -> SysResult {
     Ok(new as usize)
 }
 
+/// close: the descriptor goes, and with it every POSIX lock the process
+/// holds on its file (however many other descriptors remain).
 pub fn close(fd: u64) -> SysResult {
-    proc::with_current(|p| p.files.close(fd)).map(|()| 0)
+    let (pid, file) = proc::with_current(|p| p.files.close(fd).map(|f| (p.pid, f)))?;
+    locks::closed(pid, &[file]);
+    Ok(0)
 }
 
 pub fn dup(fd: u64) -> SysResult {
@@ -265,13 +290,19 @@ pub fn dup(fd: u64) -> SysResult {
 
 /// dup2: `new` refers to `old`'s open file; the same number is a no-op.
 pub fn dup2(old: u64, new: u64) -> SysResult {
-    proc::with_current(|p| {
-        let file = p.files.get(old)?;
-        if old == new {
-            return Ok(new as usize);
-        }
-        p.files.install_at(new, file, false)
-    })
+    let (pid, replaced, result) = proc::with_current(|p| {
+        let replaced = p.files.get(new).ok().filter(|_| old != new);
+        let result = match p.files.get(old) {
+            Ok(_) if old == new => Ok(new as usize),
+            Ok(file) => p.files.install_at(new, file, false),
+            Err(e) => Err(e),
+        };
+        (p.pid, replaced, result)
+    });
+    if let (Ok(_), Some(replaced)) = (&result, replaced) {
+        locks::closed(pid, &[replaced]);
+    }
+    result
 }
 
 /// dup3: as dup2, but the same number is EINVAL and only O_CLOEXEC is a flag.
@@ -279,10 +310,18 @@ pub fn dup3(old: u64, new: u64, flags: u64) -> SysResult {
     if flags & !u64::from(O_CLOEXEC) != 0 || old == new {
         return Err(Errno::EINVAL);
     }
-    proc::with_current(|p| {
-        let file = p.files.get(old)?;
-        p.files.install_at(new, file, flags != 0)
-    })
+    let (pid, replaced, result) = proc::with_current(|p| {
+        let replaced = p.files.get(new).ok();
+        let result = p
+            .files
+            .get(old)
+            .and_then(|file| p.files.install_at(new, file, flags != 0));
+        (p.pid, replaced, result)
+    });
+    if let (Ok(_), Some(replaced)) = (&result, replaced) {
+        locks::closed(pid, &[replaced]);
+    }
+    result
 }
 
 const F_DUPFD: u64 = 0;
@@ -293,8 +332,12 @@ const F_SETFL: u64 = 4;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const FD_CLOEXEC: u64 = 1;
 
-/// fcntl: duplicating, the close-on-exec flag, and the status flags.
+/// fcntl: duplicating, the close-on-exec flag, the status flags, and
+/// record locks (`lock.rs`).
 pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
+    if super::lock::is_lock_command(cmd) {
+        return super::lock::fcntl_lock(fd, cmd, arg);
+    }
     proc::with_current(|p| {
         let file = p.files.get(fd)?;
         match cmd {
@@ -316,13 +359,19 @@ pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
 }
 
 pub fn fstat(fd: u64, buf: u64) -> SysResult {
+    stat::copy_out(buf, &fd_stat(fd)?.encode())
+}
+
+/// What fstat (and statx with AT_EMPTY_PATH) reports for a descriptor.
+pub fn fd_stat(fd: u64) -> Result<stat::Stat, Errno> {
     let file = file(fd)?;
-    let bytes = match &file.lock().kind {
+    let file = file.lock();
+    Ok(match &file.kind {
         FileKind::Console => stat::of_console(),
-        FileKind::Inode(inode) => stat::of_inode(inode),
-        FileKind::Snapshot(bytes) => stat::of_snapshot(bytes.len() as u64),
-    };
-    stat::copy_out(buf, &bytes)
+        FileKind::Inode(inode) | FileKind::Device(inode, _) => stat::of_inode(inode),
+        FileKind::Proc(open) => stat::of_proc(&open.node),
+        FileKind::Socket(_) => stat::of_special(stat::S_IFSOCK | 0o777, 0),
+    })
 }
 
 /// ftruncate: EINVAL for a negative length or a descriptor that is not a
@@ -333,7 +382,7 @@ pub fn ftruncate(fd: u64, len: u64) -> SysResult {
     let inode = {
         let file = file.lock();
         match &file.kind {
-            FileKind::Inode(inode) if !inode.is_dir() && file.writable() => inode.clone(),
+            FileKind::Inode(inode) if inode.object().is_some() && file.writable() => inode.clone(),
             _ => return Err(Errno::EINVAL),
         }
     };
@@ -346,24 +395,36 @@ pub fn ftruncate(fd: u64, len: u64) -> SysResult {
 pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
     let file = file(fd)?;
     let mut file = file.lock();
-    let FileKind::Inode(dir) = &file.kind else {
-        return Err(Errno::ENOTDIR);
+    // (name, inode number, d_type) of each entry, `.` and `..` first.
+    let entries: Vec<(alloc::string::String, u64, u8)> = match &file.kind {
+        FileKind::Inode(dir) => {
+            let mut all = alloc::vec![(".".into(), dir.ino, stat::dtype(stat::S_IFDIR))];
+            let up = dir.parent().map_or(dir.ino, |p| p.ino);
+            all.push(("..".into(), up, stat::dtype(stat::S_IFDIR)));
+            for (name, inode) in dir.entries()? {
+                all.push((name, inode.ino, stat::dtype(stat::of_inode(&inode).mode)));
+            }
+            all
+        }
+        FileKind::Proc(open) if open.node.is_dir() => {
+            let dir = open.node;
+            let mut all = alloc::vec![(".".into(), dir.ino(), stat::dtype(stat::S_IFDIR))];
+            all.push(("..".into(), 1, stat::dtype(stat::S_IFDIR)));
+            for (name, node) in dir.entries() {
+                all.push((name, node.ino(), stat::dtype(stat::of_proc(&node).mode)));
+            }
+            all
+        }
+        _ => return Err(Errno::ENOTDIR),
     };
-    let entries = dir.entries()?;
     let len = len.min(MAX_RW) as usize;
     usercopy::check_range(buf, len)?;
     let mut out = Vec::new();
     let mut index = file.offset as usize;
-    let all = 2 + entries.len();
+    let all = entries.len();
     while index < all {
-        let record = match index {
-            0 => stat::dirent(dir, ".", index as u64 + 1),
-            1 => stat::dirent(&crate::ramfs::root(), "..", index as u64 + 1),
-            i => {
-                let (name, inode) = &entries[i - 2];
-                stat::dirent(inode, name, index as u64 + 1)
-            }
-        };
+        let (name, ino, dtype) = &entries[index];
+        let record = stat::dirent(*ino, *dtype, name, index as u64 + 1);
         if out.len() + record.len() > len {
             break;
         }
@@ -376,4 +437,85 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
     proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out))?;
     file.offset = index as u64;
     Ok(out.len())
+}
+
+/// fsync and fdatasync: the ramfs keeps every file's pages in memory and
+/// coherent with its mappings, so there is nothing to write back; the
+/// descriptor must be open (EBADF), and a socket cannot be synced (EINVAL).
+pub fn fsync(fd: u64) -> SysResult {
+    match file(fd)?.lock().kind {
+        FileKind::Socket(_) => Err(Errno::EINVAL),
+        _ => Ok(0),
+    }
+}
+
+/// sendfile(out, in, offset, count): copy from `in` (at `*offset`, which is
+/// advanced, or at its file offset) to `out`, through a kernel buffer.
+pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResult {
+    let (input, output) = (file(in_fd)?, file(out_fd)?);
+    if !input.lock().readable() || !output.lock().writable() {
+        return Err(Errno::EBADF);
+    }
+    if output.lock().flags & O_APPEND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut at = if offset_ptr != 0 {
+        let off = proc::with_current(|p| usercopy::read_u64(p.space(), offset_ptr))?;
+        positional(off)?
+    } else {
+        input.lock().offset
+    };
+    if !seekable(&input.lock().kind) {
+        return Err(Errno::EINVAL);
+    }
+    let count = count.min(MAX_RW);
+    let mut chunk = alloc::vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < count {
+        let want = (count - done).min(CHUNK as u64) as usize;
+        let n = {
+            let input = input.lock();
+            match &input.kind {
+                FileKind::Inode(inode) => inode.read_at(at, &mut chunk[..want])?,
+                FileKind::Device(_, device) => device.read(&mut chunk[..want])?,
+                FileKind::Proc(open) => open.read_at(at, &mut chunk[..want])?,
+                _ => return Err(Errno::EINVAL),
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let written = {
+            let mut output = output.lock();
+            let offset = output.offset;
+            let w = write_kernel(&output.kind, offset, &chunk[..n])?;
+            output.offset += w as u64;
+            w
+        };
+        done += written as u64;
+        at += written as u64;
+        if written < n {
+            break;
+        }
+    }
+    if offset_ptr != 0 {
+        proc::with_current(|p| usercopy::copy_out(p.space(), offset_ptr, &at.to_le_bytes()))?;
+    } else {
+        input.lock().offset = at;
+    }
+    Ok(done as usize)
+}
+
+/// Write kernel bytes to a descriptor's file (sendfile's output side).
+fn write_kernel(kind: &FileKind, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+    match kind {
+        FileKind::Console => {
+            logger::write_bytes(data);
+            Ok(data.len())
+        }
+        FileKind::Inode(inode) if inode.object().is_some() => inode.write_at(offset, data),
+        FileKind::Device(_, device) => device.write(data),
+        FileKind::Socket(end) => end.write(data, false),
+        _ => Err(Errno::EINVAL),
+    }
 }

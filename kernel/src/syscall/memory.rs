@@ -5,13 +5,16 @@
 //! process's `AddressSpace` does the work, and the result goes back. The
 //! rules themselves live, host-tested, in the `vm` crate.
 
+use super::limits;
+use crate::dev::Device;
 use crate::fd::FileKind;
 use crate::phys::KernelPhys;
 use crate::{proc, usercopy};
 use alloc::vec;
 use vm::errno::{Errno, SysResult};
-use vm::mmap::{self, Kind, Prot, Sharing};
-use vm::vma::Vma;
+use vm::mmap::{self, Kind, Placement, Prot, Sharing};
+use vm::vm_object::ObjectRef;
+use vm::vma::{Backing, Inherit, Vma, VmaFlags};
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
@@ -20,7 +23,16 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         Kind::File { fd, .. } => file_vma(&req, fd)?,
         _ => Vma::for_request(&req).expect("mmap: only files need a descriptor"),
     };
+    let fixed = match req.placement {
+        Placement::Fixed { addr, .. } => Some(addr),
+        _ => None,
+    };
     proc::with_current(|p| {
+        limits::may_map(p, &vma, req.len, fixed)?;
+        if vma.flags.contains(VmaFlags::LOCKED) && !limits::may_lock(p, fixed.unwrap_or(0), req.len)
+        {
+            return Err(Errno::EAGAIN);
+        }
         let space = p.space();
         let start = space.mmap(&mut KernelPhys, &req, vma)?;
         debug_verify(space);
@@ -37,8 +49,10 @@ fn file_vma(req: &mmap::MmapRequest, fd: i32) -> Result<Vma, Errno> {
     let fd = u64::try_from(fd).map_err(|_| Errno::EBADF)?;
     let file = proc::with_current(|p| p.files.get(fd))?;
     let file = file.lock();
-    let FileKind::Inode(inode) = &file.kind else {
-        return Err(Errno::ENODEV);
+    let inode = match &file.kind {
+        FileKind::Inode(inode) => inode,
+        FileKind::Device(_, Device::Zero) if file.readable() => return Ok(zero_vma(req)),
+        _ => return Err(Errno::ENODEV),
     };
     let object = inode.object().ok_or(Errno::ENODEV)?;
     if !file.readable() {
@@ -53,6 +67,23 @@ fn file_vma(req: &mmap::MmapRequest, fd: i32) -> Result<Vma, Errno> {
         max_prot.remove(Prot::WRITE);
     }
     Ok(Vma::for_file(req, object.clone(), max_prot))
+}
+
+/// Mapping /dev/zero is anonymous memory (the seeds' "character special
+/// file"): MAP_PRIVATE gives private zero pages, MAP_SHARED shared memory,
+/// as Linux's shmem_zero_setup does; the offset does not matter.
+fn zero_vma(req: &mmap::MmapRequest) -> Vma {
+    let mut vma = Vma::anonymous(0, 0, req.prot);
+    vma.flags = req.vma_flags;
+    if req.sharing == Sharing::Shared {
+        vma.sharing = Sharing::Shared;
+        vma.inherit = Inherit::Share;
+        vma.backing = Backing::Object {
+            object: ObjectRef::new_anonymous(),
+            offset: 0,
+        };
+    }
+    vma
 }
 
 pub fn munmap(addr: u64, len: u64) -> SysResult {
@@ -102,6 +133,9 @@ pub fn mlock(addr: u64, len: u64, lock: bool) -> SysResult {
     if span.is_empty() {
         return Ok(0);
     }
+    if lock && !proc::with_current(|p| limits::may_lock(p, span.start, span.end - span.start)) {
+        return Err(Errno::ENOMEM);
+    }
     with_space(|space, phys| space.mlock(phys, span.start, span.end, lock))
 }
 
@@ -117,7 +151,12 @@ pub fn minherit(addr: u64, len: u64, inherit: u64) -> SysResult {
 /// brk: returns the break in force afterwards; asking for 0 (or anything
 /// impossible) returns the current one, which is how callers find it.
 pub fn brk(addr: u64) -> SysResult {
-    let new = proc::with_current(|p| p.space().brk(&mut KernelPhys, addr));
+    let new = proc::with_current(|p| {
+        if !limits::may_brk(p, addr) {
+            return p.space().brk_range().1;
+        }
+        p.space().brk(&mut KernelPhys, addr)
+    });
     Ok(new as usize)
 }
 

@@ -5,13 +5,18 @@
 //! result goes back in rax: a value, or `-errno`. A number we do not
 //! implement returns -ENOSYS and is logged once.
 
+mod attr;
 mod fs;
 mod io;
+pub mod limits;
+mod lock;
 mod memory;
+mod names;
 mod process;
 mod signal;
 mod stat;
 mod system;
+mod unix;
 
 use crate::arch::idt::TrapFrame;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +87,59 @@ pub const SYS_SET_TID_ADDRESS: u64 = 218;
 pub const SYS_CLOCK_GETTIME: u64 = 228;
 pub const SYS_TGKILL: u64 = 234;
 pub const SYS_GETRANDOM: u64 = 318;
+// Files, names and attributes (issue 18's system API).
+pub const SYS_ACCESS: u64 = 21;
+pub const SYS_SENDFILE: u64 = 40;
+pub const SYS_SHUTDOWN: u64 = 48;
+pub const SYS_SOCKETPAIR: u64 = 53;
+pub const SYS_FSYNC: u64 = 74;
+pub const SYS_FDATASYNC: u64 = 75;
+pub const SYS_RENAME: u64 = 82;
+pub const SYS_CREAT: u64 = 85;
+pub const SYS_LINK: u64 = 86;
+pub const SYS_SYMLINK: u64 = 88;
+pub const SYS_READLINK: u64 = 89;
+pub const SYS_CHMOD: u64 = 90;
+pub const SYS_FCHMOD: u64 = 91;
+pub const SYS_CHOWN: u64 = 92;
+pub const SYS_FCHOWN: u64 = 93;
+pub const SYS_LCHOWN: u64 = 94;
+pub const SYS_GETRLIMIT: u64 = 97;
+pub const SYS_GETRUSAGE: u64 = 98;
+pub const SYS_SYSINFO: u64 = 99;
+pub const SYS_TIMES: u64 = 100;
+pub const SYS_SETUID: u64 = 105;
+pub const SYS_SETGID: u64 = 106;
+pub const SYS_SETREUID: u64 = 113;
+pub const SYS_SETREGID: u64 = 114;
+pub const SYS_GETGROUPS: u64 = 115;
+pub const SYS_SETGROUPS: u64 = 116;
+pub const SYS_SETRESUID: u64 = 117;
+pub const SYS_GETRESUID: u64 = 118;
+pub const SYS_SETRESGID: u64 = 119;
+pub const SYS_GETRESGID: u64 = 120;
+pub const SYS_MKNOD: u64 = 133;
+pub const SYS_STATFS: u64 = 137;
+pub const SYS_FSTATFS: u64 = 138;
+pub const SYS_PRCTL: u64 = 157;
+pub const SYS_SETRLIMIT: u64 = 160;
+pub const SYS_MOUNT: u64 = 165;
+pub const SYS_UMOUNT2: u64 = 166;
+pub const SYS_MKNODAT: u64 = 259;
+pub const SYS_FCHOWNAT: u64 = 260;
+pub const SYS_RENAMEAT: u64 = 264;
+pub const SYS_LINKAT: u64 = 265;
+pub const SYS_SYMLINKAT: u64 = 266;
+pub const SYS_READLINKAT: u64 = 267;
+pub const SYS_FCHMODAT: u64 = 268;
+pub const SYS_FACCESSAT: u64 = 269;
+pub const SYS_SET_ROBUST_LIST: u64 = 273;
+pub const SYS_UTIMENSAT: u64 = 280;
+pub const SYS_PRLIMIT64: u64 = 302;
+pub const SYS_RENAMEAT2: u64 = 316;
+pub const SYS_STATX: u64 = 332;
+pub const SYS_RSEQ: u64 = 334;
+pub const SYS_FACCESSAT2: u64 = 439;
 
 /// The six argument registers, in the ABI's order.
 pub struct Args([u64; 6]);
@@ -116,7 +174,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_GETDENTS64 => io::getdents64(a[0], a[1], a[2]),
         SYS_OPEN => fs::open(a[0], a[1], a[2]),
         SYS_OPENAT => fs::openat(a[0] as i32, a[1], a[2], a[3]),
-        SYS_STAT | SYS_LSTAT => fs::stat(a[0], a[1]),
+        SYS_STAT => fs::stat(a[0], a[1]),
+        SYS_LSTAT => fs::lstat(a[0], a[1]),
         SYS_NEWFSTATAT => fs::fstatat(a[0] as i32, a[1], a[2], a[3]),
         SYS_UNLINK => fs::unlink(a[0]),
         SYS_UNLINKAT => fs::unlinkat(a[0] as i32, a[1], a[2]),
@@ -156,8 +215,11 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_GETRANDOM => system::getrandom(a[0], a[1], a[2]),
         SYS_IOCTL => system::ioctl(a[0], a[1], a[2]),
         SYS_REBOOT => system::reboot(a[0], a[1], a[2]),
-        SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => system::id(),
-        _ => not_implemented(nr),
+        SYS_GETUID => system::id(system::Id::Uid),
+        SYS_GETEUID => system::id(system::Id::Euid),
+        SYS_GETGID => system::id(system::Id::Gid),
+        SYS_GETEGID => system::id(system::Id::Egid),
+        _ => dispatch_sysapi(nr, a),
     };
     frame.rax = match result {
         Ok(value) => value as u64,
@@ -165,6 +227,66 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
     };
     crate::signal::deliver_pending(frame);
     crate::arch::syscall::can_sysret(frame)
+}
+
+/// The calls real programs (busybox, glibc, SQLite, Lua, LTP) need beyond
+/// the core set: files' names and attributes, limits and accounting, /proc
+/// and mounts, sockets, ids.
+fn dispatch_sysapi(nr: u64, a: [u64; 6]) -> SysResult {
+    let fd = |x: u64| x as i32;
+    match nr {
+        SYS_ACCESS => fs::access(a[0], a[1]),
+        SYS_FACCESSAT => fs::faccessat(fd(a[0]), a[1], a[2]),
+        SYS_FACCESSAT2 => fs::faccessat2(fd(a[0]), a[1], a[2], a[3]),
+        SYS_CREAT => fs::creat(a[0], a[1]),
+        SYS_FSYNC | SYS_FDATASYNC => io::fsync(a[0]),
+        SYS_SENDFILE => io::sendfile(a[0], a[1], a[2], a[3]),
+        SYS_RENAME => names::rename(a[0], a[1]),
+        SYS_RENAMEAT => names::renameat(fd(a[0]), a[1], fd(a[2]), a[3]),
+        SYS_RENAMEAT2 => names::renameat2(fd(a[0]), a[1], fd(a[2]), a[3], a[4]),
+        SYS_LINK => names::link(a[0], a[1]),
+        SYS_LINKAT => names::linkat(fd(a[0]), a[1], fd(a[2]), a[3], a[4]),
+        SYS_SYMLINK => names::symlink(a[0], a[1]),
+        SYS_SYMLINKAT => names::symlinkat(a[0], fd(a[1]), a[2]),
+        SYS_READLINK => names::readlink(a[0], a[1], a[2]),
+        SYS_READLINKAT => names::readlinkat(fd(a[0]), a[1], a[2], a[3]),
+        SYS_MKNOD => names::mknod(a[0], a[1], a[2]),
+        SYS_MKNODAT => names::mknodat(fd(a[0]), a[1], a[2], a[3]),
+        SYS_CHMOD => attr::chmod(a[0], a[1]),
+        SYS_FCHMOD => attr::fchmod(a[0], a[1]),
+        SYS_FCHMODAT => attr::fchmodat(fd(a[0]), a[1], a[2]),
+        SYS_CHOWN => attr::chown(a[0], a[1], a[2]),
+        SYS_FCHOWN => attr::fchown(a[0], a[1], a[2]),
+        SYS_LCHOWN => attr::lchown(a[0], a[1], a[2]),
+        SYS_FCHOWNAT => attr::fchownat(fd(a[0]), a[1], a[2], a[3], a[4]),
+        SYS_UTIMENSAT => attr::utimensat(fd(a[0]), a[1], a[2], a[3]),
+        SYS_STATX => attr::statx(fd(a[0]), a[1], a[2], a[3], a[4]),
+        SYS_STATFS => attr::statfs(a[0], a[1]),
+        SYS_FSTATFS => attr::fstatfs(a[0], a[1]),
+        SYS_GETRLIMIT => limits::getrlimit(a[0], a[1]),
+        SYS_SETRLIMIT => limits::setrlimit(a[0], a[1]),
+        SYS_PRLIMIT64 => limits::prlimit64(a[0], a[1], a[2], a[3]),
+        SYS_GETRUSAGE => limits::getrusage(a[0], a[1]),
+        SYS_TIMES => limits::times(a[0]),
+        SYS_SYSINFO => system::sysinfo(a[0]),
+        SYS_PRCTL => system::prctl(a[0], a[1]),
+        SYS_MOUNT => system::mount(a[0], a[1], a[2], a[3]),
+        SYS_UMOUNT2 => system::umount2(a[0], a[1]),
+        SYS_SET_ROBUST_LIST => system::set_robust_list(a[0], a[1]),
+        // glibc registers rseq at start-up and carries on without it.
+        SYS_RSEQ => Err(Errno::ENOSYS),
+        SYS_SETUID => system::setid(false, a[0]),
+        SYS_SETGID => system::setid(true, a[0]),
+        SYS_SETREUID | SYS_SETRESUID => system::setres(false, a[0], a[1]),
+        SYS_SETREGID | SYS_SETRESGID => system::setres(true, a[0], a[1]),
+        SYS_GETRESUID => system::getres(false, a[0], a[1], a[2]),
+        SYS_GETRESGID => system::getres(true, a[0], a[1], a[2]),
+        SYS_GETGROUPS => system::getgroups(a[0]),
+        SYS_SETGROUPS => system::setgroups(a[0]),
+        SYS_SOCKETPAIR => unix::socketpair(a[0], a[1], a[2], a[3]),
+        SYS_SHUTDOWN => unix::shutdown(a[0], a[1]),
+        _ => not_implemented(nr),
+    }
 }
 
 /// Numbers already reported, so a program that retries one does not flood the log.

@@ -4,7 +4,7 @@
 use crate::arch::idt::TrapFrame;
 use crate::signal::{self, SigInfo};
 use crate::usercopy::{self, UserMemory};
-use crate::{exec, proc, ramfs};
+use crate::{exec, proc};
 use alloc::vec::Vec;
 use vm::errno::{Errno, SysResult};
 
@@ -42,11 +42,10 @@ const WNOHANG: u64 = 1;
 /// Flags accepted and without effect here: WUNTRACED, WCONTINUED (no job
 /// control), __WNOTHREAD, __WALL, __WCLONE (no threads).
 const WAIT_IGNORED: u64 = 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
-const RUSAGE_SIZE: usize = 144;
 
 /// wait4(pid, status, options, rusage): reap a zombie child. The status
 /// word is Linux's (exit code << 8, or the signal number); rusage, if
-/// asked, is all zeros (no accounting). 0 with WNOHANG when no selected
+/// asked, is what the child used (its waited-for children included). 0 with WNOHANG when no selected
 /// child has exited yet.
 pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
     if options & !(WNOHANG | WAIT_IGNORED) != 0 {
@@ -65,7 +64,8 @@ pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
             usercopy::copy_out(p.space(), status, &wstatus.to_le_bytes())?;
         }
         if rusage != 0 {
-            usercopy::copy_out(p.space(), rusage, &[0; RUSAGE_SIZE])?;
+            let usage = super::limits::encode_rusage(&proc::zombie_usage(child));
+            usercopy::copy_out(p.space(), rusage, &usage)?;
         }
         Ok(())
     })?;
@@ -127,16 +127,30 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
         Ok((path, args, env))
     })?;
     let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
-    let inode = ramfs::lookup(path)?;
-    if inode.is_dir() {
-        return Err(Errno::EACCES);
-    }
-    inode.check_access(ramfs::MAY_EXEC)?;
+    let inode = super::fs::executable(path)?;
     let elf = inode.contents()?;
-    let (space, new_frame) = exec::load(&elf, &args, &env, proc::aslr())?;
+    let res = proc::with_current(|p| p.res.clone());
+    let (space, new_frame) = exec::load(&elf, &args, &env, proc::aslr(), &res, inode.object())?;
     let name = path.rsplit('/').next().unwrap_or(path);
-    proc::replace_image(name, space, frame, new_frame);
+    let exe = absolute(path);
+    proc::replace_image(name, &exe, &args, space, frame, new_frame);
     Ok(frame.rax as usize)
+}
+
+/// The path /proc/PID/exe shows for the program execve ran: absolute,
+/// without `.` and `..` (relative paths start at the root here).
+fn absolute(path: &str) -> alloc::string::String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    alloc::format!("/{}", parts.join("/"))
 }
 
 /// A NULL-terminated array of string pointers (NULL itself: empty), each

@@ -1,8 +1,12 @@
-//! The small system calls a static musl program makes at start-up and in
-//! stdio: arch_prctl, uname, clock_gettime, getrandom, ioctl, writev and
-//! readv, reboot, and the user and group ids (all root).
+//! The small system calls a static musl or glibc program makes at start-up
+//! and in stdio, and the machine-wide ones: arch_prctl, uname,
+//! clock_gettime, getrandom, ioctl, reboot, sysinfo, prctl, mount,
+//! umount2, set_robust_list, and the user and group ids (root, unless a
+//! set*id call changed them).
 
-use crate::{arch, proc, usercopy};
+use super::fs::{AT_FDCWD, resolve_at, user_path};
+use crate::vfs::{self, Node};
+use crate::{arch, phys, proc, usercopy};
 use vm::errno::{Errno, SysResult};
 use vm::space::USER_END;
 
@@ -34,11 +38,13 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
 const UTS_FIELD: usize = 65;
 
 pub fn uname(buf: u64) -> SysResult {
+    // The release names the Linux ABI pageos follows (glibc reads the
+    // kernel's version from it); the version names pageos's own.
     let fields: [&[u8]; 6] = [
         b"pageos",
         b"pageos",
-        env!("CARGO_PKG_VERSION").as_bytes(),
-        b"#1",
+        b"6.1.0-pageos",
+        concat!("#1 pageos ", env!("CARGO_PKG_VERSION")).as_bytes(),
         b"x86_64",
         b"(none)",
     ];
@@ -82,17 +88,11 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     }
     let len = len.min(GETRANDOM_MAX) as usize;
     usercopy::check_range(buf, len)?;
-    let mut state = arch::rdtsc() | 1;
     let mut chunk = [0u8; 4096];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(chunk.len());
-        for b in &mut chunk[..n] {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = (state >> 24) as u8;
-        }
+        crate::dev::random_fill(&mut chunk[..n]);
         proc::with_current(|p| usercopy::copy_out(p.space(), buf + done as u64, &chunk[..n]))?;
         done += n;
     }
@@ -129,7 +129,230 @@ pub fn reboot(magic: u64, magic2: u64, cmd: u64) -> SysResult {
     }
 }
 
-/// getuid, geteuid, getgid, getegid: everyone is root.
-pub fn id() -> SysResult {
+/// getuid, geteuid, getgid, getegid.
+pub fn id(which: Id) -> SysResult {
+    proc::with_current(|p| {
+        let r = &p.res;
+        Ok(match which {
+            Id::Uid => r.uid,
+            Id::Euid => r.euid,
+            Id::Gid => r.gid,
+            Id::Egid => r.egid,
+        } as usize)
+    })
+}
+
+#[derive(Clone, Copy)]
+pub enum Id {
+    Uid,
+    Euid,
+    Gid,
+    Egid,
+}
+
+/// setresuid / setresgid (and setuid, setgid, setreuid, setregid through
+/// it): -1 leaves an id. Root may set any; anyone else only ids it
+/// already has (EPERM). No saved set-user-ID is kept apart: it is the
+/// effective id.
+pub fn setres(group: bool, real: u64, effective: u64) -> SysResult {
+    let keep = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+    proc::with_current(|p| {
+        let r = &mut p.res;
+        let (cur_real, cur_eff) = if group {
+            (r.gid, r.egid)
+        } else {
+            (r.uid, r.euid)
+        };
+        let allowed =
+            |v: Option<u32>| v.is_none_or(|v| r.euid == 0 || v == cur_real || v == cur_eff);
+        if !allowed(keep(real)) || !allowed(keep(effective)) {
+            return Err(Errno::EPERM);
+        }
+        let new_real = keep(real).unwrap_or(cur_real);
+        let new_eff = keep(effective).unwrap_or(cur_eff);
+        if group {
+            (r.gid, r.egid) = (new_real, new_eff);
+        } else {
+            (r.uid, r.euid) = (new_real, new_eff);
+        }
+        Ok(0)
+    })
+}
+
+/// setuid(id): root sets both ids, anyone else only the effective one.
+pub fn setid(group: bool, id: u64) -> SysResult {
+    let root = proc::with_current(|p| p.res.euid == 0);
+    if root {
+        setres(group, id, id)
+    } else {
+        setres(group, u64::MAX, id)
+    }
+}
+
+/// getresuid / getresgid: real, effective, saved (the effective one).
+pub fn getres(group: bool, real: u64, effective: u64, saved: u64) -> SysResult {
+    let (r, e) = proc::with_current(|p| {
+        if group {
+            (p.res.gid, p.res.egid)
+        } else {
+            (p.res.uid, p.res.euid)
+        }
+    });
+    proc::with_current(|p| -> Result<(), Errno> {
+        for (addr, v) in [(real, r), (effective, e), (saved, e)] {
+            usercopy::copy_out(p.space(), addr, &v.to_le_bytes())?;
+        }
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+/// getgroups(size, list): no supplementary groups. setgroups: accepted
+/// for root (EPERM otherwise), and not kept.
+pub fn getgroups(size: u64) -> SysResult {
+    if size as i32 >= 0 {
+        Ok(0)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+pub fn setgroups(size: u64) -> SysResult {
+    if size > 65536 {
+        return Err(Errno::EINVAL);
+    }
+    match proc::with_current(|p| p.res.euid) {
+        0 => Ok(0),
+        _ => Err(Errno::EPERM),
+    }
+}
+
+/// sysinfo(info): uptime, RAM and process count, in bytes (mem_unit 1);
+/// no swap yet, no load average measured.
+pub fn sysinfo(buf: u64) -> SysResult {
+    let (procs, _) = proc::counts();
+    let total = phys::total_frames() as u64 * 4096;
+    let free = phys::free_frames() as u64 * 4096;
+    let shared = crate::ramfs::cached_frames() * 4096;
+    let mut raw = [0u8; 112];
+    let mut put = |at: usize, v: u64| raw[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(0, arch::timer::nanos_since_boot() / 1_000_000_000);
+    put(32, total);
+    put(40, free);
+    put(48, shared);
+    raw[80..82].copy_from_slice(&(procs as u16).to_le_bytes());
+    raw[104..108].copy_from_slice(&1u32.to_le_bytes());
+    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &raw))?;
+    Ok(0)
+}
+
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_GET_PDEATHSIG: u64 = 2;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+const PR_CAPBSET_READ: u64 = 23;
+const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const PR_GET_NO_NEW_PRIVS: u64 = 39;
+const PR_GET_THP_DISABLE: u64 = 42;
+/// TASK_COMM_LEN.
+const COMM_LEN: usize = 16;
+
+/// prctl: the process's name (PR_SET_NAME, PR_GET_NAME: what
+/// /proc/PID/comm and status show), and a few questions programs ask at
+/// start-up, answered as Linux answers them for a plain root process.
+pub fn prctl(option: u64, arg2: u64) -> SysResult {
+    match option {
+        PR_SET_NAME => {
+            let name = proc::with_current(|p| usercopy::read_cstr(p.space(), arg2, 4096))?;
+            let name = &name[..name.len().min(COMM_LEN - 1)];
+            let name = alloc::string::String::from_utf8_lossy(name).into_owned();
+            proc::with_current(|p| p.name = name);
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut out = [0u8; COMM_LEN];
+            proc::with_current(|p| {
+                let name = p.name.as_bytes();
+                let n = name.len().min(COMM_LEN - 1);
+                out[..n].copy_from_slice(&name[..n]);
+                usercopy::copy_out(p.space(), arg2, &out)
+            })?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE | PR_CAPBSET_READ => Ok(1),
+        PR_SET_DUMPABLE if arg2 <= 1 => Ok(0),
+        PR_SET_PDEATHSIG if arg2 <= 64 => Ok(0),
+        PR_GET_PDEATHSIG => {
+            proc::with_current(|p| usercopy::copy_out(p.space(), arg2, &0u32.to_le_bytes()))?;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS if arg2 == 1 => Ok(0),
+        PR_GET_NO_NEW_PRIVS | PR_GET_THP_DISABLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const MS_REMOUNT: u64 = 32;
+const MS_BIND: u64 = 4096;
+
+/// mount(source, target, fstype, flags, data): proc, tmpfs, ramfs or
+/// devtmpfs on an existing directory (what busybox and LTP mount).
+/// MS_REMOUNT is accepted and changes nothing; bind mounts are EINVAL;
+/// only root may mount (EPERM).
+pub fn mount(source: u64, target: u64, fstype: u64, flags: u64) -> SysResult {
+    if proc::with_current(|p| p.res.euid) != 0 {
+        return Err(Errno::EPERM);
+    }
+    let target = user_path(target)?;
+    let node = resolve_at(AT_FDCWD, &target, true, false)?;
+    if flags & MS_REMOUNT != 0 {
+        return Ok(0);
+    }
+    if flags & MS_BIND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fstype =
+        user_path(fstype).map_err(|e| if e == Errno::ENOENT { Errno::ENODEV } else { e })?;
+    let source = if source == 0 {
+        "none".into()
+    } else {
+        user_path(source).unwrap_or_else(|_| "none".into())
+    };
+    let Node::Ram(point) = node else {
+        return Err(Errno::EBUSY); // /proc itself, or a directory in it
+    };
+    if !point.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let canonical = match target.trim_end_matches('/') {
+        "" => "/",
+        t => t,
+    };
+    vfs::mount(&source, point, canonical, &fstype)?;
+    Ok(0)
+}
+
+/// umount2(target, flags): the last mount there goes (EINVAL: none).
+pub fn umount2(target: u64, flags: u64) -> SysResult {
+    if flags & !0xf != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = user_path(target)?;
+    vfs::umount(match target.trim_end_matches('/') {
+        "" => "/",
+        t => t,
+    })?;
+    Ok(0)
+}
+
+/// set_robust_list(head, len): glibc's start-up registers its list. With
+/// one thread per process there is no other thread to wake at exit, so
+/// the list is accepted and not kept; a wrong `len` is EINVAL (Linux).
+pub fn set_robust_list(_head: u64, len: u64) -> SysResult {
+    if len != 24 {
+        return Err(Errno::EINVAL);
+    }
     Ok(0)
 }

@@ -1,12 +1,9 @@
-//! Synthesized files under /proc, in Linux's formats, so the same program
-//! reads the same numbers on pageos and on Linux: /proc/meminfo,
-//! /proc/vmstat and /proc/self/maps. Each open takes a snapshot.
-//!
-//! One file is pageos's own, for readers of the page tables:
-//! /proc/self/pagewalk/ADDR shows the four levels of the hardware's walk
-//! for ADDR (hex) in the opening process's address space.
+//! /proc/PID/pagewalk/ADDR, pageos's own file for readers of the page
+//! tables: the four levels of the hardware's walk for ADDR (hex) in that
+//! process's address space. Also the words the fault trace and maps use for
+//! a VMA's rights and kind.
 
-use crate::{heap, phys, proc, vmstat};
+use crate::proc::{self, Pid};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,75 +12,20 @@ use vm::errno::Errno;
 use vm::mmap::{Prot, Sharing};
 use vm::vma::{Backing, Vma, VmaFlags};
 
-/// The contents of `path` if it is a /proc file (None: not under /proc).
-pub fn snapshot(path: &str) -> Option<Result<Vec<u8>, Errno>> {
-    let text = match path.strip_prefix("/proc/")? {
-        "meminfo" => meminfo(),
-        "vmstat" => vmstat(),
-        "self/maps" => proc::with_current(|p| maps(p.space())),
-        other => match other.strip_prefix("self/pagewalk/").map(parse_hex) {
-            Some(Some(addr)) => proc::with_current(|p| pagewalk(p.pid, p.space(), addr)),
-            _ => return Some(Err(Errno::ENOENT)),
-        },
-    };
-    Some(Ok(text.into_bytes()))
+/// The walk's text for `addr` in process `pid` (ENOENT once it has exited).
+pub fn pagewalk(pid: Pid, addr: u64) -> Result<String, Errno> {
+    proc::with_process(pid, |p| p.space.as_ref().map(|s| walk_text(pid, s, addr)))?
+        .ok_or(Errno::ENOENT)
 }
 
-fn meminfo() -> String {
-    let kib = |frames: u64| frames * 4;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "MemTotal:       {:>8} kB",
-        kib(phys::total_frames() as u64)
-    );
-    let _ = writeln!(
-        out,
-        "MemFree:        {:>8} kB",
-        kib(phys::free_frames() as u64)
-    );
-    let _ = writeln!(out, "KernelHeap:     {:>8} kB", kib(heap::frames() as u64));
-    let _ = writeln!(out, "CommitLimit:    {:>8} kB", kib(phys::commit_limit()));
-    let _ = writeln!(out, "Committed_AS:   {:>8} kB", kib(phys::committed()));
-    out
-}
-
-fn vmstat() -> String {
-    let mut out = format!("nr_free_pages {}\n", phys::free_frames());
-    for (name, count) in vmstat::counts() {
-        let _ = writeln!(out, "{name} {count}");
-    }
-    out
-}
-
-/// `start-end perms offset dev inode name`, one line per VMA.
-fn maps(space: &crate::Space) -> String {
-    let mut out = String::new();
-    for v in space.vmas() {
-        let offset = match &v.backing {
-            Backing::Object { offset, .. } => *offset,
-            _ => 0,
-        };
-        let line = format!(
-            "{:08x}-{:08x} {} {:08x} 00:00 0",
-            v.start,
-            v.end,
-            perms(v),
-            offset
-        );
-        let _ = writeln!(out, "{line:<72} {}", v.label());
-    }
-    out
-}
-
-fn parse_hex(text: &str) -> Option<u64> {
+pub fn parse_hex(text: &str) -> Option<u64> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     u64::from_str_radix(digits, 16).ok()
 }
 
 /// The walk for `addr`: one line per level with the entry's index, raw
 /// value and flags, then the physical address it translates to.
-fn pagewalk(pid: u32, space: &crate::Space, addr: u64) -> String {
+fn walk_text(pid: u32, space: &crate::Space, addr: u64) -> String {
     let mut out = format!("pagewalk {addr:#018x} (pid {pid})\n");
     let Ok(va) = x86_64::VirtAddr::try_new(addr) else {
         out.push_str("not a canonical address: no walk\n");

@@ -1,0 +1,72 @@
+//! socketpair(2) and shutdown(2) for the connected AF_UNIX stream pairs of
+//! `socket.rs`. Other socket types and domains are not there yet.
+
+use crate::fd::{FileKind, O_NONBLOCK, O_RDWR, OpenFile};
+use crate::{proc, socket, usercopy};
+use alloc::sync::Arc;
+use vm::errno::{Errno, SysResult};
+
+const AF_UNIX: u64 = 1;
+const SOCK_STREAM: u64 = 1;
+const SOCK_NONBLOCK: u64 = 0o4000;
+const SOCK_CLOEXEC: u64 = 0o2000000;
+
+/// socketpair(AF_UNIX, SOCK_STREAM [| SOCK_NONBLOCK | SOCK_CLOEXEC], 0, sv).
+/// EAFNOSUPPORT for another domain; EOPNOTSUPP for another type (Linux
+/// has datagram pairs; pageos does not yet); EPROTONOSUPPORT for a protocol.
+pub fn socketpair(domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
+    if domain != AF_UNIX {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let flags = kind & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if kind & !flags != SOCK_STREAM {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if protocol != 0 {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    usercopy::check_range(sv, 8)?;
+    let (a, b) = socket::pair();
+    let open_flags = O_RDWR
+        | if flags & SOCK_NONBLOCK != 0 {
+            O_NONBLOCK
+        } else {
+            0
+        };
+    let cloexec = flags & SOCK_CLOEXEC != 0;
+    proc::with_current(|p| {
+        let fa = p.files.install(
+            OpenFile::new(FileKind::Socket(Arc::new(a)), open_flags),
+            cloexec,
+        )?;
+        let fb = match p.files.install(
+            OpenFile::new(FileKind::Socket(Arc::new(b)), open_flags),
+            cloexec,
+        ) {
+            Ok(fb) => fb,
+            Err(e) => {
+                let _ = p.files.close(fa as u64);
+                return Err(e);
+            }
+        };
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&(fa as i32).to_le_bytes());
+        out[4..].copy_from_slice(&(fb as i32).to_le_bytes());
+        if let Err(e) = usercopy::copy_out(p.space(), sv, &out) {
+            let _ = p.files.close(fa as u64);
+            let _ = p.files.close(fb as u64);
+            return Err(e);
+        }
+        Ok(0)
+    })
+}
+
+/// shutdown(fd, how): ENOTSOCK for a descriptor that is not a socket.
+pub fn shutdown(fd: u64, how: u64) -> SysResult {
+    let file = proc::with_current(|p| p.files.get(fd))?;
+    let file = file.lock();
+    match &file.kind {
+        FileKind::Socket(end) => end.shutdown(how).map(|()| 0),
+        _ => Err(Errno::ENOTSOCK),
+    }
+}
