@@ -213,6 +213,28 @@ fn mount_parent(is_it: impl Fn(&Mount) -> bool) -> Node {
     }
 }
 
+/// The directory a new mount at `node` goes on: `node` itself, or, when
+/// `node` is the root of a mounted tree (or /proc), the directory that tree
+/// is mounted on (the new mount then hides it, as stacked mounts do on
+/// Linux). None for a directory inside /proc.
+pub fn mount_point(node: &Node) -> Option<Arc<Inode>> {
+    let under = |is_it: &dyn Fn(&Mount) -> bool| {
+        MOUNTS
+            .lock()
+            .iter()
+            .rev()
+            .find(|m| is_it(&m.mount))
+            .map(|m| m.point.clone())
+    };
+    match node {
+        Node::Ram(inode) => {
+            under(&|m| matches!(m, Mount::Ram(t) if Arc::ptr_eq(t, inode))).or(Some(inode.clone()))
+        }
+        Node::Proc(p) if *p == procfs::Node::root() => under(&|m| matches!(m, Mount::Proc)),
+        Node::Proc(_) => None,
+    }
+}
+
 /// The file systems `mount` knows: what Linux calls them.
 pub const FILESYSTEMS: [&str; 4] = ["proc", "tmpfs", "devtmpfs", "ramfs"];
 
@@ -230,11 +252,6 @@ pub fn mount(source: &str, point: Arc<Inode>, target: &str, fstype: &str) -> Res
     };
     if !point.is_dir() {
         return Err(Errno::ENOTDIR);
-    }
-    if let Mount::Ram(tree) = &mount
-        && Arc::ptr_eq(tree, &point)
-    {
-        return Err(Errno::EBUSY);
     }
     point.set_mount(Some(mount.clone()));
     MOUNTS.lock().push(MountEntry {

@@ -52,7 +52,7 @@ fn meminfo() -> String {
     let cached = ramfs::cached_frames();
     let heap = heap::frames() as u64;
     let (procs, _) = proc::counts();
-    let fields: [(&str, u64); 47] = [
+    let fields: [(&str, u64); 45] = [
         ("MemTotal", total),
         ("MemFree", free),
         // ramfs pages cannot be dropped (they are the files): not available.
@@ -99,8 +99,6 @@ fn meminfo() -> String {
         ("ShmemPmdMapped", 0),
         ("FileHugePages", 0),
         ("FilePmdMapped", 0),
-        ("CmaTotal", 0),
-        ("CmaFree", 0),
     ];
     let mut out = String::new();
     for (name, pages) in fields {
@@ -118,7 +116,6 @@ fn meminfo() -> String {
     let _ = writeln!(out, "{:<16}{:>8} kB", "Hugetlb:", 0);
     let _ = writeln!(out, "{:<16}{:>8} kB", "DirectMap4k:", 0);
     let _ = writeln!(out, "{:<16}{:>8} kB", "DirectMap2M:", total * 4);
-    let _ = writeln!(out, "{:<16}{:>8} kB", "DirectMap1G:", 0);
     // pageos's own line, after Linux's: the heap only grows, so the test
     // programs' leak checks leave it out of the frames in use.
     let _ = writeln!(out, "{:<16}{:>8} kB", "KernelHeap:", heap * 4);

@@ -32,9 +32,23 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
         return Err(Errno::EBADF);
     }
     let nonblock = file.flags & O_NONBLOCK != 0;
+    if let Some(stream) = stream(&file.kind) {
+        drop(file);
+        return read_from(&stream, 0, buf, len, nonblock);
+    }
     let n = read_from(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
     Ok(n)
+}
+
+/// A socket end, to use without the open file's lock: a reader or writer
+/// that waits must not hold it (a process sharing the open file through
+/// fork would spin on it forever; the kernel is not preemptible).
+fn stream(kind: &FileKind) -> Option<FileKind> {
+    match kind {
+        FileKind::Socket(end) => Some(FileKind::Socket(end.clone())),
+        _ => None,
+    }
 }
 
 pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
@@ -49,6 +63,10 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
         file.offset = inode.size();
     }
     let nonblock = file.flags & O_NONBLOCK != 0;
+    if let Some(stream) = stream(&file.kind) {
+        drop(file);
+        return write_to(&stream, 0, buf, len, nonblock);
+    }
     let n = write_to(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
     Ok(n)
@@ -485,7 +503,10 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResu
         if n == 0 {
             break;
         }
-        let written = {
+        let socket = stream(&output.lock().kind);
+        let written = if let Some(socket) = socket {
+            write_kernel(&socket, 0, &chunk[..n])?
+        } else {
             let mut output = output.lock();
             let offset = output.offset;
             let w = write_kernel(&output.kind, offset, &chunk[..n])?;

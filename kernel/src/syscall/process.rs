@@ -59,12 +59,12 @@ pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
     let Some((child, wstatus)) = proc::wait_child(target, options & WNOHANG != 0)? else {
         return Ok(0);
     };
+    let usage = super::limits::encode_rusage(&proc::zombie_usage(child));
     proc::with_current(|p| -> Result<(), Errno> {
         if status != 0 {
             usercopy::copy_out(p.space(), status, &wstatus.to_le_bytes())?;
         }
         if rusage != 0 {
-            let usage = super::limits::encode_rusage(&proc::zombie_usage(child));
             usercopy::copy_out(p.space(), rusage, &usage)?;
         }
         Ok(())

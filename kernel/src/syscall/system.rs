@@ -5,7 +5,7 @@
 //! set*id call changed them).
 
 use super::fs::{AT_FDCWD, resolve_at, user_path};
-use crate::vfs::{self, Node};
+use crate::vfs;
 use crate::{arch, phys, proc, usercopy};
 use vm::errno::{Errno, SysResult};
 use vm::space::USER_END;
@@ -320,8 +320,11 @@ pub fn mount(source: u64, target: u64, fstype: u64, flags: u64) -> SysResult {
     } else {
         user_path(source).unwrap_or_else(|_| "none".into())
     };
-    let Node::Ram(point) = node else {
-        return Err(Errno::EBUSY); // /proc itself, or a directory in it
+    if !node.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let Some(point) = vfs::mount_point(&node) else {
+        return Err(Errno::EBUSY); // a directory inside /proc
     };
     if !point.is_dir() {
         return Err(Errno::ENOTDIR);

@@ -7,16 +7,21 @@ use alloc::sync::Arc;
 use vm::errno::{Errno, SysResult};
 
 const AF_UNIX: u64 = 1;
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
 const SOCK_STREAM: u64 = 1;
 const SOCK_NONBLOCK: u64 = 0o4000;
 const SOCK_CLOEXEC: u64 = 0o2000000;
 
 /// socketpair(AF_UNIX, SOCK_STREAM [| SOCK_NONBLOCK | SOCK_CLOEXEC], 0, sv).
-/// EAFNOSUPPORT for another domain; EOPNOTSUPP for another type (Linux
+/// EOPNOTSUPP for AF_INET and AF_INET6, EAFNOSUPPORT for another domain; EOPNOTSUPP for another type (Linux
 /// has datagram pairs; pageos does not yet); EPROTONOSUPPORT for a protocol.
 pub fn socketpair(domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
-    if domain != AF_UNIX {
-        return Err(Errno::EAFNOSUPPORT);
+    match domain {
+        AF_UNIX => {}
+        // Internet sockets exist on Linux but cannot be made in pairs.
+        AF_INET | AF_INET6 => return Err(Errno::EOPNOTSUPP),
+        _ => return Err(Errno::EAFNOSUPPORT),
     }
     let flags = kind & (SOCK_NONBLOCK | SOCK_CLOEXEC);
     if kind & !flags != SOCK_STREAM {
