@@ -6,6 +6,7 @@ QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
     scripts/linux-run.py vmtest -- ARGS    # with arguments
     scripts/linux-run.py --elf FILE -- ARGS  # any static x86_64 ELF as /init
     scripts/linux-run.py --memory 1G --append sysctl.vm.max_map_count=N --elf FILE
+    scripts/linux-run.py --file HOST:/GUEST/PATH ... --elf FILE  # more files in the initramfs
 
 The kernel comes from Debian's linux-image-*-amd64 package, downloaded with
 apt-get and unpacked with dpkg -x into target/linux (never installed). The
@@ -74,11 +75,16 @@ def main():
     elf = None
     memory = "512M"
     kernel_args = []
+    files = []
     # Options for the benchmark (scripts/bench.py): guest RAM, and words
-    # for the kernel command line (before init's arguments).
-    while args[:1] in (["--memory"], ["--append"]) and len(args) >= 2:
+    # for the kernel command line (before init's arguments); and more
+    # files for the initramfs (boot/tests/programs.rs: busybox, Lua...).
+    while args[:1] in (["--memory"], ["--append"], ["--file"]) and len(args) >= 2:
         if args[0] == "--memory":
             memory = args[1]
+        elif args[0] == "--file":
+            host, guest = args[1].split(":", 1)
+            files.append((host, guest.lstrip("/")))
         else:
             kernel_args.append(args[1])
         args = args[2:]
@@ -96,19 +102,26 @@ def main():
     with open(elf or program(name), "rb") as f:
         binary = f.read()
     initrd = os.path.join(WORK, "initrd-%s.cpio" % name)
+    entries = [
+        ("dev", 0o040755, b"", 0, 0),
+        ("dev/console", 0o020600, b"", 5, 1),
+        ("sbin", 0o040755, b"", 0, 0),
+        ("init", 0o100755, binary, 0, 0),
+        # vmtest reads /sbin/init's ELF magic, as on pageos.
+        ("sbin/init", 0o100755, binary, 0, 0),
+    ]
+    dirs = {"dev", "sbin"}
+    for host, guest in files:
+        parts = guest.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.add(d)
+                entries.append((d, 0o040755, b"", 0, 0))
+        with open(host, "rb") as f:
+            entries.append((guest, 0o100755, f.read(), 0, 0))
     with open(initrd, "wb") as f:
-        f.write(
-            cpio(
-                [
-                    ("dev", 0o040755, b"", 0, 0),
-                    ("dev/console", 0o020600, b"", 5, 1),
-                    ("sbin", 0o040755, b"", 0, 0),
-                    ("init", 0o100755, binary, 0, 0),
-                    # vmtest reads /sbin/init's ELF magic, as on pageos.
-                    ("sbin/init", 0o100755, binary, 0, 0),
-                ]
-            )
-        )
+        f.write(cpio(entries))
     append = " ".join(["console=ttyS0 panic=-1 quiet loglevel=3"] + kernel_args)
     if extra:
         append += " -- " + " ".join(extra)

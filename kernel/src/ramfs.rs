@@ -204,12 +204,14 @@ impl Inode {
     }
 
     /// File size in bytes: a file's length, a symbolic link's target's
-    /// length, 0 for the rest.
+    /// length, 20 bytes per entry for a directory (`.` and `..` included:
+    /// what Linux's tmpfs shows), 0 for a device node.
     pub fn size(&self) -> u64 {
         match &self.kind {
             Kind::File(object) => object.size(),
             Kind::Symlink(target) => target.len() as u64,
-            _ => 0,
+            Kind::Dir(entries) => 20 * (2 + entries.lock().len() as u64),
+            Kind::CharDev(..) => 0,
         }
     }
 

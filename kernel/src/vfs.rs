@@ -241,7 +241,8 @@ pub const FILESYSTEMS: [&str; 4] = ["proc", "tmpfs", "devtmpfs", "ramfs"];
 /// mount(2) of `fstype` on the directory `point` (at `target`). A new
 /// mount hides what was there (tmpfs, ramfs: a fresh empty tree; devtmpfs:
 /// the one device tree; proc: the process file system). ENODEV for any
-/// other file-system type.
+/// other file-system type; EBUSY for proc or devtmpfs where it is mounted
+/// already.
 pub fn mount(source: &str, point: Arc<Inode>, target: &str, fstype: &str) -> Result<(), Errno> {
     let (fstype, mount) = match fstype {
         "proc" => ("proc", Mount::Proc),
@@ -252,6 +253,15 @@ pub fn mount(source: &str, point: Arc<Inode>, target: &str, fstype: &str) -> Res
     };
     if !point.is_dir() {
         return Err(Errno::ENOTDIR);
+    }
+    // The same tree (proc, devtmpfs) on top of itself: EBUSY, as on Linux.
+    let same = match (point.mounted(), &mount) {
+        (Some(Mount::Proc), Mount::Proc) => true,
+        (Some(Mount::Ram(old)), Mount::Ram(new)) => Arc::ptr_eq(&old, new),
+        _ => false,
+    };
+    if same {
+        return Err(Errno::EBUSY);
     }
     point.set_mount(Some(mount.clone()));
     MOUNTS.lock().push(MountEntry {
