@@ -89,7 +89,12 @@ fn sources() -> (PathBuf, PathBuf) {
             .skip(1)
             .filter_map(|s| s.split('"').next())
             .find(|p| p.contains(&format!("/{name}-")))
-            .map(|p| Path::new(p).parent().expect("a manifest has a directory").to_path_buf())
+            .map(|p| {
+                Path::new(p)
+                    .parent()
+                    .expect("a manifest has a directory")
+                    .to_path_buf()
+            })
             .unwrap_or_else(|| panic!("{name} is not in cargo metadata's output"))
     };
     (
@@ -212,7 +217,10 @@ fn normalise(output: &str) -> Vec<String> {
         }
         let normalised = if command.ends_with("busybox free") {
             // Numbers of different widths shift the columns too.
-            digits(line).split_whitespace().collect::<Vec<_>>().join(" ")
+            digits(line)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
         } else if command.ends_with("busybox ps") {
             // Linux's kernel threads are [names]; pids differ.
             if line.trim_end().ends_with(']') {
@@ -255,7 +263,9 @@ fn on_linux(files: &[(PathBuf, String)]) -> Option<String> {
     command.arg(root().join("scripts/linux-run.py"));
     let init = &files[0].0;
     for (host, guest) in &files[1..] {
-        command.arg("--file").arg(format!("{}:{guest}", host.display()));
+        command
+            .arg("--file")
+            .arg(format!("{}:{guest}", host.display()));
     }
     let out = command
         .arg("--elf")
@@ -317,7 +327,11 @@ fn real_programs_print_what_they_print_on_linux() {
     });
     let pageos = normalise(&on_pageos(&files));
     // Every program ran to its end on pageos.
-    for must in ["END sysapi", "reopened: 1500", "long lived tree of depth 10"] {
+    for must in [
+        "END sysapi",
+        "reopened: 1500",
+        "long lived tree of depth 10",
+    ] {
         assert!(
             pageos.iter().any(|l| l.contains(must)),
             "no {must:?} in:\n{}",

@@ -41,7 +41,7 @@ pub fn read(pid: Pid, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         };
         let phys = KernelPhys;
         let mut n = 0;
-        for (i, slot) in buf.chunks_exact_mut(8).enumerate() {
+        for (i, slot) in buf.as_chunks_mut::<8>().0.iter_mut().enumerate() {
             let Some(addr) = (first + i as u64).checked_mul(PAGE) else {
                 break;
             };

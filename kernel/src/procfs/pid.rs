@@ -99,7 +99,7 @@ fn status(p: &mut Process) -> String {
         ("VmSwap", 0),
         ("HugetlbPages", 0),
     ] {
-        let _ = writeln!(out, "{}\t{kb:>8} kB", format!("{name}:"));
+        let _ = writeln!(out, "{name}:\t{kb:>8} kB");
     }
     let sig = &p.signals;
     let _ = write!(
