@@ -518,6 +518,7 @@ pub fn replace_image(
             p.res.usage.maxrss_kb = p.res.usage.maxrss_kb.max(peak);
         }
         p.res.exe = exe.into();
+        p.res.lock_future = None; // mlockall(MCL_FUTURE) ends at execve
         p.res.cmdline = crate::resource::cmdline_of(argv);
         let old = p.space.replace(space);
         p.space().pmap.activate();

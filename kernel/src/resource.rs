@@ -113,6 +113,8 @@ pub struct Resources {
     pub euid: u32,
     pub gid: u32,
     pub egid: u32,
+    /// mlockall(MCL_FUTURE): later mappings are locked (true: on fault).
+    pub lock_future: Option<bool>,
 }
 
 impl Resources {
@@ -128,6 +130,7 @@ impl Resources {
             euid: 0,
             gid: 0,
             egid: 0,
+            lock_future: None,
         }
     }
 
@@ -137,6 +140,7 @@ impl Resources {
             usage: Usage::default(),
             children: Usage::default(),
             start_ns: crate::arch::timer::nanos_since_boot(),
+            lock_future: None,
             ..self.clone()
         }
     }

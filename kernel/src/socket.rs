@@ -1,5 +1,7 @@
-//! socketpair(AF_UNIX, SOCK_STREAM): two connected ends, each a byte stream
-//! to the other, with Linux's semantics for read, write, shutdown and close:
+//! socketpair(AF_UNIX, SOCK_STREAM or SOCK_SEQPACKET): two connected ends,
+//! each a byte stream (or, SEQPACKET, a sequence of messages whose
+//! boundaries reads keep) to the other, with Linux's semantics for read,
+//! write, shutdown and close:
 //! a read waits for data and returns end of file once the other end can no
 //! longer write (closed, or shut down for writing); a write to an end whose
 //! peer can no longer read is EPIPE, with SIGPIPE.
@@ -17,11 +19,13 @@ use spin::Mutex;
 use vm::errno::Errno;
 
 /// How many bytes one direction holds before a writer waits.
-const CAPACITY: usize = 64 * 1024;
+pub const CAPACITY: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Channel {
     data: VecDeque<u8>,
+    /// SEQPACKET: the length of each message in `data`, oldest first.
+    messages: VecDeque<usize>,
     /// The writing end is closed or shut down for writing.
     writer_gone: bool,
     /// The reading end is closed or shut down for reading.
@@ -31,18 +35,24 @@ struct Channel {
 pub struct End {
     rx: Arc<Mutex<Channel>>,
     tx: Arc<Mutex<Channel>>,
+    pub seqpacket: bool,
 }
 
-/// A connected pair.
-pub fn pair() -> (End, End) {
+/// A connected pair (`seqpacket`: of SOCK_SEQPACKET ends).
+pub fn pair(seqpacket: bool) -> (End, End) {
     let a = Arc::new(Mutex::new(Channel::default()));
     let b = Arc::new(Mutex::new(Channel::default()));
     (
         End {
             rx: a.clone(),
             tx: b.clone(),
+            seqpacket,
         },
-        End { rx: b, tx: a },
+        End {
+            rx: b,
+            tx: a,
+            seqpacket,
+        },
     )
 }
 
@@ -62,7 +72,17 @@ impl End {
         loop {
             {
                 let mut ch = self.rx.lock();
-                if !ch.data.is_empty() || buf.is_empty() {
+                if self.seqpacket
+                    && let Some(len) = ch.messages.pop_front()
+                {
+                    // One message per read; what does not fit is dropped.
+                    let n = buf.len().min(len);
+                    for (slot, byte) in buf.iter_mut().zip(ch.data.drain(..len)) {
+                        *slot = byte;
+                    }
+                    return Ok(n);
+                }
+                if !self.seqpacket && (!ch.data.is_empty() || buf.is_empty()) {
                     let n = buf.len().min(ch.data.len());
                     for (slot, byte) in buf.iter_mut().zip(ch.data.drain(..n)) {
                         *slot = byte;
@@ -81,8 +101,13 @@ impl End {
     }
 
     /// Queue `data` for the peer: all of it, waiting for room as needed
-    /// (or as much as fits when `nonblock`; EAGAIN if nothing does).
+    /// (or as much as fits when `nonblock`; EAGAIN if nothing does). A
+    /// SEQPACKET end sends it as one message, whole (EMSGSIZE past the
+    /// capacity).
     pub fn write(&self, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+        if self.seqpacket && data.len() > CAPACITY {
+            return Err(Errno::EMSGSIZE);
+        }
         let mut done = 0;
         loop {
             {
@@ -91,9 +116,18 @@ impl End {
                     drop(ch);
                     return broken_pipe(done);
                 }
-                let n = (CAPACITY - ch.data.len()).min(data.len() - done);
-                ch.data.extend(&data[done..done + n]);
-                done += n;
+                let room = CAPACITY - ch.data.len();
+                if self.seqpacket {
+                    if room >= data.len() {
+                        ch.data.extend(data);
+                        ch.messages.push_back(data.len());
+                        return Ok(data.len());
+                    }
+                } else {
+                    let n = room.min(data.len() - done);
+                    ch.data.extend(&data[done..done + n]);
+                    done += n;
+                }
             }
             if done == data.len() {
                 return Ok(done);

@@ -43,6 +43,7 @@ pub enum Errno {
     ELOOP = 40,
     EOVERFLOW = 75,
     ENOTSOCK = 88,
+    EMSGSIZE = 90,
     EPROTONOSUPPORT = 93,
     EOPNOTSUPP = 95,
     EAFNOSUPPORT = 97,

@@ -548,6 +548,16 @@ impl<P: Pmap> AddressSpace<P> {
         }
     }
 
+    /// mlock2(MLOCK_ONFAULT), mlockall(MCL_ONFAULT): mark [start, end)
+    /// locked without faulting it in (its pages are kept as they fault).
+    pub fn mlock_on_fault(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.covered(start, end)?;
+        self.split_room(start, end)?;
+        self.map
+            .update_range(start, end, |v| v.flags |= VmaFlags::LOCKED);
+        Ok(())
+    }
+
     // ---- brk ------------------------------------------------------------
 
     /// Where the heap starts and where the break is now (RLIMIT_DATA, /proc).

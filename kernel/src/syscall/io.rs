@@ -12,6 +12,7 @@
 use super::stat;
 use crate::fd::{FileKind, FileRef, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
 use crate::{locks, logger, proc, usercopy};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vm::errno::{Errno, SysResult};
 
@@ -32,9 +33,9 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
         return Err(Errno::EBADF);
     }
     let nonblock = file.flags & O_NONBLOCK != 0;
-    if let Some(stream) = stream(&file.kind) {
+    if let Some(end) = socket_end(&file.kind) {
         drop(file);
-        return read_from(&stream, 0, buf, len, nonblock);
+        return super::unix::read(&end, buf, len, nonblock);
     }
     let n = read_from(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
@@ -44,9 +45,9 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
 /// A socket end, to use without the open file's lock: a reader or writer
 /// that waits must not hold it (a process sharing the open file through
 /// fork would spin on it forever; the kernel is not preemptible).
-fn stream(kind: &FileKind) -> Option<FileKind> {
+fn socket_end(kind: &FileKind) -> Option<Arc<crate::socket::End>> {
     match kind {
-        FileKind::Socket(end) => Some(FileKind::Socket(end.clone())),
+        FileKind::Socket(end) => Some(end.clone()),
         _ => None,
     }
 }
@@ -63,9 +64,9 @@ pub fn write(fd: u64, buf: u64, len: u64) -> SysResult {
         file.offset = inode.size();
     }
     let nonblock = file.flags & O_NONBLOCK != 0;
-    if let Some(stream) = stream(&file.kind) {
+    if let Some(end) = socket_end(&file.kind) {
         drop(file);
-        return write_to(&stream, 0, buf, len, nonblock);
+        return super::unix::write(&end, buf, len, nonblock);
     }
     let n = write_to(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
@@ -503,9 +504,9 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResu
         if n == 0 {
             break;
         }
-        let socket = stream(&output.lock().kind);
-        let written = if let Some(socket) = socket {
-            write_kernel(&socket, 0, &chunk[..n])?
+        let socket = socket_end(&output.lock().kind);
+        let written = if let Some(end) = socket {
+            end.write(&chunk[..n], false)?
         } else {
             let mut output = output.lock();
             let offset = output.offset;

@@ -217,6 +217,9 @@ pub fn may_map(p: &mut Process, vma: &Vma, len: u64, fixed: Option<u64>) -> Resu
 /// (false: brk keeps the old break, as Linux's does).
 pub fn may_brk(p: &mut Process, new: u64) -> bool {
     let (_, old) = p.space().brk_range();
+    if new > vm::space::USER_END {
+        return true; // brk itself refuses it
+    }
     let grow = new
         .next_multiple_of(PAGE)
         .saturating_sub(old.next_multiple_of(PAGE));

@@ -18,11 +18,17 @@ use vm::vma::{Backing, Inherit, Vma, VmaFlags};
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
-    let req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
-    let vma = match req.kind {
+    let mut req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
+    let mut vma = match req.kind {
         Kind::File { fd, .. } => file_vma(&req, fd)?,
         _ => Vma::for_request(&req).expect("mmap: only files need a descriptor"),
     };
+    // After mlockall(MCL_FUTURE), new mappings are locked (and faulted in
+    // unless MCL_ONFAULT), as if MAP_LOCKED had been given.
+    if let Some(on_fault) = proc::with_current(|p| p.res.lock_future) {
+        vma.flags |= VmaFlags::LOCKED;
+        req.populate |= !on_fault;
+    }
     let fixed = match req.placement {
         Placement::Fixed { addr, .. } => Some(addr),
         _ => None,
@@ -137,6 +143,81 @@ pub fn mlock(addr: u64, len: u64, lock: bool) -> SysResult {
         return Err(Errno::ENOMEM);
     }
     with_space(|space, phys| space.mlock(phys, span.start, span.end, lock))
+}
+
+const MLOCK_ONFAULT: u64 = 1;
+
+/// mlock2(addr, len, flags): mlock, or with MLOCK_ONFAULT only the mark
+/// (pages are locked as they fault in). Other flags: EINVAL.
+pub fn mlock2(addr: u64, len: u64, flags: u64) -> SysResult {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags == 0 {
+        return mlock(addr, len, true);
+    }
+    let span = mmap::validate_mlock(addr, len)?;
+    if span.is_empty() {
+        return Ok(0);
+    }
+    if !proc::with_current(|p| limits::may_lock(p, span.start, span.end - span.start)) {
+        return Err(Errno::ENOMEM);
+    }
+    with_space(|space, _| space.mlock_on_fault(span.start, span.end))
+}
+
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
+
+/// mlockall(flags): MCL_CURRENT locks every mapping now (faulting it in,
+/// unless MCL_ONFAULT); MCL_FUTURE makes later mappings locked too.
+/// EINVAL for no flag, an unknown one, or MCL_ONFAULT alone.
+pub fn mlockall(flags: u64) -> SysResult {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT
+    {
+        return Err(Errno::EINVAL);
+    }
+    let on_fault = flags & MCL_ONFAULT != 0;
+    proc::with_current(|p| {
+        if flags & MCL_FUTURE != 0 {
+            p.res.lock_future = Some(on_fault);
+        }
+        if flags & MCL_CURRENT == 0 {
+            return Ok(0);
+        }
+        let space = p.space();
+        for (start, end) in lockable(space) {
+            if on_fault {
+                space.mlock_on_fault(start, end)?;
+            } else {
+                // Populating is best effort here, as Linux's mlockall.
+                let _ = space.mlock(&mut KernelPhys, start, end, true);
+            }
+        }
+        Ok(0)
+    })
+}
+
+/// munlockall: every mapping unlocked, and MCL_FUTURE forgotten.
+pub fn munlockall() -> SysResult {
+    proc::with_current(|p| {
+        p.res.lock_future = None;
+        let space = p.space();
+        for (start, end) in lockable(space) {
+            space.mlock(&mut KernelPhys, start, end, false)?;
+        }
+        Ok(0)
+    })
+}
+
+/// The ranges mlockall acts on: every VMA but guards and stack gaps.
+fn lockable(space: &crate::Space) -> vec::Vec<(u64, u64)> {
+    space
+        .vmas()
+        .filter(|v| !matches!(v.backing, Backing::Guard | Backing::StackGap))
+        .map(|v| (v.start, v.end))
+        .collect()
 }
 
 /// minherit (FreeBSD; number 1000 here): what fork does with the range.

@@ -140,6 +140,9 @@ pub const SYS_RENAMEAT2: u64 = 316;
 pub const SYS_STATX: u64 = 332;
 pub const SYS_RSEQ: u64 = 334;
 pub const SYS_FACCESSAT2: u64 = 439;
+pub const SYS_MLOCKALL: u64 = 151;
+pub const SYS_MUNLOCKALL: u64 = 152;
+pub const SYS_MLOCK2: u64 = 325;
 
 /// The six argument registers, in the ABI's order.
 pub struct Args([u64; 6]);
@@ -285,6 +288,9 @@ fn dispatch_sysapi(nr: u64, a: [u64; 6]) -> SysResult {
         SYS_SETGROUPS => system::setgroups(a[0]),
         SYS_SOCKETPAIR => unix::socketpair(a[0], a[1], a[2], a[3]),
         SYS_SHUTDOWN => unix::shutdown(a[0], a[1]),
+        SYS_MLOCK2 => memory::mlock2(a[0], a[1], a[2]),
+        SYS_MLOCKALL => memory::mlockall(a[0]),
+        SYS_MUNLOCKALL => memory::munlockall(),
         _ => not_implemented(nr),
     }
 }

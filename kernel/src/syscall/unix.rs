@@ -1,19 +1,23 @@
-//! socketpair(2) and shutdown(2) for the connected AF_UNIX stream pairs of
-//! `socket.rs`. Other socket types and domains are not there yet.
+//! socketpair(2), shutdown(2), and read and write on the connected AF_UNIX
+//! pairs of `socket.rs`. Other socket types and domains are not there yet.
 
 use crate::fd::{FileKind, O_NONBLOCK, O_RDWR, OpenFile};
+use crate::socket::{CAPACITY, End};
 use crate::{proc, socket, usercopy};
 use alloc::sync::Arc;
+use alloc::vec;
 use vm::errno::{Errno, SysResult};
 
 const AF_UNIX: u64 = 1;
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 const SOCK_STREAM: u64 = 1;
+const SOCK_SEQPACKET: u64 = 5;
 const SOCK_NONBLOCK: u64 = 0o4000;
 const SOCK_CLOEXEC: u64 = 0o2000000;
 
-/// socketpair(AF_UNIX, SOCK_STREAM [| SOCK_NONBLOCK | SOCK_CLOEXEC], 0, sv).
+/// socketpair(AF_UNIX, SOCK_STREAM or SOCK_SEQPACKET [| SOCK_NONBLOCK |
+/// SOCK_CLOEXEC], 0, sv).
 /// EOPNOTSUPP for AF_INET and AF_INET6, EAFNOSUPPORT for another domain; EOPNOTSUPP for another type (Linux
 /// has datagram pairs; pageos does not yet); EPROTONOSUPPORT for a protocol.
 pub fn socketpair(domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
@@ -24,14 +28,16 @@ pub fn socketpair(domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
         _ => return Err(Errno::EAFNOSUPPORT),
     }
     let flags = kind & (SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if kind & !flags != SOCK_STREAM {
-        return Err(Errno::EOPNOTSUPP);
-    }
+    let seqpacket = match kind & !flags {
+        SOCK_STREAM => false,
+        SOCK_SEQPACKET => true,
+        _ => return Err(Errno::EOPNOTSUPP),
+    };
     if protocol != 0 {
         return Err(Errno::EPROTONOSUPPORT);
     }
     usercopy::check_range(sv, 8)?;
-    let (a, b) = socket::pair();
+    let (a, b) = socket::pair(seqpacket);
     let open_flags = O_RDWR
         | if flags & SOCK_NONBLOCK != 0 {
             O_NONBLOCK
@@ -74,4 +80,43 @@ pub fn shutdown(fd: u64, how: u64) -> SysResult {
         FileKind::Socket(end) => end.shutdown(how).map(|()| 0),
         _ => Err(Errno::ENOTSOCK),
     }
+}
+
+/// read(2) on a socket: what one wait brings (a SEQPACKET message), through
+/// a kernel buffer of at most the socket's capacity.
+pub fn read(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
+    let len = len.min(CAPACITY as u64) as usize;
+    usercopy::check_range(buf, len)?;
+    let mut data = vec![0u8; len];
+    let n = end.read(&mut data, nonblock)?;
+    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &data[..n]))?;
+    Ok(n)
+}
+
+/// write(2) on a socket: a stream end takes it all, a capacity at a time;
+/// a SEQPACKET end takes it as one message.
+pub fn write(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
+    usercopy::check_range(buf, len as usize)?;
+    if end.seqpacket && len > CAPACITY as u64 {
+        return Err(Errno::EMSGSIZE);
+    }
+    let mut done = 0u64;
+    while done < len || len == 0 {
+        let n = (len - done).min(CAPACITY as u64) as usize;
+        let mut data = vec![0u8; n];
+        let copied = proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut data));
+        if let Err(e) = copied {
+            return if done > 0 { Ok(done as usize) } else { Err(e) };
+        }
+        let sent = match end.write(&data, nonblock) {
+            Ok(sent) => sent,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += sent as u64;
+        if sent < n || len == 0 {
+            break;
+        }
+    }
+    Ok(done as usize)
 }
