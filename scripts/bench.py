@@ -14,6 +14,12 @@ operation, read with rdtsc inside the guest. The table goes to stdout and,
 unless --no-docs, to docs/src/bench/table.md and docs/src/bench/chart.svg
 (included by docs/src/performance.md).
 
+Then the real programs (`--programs-only` runs just these, `--no-programs`
+skips them): Lua 5.4 and SQLite built from crates' sources, Debian's
+busybox, as /etc/programs of `userland/c/progbench.c`, which times fork +
+execve + wait of each with the TSC (median of 3 rounds) on both kernels;
+the table goes to docs/src/bench/programs.md.
+
 Exit status: 0 when both kernels ran every metric, 1 otherwise.
 """
 
@@ -132,12 +138,115 @@ def chart(ours, theirs):
     return "\n".join(out) + "\n"
 
 
+# The real programs: name, rounds, command line in the guest, what it is.
+PROGRAMS = [
+    ("lua_binary_trees_14", 3, "/bin/lua /lua/binary_trees.lua 14", "Lua binary-trees, depth 14"),
+    ("lua_gc_stress", 3, "/bin/lua /lua/gc_stress.lua 40", "Lua GC stress, 40 rounds"),
+    ("lua_strings", 3, "/bin/lua /lua/strings.lua 32", "Lua strings, 32 MB"),
+    ("sqlite_20k", 3, "/bin/sqlite /tmp/a.db 20000 0", "SQLite, 20 000 inserts"),
+    ("sqlite_20k_mmap", 3, "/bin/sqlite /tmp/b.db 20000 268435456", "SQLite, 20 000 inserts, mmap_size 256 MiB"),
+    ("busybox_sort_20k", 3, "/bin/busybox sort -o /tmp/sorted /data/lines.txt", "busybox sort, 20 000 lines"),
+]
+BUILD = os.path.join(ROOT, "target", "bench-programs")
+
+
+def compile_c(name, cc, flags, inputs):
+    """Compile into target/bench-programs/NAME unless it is newer than its inputs."""
+    os.makedirs(BUILD, exist_ok=True)
+    out = os.path.join(BUILD, name)
+    if os.path.exists(out) and all(os.path.getmtime(i) <= os.path.getmtime(out) for i in inputs):
+        return out
+    cmd = [cc] + flags + ["-o", out] + inputs
+    log(*cmd)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def sources():
+    """The Lua and SQLite source directories (scripts/sources/Cargo.lock pins them)."""
+    import json
+    manifest = os.path.join(ROOT, "scripts", "sources", "Cargo.toml")
+    subprocess.run(["cargo", "fetch", "--locked", "-q", "--manifest-path", manifest], check=True)
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--offline", "--locked", "--format-version", "1",
+                                      "--manifest-path", manifest], check=True, stdout=subprocess.PIPE).stdout)
+    dirs = {p["name"]: os.path.dirname(p["manifest_path"]) for p in meta["packages"]}
+    return os.path.join(dirs["lua-src"], "lua-5.4.7"), os.path.join(dirs["libsqlite3-sys"], "sqlite3")
+
+
+def program_files():
+    """(host, guest) of everything PROGRAMS needs; progbench is init."""
+    c = os.path.join(ROOT, "userland", "c")
+    lua_dir, sqlite_dir = sources()
+    lua_inputs = sorted(os.path.join(lua_dir, f) for f in os.listdir(lua_dir) if f.endswith(".c"))
+    lua = compile_c("lua", "musl-gcc", ["-static", "-O2", "-DLUA_USE_POSIX", "-I" + lua_dir, "-lm"],
+                    lua_inputs + [os.path.join(c, "luarun.c")])
+    sqlite = compile_c("sqlite", "musl-gcc", ["-static", "-O2", "-DSQLITE_THREADSAFE=0",
+                                              "-DSQLITE_OMIT_LOAD_EXTENSION", "-I" + sqlite_dir],
+                       [os.path.join(c, "sqlrun.c"), os.path.join(sqlite_dir, "sqlite3.c")])
+    progbench = compile_c("progbench", "musl-gcc", ["-static", "-O2"], [os.path.join(c, "progbench.c")])
+    busybox = subprocess.run(["sh", os.path.join(ROOT, "scripts", "busybox.sh")], check=True,
+                             stdout=subprocess.PIPE).stdout.decode().strip()
+    lines = os.path.join(BUILD, "lines.txt")
+    with open(lines, "w") as f:
+        for i in range(20000):
+            f.write("line %05d %d\n" % ((i * 7919) % 20000, i))
+    plan = os.path.join(BUILD, "programs.list")
+    with open(plan, "w") as f:
+        for name, rounds, command, _ in PROGRAMS:
+            f.write("%s %d %s\n" % (name, rounds, command))
+    files = [(progbench, "/init"), (plan, "/etc/programs"), (lua, "/bin/lua"), (sqlite, "/bin/sqlite"),
+             (busybox, "/bin/busybox"), (lines, "/data/lines.txt")]
+    for script in ("binary_trees", "gc_stress", "strings"):
+        files.append((os.path.join(ROOT, "userland", "lua", script + ".lua"), "/lua/%s.lua" % script))
+    return files
+
+
+def programs(memory, write_docs):
+    files = program_files()
+    spec = lambda h, g: "%s:%s" % (h, g)
+    cmd = ["cargo", "run", "--release", "-q", "--", "--memory", memory, "--timeout", "3000",
+           "--kernel-arg", "init=/init"]
+    for host, guest in files:
+        cmd += ["--file", spec(host, guest)]
+    ours = parse(run(cmd, timeout=3600))
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "linux-run.py"), "--memory", memory]
+    for host, guest in files[1:]:
+        cmd += ["--file", spec(host, guest)]
+    out_l = run(cmd + ["--elf", files[0][0]], timeout=3600)
+    theirs = {} if "SKIPPED" in out_l else parse(out_l)
+    missing = [n for n, _, _, _ in PROGRAMS if n not in ours or n not in theirs]
+    if missing:
+        print("bench: FAILED: no figure for the programs %s" % ", ".join(missing), file=sys.stderr)
+        return 1
+    rows = ["| program | pageos (Mcycles) | Linux 6.1 (Mcycles) | pageos / Linux |",
+            "| --- | ---: | ---: | ---: |"]
+    product = 1.0
+    for name, _, _, label in PROGRAMS:
+        a, b = ours[name][0], theirs[name][0]
+        product *= a / b
+        rows.append("| %s | %s | %s | %.2f |" % (label, fmt(a // 1000000), fmt(b // 1000000), a / b))
+    rows.append("")
+    rows.append("Geometric mean of the ratios: %.2f." % (product ** (1.0 / len(PROGRAMS))))
+    text = "\n".join(rows) + "\n"
+    print(text)
+    if write_docs:
+        with open(os.path.join(ROOT, "docs", "src", "bench", "programs.md"), "w") as f:
+            f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
+            f.write("Produced by `make bench` (scripts/bench.py --memory %s): fork + execve + wait of each "
+                    "program timed with the TSC by userland/c/progbench.c, median of 3 rounds, "
+                    "TCG, one CPU.\n\n" % memory)
+            f.write(text)
+    return 0
+
+
 def main():
     args = sys.argv[1:]
     memory = "1G"
     if "--memory" in args:
         memory = args[args.index("--memory") + 1]
     write_docs = "--no-docs" not in args
+    if "--programs-only" in args:
+        return programs(memory, write_docs)
     build()
     out_p, ours = pageos(memory)
     out_l, theirs = linux(memory)
@@ -158,7 +267,9 @@ def main():
             f.write(text)
         with open(os.path.join(ROOT, "docs", "src", "bench", "chart.svg"), "w") as f:
             f.write(chart(ours, theirs))
-    return 0
+    if "--no-programs" in args:
+        return 0
+    return programs(memory, write_docs)
 
 
 if __name__ == "__main__":

@@ -13,58 +13,9 @@
 
 mod common;
 
-use common::pageos;
+use common::build::{build_dir, compile, fetched, on_both, program_lines, progrun, root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn build_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("programs");
-    std::fs::create_dir_all(&dir).expect("cannot create the build directory");
-    dir
-}
-
-fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Compile `inputs` with `cc` and `flags` into build_dir()/NAME, unless the
-/// output is newer than every input and was made by the same command.
-/// None when the compiler is missing (scripts/setup.sh installs gcc and
-/// musl-tools, so CI always has them).
-fn compile(name: &str, cc: &str, flags: &[&str], inputs: &[PathBuf]) -> Option<PathBuf> {
-    let out = build_dir().join(name);
-    let stamp = build_dir().join(format!("{name}.cmd"));
-    let command = format!("{cc} {flags:?} {inputs:?}");
-    let fresh = out.exists()
-        && std::fs::read_to_string(&stamp).is_ok_and(|s| s == command)
-        && inputs.iter().all(|i| mtime(i) <= mtime(&out));
-    if fresh {
-        return Some(out);
-    }
-    let status = match Command::new(cc)
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .args(inputs)
-        .status()
-    {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("SKIPPED: {cc} not available ({e}); run scripts/setup.sh");
-            return None;
-        }
-    };
-    assert!(status.success(), "{cc} failed building {name}");
-    std::fs::write(&stamp, command).expect("cannot write the build stamp");
-    Some(out)
-}
 
 /// The directories of the Lua and SQLite sources in cargo's registry,
 /// fetched by `cargo fetch` as scripts/sources/Cargo.lock pins them.
@@ -103,29 +54,13 @@ fn sources() -> (PathBuf, PathBuf) {
     )
 }
 
-/// Debian's busybox-static, fetched once by scripts/busybox.sh.
-fn busybox() -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .arg(root().join("scripts/busybox.sh"))
-        .output()
-        .expect("cannot run scripts/busybox.sh");
-    if !out.status.success() {
-        eprintln!(
-            "SKIPPED: no busybox-static ({})",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return None;
-    }
-    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
 /// (host file, guest path) for everything the program list uses.
 fn guest_files() -> Option<Vec<(PathBuf, String)>> {
     let c = root().join("userland/c");
     let real = root().join("userland/real");
     let musl = ["-static", "-O2"];
     let sysapi = [c.join("sysapi.c")];
-    let progrun = compile("progrun", "musl-gcc", &musl, &[c.join("progrun.c")])?;
+    let progrun = progrun()?;
     let sysapi_musl = compile("sysapi-musl", "musl-gcc", &musl, &sysapi)?;
     let sysapi_glibc = compile("sysapi-glibc", "gcc", &musl, &sysapi)?;
     let (lua_dir, sqlite_dir) = sources();
@@ -156,7 +91,7 @@ fn guest_files() -> Option<Vec<(PathBuf, String)>> {
         (real.join("numbers.txt"), "/data/numbers.txt".into()),
         (sysapi_musl, "/bin/sysapi-musl".into()),
         (sysapi_glibc, "/bin/sysapi-glibc".into()),
-        (busybox()?, "/bin/busybox".into()),
+        (fetched("busybox.sh")?, "/bin/busybox".into()),
         (lua, "/bin/lua".into()),
         (sqlite, "/bin/sqlite".into()),
     ];
@@ -167,33 +102,10 @@ fn guest_files() -> Option<Vec<(PathBuf, String)>> {
     Some(files)
 }
 
-/// Whether a line is a kernel's own: pageos's `[kernel ...]`, Linux's
-/// `[    1.234567] ...`.
-fn kernel_line(line: &str) -> bool {
-    line.starts_with("[kernel ")
-        || line.strip_prefix('[').is_some_and(|rest| {
-            let stamp = rest.split(']').next().unwrap_or("");
-            stamp.contains('.') && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
-}
-
 /// The programs' lines, from the first command to `progrun: done`, with
 /// what must differ between kernels normalised (see the module comment).
 fn normalise(output: &str) -> Vec<String> {
-    let mut lines: Vec<String> = output
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !kernel_line(l))
-        .collect();
-    let start = lines
-        .iter()
-        .position(|l| l.contains("$ /"))
-        .unwrap_or_else(|| panic!("no command in the output:\n{output}"));
-    lines[start] = lines[start][lines[start].find("$ /").unwrap_or(0)..].to_string();
-    let end = lines
-        .iter()
-        .position(|l| l == "progrun: done")
-        .unwrap_or_else(|| panic!("progrun did not finish:\n{output}"));
+    let lines = program_lines(output);
     let digits = |l: &str| {
         let mut out = String::new();
         for c in l.chars() {
@@ -209,7 +121,7 @@ fn normalise(output: &str) -> Vec<String> {
     };
     let mut command = String::new();
     let mut out = Vec::new();
-    for line in &lines[start..=end] {
+    for line in &lines {
         if let Some(c) = line.strip_prefix("$ ") {
             command = c.to_string();
             out.push(line.clone());
@@ -258,43 +170,6 @@ fn normalise(output: &str) -> Vec<String> {
     out
 }
 
-fn on_linux(files: &[(PathBuf, String)]) -> Option<String> {
-    let mut command = Command::new("python3");
-    command.arg(root().join("scripts/linux-run.py"));
-    let init = &files[0].0;
-    for (host, guest) in &files[1..] {
-        command
-            .arg("--file")
-            .arg(format!("{}:{guest}", host.display()));
-    }
-    let out = command
-        .arg("--elf")
-        .arg(init)
-        .output()
-        .expect("cannot run python3");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("SKIPPED") {
-        eprintln!("{stderr}");
-        return None;
-    }
-    assert!(out.status.success(), "linux-run.py failed:\n{stderr}");
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn on_pageos(files: &[(PathBuf, String)]) -> String {
-    let specs: Vec<String> = files
-        .iter()
-        .map(|(host, guest)| format!("{}:{guest}", host.display()))
-        .collect();
-    let mut args = vec!["--timeout", "900", "--kernel-arg", "init=/init"];
-    for spec in &specs {
-        args.extend(["--file", spec.as_str()]);
-    }
-    let run = pageos(&args);
-    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
-    run.stdout
-}
-
 /// The lines of a section that pageos skipped (`?clone` ... `?end` of the
 /// program list, when its kernel has no clone(2) yet) left out of Linux's.
 fn without_skipped(linux: Vec<String>, pageos: &[String]) -> Vec<String> {
@@ -321,11 +196,8 @@ fn real_programs_print_what_they_print_on_linux() {
     let Some(files) = guest_files() else {
         return;
     };
-    let linux = std::thread::spawn({
-        let files = files.clone();
-        move || on_linux(&files)
-    });
-    let pageos = normalise(&on_pageos(&files));
+    let (pageos, linux) = on_both(&files, "900");
+    let pageos = normalise(&pageos);
     // Every program ran to its end on pageos.
     for must in [
         "END sysapi",
@@ -338,7 +210,7 @@ fn real_programs_print_what_they_print_on_linux() {
             pageos.join("\n")
         );
     }
-    let Some(linux) = linux.join().expect("the Linux run panicked") else {
+    let Some(linux) = linux else {
         return;
     };
     let linux = without_skipped(normalise(&linux), &pageos);

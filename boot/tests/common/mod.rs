@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+pub mod build;
+
 pub struct Run {
     pub status: i32,
     pub stdout: String,

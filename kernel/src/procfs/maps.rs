@@ -51,8 +51,10 @@ struct Resident {
     huge_anon: u64,
 }
 
-/// Whether Linux would count the VMA at all: pageos's stack gap (the room a
-/// stack may grow into) is not a mapping on Linux.
+/// Whether Linux would count the VMA in its sizes: pageos's stack gap (the
+/// room a stack may grow into) is not a mapping on Linux. (maps and smaps
+/// still show it, as `[stack gap]`: the reservation is part of pageos's
+/// address space, and the tour points at it.)
 fn counted(v: &Vma) -> bool {
     !matches!(v.backing, Backing::StackGap)
 }
@@ -187,7 +189,7 @@ fn header(v: &Vma, files: &[(ObjectRef, u64, u64, String)]) -> String {
 fn with_vmas(pid: Pid, f: impl FnOnce(&mut Space, &[Vma]) -> String) -> Result<String, Errno> {
     proc::with_process(pid, |p| {
         let space = p.space.as_mut()?;
-        let vmas: Vec<Vma> = space.vmas().filter(|v| counted(v)).cloned().collect();
+        let vmas: Vec<Vma> = space.vmas().cloned().collect();
         Some(f(space, &vmas))
     })
     .ok()
