@@ -42,10 +42,11 @@ pub const STACK_RESERVE: u64 = 8 << 20;
 /// returns it with the register state that starts the program.
 ///
 /// `vm::elf::plan` reads the file (every field checked: a malformed file
-/// is ENOEXEC); the segments are then mapped as private anonymous memory,
-/// filled, relocated, and given their final protection. (Mapping them
-/// straight from the ramfs file, so they page in on demand, comes with
-/// file mappings.)
+/// is ENOEXEC); the segments' pages are then mapped privately from the
+/// program's file (`file`: its page cache), so they page in on demand and
+/// are shared until written, with anonymous memory for the bss; what cannot
+/// be mapped from the file (no file, or a segment sharing a page with
+/// another) is copied in. Then relocations, and the final protection.
 pub fn load(
     elf: &[u8],
     argv: &[Vec<u8>],
