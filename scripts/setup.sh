@@ -31,3 +31,7 @@ else
     echo "setup: rustup not found; install it from your distribution or rustup.rs" >&2
     exit 1
 fi
+# Debian's busybox-static (the real-program tests, `make shell`): fetched
+# once into target/busybox by scripts/busybox.sh; the tests say so and skip
+# when there is no package source.
+sh "$(dirname "$0")/busybox.sh" >/dev/null || true
