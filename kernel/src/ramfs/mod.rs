@@ -14,8 +14,14 @@
 //! job; this module only knows one directory at a time. pageos checks the
 //! owner permission bits on open, as if every process were the file's owner.
 
+mod rename;
+mod setup;
+
+pub use rename::{RENAME_EXCHANGE, RENAME_NOREPLACE, rename};
+pub use setup::{cached_frames, create_file, ensure_dir, mkdir, symlink};
+
 use crate::phys::KernelPhys;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -108,7 +114,7 @@ fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {
     })
 }
 
-fn empty_dir() -> Kind {
+pub(super) fn empty_dir() -> Kind {
     Kind::Dir(Mutex::new(BTreeMap::new()))
 }
 
@@ -187,7 +193,7 @@ impl Inode {
     }
 
     /// The contents changed (write, truncate, a directory's entries).
-    fn modified(&self) {
+    pub(super) fn modified(&self) {
         let t = now();
         let mut meta = self.meta.lock();
         meta.mtime = t;
@@ -395,7 +401,7 @@ impl Inode {
     }
 
     /// One name fewer (a directory has only one).
-    fn unlinked(&self) {
+    pub(super) fn unlinked(&self) {
         if self.is_dir() {
             self.links.store(0, Ordering::Relaxed);
         } else {
@@ -403,101 +409,6 @@ impl Inode {
         }
         self.meta.lock().ctime = now();
     }
-}
-
-/// renameat2's flags.
-pub const RENAME_NOREPLACE: u32 = 1;
-pub const RENAME_EXCHANGE: u32 = 2;
-
-/// rename: move `from_dir/from` to `to_dir/to`, replacing what is there as
-/// rename(2) allows (a file by a file, a directory by an empty directory),
-/// or refusing it (RENAME_NOREPLACE: EEXIST), or swapping the two
-/// (RENAME_EXCHANGE). EXDEV across file systems; EINVAL for moving a
-/// directory into itself. Renaming a name onto itself does nothing.
-pub fn rename(
-    from_dir: &Arc<Inode>,
-    from: &str,
-    to_dir: &Arc<Inode>,
-    to: &str,
-    flags: u32,
-) -> Result<(), Errno> {
-    check_name(to)?;
-    if from_dir.dev != to_dir.dev {
-        return Err(Errno::EXDEV);
-    }
-    let node = from_dir.child(from)?;
-    let target = match to_dir.child(to) {
-        Ok(t) => Some(t),
-        Err(Errno::ENOENT) => None,
-        Err(e) => return Err(e),
-    };
-    if node.is_dir() && is_within(to_dir, &node) {
-        return Err(Errno::EINVAL);
-    }
-    if let Some(t) = &target {
-        if Arc::ptr_eq(t, &node) {
-            return Ok(());
-        }
-        if flags & RENAME_NOREPLACE != 0 {
-            return Err(Errno::EEXIST);
-        }
-        if flags & RENAME_EXCHANGE != 0 {
-            if t.is_dir() && is_within(from_dir, t) {
-                return Err(Errno::EINVAL);
-            }
-        } else {
-            match (node.is_dir(), t.is_dir()) {
-                (false, true) => return Err(Errno::EISDIR),
-                (true, false) => return Err(Errno::ENOTDIR),
-                (true, true) if !t.entries()?.is_empty() => return Err(Errno::ENOTEMPTY),
-                _ => {}
-            }
-            if t.mounted().is_some() {
-                return Err(Errno::EBUSY);
-            }
-        }
-    } else if flags & RENAME_EXCHANGE != 0 {
-        return Err(Errno::ENOENT);
-    }
-    // Checks done: move the entries (one directory lock at a time).
-    let put = |dir: &Arc<Inode>, name: &str, node: Arc<Inode>| {
-        if node.is_dir() {
-            *node.parent.lock() = Arc::downgrade(dir);
-        }
-        node.meta.lock().ctime = now();
-        if let Kind::Dir(entries) = &dir.kind {
-            entries.lock().insert(name.to_string(), node);
-        }
-        dir.modified();
-    };
-    if let Kind::Dir(entries) = &from_dir.kind {
-        entries.lock().remove(from);
-    }
-    from_dir.modified();
-    match target {
-        Some(t) if flags & RENAME_EXCHANGE != 0 => {
-            put(to_dir, to, node);
-            put(from_dir, from, t);
-        }
-        Some(t) => {
-            put(to_dir, to, node);
-            t.unlinked();
-        }
-        None => put(to_dir, to, node),
-    }
-    Ok(())
-}
-
-/// Whether `dir` is `ancestor` or lies below it.
-fn is_within(dir: &Arc<Inode>, ancestor: &Arc<Inode>) -> bool {
-    let mut at = Some(dir.clone());
-    while let Some(d) = at {
-        if Arc::ptr_eq(&d, ancestor) {
-            return true;
-        }
-        at = d.parent();
-    }
-    false
 }
 
 /// The page cache's frames go back when the last holder of the inode (a
@@ -509,85 +420,4 @@ impl Drop for Inode {
             object.release(&mut KernelPhys);
         }
     }
-}
-
-/// Frames held by the page caches of every file reachable from the root,
-/// mounted trees included, each file once however many names it has (the
-/// leak check at init's exit counts them as in use, not lost).
-pub fn cached_frames() -> u64 {
-    fn walk(node: &Arc<Inode>, seen: &mut BTreeSet<u64>) -> u64 {
-        if !seen.insert(node.ino) {
-            return 0;
-        }
-        let mounted = match node.mounted() {
-            Some(Mount::Ram(tree)) => walk(&tree, seen),
-            _ => 0,
-        };
-        mounted
-            + match &node.kind {
-                Kind::File(object) => object.resident_pages(),
-                Kind::Dir(entries) => {
-                    let children: Vec<Arc<Inode>> = entries.lock().values().cloned().collect();
-                    children.iter().map(|n| walk(n, seen)).sum()
-                }
-                _ => 0,
-            }
-    }
-    walk(&root(), &mut BTreeSet::new())
-}
-
-/// The directory at an absolute path of the root tree, following no links
-/// and no mounts (what boot-time set-up needs).
-fn plain_lookup(path: &str) -> Result<Arc<Inode>, Errno> {
-    let mut node = root();
-    for name in path.split('/').filter(|n| !n.is_empty() && *n != ".") {
-        node = node.child(name)?;
-    }
-    Ok(node)
-}
-
-/// The parent directory and last name of an absolute path (boot-time set-up).
-fn plain_parent(path: &str) -> Result<(Arc<Inode>, &str), Errno> {
-    let path = path.trim_end_matches('/');
-    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-    if name.is_empty() {
-        return Err(Errno::EEXIST);
-    }
-    Ok((plain_lookup(dir)?, name))
-}
-
-/// Create a directory at an absolute path (the initrd's directories).
-pub fn mkdir(path: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
-    let (dir, name) = plain_parent(path)?;
-    dir.create_dir(name, mode)
-}
-
-/// Create a file holding `data` at an absolute path (the initrd's files).
-pub fn create_file(path: &str, data: &[u8], mode: u32) -> Result<Arc<Inode>, Errno> {
-    let (dir, name) = plain_parent(path)?;
-    let file = dir.create_file(name, mode)?;
-    if file.write_at(0, data)? != data.len() {
-        return Err(Errno::ENOSPC);
-    }
-    Ok(file)
-}
-
-/// Create a symbolic link at an absolute path (the initrd's links).
-pub fn symlink(path: &str, target: &str) -> Result<Arc<Inode>, Errno> {
-    let (dir, name) = plain_parent(path)?;
-    dir.create_symlink(name, target)
-}
-
-/// The directory at `path`, created (with its parents) if missing.
-pub fn ensure_dir(path: &str, mode: u32) -> Arc<Inode> {
-    let mut node = root();
-    for name in path.split('/').filter(|n| !n.is_empty()) {
-        node = match node.child(name) {
-            Ok(child) => child,
-            Err(_) => node
-                .create_dir(name, mode)
-                .expect("ramfs::ensure_dir: cannot create a boot directory"),
-        };
-    }
-    node
 }

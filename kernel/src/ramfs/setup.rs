@@ -1,0 +1,89 @@
+//! Building the tree at boot (the initrd's directories, files and links,
+//! /proc and /dev's mount points) and counting its page cache.
+
+use super::{Inode, Kind, Mount, root};
+use alloc::collections::BTreeSet;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use vm::errno::Errno;
+
+/// Frames held by the page caches of every file reachable from the root,
+/// mounted trees included, each file once however many names it has (the
+/// leak check at init's exit counts them as in use, not lost).
+pub fn cached_frames() -> u64 {
+    fn walk(node: &Arc<Inode>, seen: &mut BTreeSet<u64>) -> u64 {
+        if !seen.insert(node.ino) {
+            return 0;
+        }
+        let mounted = match node.mounted() {
+            Some(Mount::Ram(tree)) => walk(&tree, seen),
+            _ => 0,
+        };
+        mounted
+            + match &node.kind {
+                Kind::File(object) => object.resident_pages(),
+                Kind::Dir(entries) => {
+                    let children: Vec<Arc<Inode>> = entries.lock().values().cloned().collect();
+                    children.iter().map(|n| walk(n, seen)).sum()
+                }
+                _ => 0,
+            }
+    }
+    walk(&root(), &mut BTreeSet::new())
+}
+
+/// The directory at an absolute path of the root tree, following no links
+/// and no mounts (what boot-time set-up needs).
+fn plain_lookup(path: &str) -> Result<Arc<Inode>, Errno> {
+    let mut node = root();
+    for name in path.split('/').filter(|n| !n.is_empty() && *n != ".") {
+        node = node.child(name)?;
+    }
+    Ok(node)
+}
+
+/// The parent directory and last name of an absolute path (boot-time set-up).
+fn plain_parent(path: &str) -> Result<(Arc<Inode>, &str), Errno> {
+    let path = path.trim_end_matches('/');
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if name.is_empty() {
+        return Err(Errno::EEXIST);
+    }
+    Ok((plain_lookup(dir)?, name))
+}
+
+/// Create a directory at an absolute path (the initrd's directories).
+pub fn mkdir(path: &str, mode: u32) -> Result<Arc<Inode>, Errno> {
+    let (dir, name) = plain_parent(path)?;
+    dir.create_dir(name, mode)
+}
+
+/// Create a file holding `data` at an absolute path (the initrd's files).
+pub fn create_file(path: &str, data: &[u8], mode: u32) -> Result<Arc<Inode>, Errno> {
+    let (dir, name) = plain_parent(path)?;
+    let file = dir.create_file(name, mode)?;
+    if file.write_at(0, data)? != data.len() {
+        return Err(Errno::ENOSPC);
+    }
+    Ok(file)
+}
+
+/// Create a symbolic link at an absolute path (the initrd's links).
+pub fn symlink(path: &str, target: &str) -> Result<Arc<Inode>, Errno> {
+    let (dir, name) = plain_parent(path)?;
+    dir.create_symlink(name, target)
+}
+
+/// The directory at `path`, created (with its parents) if missing.
+pub fn ensure_dir(path: &str, mode: u32) -> Arc<Inode> {
+    let mut node = root();
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        node = match node.child(name) {
+            Ok(child) => child,
+            Err(_) => node
+                .create_dir(name, mode)
+                .expect("ramfs::ensure_dir: cannot create a boot directory"),
+        };
+    }
+    node
+}
