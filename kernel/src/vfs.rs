@@ -291,6 +291,18 @@ pub fn umount(target: &str) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Every ramfs tree in the mount table (hidden ones too).
+pub fn mounted_trees() -> Vec<Arc<Inode>> {
+    MOUNTS
+        .lock()
+        .iter()
+        .filter_map(|m| match &m.mount {
+            Mount::Ram(tree) => Some(tree.clone()),
+            Mount::Proc => None,
+        })
+        .collect()
+}
+
 /// The mount table, oldest first (/proc/mounts).
 pub fn mounts() -> Vec<MountEntry> {
     MOUNTS.lock().clone()

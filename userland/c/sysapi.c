@@ -649,13 +649,22 @@ static void procfs(int argc, char **argv) {
            (unsigned long long)(entry[2] & flags), (unsigned long long)(entry[1] & flags),
            (unsigned long long)(shared_entry & flags));
     printf(" unaligned %s", E(pread(pm, entry, 8, 3)));
+    /* The child keeps the page shared until the parent has looked. */
+    int hold[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, hold);
     fflush(stdout);
     pid_t child = fork();
-    if (child == 0) _exit(0 * pause());
+    if (child == 0) {
+        char c;
+        _exit(read(hold[1], &c, 1) == 1 ? 0 : 1);
+    }
     pread(pm, entry, 8, (uintptr_t)anon / 4096 * 8);
     printf(" after-fork %#llx\n", (unsigned long long)(entry[0] & flags));
-    kill(child, SIGKILL);
+    if (write(hold[0], "x", 1) != 1) perror("write");
     status_of(child);
+    close(hold[0]);
+    close(hold[1]);
+    close(pm);
 
     /* mem: this process's and a child's memory through the page tables. */
     static volatile long secret = 1234;
@@ -793,7 +802,9 @@ static void sockets_and_more(void) {
            (int)getegid(), getgroups(0, NULL));
 
     mkdir("/tmp/m", 0755);
+    put("/tmp/m/lower", "under the mount");
     printf("mount: tmpfs %s", E(mount("none", "/tmp/m", "tmpfs", 0, NULL)));
+    printf(" hides %s", E(stat("/tmp/m/lower", &st)));
     put("/tmp/m/inside", "x");
     struct statfs fs;
     statfs("/tmp/m", &fs);
@@ -802,9 +813,17 @@ static void sockets_and_more(void) {
     slurp("/proc/mounts", text, sizeof text);
     printf(" listed %d", strstr(text, " /tmp/m tmpfs ") != NULL);
     printf(" umount %s", E(umount("/tmp/m")));
-    printf(" file-gone %s", E(stat("/tmp/m/inside", &st)));
+    printf(" file-gone %s back %s", E(stat("/tmp/m/inside", &st)), E(stat("/tmp/m/lower", &st)));
     printf(" unknown-fs %s", E(mount("none", "/tmp/m", "nosuchfs", 0, NULL)));
-    printf(" not-a-dir %s\n", E(mount("none", "/tmp/dst", "tmpfs", 0, NULL)));
+    printf(" not-a-dir %s", E(mount("none", "/tmp/dst", "tmpfs", 0, NULL)));
+    /* Two mounts stacked, each with a file, left mounted: the lower one
+     * still holds its pages (pageos's leak check at the end counts them). */
+    mount("none", "/tmp/m", "tmpfs", 0, NULL);
+    put("/tmp/m/first", "first");
+    mount("none", "/tmp/m", "tmpfs", 0, NULL);
+    put("/tmp/m/second", "second");
+    printf(" stacked: first %s second %s\n", E(stat("/tmp/m/first", &st)),
+           E(stat("/tmp/m/second", &st)));
 }
 
 int main(int argc, char **argv) {

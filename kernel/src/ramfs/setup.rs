@@ -7,9 +7,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vm::errno::Errno;
 
-/// Frames held by the page caches of every file reachable from the root,
-/// mounted trees included, each file once however many names it has (the
-/// leak check at init's exit counts them as in use, not lost).
+/// Frames held by the page caches of every file reachable from the root
+/// and of every mounted tree (one hidden under a later mount included),
+/// each file once however many names it has (the leak check at init's
+/// exit counts them as in use, not lost).
 pub fn cached_frames() -> u64 {
     fn walk(node: &Arc<Inode>, seen: &mut BTreeSet<u64>) -> u64 {
         if !seen.insert(node.ino) {
@@ -29,7 +30,9 @@ pub fn cached_frames() -> u64 {
                 _ => 0,
             }
     }
-    walk(&root(), &mut BTreeSet::new())
+    let mut seen = BTreeSet::new();
+    let trees = crate::vfs::mounted_trees();
+    walk(&root(), &mut seen) + trees.iter().map(|t| walk(t, &mut seen)).sum::<u64>()
 }
 
 /// The directory at an absolute path of the root tree, following no links
