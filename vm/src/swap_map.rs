@@ -107,9 +107,9 @@ impl SwapMap {
             return None;
         }
         let slot = self
-            .from_current()
-            .or_else(|| self.from_free_cluster())
-            .or_else(|| self.from_holes())
+            .take_in_current()
+            .or_else(|| self.take_in_empty_cluster())
+            .or_else(|| self.take_a_hole())
             .expect("swap_map::alloc: used < usable but no free slot found");
         self.take(slot);
         Some(Slot(slot))
@@ -180,7 +180,7 @@ impl SwapMap {
     }
 
     /// The next slot of the cluster being filled.
-    fn from_current(&mut self) -> Option<u32> {
+    fn take_in_current(&mut self) -> Option<u32> {
         let c = self.current?;
         let end = (c + 1) * CLUSTER;
         while self.next < end {
@@ -195,13 +195,13 @@ impl SwapMap {
     }
 
     /// The first free slot of an empty cluster, which becomes the current one.
-    fn from_free_cluster(&mut self) -> Option<u32> {
+    fn take_in_empty_cluster(&mut self) -> Option<u32> {
         while let Some(c) = self.free_clusters.pop() {
             self.listed[c as usize] = false;
             if self.cluster_taken[c as usize] == 0 {
                 self.current = Some(c);
                 self.next = c * CLUSTER;
-                return self.from_current();
+                return self.take_in_current();
             }
         }
         None
@@ -210,7 +210,7 @@ impl SwapMap {
     /// A hole in a partly used cluster, scanning on from the last hole found;
     /// its cluster becomes the current one, so the next allocations take
     /// the holes after it.
-    fn from_holes(&mut self) -> Option<u32> {
+    fn take_a_hole(&mut self) -> Option<u32> {
         let clusters = self.cluster_taken.len() as u32;
         for step in 0..clusters {
             let c = (self.scan_from + step) % clusters;
