@@ -98,6 +98,7 @@ pub fn qemu_args(files: &[PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn sizes_in_qemus_syntax() {
@@ -122,6 +123,63 @@ mod tests {
         assert_eq!(header.last_page, 255);
         assert_eq!(header.label(), SWAP_LABEL);
         assert!(create_swap(&path, 9 * 4096, [7; 16]).is_err());
+    }
+
+    /// A program of util-linux (Debian's essential set): blkid, mkswap.
+    fn util_linux(name: &str) -> Command {
+        let path = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {name}: install util-linux"));
+        Command::new(path)
+    }
+
+    /// Linux's own tools take the runner's swap disk for a swap area, and
+    /// mkswap, given the same size, UUID and label, writes the same bytes.
+    #[test]
+    fn linux_tools_recognise_the_swap_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.img");
+        let uuid = *b"\x01\x23\x45\x67\x89\xab\xcd\xef\x01\x23\x45\x67\x89\xab\xcd\xef";
+        create_swap(&ours, 1 << 20, uuid).unwrap();
+        let out = util_linux("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(&ours)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            "TYPE=swap",
+            "LABEL=pageos-swap",
+            "UUID=01234567-89ab-cdef-0123-456789abcdef",
+            "VERSION=1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "blkid: no {line}:\n{text}");
+        }
+
+        let theirs = dir.path().join("theirs.img");
+        File::create(&theirs)
+            .and_then(|f| f.set_len(1 << 20))
+            .unwrap();
+        let status = util_linux("mkswap")
+            .args([
+                "-q",
+                "-U",
+                "01234567-89ab-cdef-0123-456789abcdef",
+                "-L",
+                SWAP_LABEL,
+            ])
+            .arg(&theirs)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (a, b) = (
+            std::fs::read(&ours).unwrap(),
+            std::fs::read(&theirs).unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "the runner's swap disk differs from mkswap's");
     }
 
     #[test]

@@ -123,6 +123,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
+    ("swaptest", env!("CARGO_BIN_FILE_PROGRAMS_swaptest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -74,6 +74,11 @@ pub fn init() {
     }
 }
 
+/// The swap device's path, as /proc/swaps names it.
+pub fn device_path() -> Option<String> {
+    SWAP.lock().as_ref().map(|s| s.path.clone())
+}
+
 /// Whether there is a swap device.
 pub fn active() -> bool {
     SWAP.lock().is_some()
