@@ -31,10 +31,10 @@ fn main(args: Args) -> i32 {
         return 2;
     };
     let mut suite = Suite::new("swaptest");
-    if suite.linux {
-        if let Err(e) = swapon(device) {
-            println!("swaptest: swapon {device}: errno {}", e.0);
-        }
+    if suite.linux
+        && let Err(e) = swapon(device)
+    {
+        println!("swaptest: swapon {device}: errno {}", e.0);
     }
     let mut text = [0u8; 1024];
     let len = read_swaps(&mut text);
