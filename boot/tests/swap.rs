@@ -4,8 +4,7 @@
 //! image used by pageos and by Linux alike.
 
 mod common;
-use common::{assert_report_passed, pageos};
-use std::path::Path;
+use common::{Run, assert_report_passed, linux_run, pageos};
 use std::process::Command;
 use vm::swap_header::SwapHeader;
 
@@ -31,18 +30,24 @@ fn kernel_self_tests_pass_with_a_swap_disk() {
     );
 }
 
-#[test]
-fn swaptest_sees_the_swap_disk() {
-    let run = pageos(&[
-        "--swap",
-        "64M",
+/// swaptest with these disk options: its report must pass.
+fn swaptest(disk: &[&str]) -> Run {
+    let mut args = disk.to_vec();
+    args.extend([
         "--kernel-arg",
         "init=/bin/swaptest",
         "--",
         "/dev/vda",
         SWAP_KB,
     ]);
+    let run = pageos(&args);
     assert_report_passed(&run);
+    run
+}
+
+#[test]
+fn swaptest_sees_the_swap_disk() {
+    swaptest(&["--swap", "64M"]);
 }
 
 #[test]
@@ -109,32 +114,9 @@ fn linux_comparison_one_swap_image_for_both_kernels() {
         .and_then(|f| f.set_len(64 << 20))
         .unwrap();
     let image = image.to_str().unwrap();
-    let run = pageos(&[
-        "--disk",
-        image,
-        "--kernel-arg",
-        "init=/bin/swaptest",
-        "--",
-        "/dev/vda",
-        SWAP_KB,
-    ]);
-    assert_report_passed(&run);
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux-run.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(["--disk", image, "swaptest", "--", "/dev/vda", SWAP_KB])
-        .output()
-        .expect("cannot run python3");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("SKIPPED") {
-        eprintln!("{stderr}");
+    let run = swaptest(&["--disk", image]);
+    let Some(linux) = linux_run(&["--disk", image, "swaptest", "--", "/dev/vda", SWAP_KB]) else {
         return;
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "linux-run.py failed:\n{stdout}\n{stderr}"
-    );
-    assert_eq!(proc_swaps(&run.stdout), proc_swaps(&stdout));
+    };
+    assert_eq!(proc_swaps(&run.stdout), proc_swaps(&linux));
 }
