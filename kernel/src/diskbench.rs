@@ -11,7 +11,7 @@ use crate::{kprintln, qemu, swap};
 use alloc::vec::Vec;
 use vm::swap_map::Slot;
 
-const PAGES: u32 = 4096;
+const PAGES: u32 = 16384;
 const CLUSTER: usize = 8;
 
 pub fn run() -> ! {
