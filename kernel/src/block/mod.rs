@@ -169,8 +169,9 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
                 failed |= !ok;
             }
             // Any interrupt from here on ends the sleep: the line is open.
-            None if done < submitted => arch::idle(),
-            None => {}
+            None if done < submitted && disks[disk].driver.irq.is_some() => arch::idle(),
+            // A disk without an interrupt line is polled.
+            None => core::hint::spin_loop(),
         }
     }
     let d = &mut disks[disk];
