@@ -13,14 +13,18 @@
 extern crate alloc;
 
 mod arch;
+mod block;
 mod cmdline;
 mod dev;
+mod diskbench;
 mod exec;
 mod fd;
 mod heap;
 mod initrd;
 mod locks;
 mod logger;
+mod mmio;
+mod pci;
 mod phys;
 mod pmap;
 mod proc;
@@ -31,6 +35,7 @@ mod resource;
 mod selftest;
 mod signal;
 mod socket;
+mod swap;
 mod syscall;
 mod trap;
 mod usercopy;
@@ -86,8 +91,15 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     log::info!("initrd: {files} entries in ramfs");
     vfs::mount_boot_filesystems();
 
+    // The disks, and the swap device among them (docs/src/pressure.md).
+    block::init();
+    swap::init();
+
     if cmdline.selftest {
         selftest::run();
+    }
+    if cmdline.diskbench {
+        diskbench::run();
     }
     proc::spawn_init(&cmdline);
     // Boot time against RAM size (docs/src/performance.md): from kernel

@@ -66,8 +66,11 @@ fn handle(frame: &mut TrapFrame) {
                 proc::yield_now();
             }
         }
-        // Other PIC lines are masked; a spurious IRQ 7/15 needs no EOI.
-        33..=47 => {}
+        // The disks' lines (block::interrupt); the others are masked, and
+        // a spurious IRQ 7/15 needs no EOI.
+        vector @ 33..=47 => {
+            crate::block::interrupt((vector - 32) as u8);
+        }
         PAGE_FAULT => page_fault(frame),
         vector if frame.is_user_mode() => {
             // Linux's signal and si_code for each exception; si_addr is the

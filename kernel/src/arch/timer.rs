@@ -28,6 +28,28 @@ pub fn init() {
     }
 }
 
+/// Let IRQ `line` (0..16) through the PICs, or hold it back. A device's
+/// line (the virtio disks', see block/virtio.rs) is masked while its
+/// interrupt waits to be acknowledged at the device. A line of the slave
+/// PIC needs the master's cascade line (2) open too.
+pub fn set_irq_masked(line: u8, masked: bool) {
+    // SAFETY: the masks only decide which IRQ lines are delivered.
+    unsafe {
+        let mut pics = PICS.lock();
+        let mut masks = pics.read_masks();
+        let (chip, bit) = (usize::from(line / 8), line % 8);
+        if masked {
+            masks[chip] |= 1 << bit;
+        } else {
+            masks[chip] &= !(1 << bit);
+            if chip == 1 {
+                masks[0] &= !(1 << 2);
+            }
+        }
+        pics.write_masks(masks[0], masks[1]);
+    }
+}
+
 /// Acknowledge an IRQ so the PIC delivers the next one.
 pub fn end_of_interrupt(vector: u8) {
     // SAFETY: vector came from the PIC range.

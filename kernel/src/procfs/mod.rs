@@ -5,7 +5,7 @@
 //! directory once /proc is mounted):
 //!
 //! ```text
-//! /proc/meminfo vmstat uptime loadavg cpuinfo version stat filesystems  system.rs
+//! /proc/meminfo vmstat swaps uptime loadavg cpuinfo version stat filesystems  system.rs
 //! /proc/mounts -> self/mounts, /proc/self -> PID
 //! /proc/sys/vm/{overcommit_memory,overcommit_ratio,max_map_count,mmap_min_addr}  system.rs
 //! /proc/PID/{status,stat,statm,cmdline,comm,mounts}, exe cwd root  pid.rs
@@ -44,14 +44,16 @@ pub enum Global {
     Version,
     Stat,
     Filesystems,
+    Swaps,
 }
 
-const GLOBALS: [(&str, Global); 8] = [
+const GLOBALS: [(&str, Global); 9] = [
     ("cpuinfo", Global::Cpuinfo),
     ("filesystems", Global::Filesystems),
     ("loadavg", Global::Loadavg),
     ("meminfo", Global::Meminfo),
     ("stat", Global::Stat),
+    ("swaps", Global::Swaps),
     ("uptime", Global::Uptime),
     ("version", Global::Version),
     ("vmstat", Global::Vmstat),

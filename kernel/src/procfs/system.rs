@@ -21,6 +21,7 @@ pub fn global(g: super::Global) -> String {
             env!("CARGO_PKG_VERSION")
         ),
         G::Stat => stat(),
+        G::Swaps => crate::swap::proc_swaps(),
         G::Filesystems => {
             let mut out = String::new();
             for fs in vfs::FILESYSTEMS {
@@ -41,17 +42,18 @@ const KERNEL_STACK_PAGES: u64 = 8;
 
 /// Every field Linux 6.1 prints, in its order and format (`%-16s%8lu kB`),
 /// then pageos's KernelHeap.
-/// pageos fills what it has: MemTotal, MemFree, MemAvailable (free +
-/// page cache, which the ramfs never drops: see below), Cached (the ramfs's
-/// page cache), Slab/SUnreclaim (the kernel heap), KernelStack,
-/// CommitLimit, Committed_AS. The swap and LRU fields are 0 until pageos
-/// has swap and a page-out clock (issue 15).
+/// pageos fills what it has: MemTotal, MemFree, MemAvailable (the free
+/// frames: ramfs pages cannot be dropped), Cached (the ramfs's page cache),
+/// SwapTotal and SwapFree (the swap device), Slab/SUnreclaim (the kernel
+/// heap), KernelStack, CommitLimit, Committed_AS. The LRU fields are 0
+/// until pageos has a page-out clock (issue 15).
 fn meminfo() -> String {
     let total = phys::total_frames() as u64;
     let free = phys::free_frames() as u64;
     let cached = ramfs::cached_frames();
     let heap = heap::frames() as u64;
     let (procs, _) = proc::counts();
+    let (swap_total, swap_used) = crate::swap::totals();
     let fields: [(&str, u64); 45] = [
         ("MemTotal", total),
         ("MemFree", free),
@@ -68,8 +70,8 @@ fn meminfo() -> String {
         ("Inactive(file)", 0),
         ("Unevictable", 0),
         ("Mlocked", 0),
-        ("SwapTotal", 0),
-        ("SwapFree", 0),
+        ("SwapTotal", swap_total),
+        ("SwapFree", swap_total - swap_used),
         ("Zswap", 0),
         ("Zswapped", 0),
         ("Dirty", 0),
