@@ -47,6 +47,11 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         .arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
         .stdin(Stdio::null());
+    if options.cpus > 1 {
+        // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
+        qemu.args(["-smp", &options.cpus.to_string()])
+            .args(["-accel", "tcg,thread=multi"]);
+    }
     if options.uefi {
         qemu.arg("-bios").arg(ovmf()?);
     }

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod cmdline;
 mod exec;
@@ -27,8 +28,10 @@ mod qemu;
 mod ramfs;
 mod selftest;
 mod signal;
+mod sleep;
 mod syscall;
 mod trap;
+mod time;
 mod usercopy;
 mod vmstat;
 
@@ -66,6 +69,8 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     heap::init();
     // The shared zero frame lives forever: take it before anyone counts frames.
     vm::pmap::PhysMem::zero_frame(&phys::KernelPhys);
+    // The APIC, the clocks, the tick, and the other CPUs.
+    arch::smp::init(boot_info);
 
     let cmdline = cmdline::read();
     vmstat::set_trace(cmdline.trace_faults);

@@ -20,6 +20,7 @@
 
 use crate::Space;
 use crate::arch::idt::TrapFrame;
+use crate::arch::percpu;
 use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
@@ -59,7 +60,8 @@ pub fn killed(signal: i32) -> WaitStatus {
 pub enum State {
     Runnable,
     Running,
-    /// In wait4, off the run queue until a child exits or a signal comes.
+    /// In wait4 or a sleep, off the run queue until a child exits, a
+    /// signal comes or the sleep's deadline passes.
     Waiting,
     Zombie(WaitStatus),
 }
@@ -74,6 +76,10 @@ pub struct Process {
     pub signals: Signals,
     /// The user FS base (arch_prctl ARCH_SET_FS), loaded when it runs.
     pub fs_base: u64,
+    /// TSC cycles spent running, up to its last switch (CPU-time clocks).
+    cpu_cycles: u64,
+    /// The TSC when it last started running.
+    ran_since: u64,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
     fpu: Box<FpuState>,
@@ -94,7 +100,6 @@ impl Process {
 struct Table {
     procs: BTreeMap<Pid, Box<Process>>,
     run_queue: VecDeque<Pid>,
-    current: Option<Pid>,
     next_pid: Pid,
     /// Free frames (plus heap and file frames) before init started: the leak check.
     frames_before_init: usize,
@@ -103,19 +108,19 @@ struct Table {
 static TABLE: Mutex<Table> = Mutex::new(Table {
     procs: BTreeMap::new(),
     run_queue: VecDeque::new(),
-    current: None,
     next_pid: INIT_PID,
     frames_before_init: 0,
 });
 
-/// Where the scheduler's own rsp is kept while a process runs.
-static mut SCHEDULER_RSP: u64 = 0;
+/// The process this CPU runs (each CPU's `PerCpu` records it).
+fn running() -> Option<Pid> {
+    percpu::this().current()
+}
 
 /// Run `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let mut table = TABLE.lock();
-    let pid = table
-        .current
+    let pid = running()
         .expect("proc::with_current: no process is running");
     f(table
         .procs
@@ -145,6 +150,8 @@ fn new_process(name: &str, parent: Pid, space: Space, files: FdTable) -> Box<Pro
         files,
         signals: Signals::new(),
         fs_base: 0,
+        cpu_cycles: 0,
+        ran_since: 0,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
@@ -166,7 +173,7 @@ fn start(mut process: Box<Process>, frame: &TrapFrame) -> Pid {
 
 /// The running process's pid.
 pub fn current_pid() -> Pid {
-    TABLE.lock().current.expect("proc::current_pid: no process")
+    running().expect("proc::current_pid: no process")
 }
 
 /// Start init (pid 1) from `path` with `args`. On failure the machine stops:
@@ -213,6 +220,7 @@ pub fn run() -> ! {
                 // Another process's pending signals are not known to be seen.
                 crate::signal::recheck();
                 crate::arch::set_fs_base(p.fs_base);
+                p.ran_since = crate::arch::rdtsc();
                 (p.pid, p.saved_rsp)
             })
         };
@@ -220,17 +228,19 @@ pub fn run() -> ! {
             crate::arch::idle();
             continue;
         };
-        TABLE.lock().current = Some(pid);
+        let cpu = percpu::this();
+        cpu.set_current(Some(pid));
         // SAFETY: rsp was saved by `switch` or built by `prepare_stack` on the
         // process's kernel stack, which lives as long as the process.
-        unsafe { switch::switch(&raw mut SCHEDULER_RSP, rsp) };
+        unsafe { switch::switch(cpu.scheduler_rsp.get(), rsp) };
+        cpu.set_current(None);
         let mut table = TABLE.lock();
-        table.current = None;
-        if let Some(p) = table.procs.get_mut(&pid)
-            && p.state == State::Running
-        {
-            p.state = State::Runnable;
-            table.run_queue.push_back(pid);
+        if let Some(p) = table.procs.get_mut(&pid) {
+            p.cpu_cycles += crate::arch::rdtsc() - p.ran_since;
+            if p.state == State::Running {
+                p.state = State::Runnable;
+                table.run_queue.push_back(pid);
+            }
         }
     }
 }
@@ -243,7 +253,7 @@ fn switch_to_scheduler() {
     });
     // SAFETY: the scheduler's rsp was saved when it switched to us; `save`
     // points into our boxed Process, which outlives this switch.
-    unsafe { switch::switch(save, SCHEDULER_RSP) };
+    unsafe { switch::switch(save, *percpu::this().scheduler_rsp.get()) };
 }
 
 /// Let other processes run (the timer tick, sched_yield).
@@ -258,7 +268,7 @@ pub fn yield_now() {
 pub fn exit_current(status: WaitStatus) -> ! {
     let (pid, frames_before) = {
         let mut table = TABLE.lock();
-        let pid = table.current.expect("proc::exit_current: no process");
+        let pid = running().expect("proc::exit_current: no process");
         let process = table
             .procs
             .get_mut(&pid)
@@ -309,7 +319,29 @@ pub fn exit_current(status: WaitStatus) -> ! {
     unreachable!("proc::exit_current: a zombie was scheduled");
 }
 
-/// Put a process sleeping in wait4 back on the run queue.
+/// Sleep until the monotonic clock reaches `deadline` (kernel/src/sleep.rs)
+/// or something wakes this process sooner (a signal, a child's exit): the
+/// caller checks which.
+pub fn sleep_until(deadline: u64) {
+    let pid = current_pid();
+    crate::sleep::add(deadline, pid);
+    with_current(|p| p.state = State::Waiting);
+    switch_to_scheduler();
+    crate::sleep::remove(deadline, pid);
+}
+
+/// Wake a process whose sleep's deadline passed (the tick).
+pub fn wake_sleeper(pid: Pid) {
+    wake(&mut TABLE.lock(), pid);
+}
+
+/// The CPU time the current process used, in nanoseconds, up to now.
+pub fn cpu_time() -> u64 {
+    let cycles = with_current(|p| p.cpu_cycles + (crate::arch::rdtsc() - p.ran_since));
+    crate::time::cycles_to_nanos(cycles)
+}
+
+/// Put a process sleeping in wait4 or nanosleep back on the run queue.
 fn wake(table: &mut Table, pid: Pid) {
     if let Some(p) = table.procs.get_mut(&pid)
         && p.state == State::Waiting
@@ -355,7 +387,7 @@ pub fn wait_child(target: i64, nohang: bool) -> Result<Option<(Pid, WaitStatus)>
     loop {
         {
             let mut table = TABLE.lock();
-            let me = table.current.expect("proc::wait_child: no process");
+            let me = running().expect("proc::wait_child: no process");
             let mut any = false;
             for c in table.procs.values() {
                 if c.parent == me && selects(target, c.pid) {
@@ -398,7 +430,7 @@ pub fn reap(pid: Pid) {
 /// process group). ESRCH when nothing matches.
 pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
     let mut table = TABLE.lock();
-    let me = table.current.expect("proc::kill: no process");
+    let me = running().expect("proc::kill: no process");
     let chosen: Vec<Pid> = table
         .procs
         .values()
@@ -457,7 +489,7 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     // where the machine stops): their memory is not a leak.
     let mut survivors = 0;
     let mut table = TABLE.lock();
-    let caller = table.current;
+    let caller = running();
     for p in table.procs.values_mut() {
         if let Some(mut space) = p.space.take() {
             space.clear(&mut KernelPhys);

@@ -6,8 +6,8 @@
 //! `signal::deliver_pending`. From kernel mode, any exception is a kernel
 //! bug: report and panic.
 
-use crate::arch::idt::{PAGE_FAULT, TIMER, TrapFrame};
-use crate::arch::timer;
+use crate::arch::idt::{IPI_BASE, IPI_COUNT, PAGE_FAULT, PIC_VECTORS, SPURIOUS, TIMER, TrapFrame};
+use crate::arch::{apic, ipi, timer};
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
@@ -60,13 +60,15 @@ fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         TIMER => {
             timer::tick();
-            timer::end_of_interrupt(TIMER as u8);
+            apic::end_of_interrupt();
             if frame.is_user_mode() {
                 proc::yield_now();
             }
         }
-        // Other PIC lines are masked; a spurious IRQ 7/15 needs no EOI.
-        33..=47 => {}
+        vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => ipi::dispatch(vector),
+        // The PIC lines are masked and a spurious interrupt from them or
+        // from the APIC takes no end-of-interrupt.
+        vector if PIC_VECTORS.contains(&vector) || vector == SPURIOUS => {}
         PAGE_FAULT => page_fault(frame),
         vector if frame.is_user_mode() => {
             // Linux's signal and si_code for each exception; si_addr is the

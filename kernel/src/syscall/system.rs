@@ -1,6 +1,6 @@
 //! The small system calls a static musl program makes at start-up and in
-//! stdio: arch_prctl, uname, clock_gettime, getrandom, ioctl, writev and
-//! readv, reboot, and the user and group ids (all root).
+//! stdio: arch_prctl, uname, getrandom, ioctl, reboot, and the user and
+//! group ids (all root). The clocks are in time.rs.
 
 use crate::{arch, proc, usercopy};
 use vm::errno::{Errno, SysResult};
@@ -47,22 +47,6 @@ pub fn uname(buf: u64) -> SysResult {
         out[i * UTS_FIELD..i * UTS_FIELD + field.len()].copy_from_slice(field);
     }
     proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out)).map(|()| 0)
-}
-
-/// clock_gettime(clock, tp). Every clock reads the time since boot (the
-/// timer's ticks, refined by the TSC): there is no real-time clock, so
-/// CLOCK_REALTIME starts at the epoch when the machine boots.
-pub fn clock_gettime(clock: u64, tp: u64) -> SysResult {
-    // REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW,
-    // REALTIME_COARSE, MONOTONIC_COARSE, BOOTTIME.
-    if clock > 7 {
-        return Err(Errno::EINVAL);
-    }
-    let ns = arch::timer::nanos_since_boot();
-    let mut ts = [0u8; 16];
-    ts[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    ts[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
-    proc::with_current(|p| usercopy::copy_out(p.space(), tp, &ts)).map(|()| 0)
 }
 
 const GRND_NONBLOCK: u64 = 1;

@@ -1,0 +1,121 @@
+//! Measuring the TSC's and the APIC timer's rates against the PIT.
+//!
+//! The time-stamp counter is the kernel's clock (kernel/src/time.rs), but
+//! nothing tells its rate: `qemu64` reports neither CPUID leaf 0x15 nor an
+//! invariant TSC. Under TCG, QEMU's `rdtsc` returns the host's TSC, so the
+//! guest's counter runs at the host's fixed rate and keeps counting while
+//! the vCPU thread waits for a host core (unlike timer ticks, which a
+//! loaded host delays and merges). The PIT's counter is derived from
+//! QEMU's virtual clock, which under TCG is host time too. So one careful
+//! measurement at boot gives a rate good for the whole run:
+//!
+//! PIT channel 2 (gated through port 0x61, no interrupt) counts down from
+//! 0xffff at 1.193182 MHz. We read the count at two points ~30 ms apart,
+//! each reading bracketed by two `rdtsc`s, and keep the reading with the
+//! tightest bracket: a read the host delayed (the vCPU descheduled between
+//! the port access and the counter) shows up as a wide bracket and is
+//! dropped, so the error is the bracket's width over 30 ms (a few ppm in
+//! practice) rather than a scheduling delay. The same window gives the
+//! APIC timer's rate, read the same way.
+
+use super::apic;
+use x86_64::instructions::port::Port;
+
+const PIT_HZ: u64 = 1_193_182;
+const PIT_CHANNEL2: u16 = 0x42;
+const PIT_COMMAND: u16 = 0x43;
+const SPEAKER_PORT: u16 = 0x61;
+/// About 30 ms of PIT counts between the two readings.
+const WINDOW_COUNTS: u16 = 36_000;
+/// Readings taken at each end; the tightest is kept.
+const TRIES: usize = 8;
+
+/// Rates measured at boot, in Hz.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub tsc_hz: u64,
+    /// The APIC timer's count rate with its divide-by-16 (apic.rs).
+    pub apic_timer_hz: u64,
+}
+
+/// One reading: the PIT count, and the TSC and APIC timer counts at the
+/// middle of the `rdtsc` bracket around it (and the bracket's width).
+#[derive(Clone, Copy)]
+struct Reading {
+    pit: u16,
+    tsc: u64,
+    apic: u32,
+    width: u64,
+}
+
+fn pit_count() -> u16 {
+    // SAFETY: latching and reading PIT channel 2 only affects that channel,
+    // which nothing else uses.
+    unsafe {
+        Port::<u8>::new(PIT_COMMAND).write(0b1000_0000); // latch channel 2
+        let mut data = Port::<u8>::new(PIT_CHANNEL2);
+        let low = data.read();
+        let high = data.read();
+        u16::from_le_bytes([low, high])
+    }
+}
+
+fn reading() -> Reading {
+    (0..TRIES)
+        .map(|_| {
+            let before = super::rdtsc();
+            let apic = apic::timer_count();
+            let pit = pit_count();
+            let after = super::rdtsc();
+            Reading {
+                pit,
+                tsc: before + (after - before) / 2,
+                apic,
+                width: after - before,
+            }
+        })
+        .min_by_key(|r| r.width)
+        .expect("tsc::reading: TRIES > 0")
+}
+
+/// Measure both rates (boot CPU, interrupts masked, APIC enabled).
+pub fn calibrate() -> Rates {
+    // SAFETY: channel 2 drives only the PC speaker, whose output stays off
+    // (bit 1 clear); bit 0 opens the channel's gate.
+    unsafe {
+        let mut speaker = Port::<u8>::new(SPEAKER_PORT);
+        let old = speaker.read();
+        speaker.write((old & !0b10) | 0b1);
+        // Channel 2, low then high byte, mode 0 (count down once), binary.
+        Port::<u8>::new(PIT_COMMAND).write(0b1011_0000);
+        let mut data = Port::<u8>::new(PIT_CHANNEL2);
+        data.write(0xff);
+        data.write(0xff);
+    }
+    apic::timer_start_free_running();
+    // The count loads on the PIT's next clock edge: start below the top.
+    while pit_count() > 0xff00 {
+        core::hint::spin_loop();
+    }
+    let start = reading();
+    while start.pit.saturating_sub(pit_count()) < WINDOW_COUNTS {
+        core::hint::spin_loop();
+    }
+    let end = reading();
+    let pit_ticks = u64::from(start.pit - end.pit);
+    let rates = Rates {
+        tsc_hz: (end.tsc - start.tsc) * PIT_HZ / pit_ticks,
+        apic_timer_hz: u64::from(start.apic - end.apic) * PIT_HZ / pit_ticks,
+    };
+    log::info!(
+        "time: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (against the PIT over {} us, brackets {} and {} cycles)",
+        rates.tsc_hz / 1_000_000,
+        rates.tsc_hz / 1000 % 1000,
+        rates.apic_timer_hz / 1_000_000,
+        rates.apic_timer_hz / 1000 % 1000,
+        pit_ticks * 1_000_000 / PIT_HZ,
+        start.width,
+        end.width,
+    );
+    rates
+}
