@@ -22,7 +22,7 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot --no-fail-fast
 
-## vmtest, filetest and proctest as init of Debian's Linux kernel: the
+## vmtest, filetest, proctest and timetest as init of Debian's Linux kernel: the
 ## cases both kernels share must pass there too (scripts/linux-run.py
 ## fetches the kernel once). The C programs' comparison is in
 ## boot/tests/proc.rs.
@@ -30,6 +30,7 @@ linux-test:
 	python3 scripts/linux-run.py vmtest
 	python3 scripts/linux-run.py filetest
 	python3 scripts/linux-run.py proctest
+	python3 scripts/linux-run.py timetest
 
 ## Boot paused and debug the kernel: gdb loads its symbols at the load
 ## address and stops at kmain (the runner writes target/pageos.gdb).

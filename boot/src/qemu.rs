@@ -126,6 +126,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
+    ("timetest", env!("CARGO_BIN_FILE_PROGRAMS_timetest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

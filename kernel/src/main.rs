@@ -29,6 +29,7 @@ mod ramfs;
 mod selftest;
 mod signal;
 mod sleep;
+mod smptest;
 mod syscall;
 mod trap;
 mod time;

@@ -23,7 +23,8 @@ const TESTS: &[Test] = &[
 
 pub fn run() -> ! {
     let mut failed = 0;
-    for (name, test) in TESTS {
+    let all = TESTS.iter().chain(crate::smptest::TESTS);
+    for (name, test) in all.clone() {
         match test() {
             Ok(()) => kprintln!("ok {name}"),
             Err(why) => {
@@ -32,7 +33,7 @@ pub fn run() -> ! {
             }
         }
     }
-    kprintln!("{} passed, {} failed", TESTS.len() - failed, failed);
+    kprintln!("{} passed, {} failed", all.count() - failed, failed);
     qemu::exit(u8::from(failed > 0));
 }
 

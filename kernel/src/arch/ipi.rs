@@ -81,10 +81,6 @@ pub fn send_all_but_self(vector: u8) {
 pub struct CpuSet(u64);
 
 impl CpuSet {
-    pub const fn empty() -> Self {
-        CpuSet(0)
-    }
-
     /// Every online CPU but the running one.
     pub fn others() -> Self {
         let me = percpu::this().index();

@@ -48,6 +48,8 @@ pub struct PerCpu {
     /// Interrupts this CPU took, by kind (the SMP self-test reads them).
     pub ticks: AtomicU64,
     pub ipis: AtomicU64,
+    /// A `fn()` an idle CPU runs once it wakes (0: none; arch/smp.rs).
+    idle_work: AtomicUsize,
     /// The CPU reads both through the descriptors `gdt::load` installs.
     pub(super) tss: UnsafeCell<TaskStateSegment>,
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
@@ -70,6 +72,7 @@ impl PerCpu {
             current: AtomicU32::new(0),
             ticks: AtomicU64::new(0),
             ipis: AtomicU64::new(0),
+            idle_work: AtomicUsize::new(0),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
         }
@@ -95,8 +98,19 @@ impl PerCpu {
         self.current.store(pid.unwrap_or(0), Ordering::Relaxed);
     }
 
-    pub fn kernel_stack_top(&self) -> VirtAddr {
-        VirtAddr::new(self.kernel_stack_top.load(Ordering::Relaxed))
+    /// Queue `work` for this CPU's idle loop; false if some is queued.
+    pub fn set_idle_work(&self, work: fn()) -> bool {
+        self.idle_work
+            .compare_exchange(0, work as usize, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    pub fn take_idle_work(&self) -> Option<fn()> {
+        match self.idle_work.swap(0, Ordering::AcqRel) {
+            0 => None,
+            // SAFETY: only `set_idle_work` stores here, always a `fn()`.
+            work => Some(unsafe { core::mem::transmute::<usize, fn()>(work) }),
+        }
     }
 
     /// Point the syscall entry and the TSS at a process's kernel stack.
@@ -112,11 +126,6 @@ impl PerCpu {
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 /// CPUs that finished `bring_up` (the boot CPU included).
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
-
-/// The `PerCpu` of CPU number `index`, whether or not it is online.
-pub fn cpu(index: usize) -> &'static PerCpu {
-    &CPUS[index]
-}
 
 /// Every CPU that came up, the boot CPU first.
 pub fn online() -> impl Iterator<Item = &'static PerCpu> {

@@ -137,5 +137,19 @@ extern "C" fn other_cpu_main(start: u64) -> ! {
     percpu::mark_online(start.cpu);
     loop {
         super::idle();
+        if let Some(work) = start.cpu.take_idle_work() {
+            work();
+        }
     }
+}
+
+/// Have idle CPU `cpu` (not the boot CPU) run `work` once, outside any
+/// interrupt handler (the self-test uses it to make CPUs initiate
+/// cross-calls at the same time). False if it still has work queued.
+pub fn run_when_idle(cpu: &PerCpu, work: fn()) -> bool {
+    let queued = cpu.set_idle_work(work);
+    if queued {
+        ipi::send(cpu, ipi::COUNT_VECTOR);
+    }
+    queued
 }

@@ -1,0 +1,128 @@
+//! The SMP self-tests (`--kernel-arg selftest`, boot/tests/smp.rs): every
+//! CPU the MADT listed came up, ticks, answers an IPI, and runs a
+//! cross-call; cross-calls started by several CPUs at once all finish.
+
+use crate::arch::ipi::{self, CpuSet, Request};
+use crate::arch::percpu::{self, PerCpu};
+use crate::arch::smp;
+use crate::time;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+type Test = (&'static str, fn() -> Result<(), &'static str>);
+
+pub const TESTS: &[Test] = &[
+    ("smp_every_cpu_ticks", every_cpu_ticks),
+    ("smp_every_cpu_answers_an_ipi", every_cpu_answers_an_ipi),
+    ("smp_cross_call_runs_everywhere", cross_call_runs_everywhere),
+    ("smp_concurrent_cross_calls", concurrent_cross_calls),
+];
+
+/// Wait (interrupts on, so the boot CPU's own tick runs) until `done`,
+/// for at most a second.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let deadline = time::monotonic() + time::NANOS_PER_SEC;
+    while !done() {
+        if time::monotonic() > deadline {
+            return false;
+        }
+        x86_64::instructions::interrupts::enable();
+        core::hint::spin_loop();
+        x86_64::instructions::interrupts::disable();
+    }
+    true
+}
+
+fn others() -> impl Iterator<Item = &'static PerCpu> {
+    percpu::online().skip(1)
+}
+
+fn every_cpu_ticks() -> Result<(), &'static str> {
+    for cpu in percpu::online() {
+        let before = cpu.ticks.load(Ordering::Relaxed);
+        if !wait_for(|| cpu.ticks.load(Ordering::Relaxed) >= before + 2) {
+            return Err("a CPU's APIC timer does not tick");
+        }
+    }
+    Ok(())
+}
+
+fn every_cpu_answers_an_ipi() -> Result<(), &'static str> {
+    for cpu in others() {
+        let before = cpu.ipis.load(Ordering::Relaxed);
+        ipi::send(cpu, ipi::COUNT_VECTOR);
+        if !wait_for(|| cpu.ipis.load(Ordering::Relaxed) > before) {
+            return Err("a CPU did not take an IPI sent to it");
+        }
+    }
+    let before: u64 = others().map(|c| c.ipis.load(Ordering::Relaxed)).sum();
+    let count = others().count() as u64;
+    ipi::send_all_but_self(ipi::COUNT_VECTOR);
+    let all_took = || others().map(|c| c.ipis.load(Ordering::Relaxed)).sum::<u64>() >= before + count;
+    if !wait_for(all_took) {
+        return Err("the all-but-self IPI missed a CPU");
+    }
+    Ok(())
+}
+
+/// Bit i: CPU i ran the function.
+static RAN_ON: AtomicU64 = AtomicU64::new(0);
+
+fn record_cpu() {
+    RAN_ON.fetch_or(1 << percpu::this().index(), Ordering::Relaxed);
+}
+
+fn cross_call_runs_everywhere() -> Result<(), &'static str> {
+    let mut all = CpuSet::others();
+    all.insert(percpu::this().index());
+    RAN_ON.store(0, Ordering::Relaxed);
+    // call returns only once every target has run it: no waiting here.
+    ipi::call(all, Request::Run(record_cpu));
+    let expected = (1u64 << percpu::online_count()) - 1;
+    if RAN_ON.load(Ordering::Relaxed) != expected {
+        return Err("call returned before every target ran the function");
+    }
+    let answered = ipi::ANSWERED.load(Ordering::Relaxed);
+    ipi::call(CpuSet::others(), Request::FlushRange { start: 0x40_0000, end: 0x40_8000 });
+    ipi::call(CpuSet::others(), Request::FlushAll);
+    let remote = CpuSet::others().len() as u64;
+    if ipi::ANSWERED.load(Ordering::Relaxed) != answered + 2 * remote {
+        return Err("a flush was not answered by every other CPU");
+    }
+    Ok(())
+}
+
+const ROUNDS: usize = 200;
+static BUSY_INITIATORS: AtomicUsize = AtomicUsize::new(0);
+static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+fn count() {
+    COUNTED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Every CPU calls every other CPU ROUNDS times, all at once.
+fn call_everyone() {
+    for _ in 0..ROUNDS {
+        ipi::call(CpuSet::others(), Request::Run(count));
+    }
+    BUSY_INITIATORS.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn concurrent_cross_calls() -> Result<(), &'static str> {
+    let cpus = percpu::online_count();
+    COUNTED.store(0, Ordering::Relaxed);
+    BUSY_INITIATORS.store(cpus, Ordering::Release);
+    for cpu in others() {
+        if !smp::run_when_idle(cpu, call_everyone) {
+            return Err("a CPU still had idle work queued");
+        }
+    }
+    call_everyone();
+    if !wait_for(|| BUSY_INITIATORS.load(Ordering::Acquire) == 0) {
+        return Err("cross-calls from several CPUs at once did not finish (deadlock?)");
+    }
+    let expected = (cpus * ROUNDS * (cpus - 1)) as u64;
+    if COUNTED.load(Ordering::Relaxed) != expected {
+        return Err("a cross-call ran the wrong number of times");
+    }
+    Ok(())
+}
