@@ -16,7 +16,11 @@ use x86_64::PhysAddr;
 struct PhysicalMap;
 
 impl AcpiHandler for PhysicalMap {
-    unsafe fn map_physical_region<T>(&self, address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         let virt = phys::to_virt(PhysAddr::new(address as u64));
         let ptr = NonNull::new(virt.as_mut_ptr::<T>()).expect("acpi: the physical map is not at 0");
         // SAFETY: the physical map covers the table (it is in RAM, or below

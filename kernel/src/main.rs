@@ -31,8 +31,8 @@ mod signal;
 mod sleep;
 mod smptest;
 mod syscall;
-mod trap;
 mod time;
+mod trap;
 mod usercopy;
 mod vmstat;
 

@@ -120,8 +120,7 @@ fn running() -> Option<Pid> {
 /// Run `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let mut table = TABLE.lock();
-    let pid = running()
-        .expect("proc::with_current: no process is running");
+    let pid = running().expect("proc::with_current: no process is running");
     f(table
         .procs
         .get_mut(&pid)

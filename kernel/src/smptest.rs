@@ -57,7 +57,12 @@ fn every_cpu_answers_an_ipi() -> Result<(), &'static str> {
     let before: u64 = others().map(|c| c.ipis.load(Ordering::Relaxed)).sum();
     let count = others().count() as u64;
     ipi::send_all_but_self(ipi::COUNT_VECTOR);
-    let all_took = || others().map(|c| c.ipis.load(Ordering::Relaxed)).sum::<u64>() >= before + count;
+    let all_took = || {
+        others()
+            .map(|c| c.ipis.load(Ordering::Relaxed))
+            .sum::<u64>()
+            >= before + count
+    };
     if !wait_for(all_took) {
         return Err("the all-but-self IPI missed a CPU");
     }
@@ -82,7 +87,13 @@ fn cross_call_runs_everywhere() -> Result<(), &'static str> {
         return Err("call returned before every target ran the function");
     }
     let answered = ipi::ANSWERED.load(Ordering::Relaxed);
-    ipi::call(CpuSet::others(), Request::FlushRange { start: 0x40_0000, end: 0x40_8000 });
+    ipi::call(
+        CpuSet::others(),
+        Request::FlushRange {
+            start: 0x40_0000,
+            end: 0x40_8000,
+        },
+    );
     ipi::call(CpuSet::others(), Request::FlushAll);
     let remote = CpuSet::others().len() as u64;
     if ipi::ANSWERED.load(Ordering::Relaxed) != answered + 2 * remote {

@@ -65,7 +65,9 @@ fn handle(frame: &mut TrapFrame) {
                 proc::yield_now();
             }
         }
-        vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => ipi::dispatch(vector),
+        vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
+            ipi::dispatch(vector)
+        }
         // The PIC lines are masked and a spurious interrupt from them or
         // from the APIC takes no end-of-interrupt.
         vector if PIC_VECTORS.contains(&vector) || vector == SPURIOUS => {}

@@ -130,10 +130,7 @@ pub fn send(destination: Destination, vector: u8) {
 
 /// INIT: reset the CPU with `apic_id` into its wait-for-startup state.
 pub fn send_init(apic_id: u32) {
-    send_command(
-        Destination::One(apic_id),
-        ICR_INIT | ICR_ASSERT | ICR_LEVEL,
-    );
+    send_command(Destination::One(apic_id), ICR_INIT | ICR_ASSERT | ICR_LEVEL);
 }
 
 /// STARTUP (SIPI): the waiting CPU starts in real mode at `page` << 12.

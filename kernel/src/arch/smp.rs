@@ -50,7 +50,11 @@ pub fn init(boot_info: &BootInfo) {
     timer::start_this_cpu();
     percpu::mark_online(percpu::this());
 
-    let listed = match boot_info.rsdp_addr.into_option().map(crate::acpi::processors) {
+    let listed = match boot_info
+        .rsdp_addr
+        .into_option()
+        .map(crate::acpi::processors)
+    {
         Some(Ok(cpus)) => cpus,
         Some(Err(e)) => {
             log::warn!("smp: cannot read the MADT ({e:?}): one CPU");

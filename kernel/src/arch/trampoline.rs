@@ -85,7 +85,12 @@ impl Trampoline {
         let base = regions
             .iter()
             .filter(|r| r.kind == MemoryRegionKind::Usable)
-            .map(|r| (r.start.max(PAGE).next_multiple_of(PAGE), r.end.min(LOW_MEMORY_END)))
+            .map(|r| {
+                (
+                    r.start.max(PAGE).next_multiple_of(PAGE),
+                    r.end.min(LOW_MEMORY_END),
+                )
+            })
             .find(|&(start, end)| start + PAGES * PAGE <= end)?
             .0;
         let len = layout(LEN) as usize;
