@@ -84,8 +84,12 @@ impl CpuSet {
     /// Every online CPU but the running one.
     pub fn others() -> Self {
         let me = percpu::this().index();
-        let all = (1u64 << percpu::online_count()) - 1;
-        CpuSet(all & !(1 << me))
+        CpuSet(Self::online().0 & !(1 << me))
+    }
+
+    /// Every online CPU.
+    pub fn online() -> Self {
+        CpuSet((1u64 << percpu::online_count()) - 1)
     }
 
     pub fn insert(&mut self, index: usize) {
@@ -146,13 +150,13 @@ static REQUEST: Slot = Slot(UnsafeCell::new(Request::FlushAll));
 /// performance chapter count them).
 pub static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
-/// Run `request` on every CPU in `targets` (the running one included, if
-/// it is in the set: it runs it directly) and return once all have.
-/// Call with interrupts masked.
+/// Run `request` on every online CPU in `targets` (the running one
+/// included, if it is in the set: it runs it directly) and return once all
+/// have. Call with interrupts masked.
 pub fn call(targets: CpuSet, request: Request) {
     let me = percpu::this().index();
     let mut remote = targets;
-    remote.0 &= !(1 << me);
+    remote.0 &= CpuSet::online().0 & !(1 << me);
     if !remote.is_empty() {
         while CALL_LOCK
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
