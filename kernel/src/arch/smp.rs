@@ -65,12 +65,17 @@ pub fn init(boot_info: &BootInfo) {
             return;
         }
     };
-    let others: vec::Vec<u32> = listed
+    // xAPIC addresses 8-bit ids, 0xff being the broadcast: larger ids
+    // (x2APIC entries of the MADT) cannot be started from here.
+    let (others, unreachable): (vec::Vec<u32>, vec::Vec<u32>) = listed
         .others
         .iter()
         .copied()
         .filter(|&id| id != listed.boot)
-        .collect();
+        .partition(|&id| id < 0xff);
+    if !unreachable.is_empty() {
+        log::warn!("smp: {} CPUs have APIC ids past xAPIC's reach", unreachable.len());
+    }
     if others.len() >= MAX_CPUS {
         log::warn!(
             "smp: the MADT lists {} CPUs, pageos drives {MAX_CPUS}",
