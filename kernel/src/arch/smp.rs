@@ -49,7 +49,13 @@ pub fn init(boot_info: &BootInfo) {
     ipi::init();
     timer::start_this_cpu();
     percpu::mark_online(percpu::this());
+    let listed = start_others(boot_info);
+    log::info!("smp: {} of {listed} CPUs up", percpu::online_count());
+}
 
+/// Start the CPUs the MADT lists besides this one; returns how many CPUs
+/// it lists in all (1 without a readable MADT).
+fn start_others(boot_info: &BootInfo) -> usize {
     let listed = match boot_info
         .rsdp_addr
         .into_option()
@@ -58,11 +64,11 @@ pub fn init(boot_info: &BootInfo) {
         Some(Ok(cpus)) => cpus,
         Some(Err(e)) => {
             log::warn!("smp: cannot read the MADT ({e:?}): one CPU");
-            return;
+            return 1;
         }
         None => {
             log::warn!("smp: no ACPI tables: one CPU");
-            return;
+            return 1;
         }
     };
     // xAPIC addresses 8-bit ids, 0xff being the broadcast: larger ids
@@ -95,11 +101,7 @@ pub fn init(boot_info: &BootInfo) {
             None => log::warn!("smp: no free page below 1 MiB for the trampoline"),
         }
     }
-    log::info!(
-        "smp: {} of {} CPUs up",
-        percpu::online_count(),
-        others.len() + 1
-    );
+    others.len() + 1
 }
 
 /// Start CPU `index` (APIC id `apic_id`); true once it is online.
