@@ -80,7 +80,10 @@ fn start_others(boot_info: &BootInfo) -> usize {
         .filter(|&id| id != listed.boot)
         .partition(|&id| id < 0xff);
     if !unreachable.is_empty() {
-        log::warn!("smp: {} CPUs have APIC ids past xAPIC's reach", unreachable.len());
+        log::warn!(
+            "smp: {} CPUs have APIC ids past xAPIC's reach",
+            unreachable.len()
+        );
     }
     if others.len() >= MAX_CPUS {
         log::warn!(

@@ -370,9 +370,11 @@ fn signal_interrupts_nanosleep() -> Outcome {
         "the signal ended the sleep after {} ms",
         elapsed / MS
     )?;
+    // rem + elapsed is the 2 s, give or take what the host's scheduling
+    // adds between the kernel's reading and ours.
     let left = rem.nanos();
     ensure!(
-        left <= 2 * SEC - elapsed + 5 * MS && left + elapsed + 50 * MS >= 2 * SEC,
+        left <= 2 * SEC - elapsed + 50 * MS && left + elapsed + 50 * MS >= 2 * SEC,
         "rem {} ms after {} ms of a 2 s sleep",
         left / MS,
         elapsed / MS
