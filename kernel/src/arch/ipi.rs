@@ -48,7 +48,7 @@ pub fn set_handler(vector: u8, handler: fn()) {
 
 /// Register the cross-call's handler (boot CPU, before any other starts).
 pub fn init() {
-    set_handler(CALL_VECTOR, answer);
+    set_handler(CALL_VECTOR, poll);
     set_handler(COUNT_VECTOR, || {});
 }
 
@@ -162,7 +162,7 @@ pub fn call(targets: CpuSet, request: Request) {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            answer();
+            poll();
             core::hint::spin_loop();
         }
         // SAFETY: we hold CALL_LOCK and PENDING is 0 (the last holder waited for it).
@@ -200,9 +200,12 @@ fn wait_for_answers() {
     }
 }
 
-/// Answer the call in flight if this CPU is one of its targets (the IPI
-/// handler, and the polls of a waiting CPU).
-fn answer() {
+/// Answer the call in flight if this CPU is one of its targets: the IPI
+/// handler, the polls of a CPU waiting to call, and what any loop that
+/// spins with interrupts masked must call (a spin lock's, in the next
+/// phase): a CPU that spins for a lock whose holder waits for this CPU's
+/// answer would otherwise wait forever.
+pub fn poll() {
     let bit = 1 << percpu::this().index();
     if PENDING.load(Ordering::Acquire) & bit != 0 {
         // SAFETY: our PENDING bit is set, so the request is published and
