@@ -6,8 +6,12 @@
 use crate::arch::ipi::{self, CpuSet, Request};
 use crate::arch::percpu::{self, PerCpu};
 use crate::arch::smp;
+use crate::phys::Frame;
+use crate::pmap::{self, Pmap};
 use crate::time;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
 
 type Test = (&'static str, fn() -> Result<(), &'static str>);
 
@@ -16,6 +20,10 @@ pub const TESTS: &[Test] = &[
     ("smp_every_cpu_answers_an_ipi", every_cpu_answers_an_ipi),
     ("smp_cross_call_runs_everywhere", cross_call_runs_everywhere),
     ("smp_concurrent_cross_calls", concurrent_cross_calls),
+    (
+        "smp_flush_range_reaches_other_tlbs",
+        flush_range_reaches_other_tlbs,
+    ),
 ];
 
 /// Wait (interrupts on, so the boot CPU's own tick runs) until `done`,
@@ -145,6 +153,103 @@ fn concurrent_cross_calls() -> Result<(), &'static str> {
     let expected = (cpus * ROUNDS * (cpus - 1)) as u64;
     if COUNTED.load(Ordering::Relaxed) != expected {
         return Err("a cross-call ran the wrong number of times");
+    }
+    Ok(())
+}
+
+/// The address space another CPU borrows in the flush test, and what it read.
+static BORROWED: AtomicPtr<Pmap> = AtomicPtr::new(core::ptr::null_mut());
+static READ: AtomicU64 = AtomicU64::new(0);
+/// A lower-half address, mapped without USER so the kernel reads it
+/// directly (SMAP guards only user pages).
+const TEST_VA: u64 = 0x5000_0000;
+
+fn borrow_space() {
+    // SAFETY: the test keeps the Pmap alive until this CPU gave it back.
+    unsafe { (*BORROWED.load(Ordering::Acquire)).activate() };
+}
+
+fn read_test_page() {
+    // SAFETY: TEST_VA is mapped, readable, in the borrowed space this CPU runs on.
+    READ.store(
+        unsafe { (TEST_VA as *const u64).read_volatile() },
+        Ordering::Release,
+    );
+}
+
+fn return_space() {
+    pmap::activate_kernel();
+}
+
+fn filled(pattern: u64) -> Result<Frame, &'static str> {
+    let frame = Frame::alloc_zeroed().ok_or("out of memory")?;
+    frame.write(0, &pattern.to_le_bytes());
+    Ok(frame)
+}
+
+/// A CPU caches a translation; this CPU points the page elsewhere; after a
+/// FlushRange cross-call the other CPU reads the new page. Until then it
+/// may still read the old frame through its TLB, which is why a shootdown
+/// must finish before that frame is reused (DESIGN §6): the old frame is
+/// freed only after the flush.
+fn flush_range_reaches_other_tlbs() -> Result<(), &'static str> {
+    use vm::pmap::Pmap as _;
+    let Some(other) = others().next().map(|c| c.index()) else {
+        return Ok(());
+    };
+    let mut target = CpuSet::default();
+    target.insert(other);
+    let (old, new) = (0xaaaa_aaaa_aaaa_aaaa, 0xbbbb_bbbb_bbbb_bbbb);
+    let mut space = Pmap::new().ok_or("out of memory")?;
+    let page = Page::containing_address(VirtAddr::new(TEST_VA));
+    space
+        .enter(page, filled(old)?, Flags::empty())
+        .map_err(|_| "enter failed")?;
+    BORROWED.store(&mut space, Ordering::Release);
+    ipi::call(target, Request::Run(borrow_space));
+    ipi::call(target, Request::Run(read_test_page));
+    let first = READ.load(Ordering::Acquire);
+
+    let mut released = None;
+    space.unmap_range(TEST_VA, TEST_VA + 4096, &mut |_, m| released = Some(m.pfn));
+    let old_frame = released.ok_or("unmap found nothing")?;
+    space
+        .enter(page, filled(new)?, Flags::empty())
+        .map_err(|_| "enter failed")?;
+    ipi::call(target, Request::Run(read_test_page));
+    let stale = READ.load(Ordering::Acquire) == old;
+    ipi::call(
+        target,
+        Request::FlushRange {
+            start: TEST_VA,
+            end: TEST_VA + 4096,
+        },
+    );
+    ipi::call(target, Request::Run(read_test_page));
+    let after = READ.load(Ordering::Acquire);
+    ipi::call(target, Request::Run(return_space));
+    BORROWED.store(core::ptr::null_mut(), Ordering::Release);
+    // SAFETY: unmap_range handed the PTE's reference to the old frame back,
+    // and no TLB can reach it any more.
+    drop(unsafe {
+        Frame::from_raw(PhysFrame::containing_address(x86_64::PhysAddr::new(
+            old_frame.addr(),
+        )))
+    });
+    drop(space);
+    log::info!(
+        "smptest: before the flush CPU {other} {} the old page through its TLB",
+        if stale {
+            "still read"
+        } else {
+            "no longer read"
+        }
+    );
+    if first != old {
+        return Err("the other CPU did not read the mapped page");
+    }
+    if after != new {
+        return Err("after FlushRange the other CPU still read the old page");
     }
     Ok(())
 }
