@@ -12,7 +12,12 @@ fn selftest_with(cpus: &str) {
     let run = pageos(&["--cpus", cpus, "--kernel-arg", "selftest"]);
     let up = format!("smp: {cpus} of {cpus} CPUs up");
     assert!(run.stdout.contains(&up), "no {up:?} line:\n{}", run.stdout);
-    for case in ["smp_every_cpu_answers_an_ipi", "smp_concurrent_cross_calls"] {
+    let cases = [
+        "smp_every_cpu_answers_an_ipi",
+        "smp_concurrent_cross_calls",
+        "smp_flush_range_reaches_other_tlbs",
+    ];
+    for case in cases {
         assert!(
             run.stdout.contains(&format!("ok {case}")),
             "{case}:\n{}",
