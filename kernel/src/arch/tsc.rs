@@ -15,8 +15,11 @@
 //! tightest bracket: a read the host delayed (the vCPU descheduled between
 //! the port access and the counter) shows up as a wide bracket and is
 //! dropped, so the error is a PIT count and the bracket's width over
-//! 30 ms (tens of ppm) rather than a scheduling delay. The same window gives the
-//! APIC timer's rate, read the same way.
+//! 30 ms (tens of ppm) rather than a scheduling delay. Between the two
+//! readings we poll the count, so that its 16-bit wrap-around (every
+//! 55 ms) is counted; a poll the host delayed by milliseconds could hide a
+//! wrap, and the whole measurement is then taken again. The same window
+//! gives the APIC timer's rate, read the same way.
 
 use super::apic;
 use x86_64::instructions::port::Port;
@@ -80,15 +83,34 @@ fn reading() -> Reading {
         .expect("tsc::reading: TRIES > 0")
 }
 
-/// Measure both rates (boot CPU, interrupts masked, APIC enabled).
-pub fn calibrate() -> Rates {
+/// A gap between two polls of the PIT longer than this many TSC cycles
+/// may hide a wrap of its 16-bit count (55 ms): at any plausible TSC rate
+/// (1 to 5 GHz) it is 8 to 40 ms. A loaded host deschedules the vCPU for
+/// a few milliseconds all the time, which the modular count absorbs; a
+/// measurement with a longer gap is taken again.
+const MAX_POLL_GAP: u64 = 40_000_000;
+const ATTEMPTS: usize = 20;
+/// A PIT that has not moved after this many cycles (about a second) is
+/// missing or broken.
+const GIVE_UP: u64 = 1 << 32;
+
+/// One measurement: the two readings and the PIT counts between them,
+/// and whether a poll in between was delayed (then it may be wrong).
+struct Measurement {
+    start: Reading,
+    end: Reading,
+    pit_ticks: u64,
+    delayed: bool,
+}
+
+fn measure() -> Measurement {
     // SAFETY: channel 2 drives only the PC speaker, whose output stays off
     // (bit 1 clear); bit 0 opens the channel's gate.
     unsafe {
         let mut speaker = Port::<u8>::new(SPEAKER_PORT);
         let old = speaker.read();
         speaker.write((old & !0b10) | 0b1);
-        // Channel 2, low then high byte, mode 0 (count down once), binary.
+        // Channel 2, low then high byte, mode 0 (count down), binary.
         Port::<u8>::new(PIT_COMMAND).write(0b1011_0000);
         let mut data = Port::<u8>::new(PIT_CHANNEL2);
         data.write(0xff);
@@ -96,28 +118,66 @@ pub fn calibrate() -> Rates {
     }
     apic::timer_start_free_running();
     // The count loads on the PIT's next clock edge: start below the top.
+    let began = super::rdtsc();
     while pit_count() > 0xff00 {
+        assert!(
+            super::rdtsc() - began < GIVE_UP,
+            "tsc::calibrate: the PIT does not count"
+        );
         core::hint::spin_loop();
     }
     let start = reading();
-    while start.pit.saturating_sub(pit_count()) < WINDOW_COUNTS {
-        core::hint::spin_loop();
+    // Mode 0 keeps counting down past 0, wrapping to 0xffff: each poll
+    // adds the counts since the previous one, modulo 2^16.
+    let (mut pit, mut tsc) = (start.pit, start.tsc);
+    let mut pit_ticks = 0;
+    let mut delayed = false;
+    while pit_ticks < u64::from(WINDOW_COUNTS) {
+        let now = super::rdtsc();
+        assert!(
+            now - start.tsc < GIVE_UP,
+            "tsc::calibrate: the PIT stopped counting"
+        );
+        let count = pit_count();
+        delayed |= now - tsc > MAX_POLL_GAP;
+        pit_ticks += u64::from(pit.wrapping_sub(count));
+        (pit, tsc) = (count, now);
     }
     let end = reading();
-    let pit_ticks = u64::from(start.pit - end.pit);
+    delayed |= end.tsc - tsc > MAX_POLL_GAP;
+    pit_ticks += u64::from(pit.wrapping_sub(end.pit));
+    Measurement {
+        start,
+        end,
+        pit_ticks,
+        delayed,
+    }
+}
+
+/// Measure both rates (boot CPU, interrupts masked, APIC enabled).
+pub fn calibrate() -> Rates {
+    let mut attempts = 1;
+    let mut m = measure();
+    while m.delayed && attempts < ATTEMPTS {
+        m = measure();
+        attempts += 1;
+    }
+    if m.delayed {
+        log::warn!("time: every calibration was disturbed by the host; the TSC's rate may be off");
+    }
     let rates = Rates {
-        tsc_hz: (end.tsc - start.tsc) * PIT_HZ / pit_ticks,
-        apic_timer_hz: u64::from(start.apic - end.apic) * PIT_HZ / pit_ticks,
+        tsc_hz: (m.end.tsc - m.start.tsc) * PIT_HZ / m.pit_ticks,
+        apic_timer_hz: u64::from(m.start.apic - m.end.apic) * PIT_HZ / m.pit_ticks,
     };
     log::info!(
-        "time: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (against the PIT over {} us, brackets {} and {} cycles)",
+        "time: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (against the PIT over {} us, brackets {} and {} cycles, {attempts} attempt(s))",
         rates.tsc_hz / 1_000_000,
         rates.tsc_hz / 1000 % 1000,
         rates.apic_timer_hz / 1_000_000,
         rates.apic_timer_hz / 1000 % 1000,
-        pit_ticks * 1_000_000 / PIT_HZ,
-        start.width,
-        end.width,
+        m.pit_ticks * 1_000_000 / PIT_HZ,
+        m.start.width,
+        m.end.width,
     );
     rates
 }
