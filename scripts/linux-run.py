@@ -6,12 +6,21 @@ QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
     scripts/linux-run.py vmtest -- ARGS    # with arguments
     scripts/linux-run.py --elf FILE -- ARGS  # any static x86_64 ELF as /init
     scripts/linux-run.py --memory 1G --append sysctl.vm.max_map_count=N --elf FILE
+    scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532   # with a swap disk
+    scripts/linux-run.py --disk FILE ...   # FILE as a further virtio-blk disk
 
 The kernel comes from Debian's linux-image-*-amd64 package, downloaded with
 apt-get and unpacked with dpkg -x into target/linux (never installed). The
 program is /init of a newc initramfs built here; its status is read from
 the summary line it prints (Linux panics when init exits; -no-reboot then
 ends QEMU). Exit status: 0 when the program reported `N passed, 0 failed`.
+
+Disks are virtio-blk PCI devices, as the pageos runner attaches them:
+--swap SIZE makes a fresh one with Debian's mkswap (the reference for the
+header pageos's runner writes), --disk FILE attaches FILE; the first is
+/dev/vda. Debian builds virtio-blk as a module, so with disks /init is
+userland/c/linux_init.c, which loads the modules, mounts devtmpfs on /dev
+and procfs on /proc, and then runs the program as /sbin/init.
 With --elf, the program's output is all that matters (the caller compares
 it with pageos's): the exit status is 0 once QEMU has run it.
 """
@@ -55,6 +64,46 @@ def program(name):
     return os.path.join(ROOT, "target", "x86_64-unknown-none", "debug", name)
 
 
+# virtio-blk and what it needs, dependencies first (their modinfo depends=).
+MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk"]
+
+
+def parse_size(text):
+    """A size in QEMU's syntax (as the runner's --swap): bytes, or K, M, G, T."""
+    shift = {"K": 10, "M": 20, "G": 30, "T": 40}.get(text[-1:].upper(), 0)
+    return int(text[:-1] if shift else text) << shift
+
+
+def make_swap(size):
+    """A fresh swap disk of SIZE in target/linux, formatted by mkswap."""
+    path = os.path.join(WORK, "swap-%d.img" % os.getpid())
+    with open(path, "wb") as f:
+        f.truncate(parse_size(size) // 4096 * 4096)
+    run("mkswap", "-q", "-L", "pageos-swap", path)
+    return path
+
+
+def disk_init():
+    """The /init that loads the virtio modules first (userland/c/linux_init.c)."""
+    out = os.path.join(WORK, "linux_init")
+    source = os.path.join(ROOT, "userland", "c", "linux_init.c")
+    run("musl-gcc", "-static", "-O2", "-o", out, source)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def modules():
+    """The .ko files of MODULES from the unpacked package, in order."""
+    found = []
+    for name in MODULES:
+        paths = glob.glob(os.path.join(WORK, "root", "lib", "modules", "*", "kernel", "**", name + ".ko"), recursive=True)
+        if not paths:
+            sys.exit("linux-run: no %s.ko in %s" % (name, PACKAGE))
+        with open(paths[0], "rb") as f:
+            found.append(f.read())
+    return found
+
+
 def cpio(entries):
     """A newc archive: entries are (path, mode, data, rdev_major, rdev_minor)."""
     out = bytearray()
@@ -74,11 +123,17 @@ def main():
     elf = None
     memory = "512M"
     kernel_args = []
+    swap = None
+    disks = []
     # Options for the benchmark (scripts/bench.py): guest RAM, and words
-    # for the kernel command line (before init's arguments).
-    while args[:1] in (["--memory"], ["--append"]) and len(args) >= 2:
+    # for the kernel command line (before init's arguments); and disks.
+    while args[:1] in (["--memory"], ["--append"], ["--swap"], ["--disk"]) and len(args) >= 2:
         if args[0] == "--memory":
             memory = args[1]
+        elif args[0] == "--swap":
+            swap = args[1]
+        elif args[0] == "--disk":
+            disks.append(args[1])
         else:
             kernel_args.append(args[1])
         args = args[2:]
@@ -95,20 +150,23 @@ def main():
         return 0
     with open(elf or program(name), "rb") as f:
         binary = f.read()
+    if swap:
+        disks.insert(0, make_swap(swap))
+    entries = [
+        ("dev", 0o040755, b"", 0, 0),
+        ("dev/console", 0o020600, b"", 5, 1),
+        ("sbin", 0o040755, b"", 0, 0),
+        ("init", 0o100755, disk_init() if disks else binary, 0, 0),
+        # vmtest reads /sbin/init's ELF magic, as on pageos.
+        ("sbin/init", 0o100755, binary, 0, 0),
+    ]
+    if disks:
+        entries.append(("proc", 0o040755, b"", 0, 0))
+        entries.append(("modules", 0o040755, b"", 0, 0))
+        entries += [("modules/%d.ko" % i, 0o100644, ko, 0, 0) for i, ko in enumerate(modules())]
     initrd = os.path.join(WORK, "initrd-%s.cpio" % name)
     with open(initrd, "wb") as f:
-        f.write(
-            cpio(
-                [
-                    ("dev", 0o040755, b"", 0, 0),
-                    ("dev/console", 0o020600, b"", 5, 1),
-                    ("sbin", 0o040755, b"", 0, 0),
-                    ("init", 0o100755, binary, 0, 0),
-                    # vmtest reads /sbin/init's ELF magic, as on pageos.
-                    ("sbin/init", 0o100755, binary, 0, 0),
-                ]
-            )
-        )
+        f.write(cpio(entries))
     append = " ".join(["console=ttyS0 panic=-1 quiet loglevel=3"] + kernel_args)
     if extra:
         append += " -- " + " ".join(extra)
@@ -116,8 +174,14 @@ def main():
         "qemu-system-x86_64", "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
         "-m", memory, "-cpu", "qemu64,+smep,+smap", "-nographic", "-no-reboot", "-monitor", "none",
     ]
+    for i, disk in enumerate(disks):
+        qemu += ["-drive", "file=%s,format=raw,if=none,id=disk%d" % (disk, i), "-device", "virtio-blk-pci,drive=disk%d" % i]
     print("+", " ".join(qemu), file=sys.stderr)
-    out = subprocess.run(qemu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600).stdout.decode(errors="replace")
+    try:
+        out = subprocess.run(qemu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600).stdout.decode(errors="replace")
+    finally:
+        if swap:
+            os.remove(disks[0])
     print(out)
     if elf:
         return 0

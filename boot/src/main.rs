@@ -6,6 +6,7 @@
 //! the kernel reported into our own exit status (DESIGN §1).
 
 mod cpio;
+mod disks;
 mod qemu;
 
 use clap::Parser;
@@ -41,6 +42,13 @@ pub struct Options {
     /// Start QEMU paused, waiting for gdb on :1234.
     #[arg(long)]
     gdb: bool,
+    /// Attach a fresh swap disk of SIZE (virtio-blk) with Linux's swap
+    /// header (the mkswap layout); the kernel swaps to it.
+    #[arg(long, value_name = "SIZE")]
+    swap: Option<String>,
+    /// Attach FILE as a further virtio-blk disk (raw); repeatable.
+    #[arg(long = "disk", value_name = "FILE")]
+    disks: Vec<PathBuf>,
     /// An extra kernel command-line switch (no-aslr, selftest, ...); repeatable.
     #[arg(long = "kernel-arg", value_name = "SWITCH")]
     kernel_args: Vec<String>,

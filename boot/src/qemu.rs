@@ -6,7 +6,7 @@
 //! status, because QEMU exits with `(value << 1) | 1` and only 8 bits survive,
 //! so serial (our stdout) stays free for the programs' own output.
 
-use crate::{Options, cpio};
+use crate::{Options, cpio, disks};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     let image = work.path().join("pageos.img");
     disk_image(options.uefi, &initrd_file, &image)?;
     let status_file = work.path().join("status");
+    let disk_files = disks::prepare(options.swap.as_deref(), &options.disks, work.path())?;
 
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-m", &options.memory])
@@ -46,6 +47,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         ))
         .arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
+        .args(disks::qemu_args(&disk_files))
         .stdin(Stdio::null());
     if options.cpus > 1 {
         // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
@@ -127,6 +129,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
     ("timetest", env!("CARGO_BIN_FILE_PROGRAMS_timetest")),
+    ("swaptest", env!("CARGO_BIN_FILE_PROGRAMS_swaptest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

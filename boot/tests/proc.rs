@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_report_passed, pageos};
+use common::{assert_report_passed, linux_run, pageos};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -106,19 +106,9 @@ fn linux_comparison_musl_hello_prints_the_same_on_linux() {
     let Some(path) = musl_program("hello_musl") else {
         return;
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux-run.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("--elf")
-        .arg(&path)
-        .output()
-        .expect("cannot run python3");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("SKIPPED") {
-        eprintln!("{stderr}");
+    let Some(out) = linux_run(&["--elf", path.to_str().expect("UTF-8 path")]) else {
         return;
-    }
-    assert!(out.status.success(), "linux-run.py failed:\n{stderr}");
-    let linux = program_lines(&String::from_utf8_lossy(&out.stdout), "hello_musl");
+    };
+    let linux = program_lines(&out, "hello_musl");
     assert_eq!(run_c_on_pageos("hello_musl", &path), linux);
 }

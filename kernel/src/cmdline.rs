@@ -25,6 +25,8 @@ pub struct Cmdline {
     pub test_panic: bool,
     /// Run the kernel's self-tests instead of init.
     pub selftest: bool,
+    /// Measure the swap disk's throughput instead of running init.
+    pub diskbench: bool,
 }
 
 pub fn read() -> Cmdline {
@@ -45,6 +47,7 @@ fn parse(text: &str) -> Cmdline {
             "no-aslr" => cmd.no_aslr = true,
             "test-panic" => cmd.test_panic = true,
             "selftest" => cmd.selftest = true,
+            "diskbench" => cmd.diskbench = true,
             "" => {}
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),

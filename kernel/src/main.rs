@@ -14,12 +14,16 @@ extern crate alloc;
 
 mod acpi;
 mod arch;
+mod block;
 mod cmdline;
+mod diskbench;
 mod exec;
 mod fd;
 mod heap;
 mod initrd;
 mod logger;
+mod mmio;
+mod pci;
 mod phys;
 mod pmap;
 mod proc;
@@ -30,6 +34,7 @@ mod selftest;
 mod signal;
 mod sleep;
 mod smptest;
+mod swap;
 mod syscall;
 mod time;
 mod trap;
@@ -86,8 +91,15 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let files = initrd::unpack(ramdisk.unwrap_or_default());
     log::info!("initrd: {files} entries in ramfs");
 
+    // The disks, and the swap device among them (docs/src/pressure.md).
+    block::init();
+    swap::init();
+
     if cmdline.selftest {
         selftest::run();
+    }
+    if cmdline.diskbench {
+        diskbench::run();
     }
     proc::spawn_init(&cmdline);
     // Boot time against RAM size (docs/src/performance.md): from kernel

@@ -21,6 +21,8 @@ use x86_64::{PhysAddr, VirtAddr};
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+/// The end of the highest usable RAM region.
+static RAM_END: AtomicU64 = AtomicU64::new(0);
 
 /// Low memory holds firmware tables and the real-mode world: leave it alone.
 const FIRST_USABLE: u64 = 0x10_0000;
@@ -28,6 +30,17 @@ const FIRST_USABLE: u64 = 0x10_0000;
 /// The kernel-virtual address of physical address `addr`.
 pub fn to_virt(addr: PhysAddr) -> VirtAddr {
     VirtAddr::new(PHYS_OFFSET.load(Ordering::Relaxed) + addr.as_u64())
+}
+
+/// The physical address behind kernel-virtual `addr` when `addr` lies in
+/// the physical map's RAM, where physical and virtual ranges are one
+/// contiguous run (what a device reading by DMA needs); None elsewhere
+/// (the heap, the stacks, device memory).
+pub fn phys_of(addr: VirtAddr) -> Option<PhysAddr> {
+    let offset = addr
+        .as_u64()
+        .checked_sub(PHYS_OFFSET.load(Ordering::Relaxed))?;
+    (offset < RAM_END.load(Ordering::Relaxed)).then(|| PhysAddr::new(offset))
 }
 
 /// Set up the physical map and the frame table from the bootloader's memory map.
@@ -42,6 +55,7 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         .map(|r| r.end)
         .max()
         .expect("phys::init: no usable memory");
+    RAM_END.store(end, Ordering::Relaxed);
     let frames = (end / PAGE_SIZE) as usize;
     let meta_bytes = (frames * size_of::<FrameMeta>()) as u64;
 

@@ -75,6 +75,27 @@ pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> Option<()> {
     Some(())
 }
 
+/// Map a page of device memory (a PCI BAR) in the kernel half, uncached
+/// and write-through, so that every load and store reaches the device in
+/// program order (see mmio.rs, whose window shares the heap's slot).
+pub fn map_kernel_mmio(page: Page, frame: PhysFrame) -> Option<()> {
+    let l4 = *KERNEL_L4.get().expect("pmap: used before init");
+    assert!(
+        usize::from(page.p4_index()) == HEAP_SLOT,
+        "pmap::map_kernel_mmio: outside the slot every space shares"
+    );
+    let flags = Flags::PRESENT
+        | Flags::WRITABLE
+        | Flags::NO_CACHE
+        | Flags::WRITE_THROUGH
+        | Flags::NO_EXECUTE;
+    // SAFETY: the page is unused until now, and `frame` is device memory,
+    // not RAM that anything else could own.
+    let flush = unsafe { mapper(l4).map_to(page, frame, flags, &mut TableFrames) }.ok()?;
+    flush.flush();
+    Some(())
+}
+
 /// One address space's page tables.
 pub struct Pmap {
     l4: PhysFrame,

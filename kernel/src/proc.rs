@@ -329,9 +329,13 @@ pub fn sleep_until(deadline: u64) {
     crate::sleep::remove(deadline, pid);
 }
 
-/// Wake a process whose sleep's deadline passed (the tick).
-pub fn wake_sleeper(pid: Pid) {
-    wake(&mut TABLE.lock(), pid);
+/// Wake a process whose sleep's deadline passed (the tick). False when
+/// the table is busy (the tick interrupted a holder): try again later.
+pub fn wake_sleeper(pid: Pid) -> bool {
+    TABLE
+        .try_lock()
+        .map(|mut table| wake(&mut table, pid))
+        .is_some()
 }
 
 /// The CPU time the current process used, in nanoseconds, up to now.

@@ -1,6 +1,6 @@
 //! Synthesized files under /proc, in Linux's formats, so the same program
 //! reads the same numbers on pageos and on Linux: /proc/meminfo,
-//! /proc/vmstat and /proc/self/maps. Each open takes a snapshot.
+//! /proc/vmstat, /proc/swaps and /proc/self/maps. Each open takes a snapshot.
 //!
 //! One file is pageos's own, for readers of the page tables:
 //! /proc/self/pagewalk/ADDR shows the four levels of the hardware's walk
@@ -20,6 +20,7 @@ pub fn snapshot(path: &str) -> Option<Result<Vec<u8>, Errno>> {
     let text = match path.strip_prefix("/proc/")? {
         "meminfo" => meminfo(),
         "vmstat" => vmstat(),
+        "swaps" => crate::swap::proc_swaps(),
         "self/maps" => proc::with_current(|p| maps(p.space())),
         other => match other.strip_prefix("self/pagewalk/").map(parse_hex) {
             Some(Some(addr)) => proc::with_current(|p| pagewalk(p.pid, p.space(), addr)),
@@ -43,6 +44,9 @@ fn meminfo() -> String {
         kib(phys::free_frames() as u64)
     );
     let _ = writeln!(out, "KernelHeap:     {:>8} kB", kib(heap::frames() as u64));
+    let (swap_total, swap_used) = crate::swap::totals();
+    let _ = writeln!(out, "SwapTotal:      {:>8} kB", kib(swap_total));
+    let _ = writeln!(out, "SwapFree:       {:>8} kB", kib(swap_total - swap_used));
     let _ = writeln!(out, "CommitLimit:    {:>8} kB", kib(phys::commit_limit()));
     let _ = writeln!(out, "Committed_AS:   {:>8} kB", kib(phys::committed()));
     out

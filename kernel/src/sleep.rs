@@ -4,12 +4,12 @@
 //! wait4) and has an entry here: its deadline on the monotonic clock
 //! (kernel/src/time.rs) and its pid. The boot CPU's tick wakes every
 //! process whose deadline passed, so a sleep ends at the first tick after
-//! its deadline: up to 1/HZ late (10 ms), never early. A signal wakes a
+//! its deadline: up to 1/HZ late (10 ms), never early. Lock order: this
+//! set, then the process table. A signal wakes a
 //! sleeper sooner through the same path as wait4's (`proc::kill`).
 
 use crate::proc::{self, Pid};
 use alloc::collections::BTreeSet;
-use alloc::vec::Vec;
 use spin::Mutex;
 
 static SLEEPERS: Mutex<BTreeSet<(u64, Pid)>> = Mutex::new(BTreeSet::new());
@@ -24,20 +24,21 @@ pub fn remove(deadline: u64, pid: Pid) {
     SLEEPERS.lock().remove(&(deadline, pid));
 }
 
-/// Wake every sleeper whose deadline is at or before `now`.
+/// Wake every sleeper whose deadline is at or before `now` (the tick).
+/// The tick may interrupt kernel code that waits with interrupts on (a
+/// disk wait, block/mod.rs) while it holds the process table or this set:
+/// both are only try-locked, and a busy one leaves the wake-up to the
+/// next tick.
 pub fn wake_expired(now: u64) {
-    let due: Vec<Pid> = {
-        let mut sleepers = SLEEPERS.lock();
-        let mut due = Vec::new();
-        while let Some(&(deadline, pid)) = sleepers.first()
-            && deadline <= now
-        {
-            sleepers.pop_first();
-            due.push(pid);
-        }
-        due
+    let Some(mut sleepers) = SLEEPERS.try_lock() else {
+        return;
     };
-    for pid in due {
-        proc::wake_sleeper(pid);
+    while let Some(&(deadline, pid)) = sleepers.first()
+        && deadline <= now
+    {
+        if !proc::wake_sleeper(pid) {
+            break;
+        }
+        sleepers.pop_first();
     }
 }

@@ -6,7 +6,7 @@
 //! `signal::deliver_pending`. From kernel mode, any exception is a kernel
 //! bug: report and panic.
 
-use crate::arch::idt::{IPI_BASE, IPI_COUNT, PAGE_FAULT, PIC_VECTORS, SPURIOUS, TIMER, TrapFrame};
+use crate::arch::idt::{IPI_BASE, IPI_COUNT, PAGE_FAULT, SPURIOUS, TIMER, TrapFrame};
 use crate::arch::{apic, ipi, timer};
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
@@ -68,9 +68,14 @@ fn handle(frame: &mut TrapFrame) {
         vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
             ipi::dispatch(vector)
         }
-        // The PIC lines are masked and a spurious interrupt from them or
-        // from the APIC takes no end-of-interrupt.
-        vector if PIC_VECTORS.contains(&vector) || vector == SPURIOUS => {}
+        // The disks' lines (block::interrupt); the others are masked, and
+        // a spurious IRQ 7/15 needs no EOI.
+        vector @ 33..=47 => {
+            crate::block::interrupt((vector - 32) as u8);
+        }
+        // IRQ 0 (the PIT) is masked since the APIC timer ticks, and the
+        // APIC's spurious interrupt takes no end-of-interrupt.
+        32 | SPURIOUS => {}
         PAGE_FAULT => page_fault(frame),
         vector if frame.is_user_mode() => {
             // Linux's signal and si_code for each exception; si_addr is the

@@ -21,6 +21,8 @@ pub mod mmap;
 pub mod pager;
 pub mod pmap;
 pub mod space;
+pub mod swap_header;
+pub mod swap_map;
 pub mod vm_fault;
 pub mod vm_map;
 pub mod vm_object;

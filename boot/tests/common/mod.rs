@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 
 pub struct Run {
@@ -66,4 +67,27 @@ pub fn assert_report_passed(run: &Run) {
         "status {}; output:\n{}",
         run.status, run.stdout
     );
+}
+
+/// Run scripts/linux-run.py with `args` (a program as init of Debian's
+/// Linux in the same QEMU) and return its stdout; None when it could not
+/// get the kernel (an offline machine: it says SKIPPED, not a failure).
+pub fn linux_run(args: &[&str]) -> Option<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux-run.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("cannot run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("SKIPPED") {
+        eprintln!("{stderr}");
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "linux-run.py failed:\n{stdout}\n{stderr}"
+    );
+    Some(stdout)
 }

@@ -29,6 +29,7 @@ const ICR_LOW: usize = 0x300;
 const ICR_HIGH: usize = 0x310;
 const LVT_TIMER: usize = 0x320;
 const LVT_LINT0: usize = 0x350;
+const LVT_LINT1: usize = 0x360;
 const LVT_ERROR: usize = 0x370;
 const TIMER_INITIAL: usize = 0x380;
 const TIMER_CURRENT: usize = 0x390;
@@ -36,6 +37,8 @@ const TIMER_DIVIDE: usize = 0x3e0;
 
 const SVR_ENABLE: u32 = 1 << 8;
 const LVT_MASKED: u32 = 1 << 16;
+const LVT_EXTINT: u32 = 0b111 << 8;
+const LVT_NMI: u32 = 0b100 << 8;
 const TIMER_PERIODIC: u32 = 1 << 17;
 /// Divide the timer's input clock by 16 (encoding 0b0011).
 const DIVIDE_BY_16: u32 = 0b0011;
@@ -79,16 +82,22 @@ pub fn init_boot_cpu() {
     let phys = PhysAddr::new(msr & 0x000f_ffff_ffff_f000);
     BASE.store(crate::phys::to_virt(phys).as_u64(), Ordering::Relaxed);
     enable(msr);
+    // Virtual-wire mode: the 8259s' interrupts (the disks', arch/timer.rs)
+    // come in on LINT0, NMIs on LINT1. Set them rather than trust the
+    // firmware: an APIC it left disabled has every line masked.
+    write(LVT_LINT0, LVT_EXTINT);
+    write(LVT_LINT1, LVT_NMI);
 }
 
 /// Enable the running CPU's APIC (another CPU, after `init_boot_cpu`):
-/// accept every priority, mask the legacy-PIC line, which only the boot
-/// CPU takes.
+/// accept every priority, mask the legacy-PIC and NMI lines, which only
+/// the boot CPU takes.
 pub fn init_this_cpu() {
     // SAFETY: as in `init_boot_cpu`.
     let msr = unsafe { Msr::new(IA32_APIC_BASE).read() };
     enable(msr);
     write(LVT_LINT0, LVT_MASKED);
+    write(LVT_LINT1, LVT_MASKED);
 }
 
 fn enable(msr: u64) {

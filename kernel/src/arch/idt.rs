@@ -65,9 +65,6 @@ impl TrapFrame {
 }
 
 pub const PAGE_FAULT: u64 = 14;
-/// The legacy PICs' vectors (remapped past the exceptions); only spurious
-/// interrupts arrive there once the local APIC timer ticks.
-pub const PIC_VECTORS: core::ops::RangeInclusive<u64> = 32..=47;
 /// The local APIC timer (arch/apic.rs).
 pub const TIMER: u64 = 48;
 /// Inter-processor interrupts (arch/ipi.rs): `IPI_BASE..IPI_BASE + IPI_COUNT`.

@@ -4,8 +4,10 @@
 //! and wakes sleepers whose deadline passed (kernel/src/sleep.rs); it is
 //! not a clock: time comes from the TSC (kernel/src/time.rs). The legacy
 //! 8259 PICs are remapped to vectors 32..48, so that a spurious interrupt
-//! from them cannot pose as an exception, and masked; the PIT, which
-//! ticked before the APIC timer did, now only serves the calibration.
+//! from them cannot pose as an exception, and masked but for the lines
+//! devices open (`set_irq_masked`: the virtio disks); they reach the boot
+//! CPU through its APIC's LINT0 line. The PIT, which ticked before the
+//! APIC timer did, now only serves the calibration.
 
 use super::percpu;
 use core::sync::atomic::Ordering;
@@ -39,6 +41,34 @@ pub fn init_pic() {
 pub fn start_this_cpu() {
     let count = crate::time::apic_timer_hz() / u64::from(HZ);
     super::apic::timer_start_periodic(super::idt::TIMER as u8, count as u32);
+}
+
+/// Let IRQ `line` (0..16) through the PICs, or hold it back. A device's
+/// line (the virtio disks', see block/virtio.rs) is masked while its
+/// interrupt waits to be acknowledged at the device. A line of the slave
+/// PIC needs the master's cascade line (2) open too.
+pub fn set_irq_masked(line: u8, masked: bool) {
+    // SAFETY: the masks only decide which IRQ lines are delivered.
+    unsafe {
+        let mut pics = PICS.lock();
+        let mut masks = pics.read_masks();
+        let (chip, bit) = (usize::from(line / 8), line % 8);
+        if masked {
+            masks[chip] |= 1 << bit;
+        } else {
+            masks[chip] &= !(1 << bit);
+            if chip == 1 {
+                masks[0] &= !(1 << 2);
+            }
+        }
+        pics.write_masks(masks[0], masks[1]);
+    }
+}
+
+/// Acknowledge an IRQ so the PIC delivers the next one.
+pub fn end_of_interrupt(vector: u8) {
+    // SAFETY: vector came from the PIC range.
+    unsafe { PICS.lock().notify_end_of_interrupt(vector) };
 }
 
 /// One tick on this CPU (the timer interrupt, already acknowledged): the

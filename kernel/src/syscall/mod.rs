@@ -11,6 +11,7 @@ mod memory;
 mod process;
 mod signal;
 mod stat;
+mod swap;
 mod system;
 mod time;
 
@@ -76,6 +77,7 @@ pub const SYS_GETEUID: u64 = 107;
 pub const SYS_GETEGID: u64 = 108;
 pub const SYS_GETPPID: u64 = 110;
 pub const SYS_ARCH_PRCTL: u64 = 158;
+pub const SYS_SWAPON: u64 = 167;
 pub const SYS_REBOOT: u64 = 169;
 pub const SYS_GETTID: u64 = 186;
 pub const SYS_TKILL: u64 = 200;
@@ -167,6 +169,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_GETRANDOM => system::getrandom(a[0], a[1], a[2]),
         SYS_IOCTL => system::ioctl(a[0], a[1], a[2]),
         SYS_REBOOT => system::reboot(a[0], a[1], a[2]),
+        SYS_SWAPON => swap::swapon(a[0], a[1]),
         SYS_GETUID | SYS_GETGID | SYS_GETEUID | SYS_GETEGID => system::id(),
         _ => not_implemented(nr),
     };
