@@ -22,8 +22,8 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot --no-fail-fast
 
-## vmtest, filetest, proctest and swaptest (with a swap disk) as init of
-## Debian's Linux kernel: the
+## vmtest, filetest, proctest, timetest and swaptest (with a swap disk) as
+## init of Debian's Linux kernel: the
 ## cases both kernels share must pass there too (scripts/linux-run.py
 ## fetches the kernel once). The C programs' comparison is in
 ## boot/tests/proc.rs.
@@ -31,6 +31,7 @@ linux-test:
 	python3 scripts/linux-run.py vmtest
 	python3 scripts/linux-run.py filetest
 	python3 scripts/linux-run.py proctest
+	python3 scripts/linux-run.py timetest
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532
 
 ## Boot paused and debug the kernel: gdb loads its symbols at the load

@@ -30,6 +30,9 @@ pub struct Options {
     /// Guest RAM, in QEMU's syntax (512M, 4G).
     #[arg(long, default_value = "512M")]
     memory: String,
+    /// CPUs: QEMU's -smp N, with multi-threaded TCG when N > 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    cpus: u32,
     /// The kernel logs every page fault: address, access, VMA, resolution, cycles.
     #[arg(long)]
     trace_faults: bool,

@@ -49,6 +49,11 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         .arg(format!("format=raw,file={}", image.display()))
         .args(disks::qemu_args(&disk_files))
         .stdin(Stdio::null());
+    if options.cpus > 1 {
+        // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
+        qemu.args(["-smp", &options.cpus.to_string()])
+            .args(["-accel", "tcg,thread=multi"]);
+    }
     if options.uefi {
         qemu.arg("-bios").arg(ovmf()?);
     }
@@ -123,6 +128,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
+    ("timetest", env!("CARGO_BIN_FILE_PROGRAMS_timetest")),
     ("swaptest", env!("CARGO_BIN_FILE_PROGRAMS_swaptest")),
 ];
 

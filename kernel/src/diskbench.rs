@@ -5,7 +5,7 @@
 //! then random single reads, and prints pages per second and cycles per
 //! page. Then it stops the machine (status 0; 1 without a swap device).
 
-use crate::arch::{rdtsc, timer};
+use crate::arch::rdtsc;
 use crate::phys::Frame;
 use crate::{kprintln, qemu, swap};
 use alloc::vec::Vec;
@@ -67,9 +67,9 @@ pub fn run() -> ! {
 }
 
 fn measure(what: &str, pages: usize, run: impl FnOnce()) {
-    let (t0, c0) = (timer::nanos_since_boot(), rdtsc());
+    let (t0, c0) = (crate::time::monotonic(), rdtsc());
     run();
-    let (nanos, cycles) = (timer::nanos_since_boot() - t0, rdtsc() - c0);
+    let (nanos, cycles) = (crate::time::monotonic() - t0, rdtsc() - c0);
     let per_second = pages as u64 * 1_000_000_000 / nanos.max(1);
     let tenths_mb = per_second * 4096 / 100_000;
     kprintln!(

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod arch;
 mod block;
 mod cmdline;
@@ -34,9 +35,12 @@ mod ramfs;
 mod resource;
 mod selftest;
 mod signal;
+mod sleep;
+mod smptest;
 mod socket;
 mod swap;
 mod syscall;
+mod time;
 mod trap;
 mod usercopy;
 mod vfs;
@@ -76,6 +80,8 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     heap::init();
     // The shared zero frame lives forever: take it before anyone counts frames.
     vm::pmap::PhysMem::zero_frame(&phys::KernelPhys);
+    // The APIC, the clocks, the tick, and the other CPUs.
+    arch::smp::init(boot_info);
 
     let cmdline = cmdline::read();
     vmstat::set_trace(cmdline.trace_faults);

@@ -20,6 +20,7 @@
 
 use crate::Space;
 use crate::arch::idt::TrapFrame;
+use crate::arch::percpu;
 use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
@@ -60,7 +61,8 @@ pub fn killed(signal: i32) -> WaitStatus {
 pub enum State {
     Runnable,
     Running,
-    /// In wait4, off the run queue until a child exits or a signal comes.
+    /// In wait4 or a sleep, off the run queue until a child exits, a
+    /// signal comes or the sleep's deadline passes.
     Waiting,
     Zombie(WaitStatus),
 }
@@ -77,6 +79,10 @@ pub struct Process {
     pub fs_base: u64,
     /// Limits, accounting, ids, argv and program path (`resource.rs`).
     pub res: Resources,
+    /// TSC cycles spent running, up to its last switch (CPU-time clocks).
+    cpu_cycles: u64,
+    /// The TSC when it last started running.
+    ran_since: u64,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
     fpu: Box<FpuState>,
@@ -97,7 +103,6 @@ impl Process {
 struct Table {
     procs: BTreeMap<Pid, Box<Process>>,
     run_queue: VecDeque<Pid>,
-    current: Option<Pid>,
     next_pid: Pid,
     /// Free frames (plus heap and file frames) before init started: the leak check.
     frames_before_init: usize,
@@ -106,20 +111,19 @@ struct Table {
 static TABLE: Mutex<Table> = Mutex::new(Table {
     procs: BTreeMap::new(),
     run_queue: VecDeque::new(),
-    current: None,
     next_pid: INIT_PID,
     frames_before_init: 0,
 });
 
-/// Where the scheduler's own rsp is kept while a process runs.
-static mut SCHEDULER_RSP: u64 = 0;
+/// The process this CPU runs (each CPU's `PerCpu` records it).
+fn running() -> Option<Pid> {
+    percpu::this().current()
+}
 
 /// Run `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
     let mut table = TABLE.lock();
-    let pid = table
-        .current
-        .expect("proc::with_current: no process is running");
+    let pid = running().expect("proc::with_current: no process is running");
     f(table
         .procs
         .get_mut(&pid)
@@ -155,6 +159,8 @@ fn new_process(
         signals: Signals::new(),
         fs_base: 0,
         res,
+        cpu_cycles: 0,
+        ran_since: 0,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
@@ -176,7 +182,7 @@ fn start(mut process: Box<Process>, frame: &TrapFrame) -> Pid {
 
 /// The running process's pid.
 pub fn current_pid() -> Pid {
-    TABLE.lock().current.expect("proc::current_pid: no process")
+    running().expect("proc::current_pid: no process")
 }
 
 /// Start init (pid 1) from `path` with `args`. On failure the machine stops:
@@ -226,6 +232,7 @@ pub fn run() -> ! {
                 // Another process's pending signals are not known to be seen.
                 crate::signal::recheck();
                 crate::arch::set_fs_base(p.fs_base);
+                p.ran_since = crate::arch::rdtsc();
                 (p.pid, p.saved_rsp)
             })
         };
@@ -233,17 +240,19 @@ pub fn run() -> ! {
             crate::arch::idle();
             continue;
         };
-        TABLE.lock().current = Some(pid);
+        let cpu = percpu::this();
+        cpu.set_current(Some(pid));
         // SAFETY: rsp was saved by `switch` or built by `prepare_stack` on the
         // process's kernel stack, which lives as long as the process.
-        unsafe { switch::switch(&raw mut SCHEDULER_RSP, rsp) };
+        unsafe { switch::switch(cpu.scheduler_rsp.get(), rsp) };
+        cpu.set_current(None);
         let mut table = TABLE.lock();
-        table.current = None;
-        if let Some(p) = table.procs.get_mut(&pid)
-            && p.state == State::Running
-        {
-            p.state = State::Runnable;
-            table.run_queue.push_back(pid);
+        if let Some(p) = table.procs.get_mut(&pid) {
+            p.cpu_cycles += crate::arch::rdtsc() - p.ran_since;
+            if p.state == State::Running {
+                p.state = State::Runnable;
+                table.run_queue.push_back(pid);
+            }
         }
     }
 }
@@ -256,7 +265,7 @@ fn switch_to_scheduler() {
     });
     // SAFETY: the scheduler's rsp was saved when it switched to us; `save`
     // points into our boxed Process, which outlives this switch.
-    unsafe { switch::switch(save, SCHEDULER_RSP) };
+    unsafe { switch::switch(save, *percpu::this().scheduler_rsp.get()) };
 }
 
 /// Let other processes run (the timer tick, sched_yield).
@@ -271,7 +280,7 @@ pub fn yield_now() {
 pub fn exit_current(status: WaitStatus) -> ! {
     let (pid, frames_before) = {
         let mut table = TABLE.lock();
-        let pid = table.current.expect("proc::exit_current: no process");
+        let pid = running().expect("proc::exit_current: no process");
         let process = table
             .procs
             .get_mut(&pid)
@@ -327,7 +336,33 @@ pub fn exit_current(status: WaitStatus) -> ! {
     unreachable!("proc::exit_current: a zombie was scheduled");
 }
 
-/// Put a process sleeping in wait4 back on the run queue.
+/// Sleep until the monotonic clock reaches `deadline` (kernel/src/sleep.rs)
+/// or something wakes this process sooner (a signal, a child's exit): the
+/// caller checks which.
+pub fn sleep_until(deadline: u64) {
+    let pid = current_pid();
+    crate::sleep::add(deadline, pid);
+    with_current(|p| p.state = State::Waiting);
+    switch_to_scheduler();
+    crate::sleep::remove(deadline, pid);
+}
+
+/// Wake a process whose sleep's deadline passed (the tick). False when
+/// the table is busy (the tick interrupted a holder): try again later.
+pub fn wake_sleeper(pid: Pid) -> bool {
+    TABLE
+        .try_lock()
+        .map(|mut table| wake(&mut table, pid))
+        .is_some()
+}
+
+/// The CPU time the current process used, in nanoseconds, up to now.
+pub fn cpu_time() -> u64 {
+    let cycles = with_current(|p| p.cpu_cycles + (crate::arch::rdtsc() - p.ran_since));
+    crate::time::cycles_to_nanos(cycles)
+}
+
+/// Put a process sleeping in wait4 or nanosleep back on the run queue.
 fn wake(table: &mut Table, pid: Pid) {
     if let Some(p) = table.procs.get_mut(&pid)
         && p.state == State::Waiting
@@ -374,7 +409,7 @@ pub fn wait_child(target: i64, nohang: bool) -> Result<Option<(Pid, WaitStatus)>
     loop {
         {
             let mut table = TABLE.lock();
-            let me = table.current.expect("proc::wait_child: no process");
+            let me = running().expect("proc::wait_child: no process");
             let mut any = false;
             for c in table.procs.values() {
                 if c.parent == me && selects(target, c.pid) {
@@ -421,7 +456,7 @@ pub fn reap(pid: Pid) {
         .is_some_and(|p| matches!(p.state, State::Zombie(_)));
     if zombie {
         table.procs.remove(&pid);
-        if let Some(me) = table.current
+        if let Some(me) = running()
             && let Some(p) = table.procs.get_mut(&me)
         {
             p.res.children.add_child(&usage);
@@ -441,11 +476,15 @@ pub fn pids() -> Vec<Pid> {
     TABLE.lock().procs.keys().copied().collect()
 }
 
-/// A timer tick: charge it to the running process, in user mode or in the
-/// kernel (times, getrusage, /proc/PID/stat).
+/// A timer tick: charge it to the process this CPU runs, in user mode or
+/// in the kernel (times, getrusage, /proc/PID/stat).
 pub fn account_tick(user: bool) {
-    let mut table = TABLE.lock();
-    if let Some(pid) = table.current
+    // The tick may interrupt a holder of the table (a disk wait runs with
+    // interrupts on): then this tick goes uncounted.
+    let Some(mut table) = TABLE.try_lock() else {
+        return;
+    };
+    if let Some(pid) = running()
         && let Some(p) = table.procs.get_mut(&pid)
     {
         if user {
@@ -472,7 +511,7 @@ pub fn counts() -> (usize, usize) {
 /// process group). ESRCH when nothing matches.
 pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
     let mut table = TABLE.lock();
-    let me = table.current.expect("proc::kill: no process");
+    let me = running().expect("proc::kill: no process");
     let chosen: Vec<Pid> = table
         .procs
         .values()
@@ -547,7 +586,7 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     // where the machine stops): their memory is not a leak.
     let mut survivors = 0;
     let mut table = TABLE.lock();
-    let caller = table.current;
+    let caller = running();
     for p in table.procs.values_mut() {
         if let Some(mut space) = p.space.take() {
             space.clear(&mut KernelPhys);

@@ -123,7 +123,7 @@ impl Resources {
             limits: default_limits(),
             usage: Usage::default(),
             children: Usage::default(),
-            start_ns: crate::arch::timer::nanos_since_boot(),
+            start_ns: crate::time::monotonic(),
             cmdline,
             exe: exe.into(),
             uid: 0,
@@ -139,7 +139,7 @@ impl Resources {
         Resources {
             usage: Usage::default(),
             children: Usage::default(),
-            start_ns: crate::arch::timer::nanos_since_boot(),
+            start_ns: crate::time::monotonic(),
             lock_future: None,
             ..self.clone()
         }

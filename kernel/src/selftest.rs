@@ -36,8 +36,9 @@ pub fn run() -> ! {
         kprintln!("skip swap tests: no swap device (boot with --swap SIZE)");
         &[]
     };
-    let all = TESTS.len() + swap_tests.len();
-    for (name, test) in TESTS.iter().chain(swap_tests) {
+    let smp_tests = crate::smptest::TESTS;
+    let all = TESTS.len() + swap_tests.len() + smp_tests.len();
+    for (name, test) in TESTS.iter().chain(swap_tests).chain(smp_tests) {
         match test() {
             Ok(()) => kprintln!("ok {name}"),
             Err(why) => {

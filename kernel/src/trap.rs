@@ -6,8 +6,8 @@
 //! `signal::deliver_pending`. From kernel mode, any exception is a kernel
 //! bug: report and panic.
 
-use crate::arch::idt::{PAGE_FAULT, TIMER, TrapFrame};
-use crate::arch::timer;
+use crate::arch::idt::{IPI_BASE, IPI_COUNT, PAGE_FAULT, SPURIOUS, TIMER, TrapFrame};
+use crate::arch::{apic, ipi, timer};
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
@@ -61,16 +61,22 @@ fn handle(frame: &mut TrapFrame) {
         TIMER => {
             timer::tick();
             proc::account_tick(frame.is_user_mode());
-            timer::end_of_interrupt(TIMER as u8);
+            apic::end_of_interrupt();
             if frame.is_user_mode() {
                 proc::yield_now();
             }
+        }
+        vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
+            ipi::dispatch(vector)
         }
         // The disks' lines (block::interrupt); the others are masked, and
         // a spurious IRQ 7/15 needs no EOI.
         vector @ 33..=47 => {
             crate::block::interrupt((vector - 32) as u8);
         }
+        // IRQ 0 (the PIT) is masked since the APIC timer ticks, and the
+        // APIC's spurious interrupt takes no end-of-interrupt.
+        32 | SPURIOUS => {}
         PAGE_FAULT => page_fault(frame),
         vector if frame.is_user_mode() => {
             // Linux's signal and si_code for each exception; si_addr is the

@@ -5,8 +5,13 @@
 //! pushes no error code), then `trap_common` saves every general register.
 //! The result is one `TrapFrame` at the top of the process's kernel stack,
 //! the same layout `syscall` builds (see `syscall.rs`), so fork, signals and
-//! execve deal with one shape of saved user state. Double faults and NMIs
-//! run on IST stacks through plain `x86-interrupt` handlers: they only report.
+//! execve deal with one shape of saved user state. A trap from user mode
+//! swaps in the kernel's GS base first and swaps it back last (the GS rule
+//! of arch/percpu.rs); the saved CS says which it was. Double faults and
+//! NMIs run on IST stacks through plain `x86-interrupt` handlers: they only
+//! report, and never read per-CPU state, because they can arrive where CS
+//! is the kernel's but GS still the user's (around `swapgs`). Every CPU
+//! loads this one IDT; the IST indices name stacks in each CPU's own TSS.
 
 use super::gdt;
 use x86_64::VirtAddr;
@@ -60,8 +65,14 @@ impl TrapFrame {
 }
 
 pub const PAGE_FAULT: u64 = 14;
-pub const TIMER: u64 = 32;
-const STUBS: usize = 48;
+/// The local APIC timer (arch/apic.rs).
+pub const TIMER: u64 = 48;
+/// Inter-processor interrupts (arch/ipi.rs): `IPI_BASE..IPI_BASE + IPI_COUNT`.
+pub const IPI_BASE: u64 = 0xf0;
+pub const IPI_COUNT: usize = 8;
+/// The local APIC's spurious-interrupt vector (its low four bits must be set).
+pub const SPURIOUS: u64 = 0xff;
+const STUBS: usize = 256;
 /// The vector number `syscall` entries record, past every hardware vector.
 pub const SYSCALL: u64 = 256;
 
@@ -71,6 +82,7 @@ unsafe extern "C" {
     static trap_stubs: u8;
 }
 
+/// Build the IDT (once, on the boot CPU) and load it.
 pub fn init() {
     // SAFETY: runs once before interrupts are enabled; the IDT is a static
     // that lives forever, and every stub address points at code below.
@@ -99,8 +111,8 @@ pub fn init() {
         idt.simd_floating_point.set_handler_addr(stub(19));
         idt.virtualization.set_handler_addr(stub(20));
         idt.cp_protection_exception.set_handler_addr(stub(21));
-        for vector in 32..STUBS as u8 {
-            idt[vector].set_handler_addr(stub(u64::from(vector)));
+        for vector in 32..STUBS {
+            idt[vector as u8].set_handler_addr(stub(vector as u64));
         }
         idt.double_fault
             .set_handler_fn(double_fault)
@@ -112,6 +124,13 @@ pub fn init() {
     }
 }
 
+/// Load the IDT `init` built on another CPU.
+pub fn load() {
+    // SAFETY: the IDT was built by `init` on the boot CPU before any other
+    // CPU started, and is never written again.
+    unsafe { (*(&raw const IDT)).load() };
+}
+
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
     panic!("double fault (error code {code:#x})\n{frame:#?}");
 }
@@ -120,6 +139,7 @@ extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     log::error!("NMI at {:#x}", frame.instruction_pointer.as_u64());
 }
 
+// Each stub fits its 16 bytes: push imm8 (2), push imm32 (5), jmp rel32 (5).
 // Vectors whose exception pushes an error code: #DF 8, #TS 10, #NP 11,
 // #SS 12, #GP 13, #PF 14, #AC 17, #CP 21, #VC 29, #SX 30.
 core::arch::global_asm!(
@@ -138,11 +158,18 @@ core::arch::global_asm!(
 .balign 16
 .global trap_stubs
 trap_stubs:
-.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
-    TRAP_STUB \n
+.irp hi, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+.irp lo, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    TRAP_STUB \hi*16+\lo
+.endr
 .endr
 
+// Stack: vector, error code, then the CPU's rip, cs, rflags, rsp, ss.
 trap_common:
+    test byte ptr [rsp + 24], 3
+    jz 2f
+    swapgs
+2:
     push rax
     push rbx
     push rcx
@@ -180,6 +207,10 @@ trap_return:
     pop rbx
     pop rax
     add rsp, 16
+    test byte ptr [rsp + 8], 3
+    jz 3f
+    swapgs
+3:
     iretq
 "#,
     dispatch = sym crate::trap::trap_dispatch,

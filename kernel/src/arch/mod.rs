@@ -1,27 +1,55 @@
-//! Machine-dependent start-up: descriptor tables, traps, the syscall
-//! instruction, context switches and the timer. Most of the kernel's
-//! `unsafe` lives below this module, each block with the reason it holds.
+//! Machine-dependent start-up: per-CPU state, descriptor tables, traps,
+//! the syscall instruction, context switches, the local APIC and its
+//! timer, the other CPUs' start-up and IPIs. Most of the kernel's `unsafe`
+//! lives below this module, each block with the reason it holds.
 
 // `&mut *(&raw mut STATIC)` is how edition 2024 borrows a `static mut`
 // without a shared-reference lint; clippy's deref_addrof would undo that.
 #![allow(clippy::deref_addrof)]
 
+pub mod apic;
 pub mod gdt;
 pub mod idt;
+pub mod ipi;
+pub mod percpu;
+pub mod rtc;
+pub mod smp;
 pub mod switch;
 pub mod syscall;
 pub mod timer;
+mod trampoline;
+pub mod tsc;
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-/// Bring the CPU into the state the rest of the kernel assumes: our own GDT
-/// and TSS, the IDT, NX, write protection in ring 0, SSE for user programs,
-/// SMEP/SMAP, `syscall` enabled, and the timer ticking (interrupts stay
-/// masked until the scheduler idles or a process runs).
+/// Bring the boot CPU into the state the rest of the kernel assumes: its
+/// per-CPU area behind GS, our own GDT and TSS, the IDT, the CPU features
+/// below and the legacy PICs masked (interrupts stay masked until the
+/// scheduler idles or a process runs). The APIC, its timer and the other
+/// CPUs need the physical map and the heap: `smp::init` starts them later.
 pub fn init() {
-    gdt::init();
+    let boot_cpu = percpu::assign(0, apic::boot_apic_id());
+    percpu::install(boot_cpu);
+    gdt::load(boot_cpu, gdt::boot_ist_stacks());
     idt::init();
+    init_features();
+    switch::init_fpu();
+    timer::init_pic();
+}
+
+/// The same state on another CPU, which `smp` started: `cpu` is its
+/// per-CPU area, `ist` its IST stack tops.
+pub fn init_other_cpu(cpu: &'static percpu::PerCpu, ist: [x86_64::VirtAddr; 2]) {
+    percpu::install(cpu);
+    gdt::load(cpu, ist);
+    idt::load();
+    init_features();
+}
+
+/// NX, write protection in ring 0, SSE for user programs, SMEP/SMAP and
+/// `syscall`: the per-CPU switches every CPU sets alike.
+fn init_features() {
     // SAFETY: enabling NX, CR0.WP and SSE changes no mapping the kernel
     // relies on: the bootloader already marks its data NX, and the kernel
     // itself is built soft-float, so it never executes an SSE instruction.
@@ -34,9 +62,7 @@ pub fn init() {
         Cr4::update(|f| *f |= Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
     }
     enable_smep_smap();
-    switch::init_fpu();
     syscall::init();
-    timer::init();
 }
 
 /// SMEP stops the kernel from executing user pages and SMAP from reading or
@@ -52,7 +78,7 @@ fn enable_smep_smap() {
     if ebx & (1 << 20) != 0 {
         flags |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
     }
-    if flags.bits().count_ones() < 2 {
+    if flags.bits().count_ones() < 2 && percpu::this().index() == 0 {
         log::warn!("CPU lacks SMEP or SMAP (run QEMU with -cpu qemu64,+smep,+smap)");
     }
     // SAFETY: the kernel never dereferences a user address (see above).

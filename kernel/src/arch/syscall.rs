@@ -2,7 +2,8 @@
 //!
 //! `syscall` jumps to `syscall_entry` in ring 0 but leaves rsp pointing at
 //! the user stack, and puts the user rip in rcx and rflags in r11. The entry
-//! switches to the running process's kernel stack and pushes a `TrapFrame`
+//! swaps in the kernel's GS base (arch/percpu.rs), switches to the running
+//! process's kernel stack (this CPU's `PerCpu` holds it) and pushes a `TrapFrame`
 //! shaped exactly like the one the trap stubs build, then calls
 //! `syscall::dispatch`. It leaves by `sysretq` when the frame still looks
 //! like the one `syscall` made (what Linux checks too: rip in rcx, rflags
@@ -15,13 +16,6 @@ use super::gdt;
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::{LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
-
-/// Top of the running process's kernel stack; the scheduler sets it.
-#[unsafe(no_mangle)]
-static mut KERNEL_STACK_TOP: u64 = 0;
-/// Where the entry parks the user rsp while it has no stack of its own.
-#[unsafe(no_mangle)]
-static mut USER_RSP_SCRATCH: u64 = 0;
 
 pub fn init() {
     Star::write(gdt::USER_CS, gdt::USER_DS, gdt::KERNEL_CS, gdt::KERNEL_DS)
@@ -49,9 +43,7 @@ pub fn can_sysret(frame: &super::idt::TrapFrame) -> bool {
 
 /// Point the syscall entry (and the TSS, for traps) at a process's kernel stack.
 pub fn set_kernel_stack(top: VirtAddr) {
-    // SAFETY: single CPU, interrupts masked: no syscall entry runs concurrently.
-    unsafe { KERNEL_STACK_TOP = top.as_u64() };
-    gdt::set_kernel_stack(top);
+    super::percpu::this().set_kernel_stack(top);
 }
 
 unsafe extern "C" {
@@ -63,10 +55,11 @@ core::arch::global_asm!(
 .section .text
 .global syscall_entry
 syscall_entry:
-    mov [rip + USER_RSP_SCRATCH], rsp
-    mov rsp, [rip + KERNEL_STACK_TOP]
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_stack}]
     push {user_ds}
-    push [rip + USER_RSP_SCRATCH]
+    push gs:[{user_rsp}]
     push r11
     push {user_cs}
     push rcx
@@ -111,10 +104,13 @@ syscall_entry:
     mov rcx, [rsp]
     mov r11, [rsp + 16]
     mov rsp, [rsp + 24]
+    swapgs
     sysretq
 "#,
     user_ds = const gdt::USER_DS.0 as u64,
     user_cs = const gdt::USER_CS.0 as u64,
     vector = const super::idt::SYSCALL,
+    user_rsp = const super::percpu::USER_RSP_OFFSET,
+    kernel_stack = const super::percpu::KERNEL_STACK_OFFSET,
     dispatch = sym crate::syscall::dispatch,
 );

@@ -1,31 +1,46 @@
-//! The periodic tick: the legacy PIT on IRQ 0 through the 8259 PICs,
-//! remapped to vectors 32..48 so they do not collide with exceptions.
+//! The periodic tick: each CPU's local APIC timer, HZ times a second.
+//!
+//! The tick drives scheduling (a process in user mode gives up the CPU)
+//! and wakes sleepers whose deadline passed (kernel/src/sleep.rs); it is
+//! not a clock: time comes from the TSC (kernel/src/time.rs). The legacy
+//! 8259 PICs are remapped to vectors 32..48, so that a spurious interrupt
+//! from them cannot pose as an exception, and masked but for the lines
+//! devices open (`set_irq_masked`: the virtio disks); they reach the boot
+//! CPU through its APIC's LINT0 line. The PIT, which ticked before the
+//! APIC timer did, now only serves the calibration.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use super::percpu;
+use core::sync::atomic::Ordering;
 use pic8259::ChainedPics;
 use spin::Mutex;
 use x86_64::instructions::port::Port;
 
 pub const HZ: u32 = 100;
-const PIT_FREQUENCY: u32 = 1_193_182;
 
 static PICS: Mutex<ChainedPics> = Mutex::new(
     // SAFETY: 32..48 is free: the exceptions end at 31.
     unsafe { ChainedPics::new(32, 40) },
 );
 
-pub fn init() {
-    let divisor = (PIT_FREQUENCY / HZ) as u16;
-    // SAFETY: standard PIT programming: channel 0, lobyte/hibyte, mode 3.
+/// Remap and mask the PICs; stop the PIT's periodic interrupt.
+pub fn init_pic() {
+    // SAFETY: standard PIC and PIT programming. PIT channel 0 in mode 0
+    // with a count of 1 fires once (masked) and then stays quiet.
     unsafe {
         let mut pics = PICS.lock();
         pics.initialize();
-        pics.write_masks(0b1111_1110, 0b1111_1111); // only IRQ 0
-        Port::<u8>::new(0x43).write(0x36);
+        pics.write_masks(0b1111_1111, 0b1111_1111);
+        Port::<u8>::new(0x43).write(0x30);
         let mut data = Port::<u8>::new(0x40);
-        data.write(divisor as u8);
-        data.write((divisor >> 8) as u8);
+        data.write(1);
+        data.write(0);
     }
+}
+
+/// Start the running CPU's tick (after `time::init` measured the APIC timer).
+pub fn start_this_cpu() {
+    let count = crate::time::apic_timer_hz() / u64::from(HZ);
+    super::apic::timer_start_periodic(super::idt::TIMER as u8, count as u32);
 }
 
 /// Let IRQ `line` (0..16) through the PICs, or hold it back. A device's
@@ -56,34 +71,12 @@ pub fn end_of_interrupt(vector: u8) {
     unsafe { PICS.lock().notify_end_of_interrupt(vector) };
 }
 
-const NANOS_PER_TICK: u64 = 1_000_000_000 / HZ as u64;
-static TICKS: AtomicU64 = AtomicU64::new(0);
-static LAST_TICK_TSC: AtomicU64 = AtomicU64::new(0);
-/// TSC cycles between two ticks, measured (the TSC's rate is not known otherwise).
-static TSC_PER_TICK: AtomicU64 = AtomicU64::new(0);
-
-/// Count a timer tick (called on each IRQ 0).
+/// One tick on this CPU (the timer interrupt, already acknowledged): the
+/// boot CPU wakes the sleepers whose time came.
 pub fn tick() {
-    let now = super::rdtsc();
-    let last = LAST_TICK_TSC.swap(now, Ordering::Relaxed);
-    let cycles = now.wrapping_sub(last);
-    let known = TSC_PER_TICK.load(Ordering::Relaxed);
-    // A tick delayed by the masked kernel spans several periods: keep the shortest.
-    if last != 0 && (known == 0 || cycles < known) {
-        TSC_PER_TICK.store(cycles, Ordering::Relaxed);
+    let cpu = percpu::this();
+    cpu.ticks.fetch_add(1, Ordering::Relaxed);
+    if cpu.index() == 0 {
+        crate::sleep::wake_expired(crate::time::monotonic());
     }
-    TICKS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Time since the timer started: whole ticks, plus the TSC's progress
-/// since the last one (capped below a tick, so the clock never goes back).
-pub fn nanos_since_boot() -> u64 {
-    let base = TICKS.load(Ordering::Relaxed) * NANOS_PER_TICK;
-    let per_tick = TSC_PER_TICK.load(Ordering::Relaxed);
-    if per_tick == 0 {
-        return base;
-    }
-    let since = super::rdtsc().wrapping_sub(LAST_TICK_TSC.load(Ordering::Relaxed));
-    let extra = (u128::from(since) * u128::from(NANOS_PER_TICK) / u128::from(per_tick)) as u64;
-    base + extra.min(NANOS_PER_TICK - 1)
 }

@@ -147,7 +147,7 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     if op == Op::Write && d.driver.readonly() {
         return Err(IoError::ReadOnly);
     }
-    let started = (arch::rdtsc(), timer::nanos_since_boot());
+    let started = (arch::rdtsc(), crate::time::monotonic());
     let (mut submitted, mut done, mut failed) = (0, 0, false);
     while done < submitted || (submitted < frames.len() && !failed) {
         // Queue what the disk will take, unless a request already failed.
@@ -177,7 +177,7 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     let d = &mut disks[disk];
     let (cycles, nanos) = (
         arch::rdtsc() - started.0,
-        timer::nanos_since_boot() - started.1,
+        crate::time::monotonic() - started.1,
     );
     d.stats.wait_cycles += cycles;
     d.stats.wait_nanos += nanos;

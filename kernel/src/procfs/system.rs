@@ -134,7 +134,7 @@ fn vmstat() -> String {
 
 /// Seconds since boot, with hundredths; then idle time (not measured: 0).
 fn uptime() -> String {
-    let cs = crate::arch::timer::nanos_since_boot() / 10_000_000;
+    let cs = crate::time::monotonic() / 10_000_000;
     format!("{}.{:02} 0.00\n", cs / 100, cs % 100)
 }
 
@@ -147,9 +147,10 @@ fn loadavg() -> String {
 }
 
 fn cpuinfo() -> String {
-    // The TSC counts from power-on, a moment before the kernel's clock.
-    let micros = crate::arch::timer::nanos_since_boot() / 1000;
-    let mhz = crate::arch::rdtsc().checked_div(micros).unwrap_or(0);
+    // The TSC's rate, as the boot calibrated it: 1e9 cycles take this long.
+    let mhz = 1_000_000_000_000u64
+        .checked_div(crate::time::cycles_to_nanos(1_000_000_000))
+        .unwrap_or(0);
     format!(
         "processor\t: 0\nvendor_id\t: pageos\ncpu family\t: 6\nmodel\t\t: 0\n\
          model name\t: QEMU Virtual CPU\nstepping\t: 0\ncpu MHz\t\t: {mhz}.000\n\
@@ -163,7 +164,7 @@ fn cpuinfo() -> String {
 
 /// The `cpu` lines of /proc/stat (in USER_HZ ticks) and the process counts.
 fn stat() -> String {
-    let ticks = crate::arch::timer::nanos_since_boot() / 10_000_000;
+    let ticks = crate::time::monotonic() / 10_000_000;
     let (total, running) = proc::counts();
     let line = format!("{ticks} 0 0 0 0 0 0 0 0 0");
     format!(

@@ -40,8 +40,7 @@ pub enum Kind {
     CharDev(u32, u32),
 }
 
-/// A file time: nanoseconds since the epoch (pageos's clock starts at the
-/// epoch when the machine boots).
+/// A file time: nanoseconds since the epoch (CLOCK_REALTIME).
 pub type Time = u64;
 
 /// What `stat` shows besides the mode and size.
@@ -91,7 +90,7 @@ static ROOT: Once<Arc<Inode>> = Once::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
 pub fn now() -> Time {
-    crate::arch::timer::nanos_since_boot()
+    crate::time::realtime()
 }
 
 fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {

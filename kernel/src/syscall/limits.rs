@@ -148,7 +148,7 @@ pub fn times(buf: u64) -> SysResult {
         }
         proc::with_current(|p| usercopy::copy_out(p.space(), buf, &raw))?;
     }
-    Ok((crate::arch::timer::nanos_since_boot() / 10_000_000) as usize)
+    Ok((crate::time::monotonic() / 10_000_000) as usize)
 }
 
 // ---- where the limits bite ------------------------------------------------

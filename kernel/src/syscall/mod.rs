@@ -17,6 +17,7 @@ mod signal;
 mod stat;
 mod swap;
 mod system;
+mod time;
 mod unix;
 
 use crate::arch::idt::TrapFrame;
@@ -86,7 +87,12 @@ pub const SYS_REBOOT: u64 = 169;
 pub const SYS_GETTID: u64 = 186;
 pub const SYS_TKILL: u64 = 200;
 pub const SYS_SET_TID_ADDRESS: u64 = 218;
+pub const SYS_NANOSLEEP: u64 = 35;
+pub const SYS_GETTIMEOFDAY: u64 = 96;
+pub const SYS_TIME: u64 = 201;
 pub const SYS_CLOCK_GETTIME: u64 = 228;
+pub const SYS_CLOCK_GETRES: u64 = 229;
+pub const SYS_CLOCK_NANOSLEEP: u64 = 230;
 pub const SYS_TGKILL: u64 = 234;
 pub const SYS_GETRANDOM: u64 = 318;
 // Files, names and attributes (issue 18's system API).
@@ -216,7 +222,12 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
         SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
         SYS_UNAME => system::uname(a[0]),
-        SYS_CLOCK_GETTIME => system::clock_gettime(a[0], a[1]),
+        SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
+        SYS_CLOCK_GETRES => time::clock_getres(a[0], a[1]),
+        SYS_GETTIMEOFDAY => time::gettimeofday(a[0], a[1]),
+        SYS_TIME => time::time(a[0]),
+        SYS_NANOSLEEP => time::nanosleep(a[0], a[1]),
+        SYS_CLOCK_NANOSLEEP => time::clock_nanosleep(a[0], a[1], a[2], a[3]),
         SYS_GETRANDOM => system::getrandom(a[0], a[1], a[2]),
         SYS_IOCTL => system::ioctl(a[0], a[1], a[2]),
         SYS_REBOOT => system::reboot(a[0], a[1], a[2]),

@@ -1,8 +1,8 @@
 //! The small system calls a static musl or glibc program makes at start-up
-//! and in stdio, and the machine-wide ones: arch_prctl, uname,
-//! clock_gettime, getrandom, ioctl, reboot, sysinfo, prctl, mount,
-//! umount2, set_robust_list, and the user and group ids (root, unless a
-//! set*id call changed them).
+//! and in stdio, and the machine-wide ones: arch_prctl, uname, getrandom,
+//! ioctl, reboot, sysinfo, prctl, mount, umount2, set_robust_list, and the
+//! user and group ids (root, unless a set*id call changed them). The
+//! clocks are in time.rs.
 
 use super::fs::{AT_FDCWD, resolve_at, user_path};
 use crate::vfs;
@@ -53,22 +53,6 @@ pub fn uname(buf: u64) -> SysResult {
         out[i * UTS_FIELD..i * UTS_FIELD + field.len()].copy_from_slice(field);
     }
     proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out)).map(|()| 0)
-}
-
-/// clock_gettime(clock, tp). Every clock reads the time since boot (the
-/// timer's ticks, refined by the TSC): there is no real-time clock, so
-/// CLOCK_REALTIME starts at the epoch when the machine boots.
-pub fn clock_gettime(clock: u64, tp: u64) -> SysResult {
-    // REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW,
-    // REALTIME_COARSE, MONOTONIC_COARSE, BOOTTIME.
-    if clock > 7 {
-        return Err(Errno::EINVAL);
-    }
-    let ns = arch::timer::nanos_since_boot();
-    let mut ts = [0u8; 16];
-    ts[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    ts[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
-    proc::with_current(|p| usercopy::copy_out(p.space(), tp, &ts)).map(|()| 0)
 }
 
 const GRND_NONBLOCK: u64 = 1;
@@ -236,7 +220,7 @@ pub fn sysinfo(buf: u64) -> SysResult {
     let shared = crate::ramfs::cached_frames() * 4096;
     let mut raw = [0u8; 112];
     let mut put = |at: usize, v: u64| raw[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    put(0, arch::timer::nanos_since_boot() / 1_000_000_000);
+    put(0, crate::time::monotonic() / 1_000_000_000);
     put(32, total);
     put(40, free);
     put(48, shared);

@@ -1,0 +1,58 @@
+//! SMP: with `--cpus 2` and `4` every CPU comes up, ticks, answers IPIs
+//! and cross-calls (the kernel's self-tests, kernel/src/smptest.rs; the
+//! one-CPU run of the same self-tests is foundation.rs's
+//! `kernel_self_tests_pass`); the VM and process tests still pass with a
+//! second, idle CPU.
+
+mod common;
+
+use common::{assert_report_passed, pageos};
+
+fn selftest_with(cpus: &str) {
+    let run = pageos(&["--cpus", cpus, "--kernel-arg", "selftest"]);
+    let up = format!("smp: {cpus} of {cpus} CPUs up");
+    assert!(run.stdout.contains(&up), "no {up:?} line:\n{}", run.stdout);
+    let cases = [
+        "smp_every_cpu_answers_an_ipi",
+        "smp_concurrent_cross_calls",
+        "smp_flush_range_reaches_other_tlbs",
+    ];
+    for case in cases {
+        assert!(
+            run.stdout.contains(&format!("ok {case}")),
+            "{case}:\n{}",
+            run.stdout
+        );
+    }
+    assert_report_passed(&run);
+}
+
+#[test]
+fn two_cpus_come_up_and_answer_ipis() {
+    selftest_with("2");
+}
+
+#[test]
+fn four_cpus_come_up_and_answer_ipis() {
+    selftest_with("4");
+}
+
+#[test]
+fn vmtest_passes_with_two_cpus() {
+    let run = pageos(&["--cpus", "2", "--kernel-arg", "init=/bin/vmtest"]);
+    assert!(run.stdout.contains("smp: 2 of 2 CPUs up"), "{}", run.stdout);
+    assert_report_passed(&run);
+}
+
+#[test]
+fn proctest_passes_with_two_cpus() {
+    let run = pageos(&["--cpus", "2", "--kernel-arg", "init=/bin/proctest"]);
+    assert!(run.stdout.contains("smp: 2 of 2 CPUs up"), "{}", run.stdout);
+    assert_report_passed(&run);
+}
+
+#[test]
+fn the_runner_refuses_zero_cpus() {
+    let run = pageos(&["--cpus", "0"]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+}
