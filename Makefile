@@ -101,6 +101,8 @@ bench: setup
 setup:
 	@sh $(SETUP)
 
+# The kernel denies `unsafe` blocks without a `// SAFETY:` comment
+# (clippy::undocumented_unsafe_blocks, kernel/src/main.rs).
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -p vm --all-targets -- -D warnings

@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+// Every `unsafe` block says why it is sound (`make lint` runs clippy).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
