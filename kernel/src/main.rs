@@ -87,6 +87,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
 
     let cmdline = cmdline::read();
     vmstat::set_trace(cmdline.trace_faults);
+    procfs::allow_kernel_walks(cmdline.debug_pagewalk);
     if cmdline.test_panic {
         panic!("test-panic switch on the command line");
     }
