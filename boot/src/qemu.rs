@@ -27,7 +27,12 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     let cmdline_file = work.path().join("cmdline");
     write(&cmdline_file, cmdline(options, &init_path).as_bytes())?;
     let image = work.path().join("pageos.img");
-    disk_image(options.uefi, &loaded_kernel(work.path()), &initrd_file, &image)?;
+    disk_image(
+        options.uefi,
+        &loaded_kernel(work.path()),
+        &initrd_file,
+        &image,
+    )?;
     let status_file = work.path().join("status");
     let disk_files = disks::prepare(options.swap.as_deref(), &options.disks, work.path())?;
 
