@@ -38,6 +38,9 @@ static const char *ename(int e) {
     case EPERM: return "EPERM";
     case EIO: return "EIO";
     case ENOTTY: return "ENOTTY";
+    case ENOENT: return "ENOENT";
+    case ENOTDIR: return "ENOTDIR";
+    case ERANGE: return "ERANGE";
     default: return "other";
     }
 }
@@ -372,6 +375,36 @@ static void groups(void) {
     close(p[1]);
 }
 
+/* The current directory: chdir, fchdir, getcwd, relative paths. */
+static void dirs(void) {
+    char buf[256];
+    printf("cwd: start [%s]", getcwd(buf, sizeof buf));
+    mkdir("/tmp", 01777);
+    mkdir("/tmp/cwd", 0755);
+    mkdir("/tmp/cwd/sub", 0755);
+    const char *r = E(chdir("/tmp/cwd"));
+    printf(" chdir %s [%s]", r, getcwd(buf, sizeof buf));
+    int fd = open("rel.txt", O_CREAT | O_WRONLY, 0644);
+    printf(" relative-create %d", fd >= 0);
+    close(fd);
+    printf(" seen-absolute %s", E(access("/tmp/cwd/rel.txt", F_OK)));
+    r = E(chdir("sub/../sub/..//sub"));
+    printf(" dotdot %s [%s]", r, getcwd(buf, sizeof buf));
+    printf(" small %s", getcwd(buf, 3) ? "ok" : ename(errno));
+    printf(" file %s", E(chdir("/tmp/cwd/rel.txt")));
+    printf(" missing %s", E(chdir("/none")));
+    int dir = open("/tmp/cwd", O_RDONLY | O_DIRECTORY);
+    chdir("/");
+    r = E(fchdir(dir));
+    printf(" fchdir %s [%s]", r, getcwd(buf, sizeof buf));
+    close(dir);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) _exit(access("rel.txt", F_OK) == 0 ? 0 : 1);
+    describe(" inherited", reap(child));
+    chdir("/");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("BEGIN\n");
@@ -382,6 +415,7 @@ int main(void) {
     masks();
     clones();
     groups();
+    dirs();
     stops();
     printf("END\n");
     return 0;

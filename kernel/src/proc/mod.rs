@@ -98,6 +98,8 @@ pub struct Process {
     /// Its process group and session (job control, kernel/src/tty/).
     pub pgid: Pid,
     pub sid: Pid,
+    /// The current directory and its absolute path (None: the root).
+    pub cwd: Option<(crate::vfs::Node, String)>,
     /// A stop or continue its parent has not waited for yet.
     pub job_change: Option<JobChange>,
     kernel_stack: Vec<u8>,
@@ -183,6 +185,7 @@ fn new_process(
         pgid: 0,
         sid: 0,
         job_change: None,
+        cwd: None,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
@@ -463,6 +466,7 @@ pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
         child.fs_base = options.tls.unwrap_or(p.fs_base);
         child.exit_signal = options.exit_signal;
         child.pgid = p.pgid;
+        child.cwd = p.cwd.clone();
         child.sid = p.sid;
         Ok(child)
     })?;

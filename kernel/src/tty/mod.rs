@@ -26,3 +26,9 @@ pub fn poll(reads: bool, writes: bool) -> u16 {
 /// Session `sid` was made: the terminal has no session leader now if it
 /// was the caller's (setsid loses the controlling terminal).
 pub fn session_left(_sid: crate::proc::Pid) {}
+
+/// A terminal ioctl on the console: none yet (ENOTTY: musl's and glibc's
+/// isatty then say no, and stdio buffers stdout fully).
+pub fn ioctl(_request: u64, _arg: u64) -> vm::errno::SysResult {
+    Err(vm::errno::Errno::ENOTTY)
+}
