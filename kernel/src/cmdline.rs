@@ -27,6 +27,8 @@ pub struct Cmdline {
     pub selftest: bool,
     /// Measure the swap disk's throughput instead of running init.
     pub diskbench: bool,
+    /// /proc/PID/pagewalk may show kernel-half addresses.
+    pub debug_pagewalk: bool,
 }
 
 pub fn read() -> Cmdline {
@@ -48,6 +50,7 @@ fn parse(text: &str) -> Cmdline {
             "test-panic" => cmd.test_panic = true,
             "selftest" => cmd.selftest = true,
             "diskbench" => cmd.diskbench = true,
+            "debug-pagewalk" => cmd.debug_pagewalk = true,
             "" => {}
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),

@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+// Every `unsafe` block says why it is sound (`make lint` runs clippy).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -86,6 +88,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
 
     let cmdline = cmdline::read();
     vmstat::set_trace(cmdline.trace_faults);
+    procfs::allow_kernel_walks(cmdline.debug_pagewalk);
     if cmdline.test_panic {
         panic!("test-panic switch on the command line");
     }

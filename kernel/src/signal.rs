@@ -80,6 +80,7 @@ pub const ILL_ILLOPN: i32 = 2;
 pub const FPE_INTDIV: i32 = 1;
 pub const BUS_ADRALN: i32 = 1;
 pub const BUS_ADRERR: i32 = 2;
+pub const TRAP_TRACE: i32 = 2;
 
 /// SIGKILL and SIGSTOP can be neither caught, ignored nor blocked.
 pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);

@@ -84,6 +84,12 @@ fn handle(frame: &mut TrapFrame) {
             let (signo, code, addr) = match vector {
                 0 => (SIGFPE, signal::FPE_INTDIV, frame.rip),
                 16 | 19 => (SIGFPE, 0, frame.rip),
+                // A single step (TF, which rt_sigreturn may restore) is
+                // TRAP_TRACE at the next instruction, as Linux reports it;
+                // int3 and int1 are SI_KERNEL.
+                1 if crate::arch::take_debug_status() & DR6_SINGLE_STEP != 0 => {
+                    (SIGTRAP, signal::TRAP_TRACE, frame.rip)
+                }
                 1 | 3 => (SIGTRAP, signal::SI_KERNEL, 0),
                 6 => (SIGILL, signal::ILL_ILLOPN, frame.rip),
                 17 => (SIGBUS, signal::BUS_ADRALN, 0),
@@ -107,6 +113,9 @@ fn handle(frame: &mut TrapFrame) {
         _ => kernel_fault(frame, None),
     }
 }
+
+/// DR6's BS bit: the #DB came from the trap flag.
+const DR6_SINGLE_STEP: u64 = 1 << 14;
 
 /// Page-fault error code bits (Intel SDM 4.7).
 const PF_WRITE: u64 = 2;

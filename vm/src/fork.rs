@@ -143,8 +143,7 @@ impl<P: Pmap> AddressSpace<P> {
             }
         }
         for ((start, end), object) in ranges.into_iter().zip(objects) {
-            self.pmap
-                .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+            self.drop_pages(phys, start, end);
             let mut uncharge = 0;
             self.map.update_range(start, end, |v| {
                 uncharge += v.charge();

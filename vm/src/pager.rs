@@ -126,7 +126,7 @@ impl<P: Pmap> AddressSpace<P> {
             })
             .collect();
         for (from, to) in doomed {
-            self.pmap.unmap_range(from, to, &mut |_, m| phys.put(m.pfn));
+            self.drop_pages(phys, from, to);
         }
     }
 }

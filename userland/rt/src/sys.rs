@@ -491,6 +491,7 @@ pub mod nr_signal {
 }
 
 pub const SIGILL: usize = 4;
+pub const SIGTRAP: usize = 5;
 pub const SIGABRT: usize = 6;
 pub const SIGBUS: usize = 7;
 pub const SIGFPE: usize = 8;

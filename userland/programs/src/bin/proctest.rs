@@ -126,6 +126,12 @@ fn cases(args: Args) -> i32 {
     s.both("ignored-signal-is-discarded", ignored_signal);
     s.both("blocked-signal-waits-for-unblock", blocked_signal);
     s.both("handler-preserves-registers", registers_survive_handler);
+    s.both("syscall-keeps-user-nt-and-ac-flags", || {
+        in_child(flags_survive_syscalls)
+    });
+    s.both("trap-flag-from-sigreturn-is-trap-trace", || {
+        in_child(single_step_from_sigreturn)
+    });
     s.both("execve-args-and-environment", || exec_with_args(args));
     s.both("execve-errors", || exec_errors(args));
     s.finish()
@@ -752,6 +758,113 @@ fn registers_survive_handler() -> Outcome {
     ensure!(CALLS.load(Ordering::SeqCst) == 1, "the handler did not run")?;
     ensure!(r8 == 0x5eed, "r8 {r8:#x} after the handler")?;
     ensure!(xmm == 0x77, "xmm0 {xmm:#x} after the handler")
+}
+
+const TF: u64 = 1 << 8;
+const NT: u64 = 1 << 14;
+const AC: u64 = 1 << 18;
+/// Where the saved rflags sit in the ucontext a handler gets (uc_mcontext
+/// at 40, eflags its 18th word).
+const UC_RFLAGS: usize = 40 + 17 * 8;
+
+/// Set `extra` in rflags, make syscall `nr` (no arguments but rdi = `arg`),
+/// and return rflags as they came back, with `extra` cleared again.
+fn syscall_with_flags(extra: u64, nr: usize, args: [usize; 2]) -> u64 {
+    let flags: u64;
+    // SAFETY: only rflags' NT/AC bits change, for the span of one syscall
+    // that takes its arguments in rdi and rsi; both are cleared before
+    // any compiled code runs again.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "or [rsp], {extra}",
+            "popfq",
+            "syscall",
+            "pushfq",
+            "pop {flags}",
+            "pushfq",
+            "and qword ptr [rsp], {keep}",
+            "popfq",
+            extra = in(reg) extra,
+            keep = in(reg) !(NT | AC),
+            flags = lateout(reg) flags,
+            inlateout("rax") nr => _,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            out("rcx") _, out("r11") _,
+        );
+    }
+    flags
+}
+
+/// Linux's syscall_nt selftest: NT and AC set by popf survive a syscall.
+/// A kernel that kept NT set for itself would #GP in its next iretq: here
+/// the handler (which runs with the NT it was interrupted with) returns
+/// through a frame with TF set, which leaves rt_sigreturn by iretq.
+fn flags_survive_syscalls() -> i32 {
+    let pid = sys::getpid();
+    for extra in [NT, AC, NT | AC] {
+        let flags = syscall_with_flags(extra, 39, [0, 0]);
+        if flags & extra != extra {
+            println!("rflags {flags:#x} after getpid, {extra:#x} set before");
+            return 1;
+        }
+    }
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, set_trap_flag, 0).is_err()
+        || sys::catch(sys::SIGTRAP, end_single_step, 0).is_err()
+    {
+        return 2;
+    }
+    syscall_with_flags(NT, 62, [pid, sys::SIGUSR1]);
+    for _ in 0..20 {
+        syscall_with_flags(NT, 24, [0, 0]);
+    }
+    if CALLS.load(Ordering::SeqCst) != 1 {
+        return 3;
+    }
+    0
+}
+
+/// A SIGUSR1 handler that returns with TF set in its saved rflags (a
+/// forged frame rt_sigreturn restores, as Linux allows).
+extern "C" fn set_trap_flag(_: i32, _: &SigInfo, context: *mut u8) {
+    // SAFETY: `context` is the ucontext the kernel built for this handler.
+    unsafe {
+        let at = context.add(UC_RFLAGS).cast::<u64>();
+        at.write_unaligned(at.read_unaligned() | TF);
+    }
+}
+
+/// The SIGTRAP handler: note the step, then clear TF so that it ends.
+extern "C" fn end_single_step(signal: i32, info: &SigInfo, context: *mut u8) {
+    record(signal, info);
+    // SAFETY: as in set_trap_flag.
+    unsafe {
+        let at = context.add(UC_RFLAGS).cast::<u64>();
+        at.write_unaligned(at.read_unaligned() & !TF);
+    }
+}
+
+/// TF restored by rt_sigreturn single-steps the next user instruction:
+/// SIGTRAP with si_code TRAP_TRACE and si_addr there, and the process goes on.
+fn single_step_from_sigreturn() -> i32 {
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, set_trap_flag, 0).is_err()
+        || sys::catch(sys::SIGTRAP, end_single_step, 0).is_err()
+    {
+        return 2;
+    }
+    let _ = sys::kill(sys::getpid() as isize, sys::SIGUSR1);
+    let (signal, code) = (
+        SEEN_SIGNAL.load(Ordering::SeqCst),
+        SEEN_CODE.load(Ordering::SeqCst),
+    );
+    if signal != sys::SIGTRAP as i32 || code != 2 || SEEN_ADDR.load(Ordering::SeqCst) == 0 {
+        println!("after a TF return: signal {signal}, si_code {code} (SIGTRAP, TRAP_TRACE wanted)");
+        return 1;
+    }
+    0
 }
 
 /// `proctest exec-child ARGS`: what execve starts. Exits 42 when its

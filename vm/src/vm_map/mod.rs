@@ -16,6 +16,10 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+mod search;
+#[cfg(test)]
+mod tests;
+
 /// A half-open range [start, end) that the tree can split and merge.
 pub trait Segment: Sized {
     fn start(&self) -> u64;
@@ -177,73 +181,6 @@ fn remove_min<T: Segment>(mut n: Box<Node<T>>) -> (Link<T>, Box<Node<T>>) {
             (Some(rebalance(n)), min)
         }
     }
-}
-
-/// A free-range search: `size` bytes aligned to `align` within [lo, hi).
-struct Query {
-    lo: u64,
-    hi: u64,
-    size: u64,
-    align: u64,
-    /// A gap at least this wide holds an aligned range wherever it lies
-    /// (Linux's `length + align_mask`, with page-granular gaps): subtrees
-    /// without one are skipped. A narrower gap that happens to be aligned
-    /// is still taken when the walk passes by it.
-    need: u64,
-}
-
-impl Query {
-    /// The gap [gs, ge) clamped to [lo, hi), if it can still hold `size` bytes.
-    fn clamp(&self, gs: u64, ge: u64) -> Option<(u64, u64)> {
-        let (s, e) = (gs.max(self.lo), ge.min(self.hi));
-        (e > s && e - s >= self.size).then_some((s, e))
-    }
-
-    fn highest_fit(&self, gs: u64, ge: u64) -> Option<u64> {
-        let (s, e) = self.clamp(gs, ge)?;
-        let addr = (e - self.size) / self.align * self.align;
-        (addr >= s).then_some(addr)
-    }
-
-    fn lowest_fit(&self, gs: u64, ge: u64) -> Option<u64> {
-        let (s, e) = self.clamp(gs, ge)?;
-        let addr = s.checked_next_multiple_of(self.align)?;
-        (addr.checked_add(self.size)? <= e).then_some(addr)
-    }
-
-    /// Whether the subtree `n`, lying in the gap-bounded span [lb, rb), may
-    /// hold a fit: its span overlaps the window and some gap is wide enough.
-    fn worth_visiting<T>(&self, n: &Node<T>, lb: u64, rb: u64) -> bool {
-        let widest = n
-            .max_gap
-            .max(n.min_start.saturating_sub(lb))
-            .max(rb.saturating_sub(n.max_end));
-        self.clamp(lb, rb).is_some() && widest >= self.need
-    }
-}
-
-/// The highest fit in the subtree at `link`, whose neighbours outside it
-/// end at `lb` and start at `rb`.
-fn search_down<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
-    let Some(n) = link else {
-        return q.highest_fit(lb, rb);
-    };
-    if !q.worth_visiting(n, lb, rb) {
-        return None;
-    }
-    search_down(n.right.as_deref(), n.seg.end(), rb, q)
-        .or_else(|| search_down(n.left.as_deref(), lb, n.seg.start(), q))
-}
-
-fn search_up<T: Segment>(link: Option<&Node<T>>, lb: u64, rb: u64, q: &Query) -> Option<u64> {
-    let Some(n) = link else {
-        return q.lowest_fit(lb, rb);
-    };
-    if !q.worth_visiting(n, lb, rb) {
-        return None;
-    }
-    search_up(n.left.as_deref(), lb, n.seg.start(), q)
-        .or_else(|| search_up(n.right.as_deref(), n.seg.end(), rb, q))
 }
 
 /// The tree. Segments never overlap; `insert` merges a segment with equal
@@ -439,35 +376,6 @@ impl<T: Segment> VmaTree<T> {
         }
     }
 
-    /// The highest `align`-aligned start of a free range of `size` bytes in
-    /// [lo, hi): top-down placement, as mmap does without a hint.
-    pub fn find_free_top_down(&self, lo: u64, hi: u64, size: u64, align: u64) -> Option<u64> {
-        let q = Self::query(lo, hi, size, align)?;
-        search_down(self.root.as_deref(), lo, hi, &q)
-    }
-
-    /// The lowest `align`-aligned start of a free range of `size` bytes in
-    /// [lo, hi): first fit at or after a hint.
-    pub fn find_free(&self, lo: u64, hi: u64, size: u64, align: u64) -> Option<u64> {
-        let q = Self::query(lo, hi, size, align)?;
-        search_up(self.root.as_deref(), lo, hi, &q)
-    }
-
-    fn query(lo: u64, hi: u64, size: u64, align: u64) -> Option<Query> {
-        assert!(
-            align.is_power_of_two(),
-            "vm_map: alignment {align:#x} is not a power of two"
-        );
-        let need = size.checked_add(align.saturating_sub(GRANULE))?;
-        (size > 0 && lo < hi).then_some(Query {
-            lo,
-            hi,
-            size,
-            align,
-            need,
-        })
-    }
-
     /// Check every invariant; panics with the first one broken. Tests call
     /// it after each step, debug kernels after each change.
     pub fn verify(&self) {
@@ -586,178 +494,5 @@ impl<'a, T: Segment> Iterator for Range<'a, T> {
             cur = c.left.as_deref();
         }
         Some(&n.seg)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A segment with a colour: neighbours of one colour merge.
-    #[derive(Clone, Debug, PartialEq)]
-    struct Seg(u64, u64, u8);
-
-    impl Segment for Seg {
-        fn start(&self) -> u64 {
-            self.0
-        }
-        fn end(&self) -> u64 {
-            self.1
-        }
-        fn split_off(&mut self, at: u64) -> Self {
-            let upper = Seg(at, self.1, self.2);
-            self.1 = at;
-            upper
-        }
-        fn can_merge(&self, next: &Self) -> bool {
-            self.2 == next.2
-        }
-        fn merge(&mut self, next: Self) {
-            self.1 = next.1;
-        }
-    }
-
-    fn tree(segs: &[(u64, u64, u8)]) -> VmaTree<Seg> {
-        let mut t = VmaTree::new();
-        for &(s, e, c) in segs {
-            t.insert(Seg(s, e, c)).unwrap();
-        }
-        t.verify();
-        t
-    }
-
-    fn contents(t: &VmaTree<Seg>) -> Vec<(u64, u64, u8)> {
-        t.iter().map(|s| (s.0, s.1, s.2)).collect()
-    }
-
-    #[test]
-    fn overlapping_insert_is_refused() {
-        let mut t = tree(&[(10, 20, 0)]);
-        assert_eq!(t.insert(Seg(15, 25, 1)), Err(Seg(15, 25, 1)));
-        assert_eq!(t.insert(Seg(5, 11, 1)), Err(Seg(5, 11, 1)));
-        assert_eq!(t.insert(Seg(0, 100, 1)), Err(Seg(0, 100, 1)));
-        assert_eq!(t.insert(Seg(12, 12, 1)), Err(Seg(12, 12, 1)));
-        assert_eq!(t.len(), 1);
-    }
-
-    #[test]
-    fn insert_merges_with_the_left_the_right_and_both() {
-        let mut t = tree(&[(10, 20, 0), (30, 40, 0)]);
-        t.insert(Seg(20, 25, 0)).unwrap();
-        assert_eq!(contents(&t), [(10, 25, 0), (30, 40, 0)]);
-        t.insert(Seg(27, 30, 0)).unwrap();
-        assert_eq!(contents(&t), [(10, 25, 0), (27, 40, 0)]);
-        t.insert(Seg(25, 27, 0)).unwrap();
-        assert_eq!(contents(&t), [(10, 40, 0)]);
-        t.verify();
-    }
-
-    #[test]
-    fn different_neighbours_do_not_merge() {
-        let t = tree(&[(10, 20, 0), (20, 30, 1), (30, 40, 0)]);
-        assert_eq!(t.len(), 3);
-    }
-
-    #[test]
-    fn remove_range_splits_a_segment_in_three() {
-        let mut t = tree(&[(10, 40, 0)]);
-        let taken = t.remove_range(20, 30);
-        assert_eq!(taken, [Seg(20, 30, 0)]);
-        assert_eq!(contents(&t), [(10, 20, 0), (30, 40, 0)]);
-        t.verify();
-    }
-
-    #[test]
-    fn remove_range_clips_both_edges_and_takes_the_middle() {
-        let mut t = tree(&[(10, 20, 0), (20, 30, 1), (30, 40, 2), (50, 60, 3)]);
-        let taken = t.remove_range(15, 35);
-        assert_eq!(taken, [Seg(15, 20, 0), Seg(20, 30, 1), Seg(30, 35, 2)]);
-        assert_eq!(contents(&t), [(10, 15, 0), (35, 40, 2), (50, 60, 3)]);
-        assert!(t.remove_range(40, 50).is_empty());
-        t.verify();
-    }
-
-    #[test]
-    fn update_range_splits_then_merges_back() {
-        let mut t = tree(&[(10, 40, 0)]);
-        t.update_range(20, 30, |s| s.2 = 1);
-        assert_eq!(contents(&t), [(10, 20, 0), (20, 30, 1), (30, 40, 0)]);
-        t.update_range(20, 30, |s| s.2 = 0);
-        assert_eq!(contents(&t), [(10, 40, 0)]);
-        t.update_range(0, 100, |s| s.2 = 7);
-        assert_eq!(contents(&t), [(10, 40, 7)]);
-        t.verify();
-    }
-
-    #[test]
-    fn find_and_range() {
-        let t = tree(&[(10, 20, 0), (30, 40, 1), (50, 60, 2)]);
-        assert_eq!(t.find(10), Some(&Seg(10, 20, 0)));
-        assert_eq!(t.find(19), Some(&Seg(10, 20, 0)));
-        assert_eq!(t.find(20), None);
-        assert_eq!(t.find(59), Some(&Seg(50, 60, 2)));
-        let r: Vec<_> = t.range(15, 51).map(|s| s.0).collect();
-        assert_eq!(r, [10, 30, 50]);
-        assert_eq!(t.range(20, 30).count(), 0);
-        assert_eq!(t.range(40, 50).count(), 0);
-        assert_eq!(t.range(39, 40).count(), 1);
-    }
-
-    #[test]
-    fn find_free_both_ways_with_alignment() {
-        let t = tree(&[
-            (0x1000, 0x3000, 0),
-            (0x5000, 0x8000, 1),
-            (0x20000, 0x21000, 2),
-        ]);
-        // Gaps: [0, 0x1000) [0x3000, 0x5000) [0x8000, 0x20000) [0x21000, hi).
-        assert_eq!(
-            t.find_free_top_down(0, 0x30000, 0x1000, 0x1000),
-            Some(0x2f000)
-        );
-        assert_eq!(
-            t.find_free_top_down(0, 0x20000, 0x2000, 0x1000),
-            Some(0x1e000)
-        );
-        assert_eq!(
-            t.find_free_top_down(0, 0x8000, 0x2000, 0x1000),
-            Some(0x3000)
-        );
-        assert_eq!(t.find_free_top_down(0, 0x8000, 0x3000, 0x1000), None);
-        assert_eq!(t.find_free(0, 0x30000, 0x1000, 0x1000), Some(0));
-        assert_eq!(t.find_free(0x1000, 0x30000, 0x2000, 0x1000), Some(0x3000));
-        assert_eq!(t.find_free(0x1000, 0x30000, 0x3000, 0x1000), Some(0x8000));
-        assert_eq!(t.find_free(0x1000, 0x30000, 0x1000, 0x10000), Some(0x10000));
-        assert_eq!(
-            t.find_free_top_down(0, 0x30000, 0x1000, 0x10000),
-            Some(0x10000)
-        );
-        assert_eq!(
-            tree(&[]).find_free_top_down(0x1000, 0x9000, 0x1000, 0x1000),
-            Some(0x8000)
-        );
-    }
-
-    #[test]
-    fn a_thousand_inserts_stay_balanced() {
-        let mut t = VmaTree::new();
-        for i in 0..1000u64 {
-            // Scatter the order so that every rotation case happens.
-            let k = (i * 7919) % 1000;
-            t.insert(Seg(k * 0x2000, k * 0x2000 + 0x1000, (k % 3) as u8))
-                .unwrap();
-        }
-        t.verify();
-        assert_eq!(t.len(), 1000);
-        assert!(
-            t.root.as_ref().unwrap().height <= 15,
-            "height {}",
-            t.root.as_ref().unwrap().height
-        );
-        for k in (0..1000u64).step_by(2) {
-            t.remove_range(k * 0x2000, k * 0x2000 + 0x1000);
-        }
-        t.verify();
-        assert_eq!(t.len(), 500);
     }
 }

@@ -1,0 +1,89 @@
+//! 2 MiB pages: filling one on a fault, and splitting one when a range operation ends inside it.
+
+use super::AddressSpace;
+use crate::errno::Errno;
+use crate::frame::Pfn;
+use crate::pmap::{PhysMem, Pmap};
+use crate::vm_fault::{Access, FaultError, Resolution, pte_prot};
+use crate::vma::{HUGE_PAGE, PAGE};
+use alloc::vec::Vec;
+
+impl<P: Pmap> AddressSpace<P> {
+    /// A 2 MiB page for the aligned 2 MiB around `addr` if it lies wholly in
+    /// the VMA with nothing mapped in it yet; otherwise a 4 KiB page.
+    pub(super) fn huge_zero_fill(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Resolution, FaultError> {
+        let base = addr & !(HUGE_PAGE - 1);
+        let vma = self.vma(addr);
+        let prot = pte_prot(vma, true);
+        let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
+        let empty =
+            fits && (0..HUGE_PAGE / PAGE).all(|i| self.pmap.query(base + i * PAGE).is_none());
+        if empty && let Some(block) = phys.alloc_huge_zeroed() {
+            if self.pmap.enter_huge(base, block, prot).is_ok() {
+                return Ok(Resolution::HugeZeroFill);
+            }
+            phys.put(block);
+        }
+        // Fall back to a small page, as the table for anonymous memory says.
+        let pfn = phys.alloc_zeroed().ok_or(FaultError::OutOfMemory)?;
+        let _ = access;
+        self.enter(phys, addr & !(PAGE - 1), pfn, prot)?;
+        Ok(Resolution::ZeroFill)
+    }
+
+    /// Split the 2 MiB pages that straddle `start` or `end`, so that a range
+    /// operation on [start, end) touches only whole pages.
+    pub(super) fn split_huge_edges(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
+        self.split_huge_at(phys, start)?;
+        self.split_huge_at(phys, end)
+    }
+
+    /// If a 2 MiB page straddles `addr`, replace it by 512 small pages
+    /// holding the same data, so a range operation can stop at `addr`.
+    pub(super) fn split_huge_at(&mut self, phys: &mut dyn PhysMem, addr: u64) -> Result<(), Errno> {
+        let base = addr & !(HUGE_PAGE - 1);
+        if base == addr && self.pmap.query(addr).is_none_or(|m| !m.huge) {
+            return Ok(());
+        }
+        match self.pmap.query(addr) {
+            Some(m) if m.huge && base != addr => self.demote(phys, base),
+            _ => Ok(()),
+        }
+    }
+
+    /// Copy the huge page at `base` into 512 small frames (demotion by copy:
+    /// the buddy block's head alone carries the reference count).
+    pub(super) fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
+        let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else {
+            return Ok(());
+        };
+        let mut frames = Vec::with_capacity((HUGE_PAGE / PAGE) as usize);
+        for i in 0..HUGE_PAGE / PAGE {
+            let Some(frame) = phys.alloc_zeroed() else {
+                frames.into_iter().for_each(|f| phys.put(f));
+                return Err(Errno::ENOMEM);
+            };
+            phys.copy_into(Pfn(huge.pfn.0 + i), frame);
+            frames.push(frame);
+        }
+        self.drop_pages(phys, base, base + HUGE_PAGE);
+        for (i, frame) in frames.into_iter().enumerate() {
+            let entered = self.pmap.enter(base + i as u64 * PAGE, frame, huge.prot);
+            if entered.is_err() {
+                phys.put(frame);
+                return Err(Errno::ENOMEM);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! An address space: the VMA tree (what should be mapped) over a `Pmap`
+//! (what is mapped now). Every memory syscall and the fault handler are
+//! operations on it, written once here and run both in the kernel and in
+//! host tests against `fake::FakePmap`.
+//!
+//! Invariants kept by every operation:
+//! - every present PTE lies inside a VMA and grants no more than the VMA's
+//!   protection (copy-on-write pages are mapped read-only);
+//! - the commit charge is the sum of `Vma::charge` over the tree;
+//! - an operation that fails leaves the space as it was.
+
+//!
+//! One file per operation (Asterinas splits its VMAR the same way):
+//!
+//! | file | operations |
+//! |------|------------|
+//! | `map.rs` | placement, `map`, `mmap`, `populate` |
+//! | `unmap.rs` | `munmap`, `clear` (exit, execve) |
+//! | `protect.rs` | `mprotect`, `minherit` |
+//! | `advise.rs` | `madvise`, `msync`, `mincore` |
+//! | `lock.rs` | `mlock`, `munlock` |
+//! | `brk.rs` | the program break |
+//! | `stack.rs` | growing stacks (MAP_STACK, MAP_GROWSDOWN) |
+//! | `huge.rs` | 2 MiB pages: fill, split at an edge, demote |
+//! | `fault.rs` | carrying out a fault decision |
+//! | `user.rs` | the kernel's access to user memory |
+//!
+//! This file holds the space itself and the checks every operation shares:
+//! `covered` (no holes) and `map_count_room` (vm.max_map_count).
+
+mod advise;
+mod brk;
+mod fault;
+mod huge;
+mod lock;
+mod map;
+mod protect;
+mod stack;
+mod unmap;
+mod user;
+
+use crate::errno::Errno;
+use crate::pmap::{PhysMem, Pmap};
+use crate::vm_map::VmaTree;
+use crate::vma::Vma;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// mmap_min_addr: nothing is ever mapped below 64 KiB, so NULL-pointer
+/// dereferences (even with an offset) always fault.
+pub const USER_START: u64 = 0x1_0000;
+/// The end of the user half, Linux's TASK_SIZE.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+/// Linux's default vm.max_map_count.
+pub const MAX_MAP_COUNT: usize = 65_530;
+/// The limit in force: `sysctl.vm.max_map_count=N` on the kernel command
+/// line changes it, as on Linux (the benchmark needs 100 000 VMAs).
+static MAP_COUNT_LIMIT: AtomicUsize = AtomicUsize::new(MAX_MAP_COUNT);
+
+/// Set vm.max_map_count for every address space.
+pub fn set_max_map_count(limit: usize) {
+    MAP_COUNT_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// vm.max_map_count in force (/proc/sys/vm/max_map_count).
+pub fn max_map_count() -> usize {
+    MAP_COUNT_LIMIT.load(Ordering::Relaxed)
+}
+
+pub struct AddressSpace<P: Pmap> {
+    pub pmap: P,
+    // pub(crate): fork.rs copies the tree and the layout into a child;
+    // pager.rs reads the tree.
+    pub(crate) map: VmaTree<Vma>,
+    /// Top-down placement starts below this (below the stack, randomised by ASLR).
+    pub(crate) mmap_top: u64,
+    pub(crate) brk_start: u64,
+    pub(crate) brk: u64,
+}
+
+impl<P: Pmap> AddressSpace<P> {
+    /// An empty space whose mmap placement starts below `mmap_top`.
+    pub fn new(pmap: P, mmap_top: u64) -> Self {
+        AddressSpace {
+            pmap,
+            map: VmaTree::new(),
+            mmap_top,
+            brk_start: 0,
+            brk: 0,
+        }
+    }
+
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.map.iter()
+    }
+
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        self.map.find(addr)
+    }
+
+    pub fn vma_count(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Pages this space charges to the commit limit.
+    pub fn charged_pages(&self) -> u64 {
+        self.map.iter().map(Vma::charge).sum()
+    }
+
+    /// Check the VMA tree's invariants (debug builds call it after changes).
+    pub fn verify(&self) {
+        self.map.verify();
+    }
+
+    /// ENOMEM unless the tree has room for what an operation on [start, end)
+    /// may make of it, never more than vm.max_map_count VMAs afterwards:
+    /// one more for each edge that falls inside a VMA (Linux's split_vma),
+    /// `added` new ones, less the ones in the range when the operation
+    /// `removes` them. The one place the limit is checked.
+    pub(super) fn map_count_room(
+        &self,
+        start: u64,
+        end: u64,
+        added: usize,
+        removes: bool,
+    ) -> Result<(), Errno> {
+        let limit = max_map_count();
+        if self.map.len() + 2 + added <= limit {
+            return Ok(()); // room for the worst case: no need to look
+        }
+        let straddles = |at: u64| self.map.find(at).is_some_and(|v| v.start < at);
+        let split = usize::from(straddles(start)) + usize::from(straddles(end));
+        let gone = if removes {
+            self.map.range(start, end).count()
+        } else {
+            0
+        };
+        if (self.map.len() + split + added).saturating_sub(gone) > limit {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Unmap every page of [start, end) from the page tables and give each
+    /// frame's reference back; the VMAs stay.
+    pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
+        self.pmap
+            .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+    }
+
+    /// ENOMEM unless every page of [start, end) lies in some VMA (mprotect,
+    /// madvise, mincore, msync and mlock refuse holes, as Linux does).
+    pub fn covered(&self, start: u64, end: u64) -> Result<(), Errno> {
+        let mut at = start;
+        for vma in self.map.range(start, end) {
+            if vma.start > at {
+                return Err(Errno::ENOMEM);
+            }
+            at = vma.end;
+        }
+        if at < end { Err(Errno::ENOMEM) } else { Ok(()) }
+    }
+}
