@@ -12,8 +12,10 @@ run: setup
 
 ## Every test: host unit/property tests, the QEMU integration tests, and
 ## the Linux-ABI cases run on a Debian Linux kernel in the same QEMU.
-test: setup host-test fuzz-host-short miri-short qemu-test linux-test
+test: setup host-test miri-short qemu-test linux-test
 
+# The vm crate's tests, with the cargo-fuzz targets' checks over their seeds
+# and 2 000 000 fixed-seed mutations each (vm/tests/fuzz_corpus.rs).
 host-test:
 	$(CARGO) test -p vm
 
@@ -46,11 +48,15 @@ gdb: setup
 ## The book (docs/) with mdBook and its Mermaid preprocessor, installed
 ## from crates.io when missing (mdbook-mermaid 0.17.1 is built against
 ## mdbook 0.5.0: other versions print a warning). Warnings fail the build.
+## mdBook is built without its `serve` and `watch` features (a web server
+## on tokio and axum, a file watcher): `mdbook build` needs neither, and
+## they were most of the install's time.
 MDBOOK_VERSION := 0.5.0
 MDBOOK_MERMAID_VERSION := 0.17.1
 docs:
 	@mdbook --version 2>/dev/null | grep -q "v$(MDBOOK_VERSION)$$" || \
-	  $(CARGO) install --locked --quiet mdbook@$(MDBOOK_VERSION)
+	  $(CARGO) install --locked --quiet --no-default-features --features search \
+	    mdbook@$(MDBOOK_VERSION)
 	@mdbook-mermaid --version 2>/dev/null | grep -q "$(MDBOOK_MERMAID_VERSION)$$" || \
 	  $(CARGO) install --locked --quiet mdbook-mermaid@$(MDBOOK_MERMAID_VERSION)
 	mdbook-mermaid install docs >/dev/null
@@ -65,8 +71,9 @@ N ?= 20000
 fuzz: setup
 	$(CARGO) run -- --timeout 3600 --kernel-arg init=/bin/fuzz -- $(SEED) $(N)
 
-## cargo-fuzz (libFuzzer) on the mmap validator and the ELF parser (fuzz/):
-## a short fixed-seed run of each in `make test`, FUZZ_SECONDS each here.
+## cargo-fuzz (libFuzzer) on the mmap validator and the ELF parser (fuzz/),
+## FUZZ_SECONDS each; fuzz-host-short: 2 000 000 inputs each with seed 1.
+## `make test` runs the same checks as an ordinary test (host-test).
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := mmap_validate elf_plan
 # cargo-fuzz from crates.io, when missing (only the host fuzz targets need it).
@@ -84,10 +91,11 @@ fuzz-host: fuzz-tools
 	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-## Miri on the vm crate's tests: `make test` runs the unit tests and two
-## model tests with few proptest cases; `make miri` runs every test file.
+## Miri on the vm crate's tests: `make test` runs the unit tests with few
+## proptest cases (the model tests run natively in host-test); `make miri`
+## runs every test file.
 miri-short:
-	PROPTEST_CASES=4 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm --lib --test mmap_model --test vm_map_model
+	PROPTEST_CASES=4 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm --lib
 miri:
 	PROPTEST_CASES=16 MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) miri test -p vm
 
@@ -101,6 +109,8 @@ bench: setup
 setup:
 	@sh $(SETUP)
 
+# The kernel denies `unsafe` blocks without a `// SAFETY:` comment
+# (clippy::undocumented_unsafe_blocks, kernel/src/main.rs).
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -p vm --all-targets -- -D warnings

@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+// Every `unsafe` block says why it is sound (`make lint` runs clippy).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -42,6 +44,7 @@ mod swap;
 mod syscall;
 mod time;
 mod trap;
+mod tty;
 mod usercopy;
 mod vfs;
 mod vmstat;
