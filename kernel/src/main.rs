@@ -44,6 +44,7 @@ mod swap;
 mod syscall;
 mod time;
 mod trap;
+mod tty;
 mod usercopy;
 mod vfs;
 mod vmstat;

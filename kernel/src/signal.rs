@@ -56,9 +56,9 @@ pub const SIGSEGV: i32 = 11;
 pub const SIGCHLD: i32 = 17;
 pub const SIGCONT: i32 = 18;
 pub const SIGSTOP: i32 = 19;
-const SIGTSTP: i32 = 20;
-const SIGTTIN: i32 = 21;
-const SIGTTOU: i32 = 22;
+pub const SIGTSTP: i32 = 20;
+pub const SIGTTIN: i32 = 21;
+pub const SIGTTOU: i32 = 22;
 const SIGURG: i32 = 23;
 const SIGWINCH: i32 = 28;
 
@@ -73,6 +73,9 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
+const SA_NOCLDSTOP: u64 = 1;
 pub const ILL_ILLOPN: i32 = 2;
 pub const FPE_INTDIV: i32 = 1;
 pub const BUS_ADRALN: i32 = 1;
@@ -147,6 +150,9 @@ pub struct Signals {
     pub mask: u64,
     pending: u64,
     info: [SigInfo; NSIG],
+    /// The mask to bring back once the signal that interrupted ppoll,
+    /// pselect6 or rt_sigsuspend (which ran with another) was handled.
+    saved_mask: Option<u64>,
 }
 
 impl Signals {
@@ -156,6 +162,7 @@ impl Signals {
             mask: 0,
             pending: 0,
             info: [SigInfo::default(); NSIG],
+            saved_mask: None,
         }
     }
 
@@ -191,9 +198,15 @@ impl Signals {
         self.actions[(signal - 1) as usize] = action;
     }
 
-    /// Mark `info.signo` pending (merged with one already pending).
+    /// Mark `info.signo` pending (merged with one already pending). A
+    /// continue cancels pending stops and a stop a pending continue.
     pub fn post(&mut self, info: SigInfo) {
         recheck();
+        if info.signo == SIGCONT {
+            self.pending &= !STOPS;
+        } else if STOPS & bit(info.signo) != 0 {
+            self.pending &= !bit(SIGCONT);
+        }
         let b = bit(info.signo);
         if self.pending & b == 0 {
             self.pending |= b;
@@ -215,12 +228,40 @@ impl Signals {
         false
     }
 
+    /// Whether `signal` would not interrupt a wait: ignored, or left at a
+    /// default that ignores it or stops the process (a stop happens in
+    /// the wait itself: `stop_if_asked`, and the wait goes on after it).
     fn ignores(&self, signal: i32) -> bool {
         match self.action(signal).handler {
             SIG_IGN => true,
-            SIG_DFL => default_ignores(signal),
+            SIG_DFL => default_ignores(signal) || STOPS & bit(signal) != 0,
             _ => false,
         }
+    }
+
+    /// Whether SIGCONT is pending (a stop that would come now is moot).
+    pub fn continue_pending(&self) -> bool {
+        self.pending & bit(SIGCONT) != 0
+    }
+
+    /// Whether the SIGCHLD handler asked not to hear of stops (SA_NOCLDSTOP).
+    pub fn no_child_stops(&self) -> bool {
+        let action = self.action(SIGCHLD);
+        action.flags & SA_NOCLDSTOP != 0 || action.handler == SIG_IGN
+    }
+
+    /// Take a pending, unblocked stop signal left at its default action.
+    fn take_stop(&mut self) -> Option<i32> {
+        let mut ready = self.pending & !self.mask & STOPS;
+        while ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            ready &= ready - 1;
+            if self.action(signal).handler == SIG_DFL {
+                self.pending &= !bit(signal);
+                return Some(signal);
+            }
+        }
+        None
     }
 
     /// Take the lowest pending unblocked signal.
@@ -235,14 +276,43 @@ impl Signals {
     }
 }
 
-/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT.
-/// pageos has no job control, so the stop signals are ignored as well
-/// (SIGSTOP cannot be; it is refused by kill instead).
+/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT
+/// (which continues a stopped process when it is sent: proc::kill).
 fn default_ignores(signal: i32) -> bool {
-    matches!(
-        signal,
-        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGTSTP | SIGTTIN | SIGTTOU
-    )
+    matches!(signal, SIGCHLD | SIGCONT | SIGURG | SIGWINCH)
+}
+
+/// The signals whose default action stops the process (job control).
+const STOPS: u64 = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
+
+/// Stop now if a stop signal at its default action is pending (the way
+/// back to user mode, and every blocking wait: sleep::interrupted). Returns
+/// once the process is continued.
+pub fn stop_if_asked() {
+    while let Some(signal) = proc::with_current(|p| p.signals.take_stop()) {
+        proc::stop_current(signal);
+    }
+}
+
+/// Block `mask` instead for a wait (ppoll, pselect6, rt_sigsuspend);
+/// returns the mask it replaced, for `restore_mask`.
+pub fn replace_mask(mask: u64) -> u64 {
+    recheck();
+    proc::with_current(|p| core::mem::replace(&mut p.signals.mask, mask & !UNBLOCKABLE))
+}
+
+/// The wait is over: bring `old` back now, or (`interrupted`, EINTR)
+/// once the signal that ended it has been delivered, so that it is
+/// delivered under the wait's mask and its handler's frame saves `old`.
+pub fn restore_mask(old: u64, interrupted: bool) {
+    recheck();
+    proc::with_current(|p| {
+        if interrupted {
+            p.signals.saved_mask = Some(old);
+        } else {
+            p.signals.mask = old;
+        }
+    });
 }
 
 /// A synchronous signal from a fault in user mode. If the process catches
@@ -278,9 +348,20 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
     loop {
         let next = proc::with_current(|p| {
             let s = &mut p.signals;
-            let info = s.take()?;
+            let Some(info) = s.take() else {
+                // Nothing to deliver: a wait's own mask ends here.
+                if let Some(mask) = s.saved_mask.take() {
+                    s.mask = mask;
+                }
+                return None;
+            };
             let action = s.action(info.signo);
-            let old_mask = s.mask;
+            // A handler's frame saves the mask a wait replaced (see above).
+            let old_mask = if action.handler > SIG_IGN {
+                s.saved_mask.take().unwrap_or(s.mask)
+            } else {
+                s.mask
+            };
             if action.handler > SIG_IGN {
                 s.mask |= action.mask;
                 if action.flags & SA_NODEFER == 0 {
@@ -299,6 +380,7 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
         match action.handler {
             SIG_IGN => continue,
             SIG_DFL if default_ignores(info.signo) => continue,
+            SIG_DFL if STOPS & bit(info.signo) != 0 => proc::stop_current(info.signo),
             SIG_DFL => proc::exit_current(proc::killed(info.signo)),
             _ => {
                 if let Err(e) = push_frame(frame, &info, &action, old_mask) {

@@ -389,6 +389,9 @@ pub fn fd_stat(fd: u64) -> Result<stat::Stat, Errno> {
         FileKind::Console => stat::of_console(),
         FileKind::Inode(inode) | FileKind::Device(inode, _) => stat::of_inode(inode),
         FileKind::Proc(open) => stat::of_proc(&open.node),
+        FileKind::Socket(end) if end.kind == crate::socket::Kind::Pipe => {
+            stat::of_special(stat::S_IFIFO | 0o600, 0)
+        }
         FileKind::Socket(_) => stat::of_special(stat::S_IFSOCK | 0o777, 0),
     })
 }

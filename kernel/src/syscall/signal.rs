@@ -79,3 +79,16 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
 pub fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
     signal::sigreturn(frame)
 }
+
+/// rt_sigsuspend(mask, size): wait for a signal with `mask` blocked; it
+/// always ends with EINTR, its handler having run under `mask`.
+pub fn rt_sigsuspend(mask: u64, sigsetsize: u64) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mask = proc::with_current(|p| usercopy::read_u64(p.space(), mask))?;
+    let old = signal::replace_mask(mask);
+    let result = crate::sleep::wait_for(&[], None, || None::<()>);
+    signal::restore_mask(old, true);
+    result.map(|_| 0)
+}
