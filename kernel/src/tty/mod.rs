@@ -89,10 +89,7 @@ pub fn interrupt() {
     {
         let mut serial = crate::logger::SERIAL.lock();
         let mut tty = TTY.lock();
-        // SAFETY: COM1's line status and data registers; reading data
-        // takes the byte the line status says is there.
-        while unsafe { Port::<u8>::new(COM1 + 5).read() } & LSR_DATA_READY != 0 {
-            let byte = unsafe { Port::<u8>::new(COM1).read() };
+        while let Some(byte) = receive() {
             if let Input::Signal(s) = tty.ldisc.input(byte, &mut echo) {
                 signal = Some(s);
             }
@@ -110,6 +107,17 @@ pub fn interrupt() {
     }
     send_pending_signal();
     INPUT.wake_all();
+}
+
+/// A byte the UART received, if one is waiting.
+fn receive() -> Option<u8> {
+    // SAFETY: COM1's line status and data registers; reading the data
+    // register takes the byte the line status says is there, and touches
+    // nothing else (the caller holds SERIAL, so no one sends meanwhile).
+    unsafe {
+        (Port::<u8>::new(COM1 + 5).read() & LSR_DATA_READY != 0)
+            .then(|| Port::<u8>::new(COM1).read())
+    }
 }
 
 /// The tick: a signal the interrupt could not send yet.
