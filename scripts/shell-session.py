@@ -70,14 +70,16 @@ def main():
         screen += data
         return data
 
+    start = 0
     for typed, expect, secs in STEPS:
         if typed is not None:
             # A person reads the screen before typing: let it settle.
             while read_some(0.5):
                 pass
-        start = len(screen)
         if typed is not None:
+            start = len(screen)
             os.write(fd, typed)
+        # (A step that types nothing looks on from the last one's start.)
         deadline = time.time() + secs
         while expect not in screen[start:] and time.time() < deadline:
             if read_some(0.2) is None:

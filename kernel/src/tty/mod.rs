@@ -66,8 +66,13 @@ static INTERACTIVE: AtomicBool = AtomicBool::new(false);
 static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// Boot: with `interactive`, take the UART's receive interrupt.
+/// Without it, output goes out unchanged (DESIGN §1: a program's stdout
+/// is the runner's, byte for byte): no ONLCR.
 pub fn init(interactive: bool) {
     INTERACTIVE.store(interactive, Ordering::Relaxed);
+    if !interactive {
+        TTY.lock().ldisc.termios.oflag &= !ldisc::ONLCR;
+    }
     if interactive {
         // SAFETY: COM1's interrupt-enable register; bit 0 asks for an
         // interrupt per received byte. Its MCR already has OUT2 set (the
