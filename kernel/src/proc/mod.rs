@@ -236,13 +236,15 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
         b"PATH=/bin:/sbin".to_vec(),
         b"TERM=dumb".to_vec(),
     ];
-    let res = Resources::new(path, crate::resource::cmdline_of(&argv));
+    let mut res = Resources::new(path, crate::resource::cmdline_of(&argv));
     let loaded = crate::vfs::lookup_file(path).and_then(|inode| {
         let elf = inode.contents()?;
-        crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr, &res, inode.object())
+        let image = crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr, &res, inode.object());
+        image.map(|image| (image, inode))
     });
     match loaded {
-        Ok((space, frame)) => {
+        Ok(((space, frame), inode)) => {
+            res.image = Some(crate::ramfs::Executing::new(inode));
             let name = path.rsplit('/').next().unwrap_or(path);
             let files = FdTable::with_console();
             start(new_process(name, 0, space, files, res), &frame);
@@ -339,6 +341,7 @@ pub fn exit_current(status: WaitStatus) -> ! {
             space.clear(&mut KernelPhys);
         }
         process.files = FdTable::empty();
+        process.res.image = None;
         crate::locks::release_process(pid);
         process.state = State::Zombie(status);
         let parent = process.parent;

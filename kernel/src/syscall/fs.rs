@@ -180,6 +180,7 @@ fn open_node(dirfd: i32, path: &str, flags: u32, mode: u32) -> Result<Node, Errn
     }
     if writes || flags & O_TRUNC != 0 {
         want |= MAY_WRITE;
+        inode.check_not_running()?;
     }
     inode.check_access(want)?;
     Ok(node)

@@ -2,6 +2,7 @@
 //! sched_yield, set_tid_address.
 
 use crate::arch::idt::TrapFrame;
+use crate::ramfs::Executing;
 use crate::signal::{self, SigInfo};
 use crate::usercopy::{self, UserMemory};
 use crate::{exec, proc};
@@ -219,12 +220,19 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     })?;
     let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
     let inode = super::fs::executable(path)?;
+    // The magic first: a file of any size (a sparse one of terabytes) that
+    // is not an ELF program is ENOEXEC before anything reads all of it.
+    let mut magic = [0u8; 4];
+    if inode.read_at(0, &mut magic)? != 4 || magic != *b"\x7fELF" {
+        return Err(Errno::ENOEXEC);
+    }
     let elf = inode.contents()?;
     let res = proc::with_current(|p| p.res.clone());
     let (space, new_frame) = exec::load(&elf, &args, &env, proc::aslr(), &res, inode.object())?;
     let name = path.rsplit('/').next().unwrap_or(path);
     let exe = absolute(path);
     proc::replace_image(name, &exe, &args, space, frame, new_frame);
+    proc::with_current(|p| p.res.image = Some(Executing::new(inode)));
     Ok(frame.rax as usize)
 }
 

@@ -134,6 +134,8 @@ fn cases(args: Args) -> i32 {
     });
     s.both("execve-args-and-environment", || exec_with_args(args));
     s.both("execve-errors", || exec_errors(args));
+    s.pageos("execve-refuses-interp-and-misaligned-segments", bad_elves);
+    s.both("running-executable-is-etxtbsy", || running_executable(args));
     s.finish()
 }
 
@@ -953,6 +955,111 @@ fn exec_errors(args: Args) -> Outcome {
         got == sys::EFAULT.0,
         "argv[1] at address 8: child exited {got} (want EFAULT)"
     )
+}
+
+/// A one-segment ET_EXEC file: its PT_LOAD at file offset `offset`,
+/// address `vaddr`, alignment `align`; with `interp`, a PT_INTERP first.
+fn tiny_elf(offset: u64, vaddr: u64, align: u64, interp: bool) -> [u8; 0x2000] {
+    let mut f = [0u8; 0x2000];
+    let mut put = |at: usize, bytes: &[u8]| f[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &2u16.to_le_bytes()); // ET_EXEC
+    put(18, &62u16.to_le_bytes()); // EM_X86_64
+    put(20, &1u32.to_le_bytes());
+    put(24, &(vaddr + 0x40).to_le_bytes()); // entry
+    put(32, &64u64.to_le_bytes()); // e_phoff
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &(1 + u16::from(interp)).to_le_bytes());
+    let mut ph = 64;
+    if interp {
+        let name = b"/lib64/ld-linux-x86-64.so.2\0";
+        put(ph, &3u32.to_le_bytes());
+        put(ph + 8, &0x1800u64.to_le_bytes());
+        put(ph + 32, &(name.len() as u64).to_le_bytes());
+        put(ph + 40, &(name.len() as u64).to_le_bytes());
+        put(0x1800, name);
+        ph += 56;
+    }
+    put(ph, &1u32.to_le_bytes()); // PT_LOAD
+    put(ph + 4, &5u32.to_le_bytes()); // R+X
+    put(ph + 8, &offset.to_le_bytes());
+    put(ph + 16, &vaddr.to_le_bytes());
+    put(ph + 32, &0x100u64.to_le_bytes());
+    put(ph + 40, &0x100u64.to_le_bytes());
+    put(ph + 48, &align.to_le_bytes());
+    f
+}
+
+/// PT_INTERP (no dynamic loader here) and a PT_LOAD whose offset and
+/// address disagree modulo p_align are ENOEXEC, and the old image goes on;
+/// the same file with the segment aligned loads (and dies at its entry,
+/// which holds no code: SIGSEGV in the child is success).
+fn bad_elves() -> Outcome {
+    let path = "/bad-elf\0";
+    let run = |image: &[u8]| -> Result<i32, Why> {
+        let fd = sys::open_mode(path, sys::O_CREAT | sys::O_WRONLY | sys::O_TRUNC, 0o755)
+            .map_err(why("create"))?;
+        sys::write(fd as i32, image).map_err(why("write"))?;
+        let _ = sys::close(fd);
+        let argv = [c"bad-elf".as_ptr().cast::<u8>(), core::ptr::null()];
+        let envp = [core::ptr::null()];
+        wait_for(spawn(|| {
+            match sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) {
+                Err(e) => e.0,
+                Ok(_) => 99,
+            }
+        })?)
+    };
+    let interp = run(&tiny_elf(0x1000, 0x40_1000, 0x1000, true))?;
+    let misaligned = run(&tiny_elf(0x1010, 0x40_1020, 0x1000, false))?;
+    let off_align = run(&tiny_elf(0x1000, 0x40_0000, 0x20_0000, false))?;
+    let good = run(&tiny_elf(0x1000, 0x40_1000, 0x1000, false))?;
+    // A sparse file of 1 TiB: the loader must not try to hold it.
+    let fd = sys::open_mode(path, sys::O_WRONLY | sys::O_TRUNC, 0).map_err(why("open"))?;
+    sys::ftruncate(fd, 1 << 40).map_err(why("ftruncate 1 TiB"))?;
+    let _ = sys::close(fd);
+    let argv = [c"bad-elf".as_ptr().cast::<u8>(), core::ptr::null()];
+    let envp = [core::ptr::null()];
+    let sparse = sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    let _ = sys::unlink(path);
+    expect_err(sparse, sys::ENOEXEC, "a sparse 1 TiB file of zeros")?;
+    let enoexec = sys::ENOEXEC.0;
+    ensure!(
+        sys::exited(interp) == Some(enoexec),
+        "PT_INTERP: status {interp:#x}"
+    )?;
+    ensure!(
+        sys::exited(misaligned) == Some(enoexec),
+        "offset 0x1010 at 0x401020: status {misaligned:#x}"
+    )?;
+    ensure!(
+        sys::exited(off_align) == Some(enoexec),
+        "offset 0x1000 at 0x400000, p_align 2 MiB: status {off_align:#x}"
+    )?;
+    ensure!(
+        sys::killed_by(good).is_some(),
+        "the aligned file should load and fault: status {good:#x}"
+    )
+}
+
+/// A file some process runs cannot be opened for writing or truncated
+/// (ETXTBSY); reading it is fine.
+fn running_executable(args: Args) -> Outcome {
+    let me = exec_path(args)?;
+    let len = me.iter().position(|&b| b == 0).unwrap_or(0);
+    let Ok(path) = core::str::from_utf8(&me[..=len]) else {
+        return fail!("argv[0] is not UTF-8");
+    };
+    let write = sys::open_mode(path, sys::O_WRONLY, 0);
+    let truncate = sys::truncate(path, 0);
+    let read = sys::open_mode(path, sys::O_RDONLY, 0);
+    for fd in [write, read].into_iter().flatten() {
+        let _ = sys::close(fd);
+    }
+    expect_err(write, sys::ETXTBSY, "open(O_WRONLY) of the running program")?;
+    expect_err(truncate, sys::ETXTBSY, "truncate of the running program")?;
+    ensure!(read.is_ok(), "open(O_RDONLY) gave {read:?}")
 }
 
 /// argv[0] (our own program), NUL-terminated.
