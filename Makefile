@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: shell run test setup host-test qemu-test linux-test bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
+.PHONY: shell run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -29,17 +29,20 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot --no-fail-fast
 
-## vmtest, filetest, proctest, timetest and swaptest (with a swap disk) as
-## init of Debian's Linux kernel: the
-## cases both kernels share must pass there too (scripts/linux-run.py
-## fetches the kernel once). The C programs' comparison is in
-## boot/tests/proc.rs.
+## vmtest, filetest, proctest and timetest as init of Debian's Linux
+## kernel: the cases both kernels share must pass there too
+## (scripts/linux-run.py fetches the kernel once). Two at a time, one per
+## core (TCG runs a guest on one host thread). swaptest on Linux with a swap
+## disk is boot/tests/swap.rs's linux_comparison_one_swap_image_for_both_kernels;
+## `make linux-swaptest` runs it with a disk made by Debian's mkswap. The C
+## programs' comparison is in boot/tests/proc.rs.
+LINUX_TESTS := vmtest filetest proctest timetest
 linux-test:
-	python3 scripts/linux-run.py vmtest
-	python3 scripts/linux-run.py filetest
-	python3 scripts/linux-run.py proctest
-	python3 scripts/linux-run.py timetest
+	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
+linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532
+linux-%:
+	python3 scripts/linux-run.py $*
 
 ## Boot paused and debug the kernel: gdb loads its symbols at the load
 ## address and stops at kmain (the runner writes target/pageos.gdb).

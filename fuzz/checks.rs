@@ -3,6 +3,9 @@
 //! corpus and a fixed set of mutations of them in `make test`
 //! (`vm/tests/fuzz_corpus.rs`).
 
+// Each libFuzzer target uses only its own check.
+#![allow(dead_code)]
+
 use vm::mmap::{self, Placement};
 use vm::space::{USER_END, USER_START};
 

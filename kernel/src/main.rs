@@ -36,6 +36,7 @@ mod qemu;
 mod ramfs;
 mod resource;
 mod selftest;
+mod sigaltstack;
 mod signal;
 mod sleep;
 mod smptest;

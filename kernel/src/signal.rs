@@ -67,6 +67,8 @@ const SIGWINCH: i32 = 28;
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 const SA_RESTORER: u64 = 0x0400_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 
@@ -155,6 +157,8 @@ pub struct Signals {
     /// The mask to bring back once the signal that interrupted ppoll,
     /// pselect6 or rt_sigsuspend (which ran with another) was handled.
     saved_mask: Option<u64>,
+    /// The alternate stack SA_ONSTACK handlers run on (sigaltstack).
+    pub alt: crate::sigaltstack::AltStack,
 }
 
 impl Signals {
@@ -165,6 +169,7 @@ impl Signals {
             pending: 0,
             info: [SigInfo::default(); NSIG],
             saved_mask: None,
+            alt: Default::default(),
         }
     }
 
@@ -177,7 +182,8 @@ impl Signals {
     }
 
     /// execve: handlers go back to default (the code they pointed at is
-    /// gone); ignored signals stay ignored, the mask and pending set stay.
+    /// gone); ignored signals stay ignored, the mask and pending set stay;
+    /// the alternate stack is disabled.
     pub fn reset_for_exec(&mut self) {
         for action in &mut self.actions {
             let handler = if action.handler == SIG_IGN {
@@ -190,6 +196,8 @@ impl Signals {
                 ..SigAction::default()
             };
         }
+        // The alternate stack was memory of the old image.
+        self.alt = Default::default();
     }
 
     pub fn action(&self, signal: i32) -> SigAction {
@@ -272,6 +280,25 @@ impl Signals {
         None
     }
 
+    /// Whether a blocking call a signal interrupted may start again
+    /// (signal(7)): the first pending signal that will act runs a handler
+    /// installed with SA_RESTART, or none will run a handler at all.
+    fn restarts(&self) -> bool {
+        let mut ready = self.pending & !self.mask;
+        while ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            ready &= ready - 1;
+            let action = self.action(signal);
+            match action.handler {
+                SIG_IGN => continue,
+                SIG_DFL if default_ignores(signal) => continue,
+                SIG_DFL => return true, // it ends the process anyway
+                _ => return action.flags & SA_RESTART != 0,
+            }
+        }
+        true
+    }
+
     /// Take the lowest pending unblocked signal.
     fn take(&mut self) -> Option<SigInfo> {
         let ready = self.pending & !self.mask;
@@ -282,6 +309,12 @@ impl Signals {
         self.pending &= !bit(signal);
         Some(self.info[(signal - 1) as usize])
     }
+}
+
+/// See `Signals::restarts`: asked by the dispatcher when a call that Linux
+/// restarts ended with EINTR.
+pub fn restarts() -> bool {
+    proc::with_current(|p| p.signals.restarts())
 }
 
 /// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT
@@ -417,7 +450,6 @@ const SIGINFO: usize = SIGMASK + 8;
 const FRAME_SIZE: usize = SIGINFO + 128;
 const FPSTATE_SIZE: u64 = 512;
 const RED_ZONE: u64 = 128;
-const SS_DISABLE: u32 = 2;
 
 /// The general registers in struct sigcontext's order (r8 first, rip and
 /// eflags last).
@@ -441,10 +473,12 @@ fn push_frame(
     if action.flags & SA_RESTORER == 0 || action.handler >= USER_END {
         return Err(Errno::EINVAL);
     }
-    let below = frame
-        .rsp
-        .checked_sub(RED_ZONE + FPSTATE_SIZE)
-        .ok_or(Errno::EFAULT)?;
+    // An SA_ONSTACK handler starts at the top of the alternate stack
+    // (no red zone to skip there); any other below the interrupted one.
+    let alt = proc::with_current(|p| p.signals.alt);
+    let top = alt.frame_top(frame.rsp, action.flags & SA_ONSTACK != 0);
+    let skip = if top == frame.rsp { RED_ZONE } else { 0 };
+    let below = top.checked_sub(skip + FPSTATE_SIZE).ok_or(Errno::EFAULT)?;
     let fpstate = below & !63;
     let base = fpstate
         .checked_sub(FRAME_SIZE as u64)
@@ -457,9 +491,11 @@ fn push_frame(
     let mut bytes = [0u8; FRAME_SIZE];
     let mut put = |at: usize, value: u64| bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
     put(0, action.restorer);
-    // uc_flags 0, uc_link NULL, no alternate stack.
-    put(UC + 16, 0);
-    put(UC + 24, u64::from(SS_DISABLE));
+    // uc_flags 0, uc_link NULL, then uc_stack: the alternate stack.
+    let stack = alt.to_bytes(frame.rsp);
+    for (i, word) in stack.as_chunks::<8>().0.iter().enumerate() {
+        put(UC + 16 + i * 8, u64::from_le_bytes(*word));
+    }
     for (i, reg) in sigcontext_regs(frame).into_iter().enumerate() {
         put(MCONTEXT + i * 8, reg);
     }

@@ -71,6 +71,7 @@ pub const SYS_RT_SIGACTION: u64 = 13;
 pub const SYS_RT_SIGPROCMASK: u64 = 14;
 pub const SYS_RT_SIGRETURN: u64 = 15;
 pub const SYS_RT_SIGSUSPEND: u64 = 130;
+pub const SYS_SIGALTSTACK: u64 = 131;
 pub const SYS_IOCTL: u64 = 16;
 pub const SYS_CLONE: u64 = 56;
 pub const SYS_SYNC: u64 = 162;
@@ -252,6 +253,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
         SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
+        SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1], frame.rsp),
         SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
         SYS_UNAME => system::uname(a[0]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
@@ -271,12 +273,61 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         _ => dispatch_sysapi(nr, a),
     };
     frame.rax = match result {
+        // SA_RESTART: run the call again once the handler has returned
+        // (the frame the handler's sigreturn restores points back at the
+        // `syscall` instruction, with the number in rax again).
+        Err(Errno::EINTR) if restartable(nr) && crate::signal::restarts() => {
+            frame.rip -= SYSCALL_INSN_LEN;
+            nr
+        }
         Ok(value) => value as u64,
         Err(errno) => errno.to_return(),
     };
     crate::sleep::wake_deferred();
     crate::signal::deliver_pending(frame);
     crate::arch::syscall::can_sysret(frame)
+}
+
+/// `syscall` is two bytes (0f 05): a restarted call goes back by that much.
+const SYSCALL_INSN_LEN: u64 = 2;
+
+/// The calls Linux restarts after a handler with SA_RESTART (its
+/// ERESTARTSYS ones, signal(7)): reads and writes that block, wait4,
+/// waitid, blocking record locks and flock, open, ioctl and the socket
+/// calls. Not nanosleep, poll, select, sigsuspend or pause: those end with
+/// EINTR whatever the flags say.
+fn restartable(nr: u64) -> bool {
+    const SYS_CONNECT: u64 = 42;
+    const SYS_ACCEPT: u64 = 43;
+    const SYS_SENDTO: u64 = 44;
+    const SYS_RECVFROM: u64 = 45;
+    const SYS_SENDMSG: u64 = 46;
+    const SYS_RECVMSG: u64 = 47;
+    const SYS_FLOCK: u64 = 73;
+    const SYS_WAITID: u64 = 247;
+    matches!(
+        nr,
+        SYS_READ
+            | SYS_WRITE
+            | SYS_READV
+            | SYS_WRITEV
+            | SYS_PREAD64
+            | SYS_PWRITE64
+            | SYS_WAIT4
+            | SYS_WAITID
+            | SYS_FCNTL
+            | SYS_FLOCK
+            | SYS_OPEN
+            | SYS_OPENAT
+            | SYS_IOCTL
+            | SYS_SENDFILE
+            | SYS_CONNECT
+            | SYS_ACCEPT
+            | SYS_SENDTO
+            | SYS_RECVFROM
+            | SYS_SENDMSG
+            | SYS_RECVMSG
+    )
 }
 
 /// The calls real programs (busybox, glibc, SQLite, Lua, LTP) need beyond

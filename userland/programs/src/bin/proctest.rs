@@ -135,6 +135,12 @@ fn cases(args: Args) -> i32 {
     s.both("execve-args-and-environment", || exec_with_args(args));
     s.both("execve-errors", || exec_errors(args));
     s.pageos("execve-refuses-interp-and-misaligned-segments", bad_elves);
+    s.both("sa-restart-restarts-wait4-eintr-without", || {
+        in_child(wait4_restarts)
+    });
+    s.both("sigaltstack-sa-onstack-handler-runs-on-it", || {
+        in_child(alternate_stack)
+    });
     s.both("running-executable-is-etxtbsy", || running_executable(args));
     s.finish()
 }
@@ -1060,6 +1066,110 @@ fn running_executable(args: Args) -> Outcome {
     expect_err(write, sys::ETXTBSY, "open(O_WRONLY) of the running program")?;
     expect_err(truncate, sys::ETXTBSY, "truncate of the running program")?;
     ensure!(read.is_ok(), "open(O_RDONLY) gave {read:?}")
+}
+
+const SA_RESTART: usize = 0x1000_0000;
+const SA_ONSTACK: usize = 0x0800_0000;
+
+fn sleep_ms(ms: u64) {
+    let req = [ms / 1000, (ms % 1000) * 1_000_000];
+    let _ = sys::raw(35, [req.as_ptr() as usize, 0, 0, 0, 0, 0]);
+}
+
+/// A child that signals its parent with SIGUSR1 while the parent waits
+/// for it, then exits 7; the parent's wait4 result.
+fn wait_through_a_signal() -> Result<(sys::Result<usize>, usize), Why> {
+    let child = spawn(|| {
+        sleep_ms(100);
+        let _ = sys::kill(sys::getppid() as isize, sys::SIGUSR1);
+        sleep_ms(100);
+        7
+    })?;
+    let mut status = 0;
+    Ok((sys::wait4(child as isize, &mut status, 0), child))
+}
+
+/// signal(7): wait4 interrupted by a handler with SA_RESTART starts again
+/// and returns the child; without the flag it fails with EINTR.
+fn wait4_restarts() -> i32 {
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, record_signal, SA_RESTART).is_err() {
+        return 2;
+    }
+    let Ok((restarted, child)) = wait_through_a_signal() else {
+        return 3;
+    };
+    if restarted != Ok(child) || CALLS.load(Ordering::SeqCst) != 1 {
+        println!("with SA_RESTART: wait4 gave {restarted:?} (child {child})");
+        return 1;
+    }
+    if sys::catch(sys::SIGUSR1, record_signal, 0).is_err() {
+        return 2;
+    }
+    let Ok((interrupted, child)) = wait_through_a_signal() else {
+        return 3;
+    };
+    let mut status = 0;
+    let _ = sys::wait4(child as isize, &mut status, 0);
+    if interrupted != Err(sys::EINTR) {
+        println!("without SA_RESTART: wait4 gave {interrupted:?}");
+        return 4;
+    }
+    0
+}
+
+extern "C" fn record_signal(signal: i32, info: &SigInfo, _: *mut u8) {
+    record(signal, info);
+}
+
+static ALT_SEEN: AtomicUsize = AtomicUsize::new(0);
+static ALT_FLAGS: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn note_stack(_: i32, _: &SigInfo, _: *mut u8) {
+    let local = 0u8;
+    ALT_SEEN.store(core::ptr::addr_of!(local) as usize, Ordering::SeqCst);
+    let mut old = [0u64; 3];
+    if sys::raw(131, [0, old.as_mut_ptr() as usize, 0, 0, 0, 0]).is_ok() {
+        ALT_FLAGS.store(old[1] as i32, Ordering::SeqCst);
+    }
+}
+
+/// sigaltstack: an SA_ONSTACK handler runs on the alternate stack and
+/// sees SS_ONSTACK there; too small a stack is ENOMEM, unknown flags
+/// EINVAL, and SS_DISABLE reads back as such.
+fn alternate_stack() -> i32 {
+    let size = 64 * 1024;
+    let Ok(base) = sys::mmap_anon(size) else {
+        return 2;
+    };
+    let set = |sp: usize, flags: usize, size: usize| {
+        let ss = [sp as u64, flags as u64, size as u64];
+        sys::raw(131, [ss.as_ptr() as usize, 0, 0, 0, 0, 0])
+    };
+    let small = set(base, 0, 100);
+    let bad_flags = set(base, 5, size);
+    if small != Err(sys::ENOMEM) || bad_flags != Err(sys::EINVAL) {
+        println!("size 100: {small:?}, flags 5: {bad_flags:?}");
+        return 1;
+    }
+    if set(base, 0, size).is_err() || sys::catch(sys::SIGUSR2, note_stack, SA_ONSTACK).is_err() {
+        return 3;
+    }
+    let _ = sys::kill(sys::getpid() as isize, sys::SIGUSR2);
+    let at = ALT_SEEN.load(Ordering::SeqCst);
+    let flags = ALT_FLAGS.load(Ordering::SeqCst);
+    if !(base..base + size).contains(&at) || flags != 1 {
+        println!("handler stack {at:#x} (alt {base:#x}+{size:#x}), ss_flags {flags}");
+        return 4;
+    }
+    let mut old = [0u64; 3];
+    let _ = set(0, 2, 0);
+    let _ = sys::raw(131, [0, old.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    if old[1] as i32 != 2 {
+        println!("after SS_DISABLE: ss_flags {}", old[1] as i32);
+        return 5;
+    }
+    0
 }
 
 /// argv[0] (our own program), NUL-terminated.
