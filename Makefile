@@ -4,11 +4,16 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
+.PHONY: shell run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
 	$(CARGO) run -- $(ARGS)
+
+## Boot into busybox's sh, typed into from this terminal (exit or ^D to
+## power off); ARGS go to the runner, e.g. ARGS=--trace-faults.
+shell: setup
+	sh scripts/shell.sh $(ARGS)
 
 ## Every test: host unit/property tests, the QEMU integration tests, and
 ## the Linux-ABI cases run on a Debian Linux kernel in the same QEMU.
