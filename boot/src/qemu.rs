@@ -40,7 +40,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     qemu.args(["-m", &options.memory])
         // SMEP and SMAP are not in TCG's default CPU model; NX and syscall are.
         .args(["-cpu", "qemu64,+smep,+smap"])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .args(["-display", "none", "-monitor", "none"])
         .arg("-no-reboot")
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(["-debugcon", &format!("file:{}", status_file.display())])
@@ -52,8 +52,15 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         ))
         .arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
-        .args(disks::qemu_args(&disk_files))
-        .stdin(Stdio::null());
+        .args(disks::qemu_args(&disk_files));
+    if options.interactive {
+        // QEMU's stdio puts a terminal in raw mode; signal=off passes ^C
+        // to the guest instead of ending QEMU.
+        qemu.args(["-chardev", "stdio,id=console,signal=off"])
+            .args(["-serial", "chardev:console"]);
+    } else {
+        qemu.args(["-serial", "stdio"]).stdin(Stdio::null());
+    }
     if options.cpus > 1 {
         // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
         qemu.args(["-smp", &options.cpus.to_string()])
@@ -70,7 +77,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
             script.display()
         );
     }
-    let timeout = options.timeout.or(if options.gdb {
+    let timeout = options.timeout.or(if options.gdb || options.interactive {
         None
     } else {
         Some(DEFAULT_TIMEOUT)
@@ -197,6 +204,9 @@ fn cmdline(options: &Options, init: &str) -> String {
     let mut lines = vec![format!("init={init}")];
     if options.trace_faults {
         lines.push("trace-faults".into());
+    }
+    if options.interactive {
+        lines.push("interactive".into());
     }
     lines.extend(options.kernel_args.iter().cloned());
     lines.push("--".into());

@@ -29,6 +29,8 @@ pub struct Cmdline {
     pub diskbench: bool,
     /// /proc/PID/pagewalk may show kernel-half addresses.
     pub debug_pagewalk: bool,
+    /// The runner connected a terminal to the serial port (`--interactive`).
+    pub interactive: bool,
 }
 
 pub fn read() -> Cmdline {
@@ -51,6 +53,7 @@ fn parse(text: &str) -> Cmdline {
             "selftest" => cmd.selftest = true,
             "diskbench" => cmd.diskbench = true,
             "debug-pagewalk" => cmd.debug_pagewalk = true,
+            "interactive" => cmd.interactive = true,
             "" => {}
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),

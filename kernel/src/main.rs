@@ -88,6 +88,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     arch::smp::init(boot_info);
 
     let cmdline = cmdline::read();
+    tty::init(cmdline.interactive);
     vmstat::set_trace(cmdline.trace_faults);
     procfs::allow_kernel_walks(cmdline.debug_pagewalk);
     if cmdline.test_panic {

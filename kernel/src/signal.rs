@@ -47,6 +47,8 @@ pub fn recheck() {
 }
 
 pub const NSIG: usize = 64;
+pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
 pub const SIGILL: i32 = 4;
 pub const SIGTRAP: i32 = 5;
 pub const SIGBUS: i32 = 7;
@@ -245,6 +247,12 @@ impl Signals {
             SIG_DFL => default_ignores(signal) || STOPS & bit(signal) != 0,
             _ => false,
         }
+    }
+
+    /// Whether `signal` would stop the process: left at its default
+    /// action and not blocked (a background terminal read asks).
+    pub fn stops_for(&self, signal: i32) -> bool {
+        self.action(signal).handler == SIG_DFL && self.mask & bit(signal) == 0
     }
 
     /// Whether SIGCONT is pending (a stop that would come now is moot).

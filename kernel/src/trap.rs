@@ -69,8 +69,13 @@ fn handle(frame: &mut TrapFrame) {
         vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
             ipi::dispatch(vector)
         }
-        // The disks' lines (block::interrupt); the others are masked, and
+        // The serial port's line (the terminal's input, kernel/src/tty/)
+        // and the disks' (block::interrupt); the others are masked, and
         // a spurious IRQ 7/15 needs no EOI.
+        vector if vector == 32 + u64::from(crate::tty::IRQ) => {
+            crate::tty::interrupt();
+            timer::end_of_interrupt(vector as u8);
+        }
         vector @ 33..=47 => {
             crate::block::interrupt((vector - 32) as u8);
         }

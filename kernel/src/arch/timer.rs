@@ -79,5 +79,6 @@ pub fn tick() {
     if cpu.index() == 0 {
         crate::sleep::wake_expired(crate::time::monotonic());
         crate::sleep::wake_deferred();
+        crate::tty::tick();
     }
 }

@@ -211,7 +211,6 @@ fn post(table: &mut Table, pid: Pid, info: SigInfo) {
 /// Send `info` to every process of group `pgid` (the terminal's ^C, ^Z,
 /// kill(-pgid)); false if there is none. Only try-locks the table (the
 /// terminal calls it from its interrupt): None when busy.
-#[allow(dead_code)] // the terminal's (next step)
 pub fn try_signal_group(pgid: Pid, info: SigInfo) -> Option<bool> {
     let mut table = TABLE.try_lock()?;
     let members: Vec<Pid> = table
@@ -244,7 +243,6 @@ fn orphaned(table: &Table, pgid: Pid) -> bool {
 /// Whether the current process's group is orphaned (a job-control stop
 /// other than SIGSTOP is then discarded, and a background read of the
 /// terminal fails with EIO instead of stopping).
-#[allow(dead_code)] // the terminal's (next step)
 pub fn own_group_orphaned() -> bool {
     let table = TABLE.lock();
     let me = running().expect("proc::own_group_orphaned: no process");
@@ -330,7 +328,6 @@ pub fn new_session() -> Result<Pid, Errno> {
 }
 
 /// Whether a group `pgid` with a member in session `sid` exists (TIOCSPGRP).
-#[allow(dead_code)] // the terminal's (next step)
 pub fn group_in_session(pgid: Pid, sid: Pid) -> bool {
     TABLE
         .lock()

@@ -409,6 +409,8 @@ pub fn block(deadline: Option<u64>) {
     if let Some(deadline) = deadline {
         crate::sleep::remove(deadline, pid);
     }
+    // A stop signal woke it: it stops here, and its wait goes on after.
+    crate::signal::stop_if_asked();
 }
 
 /// Wake a process whose sleep's deadline passed (the tick). False when

@@ -109,7 +109,12 @@ pub fn openat(dirfd: i32, path: u64, flags: u64, mode: u64) -> SysResult {
         }
         Node::Ram(inode) => match inode.kind {
             Kind::CharDev(major, minor) if flags & O_PATH == 0 => {
-                FileKind::Device(inode.clone(), dev::Device::from_numbers(major, minor)?)
+                let device = dev::Device::from_numbers(major, minor)?;
+                // /dev/tty is the caller's controlling terminal: ENXIO without one.
+                if device == dev::Device::Tty && !crate::tty::controls_caller() {
+                    return Err(Errno::ENXIO);
+                }
+                FileKind::Device(inode.clone(), device)
             }
             _ => FileKind::Inode(inode),
         },

@@ -75,6 +75,8 @@ pub const SYS_SIGALTSTACK: u64 = 131;
 pub const SYS_PERSONALITY: u64 = 135;
 pub const SYS_IOCTL: u64 = 16;
 pub const SYS_CLONE: u64 = 56;
+pub const SYS_SYNC: u64 = 162;
+pub const SYS_SYNCFS: u64 = 306;
 pub const SYS_GETCWD: u64 = 79;
 pub const SYS_CHDIR: u64 = 80;
 pub const SYS_FCHDIR: u64 = 81;
@@ -230,6 +232,9 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_FORK | SYS_VFORK => process::fork(frame),
         SYS_CLONE => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
         SYS_SETPGID => process::setpgid(a[0], a[1]),
+        // Files live in RAM: there is nothing to write back.
+        SYS_SYNC => Ok(0),
+        SYS_SYNCFS => io::fsync(a[0]),
         SYS_GETCWD => fs::getcwd(a[0], a[1]),
         SYS_CHDIR => fs::chdir(a[0]),
         SYS_FCHDIR => fs::fchdir(a[0]),

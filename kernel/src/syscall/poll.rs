@@ -38,7 +38,7 @@ fn ready(file: &FileRef) -> u16 {
     let (reads, writes) = (file.readable(), file.writable());
     match &file.kind {
         FileKind::Socket(end) => end.poll(reads, writes),
-        FileKind::Console => crate::tty::poll(reads, writes),
+        kind if super::io::is_terminal(kind) => crate::tty::poll(reads, writes),
         _ => POLLIN | POLLOUT,
     }
 }
@@ -50,7 +50,7 @@ fn with_queues(files: &[Option<FileRef>], f: impl FnOnce(&[&WaitQueue]) -> SysRe
     for file in files.iter().flatten() {
         match &file.lock().kind {
             FileKind::Socket(end) => ends.push(end.clone()),
-            FileKind::Console => tty = true,
+            kind if super::io::is_terminal(kind) => tty = true,
             _ => {}
         }
     }

@@ -103,7 +103,7 @@ pub fn ioctl(fd: u64, request: u64, arg: u64) -> SysResult {
     }
     let end = match &file.lock().kind {
         crate::fd::FileKind::Socket(end) => end.clone(),
-        crate::fd::FileKind::Console => return crate::tty::ioctl(request, arg),
+        kind if super::io::is_terminal(kind) => return crate::tty::ioctl(request, arg),
         _ => return Err(Errno::ENOTTY),
     };
     match request {
