@@ -9,6 +9,9 @@ missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 ls /usr/share/OVMF/OVMF_CODE*.fd >/dev/null 2>&1 || missing="$missing ovmf"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+# objcopy (binutils, which gcc brings): the runner loads a copy of the
+# kernel without its debug info, a boot about 15 s shorter under TCG.
+command -v objcopy >/dev/null 2>&1 || missing="$missing binutils"
 # libFuzzer (cargo fuzz, fuzz/) is C++, built by the libfuzzer-sys crate.
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 command -v musl-gcc >/dev/null 2>&1 || missing="$missing musl-tools"

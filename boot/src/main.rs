@@ -42,6 +42,11 @@ pub struct Options {
     /// Start QEMU paused, waiting for gdb on :1234.
     #[arg(long)]
     gdb: bool,
+    /// Connect the terminal to the serial console both ways (a shell can
+    /// be typed into; ^C goes to the guest). Without it stdin is not read
+    /// and programs read end of file. No timeout unless --timeout.
+    #[arg(long)]
+    interactive: bool,
     /// Attach a fresh swap disk of SIZE (virtio-blk) with Linux's swap
     /// header (the mkswap layout); the kernel swaps to it.
     #[arg(long, value_name = "SIZE")]

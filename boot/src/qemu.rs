@@ -27,7 +27,12 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     let cmdline_file = work.path().join("cmdline");
     write(&cmdline_file, cmdline(options, &init_path).as_bytes())?;
     let image = work.path().join("pageos.img");
-    disk_image(options.uefi, &initrd_file, &image)?;
+    disk_image(
+        options.uefi,
+        &loaded_kernel(work.path()),
+        &initrd_file,
+        &image,
+    )?;
     let status_file = work.path().join("status");
     let disk_files = disks::prepare(options.swap.as_deref(), &options.disks, work.path())?;
 
@@ -35,7 +40,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     qemu.args(["-m", &options.memory])
         // SMEP and SMAP are not in TCG's default CPU model; NX and syscall are.
         .args(["-cpu", "qemu64,+smep,+smap"])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        .args(["-display", "none", "-monitor", "none"])
         .arg("-no-reboot")
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(["-debugcon", &format!("file:{}", status_file.display())])
@@ -47,8 +52,15 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         ))
         .arg("-drive")
         .arg(format!("format=raw,file={}", image.display()))
-        .args(disks::qemu_args(&disk_files))
-        .stdin(Stdio::null());
+        .args(disks::qemu_args(&disk_files));
+    if options.interactive {
+        // QEMU's stdio puts a terminal in raw mode; signal=off passes ^C
+        // to the guest instead of ending QEMU.
+        qemu.args(["-chardev", "stdio,id=console,signal=off"])
+            .args(["-serial", "chardev:console"]);
+    } else {
+        qemu.args(["-serial", "stdio"]).stdin(Stdio::null());
+    }
     if options.cpus > 1 {
         // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
         qemu.args(["-smp", &options.cpus.to_string()])
@@ -65,7 +77,7 @@ pub fn boot(options: &Options) -> Result<u8, String> {
             script.display()
         );
     }
-    let timeout = options.timeout.or(if options.gdb {
+    let timeout = options.timeout.or(if options.gdb || options.interactive {
         None
     } else {
         Some(DEFAULT_TIMEOUT)
@@ -193,14 +205,37 @@ fn cmdline(options: &Options, init: &str) -> String {
     if options.trace_faults {
         lines.push("trace-faults".into());
     }
+    if options.interactive {
+        lines.push("interactive".into());
+    }
     lines.extend(options.kernel_args.iter().cloned());
     lines.push("--".into());
     lines.extend(options.args.iter().cloned());
     lines.join("\n") + "\n"
 }
 
-fn disk_image(uefi: bool, initrd: &Path, out: &Path) -> Result<(), String> {
-    let kernel = Path::new(env!("CARGO_BIN_FILE_KERNEL_kernel"));
+/// The kernel ELF the bootloader loads: a copy without the debug info
+/// (`objcopy --strip-debug`; 17 MB become about 1.2 MB), which nothing in
+/// the guest reads and which the BIOS stage would otherwise read from the
+/// disk image sector by sector under TCG at every boot. gdb reads the full
+/// ELF (`gdb_script`). Without objcopy, the full ELF is loaded.
+fn loaded_kernel(work: &Path) -> PathBuf {
+    let kernel = PathBuf::from(env!("CARGO_BIN_FILE_KERNEL_kernel"));
+    let stripped = work.join("kernel");
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&kernel)
+        .arg(&stripped)
+        .stderr(Stdio::null())
+        .status();
+    if status.is_ok_and(|s| s.success()) {
+        stripped
+    } else {
+        kernel
+    }
+}
+
+fn disk_image(uefi: bool, kernel: &Path, initrd: &Path, out: &Path) -> Result<(), String> {
     // The bootloader's own log would mix into the programs' output on serial.
     let mut config = bootloader::BootConfig::default();
     config.serial_logging = false;

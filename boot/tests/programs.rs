@@ -1,6 +1,8 @@
 //! Real programs nobody here wrote, unmodified, on pageos and on Linux in
 //! the same QEMU, with the same output: Debian's busybox-static (glibc)
-//! applets, `userland/c/sysapi.c` built against musl and against glibc,
+//! applets and shell scripts, `userland/c/sysapi.c` and `userland/c/pipes.c`
+//! (pipes, poll, select, clone, job-control stops) built against musl and
+//! against glibc,
 //! Lua 5.4 built from the lua-src crate's sources and SQLite from the
 //! libsqlite3-sys crate's amalgamation (both with musl-gcc -static).
 //!
@@ -63,6 +65,9 @@ fn guest_files() -> Option<Vec<(PathBuf, String)>> {
     let progrun = progrun()?;
     let sysapi_musl = compile("sysapi-musl", "musl-gcc", &musl, &sysapi)?;
     let sysapi_glibc = compile("sysapi-glibc", "gcc", &musl, &sysapi)?;
+    let pipes = [c.join("pipes.c")];
+    let pipes_musl = compile("pipes-musl", "musl-gcc", &musl, &pipes)?;
+    let pipes_glibc = compile("pipes-glibc", "gcc", &musl, &pipes)?;
     let (lua_dir, sqlite_dir) = sources();
     let lua_include = format!("-I{}", lua_dir.display());
     let mut lua_inputs: Vec<PathBuf> = std::fs::read_dir(&lua_dir)
@@ -91,6 +96,8 @@ fn guest_files() -> Option<Vec<(PathBuf, String)>> {
         (real.join("numbers.txt"), "/data/numbers.txt".into()),
         (sysapi_musl, "/bin/sysapi-musl".into()),
         (sysapi_glibc, "/bin/sysapi-glibc".into()),
+        (pipes_musl, "/bin/pipes-musl".into()),
+        (pipes_glibc, "/bin/pipes-glibc".into()),
         (fetched("busybox.sh")?, "/bin/busybox".into()),
         (lua, "/bin/lua".into()),
         (sqlite, "/bin/sqlite".into()),

@@ -27,6 +27,10 @@ pub struct Cmdline {
     pub selftest: bool,
     /// Measure the swap disk's throughput instead of running init.
     pub diskbench: bool,
+    /// /proc/PID/pagewalk may show kernel-half addresses.
+    pub debug_pagewalk: bool,
+    /// The runner connected a terminal to the serial port (`--interactive`).
+    pub interactive: bool,
 }
 
 pub fn read() -> Cmdline {
@@ -48,6 +52,8 @@ fn parse(text: &str) -> Cmdline {
             "test-panic" => cmd.test_panic = true,
             "selftest" => cmd.selftest = true,
             "diskbench" => cmd.diskbench = true,
+            "debug-pagewalk" => cmd.debug_pagewalk = true,
+            "interactive" => cmd.interactive = true,
             "" => {}
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),

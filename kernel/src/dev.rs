@@ -6,11 +6,11 @@
 //! has and mounts it on /dev (`mount -t devtmpfs` mounts the same tree
 //! elsewhere, as on Linux).
 //!
-//! /dev/tty and /dev/console write to the serial console and read end of
-//! file until the terminal driver comes (issue 18's console half).
+//! /dev/tty and /dev/console are the terminal (kernel/src/tty/); read(2)
+//! and write(2) of them go there before reaching `Device`.
 
+use crate::arch;
 use crate::ramfs::{self, Inode};
-use crate::{arch, logger};
 use alloc::sync::Arc;
 use spin::Once;
 use vm::errno::Errno;
@@ -71,10 +71,7 @@ impl Device {
     pub fn write(self, data: &[u8]) -> Result<usize, Errno> {
         match self {
             Device::Full => Err(Errno::ENOSPC),
-            Device::Tty | Device::Console => {
-                logger::write_bytes(data);
-                Ok(data.len())
-            }
+            Device::Tty | Device::Console => Ok(crate::tty::write(data)),
             _ => Ok(data.len()),
         }
     }

@@ -55,6 +55,12 @@ pub fn load(
     res: &crate::resource::Resources,
     file: Option<&ObjectRef>,
 ) -> Result<(Space, TrapFrame), Errno> {
+    if let Some(name) = vm::elf::interpreter(elf) {
+        log::warn!(
+            "exec: the program needs the interpreter {} (dynamic linking is not supported): ENOEXEC",
+            alloc::string::String::from_utf8_lossy(name)
+        );
+    }
     let plan = vm::elf::plan(elf, PIE_BASE)?;
     let reserve = stack_reserve(res.limit(crate::resource::RLIMIT_STACK));
     let mmap_top = STACK_TOP - reserve - PAGE - if aslr { aslr_offset() } else { 0 };

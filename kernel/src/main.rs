@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+// Every `unsafe` block says why it is sound (`make lint` runs clippy).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -34,6 +36,7 @@ mod qemu;
 mod ramfs;
 mod resource;
 mod selftest;
+mod sigaltstack;
 mod signal;
 mod sleep;
 mod smptest;
@@ -42,6 +45,7 @@ mod swap;
 mod syscall;
 mod time;
 mod trap;
+mod tty;
 mod usercopy;
 mod vfs;
 mod vmstat;
@@ -84,7 +88,9 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     arch::smp::init(boot_info);
 
     let cmdline = cmdline::read();
+    tty::init(cmdline.interactive);
     vmstat::set_trace(cmdline.trace_faults);
+    procfs::allow_kernel_walks(cmdline.debug_pagewalk);
     if cmdline.test_panic {
         panic!("test-panic switch on the command line");
     }

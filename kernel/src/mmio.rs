@@ -4,7 +4,7 @@
 //! device's registers need a mapping of their own: uncached, so that each
 //! load reads the device and each store reaches it, in program order. The
 //! window lives in the upper half of the heap's L4 slot, which every
-//! address space already shares (pmap.rs copies the kernel half when a
+//! address space already shares (pmap/kernel_half.rs copies the kernel half when a
 //! space is made), so a BAR mapped after processes exist is seen by all of
 //! them. The window only grows: BARs are mapped once, at boot, and each
 //! physical page is mapped at most once.

@@ -115,6 +115,8 @@ pub struct Resources {
     pub egid: u32,
     /// mlockall(MCL_FUTURE): later mappings are locked (true: on fault).
     pub lock_future: Option<bool>,
+    /// The file it runs (ETXTBSY for writers while it does).
+    pub image: Option<crate::ramfs::Executing>,
 }
 
 impl Resources {
@@ -131,6 +133,7 @@ impl Resources {
             gid: 0,
             egid: 0,
             lock_future: None,
+            image: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub fn recheck() {
 }
 
 pub const NSIG: usize = 64;
+pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
 pub const SIGILL: i32 = 4;
 pub const SIGTRAP: i32 = 5;
 pub const SIGBUS: i32 = 7;
@@ -56,15 +58,17 @@ pub const SIGSEGV: i32 = 11;
 pub const SIGCHLD: i32 = 17;
 pub const SIGCONT: i32 = 18;
 pub const SIGSTOP: i32 = 19;
-const SIGTSTP: i32 = 20;
-const SIGTTIN: i32 = 21;
-const SIGTTOU: i32 = 22;
+pub const SIGTSTP: i32 = 20;
+pub const SIGTTIN: i32 = 21;
+pub const SIGTTOU: i32 = 22;
 const SIGURG: i32 = 23;
 const SIGWINCH: i32 = 28;
 
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 const SA_RESTORER: u64 = 0x0400_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 
@@ -73,10 +77,14 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
+const SA_NOCLDSTOP: u64 = 1;
 pub const ILL_ILLOPN: i32 = 2;
 pub const FPE_INTDIV: i32 = 1;
 pub const BUS_ADRALN: i32 = 1;
 pub const BUS_ADRERR: i32 = 2;
+pub const TRAP_TRACE: i32 = 2;
 
 /// SIGKILL and SIGSTOP can be neither caught, ignored nor blocked.
 pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
@@ -146,6 +154,11 @@ pub struct Signals {
     pub mask: u64,
     pending: u64,
     info: [SigInfo; NSIG],
+    /// The mask to bring back once the signal that interrupted ppoll,
+    /// pselect6 or rt_sigsuspend (which ran with another) was handled.
+    saved_mask: Option<u64>,
+    /// The alternate stack SA_ONSTACK handlers run on (sigaltstack).
+    pub alt: crate::sigaltstack::AltStack,
 }
 
 impl Signals {
@@ -155,6 +168,8 @@ impl Signals {
             mask: 0,
             pending: 0,
             info: [SigInfo::default(); NSIG],
+            saved_mask: None,
+            alt: Default::default(),
         }
     }
 
@@ -167,7 +182,8 @@ impl Signals {
     }
 
     /// execve: handlers go back to default (the code they pointed at is
-    /// gone); ignored signals stay ignored, the mask and pending set stay.
+    /// gone); ignored signals stay ignored, the mask and pending set stay;
+    /// the alternate stack is disabled.
     pub fn reset_for_exec(&mut self) {
         for action in &mut self.actions {
             let handler = if action.handler == SIG_IGN {
@@ -180,6 +196,8 @@ impl Signals {
                 ..SigAction::default()
             };
         }
+        // The alternate stack was memory of the old image.
+        self.alt = Default::default();
     }
 
     pub fn action(&self, signal: i32) -> SigAction {
@@ -190,9 +208,15 @@ impl Signals {
         self.actions[(signal - 1) as usize] = action;
     }
 
-    /// Mark `info.signo` pending (merged with one already pending).
+    /// Mark `info.signo` pending (merged with one already pending). A
+    /// continue cancels pending stops and a stop a pending continue.
     pub fn post(&mut self, info: SigInfo) {
         recheck();
+        if info.signo == SIGCONT {
+            self.pending &= !STOPS;
+        } else if STOPS & bit(info.signo) != 0 {
+            self.pending &= !bit(SIGCONT);
+        }
         let b = bit(info.signo);
         if self.pending & b == 0 {
             self.pending |= b;
@@ -214,12 +238,65 @@ impl Signals {
         false
     }
 
+    /// Whether `signal` would not interrupt a wait: ignored, or left at a
+    /// default that ignores it or stops the process (a stop happens in
+    /// the wait itself: `stop_if_asked`, and the wait goes on after it).
     fn ignores(&self, signal: i32) -> bool {
         match self.action(signal).handler {
             SIG_IGN => true,
-            SIG_DFL => default_ignores(signal),
+            SIG_DFL => default_ignores(signal) || STOPS & bit(signal) != 0,
             _ => false,
         }
+    }
+
+    /// Whether `signal` would stop the process: left at its default
+    /// action and not blocked (a background terminal read asks).
+    pub fn stops_for(&self, signal: i32) -> bool {
+        self.action(signal).handler == SIG_DFL && self.mask & bit(signal) == 0
+    }
+
+    /// Whether SIGCONT is pending (a stop that would come now is moot).
+    pub fn continue_pending(&self) -> bool {
+        self.pending & bit(SIGCONT) != 0
+    }
+
+    /// Whether the SIGCHLD handler asked not to hear of stops (SA_NOCLDSTOP).
+    pub fn no_child_stops(&self) -> bool {
+        let action = self.action(SIGCHLD);
+        action.flags & SA_NOCLDSTOP != 0 || action.handler == SIG_IGN
+    }
+
+    /// Take a pending, unblocked stop signal left at its default action.
+    fn take_stop(&mut self) -> Option<i32> {
+        let mut ready = self.pending & !self.mask & STOPS;
+        while ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            ready &= ready - 1;
+            if self.action(signal).handler == SIG_DFL {
+                self.pending &= !bit(signal);
+                return Some(signal);
+            }
+        }
+        None
+    }
+
+    /// Whether a blocking call a signal interrupted may start again
+    /// (signal(7)): the first pending signal that will act runs a handler
+    /// installed with SA_RESTART, or none will run a handler at all.
+    fn restarts(&self) -> bool {
+        let mut ready = self.pending & !self.mask;
+        while ready != 0 {
+            let signal = ready.trailing_zeros() as i32 + 1;
+            ready &= ready - 1;
+            let action = self.action(signal);
+            match action.handler {
+                SIG_IGN => continue,
+                SIG_DFL if default_ignores(signal) => continue,
+                SIG_DFL => return true, // it ends the process anyway
+                _ => return action.flags & SA_RESTART != 0,
+            }
+        }
+        true
     }
 
     /// Take the lowest pending unblocked signal.
@@ -234,14 +311,49 @@ impl Signals {
     }
 }
 
-/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT.
-/// pageos has no job control, so the stop signals are ignored as well
-/// (SIGSTOP cannot be; it is refused by kill instead).
+/// See `Signals::restarts`: asked by the dispatcher when a call that Linux
+/// restarts ended with EINTR.
+pub fn restarts() -> bool {
+    proc::with_current(|p| p.signals.restarts())
+}
+
+/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT
+/// (which continues a stopped process when it is sent: proc::kill).
 fn default_ignores(signal: i32) -> bool {
-    matches!(
-        signal,
-        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGTSTP | SIGTTIN | SIGTTOU
-    )
+    matches!(signal, SIGCHLD | SIGCONT | SIGURG | SIGWINCH)
+}
+
+/// The signals whose default action stops the process (job control).
+const STOPS: u64 = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
+
+/// Stop now if a stop signal at its default action is pending (the way
+/// back to user mode, and every blocking wait: sleep::interrupted). Returns
+/// once the process is continued.
+pub fn stop_if_asked() {
+    while let Some(signal) = proc::with_current(|p| p.signals.take_stop()) {
+        proc::stop_current(signal);
+    }
+}
+
+/// Block `mask` instead for a wait (ppoll, pselect6, rt_sigsuspend);
+/// returns the mask it replaced, for `restore_mask`.
+pub fn replace_mask(mask: u64) -> u64 {
+    recheck();
+    proc::with_current(|p| core::mem::replace(&mut p.signals.mask, mask & !UNBLOCKABLE))
+}
+
+/// The wait is over: bring `old` back now, or (`interrupted`, EINTR)
+/// once the signal that ended it has been delivered, so that it is
+/// delivered under the wait's mask and its handler's frame saves `old`.
+pub fn restore_mask(old: u64, interrupted: bool) {
+    recheck();
+    proc::with_current(|p| {
+        if interrupted {
+            p.signals.saved_mask = Some(old);
+        } else {
+            p.signals.mask = old;
+        }
+    });
 }
 
 /// A synchronous signal from a fault in user mode. If the process catches
@@ -277,9 +389,20 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
     loop {
         let next = proc::with_current(|p| {
             let s = &mut p.signals;
-            let info = s.take()?;
+            let Some(info) = s.take() else {
+                // Nothing to deliver: a wait's own mask ends here.
+                if let Some(mask) = s.saved_mask.take() {
+                    s.mask = mask;
+                }
+                return None;
+            };
             let action = s.action(info.signo);
-            let old_mask = s.mask;
+            // A handler's frame saves the mask a wait replaced (see above).
+            let old_mask = if action.handler > SIG_IGN {
+                s.saved_mask.take().unwrap_or(s.mask)
+            } else {
+                s.mask
+            };
             if action.handler > SIG_IGN {
                 s.mask |= action.mask;
                 if action.flags & SA_NODEFER == 0 {
@@ -298,6 +421,7 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
         match action.handler {
             SIG_IGN => continue,
             SIG_DFL if default_ignores(info.signo) => continue,
+            SIG_DFL if STOPS & bit(info.signo) != 0 => proc::stop_current(info.signo),
             SIG_DFL => proc::exit_current(proc::killed(info.signo)),
             _ => {
                 if let Err(e) = push_frame(frame, &info, &action, old_mask) {
@@ -326,7 +450,6 @@ const SIGINFO: usize = SIGMASK + 8;
 const FRAME_SIZE: usize = SIGINFO + 128;
 const FPSTATE_SIZE: u64 = 512;
 const RED_ZONE: u64 = 128;
-const SS_DISABLE: u32 = 2;
 
 /// The general registers in struct sigcontext's order (r8 first, rip and
 /// eflags last).
@@ -350,10 +473,12 @@ fn push_frame(
     if action.flags & SA_RESTORER == 0 || action.handler >= USER_END {
         return Err(Errno::EINVAL);
     }
-    let below = frame
-        .rsp
-        .checked_sub(RED_ZONE + FPSTATE_SIZE)
-        .ok_or(Errno::EFAULT)?;
+    // An SA_ONSTACK handler starts at the top of the alternate stack
+    // (no red zone to skip there); any other below the interrupted one.
+    let alt = proc::with_current(|p| p.signals.alt);
+    let top = alt.frame_top(frame.rsp, action.flags & SA_ONSTACK != 0);
+    let skip = if top == frame.rsp { RED_ZONE } else { 0 };
+    let below = top.checked_sub(skip + FPSTATE_SIZE).ok_or(Errno::EFAULT)?;
     let fpstate = below & !63;
     let base = fpstate
         .checked_sub(FRAME_SIZE as u64)
@@ -366,9 +491,11 @@ fn push_frame(
     let mut bytes = [0u8; FRAME_SIZE];
     let mut put = |at: usize, value: u64| bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
     put(0, action.restorer);
-    // uc_flags 0, uc_link NULL, no alternate stack.
-    put(UC + 16, 0);
-    put(UC + 24, u64::from(SS_DISABLE));
+    // uc_flags 0, uc_link NULL, then uc_stack: the alternate stack.
+    let stack = alt.to_bytes(frame.rsp);
+    for (i, word) in stack.as_chunks::<8>().0.iter().enumerate() {
+        put(UC + 16 + i * 8, u64::from_le_bytes(*word));
+    }
     for (i, reg) in sigcontext_regs(frame).into_iter().enumerate() {
         put(MCONTEXT + i * 8, reg);
     }

@@ -69,8 +69,13 @@ fn handle(frame: &mut TrapFrame) {
         vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
             ipi::dispatch(vector)
         }
-        // The disks' lines (block::interrupt); the others are masked, and
+        // The serial port's line (the terminal's input, kernel/src/tty/)
+        // and the disks' (block::interrupt); the others are masked, and
         // a spurious IRQ 7/15 needs no EOI.
+        vector if vector == 32 + u64::from(crate::tty::IRQ) => {
+            crate::tty::interrupt();
+            timer::end_of_interrupt(vector as u8);
+        }
         vector @ 33..=47 => {
             crate::block::interrupt((vector - 32) as u8);
         }
@@ -84,6 +89,12 @@ fn handle(frame: &mut TrapFrame) {
             let (signo, code, addr) = match vector {
                 0 => (SIGFPE, signal::FPE_INTDIV, frame.rip),
                 16 | 19 => (SIGFPE, 0, frame.rip),
+                // A single step (TF, which rt_sigreturn may restore) is
+                // TRAP_TRACE at the next instruction, as Linux reports it;
+                // int3 and int1 are SI_KERNEL.
+                1 if crate::arch::take_debug_status() & DR6_SINGLE_STEP != 0 => {
+                    (SIGTRAP, signal::TRAP_TRACE, frame.rip)
+                }
                 1 | 3 => (SIGTRAP, signal::SI_KERNEL, 0),
                 6 => (SIGILL, signal::ILL_ILLOPN, frame.rip),
                 17 => (SIGBUS, signal::BUS_ADRALN, 0),
@@ -107,6 +118,9 @@ fn handle(frame: &mut TrapFrame) {
         _ => kernel_fault(frame, None),
     }
 }
+
+/// DR6's BS bit: the #DB came from the trap flag.
+const DR6_SINGLE_STEP: u64 = 1 << 14;
 
 /// Page-fault error code bits (Intel SDM 4.7).
 const PF_WRITE: u64 = 2;

@@ -4,7 +4,7 @@
 //! A `Node` is something a path can name: a ramfs inode (file, directory,
 //! link, device node) or a /proc entry. The walk goes one name at a time
 //! from the root (absolute paths) or from a starting directory (`*at` calls'
-//! `dirfd`; the current directory is the root until pageos has one); a
+//! `dirfd`, or the process's current directory, chdir); a
 //! directory with something mounted on it is replaced by the mounted tree's
 //! root; `..` of a tree's root goes to the parent of its mount point, as on
 //! Linux. A symbolic link is followed where it appears, except as the last
@@ -318,4 +318,41 @@ pub fn mount_boot_filesystems() {
             log::warn!("cannot mount {fstype} on {dir}: {e:?}");
         }
     }
+}
+
+/// The absolute path of a ramfs directory, walked up by parents and mount
+/// points (fchdir's answer for getcwd). None for /proc directories and for
+/// a directory no longer reachable from the root.
+pub fn path_of(node: &Node) -> Option<String> {
+    let Node::Ram(start) = node else {
+        return None;
+    };
+    let mut dir = start.clone();
+    let mut names: Vec<String> = Vec::new();
+    let top = ramfs::root();
+    while !Arc::ptr_eq(&dir, &top) {
+        if let Some(parent) = dir.parent() {
+            let (name, _) = parent
+                .entries()
+                .ok()?
+                .into_iter()
+                .find(|(_, child)| Arc::ptr_eq(child, &dir))?;
+            names.push(name);
+            dir = parent;
+        } else {
+            // A tree's root: go on from the directory it is mounted on.
+            dir = MOUNTS
+                .lock()
+                .iter()
+                .rev()
+                .find(|m| matches!(&m.mount, Mount::Ram(t) if Arc::ptr_eq(t, &dir)))
+                .map(|m| m.point.clone())?;
+        }
+    }
+    let mut path = String::new();
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(name);
+    }
+    Some(if path.is_empty() { "/".into() } else { path })
 }

@@ -24,6 +24,7 @@ const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
 const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
@@ -43,6 +44,7 @@ pub struct ProgramHeader {
     pub vaddr: u64,
     pub file_size: u64,
     pub mem_size: u64,
+    pub align: u64,
 }
 
 /// Pages [start, end) mapped with `prot` (the union of the permissions of
@@ -131,17 +133,42 @@ pub fn program_headers(elf: &[u8]) -> Result<Vec<ProgramHeader>, Errno> {
                 vaddr: u64_at(elf, field(16)?)?,
                 file_size: u64_at(elf, field(32)?)?,
                 mem_size: u64_at(elf, field(40)?)?,
+                align: u64_at(elf, field(48)?)?,
             })
         })
         .collect()
 }
 
+/// The interpreter a dynamically linked program names (PT_INTERP), up to
+/// its NUL: pageos has no dynamic loader, so such a file is ENOEXEC and the
+/// loader logs this name. None when there is none (or it is not in the file).
+pub fn interpreter(elf: &[u8]) -> Option<&[u8]> {
+    let headers = program_headers(elf).ok()?;
+    let ph = headers.iter().find(|ph| ph.kind == PT_INTERP)?;
+    let range = file_range(elf, ph.offset, ph.file_size).ok()?;
+    let name = &elf[range];
+    Some(name.split(|&b| b == 0).next().unwrap_or(name))
+}
+
+/// Linux's rule for a loadable segment: its file offset and its address
+/// agree modulo the page size, and modulo p_align when that is a power of
+/// two above one (0 and 1 mean no alignment); otherwise the file's pages
+/// could not be mapped at the segment's pages.
+fn aligned(ph: &ProgramHeader) -> bool {
+    let congruent = |align: u64| ph.offset % align == ph.vaddr % align;
+    congruent(PAGE) && (ph.align <= 1 || !ph.align.is_power_of_two() || congruent(ph.align))
+}
+
 /// The plan for loading `elf`: ET_EXEC at its link addresses, ET_DYN
 /// (static-PIE) at `pie_base` with its RELATIVE relocations. ENOEXEC for
-/// anything else or anything malformed: a segment outside the user half,
-/// file bytes past the end of the file, a relocation table that is not there.
+/// anything else or anything malformed: a segment outside the user half or
+/// misaligned (`aligned`), file bytes past the end of the file, a
+/// relocation table that is not there, an interpreter (PT_INTERP).
 pub fn plan(elf: &[u8], pie_base: u64) -> Result<LoadPlan, Errno> {
     let headers = program_headers(elf)?;
+    if headers.iter().any(|ph| ph.kind == PT_INTERP) {
+        return Err(Errno::ENOEXEC);
+    }
     let base = match u16_at(elf, 16)? {
         ET_EXEC => 0,
         ET_DYN => pie_base,
@@ -155,7 +182,7 @@ pub fn plan(elf: &[u8], pie_base: u64) -> Result<LoadPlan, Errno> {
     for ph in loads() {
         let start = at_base(ph.vaddr)?;
         let end = start.checked_add(ph.mem_size).ok_or(Errno::ENOEXEC)?;
-        if ph.file_size > ph.mem_size || end > USER_END || start < USER_START {
+        if ph.file_size > ph.mem_size || end > USER_END || start < USER_START || !aligned(ph) {
             return Err(Errno::ENOEXEC);
         }
         let mut prot = Prot::READ;
@@ -320,7 +347,9 @@ mod tests {
     fn segments_sharing_a_page_get_the_union_of_their_rights() {
         let mut elf = header(ET_EXEC, 2);
         elf.extend(phdr(PT_LOAD, 5, 0, 0x40_0000, 0x40, 0x1800));
-        elf.extend(phdr(PT_LOAD, 6, 0, 0x40_1800, 0x10, 0x1000));
+        // File offsets agree with addresses modulo the page, as Linux requires.
+        elf.extend(phdr(PT_LOAD, 6, 0x800, 0x40_1800, 0x10, 0x1000));
+        elf.resize(0x810, 0);
         let plan = plan(&elf, PIE).unwrap();
         let rx = Prot::READ | Prot::EXEC;
         assert_eq!(
@@ -349,7 +378,7 @@ mod tests {
             plan.copies[1],
             Copy {
                 addr: 0x40_1800,
-                file: 0..0x10
+                file: 0x800..0x810
             }
         );
     }
@@ -378,6 +407,62 @@ mod tests {
         assert_eq!(plan(&elf, PIE), Err(Errno::ENOEXEC), "headers past the end");
         assert_eq!(plan(&header(1, 0), PIE), Err(Errno::ENOEXEC), "ET_REL");
         assert_eq!(plan(b"\x7fELF", PIE), Err(Errno::ENOEXEC), "truncated");
+    }
+
+    /// A program header with p_align set.
+    fn aligned_phdr(offset: u64, vaddr: u64, align: u64) -> Vec<u8> {
+        let mut p = phdr(PT_LOAD, 5, offset, vaddr, 0x10, 0x10);
+        p[48..56].copy_from_slice(&align.to_le_bytes());
+        p
+    }
+
+    #[test]
+    fn misaligned_segments_are_enoexec() {
+        let one = |p: Vec<u8>| {
+            let mut elf = header(ET_EXEC, 1);
+            elf.extend(p);
+            elf.resize(0x3000, 0);
+            plan(&elf, PIE).map(|_| ())
+        };
+        assert_eq!(one(aligned_phdr(0x1000, 0x40_1000, 0x1000)), Ok(()));
+        assert_eq!(
+            one(aligned_phdr(0x1010, 0x40_0010, 0x20_0000)),
+            Err(Errno::ENOEXEC)
+        );
+        assert_eq!(
+            one(aligned_phdr(0x1000, 0x40_0000, 0x1000)),
+            Ok(()),
+            "congruent modulo p_align"
+        );
+        assert_eq!(
+            one(aligned_phdr(0x10, 0x40_0020, 0)),
+            Err(Errno::ENOEXEC),
+            "p_align 0 still needs page congruence"
+        );
+        assert_eq!(
+            one(aligned_phdr(0x1000, 0x40_0000, 0x2000)),
+            Err(Errno::ENOEXEC),
+            "offset % p_align != vaddr % p_align"
+        );
+    }
+
+    #[test]
+    fn an_interpreter_is_enoexec_and_named() {
+        let mut elf = header(ET_EXEC, 2);
+        let name = b"/lib64/ld-linux-x86-64.so.2\0";
+        elf.extend(phdr(
+            PT_INTERP,
+            4,
+            176,
+            0,
+            name.len() as u64,
+            name.len() as u64,
+        ));
+        elf.extend(phdr(PT_LOAD, 5, 0, 0x40_0000, 0x10, 0x10));
+        elf.extend(name);
+        assert_eq!(plan(&elf, PIE), Err(Errno::ENOEXEC));
+        assert_eq!(interpreter(&elf), Some(&b"/lib64/ld-linux-x86-64.so.2"[..]));
+        assert_eq!(interpreter(&header(ET_EXEC, 0)), None);
     }
 
     #[test]

@@ -97,6 +97,16 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// The cause of a debug exception (DR6), reset for the next one: the CPU
+/// sets DR6's bits but never clears them, so a stale single-step bit would
+/// otherwise describe every later #DB.
+pub fn take_debug_status() -> u64 {
+    let status = x86_64::registers::debug::Dr6::read_raw();
+    // SAFETY: DR6 only reports causes; 0xffff0ff0 is its reset value.
+    unsafe { core::arch::asm!("mov dr6, {}", in(reg) 0xffff_0ff0u64, options(nomem, nostack)) };
+    status
+}
+
 /// Load the user FS base (thread pointer: musl's TLS). Each process has its
 /// own, loaded by the scheduler when it runs; `addr` must be canonical,
 /// which `arch_prctl` checks (a non-canonical value would fault in wrmsr).

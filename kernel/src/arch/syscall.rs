@@ -22,11 +22,21 @@ pub fn init() {
         .expect("syscall::init: GDT layout does not suit sysret");
     LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
     // The kernel runs with interrupts masked; AC cleared keeps SMAP armed.
+    // Every flag user mode can set that would change how the kernel runs
+    // goes too (Linux masks the same): TF would single-step the kernel, and
+    // NT (which popf sets in ring 3) makes the kernel's next iretq raise #GP
+    // — on whichever process the CPU switches to, since a context switch
+    // keeps rflags. The user's own flags come back from r11 or the frame.
     SFMask::write(
         RFlags::INTERRUPT_FLAG
             | RFlags::DIRECTION_FLAG
             | RFlags::TRAP_FLAG
-            | RFlags::ALIGNMENT_CHECK,
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK
+            | RFlags::IOPL_LOW
+            | RFlags::IOPL_HIGH
+            | RFlags::RESUME_FLAG
+            | RFlags::ID,
     );
 }
 

@@ -78,5 +78,7 @@ pub fn tick() {
     cpu.ticks.fetch_add(1, Ordering::Relaxed);
     if cpu.index() == 0 {
         crate::sleep::wake_expired(crate::time::monotonic());
+        crate::sleep::wake_deferred();
+        crate::tty::tick();
     }
 }

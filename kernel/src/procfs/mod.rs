@@ -25,7 +25,7 @@ mod pagewalk;
 mod pid;
 mod system;
 
-pub use pagewalk::{kind, perms};
+pub use pagewalk::{allow_kernel_walks, kind, perms};
 
 use crate::proc::{self, Pid};
 use alloc::format;

@@ -8,12 +8,27 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 use vm::errno::Errno;
 use vm::mmap::{Prot, Sharing};
 use vm::vma::{Backing, Vma, VmaFlags};
 
-/// The walk's text for `addr` in process `pid` (ENOENT once it has exited).
+/// Whether walks of kernel-half addresses are shown: only when the kernel
+/// was booted with `debug-pagewalk`. Their entries would hand any process
+/// the kernel's physical layout (what KASLR and Linux's pagemap rules hide).
+static KERNEL_WALKS: AtomicBool = AtomicBool::new(false);
+const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+
+pub fn allow_kernel_walks(allow: bool) {
+    KERNEL_WALKS.store(allow, Ordering::Relaxed);
+}
+
+/// The walk's text for `addr` in process `pid` (ENOENT once it has exited;
+/// EACCES for a kernel-half address unless `debug-pagewalk` allows it).
 pub fn pagewalk(pid: Pid, addr: u64) -> Result<String, Errno> {
+    if addr >= KERNEL_HALF && !KERNEL_WALKS.load(Ordering::Relaxed) {
+        return Err(Errno::EACCES);
+    }
     proc::with_process(pid, |p| p.space.as_ref().map(|s| walk_text(pid, s, addr)))?
         .ok_or(Errno::ENOENT)
 }

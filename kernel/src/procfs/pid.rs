@@ -58,6 +58,7 @@ fn state(p: &Process) -> (char, &'static str) {
     match p.state {
         State::Running | State::Runnable => ('R', "running"),
         State::Waiting => ('S', "sleeping"),
+        State::Stopped => ('T', "stopped"),
         State::Zombie(_) => ('Z', "zombie"),
     }
 }

@@ -75,6 +75,33 @@ pub struct Inode {
     /// A directory's parent (`..`); the root's is empty.
     parent: Mutex<Weak<Inode>>,
     mount: Mutex<Option<Mount>>,
+    /// Processes running this file as their program (`Executing` handles):
+    /// while any does, writes and truncation are ETXTBSY, as on Linux.
+    executing: AtomicU32,
+}
+
+/// A process's hold on the file it runs: the file cannot be written or
+/// truncated while one exists (the loader maps its pages privately, but
+/// they are shared with the page cache until written).
+pub struct Executing(Arc<Inode>);
+
+impl Executing {
+    pub fn new(inode: Arc<Inode>) -> Executing {
+        inode.executing.fetch_add(1, Ordering::Relaxed);
+        Executing(inode)
+    }
+}
+
+impl Clone for Executing {
+    fn clone(&self) -> Executing {
+        Executing::new(self.0.clone())
+    }
+}
+
+impl Drop for Executing {
+    fn drop(&mut self) {
+        self.0.executing.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Owner permission bits, the ones pageos's single user has.
@@ -110,6 +137,7 @@ fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {
         }),
         parent: Mutex::new(Weak::new()),
         mount: Mutex::new(None),
+        executing: AtomicU32::new(0),
     })
 }
 
@@ -229,6 +257,7 @@ impl Inode {
     /// Copy `data` into the file at `offset`, growing it as needed.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
+        self.check_not_running()?;
         let n = object.write_at(offset, data, &mut KernelPhys)?;
         self.modified();
         Ok(n)
@@ -238,6 +267,7 @@ impl Inode {
     /// from every address space that maps it (a later touch is SIGBUS).
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
+        self.check_not_running()?;
         object.set_size(size, &mut KernelPhys)?;
         crate::proc::for_each_space(|space| {
             space.truncate_object(&mut KernelPhys, object, size);
@@ -246,10 +276,22 @@ impl Inode {
         Ok(())
     }
 
+    /// ETXTBSY while a process runs this file (Linux's deny_write_access).
+    pub fn check_not_running(&self) -> Result<(), Errno> {
+        match self.executing.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            _ => Err(Errno::ETXTBSY),
+        }
+    }
+
     /// The whole contents (the ELF loader reads a program this way).
+    /// ENOMEM, not a panic, when the kernel cannot hold them: the size is
+    /// the user's (ftruncate makes a sparse file of any length).
     pub fn contents(&self) -> Result<Vec<u8>, Errno> {
         let size = usize::try_from(self.size()).map_err(|_| Errno::EFBIG)?;
-        let mut data = alloc::vec![0; size];
+        let mut data = Vec::new();
+        data.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
+        data.resize(size, 0);
         let n = self.read_at(0, &mut data)?;
         data.truncate(n);
         Ok(data)

@@ -36,13 +36,16 @@ pub fn user_path(addr: u64) -> Result<String, Errno> {
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
 }
 
-/// The directory a relative path starts from: `dirfd`'s, or the root for
-/// AT_FDCWD and absolute paths (EBADF, ENOTDIR for a bad `dirfd`). This
-/// is the one place a relative path gets its start (the current directory
-/// will be AT_FDCWD's answer).
+/// The directory a relative path starts from: `dirfd`'s, or the current
+/// directory for AT_FDCWD; None (the root) for absolute paths (EBADF,
+/// ENOTDIR for a bad `dirfd`). This is the one place a relative path gets
+/// its start.
 pub fn start_dir(dirfd: i32, path: &str) -> Result<Option<Node>, Errno> {
-    if dirfd == AT_FDCWD || path.starts_with('/') {
+    if path.starts_with('/') {
         return Ok(None);
+    }
+    if dirfd == AT_FDCWD {
+        return Ok(current_dir());
     }
     let node = fd_node(dirfd as u64)?;
     if !node.is_dir() {
@@ -68,7 +71,7 @@ pub fn fd_node(fd: u64) -> Result<Node, Errno> {
 pub fn resolve_at(dirfd: i32, path: &str, follow: bool, empty_ok: bool) -> Result<Node, Errno> {
     if path.is_empty() && empty_ok {
         return if dirfd == AT_FDCWD {
-            Ok(vfs::root())
+            Ok(current_dir().unwrap_or_else(vfs::root))
         } else {
             fd_node(dirfd as u64).map_err(|e| if e == Errno::ENOTDIR { Errno::EBADF } else { e })
         };
@@ -106,7 +109,12 @@ pub fn openat(dirfd: i32, path: u64, flags: u64, mode: u64) -> SysResult {
         }
         Node::Ram(inode) => match inode.kind {
             Kind::CharDev(major, minor) if flags & O_PATH == 0 => {
-                FileKind::Device(inode.clone(), dev::Device::from_numbers(major, minor)?)
+                let device = dev::Device::from_numbers(major, minor)?;
+                // /dev/tty is the caller's controlling terminal: ENXIO without one.
+                if device == dev::Device::Tty && !crate::tty::controls_caller() {
+                    return Err(Errno::ENXIO);
+                }
+                FileKind::Device(inode.clone(), device)
             }
             _ => FileKind::Inode(inode),
         },
@@ -172,6 +180,7 @@ fn open_node(dirfd: i32, path: &str, flags: u32, mode: u32) -> Result<Node, Errn
     }
     if writes || flags & O_TRUNC != 0 {
         want |= MAY_WRITE;
+        inode.check_not_running()?;
     }
     inode.check_access(want)?;
     Ok(node)
@@ -340,4 +349,81 @@ pub fn executable(path: &str) -> Result<Arc<Inode>, Errno> {
     }
     inode.check_access(MAY_EXEC)?;
     Ok(inode)
+}
+
+/// The current directory (None: the root).
+fn current_dir() -> Option<Node> {
+    proc::with_current(|p| p.cwd.as_ref().map(|(node, _)| node.clone()))
+}
+
+/// `path` made absolute against the current directory's path, with `.`,
+/// `..` and repeated slashes taken out by name (a symbolic link in it is
+/// kept as its own name: getcwd shows the path as it was walked).
+fn absolute_path(path: &str) -> String {
+    let mut parts: alloc::vec::Vec<String> = alloc::vec::Vec::new();
+    if !path.starts_with('/') {
+        let cwd = proc::with_current(|p| p.cwd.as_ref().map(|(_, s)| s.clone()));
+        parts.extend(
+            cwd.unwrap_or_default()
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
+    }
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name.into()),
+        }
+    }
+    let mut out = String::new();
+    for part in &parts {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// chdir(path): ENOTDIR for what is not a directory.
+pub fn chdir(path: u64) -> SysResult {
+    let path = user_path(path)?;
+    let node = resolve_at(AT_FDCWD, &path, true, false)?;
+    if !node.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let name = absolute_path(&path);
+    proc::with_current(|p| p.cwd = Some((node, name)));
+    Ok(0)
+}
+
+/// fchdir(fd): the directory an open descriptor names. Its path is the
+/// one it was opened by, when known; else the root's name stands in.
+pub fn fchdir(fd: u64) -> SysResult {
+    let node = fd_node(fd)?;
+    if !node.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let name = vfs::path_of(&node).unwrap_or_else(|| "/".into());
+    proc::with_current(|p| p.cwd = Some((node, name)));
+    Ok(0)
+}
+
+/// getcwd(buf, size): the current directory's path with its NUL; ERANGE
+/// if it does not fit.
+pub fn getcwd(buf: u64, size: u64) -> SysResult {
+    let mut name = proc::with_current(|p| p.cwd.as_ref().map(|(_, s)| s.clone()))
+        .unwrap_or_else(|| "/".into())
+        .into_bytes();
+    name.push(0);
+    if (size as usize) < name.len() {
+        return Err(Errno::ERANGE);
+    }
+    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &name))?;
+    Ok(name.len())
 }

@@ -10,8 +10,9 @@
 //! mapping of the same file cannot deadlock on the file.
 
 use super::stat;
+use crate::dev::Device;
 use crate::fd::{FileKind, FileRef, MAX_FDS, O_APPEND, O_CLOEXEC, O_NONBLOCK, SETFL_MASK};
-use crate::{locks, logger, proc, usercopy};
+use crate::{locks, proc, usercopy};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vm::errno::{Errno, SysResult};
@@ -37,8 +38,31 @@ pub fn read(fd: u64, buf: u64, len: u64) -> SysResult {
         drop(file);
         return super::unix::read(&end, buf, len, nonblock);
     }
+    if is_terminal(&file.kind) {
+        drop(file);
+        return read_terminal(buf, len, nonblock);
+    }
     let n = read_from(&file.kind, file.offset, buf, len, nonblock)?;
     file.offset += n as u64;
+    Ok(n)
+}
+
+/// Whether a descriptor's file is the terminal (kernel/src/tty/): init's
+/// console descriptors, /dev/console, /dev/tty.
+pub fn is_terminal(kind: &FileKind) -> bool {
+    matches!(
+        kind,
+        FileKind::Console | FileKind::Device(_, Device::Tty | Device::Console)
+    )
+}
+
+/// read(2) of the terminal, which may wait (without the open file's lock).
+fn read_terminal(buf: u64, len: u64, nonblock: bool) -> SysResult {
+    let len = len.min(CHUNK as u64) as usize;
+    usercopy::check_range(buf, len)?;
+    let mut data = [0u8; CHUNK];
+    let n = crate::tty::read(&mut data[..len], nonblock)?;
+    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &data[..n]))?;
     Ok(n)
 }
 
@@ -180,7 +204,7 @@ pub fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: boo
         let at = offset.saturating_add(done);
         let piece = &mut chunk[..want];
         let got = match kind {
-            // The console has no input: stdin reads as end of file.
+            // read() takes the terminal elsewhere (read_terminal).
             FileKind::Console => Ok(0),
             FileKind::Inode(inode) => inode.read_at(at, piece),
             FileKind::Device(_, device) => device.read(piece),
@@ -233,10 +257,7 @@ pub fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: bool
         let piece = &chunk[..n];
         let at = offset + done;
         let result = match kind {
-            FileKind::Console => {
-                logger::write_bytes(piece);
-                Ok(n)
-            }
+            FileKind::Console => Ok(crate::tty::write(piece)),
             FileKind::Inode(inode) => inode.write_at(at, piece),
             FileKind::Device(_, device) => device.write(piece),
             FileKind::Proc(open) => open.write_at(at, piece),
@@ -389,6 +410,9 @@ pub fn fd_stat(fd: u64) -> Result<stat::Stat, Errno> {
         FileKind::Console => stat::of_console(),
         FileKind::Inode(inode) | FileKind::Device(inode, _) => stat::of_inode(inode),
         FileKind::Proc(open) => stat::of_proc(&open.node),
+        FileKind::Socket(end) if end.kind == crate::socket::Kind::Pipe => {
+            stat::of_special(stat::S_IFIFO | 0o600, 0)
+        }
         FileKind::Socket(_) => stat::of_special(stat::S_IFSOCK | 0o777, 0),
     })
 }
@@ -531,10 +555,7 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResu
 /// Write kernel bytes to a descriptor's file (sendfile's output side).
 fn write_kernel(kind: &FileKind, offset: u64, data: &[u8]) -> Result<usize, Errno> {
     match kind {
-        FileKind::Console => {
-            logger::write_bytes(data);
-            Ok(data.len())
-        }
+        FileKind::Console => Ok(crate::tty::write(data)),
         FileKind::Inode(inode) if inode.object().is_some() => inode.write_at(offset, data),
         FileKind::Device(_, device) => device.write(data),
         FileKind::Socket(end) => end.write(data, false),

@@ -14,7 +14,7 @@ use alloc::vec;
 use vm::errno::{Errno, SysResult};
 use vm::mmap::{self, Kind, Placement, Prot, Sharing};
 use vm::vm_object::ObjectRef;
-use vm::vma::{Backing, Inherit, Vma, VmaFlags};
+use vm::vma::{Backing, Inherit, PAGE, Vma, VmaFlags};
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
@@ -121,16 +121,32 @@ pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {
     with_space(|space, _| space.msync(span.start, span.end, flags & mmap::MS_INVALIDATE != 0))
 }
 
-/// mincore: one byte per page into the user's vector.
+/// Pages mincore looks at per step: the kernel's buffer is this big
+/// whatever length the caller asks for (Linux works a page of bytes at a
+/// time too).
+const MINCORE_CHUNK: u64 = 4096;
+
+/// mincore: one byte per page into the user's vector, a chunk at a time,
+/// so a huge range costs no kernel memory. As Linux, the chunks before a
+/// hole are written and the hole gives ENOMEM.
 pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
     let span = mmap::validate_mincore(addr, len)?;
-    let mut bytes = vec![0u8; span.pages() as usize];
-    usercopy::check_range(vec, bytes.len())?;
-    proc::with_current(|p| {
-        let space = p.space();
-        space.mincore(span.start, span.end, &mut bytes)?;
-        usercopy::copy_out(space, vec, &bytes)
-    })?;
+    let pages = usize::try_from(span.pages()).map_err(|_| Errno::ENOMEM)?;
+    usercopy::check_range(vec, pages)?;
+    let mut bytes = [0u8; MINCORE_CHUNK as usize];
+    let mut start = span.start;
+    let mut out = vec;
+    while start < span.end {
+        let end = span.end.min(start + MINCORE_CHUNK * PAGE);
+        let n = ((end - start) / PAGE) as usize;
+        proc::with_current(|p| {
+            let space = p.space();
+            space.mincore(start, end, &mut bytes[..n])?;
+            usercopy::copy_out(space, out, &bytes[..n])
+        })?;
+        start = end;
+        out += n as u64;
+    }
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ pub mod limits;
 mod lock;
 mod memory;
 mod names;
+mod poll;
 mod process;
 mod signal;
 mod stat;
@@ -69,7 +70,20 @@ pub const SYS_MINHERIT: u64 = 1000;
 pub const SYS_RT_SIGACTION: u64 = 13;
 pub const SYS_RT_SIGPROCMASK: u64 = 14;
 pub const SYS_RT_SIGRETURN: u64 = 15;
+pub const SYS_RT_SIGSUSPEND: u64 = 130;
+pub const SYS_SIGALTSTACK: u64 = 131;
 pub const SYS_IOCTL: u64 = 16;
+pub const SYS_CLONE: u64 = 56;
+pub const SYS_SYNC: u64 = 162;
+pub const SYS_SYNCFS: u64 = 306;
+pub const SYS_GETCWD: u64 = 79;
+pub const SYS_CHDIR: u64 = 80;
+pub const SYS_FCHDIR: u64 = 81;
+pub const SYS_SETPGID: u64 = 109;
+pub const SYS_GETPGRP: u64 = 111;
+pub const SYS_SETSID: u64 = 112;
+pub const SYS_GETPGID: u64 = 121;
+pub const SYS_GETSID: u64 = 124;
 pub const SYS_FORK: u64 = 57;
 pub const SYS_VFORK: u64 = 58;
 pub const SYS_EXECVE: u64 = 59;
@@ -100,6 +114,12 @@ pub const SYS_ACCESS: u64 = 21;
 pub const SYS_SENDFILE: u64 = 40;
 pub const SYS_SHUTDOWN: u64 = 48;
 pub const SYS_SOCKETPAIR: u64 = 53;
+pub const SYS_PIPE: u64 = 22;
+pub const SYS_SELECT: u64 = 23;
+pub const SYS_POLL: u64 = 7;
+pub const SYS_PSELECT6: u64 = 270;
+pub const SYS_PPOLL: u64 = 271;
+pub const SYS_PIPE2: u64 = 293;
 pub const SYS_FSYNC: u64 = 74;
 pub const SYS_FDATASYNC: u64 = 75;
 pub const SYS_RENAME: u64 = 82;
@@ -209,6 +229,18 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_EXIT | SYS_EXIT_GROUP => process::exit(a[0]),
         // Processes, signals, start-up and stdio.
         SYS_FORK | SYS_VFORK => process::fork(frame),
+        SYS_CLONE => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
+        SYS_SETPGID => process::setpgid(a[0], a[1]),
+        // Files live in RAM: there is nothing to write back.
+        SYS_SYNC => Ok(0),
+        SYS_SYNCFS => io::fsync(a[0]),
+        SYS_GETCWD => fs::getcwd(a[0], a[1]),
+        SYS_CHDIR => fs::chdir(a[0]),
+        SYS_FCHDIR => fs::fchdir(a[0]),
+        SYS_GETPGRP => process::getpgid(0),
+        SYS_GETPGID => process::getpgid(a[0]),
+        SYS_GETSID => process::getsid(a[0]),
+        SYS_SETSID => process::setsid(),
         SYS_EXECVE => process::execve(frame, a[0], a[1], a[2]),
         SYS_WAIT4 => process::wait4(a[0], a[1], a[2], a[3]),
         SYS_KILL => process::kill(a[0], a[1]),
@@ -220,6 +252,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
+        SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
+        SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1], frame.rsp),
         SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
         SYS_UNAME => system::uname(a[0]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),
@@ -239,11 +273,61 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         _ => dispatch_sysapi(nr, a),
     };
     frame.rax = match result {
+        // SA_RESTART: run the call again once the handler has returned
+        // (the frame the handler's sigreturn restores points back at the
+        // `syscall` instruction, with the number in rax again).
+        Err(Errno::EINTR) if restartable(nr) && crate::signal::restarts() => {
+            frame.rip -= SYSCALL_INSN_LEN;
+            nr
+        }
         Ok(value) => value as u64,
         Err(errno) => errno.to_return(),
     };
+    crate::sleep::wake_deferred();
     crate::signal::deliver_pending(frame);
     crate::arch::syscall::can_sysret(frame)
+}
+
+/// `syscall` is two bytes (0f 05): a restarted call goes back by that much.
+const SYSCALL_INSN_LEN: u64 = 2;
+
+/// The calls Linux restarts after a handler with SA_RESTART (its
+/// ERESTARTSYS ones, signal(7)): reads and writes that block, wait4,
+/// waitid, blocking record locks and flock, open, ioctl and the socket
+/// calls. Not nanosleep, poll, select, sigsuspend or pause: those end with
+/// EINTR whatever the flags say.
+fn restartable(nr: u64) -> bool {
+    const SYS_CONNECT: u64 = 42;
+    const SYS_ACCEPT: u64 = 43;
+    const SYS_SENDTO: u64 = 44;
+    const SYS_RECVFROM: u64 = 45;
+    const SYS_SENDMSG: u64 = 46;
+    const SYS_RECVMSG: u64 = 47;
+    const SYS_FLOCK: u64 = 73;
+    const SYS_WAITID: u64 = 247;
+    matches!(
+        nr,
+        SYS_READ
+            | SYS_WRITE
+            | SYS_READV
+            | SYS_WRITEV
+            | SYS_PREAD64
+            | SYS_PWRITE64
+            | SYS_WAIT4
+            | SYS_WAITID
+            | SYS_FCNTL
+            | SYS_FLOCK
+            | SYS_OPEN
+            | SYS_OPENAT
+            | SYS_IOCTL
+            | SYS_SENDFILE
+            | SYS_CONNECT
+            | SYS_ACCEPT
+            | SYS_SENDTO
+            | SYS_RECVFROM
+            | SYS_SENDMSG
+            | SYS_RECVMSG
+    )
 }
 
 /// The calls real programs (busybox, glibc, SQLite, Lua, LTP) need beyond
@@ -302,6 +386,12 @@ fn dispatch_sysapi(nr: u64, a: [u64; 6]) -> SysResult {
         SYS_SETGROUPS => system::setgroups(a[0]),
         SYS_SOCKETPAIR => unix::socketpair(a[0], a[1], a[2], a[3]),
         SYS_SHUTDOWN => unix::shutdown(a[0], a[1]),
+        SYS_PIPE => unix::pipe2(a[0], 0),
+        SYS_PIPE2 => unix::pipe2(a[0], a[1]),
+        SYS_POLL => poll::poll(a[0], a[1], a[2]),
+        SYS_PPOLL => poll::ppoll(a[0], a[1], a[2], a[3], a[4]),
+        SYS_SELECT => poll::select(a[0], a[1], a[2], a[3], a[4]),
+        SYS_PSELECT6 => poll::pselect6(a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MLOCK2 => memory::mlock2(a[0], a[1], a[2]),
         SYS_MLOCKALL => memory::mlockall(a[0]),
         SYS_MUNLOCKALL => memory::munlockall(),

@@ -2,6 +2,7 @@
 //! sched_yield, set_tid_address.
 
 use crate::arch::idt::TrapFrame;
+use crate::ramfs::Executing;
 use crate::signal::{self, SigInfo};
 use crate::usercopy::{self, UserMemory};
 use crate::{exec, proc};
@@ -29,7 +30,84 @@ pub fn exit(code: u64) -> SysResult {
 /// fork (and vfork, which may behave as fork): the parent gets the child's
 /// pid, the child 0 (see proc::fork).
 pub fn fork(frame: &TrapFrame) -> SysResult {
-    proc::fork(frame).map(|pid| pid as usize)
+    let options = proc::ForkOptions {
+        exit_signal: signal::SIGCHLD,
+        ..Default::default()
+    };
+    proc::fork(frame, options).map(|pid| pid as usize)
+}
+
+// clone(2) flags (Linux's values).
+const CSIGNAL: u64 = 0xff;
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+/// What a fork-like clone may ask for. CLONE_VM is accepted only with
+/// CLONE_VFORK (glibc's posix_spawn): the parent waits for nothing and the
+/// child gets a copy, which a vfork child cannot tell apart as long as it
+/// only calls execve or _exit (all vfork(2) allows it). CLONE_CHILD_CLEARTID
+/// matters to threads only: with one thread, its memory goes at exit.
+const CLONE_FORKLIKE: u64 = CSIGNAL
+    | CLONE_VFORK
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_CHILD_SETTID;
+
+/// clone(flags, newsp, parent_tid, child_tid, tls) for new processes (glibc's
+/// fork is clone(SIGCHLD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)).
+/// Threads (CLONE_VM without CLONE_VFORK, CLONE_THREAD, CLONE_SIGHAND,
+/// CLONE_FILES, CLONE_FS) come with the SMP issue: ENOSYS-like EINVAL now,
+/// which glibc reports as pthread_create failing.
+pub fn clone(
+    frame: &TrapFrame,
+    flags: u64,
+    newsp: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
+    let shares = CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_PIDFD;
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
+        || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & shares != 0 || flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+        log::warn!("clone: flags {flags:#x} need threads, which pageos does not have yet");
+        return Err(Errno::EINVAL);
+    }
+    let exit_signal = (flags & CSIGNAL) as i32;
+    if exit_signal != 0 && !signal::valid(exit_signal) {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !(CLONE_FORKLIKE | CLONE_VM) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_SETTLS != 0 && tls >= vm::space::USER_END {
+        return Err(Errno::EPERM);
+    }
+    let options = proc::ForkOptions {
+        exit_signal,
+        stack: newsp,
+        tls: (flags & CLONE_SETTLS != 0).then_some(tls),
+        child_tid: (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid),
+    };
+    let pid = proc::fork(frame, options)?;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        // As Linux's kernel_clone: the child exists; a bad pointer is ignored.
+        let _ =
+            proc::with_current(|p| usercopy::copy_out(p.space(), parent_tid, &pid.to_le_bytes()));
+    }
+    Ok(pid as usize)
 }
 
 /// set_tid_address: one thread per process, so the thread id is the pid.
@@ -39,16 +117,20 @@ pub fn set_tid_address(_tidptr: u64) -> SysResult {
 }
 
 const WNOHANG: u64 = 1;
-/// Flags accepted and without effect here: WUNTRACED, WCONTINUED (no job
-/// control), __WNOTHREAD, __WALL, __WCLONE (no threads).
-const WAIT_IGNORED: u64 = 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
+/// Flags accepted and without effect here: __WNOTHREAD, __WALL, __WCLONE
+/// (no threads).
+const WAIT_IGNORED: u64 = 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
 
-/// wait4(pid, status, options, rusage): reap a zombie child. The status
-/// word is Linux's (exit code << 8, or the signal number); rusage, if
-/// asked, is what the child used (its waited-for children included). 0 with WNOHANG when no selected
-/// child has exited yet.
+/// wait4(pid, status, options, rusage): reap a zombie child, or (WUNTRACED,
+/// WCONTINUED) report one that stopped or continued. The status word is
+/// Linux's (exit code << 8, the signal number, 0x7f | signal << 8 for a
+/// stop, 0xffff for a continue); rusage, if asked, is what the child used
+/// (its waited-for children included). 0 with WNOHANG when no selected
+/// child has anything to report yet.
 pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
-    if options & !(WNOHANG | WAIT_IGNORED) != 0 {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WAIT_IGNORED) != 0 {
         return Err(Errno::EINVAL);
     }
     let target = i64::from(pid as i32);
@@ -56,8 +138,17 @@ pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
         // -INT_MIN has no process group: Linux says ESRCH.
         return Err(Errno::ESRCH);
     }
-    let Some((child, wstatus)) = proc::wait_child(target, options & WNOHANG != 0)? else {
+    let how = proc::WaitFor {
+        nohang: options & WNOHANG != 0,
+        stops: options & WUNTRACED != 0,
+        continues: options & WCONTINUED != 0,
+    };
+    let Some(waited) = proc::wait_child(target, how)? else {
         return Ok(0);
+    };
+    let (child, wstatus, zombie) = match waited {
+        proc::Waited::Exited(child, wstatus) => (child, wstatus, true),
+        proc::Waited::Changed(child, wstatus) => (child, wstatus, false),
     };
     let usage = super::limits::encode_rusage(&proc::zombie_usage(child));
     proc::with_current(|p| -> Result<(), Errno> {
@@ -69,15 +160,16 @@ pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
         }
         Ok(())
     })?;
-    proc::reap(child);
+    if zombie {
+        proc::reap(child);
+    }
     Ok(child as usize)
 }
 
-/// kill(pid, sig): sig 0 only checks that the target exists. SIGSTOP is
-/// refused (EINVAL): pageos has no job control to stop a process with.
+/// kill(pid, sig): sig 0 only checks that the target exists.
 pub fn kill(pid: u64, sig: u64) -> SysResult {
     let signo = sig as i32;
-    if sig > signal::NSIG as u64 || signo == signal::SIGSTOP {
+    if sig > signal::NSIG as u64 {
         return Err(Errno::EINVAL);
     }
     let info = SigInfo {
@@ -128,12 +220,19 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     })?;
     let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
     let inode = super::fs::executable(path)?;
+    // The magic first: a file of any size (a sparse one of terabytes) that
+    // is not an ELF program is ENOEXEC before anything reads all of it.
+    let mut magic = [0u8; 4];
+    if inode.read_at(0, &mut magic)? != 4 || magic != *b"\x7fELF" {
+        return Err(Errno::ENOEXEC);
+    }
     let elf = inode.contents()?;
     let res = proc::with_current(|p| p.res.clone());
     let (space, new_frame) = exec::load(&elf, &args, &env, proc::aslr(), &res, inode.object())?;
     let name = path.rsplit('/').next().unwrap_or(path);
     let exe = absolute(path);
     proc::replace_image(name, &exe, &args, space, frame, new_frame);
+    proc::with_current(|p| p.res.image = Some(Executing::new(inode)));
     Ok(frame.rax as usize)
 }
 
@@ -180,4 +279,23 @@ fn read_strings(
         out.push(s);
     }
     Ok(out)
+}
+
+/// setpgid(pid, pgid) (proc/job.rs has the rules).
+pub fn setpgid(pid: u64, pgid: u64) -> SysResult {
+    proc::set_group(pid, pgid).map(|()| 0)
+}
+
+pub fn getpgid(pid: u64) -> SysResult {
+    proc::group_of(pid).map(|(pgid, _)| pgid as usize)
+}
+
+pub fn getsid(pid: u64) -> SysResult {
+    proc::group_of(pid).map(|(_, sid)| sid as usize)
+}
+
+pub fn setsid() -> SysResult {
+    let sid = proc::new_session()?;
+    crate::tty::session_left(sid);
+    Ok(sid as usize)
 }

@@ -79,3 +79,38 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
 pub fn rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
     signal::sigreturn(frame)
 }
+
+/// rt_sigsuspend(mask, size): wait for a signal with `mask` blocked; it
+/// always ends with EINTR, its handler having run under `mask`.
+pub fn rt_sigsuspend(mask: u64, sigsetsize: u64) -> SysResult {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mask = proc::with_current(|p| usercopy::read_u64(p.space(), mask))?;
+    let old = signal::replace_mask(mask);
+    let result = crate::sleep::wait_for(&[], None, || None::<()>);
+    signal::restore_mask(old, true);
+    result.map(|_| 0)
+}
+
+/// sigaltstack(new, old, at `rsp`): read `new` (if not NULL) before
+/// writing `old`, the rules being `sigaltstack::AltStack`'s.
+pub fn sigaltstack(new: u64, old: u64, rsp: u64) -> SysResult {
+    proc::with_current(|p| {
+        let current = p.signals.alt;
+        let wanted = if new != 0 {
+            let mut bytes = [0u8; 24];
+            usercopy::copy_in(p.space(), new, &mut bytes)?;
+            Some(current.replaced_by(&bytes, rsp)?)
+        } else {
+            None
+        };
+        if old != 0 {
+            usercopy::copy_out(p.space(), old, &current.to_bytes(rsp))?;
+        }
+        if let Some(alt) = wanted {
+            p.signals.alt = alt;
+        }
+        Ok(0)
+    })
+}

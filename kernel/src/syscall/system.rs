@@ -83,12 +83,37 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     Ok(len)
 }
 
-/// ioctl: the console is not a terminal here (musl's stdio then buffers
-/// stdout fully, as it does for a pipe): ENOTTY for TIOCGWINSZ (0x5413),
-/// musl's isatty test, and for every other request on a valid descriptor.
-pub fn ioctl(fd: u64, _request: u64, _arg: u64) -> SysResult {
-    proc::with_current(|p| p.files.get(fd))?;
-    Err(Errno::ENOTTY)
+const FIONREAD: u64 = 0x541b;
+const FIONBIO: u64 = 0x5421;
+
+/// ioctl: the terminal's requests go to kernel/src/tty/; pipes and
+/// sockets answer FIONREAD (bytes waiting) and every descriptor FIONBIO
+/// (O_NONBLOCK on or off). ENOTTY for anything else.
+pub fn ioctl(fd: u64, request: u64, arg: u64) -> SysResult {
+    let file = proc::with_current(|p| p.files.get(fd))?;
+    let request = request as u32 as u64;
+    if request == FIONBIO {
+        let mut word = [0u8; 4];
+        proc::with_current(|p| usercopy::copy_in(p.space(), arg, &mut word))?;
+        let on = word != [0; 4];
+        let mut file = file.lock();
+        file.flags =
+            (file.flags & !crate::fd::O_NONBLOCK) | if on { crate::fd::O_NONBLOCK } else { 0 };
+        return Ok(0);
+    }
+    let end = match &file.lock().kind {
+        crate::fd::FileKind::Socket(end) => end.clone(),
+        kind if super::io::is_terminal(kind) => return crate::tty::ioctl(request, arg),
+        _ => return Err(Errno::ENOTTY),
+    };
+    match request {
+        FIONREAD => {
+            let n = end.available() as u32;
+            proc::with_current(|p| usercopy::copy_out(p.space(), arg, &n.to_le_bytes()))?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
 }
 
 const REBOOT_MAGIC1: u64 = 0xfee1_dead;

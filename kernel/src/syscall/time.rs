@@ -67,7 +67,7 @@ fn write_timespec(addr: u64, ns: u64) -> Result<(), Errno> {
 
 /// A user timespec as nanoseconds: EFAULT if unreadable, EINVAL unless
 /// 0 <= tv_nsec < 10^9 and tv_sec >= 0 (Linux's timespec64_valid).
-fn read_timespec(addr: u64) -> Result<u64, Errno> {
+pub fn read_timespec(addr: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; 16];
     proc::with_current(|p| usercopy::copy_in(p.space(), addr, &mut bytes))?;
     let seconds = i64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());

@@ -1,8 +1,9 @@
-//! socketpair(2), shutdown(2), and read and write on the connected AF_UNIX
-//! pairs of `socket.rs`. Other socket types and domains are not there yet.
+//! pipe(2), pipe2(2), socketpair(2), shutdown(2), and read and write on
+//! the pipes and connected AF_UNIX pairs of `socket.rs`. Other socket
+//! types and domains are not there yet.
 
-use crate::fd::{FileKind, O_NONBLOCK, O_RDWR, OpenFile};
-use crate::socket::{CAPACITY, End};
+use crate::fd::{FileKind, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, OpenFile};
+use crate::socket::{CAPACITY, End, Kind};
 use crate::{proc, socket, usercopy};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -45,25 +46,46 @@ pub fn socketpair(domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
             0
         };
     let cloexec = flags & SOCK_CLOEXEC != 0;
+    install_pair(sv, (a, open_flags), (b, open_flags), cloexec)
+}
+
+/// pipe2(fds, flags): O_CLOEXEC and O_NONBLOCK (O_DIRECT's packet mode
+/// is not there: EINVAL, as for any other flag).
+pub fn pipe2(fds: u64, flags: u64) -> SysResult {
+    let allowed = u64::from(O_CLOEXEC | O_NONBLOCK);
+    if flags & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    usercopy::check_range(fds, 8)?;
+    let (r, w) = socket::pipe();
+    let nonblock = flags as u32 & O_NONBLOCK;
+    let cloexec = flags as u32 & O_CLOEXEC != 0;
+    install_pair(
+        fds,
+        (r, O_RDONLY | nonblock),
+        (w, O_WRONLY | nonblock),
+        cloexec,
+    )
+}
+
+/// Two new descriptors for two ends, their numbers written to `out` (two
+/// ints); on any failure neither stays open.
+fn install_pair(out: u64, a: (End, u32), b: (End, u32), cloexec: bool) -> SysResult {
+    let open = |(end, flags): (End, u32)| OpenFile::new(FileKind::Socket(Arc::new(end)), flags);
+    let (fa, fb) = (open(a), open(b));
     proc::with_current(|p| {
-        let fa = p.files.install(
-            OpenFile::new(FileKind::Socket(Arc::new(a)), open_flags),
-            cloexec,
-        )?;
-        let fb = match p.files.install(
-            OpenFile::new(FileKind::Socket(Arc::new(b)), open_flags),
-            cloexec,
-        ) {
+        let fa = p.files.install(fa, cloexec)?;
+        let fb = match p.files.install(fb, cloexec) {
             Ok(fb) => fb,
             Err(e) => {
                 let _ = p.files.close(fa as u64);
                 return Err(e);
             }
         };
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&(fa as i32).to_le_bytes());
-        out[4..].copy_from_slice(&(fb as i32).to_le_bytes());
-        if let Err(e) = usercopy::copy_out(p.space(), sv, &out) {
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&(fa as i32).to_le_bytes());
+        bytes[4..].copy_from_slice(&(fb as i32).to_le_bytes());
+        if let Err(e) = usercopy::copy_out(p.space(), out, &bytes) {
             let _ = p.files.close(fa as u64);
             let _ = p.files.close(fb as u64);
             return Err(e);
@@ -77,7 +99,7 @@ pub fn shutdown(fd: u64, how: u64) -> SysResult {
     let file = proc::with_current(|p| p.files.get(fd))?;
     let file = file.lock();
     match &file.kind {
-        FileKind::Socket(end) => end.shutdown(how).map(|()| 0),
+        FileKind::Socket(end) if end.kind != Kind::Pipe => end.shutdown(how).map(|()| 0),
         _ => Err(Errno::ENOTSOCK),
     }
 }
@@ -97,7 +119,7 @@ pub fn read(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
 /// a SEQPACKET end takes it as one message.
 pub fn write(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
     usercopy::check_range(buf, len as usize)?;
-    if end.seqpacket && len > CAPACITY as u64 {
+    if end.kind == Kind::SeqPacket && len > CAPACITY as u64 {
         return Err(Errno::EMSGSIZE);
     }
     let mut done = 0u64;

@@ -431,6 +431,7 @@ pub const ESRCH: Errno = Errno(3);
 pub const EINTR: Errno = Errno(4);
 pub const E2BIG: Errno = Errno(7);
 pub const ENOEXEC: Errno = Errno(8);
+pub const ETXTBSY: Errno = Errno(26);
 
 pub mod nr_proc {
     pub const FORK: usize = 57;
@@ -491,6 +492,7 @@ pub mod nr_signal {
 }
 
 pub const SIGILL: usize = 4;
+pub const SIGTRAP: usize = 5;
 pub const SIGABRT: usize = 6;
 pub const SIGBUS: usize = 7;
 pub const SIGFPE: usize = 8;

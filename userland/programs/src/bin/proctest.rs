@@ -126,8 +126,22 @@ fn cases(args: Args) -> i32 {
     s.both("ignored-signal-is-discarded", ignored_signal);
     s.both("blocked-signal-waits-for-unblock", blocked_signal);
     s.both("handler-preserves-registers", registers_survive_handler);
+    s.both("syscall-keeps-user-nt-and-ac-flags", || {
+        in_child(flags_survive_syscalls)
+    });
+    s.both("trap-flag-from-sigreturn-is-trap-trace", || {
+        in_child(single_step_from_sigreturn)
+    });
     s.both("execve-args-and-environment", || exec_with_args(args));
     s.both("execve-errors", || exec_errors(args));
+    s.pageos("execve-refuses-interp-and-misaligned-segments", bad_elves);
+    s.both("sa-restart-restarts-wait4-eintr-without", || {
+        in_child(wait4_restarts)
+    });
+    s.both("sigaltstack-sa-onstack-handler-runs-on-it", || {
+        in_child(alternate_stack)
+    });
+    s.both("running-executable-is-etxtbsy", || running_executable(args));
     s.finish()
 }
 
@@ -754,6 +768,113 @@ fn registers_survive_handler() -> Outcome {
     ensure!(xmm == 0x77, "xmm0 {xmm:#x} after the handler")
 }
 
+const TF: u64 = 1 << 8;
+const NT: u64 = 1 << 14;
+const AC: u64 = 1 << 18;
+/// Where the saved rflags sit in the ucontext a handler gets (uc_mcontext
+/// at 40, eflags its 18th word).
+const UC_RFLAGS: usize = 40 + 17 * 8;
+
+/// Set `extra` in rflags, make syscall `nr` (no arguments but rdi = `arg`),
+/// and return rflags as they came back, with `extra` cleared again.
+fn syscall_with_flags(extra: u64, nr: usize, args: [usize; 2]) -> u64 {
+    let flags: u64;
+    // SAFETY: only rflags' NT/AC bits change, for the span of one syscall
+    // that takes its arguments in rdi and rsi; both are cleared before
+    // any compiled code runs again.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "or [rsp], {extra}",
+            "popfq",
+            "syscall",
+            "pushfq",
+            "pop {flags}",
+            "pushfq",
+            "and qword ptr [rsp], {keep}",
+            "popfq",
+            extra = in(reg) extra,
+            keep = in(reg) !(NT | AC),
+            flags = lateout(reg) flags,
+            inlateout("rax") nr => _,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            out("rcx") _, out("r11") _,
+        );
+    }
+    flags
+}
+
+/// Linux's syscall_nt selftest: NT and AC set by popf survive a syscall.
+/// A kernel that kept NT set for itself would #GP in its next iretq: here
+/// the handler (which runs with the NT it was interrupted with) returns
+/// through a frame with TF set, which leaves rt_sigreturn by iretq.
+fn flags_survive_syscalls() -> i32 {
+    let pid = sys::getpid();
+    for extra in [NT, AC, NT | AC] {
+        let flags = syscall_with_flags(extra, 39, [0, 0]);
+        if flags & extra != extra {
+            println!("rflags {flags:#x} after getpid, {extra:#x} set before");
+            return 1;
+        }
+    }
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, set_trap_flag, 0).is_err()
+        || sys::catch(sys::SIGTRAP, end_single_step, 0).is_err()
+    {
+        return 2;
+    }
+    syscall_with_flags(NT, 62, [pid, sys::SIGUSR1]);
+    for _ in 0..20 {
+        syscall_with_flags(NT, 24, [0, 0]);
+    }
+    if CALLS.load(Ordering::SeqCst) != 1 {
+        return 3;
+    }
+    0
+}
+
+/// A SIGUSR1 handler that returns with TF set in its saved rflags (a
+/// forged frame rt_sigreturn restores, as Linux allows).
+extern "C" fn set_trap_flag(_: i32, _: &SigInfo, context: *mut u8) {
+    // SAFETY: `context` is the ucontext the kernel built for this handler.
+    unsafe {
+        let at = context.add(UC_RFLAGS).cast::<u64>();
+        at.write_unaligned(at.read_unaligned() | TF);
+    }
+}
+
+/// The SIGTRAP handler: note the step, then clear TF so that it ends.
+extern "C" fn end_single_step(signal: i32, info: &SigInfo, context: *mut u8) {
+    record(signal, info);
+    // SAFETY: as in set_trap_flag.
+    unsafe {
+        let at = context.add(UC_RFLAGS).cast::<u64>();
+        at.write_unaligned(at.read_unaligned() & !TF);
+    }
+}
+
+/// TF restored by rt_sigreturn single-steps the next user instruction:
+/// SIGTRAP with si_code TRAP_TRACE and si_addr there, and the process goes on.
+fn single_step_from_sigreturn() -> i32 {
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, set_trap_flag, 0).is_err()
+        || sys::catch(sys::SIGTRAP, end_single_step, 0).is_err()
+    {
+        return 2;
+    }
+    let _ = sys::kill(sys::getpid() as isize, sys::SIGUSR1);
+    let (signal, code) = (
+        SEEN_SIGNAL.load(Ordering::SeqCst),
+        SEEN_CODE.load(Ordering::SeqCst),
+    );
+    if signal != sys::SIGTRAP as i32 || code != 2 || SEEN_ADDR.load(Ordering::SeqCst) == 0 {
+        println!("after a TF return: signal {signal}, si_code {code} (SIGTRAP, TRAP_TRACE wanted)");
+        return 1;
+    }
+    0
+}
+
 /// `proctest exec-child ARGS`: what execve starts. Exits 42 when its
 /// arguments and environment are the ones the case passed.
 fn exec_child(args: Args) -> i32 {
@@ -840,6 +961,215 @@ fn exec_errors(args: Args) -> Outcome {
         got == sys::EFAULT.0,
         "argv[1] at address 8: child exited {got} (want EFAULT)"
     )
+}
+
+/// A one-segment ET_EXEC file: its PT_LOAD at file offset `offset`,
+/// address `vaddr`, alignment `align`; with `interp`, a PT_INTERP first.
+fn tiny_elf(offset: u64, vaddr: u64, align: u64, interp: bool) -> [u8; 0x2000] {
+    let mut f = [0u8; 0x2000];
+    let mut put = |at: usize, bytes: &[u8]| f[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &2u16.to_le_bytes()); // ET_EXEC
+    put(18, &62u16.to_le_bytes()); // EM_X86_64
+    put(20, &1u32.to_le_bytes());
+    put(24, &(vaddr + 0x40).to_le_bytes()); // entry
+    put(32, &64u64.to_le_bytes()); // e_phoff
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &(1 + u16::from(interp)).to_le_bytes());
+    let mut ph = 64;
+    if interp {
+        let name = b"/lib64/ld-linux-x86-64.so.2\0";
+        put(ph, &3u32.to_le_bytes());
+        put(ph + 8, &0x1800u64.to_le_bytes());
+        put(ph + 32, &(name.len() as u64).to_le_bytes());
+        put(ph + 40, &(name.len() as u64).to_le_bytes());
+        put(0x1800, name);
+        ph += 56;
+    }
+    put(ph, &1u32.to_le_bytes()); // PT_LOAD
+    put(ph + 4, &5u32.to_le_bytes()); // R+X
+    put(ph + 8, &offset.to_le_bytes());
+    put(ph + 16, &vaddr.to_le_bytes());
+    put(ph + 32, &0x100u64.to_le_bytes());
+    put(ph + 40, &0x100u64.to_le_bytes());
+    put(ph + 48, &align.to_le_bytes());
+    f
+}
+
+/// PT_INTERP (no dynamic loader here) and a PT_LOAD whose offset and
+/// address disagree modulo p_align are ENOEXEC, and the old image goes on;
+/// the same file with the segment aligned loads (and dies at its entry,
+/// which holds no code: SIGSEGV in the child is success).
+fn bad_elves() -> Outcome {
+    let path = "/bad-elf\0";
+    let run = |image: &[u8]| -> Result<i32, Why> {
+        let fd = sys::open_mode(path, sys::O_CREAT | sys::O_WRONLY | sys::O_TRUNC, 0o755)
+            .map_err(why("create"))?;
+        sys::write(fd as i32, image).map_err(why("write"))?;
+        let _ = sys::close(fd);
+        let argv = [c"bad-elf".as_ptr().cast::<u8>(), core::ptr::null()];
+        let envp = [core::ptr::null()];
+        wait_for(spawn(|| {
+            match sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) {
+                Err(e) => e.0,
+                Ok(_) => 99,
+            }
+        })?)
+    };
+    let interp = run(&tiny_elf(0x1000, 0x40_1000, 0x1000, true))?;
+    let misaligned = run(&tiny_elf(0x1010, 0x40_1020, 0x1000, false))?;
+    let off_align = run(&tiny_elf(0x1000, 0x40_0000, 0x20_0000, false))?;
+    let good = run(&tiny_elf(0x1000, 0x40_1000, 0x1000, false))?;
+    // A sparse file of 1 TiB: the loader must not try to hold it.
+    let fd = sys::open_mode(path, sys::O_WRONLY | sys::O_TRUNC, 0).map_err(why("open"))?;
+    sys::ftruncate(fd, 1 << 40).map_err(why("ftruncate 1 TiB"))?;
+    let _ = sys::close(fd);
+    let argv = [c"bad-elf".as_ptr().cast::<u8>(), core::ptr::null()];
+    let envp = [core::ptr::null()];
+    let sparse = sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    let _ = sys::unlink(path);
+    expect_err(sparse, sys::ENOEXEC, "a sparse 1 TiB file of zeros")?;
+    let enoexec = sys::ENOEXEC.0;
+    ensure!(
+        sys::exited(interp) == Some(enoexec),
+        "PT_INTERP: status {interp:#x}"
+    )?;
+    ensure!(
+        sys::exited(misaligned) == Some(enoexec),
+        "offset 0x1010 at 0x401020: status {misaligned:#x}"
+    )?;
+    ensure!(
+        sys::exited(off_align) == Some(enoexec),
+        "offset 0x1000 at 0x400000, p_align 2 MiB: status {off_align:#x}"
+    )?;
+    ensure!(
+        sys::killed_by(good).is_some(),
+        "the aligned file should load and fault: status {good:#x}"
+    )
+}
+
+/// A file some process runs cannot be opened for writing or truncated
+/// (ETXTBSY); reading it is fine.
+fn running_executable(args: Args) -> Outcome {
+    let me = exec_path(args)?;
+    let len = me.iter().position(|&b| b == 0).unwrap_or(0);
+    let Ok(path) = core::str::from_utf8(&me[..=len]) else {
+        return fail!("argv[0] is not UTF-8");
+    };
+    let write = sys::open_mode(path, sys::O_WRONLY, 0);
+    let truncate = sys::truncate(path, 0);
+    let read = sys::open_mode(path, sys::O_RDONLY, 0);
+    for fd in [write, read].into_iter().flatten() {
+        let _ = sys::close(fd);
+    }
+    expect_err(write, sys::ETXTBSY, "open(O_WRONLY) of the running program")?;
+    expect_err(truncate, sys::ETXTBSY, "truncate of the running program")?;
+    ensure!(read.is_ok(), "open(O_RDONLY) gave {read:?}")
+}
+
+const SA_RESTART: usize = 0x1000_0000;
+const SA_ONSTACK: usize = 0x0800_0000;
+
+fn sleep_ms(ms: u64) {
+    let req = [ms / 1000, (ms % 1000) * 1_000_000];
+    let _ = sys::raw(35, [req.as_ptr() as usize, 0, 0, 0, 0, 0]);
+}
+
+/// A child that signals its parent with SIGUSR1 while the parent waits
+/// for it, then exits 7; the parent's wait4 result.
+fn wait_through_a_signal() -> Result<(sys::Result<usize>, usize), Why> {
+    let child = spawn(|| {
+        sleep_ms(100);
+        let _ = sys::kill(sys::getppid() as isize, sys::SIGUSR1);
+        sleep_ms(100);
+        7
+    })?;
+    let mut status = 0;
+    Ok((sys::wait4(child as isize, &mut status, 0), child))
+}
+
+/// signal(7): wait4 interrupted by a handler with SA_RESTART starts again
+/// and returns the child; without the flag it fails with EINTR.
+fn wait4_restarts() -> i32 {
+    reset_seen();
+    if sys::catch(sys::SIGUSR1, record_signal, SA_RESTART).is_err() {
+        return 2;
+    }
+    let Ok((restarted, child)) = wait_through_a_signal() else {
+        return 3;
+    };
+    if restarted != Ok(child) || CALLS.load(Ordering::SeqCst) != 1 {
+        println!("with SA_RESTART: wait4 gave {restarted:?} (child {child})");
+        return 1;
+    }
+    if sys::catch(sys::SIGUSR1, record_signal, 0).is_err() {
+        return 2;
+    }
+    let Ok((interrupted, child)) = wait_through_a_signal() else {
+        return 3;
+    };
+    let mut status = 0;
+    let _ = sys::wait4(child as isize, &mut status, 0);
+    if interrupted != Err(sys::EINTR) {
+        println!("without SA_RESTART: wait4 gave {interrupted:?}");
+        return 4;
+    }
+    0
+}
+
+extern "C" fn record_signal(signal: i32, info: &SigInfo, _: *mut u8) {
+    record(signal, info);
+}
+
+static ALT_SEEN: AtomicUsize = AtomicUsize::new(0);
+static ALT_FLAGS: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn note_stack(_: i32, _: &SigInfo, _: *mut u8) {
+    let local = 0u8;
+    ALT_SEEN.store(core::ptr::addr_of!(local) as usize, Ordering::SeqCst);
+    let mut old = [0u64; 3];
+    if sys::raw(131, [0, old.as_mut_ptr() as usize, 0, 0, 0, 0]).is_ok() {
+        ALT_FLAGS.store(old[1] as i32, Ordering::SeqCst);
+    }
+}
+
+/// sigaltstack: an SA_ONSTACK handler runs on the alternate stack and
+/// sees SS_ONSTACK there; too small a stack is ENOMEM, unknown flags
+/// EINVAL, and SS_DISABLE reads back as such.
+fn alternate_stack() -> i32 {
+    let size = 64 * 1024;
+    let Ok(base) = sys::mmap_anon(size) else {
+        return 2;
+    };
+    let set = |sp: usize, flags: usize, size: usize| {
+        let ss = [sp as u64, flags as u64, size as u64];
+        sys::raw(131, [ss.as_ptr() as usize, 0, 0, 0, 0, 0])
+    };
+    let small = set(base, 0, 100);
+    let bad_flags = set(base, 5, size);
+    if small != Err(sys::ENOMEM) || bad_flags != Err(sys::EINVAL) {
+        println!("size 100: {small:?}, flags 5: {bad_flags:?}");
+        return 1;
+    }
+    if set(base, 0, size).is_err() || sys::catch(sys::SIGUSR2, note_stack, SA_ONSTACK).is_err() {
+        return 3;
+    }
+    let _ = sys::kill(sys::getpid() as isize, sys::SIGUSR2);
+    let at = ALT_SEEN.load(Ordering::SeqCst);
+    let flags = ALT_FLAGS.load(Ordering::SeqCst);
+    if !(base..base + size).contains(&at) || flags != 1 {
+        println!("handler stack {at:#x} (alt {base:#x}+{size:#x}), ss_flags {flags}");
+        return 4;
+    }
+    let mut old = [0u64; 3];
+    let _ = set(0, 2, 0);
+    let _ = sys::raw(131, [0, old.as_mut_ptr() as usize, 0, 0, 0, 0]);
+    if old[1] as i32 != 2 {
+        println!("after SS_DISABLE: ss_flags {}", old[1] as i32);
+        return 5;
+    }
+    0
 }
 
 /// argv[0] (our own program), NUL-terminated.

@@ -702,6 +702,24 @@ fn advice_cases(s: &mut Suite) {
         expect_err(bad_vec, sys::EFAULT, "vector at 0x10")?;
         expect_err(hole, sys::ENOMEM, "unmapped")
     });
+    // A byte per page of a 128 TiB range: the kernel must not allocate the
+    // 32 GiB vector before it looks (it once panicked out of memory).
+    s.both("mincore_huge_range_is_enomem_not_a_panic", || {
+        // The vector low enough that its 32 GiB would fit in the user half
+        // (Linux checks that first: EFAULT otherwise), so the range is judged.
+        let low = 0x3000_0000_0000;
+        let fixed = sys::MAP_FIXED | ANON;
+        let v = sys::mmap(low, PAGE, RW, fixed, -1, 0).map_err(why("mmap"))?;
+        let huge = sys::raw(sys::nr::MINCORE, [0x10000, 0x7fff_0000_0000, v, 0, 0, 0]);
+        // What is mapped is reported up to the hole, then ENOMEM.
+        let a = sys::mmap_anon(2 * PAGE).map_err(why("mmap"))?;
+        sys::munmap(a + PAGE, PAGE).map_err(why("munmap"))?;
+        let past = sys::raw(sys::nr::MINCORE, [a, 1 << 40, v, 0, 0, 0]);
+        sys::munmap(a, PAGE).map_err(why("munmap"))?;
+        sys::munmap(v, PAGE).map_err(why("munmap"))?;
+        expect_err(huge, sys::ENOMEM, "mincore(0x10000, 0x7fff00000000)")?;
+        expect_err(past, sys::ENOMEM, "mincore past the mapping")
+    });
     s.both("mlock_populates_and_munlock_unlocks", || {
         let a = sys::mmap_anon(8 * PAGE).map_err(why("mmap"))?;
         sys::mlock(a + 123, 3 * PAGE).map_err(why("mlock"))?;
@@ -761,6 +779,25 @@ fn advice_cases(s: &mut Suite) {
 }
 
 fn brk_and_kernel_access(s: &mut Suite) {
+    // pageos's own file: a walk of the kernel half would show any process
+    // the kernel's page tables and physical layout.
+    s.pageos("pagewalk_of_the_kernel_half_is_eacces", || {
+        let kernel = sys::open("/proc/self/pagewalk/ffffffff80000000\0", 0);
+        let direct = sys::open("/proc/self/pagewalk/ffff800000000000\0", 0);
+        let a = sys::mmap_anon(PAGE).map_err(why("mmap"))?;
+        let mut path = *b"/proc/self/pagewalk/0000000000000000\0";
+        for i in 0..16 {
+            path[20 + i] = b"0123456789abcdef"[(a >> ((15 - i) * 4)) & 0xf];
+        }
+        let user = sys::open(core::str::from_utf8(&path).unwrap_or(""), 0);
+        sys::munmap(a, PAGE).map_err(why("munmap"))?;
+        if let Ok(fd) = user {
+            let _ = sys::close(fd);
+        }
+        expect_err(kernel, sys::EACCES, "walk of 0xffffffff80000000")?;
+        expect_err(direct, sys::EACCES, "walk of 0xffff800000000000")?;
+        ensure!(user.is_ok(), "walk of a user page: {user:?}")
+    });
     s.both("brk_grows_and_shrinks", || {
         let start = sys::brk(0);
         ensure!(start != 0, "brk(0) gave 0")?;

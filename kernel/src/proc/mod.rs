@@ -18,6 +18,8 @@
 //! parent in wait4 sleeps (state `Waiting`, off the run queue) until a
 //! child exits or a signal arrives.
 
+mod job;
+
 use crate::Space;
 use crate::arch::idt::TrapFrame;
 use crate::arch::percpu;
@@ -34,6 +36,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
+pub use job::*;
 use spin::Mutex;
 use vm::errno::Errno;
 use x86_64::VirtAddr;
@@ -64,6 +67,9 @@ pub enum State {
     /// In wait4 or a sleep, off the run queue until a child exits, a
     /// signal comes or the sleep's deadline passes.
     Waiting,
+    /// Stopped by SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU until SIGCONT (or
+    /// SIGKILL) comes: off the run queue.
+    Stopped,
     Zombie(WaitStatus),
 }
 
@@ -83,6 +89,19 @@ pub struct Process {
     cpu_cycles: u64,
     /// The TSC when it last started running.
     ran_since: u64,
+    /// A wake came while it was not waiting: its next `block` returns at
+    /// once (sleep.rs: a wake between a check and the sleep is not lost).
+    woken: bool,
+    /// The signal its parent gets when it exits (clone's low byte; fork:
+    /// SIGCHLD; 0: none).
+    pub exit_signal: i32,
+    /// Its process group and session (job control, kernel/src/tty/).
+    pub pgid: Pid,
+    pub sid: Pid,
+    /// The current directory and its absolute path (None: the root).
+    pub cwd: Option<(crate::vfs::Node, String)>,
+    /// A stop or continue its parent has not waited for yet.
+    pub job_change: Option<JobChange>,
     kernel_stack: Vec<u8>,
     saved_rsp: u64,
     fpu: Box<FpuState>,
@@ -161,23 +180,41 @@ fn new_process(
         res,
         cpu_cycles: 0,
         ran_since: 0,
+        woken: false,
+        exit_signal: signal::SIGCHLD,
+        pgid: 0,
+        sid: 0,
+        job_change: None,
+        cwd: None,
         kernel_stack: vec![0; KERNEL_STACK_SIZE],
         saved_rsp: 0,
         fpu: Box::new(FpuState::initial()),
     })
 }
 
-/// Give `process` a pid and make it runnable, starting in user mode with `frame`.
-fn start(mut process: Box<Process>, frame: &TrapFrame) -> Pid {
+/// A pid no process has had.
+fn reserve_pid() -> Pid {
     let mut table = TABLE.lock();
     let pid = table.next_pid;
     table.next_pid += 1;
+    pid
+}
+
+/// Give `process` a pid and make it runnable, starting in user mode with `frame`.
+fn start(process: Box<Process>, frame: &TrapFrame) -> Pid {
+    let pid = reserve_pid();
+    start_as(pid, process, frame);
+    pid
+}
+
+/// Make `process` runnable as `pid` (from `reserve_pid`).
+fn start_as(pid: Pid, mut process: Box<Process>, frame: &TrapFrame) {
+    let mut table = TABLE.lock();
     process.pid = pid;
     // SAFETY: the stack was just allocated and is used by nothing yet.
     process.saved_rsp = unsafe { switch::prepare_stack(process.kernel_stack_top(), frame) };
     table.procs.insert(pid, process);
     table.run_queue.push_back(pid);
-    pid
 }
 
 /// The running process's pid.
@@ -199,13 +236,15 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
         b"PATH=/bin:/sbin".to_vec(),
         b"TERM=dumb".to_vec(),
     ];
-    let res = Resources::new(path, crate::resource::cmdline_of(&argv));
+    let mut res = Resources::new(path, crate::resource::cmdline_of(&argv));
     let loaded = crate::vfs::lookup_file(path).and_then(|inode| {
         let elf = inode.contents()?;
-        crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr, &res, inode.object())
+        let image = crate::exec::load(&elf, &argv, &envp, !cmdline.no_aslr, &res, inode.object());
+        image.map(|image| (image, inode))
     });
     match loaded {
-        Ok((space, frame)) => {
+        Ok(((space, frame), inode)) => {
+            res.image = Some(crate::ramfs::Executing::new(inode));
             let name = path.rsplit('/').next().unwrap_or(path);
             let files = FdTable::with_console();
             start(new_process(name, 0, space, files, res), &frame);
@@ -221,6 +260,7 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
 /// idle (interrupts on, `hlt`) when there is none.
 pub fn run() -> ! {
     loop {
+        crate::sleep::wake_deferred();
         let next = {
             let mut table = TABLE.lock();
             let pid = table.run_queue.pop_front();
@@ -301,9 +341,11 @@ pub fn exit_current(status: WaitStatus) -> ! {
             space.clear(&mut KernelPhys);
         }
         process.files = FdTable::empty();
+        process.res.image = None;
         crate::locks::release_process(pid);
         process.state = State::Zombie(status);
         let parent = process.parent;
+        let exit_signal = process.exit_signal;
         let mut orphaned_zombie = false;
         for child in table.procs.values_mut().filter(|c| c.parent == pid) {
             child.parent = INIT_PID;
@@ -317,9 +359,11 @@ pub fn exit_current(status: WaitStatus) -> ! {
         } else {
             (signal::CLD_KILLED, status & 0x7f)
         };
-        if let Some(p) = table.procs.get_mut(&parent) {
+        if exit_signal != 0
+            && let Some(p) = table.procs.get_mut(&parent)
+        {
             p.signals.post(SigInfo {
-                signo: signal::SIGCHLD,
+                signo: exit_signal,
                 code,
                 pid,
                 status: detail,
@@ -340,11 +384,33 @@ pub fn exit_current(status: WaitStatus) -> ! {
 /// or something wakes this process sooner (a signal, a child's exit): the
 /// caller checks which.
 pub fn sleep_until(deadline: u64) {
+    block(Some(deadline));
+}
+
+/// Give up the CPU until `wake` (or, with a deadline, the tick after it):
+/// the one sleep of every blocking call (sleep.rs). Returns at once if a
+/// wake came since the last one.
+pub fn block(deadline: Option<u64>) {
     let pid = current_pid();
-    crate::sleep::add(deadline, pid);
-    with_current(|p| p.state = State::Waiting);
+    let sleeps = with_current(|p| {
+        let sleeps = !core::mem::take(&mut p.woken);
+        if sleeps {
+            p.state = State::Waiting;
+        }
+        sleeps
+    });
+    if !sleeps {
+        return;
+    }
+    if let Some(deadline) = deadline {
+        crate::sleep::add(deadline, pid);
+    }
     switch_to_scheduler();
-    crate::sleep::remove(deadline, pid);
+    if let Some(deadline) = deadline {
+        crate::sleep::remove(deadline, pid);
+    }
+    // A stop signal woke it: it stops here, and its wait goes on after.
+    crate::signal::stop_if_asked();
 }
 
 /// Wake a process whose sleep's deadline passed (the tick). False when
@@ -362,20 +428,37 @@ pub fn cpu_time() -> u64 {
     crate::time::cycles_to_nanos(cycles)
 }
 
-/// Put a process sleeping in wait4 or nanosleep back on the run queue.
+/// Put a waiting process back on the run queue; one that is not waiting
+/// yet (it is about to, on another CPU) gets a note that makes its next
+/// `block` return at once.
 fn wake(table: &mut Table, pid: Pid) {
-    if let Some(p) = table.procs.get_mut(&pid)
-        && p.state == State::Waiting
-    {
-        p.state = State::Runnable;
-        table.run_queue.push_back(pid);
+    if let Some(p) = table.procs.get_mut(&pid) {
+        if p.state == State::Waiting {
+            p.state = State::Runnable;
+            table.run_queue.push_back(pid);
+        } else if !matches!(p.state, State::Zombie(_)) {
+            p.woken = true;
+        }
     }
+}
+
+/// What clone asks of a fork-like child beyond fork's copy (syscall/process.rs).
+#[derive(Clone, Copy, Default)]
+pub struct ForkOptions {
+    /// The signal the parent gets at its exit (fork: SIGCHLD).
+    pub exit_signal: i32,
+    /// Its stack pointer (clone's `newsp`, 0: the parent's).
+    pub stack: u64,
+    /// CLONE_SETTLS: its FS base.
+    pub tls: Option<u64>,
+    /// CLONE_CHILD_SETTID: where in its memory its pid goes.
+    pub child_tid: Option<u64>,
 }
 
 /// fork: a copy of the current process whose user state is `frame` with
 /// rax = 0. Returns the child's pid. EAGAIN past the process limit, ENOMEM
 /// when its address space cannot be made (nothing is left behind).
-pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
+pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
     if TABLE.lock().procs.len() >= MAX_PROCS {
         return Err(Errno::EAGAIN);
     }
@@ -385,54 +468,33 @@ pub fn fork(frame: &TrapFrame) -> Result<Pid, Errno> {
         let res = p.res.for_child();
         let mut child = new_process(&p.name, p.pid, space, p.files.clone(), res);
         child.signals = p.signals.for_child();
-        child.fs_base = p.fs_base;
+        child.fs_base = options.tls.unwrap_or(p.fs_base);
+        child.exit_signal = options.exit_signal;
+        child.pgid = p.pgid;
+        child.cwd = p.cwd.clone();
+        child.sid = p.sid;
         Ok(child)
     })?;
     // The FPU registers hold the parent's user state right now.
     child.fpu.save();
     let mut child_frame = *frame;
     child_frame.rax = 0;
-    Ok(start(child, &child_frame))
-}
-
-/// Which children a wait4 `pid` argument selects: -1 (and, without process
-/// groups, 0 and -pgid) any child, a positive pid that child.
-fn selects(target: i64, pid: Pid) -> bool {
-    target <= 0 || target == i64::from(pid)
-}
-
-/// wait4's search: a zombie child that `target` selects, as (pid, status),
-/// without reaping it (the caller first copies the status out). Sleeps
-/// until there is one, unless `nohang` (then Ok(None)). ECHILD without a
-/// selected child; EINTR when a signal that is not ignored arrives.
-pub fn wait_child(target: i64, nohang: bool) -> Result<Option<(Pid, WaitStatus)>, Errno> {
-    loop {
-        {
-            let mut table = TABLE.lock();
-            let me = running().expect("proc::wait_child: no process");
-            let mut any = false;
-            for c in table.procs.values() {
-                if c.parent == me && selects(target, c.pid) {
-                    any = true;
-                    if let State::Zombie(status) = c.state {
-                        return Ok(Some((c.pid, status)));
-                    }
-                }
-            }
-            if !any {
-                return Err(Errno::ECHILD);
-            }
-            if nohang {
-                return Ok(None);
-            }
-            let process = table.procs.get_mut(&me).expect("proc: current vanished");
-            if process.signals.interrupts() {
-                return Err(Errno::EINTR);
-            }
-            process.state = State::Waiting;
-        }
-        switch_to_scheduler();
+    if options.stack != 0 {
+        child_frame.rsp = options.stack;
     }
+    let pid = reserve_pid();
+    if let Some(at) = options.child_tid {
+        // The child's own copy of the page: the parent's stays as it was.
+        let written = crate::usercopy::copy_out(child.space(), at, &pid.to_le_bytes());
+        if let Err(e) = written {
+            if let Some(mut space) = child.space.take() {
+                space.clear(&mut KernelPhys);
+            }
+            return Err(e);
+        }
+    }
+    start_as(pid, child, &child_frame);
+    Ok(pid)
 }
 
 /// What a zombie used, its waited-for children included (wait4's rusage).
@@ -504,39 +566,6 @@ pub fn counts() -> (usize, usize) {
         .filter(|p| matches!(p.state, State::Runnable | State::Running))
         .count();
     (table.procs.len(), running)
-}
-
-/// kill: post `signal` (0: only check) to `target`: a pid, -1 for every
-/// process but init and the caller, 0 for every process but init (one
-/// process group). ESRCH when nothing matches.
-pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
-    let mut table = TABLE.lock();
-    let me = running().expect("proc::kill: no process");
-    let chosen: Vec<Pid> = table
-        .procs
-        .values()
-        .filter(|p| match target {
-            t if t > 0 => i64::from(p.pid) == t,
-            -1 => p.pid != INIT_PID && p.pid != me,
-            0 => p.pid != INIT_PID,
-            _ => false,
-        })
-        .map(|p| p.pid)
-        .collect();
-    if chosen.is_empty() {
-        return Err(Errno::ESRCH);
-    }
-    if info.signo == 0 {
-        return Ok(());
-    }
-    for pid in chosen {
-        let p = table.procs.get_mut(&pid).expect("pid just listed");
-        if !matches!(p.state, State::Zombie(_)) {
-            p.signals.post(info);
-            wake(&mut table, pid);
-        }
-    }
-    Ok(())
 }
 
 /// execve's last step: `space` and `frame` (from exec::load) replace the

@@ -1,0 +1,55 @@
+//! One page-table entry in the machine-independent layer's terms: the
+//! rights (`PteProt`) as x86 flag bits and back, and the one conversion of
+//! a leaf entry to a `Mapping`.
+
+use vm::frame::Pfn;
+use vm::pmap::{Mapping, PteProt};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame};
+
+/// The flags of a leaf with these rights (PRESENT; NX unless executable).
+pub(super) fn flags_for(prot: PteProt) -> Flags {
+    let mut flags = Flags::PRESENT;
+    if prot.user {
+        flags |= Flags::USER_ACCESSIBLE;
+    }
+    if prot.write {
+        flags |= Flags::WRITABLE;
+    }
+    if !prot.exec {
+        flags |= Flags::NO_EXECUTE;
+    }
+    flags
+}
+
+/// What a present leaf `entry` maps: its (head) frame, rights and size.
+pub(super) fn mapping_of(entry: &PageTableEntry, huge: bool) -> Mapping {
+    let flags = entry.flags();
+    Mapping {
+        pfn: Pfn(entry.addr().as_u64() / 4096),
+        prot: PteProt {
+            user: flags.contains(Flags::USER_ACCESSIBLE),
+            write: flags.contains(Flags::WRITABLE),
+            exec: !flags.contains(Flags::NO_EXECUTE),
+        },
+        huge,
+    }
+}
+
+/// The frame at `pfn` (for a 2 MiB page, its first 4 KiB).
+pub(super) fn frame_of(pfn: Pfn) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(pfn.addr()))
+}
+
+/// Whether going from `old` to `new` takes a right away (or moves the
+/// page). A TLB entry that grants less than the PTE needs no flush: the
+/// access it refuses faults, the fault handler finds the PTE already
+/// allows it (a spurious fault), and a page fault makes the CPU drop the
+/// stale entry (Intel SDM 4.10.4.3). Linux skips these flushes too
+/// (`pte_needs_flush`). mprotect adding write access so costs no invlpg.
+pub(super) fn takes_rights(old: Flags, new: Flags) -> bool {
+    let rights = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+    !new.contains(old & rights)
+        || (new.contains(Flags::NO_EXECUTE) && !old.contains(Flags::NO_EXECUTE))
+}

@@ -1,0 +1,133 @@
+//! The kernel half (L4 entries 256..512) that every address space shares:
+//! the bootloader's L4 is its master copy, copied into each new space, and
+//! only the heap's slot grows below it after boot (the heap, and the
+//! device-memory window that shares the slot, see mmio.rs).
+
+use super::KERNEL_HALF;
+use super::walk::{self, Walk};
+use crate::phys::Frame;
+use crate::vmstat::Event;
+use spin::{Mutex, Once};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
+
+/// The bootloader's L4, which we keep as the kernel's master copy.
+static KERNEL_L4: Once<PhysFrame> = Once::new();
+/// Serialises the walks of the kernel's tables (the heap and the mmio
+/// window grow them under their own, different locks; a new space reads them).
+static KERNEL_TABLES: Mutex<()> = Mutex::new(());
+
+/// The kernel heap's L4 slot (see heap.rs): created at boot, shared by all.
+const HEAP_SLOT: usize = 384;
+/// The kernel half as addresses (the walk uses their low 48 bits).
+const KERNEL_START: u64 = 0xffff_8000_0000_0000;
+const KERNEL_END: u64 = u64::MAX;
+/// The flags of the tables above a kernel leaf.
+const KERNEL_TABLE: Flags = Flags::PRESENT.union(Flags::WRITABLE);
+
+pub fn init() {
+    let (l4, _) = Cr3::read();
+    KERNEL_L4.call_once(|| l4);
+}
+
+fn kernel_l4() -> PhysFrame {
+    *KERNEL_L4.get().expect("pmap: used before init")
+}
+
+/// Copy the kernel half into the fresh (zeroed) L4 `l4` of a new space.
+pub(super) fn share(l4: PhysFrame) {
+    let _tables = KERNEL_TABLES.lock();
+    let slot_of = |va: u64| ((va >> 39) & 511) as usize;
+    // SAFETY: the kernel's L4, under KERNEL_TABLES; inside, `l4` is a new
+    // space's L4 that nothing else knows yet. The two are different tables.
+    unsafe {
+        walk::walk(
+            kernel_l4(),
+            &Walk::at(KERNEL_START, KERNEL_END, 4),
+            &mut |va, _, kernel| {
+                assert!(
+                    slot_of(va) != HEAP_SLOT || !kernel.is_unused(),
+                    "pmap::new: heap slot not yet created"
+                );
+                walk::with_entry(l4, va, 4, Flags::empty(), |entry| {
+                    *entry.expect("pmap: an L4 entry") = kernel.clone();
+                })
+                .expect("pmap: an L4 walk makes no table");
+                false
+            },
+        );
+    }
+    debug_assert!(slot_of(KERNEL_START) == KERNEL_HALF);
+}
+
+/// Clear the kernel half of a dying space's L4 (so it is all zeros again).
+pub(super) fn unshare(l4: PhysFrame) {
+    // SAFETY: the L4 of a space being dropped: ours alone.
+    unsafe {
+        walk::walk(
+            l4,
+            &Walk::at(KERNEL_START, KERNEL_END, 4),
+            &mut |_, _, entry| {
+                entry.set_unused();
+                false
+            },
+        );
+    }
+}
+
+/// Point the absent kernel PTE of `page` at `frame` with `flags`, making
+/// tables where missing. None when the page is mapped already or no frame
+/// is left for a table.
+fn map_kernel_page(page: Page, frame: PhysFrame, flags: Flags) -> Option<()> {
+    assert!(
+        usize::from(page.p4_index()) == HEAP_SLOT,
+        "pmap: only the heap's slot grows after boot, {page:?} is outside it"
+    );
+    let _tables = KERNEL_TABLES.lock();
+    // SAFETY: the kernel's L4, under KERNEL_TABLES. A fresh kernel entry
+    // was not present, so no TLB entry can be stale.
+    let mapped = unsafe {
+        walk::with_entry(
+            kernel_l4(),
+            page.start_address().as_u64(),
+            1,
+            KERNEL_TABLE,
+            |entry| {
+                let entry = entry.filter(|e| e.is_unused())?;
+                entry.set_addr(frame.start_address(), flags | Flags::PRESENT);
+                Some(())
+            },
+        )
+    };
+    mapped.ok().flatten()
+}
+
+/// Map a kernel-half page in the master L4 (the heap grows this way).
+pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> Option<()> {
+    map_kernel_page(page, frame.phys(), flags)?;
+    // The PTE holds the reference now (the heap never gives it back).
+    frame.into_raw();
+    Some(())
+}
+
+/// Map a page of device memory (a PCI BAR) in the kernel half, uncached
+/// and write-through, so that every load and store reaches the device in
+/// program order (see mmio.rs, whose window shares the heap's slot).
+pub fn map_kernel_mmio(page: Page, frame: PhysFrame) -> Option<()> {
+    let flags = Flags::PRESENT
+        | Flags::WRITABLE
+        | Flags::NO_CACHE
+        | Flags::WRITE_THROUGH
+        | Flags::NO_EXECUTE;
+    map_kernel_page(page, frame, flags)
+}
+
+/// Switch to the kernel's own L4 (a dying space cannot stay loaded).
+pub fn activate_kernel() {
+    let l4 = kernel_l4();
+    if Cr3::read().0 != l4 {
+        crate::vmstat::count(Event::Cr3Load, 1);
+        // SAFETY: the kernel's L4 maps the kernel half that is running.
+        unsafe { Cr3::write(l4, Cr3Flags::empty()) };
+    }
+}

@@ -1,0 +1,253 @@
+//! pmap: the machine-dependent page tables (FreeBSD's name).
+//!
+//! Each address space has its own level-4 table. Entries 0..256 (the lower,
+//! user half) are private; entries 256..512 (the kernel half) are copied from
+//! the kernel's own L4 when the space is created and never change afterwards,
+//! so every process sees the same kernel. pmap only edits entries and
+//! flushes the TLB: which frame goes where, and why, is the VM layer's call.
+//!
+//! A present user PTE owns one reference to its frame (see `phys::Frame`):
+//! `enter` takes a `Frame`, `unmap_range` gives it back, and tearing a space
+//! down drops every reference its tables still hold.
+//!
+//! The pieces: `walk` (the one table walker, and the only `unsafe` that
+//! touches tables), `entry` (PTE bits ↔ the VM layer's `Mapping`),
+//! `vm_layer` (the `vm::pmap::Pmap` operations), `kernel_half` (the
+//! mappings every space shares).
+
+mod entry;
+mod kernel_half;
+mod vm_layer;
+mod walk;
+
+pub use kernel_half::{activate_kernel, init, map_kernel, map_kernel_mmio};
+
+use crate::phys::{self, Frame};
+use crate::vmstat::Event;
+use walk::{FLUSH_ALL_THRESHOLD, Visited, Visitor, Walk};
+use x86_64::VirtAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{Page, PageTableFlags as Flags, PhysFrame};
+
+/// The first L4 slot of the kernel half.
+const KERNEL_HALF: usize = 256;
+/// The end of the user half: the walks of a whole space stop here.
+const USER_END: u64 = 1 << 47;
+/// The flags of the tables above a user leaf: the leaf decides the rights.
+const USER_TABLE: Flags = Flags::PRESENT
+    .union(Flags::WRITABLE)
+    .union(Flags::USER_ACCESSIBLE);
+
+/// One address space's page tables.
+pub struct Pmap {
+    l4: PhysFrame,
+    /// 4 KiB pages mapped now and at most so far (VmRSS and VmHWM, ru_maxrss).
+    resident: u64,
+    peak: u64,
+}
+
+impl Pmap {
+    /// A new address space: empty user half, the shared kernel half.
+    /// None when there is no frame for the L4.
+    pub fn new() -> Option<Pmap> {
+        let l4 = Frame::alloc_zeroed()?.into_raw();
+        kernel_half::share(l4);
+        Some(Pmap {
+            l4,
+            resident: 0,
+            peak: 0,
+        })
+    }
+
+    /// Pages mapped now (the resident set) and the most ever mapped at once.
+    pub fn resident_pages(&self) -> u64 {
+        self.resident
+    }
+
+    pub fn peak_pages(&self) -> u64 {
+        self.peak.max(self.resident)
+    }
+
+    fn count_mapped(&mut self, pages: u64) {
+        self.resident += pages;
+        self.peak = self.peak.max(self.resident);
+    }
+
+    /// Make this the address space the CPU translates through.
+    pub fn activate(&self) {
+        if !self.is_active() {
+            crate::vmstat::count(Event::Cr3Load, 1);
+            // SAFETY: the kernel half is identical in every L4, so the code
+            // running now stays mapped across the switch.
+            unsafe { Cr3::write(self.l4, Cr3Flags::empty()) };
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        Cr3::read().0 == self.l4
+    }
+
+    /// Walk this space's user tables (see `walk::Walk`).
+    fn walk(&mut self, walk: &Walk, visit: &mut Visitor) -> Visited {
+        assert!(walk_is_user(walk), "pmap: a user walk past the user half");
+        // SAFETY: `self.l4` is this space's L4 (from `new`), and `&mut self`
+        // is the only way to these tables while the walk runs.
+        unsafe { walk::walk(self.l4, walk, visit) }
+    }
+
+    /// A walk that only reads (its visitor changes no entry), for `&self`.
+    fn walk_shared(&self, walk: &Walk, visit: &mut Visitor) -> Visited {
+        // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
+        // `&self` does, and a space is used by one CPU at a time (under the
+        // process table's lock), so no other walk of its tables runs.
+        unsafe { walk::walk(self.l4, walk, visit) }
+    }
+
+    /// The present leaf entry covering `va` and whether it is a 2 MiB one.
+    fn leaf(&self, va: u64) -> Option<(PageTableEntry, bool)> {
+        let mut found = None;
+        self.walk_shared(
+            &Walk::leaves(va, va.wrapping_add(1)),
+            &mut |_, level, entry| {
+                found = Some((entry.clone(), level == 2));
+                false
+            },
+        );
+        found
+    }
+
+    /// Map one 4 KiB user page with `flags` (PRESENT is added; USER is the
+    /// caller's choice: a PROT_NONE page keeps its frame without it, and
+    /// adding it here made such pages readable in forked children).
+    /// Gives the frame back when a table could not be made or a 2 MiB page
+    /// covers `page`.
+    pub fn enter(&mut self, page: Page, frame: Frame, flags: Flags) -> Result<(), Frame> {
+        if !self.enter_leaf(page.start_address().as_u64(), frame.phys(), flags) {
+            return Err(frame);
+        }
+        // The PTE holds the reference now.
+        frame.into_raw();
+        Ok(())
+    }
+
+    /// Point the absent PTE of `va` at `frame` with `flags` (PRESENT
+    /// added); false when a table could not be made or a 2 MiB page
+    /// covers `va`. The PTE takes a frame reference from the caller.
+    fn enter_leaf(&mut self, va: u64, frame: PhysFrame, flags: Flags) -> bool {
+        // SAFETY: as in `walk`: our L4, under `&mut self`.
+        let entered = unsafe {
+            walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
+                let Some(entry) = entry else { return false };
+                assert!(
+                    entry.is_unused(),
+                    "pmap::enter: remap of a present page at {va:#x}"
+                );
+                // An absent page has no TLB entry: nothing to flush.
+                entry.set_addr(frame.start_address(), flags | Flags::PRESENT);
+                true
+            })
+        } == Ok(true);
+        if entered {
+            self.count_mapped(1);
+        }
+        entered
+    }
+
+    /// The frame and flags of a mapped page (for a page inside a 2 MiB
+    /// one, the 2 MiB page's first frame).
+    pub fn query_flags(&self, addr: VirtAddr) -> Option<(PhysFrame, Flags)> {
+        let (entry, _) = self.leaf(addr.as_u64())?;
+        Some((PhysFrame::containing_address(entry.addr()), entry.flags()))
+    }
+
+    /// After changing the translations `visited` lists: one invlpg per
+    /// changed leaf (a 2 MiB leaf is one TLB entry, one invlpg), or one CR3
+    /// reload when there are too many. Only the active space can have
+    /// stale entries.
+    fn flush(&self, visited: &Visited) {
+        if !self.is_active() || visited.count == 0 {
+            return;
+        }
+        if visited.count > FLUSH_ALL_THRESHOLD {
+            crate::vmstat::count(Event::TlbFlushAll, 1);
+            x86_64::instructions::tlb::flush_all();
+        } else {
+            crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
+            for &va in &visited.leaves[..visited.count] {
+                x86_64::instructions::tlb::flush(VirtAddr::new(va));
+            }
+        }
+    }
+}
+
+fn walk_is_user(walk: &Walk) -> bool {
+    walk.start() <= USER_END && walk.end() <= USER_END
+}
+
+impl Drop for Pmap {
+    /// Give back every leaf frame reference and free every user page table.
+    fn drop(&mut self) {
+        if self.is_active() {
+            activate_kernel();
+        }
+        self.walk(&Walk::clearing(0, USER_END), &mut |_, _, entry| {
+            // SAFETY: a present leaf entry owns one frame reference, and
+            // clearing it here means no one else gives it back.
+            drop(unsafe { Frame::from_raw(PhysFrame::containing_address(entry.addr())) });
+            entry.set_unused();
+            false
+        });
+        kernel_half::unshare(self.l4);
+        // SAFETY: the L4 frame was ours (from `new`), it is all zeros now
+        // and no CPU uses it.
+        phys::free_zeroed(unsafe { Frame::from_raw(self.l4) });
+    }
+}
+
+/// One step of a translation, as `Pmap::walk_levels` reports it.
+pub struct WalkStep {
+    /// 4 = the L4 (PML4), down to 1 = the page table.
+    pub level: u8,
+    /// The entry's index in its table: 9 bits of the address.
+    pub index: usize,
+    /// The raw entry (frame address and flag bits).
+    pub entry: u64,
+    /// Whether the entry maps memory (a 4 KiB or 2 MiB page) rather than
+    /// pointing at the next table.
+    pub leaf: bool,
+}
+
+impl Pmap {
+    /// The hardware's walk for `va`, one step per level, stopping at the
+    /// first absent entry or at the leaf (what `/proc/self/pagewalk` shows):
+    /// the entry each level's walk stops at.
+    pub fn walk_levels(&self, va: VirtAddr) -> alloc::vec::Vec<WalkStep> {
+        let va = va.as_u64();
+        let mut steps = alloc::vec::Vec::new();
+        for level in (1..=4u8).rev() {
+            let mut step = None;
+            self.walk_shared(
+                &Walk::at(va, va.wrapping_add(1), level),
+                &mut |_, at, entry| {
+                    let flags = entry.flags();
+                    let present = flags.contains(Flags::PRESENT);
+                    step = (at == level).then(|| WalkStep {
+                        level,
+                        index: ((va >> (12 + 9 * (u32::from(level) - 1))) & 511) as usize,
+                        entry: entry.addr().as_u64() | flags.bits(),
+                        leaf: present && (level == 1 || flags.contains(Flags::HUGE_PAGE)),
+                    });
+                    false
+                },
+            );
+            let Some(step) = step else { break };
+            let last = step.leaf || step.entry & Flags::PRESENT.bits() == 0;
+            steps.push(step);
+            if last {
+                break;
+            }
+        }
+        steps
+    }
+}

@@ -1,0 +1,207 @@
+//! The machine-independent layer's view of these page tables (the
+//! `vm::pmap::Pmap` trait, which `vm/src/fake.rs` also implements for the
+//! host tests): each operation is one walk of `walk.rs` with a visitor.
+
+use super::entry::{flags_for, frame_of, mapping_of, takes_rights};
+use super::walk::{self, LeafTable, Walk};
+use super::{Pmap, USER_TABLE};
+use vm::frame::Pfn;
+use vm::pmap::{Mapping, NoMemory, PteProt};
+use x86_64::VirtAddr;
+use x86_64::structures::paging::PageTableFlags as Flags;
+
+const HUGE: u64 = 2 << 20;
+
+impl vm::pmap::Pmap for Pmap {
+    fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        // The PTE takes the reference the VM layer hands over with the
+        // call; on failure the caller keeps it.
+        if self.enter_leaf(va, frame_of(pfn), flags_for(prot)) {
+            Ok(())
+        } else {
+            Err(NoMemory)
+        }
+    }
+
+    fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        let frame = frame_of(pfn);
+        // SAFETY: our L4, under `&mut self`.
+        unsafe {
+            walk::with_entry(self.l4, va, 2, USER_TABLE, |entry| {
+                let entry = entry.filter(|e| e.is_unused());
+                let entry =
+                    entry.unwrap_or_else(|| panic!("pmap::enter_huge: 2 MiB at {va:#x} not empty"));
+                // The block is 2 MiB-aligned (buddy order 9).
+                entry.set_addr(frame.start_address(), flags_for(prot) | Flags::HUGE_PAGE);
+            })?
+        };
+        self.count_mapped(512);
+        Ok(())
+    }
+
+    fn query(&self, va: u64) -> Option<Mapping> {
+        VirtAddr::try_new(va).ok()?;
+        let (entry, huge) = self.leaf(va)?;
+        Some(mapping_of(&entry, huge))
+    }
+
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        let mut unmapped = 0;
+        let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
+            let huge = level == 2;
+            assert!(
+                !huge || (va >= start && va + HUGE <= end),
+                "pmap::unmap_range: splits a 2 MiB page"
+            );
+            let mapping = mapping_of(entry, huge);
+            entry.set_unused();
+            unmapped += if huge { 512 } else { 1 };
+            release(va, mapping);
+            true
+        });
+        self.resident = self.resident.saturating_sub(unmapped);
+        self.flush(&visited);
+    }
+
+    fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
+    ) {
+        let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
+            let huge = level == 2;
+            let mut flags = flags_for(rights(va, mapping_of(entry, huge)));
+            if huge {
+                flags |= Flags::HUGE_PAGE;
+            }
+            let old = entry.flags();
+            entry.set_flags(flags);
+            takes_rights(old, flags)
+        });
+        self.flush(&visited);
+    }
+
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
+        let mut old = None;
+        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+            assert!(level == 1, "pmap::replace: a 2 MiB page");
+            old = Some(mapping_of(entry, false));
+            entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            true
+        });
+        self.flush(&visited);
+        old.expect("pmap::replace: page not present")
+    }
+
+    fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping)) {
+        self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
+            visit(va, mapping_of(entry, level == 2));
+            false
+        });
+    }
+
+    fn enter_run(
+        &mut self,
+        va: u64,
+        frames: &[Option<Pfn>],
+        prot: PteProt,
+        refuse: &mut dyn FnMut(Pfn),
+    ) -> u32 {
+        let flags = flags_for(prot);
+        // One walk over the PTEs from the first frame to the last.
+        let Some(first) = frames.iter().position(Option::is_some) else {
+            return 0;
+        };
+        let last = frames.iter().rposition(Option::is_some).unwrap_or(first);
+        let (start, end) = (va + first as u64 * 4096, va + (last as u64 + 1) * 4096);
+        let mut entered = 0;
+        let mut seen = first;
+        let walk_spec = Walk::at(start, end, 1).making(USER_TABLE);
+        self.walk(&walk_spec, &mut |at, level, entry| {
+            // A 2 MiB page covering part of the run: its frames are refused.
+            let from = at.max(start);
+            let to = if level == 1 { from + 4096 } else { at + HUGE };
+            let i = ((from - va) / 4096) as usize;
+            let hi = (((to - va) / 4096) as usize).min(last + 1);
+            for pfn in frames[i..hi].iter().flatten() {
+                if level == 1 && entry.is_unused() {
+                    // An absent page has no TLB entry: nothing to flush.
+                    entry.set_addr(frame_of(*pfn).start_address(), flags);
+                    entered += 1;
+                } else {
+                    refuse(*pfn);
+                }
+            }
+            seen = hi;
+            false
+        });
+        // Those the walk did not reach (no frame for a table) go back too.
+        for pfn in frames[seen..=last].iter().flatten() {
+            refuse(*pfn);
+        }
+        self.count_mapped(u64::from(entered));
+        entered
+    }
+
+    fn copy_to(
+        &mut self,
+        child: &mut Self,
+        start: u64,
+        end: u64,
+        share: &mut dyn FnMut(u64, Mapping),
+    ) -> Result<(), NoMemory> {
+        // The child's level-1 table for the 2 MiB the walk is in: one walk
+        // of the child's tables per table, not per page.
+        let mut leaf_table: Option<LeafTable> = None;
+        let mut failed = false;
+        let mut copied = 0;
+        let child_l4 = child.l4;
+        let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
+            if failed {
+                return false;
+            }
+            let huge = level == 2;
+            let old = entry.flags();
+            let new = old - Flags::WRITABLE;
+            let entered = if huge {
+                // SAFETY: the child's L4, ours under `child: &mut Self`.
+                unsafe {
+                    walk::with_entry(child_l4, va, 2, USER_TABLE, |target| {
+                        let target = target.filter(|t| t.is_unused());
+                        target
+                            .expect("pmap::copy_to: child page present")
+                            .set_addr(entry.addr(), new);
+                    })
+                }
+                .is_ok()
+            } else {
+                if !leaf_table.as_ref().is_some_and(|t| t.covers(va)) {
+                    // SAFETY: the child's L4, ours under `child: &mut Self`;
+                    // nothing clears the child's tables during this copy.
+                    leaf_table = unsafe { LeafTable::find(child_l4, va, USER_TABLE) };
+                }
+                match leaf_table.as_mut() {
+                    Some(table) => {
+                        let target = table.entry(va);
+                        assert!(target.is_unused(), "pmap::copy_to: child page present");
+                        target.set_addr(entry.addr(), new);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !entered {
+                failed = true;
+                return false;
+            }
+            entry.set_flags(new);
+            copied += if huge { 512 } else { 1 };
+            share(va, mapping_of(entry, huge));
+            old.contains(Flags::WRITABLE)
+        });
+        self.flush(&visited);
+        child.count_mapped(copied);
+        if failed { Err(NoMemory) } else { Ok(()) }
+    }
+}

@@ -1,0 +1,286 @@
+//! The page-table walker: the one piece of code that follows entries from
+//! an L4 down to the tables and leaves they point at. Every operation of
+//! `Pmap` (entering a page, a range's unmap or protect, a lookup, the
+//! teardown, `/proc/self/pagewalk`) is one walk with a visitor.
+
+use crate::phys::{self, Frame};
+use vm::pmap::NoMemory;
+use x86_64::VirtAddr;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
+
+/// The page table in `frame`, reached through the physical map.
+///
+/// # Safety
+/// `frame` must hold a page table (an L4 of a `Pmap` or the kernel's, or a
+/// table reached from one through a present non-leaf entry), and the
+/// caller must have exclusive use of that table for as long as the
+/// returned reference lives: no other walk of the same tables runs, which
+/// the owner of the address space ensures (one CPU edits a space's tables
+/// at a time, under the process table's lock; DESIGN §6), and the table is
+/// not freed while the reference lives.
+unsafe fn table_at(frame: PhysFrame) -> &'static mut PageTable {
+    // SAFETY: the physical map covers all RAM, so the frame's bytes are
+    // mapped at `to_virt`; a page table is 4 KiB-aligned and 512 entries,
+    // exactly a `PageTable`; exclusivity is the caller's contract.
+    unsafe { &mut *phys::to_virt(frame.start_address()).as_mut_ptr::<PageTable>() }
+}
+
+/// Past this many leaves, one CR3 reload beats a run of invlpg.
+pub(super) const FLUSH_ALL_THRESHOLD: usize = 32;
+
+/// What one walk covers and does on the way.
+pub(super) struct Walk {
+    start: u64,
+    end: u64,
+    /// Visit the entries of this level (1: the PTEs, 2: where 2 MiB pages
+    /// live) in the range whether present or not, and a leaf above it that
+    /// covers part of the range. None: visit the present leaves only.
+    at: Option<u8>,
+    /// Make the missing tables above `at`, with these flags.
+    make: Option<Flags>,
+    /// The visitor clears entries: free the tables it leaves empty.
+    clears: bool,
+}
+
+impl Walk {
+    /// Every present leaf (4 KiB, or 2 MiB at level 2) in [start, end).
+    pub(super) fn leaves(start: u64, end: u64) -> Walk {
+        Walk {
+            start,
+            end,
+            at: None,
+            make: None,
+            clears: false,
+        }
+    }
+
+    /// As `leaves`, for a visitor that clears them: tables left empty go.
+    pub(super) fn clearing(start: u64, end: u64) -> Walk {
+        Walk {
+            clears: true,
+            ..Walk::leaves(start, end)
+        }
+    }
+
+    /// Every entry of `level` in [start, end), present or not.
+    pub(super) fn at(start: u64, end: u64, level: u8) -> Walk {
+        Walk {
+            at: Some(level),
+            ..Walk::leaves(start, end)
+        }
+    }
+
+    pub(super) fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub(super) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// ... making the tables on the way that are missing, with `flags`.
+    pub(super) fn making(self, flags: Flags) -> Walk {
+        debug_assert!(self.at.is_some(), "pmap: tables made for no level");
+        Walk {
+            make: Some(flags),
+            ..self
+        }
+    }
+}
+
+/// What a walk reports: the leaves whose old translation the TLB must
+/// forget (their addresses while few enough to flush one by one, and how
+/// many), and whether it stopped for want of a frame for a table.
+#[derive(Default)]
+pub(super) struct Visited {
+    pub(super) leaves: [u64; FLUSH_ALL_THRESHOLD],
+    pub(super) count: usize,
+    pub(super) no_memory: bool,
+}
+
+/// The visitor: called with an entry's virtual address, its level and the
+/// entry; returns whether the TLB may hold a translation it took rights
+/// from (the entry is then listed for the flush).
+pub(super) type Visitor<'a> = dyn FnMut(u64, u8, &mut PageTableEntry) -> bool + 'a;
+
+/// Walk the tables under `l4` as `walk` says.
+///
+/// # Safety
+/// `l4` is an L4 table that the caller has exclusive use of for the walk
+/// (`table_at`'s contract, for every table under it).
+pub(super) unsafe fn walk(l4: PhysFrame, walk: &Walk, visit: &mut Visitor) -> Visited {
+    let mut visited = Visited::default();
+    // Indices come from the low 48 bits: a kernel-half address walks the
+    // upper 256 L4 entries.
+    // The range's last byte, so that one ending at the top of the address
+    // space (`end` wrapped to 0: `va.wrapping_add(1)` for the last byte) is
+    // walked too; an empty or backward range walks nothing.
+    let len = walk.end.wrapping_sub(walk.start);
+    if len != 0 && len <= ADDRESS_BITS + 1 {
+        let (start, last) = (
+            walk.start & ADDRESS_BITS,
+            walk.end.wrapping_sub(1) & ADDRESS_BITS,
+        );
+        // SAFETY: the caller's contract for `l4` and the tables under it.
+        unsafe { walk_table(l4, 4, 0, start, last, walk, visit, &mut visited) };
+    }
+    visited
+}
+
+const ADDRESS_BITS: u64 = (1 << 48) - 1;
+
+/// Walk `table` (at `level`, covering addresses from `base`) over
+/// [start, last], looking only at the entries the range touches. Returns
+/// whether a clearing walk left the table empty.
+///
+/// # Safety
+/// As `walk`, for `table`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn walk_table(
+    table: PhysFrame,
+    level: u8,
+    base: u64,
+    start: u64,
+    last: u64,
+    walk: &Walk,
+    visit: &mut Visitor,
+    visited: &mut Visited,
+) -> bool {
+    let shift = 12 + 9 * (u32::from(level) - 1);
+    let span = 1u64 << shift;
+    // SAFETY: the caller's contract: `table` is a page table we have to
+    // ourselves; no other reference to it lives during this call.
+    let entries = unsafe { table_at(table) };
+    let first = (start.max(base) - base) >> shift;
+    let last_index = ((last - base) >> shift).min(511);
+    for i in first as usize..=last_index as usize {
+        if visited.no_memory {
+            break;
+        }
+        let entry = &mut entries[i];
+        let lo = base + i as u64 * span;
+        let flags = entry.flags();
+        let present = flags.contains(Flags::PRESENT);
+        let leaf = present && (level == 1 || flags.contains(Flags::HUGE_PAGE));
+        if walk.at == Some(level) || leaf || level == 1 {
+            if (present || walk.at == Some(level))
+                && visit(VirtAddr::new_truncate(lo).as_u64(), level, entry)
+            {
+                if let Some(slot) = visited.leaves.get_mut(visited.count) {
+                    *slot = VirtAddr::new_truncate(lo).as_u64();
+                }
+                visited.count += 1;
+            }
+            continue;
+        }
+        if !present {
+            match walk.make {
+                Some(flags) if make_table(entry, flags).is_ok() => {}
+                Some(_) => visited.no_memory = true,
+                None => {}
+            }
+            if !entry.flags().contains(Flags::PRESENT) {
+                continue;
+            }
+        }
+        let child = PhysFrame::containing_address(entry.addr());
+        // SAFETY: `child` is the table a present non-leaf entry of ours
+        // points at, under the same exclusive use; `entries` is not used
+        // while the recursion runs.
+        if unsafe { walk_table(child, level - 1, lo, start, last, walk, visit, visited) }
+            && walk.clears
+        {
+            entry.set_unused();
+            // An empty table is all zeros: it can go back as a zeroed frame.
+            // SAFETY: the table is empty and no entry points at it now; its
+            // frame reference was held by the entry just cleared.
+            phys::free_zeroed(unsafe { Frame::from_raw(child) });
+        }
+    }
+    walk.clears && entries.iter().all(|e| e.is_unused())
+}
+
+/// Point the absent `entry` at a fresh zeroed table (its reference is then
+/// held by the entry, and given back when a clearing walk empties it).
+fn make_table(entry: &mut PageTableEntry, flags: Flags) -> Result<(), NoMemory> {
+    let frame = Frame::alloc_zeroed().ok_or(NoMemory)?.into_raw();
+    entry.set_frame(frame, flags);
+    Ok(())
+}
+
+/// The entry at `level` for `va` passed to `f`, with the tables on the way
+/// made (with `table_flags`) where missing; `f` gets None when a larger
+/// page covers `va`. Err when there was no frame for a table.
+///
+/// # Safety
+/// As `walk`.
+pub(super) unsafe fn with_entry<R>(
+    l4: PhysFrame,
+    va: u64,
+    level: u8,
+    table_flags: Flags,
+    f: impl FnOnce(Option<&mut PageTableEntry>) -> R,
+) -> Result<R, NoMemory> {
+    let mut f = Some(f);
+    let mut result = None;
+    let walk_spec = Walk::at(va, va.wrapping_add(1), level).making(table_flags);
+    // SAFETY: the caller's contract.
+    let visited = unsafe {
+        walk(l4, &walk_spec, &mut |_, at, entry| {
+            if let Some(f) = f.take() {
+                result = Some(f((at == level).then_some(entry)));
+            }
+            false
+        })
+    };
+    if visited.no_memory {
+        return Err(NoMemory);
+    }
+    Ok(result.expect("pmap: a walk to one entry visited none"))
+}
+
+/// The level-1 table a walk found for a 2 MiB region, kept so that a run
+/// of pages in it is entered without walking again (fork's copy).
+pub(super) struct LeafTable {
+    region: u64,
+    table: PhysFrame,
+}
+
+impl LeafTable {
+    /// The level-1 table for `va` under `l4`, made where missing; None when
+    /// a 2 MiB page covers `va` or no frame is left for a table.
+    ///
+    /// # Safety
+    /// As `walk`, and no clearing walk of `l4`'s tables runs while the
+    /// returned `LeafTable` is in use (it would free the table).
+    pub(super) unsafe fn find(l4: PhysFrame, va: u64, table_flags: Flags) -> Option<LeafTable> {
+        // SAFETY: the caller's contract.
+        let table = unsafe {
+            with_entry(l4, va, 2, table_flags, |entry| {
+                let entry = entry?;
+                if entry.is_unused() {
+                    make_table(entry, table_flags).ok()?;
+                }
+                (!entry.flags().contains(Flags::HUGE_PAGE)).then(|| entry.addr())
+            })
+        };
+        Some(LeafTable {
+            region: va & !((2 << 20) - 1),
+            table: PhysFrame::containing_address(table.ok()??),
+        })
+    }
+
+    pub(super) fn covers(&self, va: u64) -> bool {
+        va & !((2 << 20) - 1) == self.region
+    }
+
+    /// The PTE for `va` (inside this table's 2 MiB).
+    pub(super) fn entry(&mut self, va: u64) -> &mut PageTableEntry {
+        assert!(self.covers(va), "pmap: PTE outside its table");
+        // SAFETY: `find`'s contract keeps the table alive and ours; the
+        // entry borrows `self`, so one reference at a time.
+        let table = unsafe { table_at(self.table) };
+        &mut table[usize::from(VirtAddr::new(va).p1_index())]
+    }
+}
