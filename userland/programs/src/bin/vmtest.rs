@@ -60,6 +60,9 @@ fn check_zero(addr: usize, len: usize) -> Outcome {
     Ok(())
 }
 
+/// Linux's PER_BSD persona.
+const PER_BSD: usize = 0x0006;
+
 fn cases() -> i32 {
     let mut s = Suite::new("vmtest");
     mmap_basics(&mut s);
@@ -127,13 +130,57 @@ fn mmap_basics(s: &mut Suite) {
     s.pageos("undefined_prot_bits_are_einval", || {
         expect_err(sys::mmap(0, PAGE, 8, ANON, -1, 0), sys::EINVAL, "prot 8")
     });
-    s.pageos("anon_with_fd_or_offset_is_einval", || {
-        expect_err(sys::mmap(0, PAGE, RW, ANON, 0, 0), sys::EINVAL, "fd 0")?;
-        expect_err(
-            sys::mmap(0, PAGE, RW, ANON, -1, PAGE),
-            sys::EINVAL,
-            "offset 4096",
-        )
+    // DESIGN §2's rules mode: BSD rules after personality(PER_BSD).
+    s.pageos("anon_with_fd_or_offset_is_einval_under_per_bsd", || {
+        let old = sys::raw(135, [PER_BSD, 0, 0, 0, 0, 0]).map_err(why("personality"))?;
+        let fd0 = sys::mmap(0, PAGE, RW, ANON, 0, 0);
+        let offset = sys::mmap(0, PAGE, RW, ANON, -1, PAGE);
+        let fixed_high = sys::mmap(
+            0xffff_8000_0000_0000,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED,
+            -1,
+            0,
+        );
+        let now = sys::raw(135, [0xffff_ffff, 0, 0, 0, 0, 0]);
+        sys::raw(135, [old, 0, 0, 0, 0, 0]).map_err(why("personality back"))?;
+        ensure!(now == Ok(PER_BSD), "personality(0xffffffff) gave {now:?}")?;
+        expect_err(fd0, sys::EINVAL, "fd 0")?;
+        expect_err(offset, sys::EINVAL, "offset 4096")?;
+        expect_err(fixed_high, sys::EINVAL, "MAP_FIXED in the kernel half")
+    });
+    s.both("madv_remove_over_mlocked_memory_is_einval", || {
+        let shared = sys::MAP_SHARED | sys::MAP_ANONYMOUS;
+        let a = sys::mmap(0, 2 * PAGE, RW, shared, -1, 0).map_err(why("mmap"))?;
+        poke(a, 7);
+        sys::mlock(a, PAGE).map_err(why("mlock"))?;
+        let locked = sys::madvise(a, 2 * PAGE, 9);
+        let unlocked = sys::madvise(a + PAGE, PAGE, 9);
+        let kept = peek(a);
+        sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
+        expect_err(locked, sys::EINVAL, "MADV_REMOVE over a locked page")?;
+        ensure!(
+            unlocked == Ok(0),
+            "MADV_REMOVE of the unlocked page: {unlocked:?}"
+        )?;
+        ensure!(kept == 7, "the locked page's byte is {kept}")
+    });
+    // Linux's rules by default: LTP's mincore03 and munlock02 pass fd 0.
+    s.both("anon_ignores_fd_and_offset_by_default", || {
+        let fd0 = sys::mmap(0, PAGE, RW, ANON, 0, 0).map_err(why("fd 0"))?;
+        sys::munmap(fd0, PAGE).map_err(why("munmap"))?;
+        let offset = sys::mmap(0, PAGE, RW, ANON, -1, PAGE).map_err(why("offset 4096"))?;
+        sys::munmap(offset, PAGE).map_err(why("munmap"))?;
+        let high = sys::mmap(
+            0xffff_8000_0000_0000,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED,
+            -1,
+            0,
+        );
+        expect_err(high, sys::ENOMEM, "MAP_FIXED in the kernel half")
     });
     s.pageos("undefined_bsd_flag_is_einval", || {
         expect_err(
