@@ -454,17 +454,47 @@ fn mmap_bsd_flags(s: &mut Suite) {
         let top = a + len;
         poke(top - 1, 1);
         let first = resident(a, 16)?;
-        // Walk down to the lowest page above the guard.
-        for page in 2..16 {
+        // Walk down to the lowest page of the reservation: all of it is
+        // the stack's (DESIGN §2; the guard is the page below).
+        for page in 2..=16 {
             poke(top - page * PAGE, page as u8);
         }
         let grown = resident(a, 16)?;
         let kept = peek(top - 5 * PAGE);
+        let lowest = peek(a);
         sys::munmap(a, len).map_err(why("munmap"))?;
         ensure!(first == 1, "{first} pages resident after touching the top")?;
         ensure!(
-            grown == 15 && kept == 5,
-            "{grown} pages resident after growing, byte {kept}"
+            grown == 16 && kept == 5 && lowest == 16,
+            "{grown} pages resident after growing, bytes {kept} and {lowest}"
+        )
+    });
+    // Issue 14 item 9: a 256-page MAP_STACK written from the top to the
+    // bottom died at the lowest page. FreeBSD's rule: "the bottom of the
+    // stack at maximum growth is the starting address returned by the call".
+    // Linux's MAP_GROWSDOWN grows the same way, so this runs on both.
+    s.both("map_stack_gives_all_of_len_to_the_stack", || {
+        let pages = 256;
+        let len = pages * PAGE;
+        let a = sys::mmap(
+            0,
+            len,
+            RW,
+            ANON | sys::MAP_GROWSDOWN | sys::MAP_STACK,
+            -1,
+            0,
+        )
+        .map_err(why("MAP_STACK | MAP_GROWSDOWN"))?;
+        for page in 1..=pages {
+            poke(a + len - page * PAGE, (page % 251) as u8);
+        }
+        let resident_pages = resident(a, pages)?;
+        let bad = (1..=pages).find(|&page| peek(a + len - page * PAGE) != (page % 251) as u8);
+        sys::munmap(a, len).map_err(why("munmap"))?;
+        ensure!(bad.is_none(), "page {bad:?} from the top lost its byte")?;
+        ensure!(
+            resident_pages == pages,
+            "{resident_pages} of {pages} pages resident"
         )
     });
     s.pageos("growsdown_grows_like_a_stack", || {
@@ -988,8 +1018,9 @@ fn fault(name: &str) -> i32 {
         "stack-guard" => {
             let a = sys::mmap(0, 8 * PAGE, RW, sys::MAP_STACK, -1, 0).unwrap_or(0);
             poke(a + 8 * PAGE - 1, 1);
-            // The reservation's lowest page is the guard.
+            // The whole reservation is the stack's: the guard is the page below.
             poke(a, 1);
+            poke(a - PAGE, 1);
         }
         "out-of-memory" => {
             // Promise nothing (MAP_NORESERVE), then use more than there is:
