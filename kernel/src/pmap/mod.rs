@@ -107,10 +107,13 @@ impl Pmap {
     /// The present leaf entry covering `va` and whether it is a 2 MiB one.
     fn leaf(&self, va: u64) -> Option<(PageTableEntry, bool)> {
         let mut found = None;
-        self.walk_shared(&Walk::leaves(va, va + 1), &mut |_, level, entry| {
-            found = Some((entry.clone(), level == 2));
-            false
-        });
+        self.walk_shared(
+            &Walk::leaves(va, va.wrapping_add(1)),
+            &mut |_, level, entry| {
+                found = Some((entry.clone(), level == 2));
+                false
+            },
+        );
         found
     }
 
@@ -179,7 +182,7 @@ impl Pmap {
 }
 
 fn walk_is_user(walk: &Walk) -> bool {
-    walk.end() <= USER_END
+    walk.start() <= USER_END && walk.end() <= USER_END
 }
 
 impl Drop for Pmap {
@@ -224,17 +227,20 @@ impl Pmap {
         let mut steps = alloc::vec::Vec::new();
         for level in (1..=4u8).rev() {
             let mut step = None;
-            self.walk_shared(&Walk::at(va, va + 1, level), &mut |_, at, entry| {
-                let flags = entry.flags();
-                let present = flags.contains(Flags::PRESENT);
-                step = (at == level).then(|| WalkStep {
-                    level,
-                    index: ((va >> (12 + 9 * (u32::from(level) - 1))) & 511) as usize,
-                    entry: entry.addr().as_u64() | flags.bits(),
-                    leaf: present && (level == 1 || flags.contains(Flags::HUGE_PAGE)),
-                });
-                false
-            });
+            self.walk_shared(
+                &Walk::at(va, va.wrapping_add(1), level),
+                &mut |_, at, entry| {
+                    let flags = entry.flags();
+                    let present = flags.contains(Flags::PRESENT);
+                    step = (at == level).then(|| WalkStep {
+                        level,
+                        index: ((va >> (12 + 9 * (u32::from(level) - 1))) & 511) as usize,
+                        entry: entry.addr().as_u64() | flags.bits(),
+                        leaf: present && (level == 1 || flags.contains(Flags::HUGE_PAGE)),
+                    });
+                    false
+                },
+            );
             let Some(step) = step else { break };
             let last = step.leaf || step.entry & Flags::PRESENT.bits() == 0;
             steps.push(step);

@@ -71,6 +71,10 @@ impl Walk {
         }
     }
 
+    pub(super) fn start(&self) -> u64 {
+        self.start
+    }
+
     pub(super) fn end(&self) -> u64 {
         self.end
     }
@@ -109,10 +113,17 @@ pub(super) unsafe fn walk(l4: PhysFrame, walk: &Walk, visit: &mut Visitor) -> Vi
     let mut visited = Visited::default();
     // Indices come from the low 48 bits: a kernel-half address walks the
     // upper 256 L4 entries.
-    let (start, end) = (walk.start & ADDRESS_BITS, walk.end & ADDRESS_BITS);
-    if start < end {
+    // The range's last byte, so that one ending at the top of the address
+    // space (`end` wrapped to 0: `va.wrapping_add(1)` for the last byte) is
+    // walked too; an empty or backward range walks nothing.
+    let len = walk.end.wrapping_sub(walk.start);
+    if len != 0 && len <= ADDRESS_BITS + 1 {
+        let (start, last) = (
+            walk.start & ADDRESS_BITS,
+            walk.end.wrapping_sub(1) & ADDRESS_BITS,
+        );
         // SAFETY: the caller's contract for `l4` and the tables under it.
-        unsafe { walk_table(l4, 4, 0, start, end, walk, visit, &mut visited) };
+        unsafe { walk_table(l4, 4, 0, start, last, walk, visit, &mut visited) };
     }
     visited
 }
@@ -120,7 +131,7 @@ pub(super) unsafe fn walk(l4: PhysFrame, walk: &Walk, visit: &mut Visitor) -> Vi
 const ADDRESS_BITS: u64 = (1 << 48) - 1;
 
 /// Walk `table` (at `level`, covering addresses from `base`) over
-/// [start, end), looking only at the entries the range touches. Returns
+/// [start, last], looking only at the entries the range touches. Returns
 /// whether a clearing walk left the table empty.
 ///
 /// # Safety
@@ -131,7 +142,7 @@ unsafe fn walk_table(
     level: u8,
     base: u64,
     start: u64,
-    end: u64,
+    last: u64,
     walk: &Walk,
     visit: &mut Visitor,
     visited: &mut Visited,
@@ -142,8 +153,8 @@ unsafe fn walk_table(
     // ourselves; no other reference to it lives during this call.
     let entries = unsafe { table_at(table) };
     let first = (start.max(base) - base) >> shift;
-    let last = ((end - 1 - base) >> shift).min(511);
-    for i in first as usize..=last as usize {
+    let last_index = ((last - base) >> shift).min(511);
+    for i in first as usize..=last_index as usize {
         if visited.no_memory {
             break;
         }
@@ -177,7 +188,7 @@ unsafe fn walk_table(
         // SAFETY: `child` is the table a present non-leaf entry of ours
         // points at, under the same exclusive use; `entries` is not used
         // while the recursion runs.
-        if unsafe { walk_table(child, level - 1, lo, start, end, walk, visit, visited) }
+        if unsafe { walk_table(child, level - 1, lo, start, last, walk, visit, visited) }
             && walk.clears
         {
             entry.set_unused();
@@ -213,7 +224,7 @@ pub(super) unsafe fn with_entry<R>(
 ) -> Result<R, NoMemory> {
     let mut f = Some(f);
     let mut result = None;
-    let walk_spec = Walk::at(va, va + 1, level).making(table_flags);
+    let walk_spec = Walk::at(va, va.wrapping_add(1), level).making(table_flags);
     // SAFETY: the caller's contract.
     let visited = unsafe {
         walk(l4, &walk_spec, &mut |_, at, entry| {

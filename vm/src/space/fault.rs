@@ -18,7 +18,7 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         let pte = self.pmap.query(addr);
-        let decision = vm_fault::decide(self.map.find(addr), addr, access, pte);
+        let decision = vm_fault::decide(self.map.find(addr), access, pte);
         let oom = FaultError::OutOfMemory;
         match decision {
             Decision::Fail(error) => Err(error),
