@@ -37,3 +37,17 @@ fn chaos_fixed_seeds_leave_the_kernel_running() {
         assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
     }
 }
+
+/// The stress program (`userland/programs/src/bin/stress.rs`), briefly:
+/// workers forking, signalling themselves and writing copy-on-write pages,
+/// every byte and callee-saved register checked, every wait4 answer exact.
+#[test]
+fn a_short_stress_run_keeps_every_byte_and_register() {
+    let run = program("stress", &["4", "25"]);
+    assert_report_passed(&run);
+    assert!(
+        run.stdout.contains("stress: 4 workers, 25 rounds"),
+        "no summary:\n{}",
+        run.stdout
+    );
+}
