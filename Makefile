@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: shell run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
+.PHONY: chaos shell run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -78,6 +78,11 @@ SEED ?= 1
 N ?= 20000
 fuzz: setup
 	$(CARGO) run -- --timeout 3600 --kernel-arg init=/bin/fuzz -- $(SEED) $(N)
+
+## The chaos fuzzer (docs/src/reliability.md): N children of random calls
+## to every syscall number from SEED; `make test` runs seeds 1 and 2.
+chaos: setup
+	$(CARGO) run -- --timeout 3600 --kernel-arg init=/bin/chaos -- $(SEED) $(N)
 
 ## cargo-fuzz (libFuzzer) on the mmap validator and the ELF parser (fuzz/),
 ## FUZZ_SECONDS each; fuzz-host-short: 2 000 000 inputs each with seed 1.

@@ -139,6 +139,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
+    ("chaos", env!("CARGO_BIN_FILE_PROGRAMS_chaos")),
+    ("stress", env!("CARGO_BIN_FILE_PROGRAMS_stress")),
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
     ("timetest", env!("CARGO_BIN_FILE_PROGRAMS_timetest")),
     ("swaptest", env!("CARGO_BIN_FILE_PROGRAMS_swaptest")),

@@ -117,7 +117,14 @@ pub struct Resources {
     pub lock_future: Option<bool>,
     /// The file it runs (ETXTBSY for writers while it does).
     pub image: Option<crate::ramfs::Executing>,
+    /// personality(2)'s persona: inherited across fork and execve.
+    pub personality: u32,
+    /// The program's ELF is branded FreeBSD (EI_OSABI 9).
+    pub bsd_brand: bool,
 }
+
+/// Linux's PER_BSD persona: the seeds' BSD rules (DESIGN §2).
+const PER_BSD: u32 = 0x0006;
 
 impl Resources {
     pub fn new(exe: &str, cmdline: alloc::vec::Vec<u8>) -> Resources {
@@ -134,6 +141,8 @@ impl Resources {
             egid: 0,
             lock_future: None,
             image: None,
+            personality: 0,
+            bsd_brand: false,
         }
     }
 
@@ -145,6 +154,15 @@ impl Resources {
             start_ns: crate::time::monotonic(),
             lock_future: None,
             ..self.clone()
+        }
+    }
+
+    /// Whose rules mmap follows where Linux and the BSD seeds differ.
+    pub fn rules(&self) -> vm::mmap::Rules {
+        if self.bsd_brand || self.personality & 0xff == PER_BSD {
+            vm::mmap::Rules::Bsd
+        } else {
+            vm::mmap::Rules::Linux
         }
     }
 

@@ -93,8 +93,9 @@ static int malloc_works(void) {
 }
 
 int main(int argc, char **argv) {
-    /* The console is a tty on Linux and not on pageos: pick one buffering
-     * mode, so that fork never duplicates buffered output on either. */
+    /* Line buffering whatever stdout is (the console is a terminal on both
+     * kernels, a pipe would not be), so that fork never duplicates
+     * buffered output. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "exec") == 0) {
         printf("exec'd with %d arguments:", argc);

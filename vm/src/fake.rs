@@ -17,10 +17,34 @@ pub struct FakePmap {
     pub ptes: BTreeMap<u64, Mapping>,
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
+    /// Failure injection: `Some(n)` lets `n` more `enter`/`enter_huge`
+    /// calls succeed, then fails the next one as if no frame could be had
+    /// for a page table (once; then it is `None` again).
+    pub fail_enter_after: Option<usize>,
+}
+
+impl FakePmap {
+    /// Whether this enter is the one to fail (see `fail_enter_after`).
+    fn injected_failure(&mut self) -> bool {
+        match self.fail_enter_after {
+            Some(0) => {
+                self.fail_enter_after = None;
+                true
+            }
+            Some(n) => {
+                self.fail_enter_after = Some(n - 1);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 impl Pmap for FakePmap {
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
         assert!(
             self.query(va).is_none(),
             "FakePmap::enter: remap of a present page {va:#x}"
@@ -37,6 +61,9 @@ impl Pmap for FakePmap {
     }
 
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
         assert!(
             va.is_multiple_of(HUGE_PAGE),
             "FakePmap::enter_huge: unaligned"

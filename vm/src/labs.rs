@@ -21,10 +21,10 @@ pub enum PlacementPolicy {
 }
 
 impl<P: Pmap> AddressSpace<P> {
-    /// Lab 1: keep `pages` pages at the bottom of every growing stack's
-    /// reservation as a guard the stack never grows into (Linux's
-    /// `stack_guard_gap`, FreeBSD's `security.bsd.stack_guard_page`). The
-    /// default is `vma::STACK_GUARD_PAGES`.
+    /// Lab 1: keep `pages` pages below every new growing stack's
+    /// reservation as its guard, where the kernel places nothing else
+    /// (Linux's `stack_guard_gap`, FreeBSD's `security.bsd.stack_guard_page`).
+    /// The default is `vma::STACK_GUARD_PAGES`.
     ///
     /// Not done yet: the guard stays `STACK_GUARD_PAGES` whatever is asked.
     pub fn set_stack_guard_gap(&mut self, pages: u64) {

@@ -17,7 +17,7 @@
 //! page. Nothing is allocated for the neighbours: holes stay holes.
 
 use crate::mmap::Sharing;
-use crate::pmap::{PhysMem, Pmap};
+use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::space::AddressSpace;
 use crate::vm_fault::{Access, FaultError, Resolution, pte_prot};
 use crate::vm_object::{ObjectRef, PageError};
@@ -47,12 +47,20 @@ impl<P: Pmap> AddressSpace<P> {
             PageError::NoMemory => FaultError::OutOfMemory,
         })?;
         if !shared && access == Access::Write {
-            let copy = phys.copy(pfn);
-            phys.put(pfn);
-            let copy = copy.ok_or(FaultError::OutOfMemory)?;
-            let prot = pte_prot(self.vma(addr), true);
-            self.enter(phys, page, copy, prot)?;
-            return Ok(Resolution::CopyOnWrite);
+            // Map the object's page read-only, as a read would, and break
+            // copy-on-write on it: the copy is made in one place only
+            // (`AddressSpace::copy_on_write`). The object's reference keeps
+            // the count above one, so it is always a copy, never a reuse.
+            let prot = pte_prot(self.vma(addr), false);
+            self.enter(phys, page, pfn, prot)?;
+            let mapped = Mapping {
+                pfn,
+                prot,
+                huge: false,
+            };
+            return self.copy_on_write(phys, addr, mapped).inspect_err(|_| {
+                self.drop_pages(phys, page, page + PAGE);
+            });
         }
         let prot = pte_prot(self.vma(addr), shared);
         self.enter(phys, page, pfn, prot)?;

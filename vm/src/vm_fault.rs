@@ -5,9 +5,8 @@
 //! | VMA            | PTE                     | access      | decision        |
 //! |----------------|-------------------------|-------------|-----------------|
 //! | none           | –                       | any         | SIGSEGV MAPERR  |
-//! | guard          | –                       | any         | SIGSEGV MAPERR  |
-//! | stack gap      | –                       | any (above the guard page) | grow the stack |
-//! | stack gap      | –                       | in the guard page          | SIGSEGV MAPERR |
+//! | guard (MAP_GUARD, a stack's guard) | –     | any         | SIGSEGV MAPERR  |
+//! | stack gap      | –                       | any         | grow the stack  |
 //! | any            | –                       | not allowed by prot        | SIGSEGV ACCERR |
 //! | anonymous      | absent                  | read, exec  | map the zero frame read-only |
 //! | anonymous      | absent                  | write       | zero-fill a new frame |
@@ -19,7 +18,7 @@
 
 use crate::mmap::{Prot, Sharing};
 use crate::pmap::{Mapping, PteProt};
-use crate::vma::{Backing, PAGE, STACK_GUARD_PAGES, Vma, VmaFlags};
+use crate::vma::{Backing, Vma, VmaFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -116,20 +115,16 @@ pub fn pte_prot(vma: &Vma, writable: bool) -> PteProt {
     }
 }
 
-/// Decide what a fault at `addr` with `access` means.
-pub fn decide(vma: Option<&Vma>, addr: u64, access: Access, pte: Option<Mapping>) -> Decision {
+/// Decide what a fault with `access` on a page of `vma` (None: no VMA
+/// there) whose PTE is `pte` means.
+pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>) -> Decision {
     let Some(vma) = vma else {
         return Decision::Fail(FaultError::Segv(SegvCode::MapErr));
     };
     match vma.backing {
         Backing::Guard => return Decision::Fail(FaultError::Segv(SegvCode::MapErr)),
-        Backing::StackGap => {
-            return if addr >= vma.start + STACK_GUARD_PAGES * PAGE {
-                Decision::GrowStack
-            } else {
-                Decision::Fail(FaultError::Segv(SegvCode::MapErr))
-            };
-        }
+        // The whole reservation is the stack's: its guard is the VMA below.
+        Backing::StackGap => return Decision::GrowStack,
         Backing::Anonymous | Backing::Object { .. } => {}
     }
     if !allows(vma.prot, access) {
@@ -180,7 +175,7 @@ mod tests {
     #[test]
     fn no_vma_is_maperr() {
         assert_eq!(
-            decide(None, 0x1000, Access::Read, None),
+            decide(None, Access::Read, None),
             Decision::Fail(FaultError::Segv(SegvCode::MapErr))
         );
     }
@@ -191,40 +186,35 @@ mod tests {
         vma.backing = Backing::Guard;
         for access in [Access::Read, Access::Write, Access::Execute] {
             assert_eq!(
-                decide(Some(&vma), 0x2000, access, None),
+                decide(Some(&vma), access, None),
                 Decision::Fail(FaultError::Segv(SegvCode::MapErr))
             );
         }
     }
 
     #[test]
-    fn stack_gap_grows_except_in_its_guard_page() {
+    fn stack_gap_grows_for_any_access() {
         let mut gap = anon(Prot::empty());
         gap.backing = Backing::StackGap;
-        assert_eq!(
-            decide(Some(&gap), 0x1fff, Access::Write, None),
-            Decision::Fail(FaultError::Segv(SegvCode::MapErr))
-        );
-        assert_eq!(
-            decide(Some(&gap), 0x2000, Access::Write, None),
-            Decision::GrowStack
-        );
+        for access in [Access::Read, Access::Write, Access::Execute] {
+            assert_eq!(decide(Some(&gap), access, None), Decision::GrowStack);
+        }
     }
 
     #[test]
     fn access_beyond_prot_is_accerr() {
         let ro = anon(Prot::READ);
         assert_eq!(
-            decide(Some(&ro), 0x1000, Access::Write, None),
+            decide(Some(&ro), Access::Write, None),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
         assert_eq!(
-            decide(Some(&ro), 0x1000, Access::Execute, None),
+            decide(Some(&ro), Access::Execute, None),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
         let none = anon(Prot::empty());
         assert_eq!(
-            decide(Some(&none), 0x1000, Access::Read, None),
+            decide(Some(&none), Access::Read, None),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
     }
@@ -232,23 +222,14 @@ mod tests {
     #[test]
     fn write_implies_read_on_x86() {
         let wo = anon(Prot::WRITE);
-        assert_eq!(
-            decide(Some(&wo), 0x1000, Access::Read, None),
-            Decision::ZeroPage
-        );
+        assert_eq!(decide(Some(&wo), Access::Read, None), Decision::ZeroPage);
     }
 
     #[test]
     fn untouched_anonymous_reads_share_the_zero_page_and_writes_fill() {
         let vma = anon(RW);
-        assert_eq!(
-            decide(Some(&vma), 0x1000, Access::Read, None),
-            Decision::ZeroPage
-        );
-        assert_eq!(
-            decide(Some(&vma), 0x1000, Access::Write, None),
-            Decision::ZeroFill
-        );
+        assert_eq!(decide(Some(&vma), Access::Read, None), Decision::ZeroPage);
+        assert_eq!(decide(Some(&vma), Access::Write, None), Decision::ZeroFill);
     }
 
     #[test]
@@ -256,7 +237,7 @@ mod tests {
         let mut vma = anon(RW);
         vma.flags |= VmaFlags::HUGE;
         assert_eq!(
-            decide(Some(&vma), 0x1000, Access::Read, None),
+            decide(Some(&vma), Access::Read, None),
             Decision::HugeZeroFill
         );
     }
@@ -265,7 +246,7 @@ mod tests {
     fn write_to_read_only_pte_is_cow_when_private_and_upgrade_when_shared() {
         let private = anon(RW);
         assert_eq!(
-            decide(Some(&private), 0x1000, Access::Write, present(false)),
+            decide(Some(&private), Access::Write, present(false)),
             Decision::CopyOnWrite
         );
         let mut shared = anon(RW);
@@ -275,11 +256,11 @@ mod tests {
             offset: 0,
         };
         assert_eq!(
-            decide(Some(&shared), 0x1000, Access::Write, present(false)),
+            decide(Some(&shared), Access::Write, present(false)),
             Decision::MakeWritable
         );
         assert_eq!(
-            decide(Some(&shared), 0x1000, Access::Write, None),
+            decide(Some(&shared), Access::Write, None),
             Decision::ObjectPage
         );
     }
@@ -288,7 +269,7 @@ mod tests {
     fn allowed_access_to_present_page_is_spurious() {
         let vma = anon(RW);
         assert_eq!(
-            decide(Some(&vma), 0x1000, Access::Write, present(true)),
+            decide(Some(&vma), Access::Write, present(true)),
             Decision::Spurious
         );
     }

@@ -24,12 +24,16 @@ pub enum Backing {
     Object { object: ObjectRef, offset: u64 },
     /// MAP_GUARD: reserved address space; any access is SIGSEGV.
     Guard,
-    /// The reserved space below a growing stack (MAP_STACK, MAP_GROWSDOWN).
-    /// A fault here grows the stack VMA just above, except in the lowest
-    /// `STACK_GUARD_PAGES` pages, which stay a guard (FreeBSD's stack gap).
+    /// The reserved space below a growing stack (MAP_STACK, MAP_GROWSDOWN):
+    /// a fault anywhere here grows the stack VMA just above down to the
+    /// faulting page. The guard lies below the gap (`VmaFlags::STACK_GUARD`).
     StackGap,
 }
 
+/// The guard below a growing stack's reservation: a `Backing::Guard` VMA
+/// flagged `STACK_GUARD`, this many pages long, that the kernel places
+/// nothing else in (MAP_FIXED may replace it, as Linux's stack_guard_gap
+/// allows).
 pub const STACK_GUARD_PAGES: u64 = 1;
 
 bitflags! {
@@ -55,6 +59,9 @@ bitflags! {
         const UNINITIALIZED = 1 << 9;
         /// MAP_INHERIT was given (NetBSD reserves it; recorded).
         const INHERIT_FLAG = 1 << 10;
+        /// The guard page(s) below a growing stack's reservation
+        /// (`STACK_GUARD_PAGES`): goes away with the stack it guards.
+        const STACK_GUARD = 1 << 11;
     }
 }
 
@@ -201,6 +208,13 @@ impl Vma {
         }
     }
 
+    /// pageos's reservation for a growing stack: the gap it grows into and
+    /// the guard below. Linux maps neither, so its sizes (VmSize, total_vm)
+    /// leave them out.
+    pub fn is_stack_reservation(&self) -> bool {
+        matches!(self.backing, Backing::StackGap) || self.flags.contains(VmaFlags::STACK_GUARD)
+    }
+
     /// The name /proc/self/maps shows in its last column.
     pub fn label(&self) -> &'static str {
         if self.flags.contains(VmaFlags::HEAP) {
@@ -209,6 +223,7 @@ impl Vma {
             "[stack]"
         } else {
             match self.backing {
+                Backing::Guard if self.flags.contains(VmaFlags::STACK_GUARD) => "[stack guard]",
                 Backing::Guard => "[guard]",
                 Backing::StackGap => "[stack gap]",
                 _ => "",

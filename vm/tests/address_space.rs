@@ -877,6 +877,9 @@ fn mmap_shared_anonymous_is_one_object() {
 
 // ---- stacks -----------------------------------------------------------------
 
+/// DESIGN §2: the whole len is the stack's ("the bottom of the stack at
+/// maximum growth is the starting address returned by the call"); the
+/// guard is the page below the reservation.
 #[test]
 fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
     let mut p = Proc::new();
@@ -884,24 +887,29 @@ fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
     let pages = len / P;
     let s = p.mmap(0, len, PROT_RW, ANON | mmap::MAP_GROWSDOWN).unwrap();
     let e = s + len;
+    let guard = s - STACK_GUARD_PAGES * P;
     let vmas = p.vmas();
-    assert_eq!(vmas.len(), 2, "{vmas:#?}");
+    assert_eq!(vmas.len(), 3, "{vmas:#?}");
     assert_eq!(
         (vmas[0].start, vmas[0].end, vmas[0].backing, vmas[0].prot),
+        (guard, s, "guard", Prot::empty())
+    );
+    assert!(vmas[0].flags.contains(VmaFlags::STACK_GUARD));
+    assert_eq!(
+        (vmas[1].start, vmas[1].end, vmas[1].backing, vmas[1].prot),
         (s, e - P, "stack-gap", Prot::empty())
     );
     assert_eq!(
-        (vmas[1].start, vmas[1].end, vmas[1].backing),
+        (vmas[2].start, vmas[2].end, vmas[2].backing),
         (e - P, e, "anonymous")
     );
-    assert!(vmas[1].flags.contains(VmaFlags::GROWSDOWN));
-    assert!(!vmas[0].flags.contains(VmaFlags::GROWSDOWN));
+    assert!(vmas[2].flags.contains(VmaFlags::GROWSDOWN));
+    assert!(!vmas[1].flags.contains(VmaFlags::GROWSDOWN));
     assert_eq!(p.mem.committed, 1, "only the mapped top page is charged");
 
     assert_eq!(p.fault(e - 8, Access::Write), Ok(Resolution::ZeroFill));
     p.write(e - 8, 0xff).unwrap();
-    let lowest = STACK_GUARD_PAGES;
-    for k in (lowest..pages - 1).rev() {
+    for k in (1..pages - 1).rev() {
         let page = s + k * P;
         assert_eq!(
             p.fault(page + P - 8, Access::Write),
@@ -922,24 +930,63 @@ fn growsdown_stack_grows_page_by_page_down_to_its_guard() {
             (s, page, "stack-gap")
         );
         assert_eq!(p.mem.committed, pages - k);
-        assert_eq!(p.space.vma_count(), 2);
+        assert_eq!(p.space.vma_count(), 3);
     }
-    // The guard pages at the bottom of the gap never grow.
+    // The lowest page grows too: the gap is gone, the stack is all of len.
+    assert_eq!(p.fault(s, Access::Write), Ok(Resolution::StackGrowth));
+    p.write(s, 0xee).unwrap();
+    assert_eq!(p.space.find(s).map(|v| (v.start, v.end)), Some((s, e)));
+    assert_eq!(p.mem.committed, pages);
+    assert_eq!(p.space.vma_count(), 2);
+    // The guard below never grows anything.
     let before = p.snapshot();
-    for k in 0..lowest {
+    for k in 0..STACK_GUARD_PAGES {
         for access in [Access::Read, Access::Write, Access::Execute] {
-            assert_eq!(p.fault(s + k * P, access), Err(MAPERR));
+            assert_eq!(p.fault(guard + k * P, access), Err(MAPERR));
         }
     }
     assert_eq!(p.snapshot(), before);
 
-    for k in lowest..pages - 1 {
+    for k in 1..pages - 1 {
         assert_eq!(p.read(s + k * P + P - 8), Ok(k as u8));
     }
+    assert_eq!(p.read(s), Ok(0xee));
     assert_eq!(p.read(e - 8), Ok(0xff));
-    assert_eq!(p.in_use() as u64, pages - lowest);
+    assert_eq!(p.in_use() as u64, pages);
 
+    // munmap of the reservation takes its guard with it.
     p.munmap(s, len).unwrap();
+    assert_eq!(
+        (p.in_use(), p.mem.committed, p.space.vma_count()),
+        (0, 0, 0)
+    );
+}
+
+/// Nothing the kernel places lands on a stack's guard; MAP_FIXED may.
+#[test]
+fn a_stack_guard_is_kept_free_but_fixed_mappings_may_replace_it() {
+    let mut p = Proc::new();
+    let s = p.mmap(0, 16 * P, PROT_RW, mmap::MAP_STACK).unwrap();
+    let guard = s - P;
+    // Top-down placement goes below the guard, and a hint on it moves.
+    let below = p.mmap(0, P, PROT_RW, ANON).unwrap();
+    assert!(
+        below + P <= guard,
+        "{below:#x} next to the guard {guard:#x}"
+    );
+    let hinted = p.mmap(guard, P, PROT_RW, ANON).unwrap();
+    assert_ne!(hinted, guard);
+    assert_eq!(
+        p.mmap(guard, P, PROT_RW, ANON | mmap::MAP_FIXED_NOREPLACE),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(p.mmap(guard, P, PROT_RW, ANON | mmap::MAP_FIXED), Ok(guard));
+    // The stack still has all its pages.
+    assert_eq!(p.write(s, 1), Ok(()));
+    assert_eq!(p.space.find(s).map(|v| v.start), Some(s));
+    p.munmap(guard, 17 * P).unwrap();
+    p.munmap(below, P).unwrap();
+    p.munmap(hinted, P).unwrap();
     assert_eq!(
         (p.in_use(), p.mem.committed, p.space.vma_count()),
         (0, 0, 0)

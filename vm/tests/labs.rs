@@ -162,35 +162,40 @@ const GAP: u64 = 256;
 
 #[test]
 #[ignore = "lab 1: see docs/src/labs.md"]
-fn lab1_stack_never_grows_into_a_256_page_guard() {
+fn lab1_nothing_is_placed_in_a_256_page_guard_below_a_stack() {
     let mut p = Proc::new();
     p.space.set_stack_guard_gap(GAP);
-    let pages = GAP + 64;
+    let pages = 64;
     let s = p
         .mmap(0, pages * P, PROT_RW, mmap::MAP_STACK)
         .expect("MAP_STACK");
-    let top = s + pages * P;
-    p.write(top - 8, 1).expect("the top page is the stack");
-
-    // Just above the guard: the stack grows down to here.
-    let lowest = s + GAP * P;
+    let guard = s - GAP * P;
+    let below = p.space.find(guard).expect("a guard VMA below the stack");
     assert_eq!(
-        p.fault(lowest + 8, Access::Write),
-        Ok(Resolution::StackGrowth),
-        "the first page above a {GAP}-page guard must still grow the stack"
+        (
+            below.start,
+            below.end,
+            matches!(below.backing, Backing::Guard)
+        ),
+        (guard, s, true),
+        "the guard is the {GAP} pages below the reservation"
     );
-    assert_eq!(p.space.find(lowest).map(|v| v.start), Some(lowest));
-
-    // Every page of the guard, from its top to the bottom of the
-    // reservation, is SIGSEGV (MAPERR) and changes nothing.
+    // Top-down placement goes below the guard, and a hint inside it moves.
+    let next = p.mmap(0, P, PROT_RW, ANON).expect("mmap");
+    assert!(
+        next + P <= guard,
+        "a mapping at {next:#x} lies in the {GAP}-page guard at {guard:#x}"
+    );
+    let hinted = p.mmap(s - 8 * P, P, PROT_RW, ANON).expect("mmap");
+    assert!(hinted + P <= guard || hinted >= s + pages * P);
+    // Every page of the guard is SIGSEGV (MAPERR) and changes nothing.
     let ptes = p.space.pmap.ptes.len();
-    for page in [GAP - 1, GAP - 2, GAP / 2, 1, 0] {
+    for page in [1, 2, GAP / 2, GAP] {
         for access in [Access::Read, Access::Write] {
             assert_eq!(
-                p.fault(s + page * P + 8, access),
+                p.fault(s - page * P + 8, access),
                 Err(MAPERR),
-                "page {page} of the reservation lies in the {GAP}-page guard: \
-                 the stack must not grow there"
+                "{page} pages below the reservation lies in the guard"
             );
         }
     }
@@ -199,31 +204,46 @@ fn lab1_stack_never_grows_into_a_256_page_guard() {
         ptes,
         "a refused fault maps nothing"
     );
-    assert_eq!(p.space.find(lowest).map(|v| v.start), Some(lowest));
-    assert_eq!(p.read(top - 8), Ok(1));
+    // The whole reservation is still the stack's.
+    p.write(s + 8, 1)
+        .expect("the lowest page of the reservation grows the stack");
+    assert_eq!(p.read(s + 8), Ok(1));
     p.munmap(s, pages * P);
+    p.munmap(next, P);
+    p.munmap(hinted, P);
     assert_eq!((p.mem.in_use(), p.mem.committed), (0, 0));
+    assert_eq!(p.space.vma_count(), 0, "the guard goes with its stack");
 }
 
 #[test]
 #[ignore = "lab 1: see docs/src/labs.md"]
-fn lab1_a_growsdown_mapping_keeps_the_same_guard() {
+fn lab1_a_growsdown_mapping_and_a_forked_child_keep_the_same_guard() {
     let mut p = Proc::new();
     p.space.set_stack_guard_gap(GAP);
-    let pages = GAP + 4;
+    let pages = 4;
     let s = p
         .mmap(0, pages * P, PROT_RW, ANON | mmap::MAP_GROWSDOWN)
         .expect("MAP_GROWSDOWN");
-    // A jump from the top straight into the guard is refused too.
     assert_eq!(
-        p.fault(s + (GAP - 1) * P, Access::Write),
-        Err(MAPERR),
-        "the top page of the guard must not grow the stack"
+        p.space.find(s - GAP * P).map(|v| (v.start, v.end)),
+        Some((s - GAP * P, s)),
+        "the guard of a MAP_GROWSDOWN mapping is {GAP} pages too"
     );
-    assert_eq!(p.write(s + GAP * P, 2), Ok(()));
-    assert_eq!(p.read(s + GAP * P), Ok(2));
+    assert_eq!(p.write(s, 2), Ok(()));
+    assert_eq!(p.read(s), Ok(2));
     p.munmap(s, pages * P);
     assert_eq!((p.mem.in_use(), p.mem.committed), (0, 0));
+    let mut child = p.space.fork(&mut p.mem, FakePmap::default()).expect("fork");
+    let req = mmap::validate_mmap(0, pages * P, PROT_RW, mmap::MAP_STACK, -1, 0).unwrap();
+    let c = child
+        .mmap(&mut p.mem, &req, Vma::for_request(&req).unwrap())
+        .expect("the child's MAP_STACK");
+    assert_eq!(
+        child.find(c - GAP * P).map(|v| v.start),
+        Some(c - GAP * P),
+        "a forked child keeps its parent's guard gap"
+    );
+    child.clear(&mut p.mem);
 }
 
 // ---- lab 2: fault-around for anonymous memory ----------------------------------

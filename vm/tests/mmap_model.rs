@@ -2,7 +2,7 @@
 //! second, deliberately plain reading of DESIGN §2 and the spec pages.
 //!
 //! The model is written clause by clause from the text, not from
-//! `vm/src/mmap.rs`: for one set of arguments it lists every rule they break
+//! `vm/src/mmap/mod.rs`: for one set of arguments it lists every rule they break
 //! (each with the errno its clause names) and, when they break none, what
 //! the mapping must be. The validator may report any one of the broken rules
 //! (the text gives no order between them), but it must report one exactly
@@ -61,8 +61,11 @@ struct Expected {
     populate: bool,
 }
 
-/// Every rule of DESIGN §2 the arguments break, as the errnos the rules name.
+/// Every rule of DESIGN §2 the arguments break, as the errnos the rules
+/// name, under BSD rules (`bsd`) or Linux's.
+#[allow(clippy::too_many_arguments)]
 fn model_mmap(
+    bsd: bool,
     addr: u64,
     len: u64,
     prot: u64,
@@ -163,8 +166,10 @@ fn model_mmap(
         }
         Kind::Stack
     } else if anonymous {
-        // "MAP_ANONYMOUS with fd != -1 or offset != 0: EINVAL."
-        if fd != -1 || offset != 0 {
+        // "MAP_ANONYMOUS with fd != -1 or offset != 0: ignored under Linux
+        // rules, EINVAL under BSD rules"; Linux still refuses an offset
+        // that is not page-aligned.
+        if bsd && (fd != -1 || offset != 0) || !offset.is_multiple_of(PAGE) {
             broken.push(EINVAL);
         }
         Kind::Anonymous
@@ -214,9 +219,10 @@ fn model_mmap(
         if has(BIT32) && end.is_none_or(|e| e > TWO_GIB) {
             broken.push(EINVAL);
         }
-        // "Out of the user address space with MAP_FIXED: ENOMEM."
+        // "Out of the user address space with MAP_FIXED: ENOMEM (Linux)";
+        // BSD rules: "MAP_FIXED outside the user space: EINVAL".
         if addr < USER_START || end.is_none_or(|e| e > USER_END) {
-            broken.push(ENOMEM);
+            broken.push(if bsd { EINVAL } else { ENOMEM });
         }
         let on_conflict = if has(FIXED_NOREPLACE) {
             OnConflict::FailEexist
@@ -245,10 +251,24 @@ fn model_mmap(
     })
 }
 
+/// The validator against the model under both rule sets.
 fn check_mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset: u64) {
-    let got = mmap::validate_mmap(addr, len, prot, flags, fd, offset);
-    let want = model_mmap(addr, len, prot, flags, fd, offset);
-    let args = format!("mmap({addr:#x}, {len:#x}, {prot:#x}, {flags:#x}, {fd}, {offset:#x})");
+    check_mmap_under(false, addr, len, prot, flags, fd, offset);
+    check_mmap_under(true, addr, len, prot, flags, fd, offset);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_mmap_under(bsd: bool, addr: u64, len: u64, prot: u64, flags: u64, fd: i32, offset: u64) {
+    let rules = if bsd {
+        mmap::Rules::Bsd
+    } else {
+        mmap::Rules::Linux
+    };
+    let got = mmap::validate_mmap_under(rules, addr, len, prot, flags, fd, offset);
+    let want = model_mmap(bsd, addr, len, prot, flags, fd, offset);
+    let args = format!(
+        "mmap({addr:#x}, {len:#x}, {prot:#x}, {flags:#x}, {fd}, {offset:#x}) under {rules:?} rules"
+    );
     match (got, want) {
         (Err(e), Err(allowed)) => assert!(
             allowed.contains(&e),

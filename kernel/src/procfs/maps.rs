@@ -52,11 +52,12 @@ struct Resident {
 }
 
 /// Whether Linux would count the VMA in its sizes: pageos's stack gap (the
-/// room a stack may grow into) is not a mapping on Linux. (maps and smaps
-/// still show it, as `[stack gap]`: the reservation is part of pageos's
-/// address space, and the tour points at it.)
+/// room a stack may grow into) and the guard below it are not mappings on
+/// Linux. (maps and smaps still show them, as `[stack gap]` and `[stack
+/// guard]`: the reservation is part of pageos's address space, and the
+/// tour points at it.)
 fn counted(v: &Vma) -> bool {
-    !matches!(v.backing, Backing::StackGap)
+    !v.is_stack_reservation()
 }
 
 pub fn sizes(space: &mut Space) -> Sizes {

@@ -153,11 +153,12 @@ pub fn times(buf: u64) -> SysResult {
 
 // ---- where the limits bite ------------------------------------------------
 
-/// Linux's total_vm: every mapping (pageos's stack gaps are not mappings there).
+/// Linux's total_vm: every mapping (pageos's stack reservations are not
+/// mappings there).
 fn total_vm(space: &Space) -> u64 {
     space
         .vmas()
-        .filter(|v| !matches!(v.backing, Backing::StackGap))
+        .filter(|v| !v.is_stack_reservation())
         .map(Vma::len)
         .sum()
 }
@@ -203,7 +204,7 @@ pub fn may_map(p: &mut Process, vma: &Vma, len: u64, fixed: Option<u64>) -> Resu
     }
     let space = p.space();
     let replaced = |only: &dyn Fn(&Vma) -> bool| fixed.map_or(0, |a| overlap(space, a, len, only));
-    let counted = |v: &Vma| !matches!(v.backing, Backing::StackGap);
+    let counted = |v: &Vma| !v.is_stack_reservation();
     if (total_vm(space) - replaced(&counted)).saturating_add(len) > as_limit {
         return Err(Errno::ENOMEM);
     }

@@ -18,7 +18,8 @@ use vm::vma::{Backing, Inherit, PAGE, Vma, VmaFlags};
 
 pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
     // Linux reads fd as an int: only the low 32 bits count.
-    let mut req = mmap::validate_mmap(addr, len, prot, flags, fd as i32, offset)?;
+    let rules = proc::with_current(|p| p.res.rules());
+    let mut req = mmap::validate_mmap_under(rules, addr, len, prot, flags, fd as i32, offset)?;
     let mut vma = match req.kind {
         Kind::File { fd, .. } => file_vma(&req, fd)?,
         _ => Vma::for_request(&req).expect("mmap: only files need a descriptor"),

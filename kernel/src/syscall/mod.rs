@@ -72,6 +72,7 @@ pub const SYS_RT_SIGPROCMASK: u64 = 14;
 pub const SYS_RT_SIGRETURN: u64 = 15;
 pub const SYS_RT_SIGSUSPEND: u64 = 130;
 pub const SYS_SIGALTSTACK: u64 = 131;
+pub const SYS_PERSONALITY: u64 = 135;
 pub const SYS_IOCTL: u64 = 16;
 pub const SYS_CLONE: u64 = 56;
 pub const SYS_SYNC: u64 = 162;
@@ -254,6 +255,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
         SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
         SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1], frame.rsp),
+        SYS_PERSONALITY => process::personality(a[0]),
         SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
         SYS_UNAME => system::uname(a[0]),
         SYS_CLOCK_GETTIME => time::clock_gettime(a[0], a[1]),

@@ -200,6 +200,22 @@ pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
 }
 
 const PATH_MAX: usize = 4096;
+/// The ELF header's OS/ABI byte, and FreeBSD's brand (`brandelf -t FreeBSD`).
+pub const EI_OSABI: usize = 7;
+pub const ELFOSABI_FREEBSD: u8 = 9;
+
+/// personality(persona): the old persona; 0xffffffff only asks. The
+/// persona is kept for the process (and its children and later images);
+/// PER_BSD selects the BSD rules of DESIGN §2, the rest changes nothing.
+pub fn personality(persona: u64) -> SysResult {
+    proc::with_current(|p| {
+        let old = p.res.personality;
+        if persona as u32 != u32::MAX {
+            p.res.personality = persona as u32;
+        }
+        Ok(old as usize)
+    })
+}
 /// Longest single argument or environment string (Linux's MAX_ARG_STRLEN).
 const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// Most bytes of argv + envp together: a quarter of the 8 MiB stack, as Linux.
@@ -232,7 +248,10 @@ pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResu
     let name = path.rsplit('/').next().unwrap_or(path);
     let exe = absolute(path);
     proc::replace_image(name, &exe, &args, space, frame, new_frame);
-    proc::with_current(|p| p.res.image = Some(Executing::new(inode)));
+    proc::with_current(|p| {
+        p.res.image = Some(Executing::new(inode));
+        p.res.bsd_brand = elf.get(EI_OSABI) == Some(&ELFOSABI_FREEBSD);
+    });
     Ok(frame.rax as usize)
 }
 

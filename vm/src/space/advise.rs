@@ -48,11 +48,12 @@ impl<P: Pmap> AddressSpace<P> {
                 self.drop_pages(phys, start, end);
             }
             M::Remove => {
-                // Punch a hole in shared memory: only objects have one to punch.
+                // Punch a hole in shared memory: only objects have one to
+                // punch; locked pages stay (Linux's madvise_remove: EINVAL).
                 if self
                     .map
                     .range(start, end)
-                    .any(|v| v.sharing != Sharing::Shared)
+                    .any(|v| v.sharing != Sharing::Shared || v.flags.contains(VmaFlags::LOCKED))
                 {
                     return Err(Errno::EINVAL);
                 }

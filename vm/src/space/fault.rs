@@ -18,7 +18,7 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         let pte = self.pmap.query(addr);
-        let decision = vm_fault::decide(self.map.find(addr), addr, access, pte);
+        let decision = vm_fault::decide(self.map.find(addr), access, pte);
         let oom = FaultError::OutOfMemory;
         match decision {
             Decision::Fail(error) => Err(error),
@@ -77,8 +77,9 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// A write to a read-only private page: copy it, unless this mapping
     /// holds the frame's only reference, in which case it is just made
-    /// writable (the zero frame is always copied).
-    pub(super) fn copy_on_write(
+    /// writable (the zero frame is always copied). The one copy-on-write
+    /// copy of the crate: a private write to a file page comes here too.
+    pub(crate) fn copy_on_write(
         &mut self,
         phys: &mut dyn PhysMem,
         addr: u64,
@@ -86,8 +87,6 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         if old.huge {
-            self.split_huge_at(phys, addr & !(HUGE_PAGE - 1))
-                .map_err(|_| FaultError::OutOfMemory)?;
             self.demote(phys, addr & !(HUGE_PAGE - 1))
                 .map_err(|_| FaultError::OutOfMemory)?;
             return self.fault(phys, addr, Access::Write);

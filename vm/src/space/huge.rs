@@ -62,7 +62,8 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// Copy the huge page at `base` into 512 small frames (demotion by copy:
-    /// the buddy block's head alone carries the reference count).
+    /// the buddy block's head alone carries the reference count). On ENOMEM
+    /// the 2 MiB page is mapped as before, its data intact.
     pub(super) fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
         let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else {
             return Ok(());
@@ -76,14 +77,29 @@ impl<P: Pmap> AddressSpace<P> {
             phys.copy_into(Pfn(huge.pfn.0 + i), frame);
             frames.push(frame);
         }
+        // The block is kept (one more reference) until the small pages are
+        // all in: entering one may need a page table there is no memory for.
+        phys.get(huge.pfn);
         self.drop_pages(phys, base, base + HUGE_PAGE);
-        for (i, frame) in frames.into_iter().enumerate() {
-            let entered = self.pmap.enter(base + i as u64 * PAGE, frame, huge.prot);
-            if entered.is_err() {
+        let mut frames = frames.into_iter().enumerate();
+        for (i, frame) in frames.by_ref() {
+            if self
+                .pmap
+                .enter(base + i as u64 * PAGE, frame, huge.prot)
+                .is_err()
+            {
                 phys.put(frame);
+                frames.for_each(|(_, f)| phys.put(f));
+                self.drop_pages(phys, base, base + HUGE_PAGE);
+                // Dropping the small pages freed the page table they were
+                // going into: that frame is there for the huge entry's.
+                if self.pmap.enter_huge(base, huge.pfn, huge.prot).is_err() {
+                    phys.put(huge.pfn);
+                }
                 return Err(Errno::ENOMEM);
             }
         }
+        phys.put(huge.pfn);
         Ok(())
     }
 }

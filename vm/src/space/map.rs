@@ -6,19 +6,22 @@ use crate::errno::Errno;
 use crate::mmap::{MmapRequest, Placement, Prot};
 use crate::pmap::{PhysMem, Pmap};
 use crate::vm_fault::{Access, FaultError};
-use crate::vma::{Backing, PAGE, Vma, VmaFlags};
+use crate::vma::{Backing, PAGE, STACK_GUARD_PAGES, Vma, VmaFlags};
 
 /// MAP_32BIT places mappings in the first 2 GiB, above 1 GiB as Linux does.
 const LOW_2G: (u64, u64) = (0x4000_0000, 0x8000_0000);
 
 impl<P: Pmap> AddressSpace<P> {
-    /// Where a new mapping of `len` bytes goes, as `placement` asks.
+    /// Where a new mapping of `len` bytes goes, as `placement` asks, with
+    /// `guard` free bytes below it unless the placement is fixed (a growing
+    /// stack's guard: the kernel puts nothing else there, MAP_FIXED may).
     pub(super) fn place(
         &self,
         placement: &Placement,
         len: u64,
         align: u64,
         below_2g: bool,
+        guard: u64,
     ) -> Result<u64, Errno> {
         let (lo, hi) = if below_2g {
             LOW_2G
@@ -27,13 +30,12 @@ impl<P: Pmap> AddressSpace<P> {
         };
         let free = |addr: u64| {
             addr.is_multiple_of(align)
-                && addr >= lo
+                && addr.checked_sub(guard).is_some_and(|low| low >= lo)
                 && addr
                     .checked_add(len)
                     .is_some_and(|end| end <= hi || !below_2g)
-                && addr >= USER_START
                 && addr.checked_add(len).is_some_and(|end| {
-                    end <= USER_END && self.map.range(addr, end).next().is_none()
+                    end <= USER_END && self.map.range(addr - guard, end).next().is_none()
                 })
         };
         match *placement {
@@ -43,10 +45,16 @@ impl<P: Pmap> AddressSpace<P> {
             {
                 Ok(addr)
             }
-            _ => self
-                .map
-                .find_free_top_down(lo, hi, len, align)
-                .ok_or(Errno::ENOMEM),
+            // Room for an aligned start above the guard: the guard itself
+            // when the alignment is a page's, one alignment's worth otherwise.
+            _ => {
+                let room = if align > PAGE { align } else { guard };
+                let low = self
+                    .map
+                    .find_free_top_down(lo, hi, len.checked_add(room).ok_or(Errno::ENOMEM)?, align)
+                    .ok_or(Errno::ENOMEM)?;
+                Ok((low + guard).next_multiple_of(align))
+            }
         }
     }
 
@@ -63,7 +71,9 @@ impl<P: Pmap> AddressSpace<P> {
         below_2g: bool,
         template: Vma,
     ) -> Result<u64, Errno> {
-        let start = self.place(placement, len, align, below_2g)?;
+        let stack = template.flags.contains(VmaFlags::GROWSDOWN);
+        let guard = if stack { STACK_GUARD_PAGES * PAGE } else { 0 };
+        let start = self.place(placement, len, align, below_2g, guard)?;
         let end = start + len;
         if let Placement::Fixed { on_conflict, .. } = placement
             && self.map.range(start, end).next().is_some()
@@ -71,8 +81,13 @@ impl<P: Pmap> AddressSpace<P> {
         {
             return Err(errno);
         }
-        let vmas = if template.flags.contains(VmaFlags::GROWSDOWN) {
-            stack_vmas(start, end, template)
+        let vmas = if stack {
+            // A fixed stack gets its guard only where nothing else is.
+            let guard_start = start
+                .checked_sub(guard)
+                .filter(|&g| g >= USER_START && self.map.range(g, start).next().is_none())
+                .unwrap_or(start);
+            stack_vmas(guard_start, start, end, template)
         } else {
             alloc::vec![Vma {
                 start,
@@ -81,6 +96,7 @@ impl<P: Pmap> AddressSpace<P> {
             }]
         };
         self.map_count_room(start, end, vmas.len(), true)?;
+        let start_of_all = vmas[0].start;
         // A 2 MiB page straddling an edge becomes small pages first (the
         // contents stay the same, so doing it before a failure is harmless).
         self.split_huge_edges(phys, start, end)?;
@@ -98,6 +114,10 @@ impl<P: Pmap> AddressSpace<P> {
         if charge < released {
             phys.uncharge(released - charge);
         }
+        debug_assert!(
+            self.map.range(start_of_all, start).next().is_none(),
+            "space::map: a stack guard over a mapping"
+        );
         for vma in vmas {
             let inserted = self.map.insert(vma);
             debug_assert!(inserted.is_ok(), "space::map: range not free after unmap");

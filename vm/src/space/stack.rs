@@ -39,24 +39,40 @@ impl<P: Pmap> AddressSpace<P> {
     }
 }
 
-/// A growing stack over [start, end): the top page mapped as the stack
-/// itself, the rest a gap it grows into (FreeBSD's MAP_STACK layout).
-pub(super) fn stack_vmas(start: u64, end: u64, template: Vma) -> Vec<Vma> {
-    let top = Vma {
-        start: end - PAGE,
-        end,
+/// A growing stack reserving [start, end), lowest first: the guard over
+/// [guard_start, start) if there is one, then the gap the stack grows into,
+/// then the top page, mapped as the stack itself. The stack may grow down
+/// to `start`, the address mmap returned ("the bottom of the stack at
+/// maximum growth", FreeBSD's MAP_STACK): all `end - start` bytes are
+/// usable, and the guard is the page below (DESIGN §2).
+pub(super) fn stack_vmas(guard_start: u64, start: u64, end: u64, template: Vma) -> Vec<Vma> {
+    let mut vmas = Vec::with_capacity(3);
+    let below = Vma {
+        prot: Prot::empty(),
+        flags: template.flags - VmaFlags::GROWSDOWN,
         ..template.clone()
     };
-    if end - start == PAGE {
-        return alloc::vec![top];
+    if guard_start < start {
+        vmas.push(Vma {
+            start: guard_start,
+            end: start,
+            backing: Backing::Guard,
+            flags: VmaFlags::STACK_GUARD,
+            ..below.clone()
+        });
     }
-    let gap = Vma {
-        start,
-        end: end - PAGE,
-        prot: Prot::empty(),
-        backing: Backing::StackGap,
-        flags: template.flags - VmaFlags::GROWSDOWN,
+    if end - start > PAGE {
+        vmas.push(Vma {
+            start,
+            end: end - PAGE,
+            backing: Backing::StackGap,
+            ..below
+        });
+    }
+    vmas.push(Vma {
+        start: end - PAGE,
+        end,
         ..template
-    };
-    alloc::vec![gap, top]
+    });
+    vmas
 }

@@ -3,7 +3,7 @@
 use super::{AddressSpace, USER_END};
 use crate::errno::Errno;
 use crate::pmap::{PhysMem, Pmap};
-use crate::vma::Backing;
+use crate::vma::{Backing, VmaFlags};
 
 impl<P: Pmap> AddressSpace<P> {
     /// munmap: remove [start, end) from the tree and the page tables.
@@ -40,6 +40,25 @@ impl<P: Pmap> AddressSpace<P> {
             if let Backing::Object { object, .. } = vma.backing {
                 object.release(phys);
             }
+        }
+        self.drop_orphaned_stack_guard(start);
+    }
+
+    /// A stack's guard goes with the bottom of the stack it guards: remove
+    /// the guard ending at `at` if no stack starts there any more. (It holds
+    /// no pages and no charge.)
+    fn drop_orphaned_stack_guard(&mut self, at: u64) {
+        let guards_nothing = !self.map.find(at).is_some_and(|v| {
+            matches!(v.backing, Backing::StackGap) || v.flags.contains(VmaFlags::GROWSDOWN)
+        });
+        let guard = at.checked_sub(1).and_then(|below| self.map.find(below));
+        if let Some(guard) = guard
+            && guard.flags.contains(VmaFlags::STACK_GUARD)
+            && guard.end == at
+            && guards_nothing
+        {
+            let (from, to) = (guard.start, guard.end);
+            self.map.remove_range(from, to);
         }
     }
 

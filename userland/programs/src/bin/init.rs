@@ -209,8 +209,8 @@ fn a_growing_stack() -> Step {
     let top = base + len;
     let grown = counter("pgfault_stack_growth")?;
     println!("  mmap(1 MiB, MAP_STACK) reserves the range but maps only its top page;");
-    println!("  the rest is a gap the stack grows into, its lowest page a guard:");
-    show_maps(base, top)?;
+    println!("  the rest is a gap the stack grows into, all of it; the page below is its guard:");
+    show_maps(base - PAGE, top)?;
     for page in 1..=64 {
         poke(top - page * PAGE, 1);
     }

@@ -60,6 +60,9 @@ fn check_zero(addr: usize, len: usize) -> Outcome {
     Ok(())
 }
 
+/// Linux's PER_BSD persona.
+const PER_BSD: usize = 0x0006;
+
 fn cases() -> i32 {
     let mut s = Suite::new("vmtest");
     mmap_basics(&mut s);
@@ -127,13 +130,57 @@ fn mmap_basics(s: &mut Suite) {
     s.pageos("undefined_prot_bits_are_einval", || {
         expect_err(sys::mmap(0, PAGE, 8, ANON, -1, 0), sys::EINVAL, "prot 8")
     });
-    s.pageos("anon_with_fd_or_offset_is_einval", || {
-        expect_err(sys::mmap(0, PAGE, RW, ANON, 0, 0), sys::EINVAL, "fd 0")?;
-        expect_err(
-            sys::mmap(0, PAGE, RW, ANON, -1, PAGE),
-            sys::EINVAL,
-            "offset 4096",
-        )
+    // DESIGN §2's rules mode: BSD rules after personality(PER_BSD).
+    s.pageos("anon_with_fd_or_offset_is_einval_under_per_bsd", || {
+        let old = sys::raw(135, [PER_BSD, 0, 0, 0, 0, 0]).map_err(why("personality"))?;
+        let fd0 = sys::mmap(0, PAGE, RW, ANON, 0, 0);
+        let offset = sys::mmap(0, PAGE, RW, ANON, -1, PAGE);
+        let fixed_high = sys::mmap(
+            0xffff_8000_0000_0000,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED,
+            -1,
+            0,
+        );
+        let now = sys::raw(135, [0xffff_ffff, 0, 0, 0, 0, 0]);
+        sys::raw(135, [old, 0, 0, 0, 0, 0]).map_err(why("personality back"))?;
+        ensure!(now == Ok(PER_BSD), "personality(0xffffffff) gave {now:?}")?;
+        expect_err(fd0, sys::EINVAL, "fd 0")?;
+        expect_err(offset, sys::EINVAL, "offset 4096")?;
+        expect_err(fixed_high, sys::EINVAL, "MAP_FIXED in the kernel half")
+    });
+    s.both("madv_remove_over_mlocked_memory_is_einval", || {
+        let shared = sys::MAP_SHARED | sys::MAP_ANONYMOUS;
+        let a = sys::mmap(0, 2 * PAGE, RW, shared, -1, 0).map_err(why("mmap"))?;
+        poke(a, 7);
+        sys::mlock(a, PAGE).map_err(why("mlock"))?;
+        let locked = sys::madvise(a, 2 * PAGE, 9);
+        let unlocked = sys::madvise(a + PAGE, PAGE, 9);
+        let kept = peek(a);
+        sys::munmap(a, 2 * PAGE).map_err(why("munmap"))?;
+        expect_err(locked, sys::EINVAL, "MADV_REMOVE over a locked page")?;
+        ensure!(
+            unlocked == Ok(0),
+            "MADV_REMOVE of the unlocked page: {unlocked:?}"
+        )?;
+        ensure!(kept == 7, "the locked page's byte is {kept}")
+    });
+    // Linux's rules by default: LTP's mincore03 and munlock02 pass fd 0.
+    s.both("anon_ignores_fd_and_offset_by_default", || {
+        let fd0 = sys::mmap(0, PAGE, RW, ANON, 0, 0).map_err(why("fd 0"))?;
+        sys::munmap(fd0, PAGE).map_err(why("munmap"))?;
+        let offset = sys::mmap(0, PAGE, RW, ANON, -1, PAGE).map_err(why("offset 4096"))?;
+        sys::munmap(offset, PAGE).map_err(why("munmap"))?;
+        let high = sys::mmap(
+            0xffff_8000_0000_0000,
+            PAGE,
+            RW,
+            ANON | sys::MAP_FIXED,
+            -1,
+            0,
+        );
+        expect_err(high, sys::ENOMEM, "MAP_FIXED in the kernel half")
     });
     s.pageos("undefined_bsd_flag_is_einval", || {
         expect_err(
@@ -407,17 +454,47 @@ fn mmap_bsd_flags(s: &mut Suite) {
         let top = a + len;
         poke(top - 1, 1);
         let first = resident(a, 16)?;
-        // Walk down to the lowest page above the guard.
-        for page in 2..16 {
+        // Walk down to the lowest page of the reservation: all of it is
+        // the stack's (DESIGN §2; the guard is the page below).
+        for page in 2..=16 {
             poke(top - page * PAGE, page as u8);
         }
         let grown = resident(a, 16)?;
         let kept = peek(top - 5 * PAGE);
+        let lowest = peek(a);
         sys::munmap(a, len).map_err(why("munmap"))?;
         ensure!(first == 1, "{first} pages resident after touching the top")?;
         ensure!(
-            grown == 15 && kept == 5,
-            "{grown} pages resident after growing, byte {kept}"
+            grown == 16 && kept == 5 && lowest == 16,
+            "{grown} pages resident after growing, bytes {kept} and {lowest}"
+        )
+    });
+    // Issue 14 item 9: a 256-page MAP_STACK written from the top to the
+    // bottom died at the lowest page. FreeBSD's rule: "the bottom of the
+    // stack at maximum growth is the starting address returned by the call".
+    // Linux's MAP_GROWSDOWN grows the same way, so this runs on both.
+    s.both("map_stack_gives_all_of_len_to_the_stack", || {
+        let pages = 256;
+        let len = pages * PAGE;
+        let a = sys::mmap(
+            0,
+            len,
+            RW,
+            ANON | sys::MAP_GROWSDOWN | sys::MAP_STACK,
+            -1,
+            0,
+        )
+        .map_err(why("MAP_STACK | MAP_GROWSDOWN"))?;
+        for page in 1..=pages {
+            poke(a + len - page * PAGE, (page % 251) as u8);
+        }
+        let resident_pages = resident(a, pages)?;
+        let bad = (1..=pages).find(|&page| peek(a + len - page * PAGE) != (page % 251) as u8);
+        sys::munmap(a, len).map_err(why("munmap"))?;
+        ensure!(bad.is_none(), "page {bad:?} from the top lost its byte")?;
+        ensure!(
+            resident_pages == pages,
+            "{resident_pages} of {pages} pages resident"
         )
     });
     s.pageos("growsdown_grows_like_a_stack", || {
@@ -941,8 +1018,9 @@ fn fault(name: &str) -> i32 {
         "stack-guard" => {
             let a = sys::mmap(0, 8 * PAGE, RW, sys::MAP_STACK, -1, 0).unwrap_or(0);
             poke(a + 8 * PAGE - 1, 1);
-            // The reservation's lowest page is the guard.
+            // The whole reservation is the stack's: the guard is the page below.
             poke(a, 1);
+            poke(a - PAGE, 1);
         }
         "out-of-memory" => {
             // Promise nothing (MAP_NORESERVE), then use more than there is:
