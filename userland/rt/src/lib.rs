@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod io;
+pub mod rng;
 pub mod sys;
 pub mod test;
 

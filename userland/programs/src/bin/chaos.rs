@@ -19,6 +19,8 @@
 use rt::println;
 use rt::sys::{self, RW};
 
+use rt::rng::Rng;
+
 rt::main!(main);
 
 const PAGE: usize = 4096;
@@ -26,22 +28,6 @@ const PAGE: usize = 4096;
 const CALLS: usize = 120;
 /// How long a child may run (in yields of the parent) before SIGKILL.
 const PATIENCE: usize = 400;
-
-/// splitmix64, as the other fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The memory the argument pools point into.
 struct Pools {

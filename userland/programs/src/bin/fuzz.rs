@@ -30,6 +30,8 @@ use rt::sys::{self, Errno, PROT_NONE, PROT_READ, PROT_WRITE, RW};
 use rt::{println, test};
 use vm::mmap::{self as rules, Kind, Placement};
 
+use rt::rng::Rng;
+
 rt::main!(main);
 
 const PAGE: usize = 4096;
@@ -62,28 +64,6 @@ unsafe impl GlobalAlloc for Bump {
 
 #[global_allocator]
 static ALLOCATOR: Bump = Bump;
-
-/// splitmix64: small, seedable, good enough to pick calls.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Share {
