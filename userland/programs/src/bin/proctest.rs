@@ -25,6 +25,7 @@ fn main(args: Args) -> i32 {
     match args.get(1) {
         "" => cases(args),
         "exec-child" => exec_child(args),
+        "rules-child" => rules_child(),
         "bench" => bench(),
         other => {
             println!("proctest: unknown command {other:?}");
@@ -142,6 +143,7 @@ fn cases(args: Args) -> i32 {
         in_child(alternate_stack)
     });
     s.both("running-executable-is-etxtbsy", || running_executable(args));
+    s.pageos("freebsd-branded-elf-runs-under-bsd-rules", || branded(args));
     s.finish()
 }
 
@@ -1170,6 +1172,73 @@ fn alternate_stack() -> i32 {
         return 5;
     }
     0
+}
+
+/// `proctest rules-child`: exits 0 under BSD rules (MAP_ANON with fd 0 is
+/// EINVAL), 1 under Linux's (it maps).
+fn rules_child() -> i32 {
+    match sys::mmap(0, PAGE, sys::RW, ANON, 0, 0) {
+        Err(e) if e == sys::EINVAL => 0,
+        Ok(_) => 1,
+        Err(_) => 2,
+    }
+}
+
+/// A copy of this program with EI_OSABI set to 9 (`brandelf -t FreeBSD`)
+/// runs under BSD rules; the unbranded copy under Linux's.
+fn branded(args: Args) -> Outcome {
+    let me = exec_path(args)?;
+    let len = me.iter().position(|&b| b == 0).unwrap_or(0);
+    let Ok(me) = core::str::from_utf8(&me[..=len]) else {
+        return fail!("argv[0] is not UTF-8");
+    };
+    let cap = 128 * PAGE;
+    let image = sys::mmap_anon(cap).map_err(why("mmap"))?;
+    let fd = sys::open_mode(me, sys::O_RDONLY, 0).map_err(why("open self"))?;
+    let mut size = 0;
+    loop {
+        // SAFETY: [image, image + cap) is this case's own mapping.
+        let buf = unsafe { core::slice::from_raw_parts_mut((image + size) as *mut u8, cap - size) };
+        match sys::read(fd as i32, buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => size += n,
+        }
+    }
+    let _ = sys::close(fd);
+    let run = |brand: u8| -> Result<Option<i32>, Why> {
+        poke(image + 7, brand);
+        let path = "/branded\0";
+        let out = sys::open_mode(path, sys::O_CREAT | sys::O_WRONLY | sys::O_TRUNC, 0o755)
+            .map_err(why("create"))?;
+        // SAFETY: the bytes read above.
+        let bytes = unsafe { core::slice::from_raw_parts(image as *const u8, size) };
+        sys::write(out as i32, bytes).map_err(why("write"))?;
+        let _ = sys::close(out);
+        let argv = [
+            path.as_ptr(),
+            c"rules-child".as_ptr().cast(),
+            core::ptr::null(),
+        ];
+        let envp = [core::ptr::null()];
+        let status = wait_for(spawn(|| {
+            let _ = sys::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            3
+        })?)?;
+        let _ = sys::unlink(path);
+        Ok(sys::exited(status))
+    };
+    let linux = run(0)?;
+    let bsd = run(9)?;
+    unmap(image, 128)?;
+    ensure!(size < cap, "proctest is larger than {cap} bytes")?;
+    ensure!(
+        linux == Some(1),
+        "unbranded copy: exit {linux:?} (Linux rules: 1)"
+    )?;
+    ensure!(
+        bsd == Some(0),
+        "EI_OSABI 9 copy: exit {bsd:?} (BSD rules: 0)"
+    )
 }
 
 /// argv[0] (our own program), NUL-terminated.
