@@ -1,5 +1,5 @@
 //! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn. The
-//! machinery (pending sets, delivery, the frame) is in kernel/src/signal.rs.
+//! machinery (pending sets, delivery, the frame) is in kernel/src/signal/mod.rs.
 
 use crate::arch::idt::TrapFrame;
 use crate::signal::{self, SigAction};
