@@ -2,19 +2,9 @@
 //! the current PTE — pure logic, so every row of the decision table is a
 //! host test. `AddressSpace::fault` carries the decision out.
 //!
-//! | VMA            | PTE                     | access      | decision        |
-//! |----------------|-------------------------|-------------|-----------------|
-//! | none           | –                       | any         | SIGSEGV MAPERR  |
-//! | guard (MAP_GUARD, a stack's guard) | –     | any         | SIGSEGV MAPERR  |
-//! | stack gap      | –                       | any         | grow the stack  |
-//! | any            | –                       | not allowed by prot        | SIGSEGV ACCERR |
-//! | anonymous      | absent                  | read, exec  | map the zero frame read-only |
-//! | anonymous      | absent                  | write       | zero-fill a new frame |
-//! | anonymous huge | absent                  | any         | zero-fill a 2 MiB page |
-//! | object         | absent                  | any         | map the object's page |
-//! | private        | present, read-only      | write       | copy-on-write   |
-//! | shared         | present, read-only      | write       | make writable   |
-//! | any            | present, allows access  | any         | spurious (flush) |
+//! The decision table (also the book's, docs/src/vm_fault.md: one file,
+//! `vm_fault_decisions.md`, included by both):
+#![doc = include_str!("vm_fault_decisions.md")]
 
 use crate::mmap::{Prot, Sharing};
 use crate::pmap::{Mapping, PteProt};
