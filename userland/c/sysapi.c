@@ -591,6 +591,10 @@ static void procfs(int argc, char **argv) {
     for (char *p = text; *p; p++) spaces += *p == ' ';
     printf("stat: pid-first %d comm (%s) fields %d", atoi(text) == getpid(),
            strchr(text, '(') ? "yes" : "no", spaces + 1);
+    int pgrp = -1, session = -1;
+    char *paren = strrchr(text, ')');
+    if (paren) sscanf(paren + 2, "%*c %*d %d %d", &pgrp, &session);
+    printf(" pgrp %d session %d", pgrp == getpgrp(), session == getsid(0));
     slurp("/proc/self/statm", text, sizeof text);
     spaces = 0;
     for (char *p = text; *p; p++) spaces += *p == ' ';

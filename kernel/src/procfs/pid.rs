@@ -138,11 +138,13 @@ fn stat(p: &mut Process) -> String {
         _ => 0,
     };
     format!(
-        "{pid} ({}) {c} {} 0 0 0 -1 4194560 {} {} {} {} {} {} {} {} 20 0 1 0 {start} {} {rss} \
+        "{pid} ({}) {c} {} {} {} 0 -1 4194560 {} {} {} {} {} {} {} {} 20 0 1 0 {start} {} {rss} \
          18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {brk_start} 0 0 0 0 \
          {exit}\n",
         comm(p),
         p.parent,
+        p.pgid,
+        p.sid,
         u.minflt,
         k.minflt,
         u.majflt,
