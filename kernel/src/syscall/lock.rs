@@ -170,9 +170,7 @@ pub fn fcntl_lock(fd: u64, cmd: u64, arg: u64) -> SysResult {
         if !wait {
             return Err(Errno::EAGAIN);
         }
-        if proc::with_current(|p| p.signals.interrupts()) {
-            return Err(Errno::EINTR);
-        }
+        crate::sleep::interrupted()?;
         proc::yield_now();
     }
 }

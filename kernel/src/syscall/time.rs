@@ -158,11 +158,11 @@ pub fn clock_nanosleep(clock: u64, flags: u64, req: u64, rem: u64) -> SysResult 
         if now >= deadline {
             return Ok(0);
         }
-        if proc::with_current(|p| p.signals.interrupts()) {
+        if let Err(interrupted) = crate::sleep::interrupted() {
             if !absolute && rem != 0 {
-                write_timespec(rem, deadline - now)?;
+                write_timespec(rem, deadline.saturating_sub(time::monotonic()))?;
             }
-            return Err(Errno::EINTR);
+            return Err(interrupted);
         }
         proc::sleep_until(deadline);
     }
