@@ -99,7 +99,7 @@ fn kill(victim: Pid, me: Pid) {
     let (name, rss, swap) = proc::with_process(victim, |p| {
         let space = p.space.as_ref();
         let rss = space.map_or(0, |s| s.pmap.resident_pages());
-        let swap = space.map_or(0, |s| swapped(s));
+        let swap = space.map_or(0, swapped);
         (p.name.clone(), rss, swap)
     })
     .unwrap_or_default();

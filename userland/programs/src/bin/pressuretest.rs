@@ -23,6 +23,8 @@ use rt::{Args, ensure, fail, println};
 rt::main!(main);
 
 const PAGE: usize = 4096;
+/// A case, given the size of RAM in bytes.
+type Case = fn(usize) -> Outcome;
 const WORDS: usize = PAGE / 8;
 const SWAPON: usize = 167;
 const PIPE: usize = 22;
@@ -66,7 +68,7 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, fn(usize) -> Outcome); 7] = [
+    let cases: [(&str, Case); 7] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
         ("fork_cow_under_pressure_keeps_each_side", fork_cow),
@@ -94,9 +96,7 @@ fn kb(name: &str) -> u64 {
 
 /// A counter of /proc/vmstat (longer than rt::test::proc_number reads).
 fn vmstat(name: &str) -> Result<u64, Why> {
-    static mut BUF: [u8; 16384] = [0; 16384];
-    // SAFETY: the suite is single-threaded and this is BUF's only user.
-    let buf = unsafe { &mut *(&raw mut BUF) };
+    let mut buf = [0u8; 16384];
     let fd = sys::open("/proc/vmstat\0", 0).map_err(why("open /proc/vmstat"))?;
     let mut len = 0;
     while let Ok(n @ 1..) = sys::read(fd as i32, &mut buf[len..]) {
@@ -258,9 +258,9 @@ fn tmpfs_file(ram: usize) -> Outcome {
     let mounted = sys::raw(
         MOUNT,
         [
-            b"tmpfs\0".as_ptr() as usize,
-            b"/pressure\0".as_ptr() as usize,
-            b"tmpfs\0".as_ptr() as usize,
+            c"tmpfs".as_ptr() as usize,
+            c"/pressure".as_ptr() as usize,
+            c"tmpfs".as_ptr() as usize,
             0,
             data.as_ptr() as usize,
             0,
@@ -269,7 +269,7 @@ fn tmpfs_file(ram: usize) -> Outcome {
     mounted.map_err(why("mount tmpfs"))?;
     let result = write_and_map("/pressure/big\0", pages);
     let _ = sys::unlink("/pressure/big\0");
-    sys::raw(UMOUNT2, [b"/pressure\0".as_ptr() as usize, 0, 0, 0, 0, 0]).map_err(why("umount"))?;
+    sys::raw(UMOUNT2, [c"/pressure".as_ptr() as usize, 0, 0, 0, 0, 0]).map_err(why("umount"))?;
     result
 }
 
@@ -421,7 +421,7 @@ fn overcommit_modes(_ram: usize) -> Outcome {
             map_unmap(room + (16 << 20), noreserve),
             "mode 2: MAP_NORESERVE past the limit",
         )?;
-        map_unmap(room / 2 & !(PAGE - 1), ANON).map_err(why("mode 2: half the room"))?;
+        map_unmap((room / 2) & !(PAGE - 1), ANON).map_err(why("mode 2: half the room"))?;
         // The ratio moves the limit.
         set_sysctl("overcommit_ratio", 80)?;
         let moved = kb("CommitLimit");
