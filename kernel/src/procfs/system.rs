@@ -56,7 +56,11 @@ fn meminfo() -> String {
     let (procs, _) = proc::counts();
     let (swap_total, swap_used) = crate::swap::totals();
     let mut mlocked = 0;
-    proc::for_each_space(|space| mlocked += super::maps::locked_pages(space));
+    for pid in proc::pids() {
+        let _ = proc::with_process(pid, |p| {
+            mlocked += p.space.as_mut().map_or(0, super::maps::locked_pages);
+        });
+    }
     let fields: [(&str, u64); 45] = [
         ("MemTotal", total),
         ("MemFree", free),
