@@ -59,17 +59,7 @@ impl FakePmap {
 
     /// Whether this enter is the one to fail (see `fail_enter_after`).
     fn injected_failure(&mut self) -> bool {
-        match self.fail_enter_after {
-            Some(0) => {
-                self.fail_enter_after = None;
-                true
-            }
-            Some(n) => {
-                self.fail_enter_after = Some(n - 1);
-                false
-            }
-            None => false,
-        }
+        countdown(&mut self.fail_enter_after)
     }
 
     fn owner(&self, va: u64) -> Owner {
@@ -270,6 +260,22 @@ impl Pmap for FakePmap {
     }
 }
 
+/// One step of a failure injection's countdown: true (and disarmed) when
+/// it reaches the call to fail.
+fn countdown(left: &mut Option<usize>) -> bool {
+    match *left {
+        Some(0) => {
+            *left = None;
+            true
+        }
+        Some(n) => {
+            *left = Some(n - 1);
+            false
+        }
+        None => false,
+    }
+}
+
 /// Frames with contents and reference counts; frame 0 is the zero frame.
 #[derive(Debug)]
 pub struct FakeMemory {
@@ -300,17 +306,7 @@ impl FakeMemory {
 
     /// Whether this allocation is the one to fail (`fail_alloc_after`).
     fn injected_failure(&mut self) -> bool {
-        match self.fail_alloc_after {
-            Some(0) => {
-                self.fail_alloc_after = None;
-                true
-            }
-            Some(n) => {
-                self.fail_alloc_after = Some(n - 1);
-                false
-            }
-            None => false,
-        }
+        countdown(&mut self.fail_alloc_after)
     }
 
     /// Every frame's reference count, by frame number (the failure tests

@@ -99,7 +99,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let span = (0..8usize, 0..1024u64, 1..600u64);
     prop_oneof![
-        (0..4u8, 1..16u64, any::<bool>(), any::<bool>()).prop_map(
+        1 => (0..4u8, 1..16u64, any::<bool>(), any::<bool>()).prop_map(
             |(kind, pages, populate, locked)| Op::Mmap {
                 kind,
                 pages,
@@ -107,18 +107,18 @@ fn op() -> impl Strategy<Value = Op> {
                 locked
             }
         ),
-        span.clone().prop_map(|(region, page, pages)| Op::Munmap {
+        1 => span.clone().prop_map(|(region, page, pages)| Op::Munmap {
             region,
             page,
             pages
         }),
-        (span.clone(), 0..8u64).prop_map(|((region, page, pages), prot)| Op::Mprotect {
+        1 => (span.clone(), 0..8u64).prop_map(|((region, page, pages), prot)| Op::Mprotect {
             region,
             page,
             pages,
             prot
         }),
-        (span.clone(), prop::sample::select(vec![3u64, 4, 8, 14, 15])).prop_map(
+        1 => (span.clone(), prop::sample::select(vec![3u64, 4, 8, 14, 15])).prop_map(
             |((region, page, pages), advice)| Op::Madvise {
                 region,
                 page,
@@ -126,20 +126,16 @@ fn op() -> impl Strategy<Value = Op> {
                 advice
             }
         ),
-        (span, any::<bool>()).prop_map(|((region, page, pages), lock)| Op::Mlock {
+        1 => (span, any::<bool>()).prop_map(|((region, page, pages), lock)| Op::Mlock {
             region,
             page,
             pages,
             lock
         }),
-        (-8..16i64).prop_map(|pages| Op::Brk { pages }),
-        Just(Op::Fork),
-        (0..8usize, 0..1024u64, any::<bool>()).prop_map(|(region, page, write)| Op::Fault {
-            region,
-            page,
-            write
-        }),
-        (0..8usize, 0..1024u64, any::<bool>()).prop_map(|(region, page, write)| Op::Fault {
+        1 => (-8..16i64).prop_map(|pages| Op::Brk { pages }),
+        1 => Just(Op::Fork),
+        // Twice as likely as each other call.
+        2 => (0..8usize, 0..1024u64, any::<bool>()).prop_map(|(region, page, write)| Op::Fault {
             region,
             page,
             write

@@ -68,9 +68,10 @@ impl<P: Pmap> AddressSpace<P> {
                 }
             });
             for (va, m) in shared {
-                let writable_private = self.map.find(va).is_some_and(|v| {
-                    v.prot.contains(Prot::WRITE) && v.sharing == Sharing::Private
-                });
+                let writable_private = self
+                    .map
+                    .find(va)
+                    .is_some_and(|v| v.prot.contains(Prot::WRITE) && v.sharing == Sharing::Private);
                 if !writable_private {
                     continue;
                 }
