@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use vm::fake::{FakeMemory, FakePmap};
 use vm::mmap::{self, Prot};
-use vm::pmap::{Mapping, Pmap};
+use vm::pmap::Mapping;
 use vm::space::AddressSpace;
 use vm::vm_fault::Access;
 use vm::vm_object::ObjectRef;
