@@ -116,3 +116,27 @@ proptest! {
         }
     }
 }
+
+// The patterns (too long for miri, which runs only the unit tests).
+
+#[test]
+fn a_hot_set_survives_a_sweep() {
+    // 100 frames: 40 hot pages used between every two pages of a sweep
+    // through 1000 cold ones.
+    let mut refs = Vec::new();
+    for cold in 1000..2000 {
+        refs.extend(0..40);
+        refs.push(cold);
+    }
+    let clock = vm::clock::misses(Policy::Clock, 100, &refs);
+    assert_eq!(clock, 1000 + 40, "only the first use of each page misses");
+}
+
+#[test]
+fn a_loop_larger_than_memory_defeats_it() {
+    let refs: Vec<u64> = (0..20).flat_map(|_| 0..120).collect();
+    assert_eq!(
+        vm::clock::misses(Policy::Clock, 100, &refs),
+        refs.len() as u64
+    );
+}
