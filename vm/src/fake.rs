@@ -27,7 +27,7 @@ pub struct FakePmap {
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
     /// Failure injection: `Some(n)` lets `n` more `enter`/`enter_huge`
-    /// calls succeed, then fails the next one as if no frame could be had
+    /// (or `move_range`) calls succeed, then fails the next one as if no frame could be had
     /// for a page table (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
     id: SpaceId,
@@ -216,6 +216,36 @@ impl Pmap for FakePmap {
             }
         }
         entered
+    }
+
+    fn move_range(&mut self, from: u64, to: u64, len: u64) -> Result<(), NoMemory> {
+        // One injected failure covers the whole move (its page tables).
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
+        let present: Vec<u64> = self
+            .ptes
+            .range(from..from + len)
+            .map(|(&va, _)| va)
+            .collect();
+        assert!(
+            self.ptes.range(to..to + len).next().is_none(),
+            "FakePmap::move_range: target not empty"
+        );
+        for va in present {
+            let m = self.ptes.remove(&va).expect("listed");
+            let new = to + (va - from);
+            assert!(
+                !m.huge || (new.is_multiple_of(HUGE_PAGE) && va + HUGE_PAGE <= from + len),
+                "FakePmap::move_range: a 2 MiB page moved out of shape"
+            );
+            self.rmap
+                .borrow_mut()
+                .moved(m.pfn, self.owner(va), self.owner(new));
+            self.ptes.insert(new, m);
+        }
+        self.flushes += 1;
+        Ok(())
     }
 
     fn copy_to(
