@@ -261,6 +261,7 @@ fn a_huge_page_moves_as_one_entry() {
     );
     assert_eq!(p.space.pmap.query(b), Some(head));
     assert_eq!(p.mem.in_use(), frames, "no copies");
+    assert!(p.space.pmap.query(b + HUGE_PAGE).unwrap().huge);
     assert_eq!(p.read(b + 3 * P), Ok(11));
     assert_eq!(p.read(b + HUGE_PAGE + 3 * P), Ok(12));
 }
