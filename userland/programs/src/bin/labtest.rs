@@ -15,7 +15,6 @@ use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
 
-const PAGE: usize = 4096;
 
 fn main(args: Args) -> i32 {
     match args.get(1) {
