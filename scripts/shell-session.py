@@ -18,6 +18,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT = b"pageos:/# "
 
 # (what to type, what must then appear on the screen, seconds to wait).
+# A control key is typed only after the screen has been quiet for
+# JOB_SETTLE seconds: the job it is meant for must be the terminal's
+# foreground by then, and nothing on the screen says when the shell has
+# done that (tcsetpgrp after fork, or after `fg`). A ^C typed before goes
+# to the shell, which ignores it, as it would for a person that quick.
+JOB_SETTLE = 2.0
+QUIET = 0.5
+
 STEPS = [
     (None, PROMPT, 120),
     # Typed characters are echoed, the command runs, the prompt comes back.
@@ -74,7 +82,8 @@ def main():
     for typed, expect, secs in STEPS:
         if typed is not None:
             # A person reads the screen before typing: let it settle.
-            while read_some(0.5):
+            quiet = JOB_SETTLE if typed in (b"\x03", b"\x1a") else QUIET
+            while read_some(quiet):
                 pass
         if typed is not None:
             start = len(screen)
