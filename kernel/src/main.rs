@@ -22,6 +22,7 @@ mod dev;
 mod diskbench;
 mod exec;
 mod fd;
+mod futex;
 mod heap;
 mod initrd;
 mod locks;

@@ -101,7 +101,7 @@ static ANY_DEFERRED: AtomicBool = AtomicBool::new(false);
 /// woken from wherever its thing changes, and that may be code holding
 /// the table (exit closes a process's pipes under it) or an interrupt
 /// handler that interrupted a holder (a disk wait runs with interrupts on).
-fn wake(pid: Pid) {
+pub fn wake(pid: Pid) {
     if !proc::wake_sleeper(pid) {
         DEFERRED.lock().push(pid);
         ANY_DEFERRED.store(true, Ordering::Release);
@@ -132,7 +132,7 @@ pub fn wake_deferred() {
 /// the process here, and the wait goes on once it is continued.
 pub fn interrupted() -> Result<(), Errno> {
     crate::signal::stop_if_asked();
-    if proc::with_current(|p| p.signals.interrupts()) {
+    if crate::signal::interrupts() {
         Err(Errno::EINTR)
     } else {
         Ok(())
@@ -148,7 +148,7 @@ pub fn wait_for<R>(
     deadline: Option<u64>,
     mut ready: impl FnMut() -> Option<R>,
 ) -> Result<Option<R>, Errno> {
-    let pid = proc::current_pid();
+    let pid = proc::current_tid();
     loop {
         for q in queues {
             q.add(pid);
