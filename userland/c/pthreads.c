@@ -496,8 +496,12 @@ static void lifetimes(void) {
     describe("execve in a thread of a 5-thread process", status);
 }
 
-/* The exec'd image: one thread, whose tid is the pid. */
+/* The exec'd image: one thread, whose tid is the pid (and which the
+ * scheduler still knows after sleeping). */
 static int exec_check(void) {
+    struct timespec ms = {0, 20 * 1000 * 1000};
+    nanosleep(&ms, NULL);
+    sched_yield();
     int n = threads_in_status();
     return getpid() == gettid_() && (n == -1 || n == 1) ? 42 : 43;
 }

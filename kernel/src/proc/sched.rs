@@ -28,6 +28,9 @@ pub fn run() -> ! {
         // thread's kernel stack, which lives until the scheduler frees it
         // below, after this switch returned.
         unsafe { switch::switch(cpu.scheduler_rsp.get(), rsp) };
+        // Its tid may have changed meanwhile (execve in a thread takes
+        // the pid: exit.rs's kill_other_threads).
+        let tid = cpu.current().unwrap_or(tid);
         cpu.set_current(None);
         let mut table = TABLE.lock();
         let Some(t) = table.threads.get_mut(&tid) else {
