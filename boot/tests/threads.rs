@@ -11,7 +11,12 @@ use std::path::PathBuf;
 
 fn pthreads() -> Option<PathBuf> {
     let source = root().join("userland/c/pthreads.c");
-    compile("pthreads", "musl-gcc", &["-static", "-O2", "-pthread"], &[source])
+    compile(
+        "pthreads",
+        "musl-gcc",
+        &["-static", "-O2", "-pthread"],
+        &[source],
+    )
 }
 
 /// The lines from `BEGIN pthreads` to `END pthreads`, kernel log lines

@@ -122,7 +122,7 @@ pub fn futex(uaddr: u64, op: u64, val: u64, timeout: u64, uaddr2: u64, val3: u64
 /// The key of the word at `uaddr`: EINVAL unless 4-byte aligned, EFAULT
 /// outside every mapping.
 fn key(uaddr: u64, private: bool) -> Result<Key, Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     proc::with_current(|p| {

@@ -113,7 +113,8 @@ fn end_thread(own_status: WaitStatus) -> ! {
         crate::futex::robust_exit(robust, current_tid());
         if clear != 0 {
             let zero = 0u32.to_le_bytes();
-            let written = super::with_current(|p| crate::usercopy::copy_out(p.space(), clear, &zero));
+            let written =
+                super::with_current(|p| crate::usercopy::copy_out(p.space(), clear, &zero));
             if written.is_ok() {
                 crate::futex::wake_at(clear, 1);
             }

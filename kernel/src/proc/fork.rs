@@ -92,7 +92,11 @@ pub fn spawn_thread(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errn
     if p.exiting != Exiting::No {
         return Err(Errno::EAGAIN);
     }
-    let mut thread = Thread::new(p.pid, t.sig.for_new(false), options.tls.unwrap_or(t.fs_base));
+    let mut thread = Thread::new(
+        p.pid,
+        t.sig.for_new(false),
+        options.tls.unwrap_or(t.fs_base),
+    );
     thread.clear_child_tid = options.clear_tid.unwrap_or(0);
     if let Some(at) = options.child_tid {
         // One address space: the parent sees it too (as on Linux).

@@ -14,8 +14,8 @@
 //! session: nobody is left to continue it); SIGSTOP always does.
 
 use super::{
-    INIT_PID, Pid, Process, Run, State, TABLE, Table, Tid, WaitStatus, switch_to_scheduler,
-    unpark, wake, wake_process,
+    INIT_PID, Pid, Process, Run, State, TABLE, Table, Tid, WaitStatus, switch_to_scheduler, unpark,
+    wake, wake_process,
 };
 use crate::signal::{self, SigInfo};
 use alloc::vec::Vec;

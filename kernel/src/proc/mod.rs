@@ -321,7 +321,11 @@ pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64)> {
     let (c, word) = match p.state {
         State::Zombie(_) => ('Z', "zombie"),
         State::Stopped => ('T', "stopped"),
-        State::Alive if threads.iter().any(|t| matches!(t.run, Run::Running | Run::Runnable)) => {
+        State::Alive
+            if threads
+                .iter()
+                .any(|t| matches!(t.run, Run::Running | Run::Runnable)) =>
+        {
             ('R', "running")
         }
         State::Alive => ('S', "sleeping"),
@@ -332,7 +336,11 @@ pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64)> {
 /// Thread `tid`'s robust list head, if it is a thread of process `pid`.
 pub fn robust_list_of(pid: Pid, tid: Tid) -> Option<u64> {
     let table = TABLE.lock();
-    table.threads.get(&tid).filter(|t| t.pid == pid).map(|t| t.robust_list)
+    table
+        .threads
+        .get(&tid)
+        .filter(|t| t.pid == pid)
+        .map(|t| t.robust_list)
 }
 
 /// Every pid, in order (/proc's directory listing).

@@ -119,8 +119,7 @@ fn status(p: &mut Process, threads: &Threads) -> String {
          SpeculationIndirectBranch:\tconditional enabled\nCpus_allowed:\t1\n\
          Cpus_allowed_list:\t0\nMems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\n\
          voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
-        threads.count,
-        threads.mask
+        threads.count, threads.mask
     );
     out
 }

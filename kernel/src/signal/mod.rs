@@ -49,8 +49,8 @@ pub fn recheck() {
 pub mod numbers;
 pub mod state;
 pub use numbers::*;
-pub use state::{Sig, Signals, ThreadSignals};
 use state::{STOPS, default_ignores};
+pub use state::{Sig, Signals, ThreadSignals};
 
 /// What the kernel tells a handler about a signal (the parts of siginfo_t
 /// we fill in).

@@ -165,7 +165,11 @@ impl ThreadSignals {
             mask: self.mask,
             pending: Pending::new(),
             saved_mask: None,
-            alt: if keep_alt { self.alt } else { Default::default() },
+            alt: if keep_alt {
+                self.alt
+            } else {
+                Default::default()
+            },
         }
     }
 }

@@ -380,7 +380,11 @@ pub fn get_robust_list(tid: u64, head: u64, len: u64) -> SysResult {
     };
     proc::with_current(|p| {
         usercopy::copy_out(p.space(), head, &list.to_le_bytes())?;
-        usercopy::copy_out(p.space(), len, &crate::futex::ROBUST_HEAD_SIZE.to_le_bytes())
+        usercopy::copy_out(
+            p.space(),
+            len,
+            &crate::futex::ROBUST_HEAD_SIZE.to_le_bytes(),
+        )
     })?;
     Ok(0)
 }
