@@ -13,10 +13,15 @@
 //!
 //! The kernel runs the audit on every address space it tears down at
 //! process exit; host tests run it on fake spaces.
+//!
+//! `audit_rmap` checks the reverse map (`rmap`) the same way: the
+//! mappings it records for this space are exactly the present PTEs (the
+//! zero frame aside, which it never records).
 
 use crate::frame::Pfn;
 use crate::pmap::{PhysMem, Pmap};
-use crate::space::AddressSpace;
+use crate::rmap::Owner;
+use crate::space::{AddressSpace, USER_END};
 use crate::vma::{Backing, PAGE};
 
 /// A frame whose reference count is below what this space alone holds.
@@ -70,5 +75,49 @@ impl<P: Pmap> AddressSpace<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// Where the reverse map and the page tables of a space disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmapMismatch {
+    /// The reverse map says `owner` maps `pfn`; the PTE there maps
+    /// `found` (None: no PTE).
+    Stale {
+        pfn: Pfn,
+        owner: Owner,
+        found: Option<Pfn>,
+    },
+    /// The counts differ: some present PTE is not recorded.
+    Missing { ptes: usize, recorded: usize },
+}
+
+impl<P: Pmap> AddressSpace<P> {
+    /// Check that the reverse map records exactly this space's present
+    /// PTEs. Allocates nothing. Reads the whole reverse map: a debug check.
+    pub fn audit_rmap(&mut self) -> Result<(), RmapMismatch> {
+        let mut unrecorded = None;
+        self.pmap.with_rmap(&mut |r| unrecorded = r.unrecorded());
+        let mut ptes = 0;
+        self.pmap.visit(0, USER_END, &mut |_, m| {
+            ptes += usize::from(Some(m.pfn) != unrecorded);
+        });
+        let id = self.pmap.id();
+        let pmap = &self.pmap;
+        let mut result = Ok(());
+        pmap.with_rmap(&mut |r| {
+            let mut recorded = 0;
+            for (pfn, owner) in r.iter().filter(|(_, o)| o.space() == id) {
+                recorded += 1;
+                let found = pmap.query(owner.va()).map(|m| m.pfn);
+                if found != Some(pfn) && result.is_ok() {
+                    result = Err(RmapMismatch::Stale { pfn, owner, found });
+                }
+            }
+            if result.is_ok() && recorded != ptes {
+                result = Err(RmapMismatch::Missing { ptes, recorded });
+            }
+        });
+        result
     }
 }

@@ -6,13 +6,22 @@
 
 use crate::frame::Pfn;
 use crate::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
+use crate::rmap::{Owner, Rmap, SpaceId};
 use crate::vma::{HUGE_PAGE, PAGE};
 use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 /// Page tables as a sorted map from page address to mapping.
-#[derive(Default, Debug)]
+///
+/// Each `FakePmap` records its PTEs in a reverse map shared by the spaces
+/// of one "machine": `default()` starts a new machine, `on_machine_of`
+/// joins another space's, and `copy_to` (fork) moves a still-empty child
+/// onto its parent's machine, so the fork tests' `FakePmap::default()`
+/// children share their parent's reverse map.
+#[derive(Debug)]
 pub struct FakePmap {
     pub ptes: BTreeMap<u64, Mapping>,
     /// TLB flushes requested (the tests count them).
@@ -21,9 +30,32 @@ pub struct FakePmap {
     /// calls succeed, then fails the next one as if no frame could be had
     /// for a page table (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
+    id: SpaceId,
+    rmap: Rc<RefCell<Rmap>>,
+}
+
+impl Default for FakePmap {
+    fn default() -> Self {
+        let mut rmap = Rmap::new();
+        rmap.set_unrecorded(Pfn(0)); // FakeMemory's zero frame
+        FakePmap {
+            ptes: BTreeMap::new(),
+            flushes: 0,
+            fail_enter_after: None,
+            id: SpaceId::fresh(),
+            rmap: Rc::new(RefCell::new(rmap)),
+        }
+    }
 }
 
 impl FakePmap {
+    /// An empty space on the same machine (reverse map) as `other`.
+    pub fn on_machine_of(other: &FakePmap) -> FakePmap {
+        let mut pmap = FakePmap::default();
+        pmap.rmap = other.rmap.clone();
+        pmap
+    }
+
     /// Whether this enter is the one to fail (see `fail_enter_after`).
     fn injected_failure(&mut self) -> bool {
         match self.fail_enter_after {
@@ -38,9 +70,50 @@ impl FakePmap {
             None => false,
         }
     }
+
+    fn owner(&self, va: u64) -> Owner {
+        Owner::new(self.id, va)
+    }
+
+    /// Make the PTE of `va` present, recording it in the reverse map.
+    fn set(&mut self, va: u64, m: Mapping) -> Result<(), NoMemory> {
+        self.rmap.borrow_mut().add(m.pfn, self.owner(va))?;
+        let previous = self.ptes.insert(va, m);
+        assert!(
+            previous.is_none(),
+            "FakePmap: remap of a present page {va:#x}"
+        );
+        Ok(())
+    }
+
+    /// Clear the PTE of `va`, forgetting it in the reverse map.
+    fn clear(&mut self, va: u64) -> Mapping {
+        let m = self.ptes.remove(&va).expect("FakePmap: page not present");
+        self.rmap.borrow_mut().remove(m.pfn, self.owner(va));
+        m
+    }
+}
+
+impl Drop for FakePmap {
+    /// A space going away takes its PTEs out of the shared reverse map
+    /// (the references they held are the test's business, as before).
+    fn drop(&mut self) {
+        let vas: Vec<u64> = self.ptes.keys().copied().collect();
+        for va in vas {
+            self.clear(va);
+        }
+    }
 }
 
 impl Pmap for FakePmap {
+    fn id(&self) -> SpaceId {
+        self.id
+    }
+
+    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap)) {
+        f(&self.rmap.borrow());
+    }
+
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
         if self.injected_failure() {
             return Err(NoMemory);
@@ -49,15 +122,8 @@ impl Pmap for FakePmap {
             self.query(va).is_none(),
             "FakePmap::enter: remap of a present page {va:#x}"
         );
-        self.ptes.insert(
-            va,
-            Mapping {
-                pfn,
-                prot,
-                huge: false,
-            },
-        );
-        Ok(())
+        let huge = false;
+        self.set(va, Mapping { pfn, prot, huge })
     }
 
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
@@ -72,15 +138,8 @@ impl Pmap for FakePmap {
             self.ptes.range(va..va + HUGE_PAGE).next().is_none(),
             "FakePmap::enter_huge: pages present"
         );
-        self.ptes.insert(
-            va,
-            Mapping {
-                pfn,
-                prot,
-                huge: true,
-            },
-        );
-        Ok(())
+        let huge = true;
+        self.set(va, Mapping { pfn, prot, huge })
     }
 
     fn query(&self, va: u64) -> Option<Mapping> {
@@ -95,7 +154,7 @@ impl Pmap for FakePmap {
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
         let keys: Vec<u64> = self.ptes.range(start..end).map(|(&va, _)| va).collect();
         for va in keys {
-            let m = self.ptes.remove(&va).expect("key just listed");
+            let m = self.clear(va);
             assert!(
                 !m.huge || va + HUGE_PAGE <= end,
                 "FakePmap::unmap_range: splits a huge page"
@@ -117,19 +176,19 @@ impl Pmap for FakePmap {
         self.flushes += 1;
     }
 
-    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
-        let slot = self
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<Mapping, NoMemory> {
+        let va = va & !(PAGE - 1);
+        let old = *self
             .ptes
-            .get_mut(&(va & !(PAGE - 1)))
+            .get(&va)
             .expect("FakePmap::replace: page not present");
-        let old = *slot;
-        *slot = Mapping {
-            pfn,
-            prot,
-            huge: false,
-        };
+        // The new frame first: if it cannot be recorded nothing changed.
+        self.rmap.borrow_mut().add(pfn, self.owner(va))?;
+        self.rmap.borrow_mut().remove(old.pfn, self.owner(va));
+        let huge = false;
+        self.ptes.insert(va, Mapping { pfn, prot, huge });
         self.flushes += 1;
-        old
+        Ok(old)
     }
 
     fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping)) {
@@ -149,17 +208,10 @@ impl Pmap for FakePmap {
         for (i, pfn) in frames.iter().enumerate() {
             let Some(pfn) = *pfn else { continue };
             let at = va + i as u64 * PAGE;
-            if self.query(at).is_some() {
+            let huge = false;
+            if self.query(at).is_some() || self.set(at, Mapping { pfn, prot, huge }).is_err() {
                 refuse(pfn);
             } else {
-                self.ptes.insert(
-                    at,
-                    Mapping {
-                        pfn,
-                        prot,
-                        huge: false,
-                    },
-                );
                 entered += 1;
             }
         }
@@ -173,17 +225,37 @@ impl Pmap for FakePmap {
         end: u64,
         share: &mut dyn FnMut(u64, Mapping),
     ) -> Result<(), NoMemory> {
-        for (&va, m) in self.ptes.range_mut(start..end) {
-            m.prot.write = false;
-            let previous = child.ptes.insert(va, *m);
+        if !Rc::ptr_eq(&self.rmap, &child.rmap) {
             assert!(
-                previous.is_none(),
+                child.ptes.is_empty(),
+                "FakePmap::copy_to: spaces of two machines"
+            );
+            child.rmap = self.rmap.clone();
+        }
+        let present: Vec<u64> = self.ptes.range(start..end).map(|(&va, _)| va).collect();
+        let mut result = Ok(());
+        for va in present {
+            let m = self.ptes.get_mut(&va).expect("listed");
+            let copy = Mapping {
+                prot: PteProt {
+                    write: false,
+                    ..m.prot
+                },
+                ..*m
+            };
+            assert!(
+                child.query(va).is_none(),
                 "FakePmap::copy_to: child range not empty"
             );
-            share(va, *m);
+            if let Err(e) = child.set(va, copy) {
+                result = Err(e);
+                break;
+            }
+            m.prot.write = false;
+            share(va, copy);
         }
         self.flushes += 1;
-        Ok(())
+        result
     }
 }
 

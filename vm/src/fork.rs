@@ -63,6 +63,20 @@ impl<P: Pmap> AddressSpace<P> {
         if !phys.charge(charge) {
             return Err(Errno::ENOMEM);
         }
+        // The files the child will map list it (truncate finds it so).
+        let child_id = child_pmap.id();
+        let noted = self.map.iter().try_for_each(|v| match &v.backing {
+            Backing::Object { object, .. }
+                if matches!(v.inherit, Inherit::Copy | Inherit::Share) =>
+            {
+                object.note_mapper(child_id)
+            }
+            _ => Ok(()),
+        });
+        if let Err(e) = noted {
+            phys.uncharge(charge);
+            return Err(e);
+        }
         if let Err(e) = self.share_private_vmas(phys) {
             phys.uncharge(charge);
             return Err(e);

@@ -20,6 +20,7 @@ pub mod labs;
 pub mod mmap;
 pub mod pager;
 pub mod pmap;
+pub mod rmap;
 pub mod space;
 pub mod swap_header;
 pub mod swap_map;

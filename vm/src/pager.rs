@@ -116,8 +116,22 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// `object` (a file) is now `size` bytes long: unmap every page of it
     /// wholly past the end from this space, private copies included (as
-    /// Linux's truncate does), so that the next access is SIGBUS.
-    pub fn truncate_object(&mut self, phys: &mut dyn PhysMem, object: &ObjectRef, size: u64) {
+    /// Linux's truncate does, `unmap_mapping_range(.., even_cows)`), so
+    /// that the next access is SIGBUS. Returns whether this space maps the
+    /// object at all (the caller drops it from the object's mappers if
+    /// not). The kernel calls it only for the spaces the object lists
+    /// (`ObjectRef::mappers`): a private copy is a frame of its own, which
+    /// the frame reverse map cannot lead to (docs/src/rmap.md).
+    pub fn truncate_object(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        object: &ObjectRef,
+        size: u64,
+    ) -> bool {
+        let maps = self
+            .map
+            .iter()
+            .any(|v| matches!(&v.backing, Backing::Object { object: o, .. } if o.same(object)));
         let first_gone = size.div_ceil(PAGE) * PAGE;
         let doomed: alloc::vec::Vec<(u64, u64)> = self
             .map
@@ -136,5 +150,6 @@ impl<P: Pmap> AddressSpace<P> {
         for (from, to) in doomed {
             self.drop_pages(phys, from, to);
         }
+        maps
     }
 }

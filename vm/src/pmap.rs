@@ -7,8 +7,15 @@
 //!
 //! Ownership: a present PTE holds one reference to its frame. `enter` takes
 //! the caller's reference; `unmap_range` hands each back to the callback.
+//!
+//! The reverse map (`rmap`): every implementation records each PTE it
+//! makes present and forgets each it clears, in the `Rmap` of its machine,
+//! under its space's `id`. Whatever moves, copies or replaces PTEs (fork's
+//! `copy_to`, `replace`, a future PTE move for mremap) keeps it right
+//! there, so callers never touch it.
 
 use crate::frame::Pfn;
+use crate::rmap::{Rmap, SpaceId};
 
 /// The rights a PTE grants user mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -46,6 +53,11 @@ pub struct Mapping {
 pub struct NoMemory;
 
 pub trait Pmap {
+    /// This space's name in the reverse map.
+    fn id(&self) -> SpaceId;
+    /// Run `f` on the reverse map this space records its PTEs in (shared
+    /// by every space of the machine).
+    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap));
     /// Map the 4 KiB page at `va` to `pfn`; the PTE takes the caller's reference.
     /// `va` must not be mapped.
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;
@@ -68,8 +80,10 @@ pub trait Pmap {
         rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
     );
     /// Replace the frame of a present 4 KiB page (a copy-on-write break);
-    /// returns the old mapping's reference. Flushes the TLB entry.
-    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping;
+    /// returns the old mapping's reference. Flushes the TLB entry. Err
+    /// (nothing changed, the caller keeps `pfn`'s reference) when the
+    /// reverse map has no room for the new frame.
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<Mapping, NoMemory>;
     /// Tell `visit` every present page of [start, end) (a 2 MiB page once,
     /// at its aligned address), changing nothing: the debug audit of frame
     /// reference counts reads the page tables this way.
@@ -77,9 +91,9 @@ pub trait Pmap {
     /// Map `frames[i]` at `va + i * 4096` with `prot`, for every Some whose
     /// page is not mapped yet (fault-around, MAP_PREFAULT_READ); the PTEs
     /// take the caller's references. A frame that is not entered (its page
-    /// is present, or no page table could be had) goes to `refuse`, which
-    /// gives the reference back. Returns how many were entered. No flush:
-    /// only absent pages change.
+    /// is present, or no page table or reverse-map entry could be had) goes
+    /// to `refuse`, which gives the reference back. Returns how many were
+    /// entered. No flush: only absent pages change.
     fn enter_run(
         &mut self,
         va: u64,

@@ -19,6 +19,7 @@
 use crate::errno::Errno;
 use crate::frame::{PAGE_SIZE, Pfn};
 use crate::pmap::PhysMem;
+use crate::rmap::SpaceId;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -47,6 +48,11 @@ struct Inner {
     pages: BTreeMap<u64, Pfn>,
     /// Bytes in the file; anonymous objects have no end.
     size: u64,
+    /// The address spaces that have mapped this file (Linux's i_mmap, at
+    /// the grain of spaces): truncate visits these and no others. A
+    /// superset: a space that unmapped it or exited is dropped from the
+    /// list by the next truncate that finds it no longer maps the file.
+    mappers: Vec<SpaceId>,
 }
 
 /// Why an object has no page to give.
@@ -78,6 +84,7 @@ impl ObjectRef {
             inner: Mutex::new(Inner {
                 pages: BTreeMap::new(),
                 size,
+                mappers: Vec::new(),
             }),
         }))
     }
@@ -241,6 +248,30 @@ impl ObjectRef {
             inner.size = size;
         }
         Ok(())
+    }
+
+    /// Note that space `id` maps this file (every mmap and fork of a file
+    /// mapping does). ENOMEM when the list cannot grow.
+    pub fn note_mapper(&self, id: SpaceId) -> Result<(), Errno> {
+        if self.0.kind != ObjectKind::File {
+            return Ok(()); // only files are truncated
+        }
+        let mut inner = self.0.inner.lock();
+        if !inner.mappers.contains(&id) {
+            inner.mappers.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+            inner.mappers.push(id);
+        }
+        Ok(())
+    }
+
+    /// The spaces that may map this file (see `Inner::mappers`).
+    pub fn mappers(&self) -> Vec<SpaceId> {
+        self.0.inner.lock().mappers.clone()
+    }
+
+    /// Space `id` no longer maps this file.
+    pub fn forget_mapper(&self, id: SpaceId) {
+        self.0.inner.lock().mappers.retain(|m| *m != id);
     }
 
     /// Drop this reference; the last one gives every page back.

@@ -13,10 +13,12 @@
 //! The pieces: `walk` (the one table walker, and the only `unsafe` that
 //! touches tables), `entry` (PTE bits ↔ the VM layer's `Mapping`),
 //! `vm_layer` (the `vm::pmap::Pmap` operations), `kernel_half` (the
-//! mappings every space shares).
+//! mappings every space shares), `rmap` (the machine's reverse map, kept
+//! by every operation here that makes a user PTE present or clears one).
 
 mod entry;
 mod kernel_half;
+pub mod rmap;
 mod vm_layer;
 mod walk;
 
@@ -24,6 +26,8 @@ pub use kernel_half::{activate_kernel, init, map_kernel, map_kernel_mmio};
 
 use crate::phys::{self, Frame};
 use crate::vmstat::Event;
+use vm::frame::Pfn;
+use vm::rmap::{Owner, SpaceId};
 use walk::{FLUSH_ALL_THRESHOLD, Visited, Visitor, Walk};
 use x86_64::VirtAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -67,6 +71,17 @@ impl Pmap {
 
     pub fn peak_pages(&self) -> u64 {
         self.peak.max(self.resident)
+    }
+
+    /// This space's name in the reverse map: its L4's frame number.
+    pub fn id(&self) -> SpaceId {
+        let pfn = self.l4.start_address().as_u64() / 4096;
+        assert!(pfn < 1 << SpaceId::BITS, "pmap: an L4 above 1 TiB");
+        SpaceId(pfn as u32)
+    }
+
+    fn owner(&self, va: u64) -> Owner {
+        Owner::new(self.id(), va)
     }
 
     fn count_mapped(&mut self, pages: u64) {
@@ -133,8 +148,10 @@ impl Pmap {
 
     /// Point the absent PTE of `va` at `frame` with `flags` (PRESENT
     /// added); false when a table could not be made or a 2 MiB page
-    /// covers `va`. The PTE takes a frame reference from the caller.
+    /// covers `va`, or the reverse map has no room. The PTE takes a frame
+    /// reference from the caller.
     fn enter_leaf(&mut self, va: u64, frame: PhysFrame, flags: Flags) -> bool {
+        let owner = self.owner(va);
         // SAFETY: as in `walk`: our L4, under `&mut self`.
         let entered = unsafe {
             walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
@@ -143,6 +160,10 @@ impl Pmap {
                     entry.is_unused(),
                     "pmap::enter: remap of a present page at {va:#x}"
                 );
+                let pfn = Pfn(frame.start_address().as_u64() / 4096);
+                if rmap::add(pfn, owner).is_err() {
+                    return false;
+                }
                 // An absent page has no TLB entry: nothing to flush.
                 entry.set_addr(frame.start_address(), flags | Flags::PRESENT);
                 true
@@ -191,7 +212,9 @@ impl Drop for Pmap {
         if self.is_active() {
             activate_kernel();
         }
-        self.walk(&Walk::clearing(0, USER_END), &mut |_, _, entry| {
+        let id = self.id();
+        self.walk(&Walk::clearing(0, USER_END), &mut |va, _, entry| {
+            rmap::remove(Pfn(entry.addr().as_u64() / 4096), Owner::new(id, va));
             // SAFETY: a present leaf entry owns one frame reference, and
             // clearing it here means no one else gives it back.
             drop(unsafe { Frame::from_raw(PhysFrame::containing_address(entry.addr())) });

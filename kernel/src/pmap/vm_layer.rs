@@ -4,15 +4,24 @@
 
 use super::entry::{flags_for, frame_of, mapping_of, takes_rights};
 use super::walk::{self, LeafTable, Walk};
-use super::{Pmap, USER_TABLE};
+use super::{Pmap, USER_TABLE, rmap};
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, NoMemory, PteProt};
+use vm::rmap::{Owner, Rmap, SpaceId};
 use x86_64::VirtAddr;
 use x86_64::structures::paging::PageTableFlags as Flags;
 
 const HUGE: u64 = 2 << 20;
 
 impl vm::pmap::Pmap for Pmap {
+    fn id(&self) -> SpaceId {
+        Pmap::id(self)
+    }
+
+    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap)) {
+        rmap::with(|r| f(r));
+    }
+
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
         // The PTE takes the reference the VM layer hands over with the
         // call; on failure the caller keeps it.
@@ -25,15 +34,19 @@ impl vm::pmap::Pmap for Pmap {
 
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
         let frame = frame_of(pfn);
+        let owner = self.owner(va);
         // SAFETY: our L4, under `&mut self`.
         unsafe {
             walk::with_entry(self.l4, va, 2, USER_TABLE, |entry| {
                 let entry = entry.filter(|e| e.is_unused());
                 let entry =
                     entry.unwrap_or_else(|| panic!("pmap::enter_huge: 2 MiB at {va:#x} not empty"));
+                // Recorded once, at the head frame.
+                rmap::add(pfn, owner)?;
                 // The block is 2 MiB-aligned (buddy order 9).
                 entry.set_addr(frame.start_address(), flags_for(prot) | Flags::HUGE_PAGE);
-            })?
+                Ok(())
+            })??
         };
         self.count_mapped(512);
         Ok(())
@@ -47,6 +60,7 @@ impl vm::pmap::Pmap for Pmap {
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
         let mut unmapped = 0;
+        let id = self.id();
         let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
             let huge = level == 2;
             assert!(
@@ -55,6 +69,7 @@ impl vm::pmap::Pmap for Pmap {
             );
             let mapping = mapping_of(entry, huge);
             entry.set_unused();
+            rmap::remove(mapping.pfn, Owner::new(id, va));
             unmapped += if huge { 512 } else { 1 };
             release(va, mapping);
             true
@@ -82,11 +97,19 @@ impl vm::pmap::Pmap for Pmap {
         self.flush(&visited);
     }
 
-    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Mapping {
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<Mapping, NoMemory> {
         let mut old = None;
+        let owner = self.owner(va & !0xfff);
         let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
             assert!(level == 1, "pmap::replace: a 2 MiB page");
-            old = Some(mapping_of(entry, false));
+            let was = mapping_of(entry, false);
+            // The new frame first: if it cannot be recorded nothing changes.
+            if rmap::add(pfn, owner).is_err() {
+                old = Some(Err(NoMemory));
+                return false;
+            }
+            rmap::remove(was.pfn, owner);
+            old = Some(Ok(was));
             entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
             true
         });
@@ -117,6 +140,7 @@ impl vm::pmap::Pmap for Pmap {
         let (start, end) = (va + first as u64 * 4096, va + (last as u64 + 1) * 4096);
         let mut entered = 0;
         let mut seen = first;
+        let id = self.id();
         let walk_spec = Walk::at(start, end, 1).making(USER_TABLE);
         self.walk(&walk_spec, &mut |at, level, entry| {
             // A 2 MiB page covering part of the run: its frames are refused.
@@ -125,7 +149,8 @@ impl vm::pmap::Pmap for Pmap {
             let i = ((from - va) / 4096) as usize;
             let hi = (((to - va) / 4096) as usize).min(last + 1);
             for pfn in frames[i..hi].iter().flatten() {
-                if level == 1 && entry.is_unused() {
+                if level == 1 && entry.is_unused() && rmap::add(*pfn, Owner::new(id, from)).is_ok()
+                {
                     // An absent page has no TLB entry: nothing to flush.
                     entry.set_addr(frame_of(*pfn).start_address(), flags);
                     entered += 1;
@@ -157,6 +182,7 @@ impl vm::pmap::Pmap for Pmap {
         let mut failed = false;
         let mut copied = 0;
         let child_l4 = child.l4;
+        let child_id = child.id();
         let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
             if failed {
                 return false;
@@ -164,6 +190,11 @@ impl vm::pmap::Pmap for Pmap {
             let huge = level == 2;
             let old = entry.flags();
             let new = old - Flags::WRITABLE;
+            let pfn = mapping_of(entry, huge).pfn;
+            if rmap::add(pfn, Owner::new(child_id, va)).is_err() {
+                failed = true;
+                return false;
+            }
             let entered = if huge {
                 // SAFETY: the child's L4, ours under `child: &mut Self`.
                 unsafe {
@@ -192,6 +223,7 @@ impl vm::pmap::Pmap for Pmap {
                 }
             };
             if !entered {
+                rmap::remove(pfn, Owner::new(child_id, va));
                 failed = true;
                 return false;
             }

@@ -178,6 +178,11 @@ fn end_process(table: &mut Table, pid: Pid, status: WaitStatus) {
         {
             panic!("proc::end_process: pid {pid}: frame reference count too low: {short:?}");
         }
+        if cfg!(debug_assertions)
+            && let Err(wrong) = space.audit_rmap()
+        {
+            panic!("proc::end_process: pid {pid}: reverse map wrong: {wrong:?}");
+        }
         space.clear(&mut KernelPhys);
     }
     process.files = FdTable::empty();

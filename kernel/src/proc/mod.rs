@@ -181,15 +181,20 @@ pub fn with_current_thread<R>(f: impl FnOnce(&mut Process, &mut Thread) -> R) ->
     f(p, t)
 }
 
-/// Run `f` on every live address space (ftruncate unmaps a file's pages
-/// past its new end from every mapping of it, in every process).
-pub fn for_each_space(mut f: impl FnMut(&mut Space)) {
+/// Run `f` on the live address space named `id` in the reverse map
+/// (`vm::rmap`: its `Pmap::id`); None when no such space exists (it
+/// exited). ftruncate reaches the spaces a file lists this way, and
+/// reclaim the owners of a frame.
+// The registry is the process table: a scan of at most MAX_PROCS entries
+// under the lock a lookup takes anyway.
+pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
     let mut table = TABLE.lock();
-    for process in table.procs.values_mut() {
-        if let Some(space) = process.space.as_mut() {
-            f(space);
-        }
-    }
+    let space = table
+        .procs
+        .values_mut()
+        .filter_map(|p| p.space.as_mut())
+        .find(|s| s.pmap.id() == id)?;
+    Some(f(space))
 }
 
 /// A process not yet started, without threads: fresh signal state.

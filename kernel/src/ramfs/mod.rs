@@ -269,9 +269,16 @@ impl Inode {
         let object = self.object().ok_or(Errno::EISDIR)?;
         self.check_not_running()?;
         object.set_size(size, &mut KernelPhys)?;
-        crate::proc::for_each_space(|space| {
-            space.truncate_object(&mut KernelPhys, object, size);
-        });
+        // Only the spaces that mapped the file (its i_mmap list), not every
+        // VMA of every process; a space that no longer maps it leaves the list.
+        for id in object.mappers() {
+            let maps = crate::proc::with_space(id, |space| {
+                space.truncate_object(&mut KernelPhys, object, size)
+            });
+            if maps != Some(true) {
+                object.forget_mapper(id);
+            }
+        }
         self.modified();
         Ok(())
     }

@@ -102,7 +102,10 @@ impl<P: Pmap> AddressSpace<P> {
             phys.copy(old.pfn)
         };
         let new = new.ok_or(FaultError::OutOfMemory)?;
-        let replaced = self.pmap.replace(page, new, prot);
+        let Ok(replaced) = self.pmap.replace(page, new, prot) else {
+            phys.put(new);
+            return Err(FaultError::OutOfMemory);
+        };
         phys.put(replaced.pfn);
         Ok(Resolution::CopyOnWrite)
     }

@@ -106,6 +106,11 @@ impl<P: Pmap> AddressSpace<P> {
             .range(start, end)
             .map(|v| overlap_charge(v, start, end))
             .sum();
+        for vma in &vmas {
+            if let Backing::Object { object, .. } = &vma.backing {
+                object.note_mapper(self.pmap.id())?; // a later failure leaves it stale: harmless
+            }
+        }
         if charge > released && !phys.charge(charge - released) {
             return Err(Errno::ENOMEM);
         }

@@ -1,0 +1,349 @@
+//! The reverse map: for each frame, the (address space, virtual address)
+//! pairs whose PTEs map it — "who maps this frame?" in O(mappings).
+//!
+//! It is kept at the one place a user PTE is written or cleared: inside the
+//! `Pmap` implementations (the kernel's `pmap`, `fake::FakePmap`), which
+//! call `add` before they make a PTE present and `remove` when they clear
+//! one. No VM operation (fault, fork, munmap, mremap) has to remember it.
+//! FreeBSD keeps its pv entries the same way, in `pmap_enter` and
+//! `pmap_remove`. Why a reverse map rather than FreeBSD's shadow objects:
+//! docs/src/rmap.md.
+//!
+//! - A 2 MiB page is recorded once, at its head frame.
+//! - The shared zero frame is not recorded (Linux does not rmap its zero
+//!   page either): every space maps it, nothing ever unmaps it to reclaim
+//!   it, and its list would be the longest of all.
+//! - One frame's first mapping lives in its table slot; a second one moves
+//!   the frame's list to the heap. A private page (the common case) costs
+//!   one 32-byte slot and no allocation of its own; growing the table is
+//!   amortised over all frames.
+//! - Allocation can fail, and `add` then says so instead of panicking: the
+//!   `Pmap` refuses the PTE (`NoMemory`), as it does when a page table
+//!   cannot be had. `remove` and `moved` never allocate.
+//!
+//! Memory mapped by another page table cannot be found from here: a
+//! private copy-on-write copy of a file page is a different frame, so
+//! truncate finds those through the object's list of mapping spaces
+//! (`vm_object`, Linux's i_mmap) instead.
+
+use crate::frame::Pfn;
+use crate::pmap::NoMemory;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// An address space's name in the reverse map. 28 bits: the kernel uses
+/// the frame number of the space's level-4 table (unique among live
+/// spaces, below 2^28 up to 1 TiB of RAM), the host fake a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpaceId(pub u32);
+
+impl SpaceId {
+    pub const BITS: u32 = 28;
+
+    /// A fresh id for a host-side space (the fake's counter).
+    pub fn fresh() -> SpaceId {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed) & ((1 << Self::BITS) - 1);
+        SpaceId(id)
+    }
+}
+
+/// One mapping of a frame: a space and the page address, in 8 bytes
+/// (28 bits of id, 36 of virtual page number: user addresses are below 2^47).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner(u64);
+
+const VPN_BITS: u32 = 36;
+
+impl Owner {
+    pub fn new(space: SpaceId, va: u64) -> Owner {
+        debug_assert!(space.0 < 1 << SpaceId::BITS, "rmap: space id too wide");
+        debug_assert!(va >> 12 < 1 << VPN_BITS, "rmap: address too high");
+        Owner((u64::from(space.0) << VPN_BITS) | (va >> 12))
+    }
+
+    pub fn space(self) -> SpaceId {
+        SpaceId((self.0 >> VPN_BITS) as u32)
+    }
+
+    /// The mapped page's address (4 KiB aligned; a 2 MiB page's start).
+    pub fn va(self) -> u64 {
+        (self.0 & ((1 << VPN_BITS) - 1)) << 12
+    }
+}
+
+impl core::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Owner({}, {:#x})", self.space().0, self.va())
+    }
+}
+
+/// The mappings of one frame: one inline, more on the heap.
+#[derive(Clone, Debug)]
+enum Owners {
+    One(Owner),
+    Many(Vec<Owner>),
+}
+
+impl Owners {
+    fn as_slice(&self) -> &[Owner] {
+        match self {
+            Owners::One(o) => core::slice::from_ref(o),
+            Owners::Many(v) => v,
+        }
+    }
+}
+
+/// An open-addressing hash table (linear probing, backward-shift delete)
+/// from frame number to its owners. Not std's HashMap: the kernel has no
+/// std, and every growth here must be able to fail.
+#[derive(Debug, Default)]
+pub struct Rmap {
+    slots: Vec<Option<(u64, Owners)>>,
+    /// Frames with at least one owner.
+    frames: usize,
+    /// Owners over all frames.
+    mappings: usize,
+    /// The frame never recorded (the shared zero frame).
+    skip: Option<Pfn>,
+}
+
+impl Rmap {
+    pub const fn new() -> Rmap {
+        Rmap {
+            slots: Vec::new(),
+            frames: 0,
+            mappings: 0,
+            skip: None,
+        }
+    }
+
+    /// Never record `pfn` (the zero frame: see the module comment).
+    pub fn set_unrecorded(&mut self, pfn: Pfn) {
+        self.skip = Some(pfn);
+    }
+
+    /// The frame `set_unrecorded` named, if any.
+    pub fn unrecorded(&self) -> Option<Pfn> {
+        self.skip
+    }
+
+    pub fn is_recorded(&self, pfn: Pfn) -> bool {
+        self.skip != Some(pfn)
+    }
+
+    /// Mappings recorded, over all frames.
+    pub fn len(&self) -> usize {
+        self.mappings
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mappings == 0
+    }
+
+    fn home(&self, pfn: u64) -> usize {
+        // Fibonacci hashing: consecutive frames spread over the table.
+        (pfn.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    fn find(&self, pfn: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut i = self.home(pfn);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((p, _)) if *p == pfn => return Some(i),
+                Some(_) => i = (i + 1) & (self.slots.len() - 1),
+            }
+        }
+    }
+
+    /// Room for one more frame, at most 3/4 full; Err if the table cannot grow.
+    fn reserve_frame(&mut self) -> Result<(), NoMemory> {
+        if (self.frames + 1) * 4 <= self.slots.len() * 3 {
+            return Ok(());
+        }
+        let size = (self.slots.len() * 2).max(64);
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(size).map_err(|_| NoMemory)?;
+        slots.resize_with(size, || None);
+        let old = core::mem::replace(&mut self.slots, slots);
+        for (pfn, owners) in old.into_iter().flatten() {
+            let mut i = self.home(pfn);
+            while self.slots[i].is_some() {
+                i = (i + 1) & (size - 1);
+            }
+            self.slots[i] = Some((pfn, owners));
+        }
+        Ok(())
+    }
+
+    /// Record that `owner` maps `pfn` (before the PTE is made present).
+    /// Err (and nothing recorded) when memory for it cannot be had.
+    pub fn add(&mut self, pfn: Pfn, owner: Owner) -> Result<(), NoMemory> {
+        if !self.is_recorded(pfn) {
+            return Ok(());
+        }
+        match self.find(pfn.0) {
+            Some(i) => {
+                let (_, owners) = self.slots[i].as_mut().expect("found");
+                debug_assert!(
+                    !owners.as_slice().contains(&owner),
+                    "rmap::add: {owner:?} already maps {pfn:?}"
+                );
+                match owners {
+                    Owners::One(first) => {
+                        let mut list = Vec::new();
+                        list.try_reserve_exact(4).map_err(|_| NoMemory)?;
+                        list.push(*first);
+                        list.push(owner);
+                        *owners = Owners::Many(list);
+                    }
+                    Owners::Many(list) => {
+                        list.try_reserve(1).map_err(|_| NoMemory)?;
+                        list.push(owner);
+                    }
+                }
+            }
+            None => {
+                self.reserve_frame()?;
+                let mut i = self.home(pfn.0);
+                while self.slots[i].is_some() {
+                    i = (i + 1) & (self.slots.len() - 1);
+                }
+                self.slots[i] = Some((pfn.0, Owners::One(owner)));
+                self.frames += 1;
+            }
+        }
+        self.mappings += 1;
+        Ok(())
+    }
+
+    /// Forget that `owner` maps `pfn` (the PTE was cleared). Never allocates.
+    pub fn remove(&mut self, pfn: Pfn, owner: Owner) {
+        if !self.is_recorded(pfn) {
+            return;
+        }
+        let i = self
+            .find(pfn.0)
+            .unwrap_or_else(|| panic!("rmap::remove: {pfn:?} has no owners ({owner:?})"));
+        let (_, owners) = self.slots[i].as_mut().expect("found");
+        let last = match owners {
+            Owners::One(o) => {
+                assert!(*o == owner, "rmap::remove: {owner:?} does not map {pfn:?}");
+                true
+            }
+            Owners::Many(list) => {
+                let at = list.iter().position(|o| *o == owner);
+                let at =
+                    at.unwrap_or_else(|| panic!("rmap::remove: {owner:?} does not map {pfn:?}"));
+                list.swap_remove(at);
+                if let [only] = list[..] {
+                    *owners = Owners::One(only);
+                }
+                false
+            }
+        };
+        self.mappings -= 1;
+        if last {
+            self.delete_slot(i);
+            self.frames -= 1;
+        }
+    }
+
+    /// `from`'s PTE for `pfn` now lives at `to` (mremap moving a page, or
+    /// anything else that moves a PTE without changing its frame). Never
+    /// allocates: the entry is rewritten where it is.
+    pub fn moved(&mut self, pfn: Pfn, from: Owner, to: Owner) {
+        if !self.is_recorded(pfn) {
+            return;
+        }
+        let i = self
+            .find(pfn.0)
+            .unwrap_or_else(|| panic!("rmap::moved: {pfn:?} has no owners"));
+        let (_, owners) = self.slots[i].as_mut().expect("found");
+        let slot = match owners {
+            Owners::One(o) => Some(o),
+            Owners::Many(list) => list.iter_mut().find(|o| **o == from),
+        };
+        let slot = slot
+            .filter(|o| **o == from)
+            .unwrap_or_else(|| panic!("rmap::moved: {from:?} does not map {pfn:?}"));
+        *slot = to;
+    }
+
+    /// Empty slot `i`, shifting back the entries after it that probed past
+    /// it, so every entry stays reachable from its home without tombstones.
+    fn delete_slot(&mut self, mut hole: usize) {
+        let mask = self.slots.len() - 1;
+        self.slots[hole] = None;
+        let mut i = (hole + 1) & mask;
+        while let Some((pfn, _)) = &self.slots[i] {
+            let home = self.home(*pfn);
+            // Move it into the hole unless its home lies cyclically in (hole, i].
+            let stays = if hole <= i {
+                hole < home && home <= i
+            } else {
+                hole < home || home <= i
+            };
+            if !stays {
+                self.slots[hole] = self.slots[i].take();
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Every mapping of `pfn` (for a 2 MiB page: of its head frame).
+    pub fn owners(&self, pfn: Pfn) -> &[Owner] {
+        match self.find(pfn.0) {
+            Some(i) => self.slots[i].as_ref().expect("found").1.as_slice(),
+            None => &[],
+        }
+    }
+
+    /// Every (frame, mapping) recorded, in no order (the debug audit).
+    pub fn iter(&self) -> impl Iterator<Item = (Pfn, Owner)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|(pfn, owners)| owners.as_slice().iter().map(|o| (Pfn(*pfn), *o)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_remove_many_frames_and_owners() {
+        let mut r = Rmap::new();
+        let a = SpaceId(1);
+        let b = SpaceId(2);
+        for pfn in 1..2000u64 {
+            r.add(Pfn(pfn), Owner::new(a, pfn << 12)).unwrap();
+        }
+        for pfn in (1..2000u64).step_by(3) {
+            r.add(Pfn(pfn), Owner::new(b, pfn << 12)).unwrap();
+        }
+        assert_eq!(r.owners(Pfn(4)).len(), 2);
+        assert_eq!(r.owners(Pfn(5)), &[Owner::new(a, 5 << 12)]);
+        for pfn in (1..2000u64).step_by(2) {
+            r.remove(Pfn(pfn), Owner::new(a, pfn << 12));
+        }
+        for pfn in 1..2000u64 {
+            let want = usize::from(pfn % 2 == 0) + usize::from(pfn % 3 == 1);
+            assert_eq!(r.owners(Pfn(pfn)).len(), want, "pfn {pfn}");
+        }
+        assert_eq!(r.iter().count(), r.len());
+    }
+
+    #[test]
+    fn owner_packs_space_and_address() {
+        let o = Owner::new(SpaceId((1 << 28) - 1), 0x7fff_ffff_f000);
+        assert_eq!(o.space(), SpaceId((1 << 28) - 1));
+        assert_eq!(o.va(), 0x7fff_ffff_f000);
+    }
+}
