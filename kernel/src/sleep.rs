@@ -1,7 +1,9 @@
-//! Blocking: processes waiting for a deadline, for an event, or both.
+//! Blocking: threads waiting for a deadline, for an event, or both.
 //!
-//! This is the kernel's one way to wait. A waiting process is off the run
-//! queue in the `Waiting` state (proc.rs) and is put back by `proc::wake`:
+//! This is the kernel's one way to wait. A waiting thread is off the run
+//! queue in the `Waiting` state (proc/sched.rs) and is put back by
+//! `proc::wake`; the ids below are thread ids (a process's first thread's
+//! is its pid):
 //!
 //! - **Deadlines**: a timed wait has an entry in `SLEEPERS`, its deadline
 //!   on the monotonic clock (kernel/src/time.rs) and its pid. The boot

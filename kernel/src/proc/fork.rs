@@ -43,7 +43,7 @@ fn child_frame(frame: &TrapFrame, options: &ForkOptions) -> TrapFrame {
 /// rax = 0. Returns the child's pid. EAGAIN past the process limit, ENOMEM
 /// when its address space cannot be made (nothing is left behind).
 pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
-    if TABLE.lock().threads.len() >= MAX_PROCS {
+    if TABLE.lock().tasks() >= MAX_PROCS {
         return Err(Errno::EAGAIN);
     }
     let (mut child, mut thread) = with_current_thread(|p, t| {
@@ -84,7 +84,7 @@ pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
 /// thread limit or when the process is exiting.
 pub fn spawn_thread(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
     let mut table = TABLE.lock();
-    if table.threads.len() >= MAX_PROCS {
+    if table.tasks() >= MAX_PROCS {
         return Err(Errno::EAGAIN);
     }
     let tid = reserve_pid(&mut table);

@@ -154,6 +154,17 @@ impl Table {
     fn current_process(&mut self) -> &mut Process {
         self.current().0
     }
+
+    /// Threads and zombies: what MAX_PROCS bounds (Linux counts tasks,
+    /// a zombie's included).
+    fn tasks(&self) -> usize {
+        let zombies = self
+            .procs
+            .values()
+            .filter(|p| matches!(p.state, State::Zombie(_)))
+            .count();
+        self.threads.len() + zombies
+    }
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
