@@ -24,7 +24,7 @@
 //!
 //! A 2 MiB page is shared read-only like a small one (one more reference on
 //! the block's head). The first write to it demotes it by copy into 512
-//! small pages (`AddressSpace::copy_on_write`).
+//! small pages (`vm_fault.rs`, `AddressSpace::fault`).
 //!
 //! INHERIT_SHARE on private anonymous memory needs one set of frames that
 //! both spaces keep using, faults included, so the VMA is turned into

@@ -15,68 +15,23 @@
 //! window of `FAULT_AROUND_PAGES` (Linux's fault-around), so reading a
 //! mapped file sequentially takes one fault per window instead of one per
 //! page. Nothing is allocated for the neighbours: holes stay holes.
+//!
+//! The fault path (`vm_fault.rs`: `AddressSpace::fault`, its `object_page`
+//! and `fault_around` steps) carries this table out; this file holds what
+//! it calls on the object side, and the rest of the pager: prefaulting and
+//! truncation.
 
 use crate::mmap::Sharing;
-use crate::pmap::{Mapping, PhysMem, Pmap};
+use crate::pmap::{PhysMem, Pmap};
 use crate::space::AddressSpace;
-use crate::vm_fault::{Access, FaultError, Resolution, pte_prot};
-use crate::vm_object::{ObjectRef, PageError};
-use crate::vma::{Advice, Backing, PAGE};
+use crate::vm_fault::pte_prot;
+use crate::vm_object::ObjectRef;
+use crate::vma::{Backing, PAGE};
 
 /// Linux's default fault_around_bytes is 64 KiB: 16 pages.
 pub const FAULT_AROUND_PAGES: u64 = 16;
 
 impl<P: Pmap> AddressSpace<P> {
-    /// Resolve a fault on an absent page of an object-backed VMA (the table
-    /// above). On success the access can be retried.
-    pub(crate) fn object_fault(
-        &mut self,
-        phys: &mut dyn PhysMem,
-        addr: u64,
-        access: Access,
-    ) -> Result<Resolution, FaultError> {
-        let page = addr & !(PAGE - 1);
-        let vma = self.vma(addr);
-        let (object, offset) = vma
-            .object_offset(addr)
-            .expect("pager::object_fault: VMA without an object");
-        let shared = vma.sharing == Sharing::Shared;
-        let random = vma.advice == Advice::Random;
-        let pfn = object.page(offset / PAGE, phys).map_err(|e| match e {
-            PageError::PastEof => FaultError::Bus,
-            PageError::NoMemory => FaultError::OutOfMemory,
-        })?;
-        if !shared && access == Access::Write {
-            // Map the object's page read-only, as a read would, and break
-            // copy-on-write on it: the copy is made in one place only
-            // (`AddressSpace::copy_on_write`). The object's reference keeps
-            // the count above one, so it is always a copy, never a reuse.
-            let prot = pte_prot(self.vma(addr), false);
-            self.enter(phys, page, pfn, prot)?;
-            let mapped = Mapping {
-                pfn,
-                prot,
-                huge: false,
-            };
-            return self.copy_on_write(phys, addr, mapped).inspect_err(|_| {
-                self.drop_pages(phys, page, page + PAGE);
-            });
-        }
-        let prot = pte_prot(self.vma(addr), shared);
-        self.enter(phys, page, pfn, prot)?;
-        // MADV_RANDOM says neighbours will not be wanted (Linux skips too).
-        let around = if access == Access::Write || random {
-            0
-        } else {
-            let window = FAULT_AROUND_PAGES * PAGE;
-            let first = addr & !(window - 1);
-            let vma = self.vma(addr);
-            let (from, to) = (first.max(vma.start), (first + window).min(vma.end));
-            self.map_resident(phys, from, to)
-        };
-        Ok(Resolution::ObjectPage { around })
-    }
-
     /// MAP_PREFAULT_READ: map every page of [start, end) whose object page
     /// is already in memory, as a read fault would. Returns how many.
     pub fn prefault(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
@@ -94,7 +49,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// its object already holds (pages past the end of a file are never
     /// resident). Private pages go in read-only, as a read fault maps them.
     /// Without a page table for a page, the page is simply left out.
-    fn map_resident(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
+    pub(crate) fn map_resident(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> u32 {
         let Some(vma) = self.map.find(start) else {
             return 0;
         };

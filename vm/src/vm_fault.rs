@@ -1,14 +1,21 @@
-//! vm_fault: what a page fault means, decided from the VMA, the access and
-//! the current PTE — pure logic, so every row of the decision table is a
-//! host test. `AddressSpace::fault` carries the decision out.
+//! vm_fault: the page-fault path. `decide` says what a fault means, from
+//! the VMA, the access and the current PTE — pure logic, so every row of
+//! the decision table is a host test. `AddressSpace::fault`, below, carries
+//! the decision out: the one function of the fault path (lookup, find the
+//! page, copy-on-write, enter, retry), written as if another CPU may
+//! resolve the same fault at the same time.
 //!
 //! The decision table (also the book's, docs/src/vm_fault.md: one file,
 //! `vm_fault_decisions.md`, included by both):
 #![doc = include_str!("vm_fault_decisions.md")]
 
+use crate::frame::Pfn;
 use crate::mmap::{Prot, Sharing};
-use crate::pmap::{Mapping, PteProt};
-use crate::vma::{Backing, Vma, VmaFlags};
+use crate::pager::FAULT_AROUND_PAGES;
+use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
+use crate::space::AddressSpace;
+use crate::vm_object::PageError;
+use crate::vma::{Advice, Backing, HUGE_PAGE, PAGE, Vma, VmaFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -138,10 +145,272 @@ pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>) -> Decisi
     }
 }
 
+/// Rounds of lookup → find → enter before a fault stops and lets the
+/// access retry: a round that finds the PTE changed under it (another CPU
+/// resolved the same fault, or the stack grew, or a 2 MiB page was split)
+/// starts over from the lookup.
+const MAX_ROUNDS: usize = 4;
+
+/// What finding the page gave a round.
+enum Step {
+    /// Map `pfn` (the caller's reference) at the faulting page, writable in
+    /// place or not, if the PTE is still `expect` (None: absent; Some: the
+    /// copy-on-write source, which the new frame replaces).
+    Enter {
+        pfn: Pfn,
+        writable: bool,
+        expect: Option<Mapping>,
+        done: Resolution,
+    },
+    /// Resolved without a new frame.
+    Done(Resolution),
+    /// Start the round again.
+    Again,
+}
+
+impl<P: Pmap> AddressSpace<P> {
+    /// Resolve a fault at `addr` as `decide` says; on success the access
+    /// can be retried. The whole fault path, FreeBSD's `vm_fault()` loop:
+    ///
+    /// 1. **look up** the VMA and the PTE, and `decide`;
+    /// 2. **find the page**: the zero page, a zero-filled frame, a 2 MiB
+    ///    block, the object's page, or a grown stack;
+    /// 3. **copy on write** where the decision or a private write to an
+    ///    object page needs it (`cow_copy`, the crate's one copy);
+    /// 4. **enter** it, after looking at the PTE again: the frame was
+    ///    allocated without holding the page-table lock (DESIGN §6), so
+    ///    another CPU may have resolved the same fault meanwhile. Then the
+    ///    frame goes back and the next round finds a spurious fault: one
+    ///    frame per page, never two;
+    /// 5. **retry**: back to 1 when the round found the PTE changed.
+    ///
+    /// Also how the kernel faults pages in for its own copies into user
+    /// memory (`user_frame`).
+    pub fn fault(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Resolution, FaultError> {
+        let page = addr & !(PAGE - 1);
+        let oom = FaultError::OutOfMemory;
+        let mut grew = false;
+        for _ in 0..MAX_ROUNDS {
+            // 1. Look up.
+            let pte = self.pmap.query(addr);
+            // 2 and 3. Find the page, copy it if need be.
+            let step = match decide(self.map.find(addr), access, pte) {
+                Decision::Fail(error) => return Err(error),
+                Decision::Spurious => Step::Done(Resolution::Spurious),
+                Decision::GrowStack => {
+                    self.grow_stack(phys, addr)?;
+                    grew = true;
+                    Step::Again
+                }
+                Decision::MakeWritable => {
+                    let prot = pte_prot(self.vma(addr), true);
+                    self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
+                    Step::Done(Resolution::MakeWritable)
+                }
+                Decision::ZeroPage => {
+                    let zero = phys.zero_frame();
+                    phys.get(zero);
+                    Step::Enter {
+                        pfn: zero,
+                        writable: false,
+                        expect: None,
+                        done: Resolution::ZeroPage,
+                    }
+                }
+                Decision::ZeroFill => Step::Enter {
+                    pfn: phys.alloc_zeroed().ok_or(oom)?,
+                    writable: true,
+                    expect: None,
+                    done: Resolution::ZeroFill,
+                },
+                Decision::HugeZeroFill => self.huge_fill(phys, addr)?,
+                Decision::ObjectPage => self.object_page(phys, addr, access)?,
+                Decision::CopyOnWrite => {
+                    self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))?
+                }
+            };
+            // 4. Enter, unless the PTE changed meanwhile.
+            let resolution = match step {
+                Step::Again => continue,
+                Step::Done(resolution) => resolution,
+                Step::Enter {
+                    pfn,
+                    writable,
+                    expect,
+                    done,
+                } => {
+                    if self.pmap.query(addr) != expect {
+                        phys.put(pfn);
+                        continue; // 5. Retry: most likely a spurious fault now.
+                    }
+                    let prot = pte_prot(self.vma(addr), writable);
+                    let entered = match expect {
+                        None => self.pmap.enter(page, pfn, prot).map(|()| None),
+                        Some(_) => self.pmap.replace(page, pfn, prot).map(Some),
+                    };
+                    match entered {
+                        Err(_) => {
+                            phys.put(pfn);
+                            return Err(oom);
+                        }
+                        Ok(Some(old)) => phys.put(old.pfn),
+                        Ok(None) => {}
+                    }
+                    match done {
+                        Resolution::ObjectPage { .. } => Resolution::ObjectPage {
+                            around: self.fault_around(phys, addr, access),
+                        },
+                        done => done,
+                    }
+                }
+            };
+            return Ok(if grew {
+                Resolution::StackGrowth
+            } else {
+                resolution
+            });
+        }
+        Ok(Resolution::Spurious)
+    }
+
+    /// The VMA a decision was made for.
+    pub(crate) fn vma(&self, addr: u64) -> &Vma {
+        self.map
+            .find(addr)
+            .expect("vm_fault: decision made for a VMA that vanished")
+    }
+
+    /// A 2 MiB page for the aligned 2 MiB around `addr` if it lies wholly
+    /// in the VMA with nothing mapped in it yet; otherwise a 4 KiB page.
+    fn huge_fill(&mut self, phys: &mut dyn PhysMem, addr: u64) -> Result<Step, FaultError> {
+        let base = addr & !(HUGE_PAGE - 1);
+        let vma = self.vma(addr);
+        let prot = pte_prot(vma, true);
+        let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
+        let empty =
+            |s: &Self| (0..HUGE_PAGE / PAGE).all(|i| s.pmap.query(base + i * PAGE).is_none());
+        if fits
+            && empty(self)
+            && let Some(block) = phys.alloc_huge_zeroed()
+        {
+            // Still empty once the block is ours (step 4 for a 2 MiB page).
+            if !empty(self) {
+                phys.put(block);
+                return Ok(Step::Again);
+            }
+            if self.pmap.enter_huge(base, block, prot).is_ok() {
+                return Ok(Step::Done(Resolution::HugeZeroFill));
+            }
+            phys.put(block);
+        }
+        // Fall back to a small page, as the table for anonymous memory says.
+        Ok(Step::Enter {
+            pfn: phys.alloc_zeroed().ok_or(FaultError::OutOfMemory)?,
+            writable: true,
+            expect: None,
+            done: Resolution::ZeroFill,
+        })
+    }
+
+    /// An absent page of an object-backed VMA (the pager's table,
+    /// `pager.rs`): the object's frame, or for a private write a copy of
+    /// it (the file never changes).
+    fn object_page(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+    ) -> Result<Step, FaultError> {
+        let vma = self.vma(addr);
+        let (object, offset) = vma
+            .object_offset(addr)
+            .expect("vm_fault: object page of a VMA without an object");
+        let shared = vma.sharing == Sharing::Shared;
+        let pfn = object.page(offset / PAGE, phys).map_err(|e| match e {
+            PageError::PastEof => FaultError::Bus,
+            PageError::NoMemory => FaultError::OutOfMemory,
+        })?;
+        if shared || access != Access::Write {
+            // Private pages go in read-only: later stores to the file show through.
+            return Ok(Step::Enter {
+                pfn,
+                writable: shared,
+                expect: None,
+                done: Resolution::ObjectPage { around: 0 },
+            });
+        }
+        let copy = cow_copy(phys, pfn);
+        phys.put(pfn);
+        Ok(Step::Enter {
+            pfn: copy.ok_or(FaultError::OutOfMemory)?,
+            writable: true,
+            expect: None,
+            done: Resolution::CopyOnWrite,
+        })
+    }
+
+    /// A write to the read-only private page `old` maps: copy it, unless
+    /// this mapping holds the frame's only reference, in which case it is
+    /// just made writable (the zero frame is always copied). A 2 MiB page
+    /// is split into small ones first.
+    fn copy_on_write(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        old: Mapping,
+    ) -> Result<Step, FaultError> {
+        let page = addr & !(PAGE - 1);
+        if old.huge {
+            self.demote(phys, addr & !(HUGE_PAGE - 1))
+                .map_err(|_| FaultError::OutOfMemory)?;
+            return Ok(Step::Again);
+        }
+        if old.pfn != phys.zero_frame() && phys.refcount(old.pfn) == 1 {
+            let prot = pte_prot(self.vma(addr), true);
+            self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
+            return Ok(Step::Done(Resolution::Reuse));
+        }
+        Ok(Step::Enter {
+            pfn: cow_copy(phys, old.pfn).ok_or(FaultError::OutOfMemory)?,
+            writable: true,
+            expect: Some(old),
+            done: Resolution::CopyOnWrite,
+        })
+    }
+
+    /// After a read fault on an object page, map its resident neighbours
+    /// in an aligned window (Linux's fault-around); none for a write or
+    /// under MADV_RANDOM, which says neighbours will not be wanted.
+    fn fault_around(&mut self, phys: &mut dyn PhysMem, addr: u64, access: Access) -> u32 {
+        let vma = self.vma(addr);
+        if access == Access::Write || vma.advice == Advice::Random {
+            return 0;
+        }
+        let window = FAULT_AROUND_PAGES * PAGE;
+        let first = addr & !(window - 1);
+        let (from, to) = (first.max(vma.start), (first + window).min(vma.end));
+        self.map_resident(phys, from, to)
+    }
+}
+
+/// The crate's one copy-on-write copy: a new frame with `src`'s contents
+/// (a fresh zeroed one for the zero frame).
+fn cow_copy(phys: &mut dyn PhysMem, src: Pfn) -> Option<Pfn> {
+    if src == phys.zero_frame() {
+        phys.alloc_zeroed()
+    } else {
+        phys.copy(src)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Pfn;
     use crate::vm_object::ObjectRef;
 
     const RW: Prot = Prot::READ.union(Prot::WRITE);

@@ -1,41 +1,15 @@
-//! 2 MiB pages: filling one on a fault, and splitting one when a range operation ends inside it.
+//! 2 MiB pages: splitting one when a range operation ends inside it or a
+//! write breaks copy-on-write on it (filling one is the fault path's,
+//! `vm_fault.rs`).
 
 use super::AddressSpace;
 use crate::errno::Errno;
 use crate::frame::Pfn;
 use crate::pmap::{PhysMem, Pmap};
-use crate::vm_fault::{Access, FaultError, Resolution, pte_prot};
 use crate::vma::{HUGE_PAGE, PAGE};
 use alloc::vec::Vec;
 
 impl<P: Pmap> AddressSpace<P> {
-    /// A 2 MiB page for the aligned 2 MiB around `addr` if it lies wholly in
-    /// the VMA with nothing mapped in it yet; otherwise a 4 KiB page.
-    pub(super) fn huge_zero_fill(
-        &mut self,
-        phys: &mut dyn PhysMem,
-        addr: u64,
-        access: Access,
-    ) -> Result<Resolution, FaultError> {
-        let base = addr & !(HUGE_PAGE - 1);
-        let vma = self.vma(addr);
-        let prot = pte_prot(vma, true);
-        let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
-        let empty =
-            fits && (0..HUGE_PAGE / PAGE).all(|i| self.pmap.query(base + i * PAGE).is_none());
-        if empty && let Some(block) = phys.alloc_huge_zeroed() {
-            if self.pmap.enter_huge(base, block, prot).is_ok() {
-                return Ok(Resolution::HugeZeroFill);
-            }
-            phys.put(block);
-        }
-        // Fall back to a small page, as the table for anonymous memory says.
-        let pfn = phys.alloc_zeroed().ok_or(FaultError::OutOfMemory)?;
-        let _ = access;
-        self.enter(phys, addr & !(PAGE - 1), pfn, prot)?;
-        Ok(Resolution::ZeroFill)
-    }
-
     /// Split the 2 MiB pages that straddle `start` or `end`, so that a range
     /// operation on [start, end) touches only whole pages.
     pub(super) fn split_huge_edges(
@@ -64,7 +38,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// Copy the huge page at `base` into 512 small frames (demotion by copy:
     /// the buddy block's head alone carries the reference count). On ENOMEM
     /// the 2 MiB page is mapped as before, its data intact.
-    pub(super) fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
+    pub(crate) fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
         let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else {
             return Ok(());
         };

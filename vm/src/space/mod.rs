@@ -21,16 +21,17 @@
 //! | `lock.rs` | `mlock`, `munlock` |
 //! | `brk.rs` | the program break |
 //! | `stack.rs` | growing stacks (MAP_STACK, MAP_GROWSDOWN) |
-//! | `huge.rs` | 2 MiB pages: fill, split at an edge, demote |
-//! | `fault.rs` | carrying out a fault decision |
+//! | `huge.rs` | 2 MiB pages: split at an edge, demote |
 //! | `user.rs` | the kernel's access to user memory |
+//!
+//! The fault path is not here but in `vm_fault.rs`, next to the decision
+//! table it carries out.
 //!
 //! This file holds the space itself and the checks every operation shares:
 //! `covered` (no holes) and `map_count_room` (vm.max_map_count).
 
 mod advise;
 mod brk;
-mod fault;
 mod huge;
 mod lock;
 mod map;

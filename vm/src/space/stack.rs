@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 impl<P: Pmap> AddressSpace<P> {
     /// A fault in a stack gap: move the stack VMA's bottom down to the
     /// faulting page, charging the new pages.
-    pub(super) fn grow_stack(
+    pub(crate) fn grow_stack(
         &mut self,
         phys: &mut dyn PhysMem,
         addr: u64,

@@ -1,0 +1,184 @@
+//! The fault path as if another CPU resolved the same fault at the same
+//! time (`AddressSpace::fault`, step 4 in docs/src/vm_fault.md): a page
+//! table that, at its Nth lookup, finds the page mapped by "the other
+//! CPU". The fault must then give back what it allocated and report a
+//! spurious fault: one frame per page, never two, and no reference lost.
+
+use std::cell::{Cell, RefCell};
+use vm::fake::{FakeMemory, FakePmap};
+use vm::frame::Pfn;
+use vm::mmap;
+use vm::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
+use vm::rmap::{Rmap, SpaceId};
+use vm::space::AddressSpace;
+use vm::vm_fault::{Access, Resolution};
+use vm::vma::{PAGE, Vma};
+
+/// What the other CPU does to the page tables.
+type Other = Box<dyn FnOnce(&mut FakePmap)>;
+
+/// `FakePmap` with another CPU that acts just before the `at`th `query`
+/// after `arm`.
+struct RacyPmap {
+    inner: RefCell<FakePmap>,
+    queries: Cell<usize>,
+    at: usize,
+    other: RefCell<Option<Other>>,
+}
+
+impl RacyPmap {
+    fn new(at: usize, other: Other) -> RacyPmap {
+        RacyPmap {
+            inner: RefCell::new(FakePmap::default()),
+            queries: Cell::new(usize::MAX / 2),
+            at,
+            other: RefCell::new(Some(other)),
+        }
+    }
+}
+
+impl RacyPmap {
+    fn arm(&self) {
+        self.queries.set(0);
+    }
+}
+
+impl Pmap for RacyPmap {
+    fn id(&self) -> SpaceId {
+        self.inner.borrow().id()
+    }
+    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap)) {
+        self.inner.borrow().with_rmap(f)
+    }
+    fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        self.inner.get_mut().enter(va, pfn, prot)
+    }
+    fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        self.inner.get_mut().enter_huge(va, pfn, prot)
+    }
+    fn query(&self, va: u64) -> Option<Mapping> {
+        self.queries.set(self.queries.get() + 1);
+        if self.queries.get() == self.at
+            && let Some(other) = self.other.borrow_mut().take()
+        {
+            other(&mut self.inner.borrow_mut());
+        }
+        self.inner.borrow().query(va)
+    }
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        self.inner.get_mut().unmap_range(start, end, release)
+    }
+    fn protect_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        rights: &mut dyn FnMut(u64, Mapping) -> PteProt,
+    ) {
+        self.inner.get_mut().protect_range(start, end, rights)
+    }
+    fn replace(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<Mapping, NoMemory> {
+        self.inner.get_mut().replace(va, pfn, prot)
+    }
+    fn visit(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Mapping)) {
+        self.inner.get_mut().visit(start, end, visit)
+    }
+    fn enter_run(
+        &mut self,
+        va: u64,
+        frames: &[Option<Pfn>],
+        prot: PteProt,
+        refuse: &mut dyn FnMut(Pfn),
+    ) -> u32 {
+        self.inner.get_mut().enter_run(va, frames, prot, refuse)
+    }
+    fn copy_to(
+        &mut self,
+        child: &mut Self,
+        start: u64,
+        end: u64,
+        share: &mut dyn FnMut(u64, Mapping),
+    ) -> Result<(), NoMemory> {
+        self.inner
+            .get_mut()
+            .copy_to(child.inner.get_mut(), start, end, share)
+    }
+}
+
+const TOP: u64 = 0x7f00_0000_0000;
+const RW: PteProt = PteProt {
+    user: true,
+    write: true,
+    exec: false,
+};
+
+fn anon(space: &mut AddressSpace<RacyPmap>, mem: &mut FakeMemory) -> u64 {
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
+    let req = mmap::validate_mmap(0, PAGE, 3, flags, -1, 0).expect("valid");
+    let vma = Vma::for_request(&req).expect("anonymous");
+    space.mmap(mem, &req, vma).expect("mmap")
+}
+
+#[test]
+fn a_zero_fill_that_another_cpu_resolved_first_is_spurious_and_frees_its_frame() {
+    let mut mem = FakeMemory::new(64);
+    let theirs = mem.alloc_zeroed().expect("a frame");
+    mem.bytes_mut(theirs)[0] = 42;
+    // Query 1 is the lookup; query 2 the look again before entering.
+    let other: Other = Box::new(move |p| p.enter(TOP - PAGE, theirs, RW).expect("enter"));
+    let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
+    let addr = anon(&mut space, &mut mem);
+    assert_eq!(addr, TOP - PAGE, "the page the other CPU maps");
+    space.pmap.arm();
+    assert_eq!(
+        space.fault(&mut mem, addr, Access::Write),
+        Ok(Resolution::Spurious)
+    );
+    let m = space.pmap.query(addr).expect("mapped");
+    assert_eq!(m.pfn, theirs, "the other CPU's frame stays, no second one");
+    assert_eq!(mem.bytes(m.pfn)[0], 42);
+    assert_eq!(mem.in_use(), 1, "the frame this fault allocated went back");
+    assert_eq!(mem.refcount(theirs), 1);
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
+
+#[test]
+fn a_copy_on_write_that_another_cpu_broke_first_is_spurious_and_frees_its_copy() {
+    let mut mem = FakeMemory::new(64);
+    // The page maps the zero frame read-only (a read fault), then a write
+    // faults; the other CPU breaks copy-on-write with its own copy first.
+    let theirs = mem.alloc_zeroed().expect("a frame");
+    mem.bytes_mut(theirs)[0] = 7;
+    // Armed after the read fault: query 1 is the write's lookup, 2 the
+    // look again before entering the copy.
+    let other: Other = Box::new(move |p| {
+        let old = p.replace(TOP - PAGE, theirs, RW).expect("replace");
+        assert_eq!(old.pfn, Pfn(0), "the zero frame was mapped");
+    });
+    let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
+    let addr = anon(&mut space, &mut mem);
+    assert_eq!(
+        space.fault(&mut mem, addr, Access::Read),
+        Ok(Resolution::ZeroPage)
+    );
+    space.pmap.arm();
+    assert_eq!(
+        space.fault(&mut mem, addr, Access::Write),
+        Ok(Resolution::Spurious)
+    );
+    let m = space.pmap.query(addr).expect("mapped");
+    assert_eq!(m.pfn, theirs);
+    assert_eq!(mem.bytes(m.pfn)[0], 7);
+    assert_eq!(mem.in_use(), 1, "the copy this fault made went back");
+    // The zero frame's reference went back with the other CPU's replace.
+    mem.put(Pfn(0));
+    assert_eq!(
+        mem.refcount(Pfn(0)),
+        1,
+        "only the zero frame's own reference"
+    );
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
