@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: chaos shell run test setup host-test qemu-test linux-test linux-swaptest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
+.PHONY: chaos shell run test setup host-test qemu-test linux-test linux-swaptest linux-pressuretest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -41,6 +41,10 @@ linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
 linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532
+## pressuretest on Linux with swap (boot/tests/pressure.rs runs it too):
+## Debian's kernel does not boot in 64 MiB, so 128 MiB and pageos's 512 MiB of swap.
+linux-pressuretest:
+	python3 scripts/linux-run.py --memory 128M --swap 512M pressuretest
 linux-%:
 	python3 scripts/linux-run.py $*
 

@@ -144,6 +144,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("isotest", env!("CARGO_BIN_FILE_PROGRAMS_isotest")),
     ("timetest", env!("CARGO_BIN_FILE_PROGRAMS_timetest")),
     ("swaptest", env!("CARGO_BIN_FILE_PROGRAMS_swaptest")),
+    ("pressuretest", env!("CARGO_BIN_FILE_PROGRAMS_pressuretest")),
 ];
 
 /// The initrd: every user program under /bin, init at /sbin/init, the

@@ -63,6 +63,16 @@ fn parse(text: &str) -> Cmdline {
                     Ok(n) => vm::space::set_max_map_count(n),
                     Err(_) => log::warn!("cmdline: bad max_map_count {n:?}"),
                 },
+                // vm.overcommit_memory and its ratio (commit.rs).
+                Some(("sysctl.vm.overcommit_memory", n)) => {
+                    if !n.parse().is_ok_and(crate::commit::set_mode) {
+                        log::warn!("cmdline: bad overcommit_memory {n:?}");
+                    }
+                }
+                Some(("sysctl.vm.overcommit_ratio", n)) => match n.parse() {
+                    Ok(n) => crate::commit::set_ratio(n),
+                    Err(_) => log::warn!("cmdline: bad overcommit_ratio {n:?}"),
+                },
                 _ => log::warn!("cmdline: unknown switch {w:?}"),
             },
         }

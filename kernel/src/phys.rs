@@ -293,22 +293,9 @@ impl Drop for Frame {
 
 /// The shared zero frame, allocated at boot and never freed.
 static ZERO_FRAME: spin::Once<Pfn> = spin::Once::new();
-/// Pages charged against the commit limit (Committed_AS).
-static COMMITTED: AtomicU64 = AtomicU64::new(0);
 
 fn pfn_frame(pfn: Pfn) -> PhysFrame {
     PhysFrame::containing_address(PhysAddr::new(pfn.addr()))
-}
-
-/// The commit limit in pages: all of RAM. Private writable memory beyond it
-/// is refused at mmap time (ENOMEM) instead of killing someone later;
-/// MAP_NORESERVE opts out.
-pub fn commit_limit() -> u64 {
-    total_frames() as u64
-}
-
-pub fn committed() -> u64 {
-    COMMITTED.load(Ordering::Relaxed)
 }
 
 /// Frames as the machine-independent VM layer sees them (vm::pmap::PhysMem).
@@ -376,16 +363,12 @@ impl vm::pmap::PhysMem for KernelPhys {
         })
     }
 
+    /// The commit accounting of vm.overcommit_memory (commit.rs).
     fn charge(&mut self, pages: u64) -> bool {
-        let limit = commit_limit();
-        COMMITTED
-            .try_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                c.checked_add(pages).filter(|&t| t <= limit)
-            })
-            .is_ok()
+        crate::commit::charge(pages)
     }
 
     fn uncharge(&mut self, pages: u64) {
-        COMMITTED.fetch_sub(pages, Ordering::Relaxed);
+        crate::commit::uncharge(pages);
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::arch::idt::{IPI_BASE, IPI_COUNT, PAGE_FAULT, SPURIOUS, TIMER, TrapFrame};
 use crate::arch::{apic, ipi, timer};
+use crate::oom::Verdict;
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
@@ -168,6 +169,11 @@ fn page_fault(frame: &mut TrapFrame) {
     }
     let (signo, code) = match result {
         Ok(_) => return,
+        // No frame: the OOM killer frees some (the fault is taken again)
+        // or names this process (SIGKILL, below).
+        Err(FaultError::OutOfMemory) if matches!(crate::oom::out_of_memory(), Verdict::Retry) => {
+            return;
+        }
         Err(FaultError::Segv(code)) => (SIGSEGV, code as i32),
         Err(FaultError::Bus) => (SIGBUS, signal::BUS_ADRERR),
         Err(FaultError::OutOfMemory) => (SIGKILL, signal::SI_KERNEL),

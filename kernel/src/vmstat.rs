@@ -125,12 +125,54 @@ pub fn count(event: Event, n: u64) {
     EVENTS[event as usize].fetch_add(n, Ordering::Relaxed);
 }
 
+/// Paging under memory pressure, under the names Linux's /proc/vmstat
+/// gives them (docs/src/pressure.md): pages read from and written to swap,
+/// faults that waited for the disk, and what reclaim scanned and took,
+/// from the page-out thread (`_kswapd`) or an allocation (`_direct`).
+#[derive(Clone, Copy)]
+#[allow(
+    dead_code,
+    reason = "counted by reclaim, which is being built (issue 15)"
+)]
+pub enum Paging {
+    SwapIn,
+    SwapOut,
+    MajorFault,
+    ScanKswapd,
+    ScanDirect,
+    StealKswapd,
+    StealDirect,
+}
+
+const PAGING_NAMES: [&str; 7] = [
+    "pswpin",
+    "pswpout",
+    "pgmajfault",
+    "pgscan_kswapd",
+    "pgscan_direct",
+    "pgsteal_kswapd",
+    "pgsteal_direct",
+];
+static PAGING: [AtomicU64; PAGING_NAMES.len()] = [const { AtomicU64::new(0) }; PAGING_NAMES.len()];
+
+/// Count `n` pages (or faults) of paging event `event`.
+#[allow(
+    dead_code,
+    reason = "counted by reclaim, which is being built (issue 15)"
+)]
+pub fn paging(event: Paging, n: u64) {
+    PAGING[event as usize].fetch_add(n, Ordering::Relaxed);
+}
+
 pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
+    let oom = [("oom_kill", crate::oom::kills())];
     NAMES
         .iter()
         .zip(COUNTS.iter())
         .chain(EVENT_NAMES.iter().zip(EVENTS.iter()))
+        .chain(PAGING_NAMES.iter().zip(PAGING.iter()))
         .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+        .chain(oom)
 }
 
 pub fn access_name(access: Access) -> &'static str {

@@ -26,9 +26,10 @@ pub struct FakePmap {
     pub ptes: BTreeMap<u64, Mapping>,
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
-    /// Failure injection: `Some(n)` lets `n` more `enter`/`enter_huge`
-    /// calls succeed, then fails the next one as if no frame could be had
-    /// for a page table (once; then it is `None` again).
+    /// Failure injection: `Some(n)` lets `n` more PTEs be made (by
+    /// `enter`, `enter_huge`, `enter_run`, `replace`, or in the child by
+    /// `copy_to`), then fails the next one as if no frame could be had for
+    /// a page table or a reverse-map entry (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
     id: SpaceId,
     rmap: Rc<RefCell<Rmap>>,
@@ -58,17 +59,7 @@ impl FakePmap {
 
     /// Whether this enter is the one to fail (see `fail_enter_after`).
     fn injected_failure(&mut self) -> bool {
-        match self.fail_enter_after {
-            Some(0) => {
-                self.fail_enter_after = None;
-                true
-            }
-            Some(n) => {
-                self.fail_enter_after = Some(n - 1);
-                false
-            }
-            None => false,
-        }
+        countdown(&mut self.fail_enter_after)
     }
 
     fn owner(&self, va: u64) -> Owner {
@@ -182,6 +173,9 @@ impl Pmap for FakePmap {
             .ptes
             .get(&va)
             .expect("FakePmap::replace: page not present");
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
         // The new frame first: if it cannot be recorded nothing changed.
         self.rmap.borrow_mut().add(pfn, self.owner(va))?;
         self.rmap.borrow_mut().remove(old.pfn, self.owner(va));
@@ -209,7 +203,10 @@ impl Pmap for FakePmap {
             let Some(pfn) = *pfn else { continue };
             let at = va + i as u64 * PAGE;
             let huge = false;
-            if self.query(at).is_some() || self.set(at, Mapping { pfn, prot, huge }).is_err() {
+            if self.query(at).is_some()
+                || self.injected_failure()
+                || self.set(at, Mapping { pfn, prot, huge }).is_err()
+            {
                 refuse(pfn);
             } else {
                 entered += 1;
@@ -235,6 +232,10 @@ impl Pmap for FakePmap {
         let present: Vec<u64> = self.ptes.range(start..end).map(|(&va, _)| va).collect();
         let mut result = Ok(());
         for va in present {
+            if self.injected_failure() {
+                result = Err(NoMemory);
+                break;
+            }
             let m = self.ptes.get_mut(&va).expect("listed");
             let copy = Mapping {
                 prot: PteProt {
@@ -259,12 +260,31 @@ impl Pmap for FakePmap {
     }
 }
 
+/// One step of a failure injection's countdown: true (and disarmed) when
+/// it reaches the call to fail.
+fn countdown(left: &mut Option<usize>) -> bool {
+    match *left {
+        Some(0) => {
+            *left = None;
+            true
+        }
+        Some(n) => {
+            *left = Some(n - 1);
+            false
+        }
+        None => false,
+    }
+}
+
 /// Frames with contents and reference counts; frame 0 is the zero frame.
 #[derive(Debug)]
 pub struct FakeMemory {
     pages: Vec<Option<(u32, Vec<u8>)>>,
     /// Frames that may still be allocated (the tests make memory run out).
     pub limit: usize,
+    /// Failure injection: `Some(n)` lets `n` more allocations (of a frame,
+    /// a 2 MiB block or a copy) succeed, then fails the next one (once).
+    pub fail_alloc_after: Option<usize>,
     pub committed: u64,
     pub commit_limit: u64,
     /// The frames after the head of each 2 MiB block, to their head: as in
@@ -277,10 +297,25 @@ impl FakeMemory {
         FakeMemory {
             pages: vec![Some((1, vec![0; PAGE as usize]))],
             limit: frames,
+            fail_alloc_after: None,
             committed: 0,
             commit_limit: u64::MAX,
             tails: alloc::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether this allocation is the one to fail (`fail_alloc_after`).
+    fn injected_failure(&mut self) -> bool {
+        countdown(&mut self.fail_alloc_after)
+    }
+
+    /// Every frame's reference count, by frame number (the failure tests
+    /// compare them before and after).
+    pub fn refcounts(&self) -> Vec<u32> {
+        self.pages
+            .iter()
+            .map(|p| p.as_ref().map_or(0, |p| p.0))
+            .collect()
     }
 
     /// Frames in use, the zero frame excluded.
@@ -316,7 +351,7 @@ impl FakeMemory {
     }
 
     fn alloc_with(&mut self, bytes: Vec<u8>) -> Option<Pfn> {
-        if self.in_use() >= self.limit {
+        if self.in_use() >= self.limit || self.injected_failure() {
             return None;
         }
         let slot = self
@@ -342,7 +377,7 @@ impl PhysMem for FakeMemory {
     /// 512 consecutive frames at the end of the table; the head holds the bytes.
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
         let frames = (HUGE_PAGE / PAGE) as usize;
-        if self.in_use() + frames > self.limit {
+        if self.in_use() + frames > self.limit || self.injected_failure() {
             return None;
         }
         let head = self.pages.len() as u64;

@@ -113,3 +113,57 @@ proptest! {
         prop_assert_eq!((mem.in_use(), mem.committed), (0, 0));
     }
 }
+
+/// Regression (found by `syscall_failures`): munmap of a range whose two
+/// ends both fall inside 2 MiB pages split the first, then failed on the
+/// second and left the first split.
+#[test]
+fn a_munmap_that_cannot_split_its_second_edge_leaves_the_first_whole() {
+    let mut mem = FakeMemory::new(8192);
+    let mut s = AddressSpace::new(FakePmap::default(), 0x7f00_0000_0000);
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS | mmap::MAP_ALIGNED_SUPER;
+    let req = mmap::validate_mmap(0, 2 * HUGE_PAGE, 3, flags, -1, 0).unwrap();
+    let a = s
+        .mmap(&mut mem, &req, vm::vma::Vma::for_request(&req).unwrap())
+        .unwrap();
+    s.fault(&mut mem, a, Access::Write).unwrap();
+    s.fault(&mut mem, a + HUGE_PAGE, Access::Write).unwrap();
+    let before = state(&s, &mem);
+    // The first edge's 512 small pages go in; the second's first fails.
+    s.pmap.fail_enter_after = Some(512);
+    assert_eq!(
+        s.munmap(&mut mem, a + 77 * PAGE, a + HUGE_PAGE + 5 * PAGE),
+        Err(vm::errno::Errno::ENOMEM)
+    );
+    assert_eq!(state(&s, &mem), before);
+    s.clear(&mut mem);
+    assert_eq!((mem.in_use(), mem.committed), (0, 0));
+}
+
+/// Regression (found by `syscall_failures`): an mlock that ran out of
+/// memory part-way kept its VMAs split and marked locked, and the pages
+/// it had faulted in.
+#[test]
+fn a_failed_mlock_leaves_the_vmas_and_pages_as_they_were() {
+    let mut mem = FakeMemory::new(8192);
+    let mut s = AddressSpace::new(FakePmap::default(), 0x7f00_0000_0000);
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
+    let req = mmap::validate_mmap(0, 16 * PAGE, 3, flags, -1, 0).unwrap();
+    let a = s
+        .mmap(&mut mem, &req, vm::vma::Vma::for_request(&req).unwrap())
+        .unwrap();
+    s.fault(&mut mem, a + 3 * PAGE, Access::Write).unwrap();
+    let before = state(&s, &mem);
+    mem.fail_alloc_after = Some(4);
+    assert_eq!(
+        s.mlock(&mut mem, a + PAGE, a + 12 * PAGE, true),
+        Err(vm::errno::Errno::ENOMEM)
+    );
+    assert_eq!(state(&s, &mem), before);
+    assert!(
+        s.vmas()
+            .all(|v| !v.flags.contains(vm::vma::VmaFlags::LOCKED))
+    );
+    s.clear(&mut mem);
+    assert_eq!((mem.in_use(), mem.committed), (0, 0));
+}

@@ -64,12 +64,13 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..4usize, 0..5u8, 1..8u64).prop_map(|(space, kind, pages)| Op::Map {
+        1 => (0..4usize, 0..5u8, 1..8u64).prop_map(|(space, kind, pages)| Op::Map {
             space,
             kind,
             pages
         }),
-        (0..4usize, 0..8usize, 0..1024u64, any::<bool>()).prop_map(
+        // Twice as likely as each other call.
+        2 => (0..4usize, 0..8usize, 0..1024u64, any::<bool>()).prop_map(
             |(space, region, page, write)| Op::Touch {
                 space,
                 region,
@@ -77,16 +78,8 @@ fn op() -> impl Strategy<Value = Op> {
                 write
             }
         ),
-        (0..4usize, 0..8usize, 0..1024u64, any::<bool>()).prop_map(
-            |(space, region, page, write)| Op::Touch {
-                space,
-                region,
-                page,
-                write
-            }
-        ),
-        (0..4usize).prop_map(|space| Op::Fork { space }),
-        (0..4usize, 0..8usize, 0..1024u64, 1..600u64).prop_map(|(space, region, page, pages)| {
+        1 => (0..4usize).prop_map(|space| Op::Fork { space }),
+        1 => (0..4usize, 0..8usize, 0..1024u64, 1..600u64).prop_map(|(space, region, page, pages)| {
             Op::Munmap {
                 space,
                 region,
@@ -94,12 +87,12 @@ fn op() -> impl Strategy<Value = Op> {
                 pages,
             }
         }),
-        (0..4usize, 0..8usize, 0..4u64).prop_map(|(space, region, prot)| Op::Mprotect {
+        1 => (0..4usize, 0..8usize, 0..4u64).prop_map(|(space, region, prot)| Op::Mprotect {
             space,
             region,
             prot
         }),
-        (0..4usize, 0..8usize, 0..1024u64, 1..8u64).prop_map(|(space, region, page, pages)| {
+        1 => (0..4usize, 0..8usize, 0..1024u64, 1..8u64).prop_map(|(space, region, page, pages)| {
             Op::DontNeed {
                 space,
                 region,
@@ -107,8 +100,8 @@ fn op() -> impl Strategy<Value = Op> {
                 pages,
             }
         }),
-        (0..8u64).prop_map(|pages| Op::Truncate { pages }),
-        (0..4usize).prop_map(|space| Op::Exit { space }),
+        1 => (0..8u64).prop_map(|pages| Op::Truncate { pages }),
+        1 => (0..4usize).prop_map(|space| Op::Exit { space }),
     ]
 }
 

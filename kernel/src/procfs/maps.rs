@@ -88,6 +88,26 @@ pub fn sizes(space: &mut Space) -> Sizes {
     s
 }
 
+/// Pages resident in `space`'s locked mappings (mlock, MAP_LOCKED,
+/// MAP_WIRED), the zero frame left out: /proc/meminfo's Mlocked.
+pub fn locked_pages(space: &mut Space) -> u64 {
+    let zero = KernelPhys.zero_frame();
+    let locked: Vec<(u64, u64)> = space
+        .vmas()
+        .filter(|v| v.flags.contains(VmaFlags::LOCKED))
+        .map(|v| (v.start, v.end))
+        .collect();
+    let mut pages = 0;
+    for (start, end) in locked {
+        space.pmap.visit(start, end, &mut |_, m: Mapping| {
+            if m.pfn != zero {
+                pages += if m.huge { 512 } else { 1 };
+            }
+        });
+    }
+    pages
+}
+
 /// Walk the PTEs of `v` and sort its resident pages.
 fn resident(space: &mut Space, v: &Vma) -> Resident {
     let mut r = Resident::default();

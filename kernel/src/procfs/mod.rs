@@ -288,7 +288,10 @@ impl Node {
 }
 
 fn writable_sysctl(s: Sysctl) -> bool {
-    matches!(s, Sysctl::MaxMapCount)
+    matches!(
+        s,
+        Sysctl::MaxMapCount | Sysctl::OvercommitMemory | Sysctl::OvercommitRatio
+    )
 }
 
 /// An open /proc file.

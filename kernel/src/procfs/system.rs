@@ -44,9 +44,10 @@ const KERNEL_STACK_PAGES: u64 = 8;
 /// then pageos's KernelHeap.
 /// pageos fills what it has: MemTotal, MemFree, MemAvailable (the free
 /// frames: ramfs pages cannot be dropped), Cached (the ramfs's page cache),
-/// SwapTotal and SwapFree (the swap device), Slab/SUnreclaim (the kernel
-/// heap), KernelStack, CommitLimit, Committed_AS. The LRU fields are 0
-/// until pageos has a page-out clock (issue 15).
+/// SwapTotal and SwapFree (the swap device), Unevictable and Mlocked (the
+/// pages resident in locked mappings), Slab/SUnreclaim (the kernel heap),
+/// KernelStack, CommitLimit, Committed_AS (commit.rs). The LRU fields are
+/// 0 until pageos has a page-out clock (issue 15).
 fn meminfo() -> String {
     let total = phys::total_frames() as u64;
     let free = phys::free_frames() as u64;
@@ -54,6 +55,12 @@ fn meminfo() -> String {
     let heap = heap::frames() as u64;
     let (procs, _) = proc::counts();
     let (swap_total, swap_used) = crate::swap::totals();
+    let mut mlocked = 0;
+    for pid in proc::pids() {
+        let _ = proc::with_process(pid, |p| {
+            mlocked += p.space.as_mut().map_or(0, super::maps::locked_pages);
+        });
+    }
     let fields: [(&str, u64); 45] = [
         ("MemTotal", total),
         ("MemFree", free),
@@ -68,8 +75,8 @@ fn meminfo() -> String {
         ("Inactive(anon)", 0),
         ("Active(file)", 0),
         ("Inactive(file)", 0),
-        ("Unevictable", 0),
-        ("Mlocked", 0),
+        ("Unevictable", mlocked),
+        ("Mlocked", mlocked),
         ("SwapTotal", swap_total),
         ("SwapFree", swap_total - swap_used),
         ("Zswap", 0),
@@ -89,8 +96,8 @@ fn meminfo() -> String {
         ("NFS_Unstable", 0),
         ("Bounce", 0),
         ("WritebackTmp", 0),
-        ("CommitLimit", phys::commit_limit()),
-        ("Committed_AS", phys::committed()),
+        ("CommitLimit", crate::commit::limit()),
+        ("Committed_AS", crate::commit::committed()),
         ("VmallocTotal", 34_359_738_367 / 4),
         ("VmallocUsed", 0),
         ("VmallocChunk", 0),
@@ -191,10 +198,8 @@ pub fn sysctl(s: Sysctl) -> String {
     let value = match s {
         Sysctl::MaxMapCount => vm::space::max_map_count() as u64,
         Sysctl::MmapMinAddr => vm::space::USER_START,
-        // pageos always accounts strictly, with all of RAM as the limit:
-        // Linux's mode 2 with a ratio of 100 (DESIGN §7).
-        Sysctl::OvercommitMemory => 2,
-        Sysctl::OvercommitRatio => 100,
+        Sysctl::OvercommitMemory => crate::commit::mode() as u64,
+        Sysctl::OvercommitRatio => crate::commit::ratio(),
     };
     format!("{value}\n")
 }
@@ -205,7 +210,11 @@ pub fn set_sysctl(s: Sysctl, data: &[u8]) -> Result<usize, Errno> {
     let value: usize = text.trim().parse().map_err(|_| Errno::EINVAL)?;
     match s {
         Sysctl::MaxMapCount => vm::space::set_max_map_count(value),
-        _ => return Err(Errno::EACCES),
+        // Linux's proc_dointvec_minmax: 0 to 2, EINVAL otherwise.
+        Sysctl::OvercommitMemory if !crate::commit::set_mode(value) => return Err(Errno::EINVAL),
+        Sysctl::OvercommitMemory => {}
+        Sysctl::OvercommitRatio => crate::commit::set_ratio(value as u64),
+        Sysctl::MmapMinAddr => return Err(Errno::EACCES),
     }
     Ok(data.len())
 }

@@ -24,6 +24,10 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         Kind::File { fd, .. } => file_vma(&req, fd)?,
         _ => Vma::for_request(&req).expect("mmap: only files need a descriptor"),
     };
+    // Mode 2 of vm.overcommit_memory charges MAP_NORESERVE too (commit.rs).
+    if !crate::commit::honours_noreserve() {
+        vma.flags.remove(VmaFlags::NORESERVE);
+    }
     // After mlockall(MCL_FUTURE), new mappings are locked (and faulted in
     // unless MCL_ONFAULT), as if MAP_LOCKED had been given.
     if let Some(on_fault) = proc::with_current(|p| p.res.lock_future) {

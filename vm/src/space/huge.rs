@@ -5,33 +5,57 @@
 use super::AddressSpace;
 use crate::errno::Errno;
 use crate::frame::Pfn;
-use crate::pmap::{PhysMem, Pmap};
+use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::vma::{HUGE_PAGE, PAGE};
 use alloc::vec::Vec;
 
 impl<P: Pmap> AddressSpace<P> {
     /// Split the 2 MiB pages that straddle `start` or `end`, so that a range
-    /// operation on [start, end) touches only whole pages.
+    /// operation on [start, end) touches only whole pages. All or nothing:
+    /// if the second split fails, the first is undone.
     pub(super) fn split_huge_edges(
         &mut self,
         phys: &mut dyn PhysMem,
         start: u64,
         end: u64,
     ) -> Result<(), Errno> {
-        self.split_huge_at(phys, start)?;
-        self.split_huge_at(phys, end)
+        let first = self.split_huge_keeping(phys, start)?;
+        match self.split_huge_keeping(phys, end) {
+            Ok(second) => {
+                for old in [first, second].into_iter().flatten() {
+                    phys.put(old.pfn);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(old) = first {
+                    self.undo_demote(phys, start & !(HUGE_PAGE - 1), old);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// If a 2 MiB page straddles `addr`, replace it by 512 small pages
     /// holding the same data, so a range operation can stop at `addr`.
     pub(super) fn split_huge_at(&mut self, phys: &mut dyn PhysMem, addr: u64) -> Result<(), Errno> {
-        let base = addr & !(HUGE_PAGE - 1);
-        if base == addr && self.pmap.query(addr).is_none_or(|m| !m.huge) {
-            return Ok(());
+        if let Some(old) = self.split_huge_keeping(phys, addr)? {
+            phys.put(old.pfn);
         }
+        Ok(())
+    }
+
+    /// `split_huge_at`, keeping a reference to the 2 MiB block it replaced
+    /// (returned) so that the split can still be undone.
+    fn split_huge_keeping(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+    ) -> Result<Option<Mapping>, Errno> {
+        let base = addr & !(HUGE_PAGE - 1);
         match self.pmap.query(addr) {
-            Some(m) if m.huge && base != addr => self.demote(phys, base),
-            _ => Ok(()),
+            Some(m) if m.huge && base != addr => self.demote_keeping(phys, base),
+            _ => Ok(None),
         }
     }
 
@@ -39,8 +63,21 @@ impl<P: Pmap> AddressSpace<P> {
     /// the buddy block's head alone carries the reference count). On ENOMEM
     /// the 2 MiB page is mapped as before, its data intact.
     pub(crate) fn demote(&mut self, phys: &mut dyn PhysMem, base: u64) -> Result<(), Errno> {
+        if let Some(old) = self.demote_keeping(phys, base)? {
+            phys.put(old.pfn);
+        }
+        Ok(())
+    }
+
+    /// `demote`, returning the old 2 MiB mapping with one reference still
+    /// held on its block (for `undo_demote`, or to be put).
+    fn demote_keeping(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        base: u64,
+    ) -> Result<Option<Mapping>, Errno> {
         let Some(huge) = self.pmap.query(base).filter(|m| m.huge) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut frames = Vec::with_capacity((HUGE_PAGE / PAGE) as usize);
         for i in 0..HUGE_PAGE / PAGE {
@@ -64,16 +101,21 @@ impl<P: Pmap> AddressSpace<P> {
             {
                 phys.put(frame);
                 frames.for_each(|(_, f)| phys.put(f));
-                self.drop_pages(phys, base, base + HUGE_PAGE);
-                // Dropping the small pages freed the page table they were
-                // going into: that frame is there for the huge entry's.
-                if self.pmap.enter_huge(base, huge.pfn, huge.prot).is_err() {
-                    phys.put(huge.pfn);
-                }
+                self.undo_demote(phys, base, huge);
                 return Err(Errno::ENOMEM);
             }
         }
-        phys.put(huge.pfn);
-        Ok(())
+        Ok(Some(huge))
+    }
+
+    /// Put the 2 MiB page `old` (whose block reference the caller holds
+    /// and hands over) back at `base`, over the small pages there.
+    fn undo_demote(&mut self, phys: &mut dyn PhysMem, base: u64, old: Mapping) {
+        self.drop_pages(phys, base, base + HUGE_PAGE);
+        // Dropping the small pages freed the page table they were in: that
+        // frame is there for the huge entry's.
+        if self.pmap.enter_huge(base, old.pfn, old.prot).is_err() {
+            phys.put(old.pfn);
+        }
     }
 }

@@ -169,6 +169,27 @@ impl<P: Pmap> AddressSpace<P> {
         start: u64,
         end: u64,
     ) -> Result<(), FaultError> {
+        self.populate_pages(phys, start, end, true)
+    }
+
+    /// `populate` for the absent pages only: a present page (copy-on-write
+    /// shared, say) is left as it is.
+    pub(super) fn populate_absent(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> Result<(), FaultError> {
+        self.populate_pages(phys, start, end, false)
+    }
+
+    fn populate_pages(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+        break_cow: bool,
+    ) -> Result<(), FaultError> {
         let mut addr = start;
         while addr < end {
             let Some(vma) = self.map.find(addr) else {
@@ -189,7 +210,9 @@ impl<P: Pmap> AddressSpace<P> {
             if fillable {
                 let present = self.pmap.query(addr);
                 if present.is_none()
-                    || (access == Access::Write && !present.is_some_and(|m| m.prot.write))
+                    || (break_cow
+                        && access == Access::Write
+                        && !present.is_some_and(|m| m.prot.write))
                 {
                     self.fault(phys, addr, access)?;
                 }

@@ -306,27 +306,17 @@ fn main(args: rt::Args) -> i32 {
     });
 
     s.both("the_commit_limit_refuses_mmap_instead_of_dying", || {
-        let mut maps = [0usize; 64];
-        let mut n = 0;
-        let chunk = 64 << 20;
-        let refused = loop {
-            if n == maps.len() {
-                break None;
-            }
-            match sys::mmap(0, chunk, RW, ANON, -1, 0) {
-                Ok(a) => {
-                    maps[n] = a;
-                    n += 1;
-                }
-                Err(e) => break Some(e),
-            }
-        };
-        for &a in &maps[..n] {
-            sys::munmap(a, chunk).map_err(why("munmap"))?;
-        }
+        // Strict accounting is vm.overcommit_memory=2 (the default, 0,
+        // only refuses a single request larger than RAM + swap).
+        let mode = b"/proc/sys/vm/overcommit_memory\0";
+        set_file(mode, b"2\n")?;
+        let refused = commit_until_refused();
+        set_file(mode, b"0\n")?;
         ensure!(
-            refused == Some(sys::ENOMEM),
-            "{n} x 64 MiB committed, then {refused:?} (ENOMEM wanted before 4 GiB)"
+            refused.1 == Some(sys::ENOMEM),
+            "{} x 64 MiB committed, then {:?} (ENOMEM wanted before 4 GiB)",
+            refused.0,
+            refused.1
         )?;
         still_usable()
     });
@@ -361,6 +351,38 @@ fn main(args: rt::Args) -> i32 {
     });
 
     s.finish()
+}
+
+/// mmap 64 MiB at a time until refused (at most 64 times), then unmap it
+/// all: how many were granted, and the error that ended it.
+fn commit_until_refused() -> (usize, Option<sys::Errno>) {
+    let mut maps = [0usize; 64];
+    let mut n = 0;
+    let chunk = 64 << 20;
+    let refused = loop {
+        if n == maps.len() {
+            break None;
+        }
+        match sys::mmap(0, chunk, RW, ANON, -1, 0) {
+            Ok(a) => {
+                maps[n] = a;
+                n += 1;
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    for &a in &maps[..n] {
+        let _ = sys::munmap(a, chunk);
+    }
+    (n, refused)
+}
+
+/// Write `data` to the file at `path` (NUL-terminated), a sysctl.
+fn set_file(path: &[u8], data: &[u8]) -> Outcome {
+    let fd = sys::open(text(path), sys::O_WRONLY).map_err(why("open"))?;
+    let written = sys::write(fd as i32, data).map_err(why("write"));
+    let _ = sys::close(fd);
+    written.map(|_| ())
 }
 
 fn text(p: &[u8]) -> &str {
