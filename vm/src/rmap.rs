@@ -13,10 +13,11 @@
 //! - The shared zero frame is not recorded (Linux does not rmap its zero
 //!   page either): every space maps it, nothing ever unmaps it to reclaim
 //!   it, and its list would be the longest of all.
-//! - One frame's first mapping lives in its table slot; a second one moves
-//!   the frame's list to the heap. A private page (the common case) costs
-//!   one 32-byte slot and no allocation of its own; growing the table is
-//!   amortised over all frames.
+//! - A frame's first two mappings live in its table slot; a third moves
+//!   the frame's list to the heap. A private page (the common case), and a
+//!   page shared copy-on-write by a parent and one child, cost one 32-byte
+//!   slot and no allocation of their own; growing the table is amortised
+//!   over all frames.
 //! - Allocation can fail, and `add` then says so instead of panicking: the
 //!   `Pmap` refuses the PTE (`NoMemory`), as it does when a page table
 //!   cannot be had. `remove` and `moved` never allocate.
@@ -78,17 +79,25 @@ impl core::fmt::Debug for Owner {
     }
 }
 
-/// The mappings of one frame: one inline, more on the heap.
+/// The mappings of one frame: up to two inline (a private page, and one
+/// shared copy-on-write by a parent and its child), more on the heap.
 #[derive(Clone, Debug)]
 enum Owners {
     One(Owner),
+    Two([Owner; 2]),
     Many(Vec<Owner>),
 }
+
+const _: () = assert!(
+    size_of::<Owners>() == 24,
+    "rmap: a slot's owners stay 24 bytes"
+);
 
 impl Owners {
     fn as_slice(&self) -> &[Owner] {
         match self {
             Owners::One(o) => core::slice::from_ref(o),
+            Owners::Two(two) => two,
             Owners::Many(v) => v,
         }
     }
@@ -194,10 +203,11 @@ impl Rmap {
                     "rmap::add: {owner:?} already maps {pfn:?}"
                 );
                 match owners {
-                    Owners::One(first) => {
+                    Owners::One(first) => *owners = Owners::Two([*first, owner]),
+                    Owners::Two(two) => {
                         let mut list = Vec::new();
                         list.try_reserve_exact(4).map_err(|_| NoMemory)?;
-                        list.push(*first);
+                        list.extend_from_slice(two);
                         list.push(owner);
                         *owners = Owners::Many(list);
                     }
@@ -235,13 +245,23 @@ impl Rmap {
                 assert!(*o == owner, "rmap::remove: {owner:?} does not map {pfn:?}");
                 true
             }
+            Owners::Two([a, b]) => {
+                let other = if *a == owner {
+                    *b
+                } else {
+                    assert!(*b == owner, "rmap::remove: {owner:?} does not map {pfn:?}");
+                    *a
+                };
+                *owners = Owners::One(other);
+                false
+            }
             Owners::Many(list) => {
                 let at = list.iter().position(|o| *o == owner);
                 let at =
                     at.unwrap_or_else(|| panic!("rmap::remove: {owner:?} does not map {pfn:?}"));
                 list.swap_remove(at);
-                if let [only] = list[..] {
-                    *owners = Owners::One(only);
+                if let [a, b] = list[..] {
+                    *owners = Owners::Two([a, b]);
                 }
                 false
             }
@@ -266,6 +286,7 @@ impl Rmap {
         let (_, owners) = self.slots[i].as_mut().expect("found");
         let slot = match owners {
             Owners::One(o) => Some(o),
+            Owners::Two(two) => two.iter_mut().find(|o| **o == from),
             Owners::Many(list) => list.iter_mut().find(|o| **o == from),
         };
         let slot = slot
@@ -338,6 +359,23 @@ mod tests {
             assert_eq!(r.owners(Pfn(pfn)).len(), want, "pfn {pfn}");
         }
         assert_eq!(r.iter().count(), r.len());
+    }
+
+    #[test]
+    fn one_two_and_many_owners_come_and_go() {
+        let mut r = Rmap::new();
+        let owners: Vec<Owner> = (0..5).map(|i| Owner::new(SpaceId(i + 1), 0x1000)).collect();
+        for &o in &owners {
+            r.add(Pfn(9), o).unwrap();
+        }
+        assert_eq!(r.owners(Pfn(9)).len(), 5);
+        for (gone, &o) in owners.iter().enumerate() {
+            r.remove(Pfn(9), o);
+            let left = r.owners(Pfn(9));
+            assert_eq!(left.len(), 4 - gone);
+            assert!(owners[gone + 1..].iter().all(|o| left.contains(o)));
+        }
+        assert!(r.is_empty());
     }
 
     #[test]
