@@ -29,14 +29,14 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot --no-fail-fast
 
-## vmtest, filetest, proctest and timetest as init of Debian's Linux
+## vmtest, filetest, proctest, timetest and remaptest as init of Debian's Linux
 ## kernel: the cases both kernels share must pass there too
 ## (scripts/linux-run.py fetches the kernel once). Two at a time, one per
 ## core (TCG runs a guest on one host thread). swaptest on Linux with a swap
 ## disk is boot/tests/swap.rs's linux_comparison_one_swap_image_for_both_kernels;
 ## `make linux-swaptest` runs it with a disk made by Debian's mkswap. The C
 ## programs' comparison is in boot/tests/proc.rs.
-LINUX_TESTS := vmtest filetest proctest timetest
+LINUX_TESTS := vmtest filetest proctest timetest remaptest
 linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
 linux-swaptest:
@@ -144,12 +144,12 @@ clean:
 	$(CARGO) clean
 
 ## One exercise of the labs chapter (docs/src/labs.md): its tests fail
-## until the lab is done. Labs 1-4 are host tests, lab 5 boots QEMU.
+## until the lab is done. Labs 1-4 and 6 are host tests, lab 5 boots QEMU.
 lab:
 	@case "$(N)" in \
-	  1|2|3|4) $(CARGO) test -p vm --test labs -- --ignored lab$(N)_ ;; \
+	  1|2|3|4|6) $(CARGO) test -p vm --test labs -- --ignored lab$(N)_ ;; \
 	  5) $(CARGO) test -p boot --test labs -- --ignored lab$(N)_ ;; \
-	  *) echo "usage: make lab N=<1-5>   (the labs are in docs/src/labs.md)"; \
+	  *) echo "usage: make lab N=<1-6>   (the labs are in docs/src/labs.md)"; \
 	     echo "  1 a wider stack guard gap     2 fault-around for anonymous memory"; \
 	     echo "  3 MADV_COLD                   4 bottom-up placement"; \
 	     echo "  5 mremap"; \

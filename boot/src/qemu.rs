@@ -137,6 +137,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("filetest", env!("CARGO_BIN_FILE_PROGRAMS_filetest")),
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
+    ("remaptest", env!("CARGO_BIN_FILE_PROGRAMS_remaptest")),
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("chaos", env!("CARGO_BIN_FILE_PROGRAMS_chaos")),

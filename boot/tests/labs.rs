@@ -9,7 +9,7 @@ use common::{assert_report_passed, program};
 
 #[test]
 #[ignore = "lab 5: see docs/src/labs.md"]
-fn lab5_mremap_grows_shrinks_and_moves() {
+fn lab5_mremap_keeps_2mib_pages() {
     let run = program("labtest", &["5"]);
     assert_report_passed(&run);
 }

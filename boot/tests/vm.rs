@@ -1,6 +1,6 @@
 //! The VM subsystem from a user program's side: `vmtest`'s cases (every
 //! mmap flag and errno, munmap, mprotect, madvise, mincore, mlock, msync,
-//! minherit, brk), and the faults that must kill a process, one boot each.
+//! minherit, brk), `remaptest`'s (mremap), and the faults that must kill a process, one boot each.
 
 mod common;
 
@@ -12,6 +12,14 @@ const SIGSEGV: i32 = 11;
 #[test]
 fn vmtest_cases_pass() {
     let run = program("vmtest", &[]);
+    assert_report_passed(&run);
+}
+
+/// `remaptest`: mremap of every kind, with the data checked and no frame
+/// copied by a move (also run on Linux: `scripts/linux-run.py remaptest`).
+#[test]
+fn remaptest_cases_pass() {
+    let run = program("remaptest", &[]);
     assert_report_passed(&run);
 }
 

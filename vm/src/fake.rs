@@ -27,8 +27,8 @@ pub struct FakePmap {
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
     /// Failure injection: `Some(n)` lets `n` more PTEs be made (by
-    /// `enter`, `enter_huge`, `enter_run`, `replace`, or in the child by
-    /// `copy_to`), then fails the next one as if no frame could be had for
+    /// `enter`, `enter_huge`, `enter_run`, `replace`, in the child by
+    /// `copy_to`; a whole `move_range` counts as one), then fails the next one as if no frame could be had for
     /// a page table or a reverse-map entry (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
     id: SpaceId,
@@ -213,6 +213,36 @@ impl Pmap for FakePmap {
             }
         }
         entered
+    }
+
+    fn move_range(&mut self, from: u64, to: u64, len: u64) -> Result<(), NoMemory> {
+        // One injected failure covers the whole move (its page tables).
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
+        let present: Vec<u64> = self
+            .ptes
+            .range(from..from + len)
+            .map(|(&va, _)| va)
+            .collect();
+        assert!(
+            self.ptes.range(to..to + len).next().is_none(),
+            "FakePmap::move_range: target not empty"
+        );
+        for va in present {
+            let m = self.ptes.remove(&va).expect("listed");
+            let new = to + (va - from);
+            assert!(
+                !m.huge || (new.is_multiple_of(HUGE_PAGE) && va + HUGE_PAGE <= from + len),
+                "FakePmap::move_range: a 2 MiB page moved out of shape"
+            );
+            self.rmap
+                .borrow_mut()
+                .moved(m.pfn, self.owner(va), self.owner(new));
+            self.ptes.insert(new, m);
+        }
+        self.flushes += 1;
+        Ok(())
     }
 
     fn copy_to(

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod audit;
 pub mod buddy;
+pub mod clock;
 pub mod elf;
 pub mod errno;
 pub mod fake;

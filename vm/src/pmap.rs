@@ -11,7 +11,7 @@
 //! The reverse map (`rmap`): every implementation records each PTE it
 //! makes present and forgets each it clears, in the `Rmap` of its machine,
 //! under its space's `id`. Whatever moves, copies or replaces PTEs (fork's
-//! `copy_to`, `replace`, a future PTE move for mremap) keeps it right
+//! `copy_to`, `replace`, mremap's `move_range`) keeps it right
 //! there, so callers never touch it.
 
 use crate::frame::Pfn;
@@ -101,6 +101,16 @@ pub trait Pmap {
         prot: PteProt,
         refuse: &mut dyn FnMut(Pfn),
     ) -> u32;
+    /// mremap's move: every present entry of [from, from + len) goes to
+    /// the same offset in [to, to + len), with its frame and rights as
+    /// they are; no frame is copied and no reference changes hands (the
+    /// reverse map follows). A 2 MiB entry moves as one: the caller makes
+    /// sure each lies wholly inside the range and that `to - from` is a
+    /// multiple of 2 MiB when there is one. [to, to + len) has nothing
+    /// mapped and does not overlap [from, from + len). Err, with nothing
+    /// changed, when a page table for the target could not be had.
+    /// Flushes the old range's TLB entries.
+    fn move_range(&mut self, from: u64, to: u64, len: u64) -> Result<(), NoMemory>;
     /// fork's copy of [start, end): take write access away from every
     /// present page here and map the same frame, with the same (now
     /// read-only) rights, at the same address in `child`, whose range is

@@ -91,6 +91,9 @@ impl Pmap for RacyPmap {
     ) -> u32 {
         self.inner.get_mut().enter_run(va, frames, prot, refuse)
     }
+    fn move_range(&mut self, from: u64, to: u64, len: u64) -> Result<(), NoMemory> {
+        self.inner.get_mut().move_range(from, to, len)
+    }
     fn copy_to(
         &mut self,
         child: &mut Self,

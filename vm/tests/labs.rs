@@ -508,3 +508,79 @@ fn lab4_bottom_up_never_looks_below_its_base() {
     p.space.set_placement_policy(PlacementPolicy::TopDown);
     assert_eq!(p.mmap(0, 2 * P, PROT_RW, ANON), Ok(BASE - 2 * P));
 }
+
+// ---- lab 6: FIFO page replacement (vm/src/clock.rs) ----------------------
+
+use vm::clock::{self, Clock, Policy, Verdict};
+
+/// A plain FIFO of `frames` frames over `refs`: the reference the lab's
+/// Policy::Fifo must match, miss for miss.
+fn fifo_reference(frames: usize, refs: &[u64]) -> u64 {
+    let mut queue = std::collections::VecDeque::new();
+    let mut misses = 0;
+    for &page in refs {
+        if queue.contains(&page) {
+            continue;
+        }
+        misses += 1;
+        if queue.len() == frames {
+            queue.pop_front();
+        }
+        queue.push_back(page);
+    }
+    misses
+}
+
+#[test]
+#[ignore = "lab 6: see docs/src/labs.md"]
+fn lab6_fifo_evicts_in_arrival_order_used_or_not() {
+    let mut c = Clock::new(Policy::Fifo);
+    for i in 0..4 {
+        c.insert(Pfn(i));
+    }
+    let v = c.choose(2, 10, &mut |_| true, &mut |_| Verdict::Evict);
+    assert_eq!(
+        v,
+        [Pfn(0), Pfn(1)],
+        "FIFO takes the oldest, accessed or not"
+    );
+    // A page that may not go now stays listed, and the next one goes.
+    let v = c.choose(1, 10, &mut |_| true, &mut |p| {
+        if p == Pfn(2) {
+            Verdict::Keep
+        } else {
+            Verdict::Evict
+        }
+    });
+    assert_eq!(v, [Pfn(3)]);
+}
+
+#[test]
+#[ignore = "lab 6: see docs/src/labs.md"]
+fn lab6_fifo_counts_the_major_faults_the_clock_saves() {
+    // 100 frames; 40 hot pages used between every two pages of a sweep
+    // through 1000 cold ones.
+    let mut refs = Vec::new();
+    for cold in 1000..2000 {
+        refs.extend(0..40);
+        refs.push(cold);
+    }
+    let fifo = clock::misses(Policy::Fifo, 100, &refs);
+    let second_chance = clock::misses(Policy::Clock, 100, &refs);
+    assert_eq!(
+        fifo,
+        fifo_reference(100, &refs),
+        "Policy::Fifo is not a FIFO yet"
+    );
+    assert!(
+        fifo > second_chance * 3 / 2,
+        "FIFO {fifo} major faults, the clock {second_chance}"
+    );
+    // A loop a little larger than memory defeats both (every page goes
+    // before it is used again): Belady's worst case.
+    let looped: Vec<u64> = (0..20).flat_map(|_| 0..120).collect();
+    assert_eq!(
+        clock::misses(Policy::Fifo, 100, &looped),
+        looped.len() as u64
+    );
+}

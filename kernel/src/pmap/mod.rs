@@ -13,11 +13,13 @@
 //! The pieces: `walk` (the one table walker, and the only `unsafe` that
 //! touches tables), `entry` (PTE bits ↔ the VM layer's `Mapping`),
 //! `vm_layer` (the `vm::pmap::Pmap` operations), `kernel_half` (the
-//! mappings every space shares), `rmap` (the machine's reverse map, kept
+//! mappings every space shares), `relocate` (mremap's move of entries),
+//! `rmap` (the machine's reverse map, kept
 //! by every operation here that makes a user PTE present or clears one).
 
 mod entry;
 mod kernel_half;
+mod relocate;
 pub mod rmap;
 mod vm_layer;
 mod walk;

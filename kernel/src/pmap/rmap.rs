@@ -26,3 +26,8 @@ pub(super) fn add(pfn: Pfn, owner: Owner) -> Result<(), NoMemory> {
 pub(super) fn remove(pfn: Pfn, owner: Owner) {
     with(|r| r.remove(pfn, owner));
 }
+
+/// A PTE of `pfn` moved from `from` to `to` (mremap); never allocates.
+pub(super) fn moved(pfn: Pfn, from: Owner, to: Owner) {
+    with(|r| r.moved(pfn, from, to));
+}

@@ -169,6 +169,10 @@ impl vm::pmap::Pmap for Pmap {
         entered
     }
 
+    fn move_range(&mut self, from: u64, to: u64, len: u64) -> Result<(), NoMemory> {
+        self.move_entries(from, to, len)
+    }
+
     fn copy_to(
         &mut self,
         child: &mut Self,

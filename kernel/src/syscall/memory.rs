@@ -102,6 +102,32 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
     with_space(|space, phys| space.munmap(phys, span.start, span.end))
 }
 
+/// mremap(old, old_len, new_len, flags, new_addr): `vm::mmap` checks the
+/// arguments, the space resizes or moves; what it adds (the growth, and
+/// for MREMAP_DONTUNMAP the new mapping) is first held to RLIMIT_AS and
+/// RLIMIT_DATA (ENOMEM) and, for a locked mapping, RLIMIT_MEMLOCK (EAGAIN),
+/// as Linux's vma_to_resize does.
+pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    let req = mmap::validate_mremap(old, old_len, new_len, flags, new_addr)?;
+    proc::with_current(|p| {
+        if let Some(vma) = p.space().find(req.old).cloned() {
+            let kept = req.old_len.min(req.new_len);
+            let added = req.new_len - kept + if req.dont_unmap { kept } else { 0 };
+            if added > 0 {
+                let locked = vma.flags.contains(VmaFlags::LOCKED);
+                if locked && !limits::may_lock(p, vm::space::USER_END, added) {
+                    return Err(Errno::EAGAIN);
+                }
+                limits::may_map(p, &vma, added, None)?;
+            }
+        }
+        let space = p.space();
+        let new = space.mremap(&mut KernelPhys, &req)?;
+        debug_verify(space);
+        Ok(new as usize)
+    })
+}
+
 pub fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     let (span, prot) = mmap::validate_mprotect(addr, len, prot)?;
     if span.is_empty() {

@@ -42,6 +42,7 @@ pub const SYS_PWRITE64: u64 = 18;
 pub const SYS_READV: u64 = 19;
 pub const SYS_WRITEV: u64 = 20;
 pub const SYS_SCHED_YIELD: u64 = 24;
+pub const SYS_MREMAP: u64 = 25;
 pub const SYS_MSYNC: u64 = 26;
 pub const SYS_MINCORE: u64 = 27;
 pub const SYS_MADVISE: u64 = 28;
@@ -222,6 +223,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_MPROTECT => memory::mprotect(a[0], a[1], a[2]),
         SYS_MUNMAP => memory::munmap(a[0], a[1]),
         SYS_BRK => memory::brk(a[0]),
+        SYS_MREMAP => memory::mremap(a[0], a[1], a[2], a[3], a[4]),
         SYS_MSYNC => memory::msync(a[0], a[1], a[2]),
         SYS_MINCORE => memory::mincore(a[0], a[1], a[2]),
         SYS_MADVISE => memory::madvise(a[0], a[1], a[2]),

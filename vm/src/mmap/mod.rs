@@ -11,6 +11,9 @@ use crate::space::{USER_END, USER_START};
 use crate::vma::{HUGE_PAGE, Inherit, PAGE, VmaFlags};
 use bitflags::bitflags;
 
+mod remap;
+pub use remap::{MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, RemapRequest, validate_mremap};
+
 // Linux's flag values.
 pub const MAP_SHARED: u64 = 0x1;
 pub const MAP_PRIVATE: u64 = 0x2;

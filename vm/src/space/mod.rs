@@ -19,6 +19,7 @@
 //! | `protect.rs` | `mprotect`, `minherit` |
 //! | `advise.rs` | `madvise`, `msync`, `mincore` |
 //! | `lock.rs` | `mlock`, `munlock` |
+//! | `remap.rs` | `mremap`: resizing in place, moving page-table entries |
 //! | `brk.rs` | the program break |
 //! | `stack.rs` | growing stacks (MAP_STACK, MAP_GROWSDOWN) |
 //! | `huge.rs` | 2 MiB pages: split at an edge, demote |
@@ -36,6 +37,7 @@ mod huge;
 mod lock;
 mod map;
 mod protect;
+mod remap;
 mod stack;
 mod unmap;
 mod user;
