@@ -7,6 +7,7 @@ QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
     scripts/linux-run.py --elf FILE -- ARGS  # any static x86_64 ELF as /init
     scripts/linux-run.py --memory 1G --append sysctl.vm.max_map_count=N --elf FILE
     scripts/linux-run.py --file HOST:/GUEST/PATH ... --elf FILE  # more files in the initramfs
+    scripts/linux-run.py --smp 4 --elf FILE  # with 4 CPUs (multi-threaded TCG)
     scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532   # with a swap disk
     scripts/linux-run.py --disk FILE ...   # FILE as a further virtio-blk disk
 
@@ -127,11 +128,14 @@ def main():
     files = []
     swap = None
     disks = []
+    smp = None
     # Options for the benchmark (scripts/bench.py): guest RAM, and words
     # for the kernel command line (before init's arguments); disks; and
     # more files for the initramfs (boot/tests/programs.rs: busybox, Lua...).
-    while args[:1] in (["--memory"], ["--append"], ["--swap"], ["--disk"], ["--file"]) and len(args) >= 2:
-        if args[0] == "--memory":
+    while args[:1] in (["--memory"], ["--append"], ["--swap"], ["--disk"], ["--file"], ["--smp"]) and len(args) >= 2:
+        if args[0] == "--smp":
+            smp = args[1]
+        elif args[0] == "--memory":
             memory = args[1]
         elif args[0] == "--swap":
             swap = args[1]
@@ -192,6 +196,9 @@ def main():
         "qemu-system-x86_64", "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
         "-m", memory, "-cpu", "qemu64,+smep,+smap", "-nographic", "-no-reboot", "-monitor", "none",
     ]
+    if smp:
+        # One host thread per vCPU, as the pageos runner's --cpus.
+        qemu += ["-smp", smp, "-accel", "tcg,thread=multi"]
     for i, disk in enumerate(disks):
         qemu += ["-drive", "file=%s,format=raw,if=none,id=disk%d" % (disk, i), "-device", "virtio-blk-pci,drive=disk%d" % i]
     print("+", " ".join(qemu), file=sys.stderr)

@@ -23,6 +23,7 @@ mod dev;
 mod diskbench;
 mod exec;
 mod fd;
+mod futex;
 mod heap;
 mod initrd;
 mod locks;

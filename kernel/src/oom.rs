@@ -77,7 +77,7 @@ pub fn out_of_memory() -> Verdict {
     // The victim gives its memory back when it exits, which it does the next
     // time it runs; SIGKILL woke it if it slept. Stop waiting if this process
     // was sent a signal meanwhile (it may be the next victim).
-    while badness(victim).is_some() && !proc::with_current(|p| p.signals.interrupts()) {
+    while badness(victim).is_some() && !crate::signal::interrupts() {
         proc::yield_now();
     }
     Verdict::Retry

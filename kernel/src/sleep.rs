@@ -1,7 +1,9 @@
-//! Blocking: processes waiting for a deadline, for an event, or both.
+//! Blocking: threads waiting for a deadline, for an event, or both.
 //!
-//! This is the kernel's one way to wait. A waiting process is off the run
-//! queue in the `Waiting` state (proc.rs) and is put back by `proc::wake`:
+//! This is the kernel's one way to wait. A waiting thread is off the run
+//! queue in the `Waiting` state (proc/sched.rs) and is put back by
+//! `proc::wake`; the ids below are thread ids (a process's first thread's
+//! is its pid):
 //!
 //! - **Deadlines**: a timed wait has an entry in `SLEEPERS`, its deadline
 //!   on the monotonic clock (kernel/src/time.rs) and its pid. The boot
@@ -101,7 +103,7 @@ static ANY_DEFERRED: AtomicBool = AtomicBool::new(false);
 /// woken from wherever its thing changes, and that may be code holding
 /// the table (exit closes a process's pipes under it) or an interrupt
 /// handler that interrupted a holder (a disk wait runs with interrupts on).
-fn wake(pid: Pid) {
+pub fn wake(pid: Pid) {
     if !proc::wake_sleeper(pid) {
         DEFERRED.lock().push(pid);
         ANY_DEFERRED.store(true, Ordering::Release);
@@ -132,7 +134,7 @@ pub fn wake_deferred() {
 /// the process here, and the wait goes on once it is continued.
 pub fn interrupted() -> Result<(), Errno> {
     crate::signal::stop_if_asked();
-    if proc::with_current(|p| p.signals.interrupts()) {
+    if crate::signal::interrupts() {
         Err(Errno::EINTR)
     } else {
         Ok(())
@@ -148,7 +150,7 @@ pub fn wait_for<R>(
     deadline: Option<u64>,
     mut ready: impl FnMut() -> Option<R>,
 ) -> Result<Option<R>, Errno> {
-    let pid = proc::current_pid();
+    let pid = proc::current_tid();
     loop {
         for q in queues {
             q.add(pid);

@@ -284,7 +284,8 @@ fn broken_pipe(done: usize) -> Result<usize, Errno> {
         pid: proc::current_pid(),
         ..SigInfo::default()
     };
-    proc::with_current(|p| p.signals.post(info));
+    // SIGPIPE goes to the thread that wrote (Linux's send_sig to current).
+    proc::with_current_thread(|_, t| t.sig.pending.post(info));
     Err(Errno::EPIPE)
 }
 

@@ -48,6 +48,7 @@ pub enum Errno {
     EPROTONOSUPPORT = 93,
     EOPNOTSUPP = 95,
     EAFNOSUPPORT = 97,
+    ETIMEDOUT = 110,
 }
 
 /// What a syscall handler returns: a non-negative result or an errno.

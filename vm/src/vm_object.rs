@@ -93,6 +93,12 @@ impl ObjectRef {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// A number no other live object has (its address): the kernel's
+    /// futexes name a word of shared memory by (object, offset).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     pub fn kind(&self) -> ObjectKind {
         self.0.kind
     }

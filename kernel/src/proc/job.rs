@@ -14,7 +14,8 @@
 //! session: nobody is left to continue it); SIGSTOP always does.
 
 use super::{
-    INIT_PID, Pid, Process, State, TABLE, Table, WaitStatus, running, switch_to_scheduler, wake,
+    INIT_PID, Pid, Process, Run, State, TABLE, Table, Tid, WaitStatus, switch_to_scheduler, unpark,
+    wake, wake_process,
 };
 use crate::signal::{self, SigInfo};
 use alloc::vec::Vec;
@@ -72,8 +73,8 @@ pub fn wait_child(target: i64, how: WaitFor) -> Result<Option<Waited>, Errno> {
         crate::sleep::interrupted()?;
         {
             let mut table = TABLE.lock();
-            let me = running().expect("proc::wait_child: no process");
-            let my_pgid = table.procs.get(&me).map_or(0, |p| p.pgid);
+            let me = table.current_process().pid;
+            let my_pgid = table.current_process().pgid;
             let mut any = false;
             for c in table.procs.values_mut() {
                 if c.parent != me || !selects(target, c, my_pgid) {
@@ -97,11 +98,15 @@ pub fn wait_child(target: i64, how: WaitFor) -> Result<Option<Waited>, Errno> {
             if how.nohang {
                 return Ok(None);
             }
-            let process = table.procs.get_mut(&me).expect("proc: current vanished");
-            if process.signals.interrupts() {
+            let (p, t) = table.current();
+            let sig = signal::Sig {
+                shared: &mut p.signals,
+                own: &mut t.sig,
+            };
+            if sig.interrupts() {
                 return Err(Errno::EINTR);
             }
-            process.state = State::Waiting;
+            t.run = Run::Waiting;
         }
         switch_to_scheduler();
     }
@@ -110,11 +115,12 @@ pub fn wait_child(target: i64, how: WaitFor) -> Result<Option<Waited>, Errno> {
 /// Stop the current process for `signal` (its default action): its parent
 /// hears of it (SIGCHLD with CLD_STOPPED, unless SA_NOCLDSTOP; wait4 with
 /// WUNTRACED), and it runs again when SIGCONT or SIGKILL comes (`kill`).
+/// Every thread stops: the scheduler parks each when its turn comes.
 pub fn stop_current(signal: i32) {
     {
         let mut table = TABLE.lock();
-        let me = running().expect("proc::stop_current: no process");
-        let p = table.procs.get_mut(&me).expect("proc: current vanished");
+        let me = table.current_process().pid;
+        let p = table.current_process();
         if p.signals.continue_pending() {
             return;
         }
@@ -145,7 +151,7 @@ fn notify_parent(table: &mut Table, child: Pid, parent: Pid, code: i32, status: 
             addr: 0,
         });
     }
-    wake(table, parent);
+    wake_process(table, parent);
 }
 
 /// kill: post `signal` (0: only check) to `target`: a pid, -1 for every
@@ -153,8 +159,8 @@ fn notify_parent(table: &mut Table, child: Pid, parent: Pid, code: i32, status: 
 /// -pgid for that group. ESRCH when nothing matches.
 pub fn kill(target: i64, info: SigInfo) -> Result<(), Errno> {
     let mut table = TABLE.lock();
-    let me = running().expect("proc::kill: no process");
-    let my_pgid = table.procs.get(&me).map_or(0, |p| p.pgid);
+    let me = table.current_process().pid;
+    let my_pgid = table.current_process().pgid;
     let chosen: Vec<Pid> = table
         .procs
         .values()
@@ -196,16 +202,43 @@ fn post(table: &mut Table, pid: Pid, info: SigInfo) {
         _ => false,
     };
     if continued && p.state == State::Stopped {
-        p.state = State::Runnable;
-        table.run_queue.push_back(pid);
+        p.state = State::Alive;
+        let parent = p.parent;
         if info.signo == signal::SIGCONT {
             p.job_change = Some(JobChange::Continued);
-            let parent = p.parent;
+        }
+        unpark(table, pid);
+        if info.signo == signal::SIGCONT {
             notify_parent(table, pid, parent, signal::CLD_CONTINUED, signal::SIGCONT);
         }
     } else {
-        wake(table, pid);
+        wake_process(table, pid);
     }
+}
+
+/// tgkill (`tgid` Some) and tkill: send `info` to thread `tid` (of
+/// process `tgid`). SIGKILL, SIGSTOP and SIGCONT act on the whole
+/// process, as on Linux; any other signal waits for that thread. ESRCH
+/// when there is no such thread.
+pub fn signal_thread(tgid: Option<Pid>, tid: Tid, info: SigInfo) -> Result<(), Errno> {
+    let mut table = TABLE.lock();
+    let pid = match table.threads.get(&tid) {
+        Some(t) if t.run != Run::Dead && tgid.is_none_or(|g| g == t.pid) => t.pid,
+        _ => return Err(Errno::ESRCH),
+    };
+    if info.signo == 0 {
+        return Ok(());
+    }
+    if matches!(
+        info.signo,
+        signal::SIGKILL | signal::SIGSTOP | signal::SIGCONT
+    ) {
+        post(&mut table, pid, info);
+    } else if let Some(t) = table.threads.get_mut(&tid) {
+        t.sig.pending.post(info);
+        wake(&mut table, tid);
+    }
+    Ok(())
 }
 
 /// Send `info` to every process of group `pgid` (the terminal's ^C, ^Z,
@@ -244,18 +277,15 @@ fn orphaned(table: &Table, pgid: Pid) -> bool {
 /// other than SIGSTOP is then discarded, and a background read of the
 /// terminal fails with EIO instead of stopping).
 pub fn own_group_orphaned() -> bool {
-    let table = TABLE.lock();
-    let me = running().expect("proc::own_group_orphaned: no process");
-    table
-        .procs
-        .get(&me)
-        .is_some_and(|p| orphaned(&table, p.pgid))
+    let mut table = TABLE.lock();
+    let pgid = table.current_process().pgid;
+    orphaned(&table, pgid)
 }
 
 /// The pid a job-control call names: 0 is the caller.
 fn named(pid: u64) -> Result<Pid, Errno> {
     match pid as i32 {
-        0 => Ok(running().expect("proc: no process")),
+        0 => Ok(super::current_pid()),
         p if p > 0 => Ok(p as Pid),
         _ => Err(Errno::ESRCH),
     }
@@ -282,7 +312,7 @@ pub fn set_group(pid: u64, pgid: u64) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let target = if pid as i32 == 0 {
-        running().expect("proc: no process")
+        super::current_pid()
     } else if (pid as i32) < 0 {
         return Err(Errno::EINVAL);
     } else {
@@ -290,8 +320,8 @@ pub fn set_group(pid: u64, pgid: u64) -> Result<(), Errno> {
     };
     let pgid = if pgid == 0 { target } else { pgid as Pid };
     let mut table = TABLE.lock();
-    let me = running().expect("proc::set_group: no process");
-    let my_sid = table.procs.get(&me).map_or(0, |p| p.sid);
+    let me = table.current_process().pid;
+    let my_sid = table.current_process().sid;
     let t = table.procs.get(&target).ok_or(Errno::ESRCH)?;
     if target != me && t.parent != me {
         return Err(Errno::ESRCH);
@@ -317,11 +347,11 @@ pub fn set_group(pid: u64, pgid: u64) -> Result<(), Errno> {
 /// group already). The new session has no controlling terminal.
 pub fn new_session() -> Result<Pid, Errno> {
     let mut table = TABLE.lock();
-    let me = running().expect("proc::new_session: no process");
+    let me = table.current_process().pid;
     if table.procs.values().any(|p| p.pgid == me) {
         return Err(Errno::EPERM);
     }
-    let p = table.procs.get_mut(&me).expect("proc: current vanished");
+    let p = table.current_process();
     p.sid = me;
     p.pgid = me;
     Ok(me)

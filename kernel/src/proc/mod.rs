@@ -1,22 +1,32 @@
-//! Processes and the scheduler.
+//! Processes, threads and the scheduler.
 //!
-//! A process is an address space, a descriptor table, and a kernel stack on
-//! which its user state (a `TrapFrame`) sits while it is in the kernel. The
-//! scheduler runs on the boot stack (xv6's design): a process gives up the
-//! CPU by switching to it (`switch_to_scheduler`), and the scheduler picks
-//! the next runnable process round-robin and switches to its stack. The
-//! timer makes a process running in user mode give up the CPU at each tick.
+//! A process (`Process`) is an address space, a descriptor table, signal
+//! dispositions, ids and limits; it has one or more threads (`Thread`,
+//! thread.rs), each a kernel stack on which its user state (a
+//! `TrapFrame`) sits while it is in the kernel. The scheduler (sched.rs)
+//! runs threads; it runs on the boot stack (xv6's design): a thread gives
+//! up the CPU by switching to it (`switch_to_scheduler`), and the
+//! scheduler picks the next runnable thread round-robin and switches to
+//! its stack. The timer makes a thread running in user mode give up the
+//! CPU at each tick.
 //!
 //! The kernel itself is not preemptible: it runs with interrupts masked, so
-//! the only switches happen at the points this module names.
+//! the only switches happen at the points sched.rs names. One lock, the
+//! table's, covers every process and thread; only the boot CPU runs them.
 //!
-//! Process life: `fork` (fork.rs) copies the caller; `exec` replaces the
-//! image; exit frees everything but the wait status, and the process stays
-//! a zombie until its parent's `wait4` reaps it (job.rs, with process
+//! Process life: `fork` (fork.rs) copies the caller, `clone` with
+//! CLONE_THREAD (fork.rs) adds a thread; `exec` replaces the image (the
+//! other threads are killed first); a thread's exit ends it alone, the
+//! last one's (or exit_group, or a fatal signal) the process (exit.rs):
+//! everything but the wait status is freed, and the process stays a
+//! zombie until its parent's `wait4` reaps it (job.rs, with process
 //! groups, sessions and stops). Orphans are handed to init.
 
+mod exit;
 mod fork;
 mod job;
+mod sched;
+mod thread;
 
 use crate::Space;
 use crate::arch::idt::TrapFrame;
@@ -24,9 +34,8 @@ use crate::arch::percpu;
 use crate::arch::switch::{self, FpuState};
 use crate::fd::FdTable;
 use crate::phys::KernelPhys;
-use crate::pmap;
-use crate::resource::{Resources, Usage};
-use crate::signal::{self, SigInfo, Signals};
+use crate::resource::Resources;
+use crate::signal::{self, Signals, ThreadSignals};
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -34,16 +43,17 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
+pub use exit::*;
 pub use fork::*;
 pub use job::*;
+pub use sched::*;
 use spin::Mutex;
+pub use thread::{Run, Thread, Tid};
 use vm::errno::Errno;
-use x86_64::VirtAddr;
 
 pub type Pid = u32;
-const KERNEL_STACK_SIZE: usize = 32 * 1024;
 pub const INIT_PID: Pid = 1;
-/// Processes (zombies included) at most: fork fails with EAGAIN past it.
+/// Threads (zombies' included) at most: fork and clone fail with EAGAIN past it.
 const MAX_PROCS: usize = 1024;
 /// Whether exec randomises the mmap base (off with the `no-aslr` switch).
 static ASLR: AtomicBool = AtomicBool::new(true);
@@ -61,15 +71,24 @@ pub fn killed(signal: i32) -> WaitStatus {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    Runnable,
-    Running,
-    /// In wait4 or a sleep, off the run queue until a child exits, a
-    /// signal comes or the sleep's deadline passes.
-    Waiting,
+    /// Its threads run, wait or are runnable (each thread's `Run` says).
+    Alive,
     /// Stopped by SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU until SIGCONT (or
-    /// SIGKILL) comes: off the run queue.
+    /// SIGKILL) comes: none of its threads runs.
     Stopped,
     Zombie(WaitStatus),
+}
+
+/// A process that is going away thread by thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exiting {
+    No,
+    /// exit_group or a fatal signal: every thread was sent SIGKILL, and
+    /// the last one to go makes the process a zombie with this status.
+    Group(WaitStatus),
+    /// execve in thread `Tid`: the others were sent SIGKILL, and the last
+    /// of them to go wakes it.
+    Exec(Tid),
 }
 
 pub struct Process {
@@ -79,18 +98,16 @@ pub struct Process {
     pub state: State,
     pub space: Option<Space>,
     pub files: FdTable,
+    /// Dispositions and process-directed pending signals (each thread's
+    /// mask and own pending set are in its `Thread`).
     pub signals: Signals,
-    /// The user FS base (arch_prctl ARCH_SET_FS), loaded when it runs.
-    pub fs_base: u64,
     /// Limits, accounting, ids, argv and program path (`resource.rs`).
     pub res: Resources,
-    /// TSC cycles spent running, up to its last switch (CPU-time clocks).
-    cpu_cycles: u64,
-    /// The TSC when it last started running.
-    ran_since: u64,
-    /// A wake came while it was not waiting: its next `block` returns at
-    /// once (sleep.rs: a wake between a check and the sleep is not lost).
-    woken: bool,
+    /// Its live threads, the first one first (tid = pid until it exits).
+    pub threads: Vec<Tid>,
+    pub exiting: Exiting,
+    /// TSC cycles its exited threads ran (CPU-time clocks).
+    dead_cycles: u64,
     /// The signal its parent gets when it exits (clone's low byte; fork:
     /// SIGCHLD; 0: none).
     pub exit_signal: i32,
@@ -101,16 +118,9 @@ pub struct Process {
     pub cwd: Option<(crate::vfs::Node, String)>,
     /// A stop or continue its parent has not waited for yet.
     pub job_change: Option<JobChange>,
-    kernel_stack: Vec<u8>,
-    saved_rsp: u64,
-    fpu: Box<FpuState>,
 }
 
 impl Process {
-    fn kernel_stack_top(&self) -> u64 {
-        (self.kernel_stack.as_ptr() as u64 + KERNEL_STACK_SIZE as u64) & !15
-    }
-
     pub fn space(&mut self) -> &mut Space {
         self.space
             .as_mut()
@@ -120,32 +130,66 @@ impl Process {
 
 struct Table {
     procs: BTreeMap<Pid, Box<Process>>,
-    run_queue: VecDeque<Pid>,
+    threads: BTreeMap<Tid, Box<Thread>>,
+    run_queue: VecDeque<Tid>,
     next_pid: Pid,
     /// Free frames (plus heap and file frames) before init started: the leak check.
     frames_before_init: usize,
 }
 
+impl Table {
+    /// Thread `tid` and its process.
+    fn pair(&mut self, tid: Tid) -> Option<(&mut Process, &mut Thread)> {
+        let thread = self.threads.get_mut(&tid)?;
+        let process = self.procs.get_mut(&thread.pid)?;
+        Some((process, thread))
+    }
+
+    /// The thread this CPU runs and its process.
+    fn current(&mut self) -> (&mut Process, &mut Thread) {
+        let tid = running().expect("proc: no thread is running");
+        self.pair(tid).expect("proc: current thread vanished")
+    }
+
+    fn current_process(&mut self) -> &mut Process {
+        self.current().0
+    }
+
+    /// Threads and zombies: what MAX_PROCS bounds (Linux counts tasks,
+    /// a zombie's included).
+    fn tasks(&self) -> usize {
+        let zombies = self
+            .procs
+            .values()
+            .filter(|p| matches!(p.state, State::Zombie(_)))
+            .count();
+        self.threads.len() + zombies
+    }
+}
+
 static TABLE: Mutex<Table> = Mutex::new(Table {
     procs: BTreeMap::new(),
+    threads: BTreeMap::new(),
     run_queue: VecDeque::new(),
     next_pid: INIT_PID,
     frames_before_init: 0,
 });
 
-/// The process this CPU runs (each CPU's `PerCpu` records it).
-fn running() -> Option<Pid> {
+/// The thread this CPU runs (each CPU's `PerCpu` records it).
+fn running() -> Option<Tid> {
     percpu::this().current()
 }
 
 /// Run `f` on the current process.
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> R {
+    f(TABLE.lock().current_process())
+}
+
+/// Run `f` on the current process and thread.
+pub fn with_current_thread<R>(f: impl FnOnce(&mut Process, &mut Thread) -> R) -> R {
     let mut table = TABLE.lock();
-    let pid = running().expect("proc::with_current: no process is running");
-    f(table
-        .procs
-        .get_mut(&pid)
-        .expect("proc: current process vanished"))
+    let (p, t) = table.current();
+    f(p, t)
 }
 
 /// Run `f` on the live address space named `id` in the reverse map
@@ -164,7 +208,7 @@ pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> 
     Some(f(space))
 }
 
-/// A process not yet started: fresh signal state, FPU state, FS base 0.
+/// A process not yet started, without threads: fresh signal state.
 fn new_process(
     name: &str,
     parent: Pid,
@@ -176,54 +220,61 @@ fn new_process(
         pid: 0,
         parent,
         name: name.into(),
-        state: State::Runnable,
+        state: State::Alive,
         space: Some(space),
         files,
         signals: Signals::new(),
-        fs_base: 0,
         res,
-        cpu_cycles: 0,
-        ran_since: 0,
-        woken: false,
+        threads: Vec::new(),
+        exiting: Exiting::No,
+        dead_cycles: 0,
         exit_signal: signal::SIGCHLD,
         pgid: 0,
         sid: 0,
         job_change: None,
         cwd: None,
-        kernel_stack: vec![0; KERNEL_STACK_SIZE],
-        saved_rsp: 0,
-        fpu: Box::new(FpuState::initial()),
     })
 }
 
-/// A pid no process has had.
-fn reserve_pid() -> Pid {
-    let mut table = TABLE.lock();
+/// A pid (or tid) no process or thread has had.
+fn reserve_pid(table: &mut Table) -> Pid {
     let pid = table.next_pid;
     table.next_pid += 1;
     pid
 }
 
-/// Give `process` a pid and make it runnable, starting in user mode with `frame`.
-fn start(process: Box<Process>, frame: &TrapFrame) -> Pid {
-    let pid = reserve_pid();
-    start_as(pid, process, frame);
-    pid
-}
-
-/// Make `process` runnable as `pid` (from `reserve_pid`).
-fn start_as(pid: Pid, mut process: Box<Process>, frame: &TrapFrame) {
-    let mut table = TABLE.lock();
-    process.pid = pid;
+/// Make `thread` runnable as `tid`, starting in user mode with `frame`.
+fn start_thread(table: &mut Table, tid: Tid, mut thread: Box<Thread>, frame: &TrapFrame) {
+    thread.tid = tid;
     // SAFETY: the stack was just allocated and is used by nothing yet.
-    process.saved_rsp = unsafe { switch::prepare_stack(process.kernel_stack_top(), frame) };
-    table.procs.insert(pid, process);
-    table.run_queue.push_back(pid);
+    thread.saved_rsp = unsafe { switch::prepare_stack(thread.kernel_stack_top(), frame) };
+    table.threads.insert(tid, thread);
+    table.run_queue.push_back(tid);
 }
 
-/// The running process's pid.
+/// Make `process` runnable as `pid` with its first thread `thread`.
+fn start_process(
+    table: &mut Table,
+    pid: Pid,
+    mut process: Box<Process>,
+    mut thread: Box<Thread>,
+    frame: &TrapFrame,
+) {
+    process.pid = pid;
+    process.threads = vec![pid];
+    thread.pid = pid;
+    table.procs.insert(pid, process);
+    start_thread(table, pid, thread, frame);
+}
+
+/// The running process's pid (its thread group id).
 pub fn current_pid() -> Pid {
-    running().expect("proc::current_pid: no process")
+    with_current(|p| p.pid)
+}
+
+/// The running thread's id (gettid; what wait queues and sleeps name).
+pub fn current_tid() -> Tid {
+    running().expect("proc::current_tid: no thread")
 }
 
 /// Start init (pid 1) from `path` with `args`. On failure the machine stops:
@@ -251,231 +302,15 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
             res.image = Some(crate::ramfs::Executing::new(inode));
             let name = path.rsplit('/').next().unwrap_or(path);
             let files = FdTable::with_console();
-            start(new_process(name, 0, space, files, res), &frame);
+            let process = new_process(name, 0, space, files, res);
+            let thread = Thread::new(0, ThreadSignals::new(), 0);
+            let mut table = TABLE.lock();
+            let pid = reserve_pid(&mut table);
+            start_process(&mut table, pid, process, thread, &frame);
         }
         Err(e) => {
             log::error!("cannot start init {path}: {e:?}");
             qemu::exit(127);
-        }
-    }
-}
-
-/// The scheduler loop, on the boot stack: run each runnable process in turn,
-/// idle (interrupts on, `hlt`) when there is none.
-pub fn run() -> ! {
-    loop {
-        crate::sleep::wake_deferred();
-        let next = {
-            let mut table = TABLE.lock();
-            let pid = table.run_queue.pop_front();
-            pid.and_then(|pid| table.procs.get_mut(&pid)).map(|p| {
-                p.state = State::Running;
-                crate::arch::syscall::set_kernel_stack(VirtAddr::new(p.kernel_stack_top()));
-                p.space().pmap.activate();
-                p.fpu.restore();
-                // Another process's pending signals are not known to be seen.
-                crate::signal::recheck();
-                crate::arch::set_fs_base(p.fs_base);
-                p.ran_since = crate::arch::rdtsc();
-                (p.pid, p.saved_rsp)
-            })
-        };
-        let Some((pid, rsp)) = next else {
-            crate::arch::idle();
-            continue;
-        };
-        let cpu = percpu::this();
-        cpu.set_current(Some(pid));
-        // SAFETY: rsp was saved by `switch` or built by `prepare_stack` on the
-        // process's kernel stack, which lives as long as the process.
-        unsafe { switch::switch(cpu.scheduler_rsp.get(), rsp) };
-        cpu.set_current(None);
-        let mut table = TABLE.lock();
-        if let Some(p) = table.procs.get_mut(&pid) {
-            p.cpu_cycles += crate::arch::rdtsc() - p.ran_since;
-            if p.state == State::Running {
-                p.state = State::Runnable;
-                table.run_queue.push_back(pid);
-            }
-        }
-    }
-}
-
-/// Give the CPU to the scheduler; returns when this process is picked again.
-fn switch_to_scheduler() {
-    let save = with_current(|p| {
-        p.fpu.save();
-        &raw mut p.saved_rsp
-    });
-    // SAFETY: the scheduler's rsp was saved when it switched to us; `save`
-    // points into our boxed Process, which outlives this switch.
-    unsafe { switch::switch(save, *percpu::this().scheduler_rsp.get()) };
-}
-
-/// Let other processes run (the timer tick, sched_yield).
-pub fn yield_now() {
-    switch_to_scheduler();
-}
-
-/// End the current process with `status`: free its memory and files now,
-/// keep it as a zombie for its parent (woken if it waits, and sent
-/// SIGCHLD), and hand its children to init. When init ends, the machine
-/// stops and init's status becomes the runner's exit status.
-pub fn exit_current(status: WaitStatus) -> ! {
-    let (pid, frames_before) = {
-        let mut table = TABLE.lock();
-        let pid = running().expect("proc::exit_current: no process");
-        let process = table
-            .procs
-            .get_mut(&pid)
-            .expect("proc: current process vanished");
-        pmap::activate_kernel();
-        if let Some(space) = &process.space {
-            process.res.usage.maxrss_kb =
-                process.res.usage.maxrss_kb.max(space.pmap.peak_pages() * 4);
-        }
-        if let Some(mut space) = process.space.take() {
-            // Debug kernels audit the frame reference counts against the
-            // page tables before tearing them down (vm/src/audit.rs).
-            if cfg!(debug_assertions)
-                && let Err(short) = space.audit_frames(&KernelPhys)
-            {
-                panic!("proc::exit_current: pid {pid}: frame reference count too low: {short:?}");
-            }
-            if cfg!(debug_assertions)
-                && let Err(wrong) = space.audit_rmap()
-            {
-                panic!("proc::exit_current: pid {pid}: reverse map wrong: {wrong:?}");
-            }
-            space.clear(&mut KernelPhys);
-        }
-        process.files = FdTable::empty();
-        process.res.image = None;
-        crate::locks::release_process(pid);
-        process.state = State::Zombie(status);
-        let parent = process.parent;
-        let exit_signal = process.exit_signal;
-        let mut orphaned_zombie = false;
-        for child in table.procs.values_mut().filter(|c| c.parent == pid) {
-            child.parent = INIT_PID;
-            orphaned_zombie |= matches!(child.state, State::Zombie(_));
-        }
-        if orphaned_zombie {
-            wake(&mut table, INIT_PID);
-        }
-        let (code, detail) = if status & 0x7f == 0 {
-            (signal::CLD_EXITED, (status >> 8) & 0xff)
-        } else {
-            (signal::CLD_KILLED, status & 0x7f)
-        };
-        if exit_signal != 0
-            && let Some(p) = table.procs.get_mut(&parent)
-        {
-            p.signals.post(SigInfo {
-                signo: exit_signal,
-                code,
-                pid,
-                status: detail,
-                addr: 0,
-            });
-        }
-        wake(&mut table, parent);
-        (pid, table.frames_before_init)
-    };
-    if pid == INIT_PID {
-        init_exited(status, frames_before);
-    }
-    switch_to_scheduler();
-    unreachable!("proc::exit_current: a zombie was scheduled");
-}
-
-/// Sleep until the monotonic clock reaches `deadline` (kernel/src/sleep.rs)
-/// or something wakes this process sooner (a signal, a child's exit): the
-/// caller checks which.
-pub fn sleep_until(deadline: u64) {
-    block(Some(deadline));
-}
-
-/// Give up the CPU until `wake` (or, with a deadline, the tick after it):
-/// the one sleep of every blocking call (sleep.rs). Returns at once if a
-/// wake came since the last one.
-pub fn block(deadline: Option<u64>) {
-    let pid = current_pid();
-    let sleeps = with_current(|p| {
-        let sleeps = !core::mem::take(&mut p.woken);
-        if sleeps {
-            p.state = State::Waiting;
-        }
-        sleeps
-    });
-    if !sleeps {
-        return;
-    }
-    if let Some(deadline) = deadline {
-        crate::sleep::add(deadline, pid);
-    }
-    switch_to_scheduler();
-    if let Some(deadline) = deadline {
-        crate::sleep::remove(deadline, pid);
-    }
-    // A stop signal woke it: it stops here, and its wait goes on after.
-    crate::signal::stop_if_asked();
-}
-
-/// Wake a process whose sleep's deadline passed (the tick). False when
-/// the table is busy (the tick interrupted a holder): try again later.
-pub fn wake_sleeper(pid: Pid) -> bool {
-    TABLE
-        .try_lock()
-        .map(|mut table| wake(&mut table, pid))
-        .is_some()
-}
-
-/// The CPU time the current process used, in nanoseconds, up to now.
-pub fn cpu_time() -> u64 {
-    let cycles = with_current(|p| p.cpu_cycles + (crate::arch::rdtsc() - p.ran_since));
-    crate::time::cycles_to_nanos(cycles)
-}
-
-/// Put a waiting process back on the run queue; one that is not waiting
-/// yet (it is about to, on another CPU) gets a note that makes its next
-/// `block` return at once.
-fn wake(table: &mut Table, pid: Pid) {
-    if let Some(p) = table.procs.get_mut(&pid) {
-        if p.state == State::Waiting {
-            p.state = State::Runnable;
-            table.run_queue.push_back(pid);
-        } else if !matches!(p.state, State::Zombie(_)) {
-            p.woken = true;
-        }
-    }
-}
-
-/// What a zombie used, its waited-for children included (wait4's rusage).
-pub fn zombie_usage(pid: Pid) -> Usage {
-    let table = TABLE.lock();
-    table.procs.get(&pid).map_or_else(Usage::default, |p| {
-        let mut total = p.res.usage;
-        total.add_child(&p.res.children);
-        total
-    })
-}
-
-/// Forget a zombie child of the current process (its status was delivered);
-/// what it used joins the caller's children totals (RUSAGE_CHILDREN).
-pub fn reap(pid: Pid) {
-    let usage = zombie_usage(pid);
-    let mut table = TABLE.lock();
-    let zombie = table
-        .procs
-        .get(&pid)
-        .is_some_and(|p| matches!(p.state, State::Zombie(_)));
-    if zombie {
-        table.procs.remove(&pid);
-        if let Some(me) = running()
-            && let Some(p) = table.procs.get_mut(&me)
-        {
-            p.res.children.add_child(&usage);
         }
     }
 }
@@ -485,6 +320,43 @@ pub fn reap(pid: Pid) {
 pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Result<R, Errno> {
     let mut table = TABLE.lock();
     table.procs.get_mut(&pid).map(|p| f(p)).ok_or(Errno::ESRCH)
+}
+
+/// What /proc/PID/status and stat say of a process's threads: the state
+/// letter and word (R if one runs or may, T stopped, Z zombie, S when all
+/// wait), how many it has and its first thread's blocked mask.
+pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64)> {
+    let table = TABLE.lock();
+    let p = table.procs.get(&pid)?;
+    let threads: Vec<&Thread> = p
+        .threads
+        .iter()
+        .filter_map(|t| table.threads.get(t).map(|t| &**t))
+        .collect();
+    let mask = threads.first().map_or(0, |t| t.sig.mask);
+    let (c, word) = match p.state {
+        State::Zombie(_) => ('Z', "zombie"),
+        State::Stopped => ('T', "stopped"),
+        State::Alive
+            if threads
+                .iter()
+                .any(|t| matches!(t.run, Run::Running | Run::Runnable)) =>
+        {
+            ('R', "running")
+        }
+        State::Alive => ('S', "sleeping"),
+    };
+    Some((c, word, threads.len(), mask))
+}
+
+/// Thread `tid`'s robust list head, if it is a thread of process `pid`.
+pub fn robust_list_of(pid: Pid, tid: Tid) -> Option<u64> {
+    let table = TABLE.lock();
+    table
+        .threads
+        .get(&tid)
+        .filter(|t| t.pid == pid)
+        .map(|t| t.robust_list)
 }
 
 /// Every pid, in order (/proc's directory listing).
@@ -500,8 +372,8 @@ pub fn account_tick(user: bool) {
     let Some(mut table) = TABLE.try_lock() else {
         return;
     };
-    if let Some(pid) = running()
-        && let Some(p) = table.procs.get_mut(&pid)
+    if let Some(tid) = running()
+        && let Some((p, _)) = table.pair(tid)
     {
         if user {
             p.res.usage.user_ticks += 1;
@@ -511,20 +383,29 @@ pub fn account_tick(user: bool) {
     }
 }
 
-/// Processes in the table and those runnable (/proc/loadavg, sysinfo).
+/// Processes in the table and those with a thread that runs or may
+/// (/proc/loadavg, sysinfo).
 pub fn counts() -> (usize, usize) {
     let table = TABLE.lock();
     let running = table
         .procs
         .values()
-        .filter(|p| matches!(p.state, State::Runnable | State::Running))
+        .filter(|p| {
+            p.threads.iter().any(|t| {
+                table
+                    .threads
+                    .get(t)
+                    .is_some_and(|t| matches!(t.run, Run::Runnable | Run::Running))
+            })
+        })
         .count();
     (table.procs.len(), running)
 }
 
 /// execve's last step: `space` and `frame` (from exec::load) replace the
-/// current image. The old address space goes, handlers are reset, the
-/// FPU and FS base start clean; descriptors stay, but for close-on-exec ones.
+/// current image. The other threads are gone first (`kill_other_threads`);
+/// the old address space goes, handlers are reset, the FPU and FS base
+/// start clean; descriptors stay, but for close-on-exec ones.
 pub fn replace_image(
     name: &str,
     exe: &str,
@@ -533,7 +414,8 @@ pub fn replace_image(
     frame: &mut TrapFrame,
     new_frame: TrapFrame,
 ) {
-    with_current(|p| {
+    kill_other_threads();
+    with_current_thread(|p, t| {
         if let Some(old) = &p.space {
             // ru_maxrss is the process's, across the images it ran.
             let peak = old.pmap.peak_pages() * 4;
@@ -548,8 +430,12 @@ pub fn replace_image(
             old.clear(&mut KernelPhys);
         }
         p.name = name.into();
-        p.fs_base = 0;
+        t.fs_base = 0;
+        t.clear_child_tid = 0;
+        t.robust_list = 0;
         p.signals.reset_for_exec();
+        // The alternate stack was memory of the old image.
+        t.sig.alt = Default::default();
         let closed = p.files.close_on_exec();
         crate::locks::closed(p.pid, &closed);
     });
@@ -561,50 +447,4 @@ pub fn replace_image(
 /// Whether exec should randomise the layout (the boot's `no-aslr` switch).
 pub fn aslr() -> bool {
     ASLR.load(Ordering::Relaxed)
-}
-
-/// The runner's status for init's wait status (DESIGN §1), after a leak check.
-fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
-    // Processes still running when init ends go with it (as on Linux,
-    // where the machine stops): their memory is not a leak.
-    let mut survivors = 0;
-    let mut table = TABLE.lock();
-    let caller = running();
-    for p in table.procs.values_mut() {
-        if let Some(mut space) = p.space.take() {
-            space.clear(&mut KernelPhys);
-            survivors += usize::from(Some(p.pid) != caller);
-        }
-        p.files = FdTable::empty();
-    }
-    drop(table);
-    if survivors > 0 {
-        log::info!("{survivors} processes were still running when init exited");
-    }
-    // Files init left behind keep their pages: those are in use, not lost.
-    let in_files = crate::ramfs::cached_frames() as usize;
-    let frames_after = phys::free_frames() + heap::frames() + in_files;
-    log::info!(
-        "init exited (wait status {status:#x}); frames free before init {frames_before}, after {frames_after} (counting {in_files} in files)"
-    );
-    if frames_after != frames_before {
-        log::error!(
-            "frame leak: {} frames",
-            frames_before as isize - frames_after as isize
-        );
-    }
-    let code = if status & 0x7f == 0 {
-        (status >> 8) & 0xff
-    } else {
-        128 + (status & 0x7f)
-    };
-    qemu::exit(code as u8);
-}
-
-/// reboot(POWER_OFF): stop the machine now. The runner exits with status 0
-/// (the leak check runs as if init had exited normally).
-pub fn power_off() -> ! {
-    pmap::activate_kernel();
-    let frames_before = TABLE.lock().frames_before_init;
-    init_exited(exited(0), frames_before);
 }

@@ -4,17 +4,32 @@
 use super::PidFile;
 use super::maps::{self, Sizes};
 use crate::proc::{self, Pid, Process, State};
+
+/// What the process's threads say (proc::thread_summary).
+struct Threads {
+    letter: char,
+    word: &'static str,
+    count: usize,
+    mask: u64,
+}
 use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
 use vm::errno::Errno;
 
 pub fn text(pid: Pid, file: PidFile) -> Result<String, Errno> {
+    let (letter, word, count, mask) = proc::thread_summary(pid).ok_or(Errno::ENOENT)?;
+    let threads = Threads {
+        letter,
+        word,
+        count,
+        mask,
+    };
     proc::with_process(pid, |p| match file {
         PidFile::Cmdline => String::from_utf8_lossy(&p.res.cmdline).into_owned(),
         PidFile::Comm => format!("{}\n", comm(p)),
-        PidFile::Status => status(p),
-        PidFile::Stat => stat(p),
+        PidFile::Status => status(p, &threads),
+        PidFile::Stat => stat(p, &threads),
         PidFile::Statm => {
             let s = sizes(p);
             let pages = |kb: u64| kb / 4;
@@ -54,18 +69,9 @@ fn sizes(p: &mut Process) -> Sizes {
     p.space.as_mut().map(maps::sizes).unwrap_or_default()
 }
 
-fn state(p: &Process) -> (char, &'static str) {
-    match p.state {
-        State::Running | State::Runnable => ('R', "running"),
-        State::Waiting => ('S', "sleeping"),
-        State::Stopped => ('T', "stopped"),
-        State::Zombie(_) => ('Z', "zombie"),
-    }
-}
-
-fn status(p: &mut Process) -> String {
+fn status(p: &mut Process, threads: &Threads) -> String {
     let s = sizes(p);
-    let (c, word) = state(p);
+    let (c, word) = (threads.letter, threads.word);
     let r = &p.res;
     let mut out = String::new();
     let _ = write!(
@@ -102,10 +108,9 @@ fn status(p: &mut Process) -> String {
     ] {
         let _ = writeln!(out, "{name}:\t{kb:>8} kB");
     }
-    let sig = &p.signals;
     let _ = write!(
         out,
-        "CoreDumping:\t0\nTHP_enabled:\t1\nThreads:\t1\nSigQ:\t0/31556\n\
+        "CoreDumping:\t0\nTHP_enabled:\t1\nThreads:\t{}\nSigQ:\t0/31556\n\
          SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t{:016x}\n\
          SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n\
          CapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n\
@@ -114,7 +119,7 @@ fn status(p: &mut Process) -> String {
          SpeculationIndirectBranch:\tconditional enabled\nCpus_allowed:\t1\n\
          Cpus_allowed_list:\t0\nMems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\n\
          voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
-        sig.mask
+        threads.count, threads.mask
     );
     out
 }
@@ -125,9 +130,9 @@ fn clock_ticks(ticks: u64) -> u64 {
 }
 
 /// The 52 fields of Linux's /proc/PID/stat.
-fn stat(p: &mut Process) -> String {
+fn stat(p: &mut Process, threads: &Threads) -> String {
     let s = sizes(p);
-    let (c, _) = state(p);
+    let c = threads.letter;
     let (brk_start, _) = p.space.as_ref().map_or((0, 0), |s| s.brk_range());
     let r = &p.res;
     let (u, k) = (&r.usage, &r.children);
@@ -138,7 +143,7 @@ fn stat(p: &mut Process) -> String {
         _ => 0,
     };
     format!(
-        "{pid} ({}) {c} {} {} {} 0 -1 4194560 {} {} {} {} {} {} {} {} 20 0 1 0 {start} {} {rss} \
+        "{pid} ({}) {c} {} {} {} 0 -1 4194560 {} {} {} {} {} {} {} {} 20 0 {} 0 {start} {} {rss} \
          18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {brk_start} 0 0 0 0 \
          {exit}\n",
         comm(p),
@@ -153,8 +158,9 @@ fn stat(p: &mut Process) -> String {
         clock_ticks(u.system_ticks),
         clock_ticks(k.user_ticks),
         clock_ticks(k.system_ticks),
+        threads.count,
         s.vm_size * 1024,
-        p.signals.mask,
+        threads.mask,
         pid = p.pid,
     )
 }

@@ -47,7 +47,10 @@ pub fn recheck() {
 }
 
 pub mod numbers;
+pub mod state;
 pub use numbers::*;
+use state::{STOPS, default_ignores};
+pub use state::{Sig, Signals, ThreadSignals};
 
 /// What the kernel tells a handler about a signal (the parts of siginfo_t
 /// we fill in).
@@ -97,191 +100,32 @@ impl SigAction {
     }
 }
 
-/// A process's signal state.
-#[derive(Clone)]
-pub struct Signals {
-    actions: [SigAction; NSIG],
-    /// Blocked signals (never SIGKILL or SIGSTOP).
-    pub mask: u64,
-    pending: u64,
-    info: [SigInfo; NSIG],
-    /// The mask to bring back once the signal that interrupted ppoll,
-    /// pselect6 or rt_sigsuspend (which ran with another) was handled.
-    saved_mask: Option<u64>,
-    /// The alternate stack SA_ONSTACK handlers run on (sigaltstack).
-    pub alt: crate::sigaltstack::AltStack,
+/// A thread's view of its signals (see state.rs), for `f`.
+pub fn with_sig<R>(f: impl FnOnce(&mut Sig) -> R) -> R {
+    proc::with_current_thread(|p, t| {
+        f(&mut Sig {
+            shared: &mut p.signals,
+            own: &mut t.sig,
+        })
+    })
 }
 
-impl Signals {
-    pub fn new() -> Signals {
-        Signals {
-            actions: [SigAction::default(); NSIG],
-            mask: 0,
-            pending: 0,
-            info: [SigInfo::default(); NSIG],
-            saved_mask: None,
-            alt: Default::default(),
-        }
-    }
-
-    /// fork: the child inherits dispositions and mask, nothing pending.
-    pub fn for_child(&self) -> Signals {
-        Signals {
-            pending: 0,
-            ..self.clone()
-        }
-    }
-
-    /// execve: handlers go back to default (the code they pointed at is
-    /// gone); ignored signals stay ignored, the mask and pending set stay;
-    /// the alternate stack is disabled.
-    pub fn reset_for_exec(&mut self) {
-        for action in &mut self.actions {
-            let handler = if action.handler == SIG_IGN {
-                SIG_IGN
-            } else {
-                SIG_DFL
-            };
-            *action = SigAction {
-                handler,
-                ..SigAction::default()
-            };
-        }
-        // The alternate stack was memory of the old image.
-        self.alt = Default::default();
-    }
-
-    pub fn action(&self, signal: i32) -> SigAction {
-        self.actions[(signal - 1) as usize]
-    }
-
-    pub fn set_action(&mut self, signal: i32, action: SigAction) {
-        self.actions[(signal - 1) as usize] = action;
-    }
-
-    /// Mark `info.signo` pending (merged with one already pending). A
-    /// continue cancels pending stops and a stop a pending continue.
-    pub fn post(&mut self, info: SigInfo) {
-        recheck();
-        if info.signo == SIGCONT {
-            self.pending &= !STOPS;
-        } else if STOPS & bit(info.signo) != 0 {
-            self.pending &= !bit(SIGCONT);
-        }
-        let b = bit(info.signo);
-        if self.pending & b == 0 {
-            self.pending |= b;
-            self.info[(info.signo - 1) as usize] = info;
-        }
-    }
-
-    /// Whether a pending signal would interrupt a blocking call: unblocked
-    /// and not ignored.
-    pub fn interrupts(&self) -> bool {
-        let mut ready = self.pending & !self.mask;
-        while ready != 0 {
-            let signal = ready.trailing_zeros() as i32 + 1;
-            if !self.ignores(signal) {
-                return true;
-            }
-            ready &= ready - 1;
-        }
-        false
-    }
-
-    /// Whether `signal` would not interrupt a wait: ignored, or left at a
-    /// default that ignores it or stops the process (a stop happens in
-    /// the wait itself: `stop_if_asked`, and the wait goes on after it).
-    fn ignores(&self, signal: i32) -> bool {
-        match self.action(signal).handler {
-            SIG_IGN => true,
-            SIG_DFL => default_ignores(signal) || STOPS & bit(signal) != 0,
-            _ => false,
-        }
-    }
-
-    /// Whether `signal` would stop the process: left at its default
-    /// action and not blocked (a background terminal read asks).
-    pub fn stops_for(&self, signal: i32) -> bool {
-        self.action(signal).handler == SIG_DFL && self.mask & bit(signal) == 0
-    }
-
-    /// Whether SIGCONT is pending (a stop that would come now is moot).
-    pub fn continue_pending(&self) -> bool {
-        self.pending & bit(SIGCONT) != 0
-    }
-
-    /// Whether the SIGCHLD handler asked not to hear of stops (SA_NOCLDSTOP).
-    pub fn no_child_stops(&self) -> bool {
-        let action = self.action(SIGCHLD);
-        action.flags & SA_NOCLDSTOP != 0 || action.handler == SIG_IGN
-    }
-
-    /// Take a pending, unblocked stop signal left at its default action.
-    fn take_stop(&mut self) -> Option<i32> {
-        let mut ready = self.pending & !self.mask & STOPS;
-        while ready != 0 {
-            let signal = ready.trailing_zeros() as i32 + 1;
-            ready &= ready - 1;
-            if self.action(signal).handler == SIG_DFL {
-                self.pending &= !bit(signal);
-                return Some(signal);
-            }
-        }
-        None
-    }
-
-    /// Whether a blocking call a signal interrupted may start again
-    /// (signal(7)): the first pending signal that will act runs a handler
-    /// installed with SA_RESTART, or none will run a handler at all.
-    fn restarts(&self) -> bool {
-        let mut ready = self.pending & !self.mask;
-        while ready != 0 {
-            let signal = ready.trailing_zeros() as i32 + 1;
-            ready &= ready - 1;
-            let action = self.action(signal);
-            match action.handler {
-                SIG_IGN => continue,
-                SIG_DFL if default_ignores(signal) => continue,
-                SIG_DFL => return true, // it ends the process anyway
-                _ => return action.flags & SA_RESTART != 0,
-            }
-        }
-        true
-    }
-
-    /// Take the lowest pending unblocked signal.
-    fn take(&mut self) -> Option<SigInfo> {
-        let ready = self.pending & !self.mask;
-        if ready == 0 {
-            return None;
-        }
-        let signal = ready.trailing_zeros() as i32 + 1;
-        self.pending &= !bit(signal);
-        Some(self.info[(signal - 1) as usize])
-    }
-}
-
-/// See `Signals::restarts`: asked by the dispatcher when a call that Linux
+/// See `Sig::restarts`: asked by the dispatcher when a call that Linux
 /// restarts ended with EINTR.
 pub fn restarts() -> bool {
-    proc::with_current(|p| p.signals.restarts())
+    with_sig(|s| s.restarts())
 }
 
-/// Default action "ignore" (Linux's): SIGCHLD, SIGURG, SIGWINCH, SIGCONT
-/// (which continues a stopped process when it is sent: proc::kill).
-fn default_ignores(signal: i32) -> bool {
-    matches!(signal, SIGCHLD | SIGCONT | SIGURG | SIGWINCH)
+/// Whether a pending signal would interrupt a blocking call (sleep.rs).
+pub fn interrupts() -> bool {
+    with_sig(|s| s.interrupts())
 }
-
-/// The signals whose default action stops the process (job control).
-const STOPS: u64 = bit(SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
 
 /// Stop now if a stop signal at its default action is pending (the way
 /// back to user mode, and every blocking wait: sleep::interrupted). Returns
 /// once the process is continued.
 pub fn stop_if_asked() {
-    while let Some(signal) = proc::with_current(|p| p.signals.take_stop()) {
+    while let Some(signal) = with_sig(|s| s.take_stop()) {
         proc::stop_current(signal);
     }
 }
@@ -290,7 +134,7 @@ pub fn stop_if_asked() {
 /// returns the mask it replaced, for `restore_mask`.
 pub fn replace_mask(mask: u64) -> u64 {
     recheck();
-    proc::with_current(|p| core::mem::replace(&mut p.signals.mask, mask & !UNBLOCKABLE))
+    proc::with_current_thread(|_, t| core::mem::replace(&mut t.sig.mask, mask & !UNBLOCKABLE))
 }
 
 /// The wait is over: bring `old` back now, or (`interrupted`, EINTR)
@@ -298,29 +142,30 @@ pub fn replace_mask(mask: u64) -> u64 {
 /// delivered under the wait's mask and its handler's frame saves `old`.
 pub fn restore_mask(old: u64, interrupted: bool) {
     recheck();
-    proc::with_current(|p| {
+    proc::with_current_thread(|_, t| {
         if interrupted {
-            p.signals.saved_mask = Some(old);
+            t.sig.saved_mask = Some(old);
         } else {
-            p.signals.mask = old;
+            t.sig.mask = old;
         }
     });
 }
 
-/// A synchronous signal from a fault in user mode. If the process catches
-/// it, the handler runs on the way out of the trap; if it is blocked,
+/// A synchronous signal from a fault in user mode, for the thread that
+/// faulted (DESIGN §6). If it catches it, the handler runs on the way out
+/// of the trap; if it is blocked,
 /// ignored or left at its default, the process dies with it (Linux's
 /// force_sig: a fault cannot be ignored, it would only repeat). `report`
 /// runs first in that case: the console tells why the process died, but
 /// stays quiet about faults a handler deals with.
 pub fn force(info: SigInfo, report: impl FnOnce()) {
-    let caught = proc::with_current(|p| {
-        let s = &mut p.signals;
-        let action = s.action(info.signo);
-        let caught =
-            action.handler != SIG_DFL && action.handler != SIG_IGN && s.mask & bit(info.signo) == 0;
+    let caught = proc::with_current_thread(|p, t| {
+        let action = p.signals.action(info.signo);
+        let caught = action.handler != SIG_DFL
+            && action.handler != SIG_IGN
+            && t.sig.mask & bit(info.signo) == 0;
         if caught {
-            s.post(info);
+            t.sig.pending.post(info);
         }
         caught
     });
@@ -338,30 +183,30 @@ pub fn deliver_pending(frame: &mut TrapFrame) {
         return;
     }
     loop {
-        let next = proc::with_current(|p| {
-            let s = &mut p.signals;
+        let next = with_sig(|s| {
             let Some(info) = s.take() else {
                 // Nothing to deliver: a wait's own mask ends here.
-                if let Some(mask) = s.saved_mask.take() {
-                    s.mask = mask;
+                if let Some(mask) = s.own.saved_mask.take() {
+                    s.own.mask = mask;
                 }
                 return None;
             };
-            let action = s.action(info.signo);
+            let action = s.shared.action(info.signo);
+            let own = &mut *s.own;
             // A handler's frame saves the mask a wait replaced (see above).
             let old_mask = if action.handler > SIG_IGN {
-                s.saved_mask.take().unwrap_or(s.mask)
+                own.saved_mask.take().unwrap_or(own.mask)
             } else {
-                s.mask
+                own.mask
             };
             if action.handler > SIG_IGN {
-                s.mask |= action.mask;
+                own.mask |= action.mask;
                 if action.flags & SA_NODEFER == 0 {
-                    s.mask |= bit(info.signo);
+                    own.mask |= bit(info.signo);
                 }
-                s.mask &= !UNBLOCKABLE;
+                own.mask &= !UNBLOCKABLE;
                 if action.flags & SA_RESETHAND != 0 {
-                    s.set_action(info.signo, SigAction::default());
+                    s.shared.set_action(info.signo, SigAction::default());
                 }
             }
             Some((info, action, old_mask))
@@ -426,7 +271,7 @@ fn push_frame(
     }
     // An SA_ONSTACK handler starts at the top of the alternate stack
     // (no red zone to skip there); any other below the interrupted one.
-    let alt = proc::with_current(|p| p.signals.alt);
+    let alt = proc::with_current_thread(|_, t| t.sig.alt);
     let top = alt.frame_top(frame.rsp, action.flags & SA_ONSTACK != 0);
     let skip = if top == frame.rsp { RED_ZONE } else { 0 };
     let below = top.checked_sub(skip + FPSTATE_SIZE).ok_or(Errno::EFAULT)?;
@@ -504,7 +349,7 @@ fn siginfo_bytes(info: &SigInfo) -> [u8; 128] {
     b[0..4].copy_from_slice(&info.signo.to_le_bytes());
     b[8..12].copy_from_slice(&info.code.to_le_bytes());
     match info.signo {
-        SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if info.code != SI_USER => {
+        SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if info.code > 0 => {
             b[16..24].copy_from_slice(&info.addr.to_le_bytes());
         }
         _ => {
@@ -554,7 +399,7 @@ fn restore_frame(frame: &mut TrapFrame) -> Result<u64, Errno> {
         FpuState::from_bytes(&area)
     };
     let mask = word(SIGMASK) & !UNBLOCKABLE;
-    proc::with_current(|p| p.signals.mask = mask);
+    proc::with_current_thread(|_, t| t.sig.mask = mask);
     recheck();
     fpu.restore();
     [

@@ -29,6 +29,8 @@ pub(super) const SA_RESETHAND: u64 = 0x8000_0000;
 
 /// si_code values (Linux's).
 pub const SI_USER: i32 = 0;
+/// Sent by tkill or tgkill.
+pub const SI_TKILL: i32 = -6;
 pub const SI_KERNEL: i32 = 0x80;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;

@@ -18,7 +18,7 @@ mod signal;
 mod stat;
 mod swap;
 mod system;
-mod time;
+pub mod time;
 mod unix;
 
 use crate::arch::idt::TrapFrame;
@@ -48,6 +48,7 @@ pub const SYS_MINCORE: u64 = 27;
 pub const SYS_MADVISE: u64 = 28;
 pub const SYS_DUP: u64 = 32;
 pub const SYS_DUP2: u64 = 33;
+pub const SYS_PAUSE: u64 = 34;
 pub const SYS_GETPID: u64 = 39;
 pub const SYS_EXIT: u64 = 60;
 pub const SYS_FCNTL: u64 = 72;
@@ -102,6 +103,7 @@ pub const SYS_SWAPON: u64 = 167;
 pub const SYS_REBOOT: u64 = 169;
 pub const SYS_GETTID: u64 = 186;
 pub const SYS_TKILL: u64 = 200;
+pub const SYS_FUTEX: u64 = 202;
 pub const SYS_SET_TID_ADDRESS: u64 = 218;
 pub const SYS_NANOSLEEP: u64 = 35;
 pub const SYS_GETTIMEOFDAY: u64 = 96;
@@ -164,6 +166,7 @@ pub const SYS_READLINKAT: u64 = 267;
 pub const SYS_FCHMODAT: u64 = 268;
 pub const SYS_FACCESSAT: u64 = 269;
 pub const SYS_SET_ROBUST_LIST: u64 = 273;
+pub const SYS_GET_ROBUST_LIST: u64 = 274;
 pub const SYS_UTIMENSAT: u64 = 280;
 pub const SYS_PRLIMIT64: u64 = 302;
 pub const SYS_RENAMEAT2: u64 = 316;
@@ -229,7 +232,8 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_MINHERIT => memory::minherit(a[0], a[1], a[2]),
         SYS_SCHED_YIELD => process::sched_yield(),
         SYS_GETPID => process::getpid(),
-        SYS_EXIT | SYS_EXIT_GROUP => process::exit(a[0]),
+        SYS_EXIT => process::exit_thread(a[0]),
+        SYS_EXIT_GROUP => process::exit(a[0]),
         // Processes, signals, start-up and stdio.
         SYS_FORK | SYS_VFORK => process::fork(frame),
         SYS_CLONE => process::clone(frame, a[0], a[1], a[2], a[3], a[4]),
@@ -250,12 +254,14 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         SYS_TKILL => process::tkill(a[0], a[1]),
         SYS_TGKILL => process::tgkill(a[0], a[1], a[2]),
         SYS_GETPPID => process::getppid(),
-        SYS_GETTID => process::getpid(),
+        SYS_GETTID => process::gettid(),
+        SYS_FUTEX => crate::futex::futex(a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_SET_TID_ADDRESS => process::set_tid_address(a[0]),
         SYS_RT_SIGACTION => signal::rt_sigaction(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => signal::rt_sigprocmask(a[0], a[1], a[2], a[3]),
         SYS_RT_SIGRETURN => signal::rt_sigreturn(frame),
         SYS_RT_SIGSUSPEND => signal::rt_sigsuspend(a[0], a[1]),
+        SYS_PAUSE => signal::pause(),
         SYS_SIGALTSTACK => signal::sigaltstack(a[0], a[1], frame.rsp),
         SYS_PERSONALITY => process::personality(a[0]),
         SYS_ARCH_PRCTL => system::arch_prctl(a[0], a[1]),
@@ -378,6 +384,7 @@ fn dispatch_sysapi(nr: u64, a: [u64; 6]) -> SysResult {
         SYS_MOUNT => system::mount(a[0], a[1], a[2], a[3]),
         SYS_UMOUNT2 => system::umount2(a[0], a[1]),
         SYS_SET_ROBUST_LIST => system::set_robust_list(a[0], a[1]),
+        SYS_GET_ROBUST_LIST => system::get_robust_list(a[0], a[1], a[2]),
         // glibc registers rseq at start-up and carries on without it.
         SYS_RSEQ => Err(Errno::ENOSYS),
         SYS_SETUID => system::setid(false, a[0]),

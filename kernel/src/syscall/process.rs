@@ -1,5 +1,6 @@
-//! Process syscalls: fork, execve, exit, wait4, kill, getpid, getppid,
-//! sched_yield, set_tid_address.
+//! Process and thread syscalls: fork, clone, execve, exit, exit_group,
+//! wait4, kill, tkill, tgkill, getpid, gettid, getppid, sched_yield,
+//! set_tid_address.
 
 use crate::arch::idt::TrapFrame;
 use crate::ramfs::Executing;
@@ -13,6 +14,10 @@ pub fn getpid() -> SysResult {
     Ok(proc::current_pid() as usize)
 }
 
+pub fn gettid() -> SysResult {
+    Ok(proc::current_tid() as usize)
+}
+
 pub fn getppid() -> SysResult {
     Ok(proc::with_current(|p| p.parent) as usize)
 }
@@ -22,9 +27,14 @@ pub fn sched_yield() -> SysResult {
     Ok(0)
 }
 
-/// exit and exit_group (one thread per process: the same thing).
+/// exit_group: every thread of the process ends.
 pub fn exit(code: u64) -> SysResult {
     proc::exit_current(proc::exited(code as i32))
+}
+
+/// exit: the calling thread ends; the process with it if it was the last.
+pub fn exit_thread(code: u64) -> SysResult {
+    proc::exit_thread(proc::exited(code as i32))
 }
 
 /// fork (and vfork, which may behave as fork): the parent gets the child's
@@ -46,27 +56,38 @@ const CLONE_SIGHAND: u64 = 0x800;
 const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SYSVSEM: u64 = 0x40000;
 const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+/// Ignored by Linux since 2.6.2; musl's pthread_create still passes it.
+const CLONE_DETACHED: u64 = 0x400000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
 /// What a fork-like clone may ask for. CLONE_VM is accepted only with
 /// CLONE_VFORK (glibc's posix_spawn): the parent waits for nothing and the
 /// child gets a copy, which a vfork child cannot tell apart as long as it
-/// only calls execve or _exit (all vfork(2) allows it). CLONE_CHILD_CLEARTID
-/// matters to threads only: with one thread, its memory goes at exit.
+/// only calls execve or _exit (all vfork(2) allows it).
 const CLONE_FORKLIKE: u64 = CSIGNAL
     | CLONE_VFORK
     | CLONE_SETTLS
     | CLONE_PARENT_SETTID
     | CLONE_CHILD_CLEARTID
-    | CLONE_CHILD_SETTID;
+    | CLONE_CHILD_SETTID
+    | CLONE_DETACHED
+    | CLONE_SYSVSEM;
+/// A thread shares everything pageos keeps per process: memory, the
+/// descriptor table, the current directory (CLONE_FS) and the signal
+/// handlers. A thread without one of them would need that part copied,
+/// which pageos does not do: EINVAL.
+const CLONE_THREAD_SHARES: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
 
-/// clone(flags, newsp, parent_tid, child_tid, tls) for new processes (glibc's
-/// fork is clone(SIGCHLD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)).
-/// Threads (CLONE_VM without CLONE_VFORK, CLONE_THREAD, CLONE_SIGHAND,
-/// CLONE_FILES, CLONE_FS) come with the SMP issue: ENOSYS-like EINVAL now,
-/// which glibc reports as pthread_create failing.
+/// clone(flags, newsp, parent_tid, child_tid, tls): a new process (glibc's
+/// fork is clone(SIGCHLD | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)) or,
+/// with CLONE_THREAD, a new thread (musl's and glibc's pthread_create:
+/// CLONE_VM | FS | FILES | SIGHAND | THREAD | SYSVSEM | SETTLS |
+/// PARENT_SETTID | CHILD_CLEARTID). Linux's EINVAL rules: CLONE_THREAD
+/// needs CLONE_SIGHAND, CLONE_SIGHAND needs CLONE_VM; and EINVAL for a
+/// sharing pageos does not have (CLONE_VM or CLONE_FILES without a thread).
 pub fn clone(
     frame: &TrapFrame,
     flags: u64,
@@ -81,8 +102,14 @@ pub fn clone(
     {
         return Err(Errno::EINVAL);
     }
+    if flags & CLONE_SETTLS != 0 && tls >= vm::space::USER_END {
+        return Err(Errno::EPERM);
+    }
+    if flags & CLONE_THREAD != 0 {
+        return clone_thread(frame, flags, newsp, parent_tid, child_tid, tls);
+    }
     if flags & shares != 0 || flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
-        log::warn!("clone: flags {flags:#x} need threads, which pageos does not have yet");
+        log::warn!("clone: flags {flags:#x} share what only threads share here");
         return Err(Errno::EINVAL);
     }
     let exit_signal = (flags & CSIGNAL) as i32;
@@ -92,35 +119,66 @@ pub fn clone(
     if flags & !(CLONE_FORKLIKE | CLONE_VM) != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CLONE_SETTLS != 0 && tls >= vm::space::USER_END {
-        return Err(Errno::EPERM);
-    }
     let options = proc::ForkOptions {
         exit_signal,
         stack: newsp,
         tls: (flags & CLONE_SETTLS != 0).then_some(tls),
         child_tid: (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid),
+        clear_tid: (flags & CLONE_CHILD_CLEARTID != 0).then_some(child_tid),
     };
     let pid = proc::fork(frame, options)?;
+    set_parent_tid(flags, parent_tid, pid);
+    Ok(pid as usize)
+}
+
+/// clone with CLONE_THREAD (see `clone`).
+fn clone_thread(
+    frame: &TrapFrame,
+    flags: u64,
+    newsp: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
+    let known = CLONE_THREAD_SHARES | CLONE_FORKLIKE & !(CSIGNAL | CLONE_VFORK);
+    if flags & CLONE_THREAD_SHARES != CLONE_THREAD_SHARES || flags & !(known | CSIGNAL) != 0 {
+        log::warn!("clone: thread flags {flags:#x} are not the sharing pageos has");
+        return Err(Errno::EINVAL);
+    }
+    let options = proc::ForkOptions {
+        exit_signal: 0,
+        stack: newsp,
+        tls: (flags & CLONE_SETTLS != 0).then_some(tls),
+        child_tid: (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid),
+        clear_tid: (flags & CLONE_CHILD_CLEARTID != 0).then_some(child_tid),
+    };
+    let tid = proc::spawn_thread(frame, options)?;
+    set_parent_tid(flags, parent_tid, tid);
+    Ok(tid as usize)
+}
+
+/// CLONE_PARENT_SETTID: the new id in the caller's memory.
+fn set_parent_tid(flags: u64, parent_tid: u64, pid: proc::Pid) {
     if flags & CLONE_PARENT_SETTID != 0 {
         // As Linux's kernel_clone: the child exists; a bad pointer is ignored.
         let _ =
             proc::with_current(|p| usercopy::copy_out(p.space(), parent_tid, &pid.to_le_bytes()));
     }
-    Ok(pid as usize)
 }
 
-/// set_tid_address: one thread per process, so the thread id is the pid.
-/// (clear_child_tid matters only to threads, which pageos does not have.)
-pub fn set_tid_address(_tidptr: u64) -> SysResult {
-    getpid()
+/// set_tid_address(tidptr): at the caller's exit, 0 goes to `tidptr` and
+/// one futex waiter there is woken. Returns the caller's tid.
+pub fn set_tid_address(tidptr: u64) -> SysResult {
+    proc::with_current_thread(|_, t| t.clear_child_tid = tidptr);
+    gettid()
 }
 
 const WNOHANG: u64 = 1;
 const WUNTRACED: u64 = 2;
 const WCONTINUED: u64 = 8;
 /// Flags accepted and without effect here: __WNOTHREAD, __WALL, __WCLONE
-/// (no threads).
+/// (threads are not children: no clone child has another exit signal
+/// that __WCLONE would select).
 const WAIT_IGNORED: u64 = 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
 
 /// wait4(pid, status, options, rusage): reap a zombie child, or (WUNTRACED,
@@ -181,22 +239,31 @@ pub fn kill(pid: u64, sig: u64) -> SysResult {
     proc::kill(i64::from(pid as i32), info).map(|()| 0)
 }
 
-/// tkill and tgkill: every process has one thread, whose id is its pid.
+/// tkill(tid, sig) and tgkill(tgid, tid, sig): a signal for one thread
+/// (raise(3) and pthread_kill use tgkill). ESRCH if `tid` is not a thread
+/// (of `tgid`).
 pub fn tkill(tid: u64, sig: u64) -> SysResult {
-    if tid as i32 <= 0 {
-        return Err(Errno::EINVAL);
-    }
-    kill(tid, sig)
+    thread_kill(None, tid, sig)
 }
 
 pub fn tgkill(tgid: u64, tid: u64, sig: u64) -> SysResult {
-    if tgid as i32 <= 0 || tid as i32 <= 0 {
+    if tgid as i32 <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tgid != tid {
-        return Err(Errno::ESRCH);
+    thread_kill(Some(tgid as proc::Pid), tid, sig)
+}
+
+fn thread_kill(tgid: Option<proc::Pid>, tid: u64, sig: u64) -> SysResult {
+    if tid as i32 <= 0 || sig > signal::NSIG as u64 {
+        return Err(Errno::EINVAL);
     }
-    kill(tid, sig)
+    let info = SigInfo {
+        signo: sig as i32,
+        code: signal::SI_TKILL,
+        pid: proc::current_pid(),
+        ..SigInfo::default()
+    };
+    proc::signal_thread(tgid, tid as proc::Tid, info).map(|()| 0)
 }
 
 const PATH_MAX: usize = 4096;

@@ -1,4 +1,5 @@
-//! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn. The
+//! Signal syscalls: rt_sigaction (the process's), rt_sigprocmask and
+//! sigaltstack (the calling thread's), rt_sigreturn. The
 //! machinery (pending sets, delivery, the frame) is in kernel/src/signal/mod.rs.
 
 use crate::arch::idt::TrapFrame;
@@ -52,8 +53,8 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
     if sigsetsize != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    proc::with_current(|p| {
-        let old = p.signals.mask;
+    proc::with_current_thread(|p, t| {
+        let old = t.sig.mask;
         let new = if set != 0 {
             let value = usercopy::read_u64(p.space(), set)?;
             Some(match how {
@@ -69,7 +70,7 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
             usercopy::copy_out(p.space(), oldset, &old.to_le_bytes())?;
         }
         if let Some(mask) = new {
-            p.signals.mask = mask & !signal::UNBLOCKABLE;
+            t.sig.mask = mask & !signal::UNBLOCKABLE;
             signal::recheck();
         }
         Ok(0)
@@ -93,11 +94,17 @@ pub fn rt_sigsuspend(mask: u64, sigsetsize: u64) -> SysResult {
     result.map(|_| 0)
 }
 
+/// pause: wait for a signal that runs a handler or ends the process;
+/// always EINTR (pause(2): ignored signals do not end it).
+pub fn pause() -> SysResult {
+    crate::sleep::wait_for(&[], None, || None::<()>).map(|_| 0)
+}
+
 /// sigaltstack(new, old, at `rsp`): read `new` (if not NULL) before
 /// writing `old`, the rules being `sigaltstack::AltStack`'s.
 pub fn sigaltstack(new: u64, old: u64, rsp: u64) -> SysResult {
-    proc::with_current(|p| {
-        let current = p.signals.alt;
+    proc::with_current_thread(|p, t| {
+        let current = t.sig.alt;
         let wanted = if new != 0 {
             let mut bytes = [0u8; 24];
             usercopy::copy_in(p.space(), new, &mut bytes)?;
@@ -109,7 +116,7 @@ pub fn sigaltstack(new: u64, old: u64, rsp: u64) -> SysResult {
             usercopy::copy_out(p.space(), old, &current.to_bytes(rsp))?;
         }
         if let Some(alt) = wanted {
-            p.signals.alt = alt;
+            t.sig.alt = alt;
         }
         Ok(0)
     })

@@ -21,12 +21,12 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
             if addr >= USER_END {
                 return Err(Errno::EPERM);
             }
-            proc::with_current(|p| p.fs_base = addr);
+            proc::with_current_thread(|_, t| t.fs_base = addr);
             arch::set_fs_base(addr);
             Ok(0)
         }
-        ARCH_GET_FS => proc::with_current(|p| {
-            let base = p.fs_base;
+        ARCH_GET_FS => proc::with_current_thread(|p, t| {
+            let base = t.fs_base;
             usercopy::copy_out(p.space(), addr, &base.to_le_bytes())
         })
         .map(|()| 0),
@@ -359,12 +359,32 @@ pub fn umount2(target: u64, flags: u64) -> SysResult {
     Ok(0)
 }
 
-/// set_robust_list(head, len): glibc's start-up registers its list. With
-/// one thread per process there is no other thread to wake at exit, so
-/// the list is accepted and not kept; a wrong `len` is EINVAL (Linux).
-pub fn set_robust_list(_head: u64, len: u64) -> SysResult {
-    if len != 24 {
+/// set_robust_list(head, len): the calling thread's list of robust
+/// mutexes, walked at its exit (futex.rs); a wrong `len` is EINVAL (Linux).
+pub fn set_robust_list(head: u64, len: u64) -> SysResult {
+    if len != crate::futex::ROBUST_HEAD_SIZE {
         return Err(Errno::EINVAL);
     }
+    proc::with_current_thread(|_, t| t.robust_list = head);
+    Ok(0)
+}
+
+/// get_robust_list(tid, head_ptr, len_ptr): tid 0 is the caller; another
+/// thread's list is only the caller's to see within its process here.
+pub fn get_robust_list(tid: u64, head: u64, len: u64) -> SysResult {
+    let (p_head, me) = proc::with_current_thread(|p, t| ((t.robust_list, t.tid), p.pid));
+    let list = if tid == 0 || tid as u32 == p_head.1 {
+        p_head.0
+    } else {
+        proc::robust_list_of(me, tid as u32).ok_or(Errno::ESRCH)?
+    };
+    proc::with_current(|p| {
+        usercopy::copy_out(p.space(), head, &list.to_le_bytes())?;
+        usercopy::copy_out(
+            p.space(),
+            len,
+            &crate::futex::ROBUST_HEAD_SIZE.to_le_bytes(),
+        )
+    })?;
     Ok(0)
 }

@@ -45,7 +45,8 @@ fn now(clock: u64) -> Result<u64, Errno> {
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM => {
             time::monotonic()
         }
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => proc::cpu_time(),
+        CLOCK_PROCESS_CPUTIME_ID => proc::cpu_time(false),
+        CLOCK_THREAD_CPUTIME_ID => proc::cpu_time(true),
         CLOCK_REALTIME_COARSE => time::realtime_offset() + coarse(time::monotonic()),
         CLOCK_MONOTONIC_COARSE => coarse(time::monotonic()),
         _ => return Err(Errno::EINVAL),

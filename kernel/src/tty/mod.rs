@@ -169,7 +169,7 @@ fn background() -> bool {
 /// the read goes on once continued), or EIO when it would never be
 /// continued (orphaned group) or does not stop (SIGTTIN ignored or blocked).
 fn background_read() -> Result<(), Errno> {
-    let refuses = proc::with_current(|p| !p.signals.stops_for(signal::SIGTTIN));
+    let refuses = signal::with_sig(|s| !s.stops_for(signal::SIGTTIN));
     if refuses || proc::own_group_orphaned() {
         return Err(Errno::EIO);
     }

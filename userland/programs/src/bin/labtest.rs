@@ -15,7 +15,6 @@ use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
 
-
 fn main(args: Args) -> i32 {
     match args.get(1) {
         "5" => lab5_mremap(),

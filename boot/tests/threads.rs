@@ -1,0 +1,84 @@
+//! Threads from a real program's side: userland/c/pthreads.c, built with
+//! `musl-gcc -static -O2 -pthread`, runs as init of pageos and prints
+//! only `ok` lines and the statuses of its children; the same binary as
+//! init of Debian's Linux with 4 CPUs prints the same lines.
+
+mod common;
+
+use common::build::{compile, root};
+use common::{linux_run, pageos};
+use std::path::PathBuf;
+
+fn pthreads() -> Option<PathBuf> {
+    let source = root().join("userland/c/pthreads.c");
+    compile(
+        "pthreads",
+        "musl-gcc",
+        &["-static", "-O2", "-pthread"],
+        &[source],
+    )
+}
+
+/// The lines from `BEGIN pthreads` to `END pthreads`, kernel log lines
+/// (pageos's `[kernel ...]`, Linux's `[    1.23]`) and carriage returns
+/// left out.
+fn program_lines(output: &str) -> Vec<String> {
+    let lines: Vec<String> = output
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !common::build::kernel_line(l))
+        .collect();
+    let begin = lines.iter().position(|l| l.ends_with("BEGIN pthreads"));
+    let end = lines.iter().position(|l| l == "END pthreads");
+    match (begin, end) {
+        (Some(b), Some(e)) if b < e => {
+            let mut out = lines[b..=e].to_vec();
+            out[0] = "BEGIN pthreads".into();
+            out
+        }
+        _ => panic!("no BEGIN/END pthreads in the output:\n{output}"),
+    }
+}
+
+fn run_on_pageos(path: &std::path::Path, cpus: &str) -> Vec<String> {
+    let exec = path.to_str().expect("UTF-8 path");
+    let run = pageos(&["--timeout", "300", "--cpus", cpus, "--exec", exec]);
+    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
+    let lines = program_lines(&run.stdout);
+    let failed: Vec<&String> = lines.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", run.stdout);
+    assert!(lines.contains(&"0 failures".to_string()), "{lines:?}");
+    lines
+}
+
+/// 64 threads, mutex, condvar, barrier, TLS, futex, thread signals, the
+/// guard page (caught by the faulting thread; uncaught: SIGSEGV ends the
+/// process), exit versus exit_group, fork and execve from a thread; and
+/// the same binary as init of Linux with `-smp 4` (booted at the same
+/// time) prints the same lines.
+#[test]
+fn pthreads_program_passes_and_prints_what_linux_smp4_prints() {
+    let Some(path) = pthreads() else {
+        return;
+    };
+    let linux = std::thread::spawn({
+        let elf = path.to_str().expect("UTF-8 path").to_string();
+        move || linux_run(&["--smp", "4", "--elf", &elf])
+    });
+    let lines = run_on_pageos(&path, "1");
+    for status in [
+        "uncaught overflow in a thread: signal 11",
+        "exit in one thread, others blocked: exit 7",
+        "pthread_exit of main, another thread exits last: exit 9",
+        "fork in a thread of a 5-thread process: child: exit 11",
+        "execve in a thread of a 5-thread process: exit 42",
+    ] {
+        assert!(lines.contains(&status.to_string()), "{status}: {lines:?}");
+    }
+    let Some(out) = linux.join().expect("the Linux run panicked") else {
+        return;
+    };
+    let linux = program_lines(&out);
+    assert!(linux.contains(&"0 failures".to_string()), "{linux:?}");
+    assert_eq!(lines, linux);
+}

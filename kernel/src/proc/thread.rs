@@ -1,0 +1,95 @@
+//! A thread: what runs on a CPU. Its process (process.rs's `Process`,
+//! found by `pid`) holds what the threads share — the address space, the
+//! descriptors, the signal dispositions, ids and limits —; the thread
+//! holds what each has of its own: a kernel stack with its saved context
+//! and FPU registers, the FS base (its thread pointer), its signal mask
+//! and thread-directed pending signals, the word to clear at its exit
+//! (set_tid_address, CLONE_CHILD_CLEARTID), its robust futex list and the
+//! CPU time it used. The first thread of a process has tid = pid.
+
+use super::Pid;
+use crate::arch::switch::FpuState;
+use crate::signal::ThreadSignals;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Thread ids share the pid space (a process's pid is its first thread's tid).
+pub type Tid = Pid;
+
+pub(super) const KERNEL_STACK_SIZE: usize = 32 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// On the run queue.
+    Runnable,
+    /// On a CPU.
+    Running,
+    /// Blocked (sleep.rs), off the run queue until `wake`.
+    Waiting,
+    /// Its process is stopped (job control): off the run queue until
+    /// SIGCONT or SIGKILL.
+    Stopped,
+    /// It exited: the scheduler frees it once it has switched away from
+    /// its stack.
+    Dead,
+}
+
+pub struct Thread {
+    pub tid: Tid,
+    /// Its process (thread group).
+    pub pid: Pid,
+    pub run: Run,
+    pub sig: ThreadSignals,
+    /// The user FS base (arch_prctl ARCH_SET_FS, CLONE_SETTLS), loaded
+    /// when it runs.
+    pub fs_base: u64,
+    /// set_tid_address / CLONE_CHILD_CLEARTID: at its exit, 0 is written
+    /// there and one futex waiter woken (pthread_join waits on it).
+    pub clear_child_tid: u64,
+    /// set_robust_list: the head of its list of held robust futexes.
+    pub robust_list: u64,
+    /// TSC cycles spent running, up to its last switch (CPU-time clocks).
+    pub(super) cpu_cycles: u64,
+    /// The TSC when it last started running.
+    pub(super) ran_since: u64,
+    /// A wake came while it was not waiting: its next `block` returns at
+    /// once (sleep.rs: a wake between a check and the sleep is not lost).
+    pub(super) woken: bool,
+    kernel_stack: Vec<u8>,
+    pub(super) saved_rsp: u64,
+    pub(super) fpu: Box<FpuState>,
+}
+
+impl Thread {
+    pub(super) fn new(pid: Pid, sig: ThreadSignals, fs_base: u64) -> Box<Thread> {
+        Box::new(Thread {
+            tid: 0,
+            pid,
+            run: Run::Runnable,
+            sig,
+            fs_base,
+            clear_child_tid: 0,
+            robust_list: 0,
+            cpu_cycles: 0,
+            ran_since: 0,
+            woken: false,
+            kernel_stack: vec![0; KERNEL_STACK_SIZE],
+            saved_rsp: 0,
+            fpu: Box::new(FpuState::initial()),
+        })
+    }
+
+    pub(super) fn kernel_stack_top(&self) -> u64 {
+        (self.kernel_stack.as_ptr() as u64 + KERNEL_STACK_SIZE as u64) & !15
+    }
+
+    /// The CPU time it used up to now, in TSC cycles (`now`: rdtsc).
+    pub(super) fn cycles(&self, now: u64) -> u64 {
+        if self.run == Run::Running {
+            self.cpu_cycles + (now - self.ran_since)
+        } else {
+            self.cpu_cycles
+        }
+    }
+}
