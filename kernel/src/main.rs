@@ -37,6 +37,7 @@ mod proc;
 mod procfs;
 mod qemu;
 mod ramfs;
+mod reclaim;
 mod resource;
 mod selftest;
 mod sigaltstack;

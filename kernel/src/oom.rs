@@ -44,17 +44,11 @@ fn badness(pid: Pid) -> Option<u64> {
         if matches!(p.state, State::Zombie(_)) {
             return None;
         }
-        let space = p.space.as_ref()?;
-        Some(space.pmap.resident_pages() + swapped(space))
+        let space = p.space.as_mut()?;
+        Some(space.pmap.resident_pages() + space.swapped_pages())
     })
     .ok()
     .flatten()
-}
-
-/// Pages of `space` that are in swap. (None yet: reclaim does not page
-/// out.)
-fn swapped(_space: &crate::Space) -> u64 {
-    0
 }
 
 /// The current process found no frame for a fault: choose and kill a
@@ -97,9 +91,8 @@ fn choose(me: Pid) -> Option<Pid> {
 
 fn kill(victim: Pid, me: Pid) {
     let (name, rss, swap) = proc::with_process(victim, |p| {
-        let space = p.space.as_ref();
-        let rss = space.map_or(0, |s| s.pmap.resident_pages());
-        let swap = space.map_or(0, swapped);
+        let space = p.space.as_mut();
+        let (rss, swap) = space.map_or((0, 0), |s| (s.pmap.resident_pages(), s.swapped_pages()));
         (p.name.clone(), rss, swap)
     })
     .unwrap_or_default();

@@ -16,6 +16,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vm::buddy::FrameTable;
 use vm::frame::{FrameMeta, PAGE_SIZE, Pfn};
+use vm::swap_cache::{SwapInError, SwappedIn};
+use vm::swap_map::Slot;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -298,6 +300,21 @@ fn pfn_frame(pfn: Pfn) -> PhysFrame {
     PhysFrame::containing_address(PhysAddr::new(pfn.addr()))
 }
 
+/// Run `f` on handles for `pfns`, frames whose references someone else
+/// holds (the swap path's disk transfers): the handles only borrow them.
+pub fn with_frames<R>(pfns: &[Pfn], f: impl FnOnce(&[&Frame]) -> R) -> R {
+    let frames: alloc::vec::Vec<core::mem::ManuallyDrop<Frame>> = pfns
+        .iter()
+        .map(|&pfn| {
+            core::mem::ManuallyDrop::new(Frame {
+                frame: pfn_frame(pfn),
+            })
+        })
+        .collect();
+    let refs: alloc::vec::Vec<&Frame> = frames.iter().map(|f| &**f).collect();
+    f(&refs)
+}
+
 /// Frames as the machine-independent VM layer sees them (vm::pmap::PhysMem).
 pub struct KernelPhys;
 
@@ -370,5 +387,21 @@ impl vm::pmap::PhysMem for KernelPhys {
 
     fn uncharge(&mut self, pages: u64) {
         crate::commit::uncharge(pages);
+    }
+
+    fn swap_used(&self) -> bool {
+        crate::swap::in_use()
+    }
+
+    fn swap_in(&mut self, slot: Slot) -> Result<SwappedIn, SwapInError> {
+        crate::swap::swap_in(slot)
+    }
+
+    fn swap_dup(&mut self, slot: Slot) -> bool {
+        crate::swap::dup_slot(slot).is_ok()
+    }
+
+    fn swap_release(&mut self, slot: Slot) {
+        crate::swap::release(slot);
     }
 }

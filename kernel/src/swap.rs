@@ -16,11 +16,15 @@
 //! holds a slot's reference while it reads or writes it.
 
 use crate::block::{self, IoError};
-use crate::phys::Frame;
+use crate::phys::{self, Frame, KernelPhys};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
+use vm::frame::Pfn;
+use vm::pmap::PhysMem;
+use vm::swap_cache::{IoFailed, READAHEAD_WINDOW, SwapCache, SwapDevice, SwapInError, SwappedIn};
 use vm::swap_header::SwapHeader;
 use vm::swap_map::{CountOverflow, Slot, SwapMap};
 
@@ -28,14 +32,21 @@ use vm::swap_map::{CountOverflow, Slot, SwapMap};
 /// least_priority starts at -1 and counts down): /proc/swaps shows that.
 const PRIORITY: i32 = -2;
 
-struct SwapDevice {
+struct SwapDisk {
     disk: usize,
     /// The name Linux gives the same disk: /dev/vda for the first virtio disk.
     path: String,
     map: SwapMap,
 }
 
-static SWAP: Mutex<Option<SwapDevice>> = Mutex::new(None);
+static SWAP: Mutex<Option<SwapDisk>> = Mutex::new(None);
+/// Slots taken, kept beside the map so that `in_use` takes no lock (every
+/// fault and unmap asks).
+static USED: AtomicU32 = AtomicU32::new(0);
+/// The swap cache (vm::swap_cache): one frame per slot for all its PTEs.
+/// Lock order: the address space (the process table) → this → the slot
+/// map and the disks → the frame allocator.
+static CACHE: Mutex<SwapCache> = Mutex::new(SwapCache::new());
 
 /// Take the first disk with a swap header as the swap device (at boot,
 /// after block::init). Disks without one are left alone.
@@ -62,7 +73,7 @@ pub fn init() {
                     header.label(),
                     uuid(&header.uuid)
                 );
-                *SWAP.lock() = Some(SwapDevice {
+                *SWAP.lock() = Some(SwapDisk {
                     disk,
                     path: format!("/dev/{name}"),
                     map: SwapMap::new(header.last_page, &header.bad_pages),
@@ -91,7 +102,16 @@ fn with_map<R>(f: impl FnOnce(&mut SwapMap) -> R) -> Option<R> {
 /// A free slot, its count 1, next to the last one handed out where
 /// possible; None when swap is full or there is none.
 pub fn alloc_slot() -> Option<Slot> {
-    with_map(SwapMap::alloc).flatten()
+    let slot = with_map(SwapMap::alloc).flatten();
+    if slot.is_some() {
+        USED.fetch_add(1, Ordering::Relaxed);
+    }
+    slot
+}
+
+/// Whether any slot is taken (then some PTE or the cache holds one).
+pub fn in_use() -> bool {
+    USED.load(Ordering::Relaxed) > 0
 }
 
 /// One more holder of a taken slot; its new count.
@@ -101,7 +121,11 @@ pub fn dup_slot(slot: Slot) -> Result<u16, CountOverflow> {
 
 /// One holder fewer; the holders left (0: the slot is free again).
 pub fn free_slot(slot: Slot) -> u16 {
-    with_map(|m| m.free(slot)).expect("swap::free_slot: no swap device")
+    let left = with_map(|m| m.free(slot)).expect("swap::free_slot: no swap device");
+    if left == 0 {
+        USED.fetch_sub(1, Ordering::Relaxed);
+    }
+    left
 }
 
 /// The holders of `slot` (0 when free).
@@ -199,4 +223,58 @@ fn uuid(bytes: &[u8; 16]) -> String {
         &hex[16..20],
         &hex[20..]
     )
+}
+
+/// The swap device as the VM layer's swap cache and reclaim use it.
+pub struct Device;
+
+impl SwapDevice for Device {
+    fn alloc(&mut self) -> Option<Slot> {
+        alloc_slot()
+    }
+
+    fn dup(&mut self, slot: Slot) -> bool {
+        dup_slot(slot).is_ok()
+    }
+
+    fn free(&mut self, slot: Slot) -> u16 {
+        free_slot(slot)
+    }
+
+    fn count(&self, slot: Slot) -> u16 {
+        slot_count(slot)
+    }
+
+    fn readahead(&self, slot: Slot, window: u32) -> Vec<Slot> {
+        readahead(slot, window)
+    }
+
+    fn write(&mut self, first: Slot, frames: &[Pfn], _: &mut dyn PhysMem) -> Result<u64, IoFailed> {
+        phys::with_frames(frames, |f| write_cluster(first, f)).map_err(|_| IoFailed)
+    }
+
+    fn read(&mut self, first: Slot, frames: &[Pfn], _: &mut dyn PhysMem) -> Result<u64, IoFailed> {
+        phys::with_frames(frames, |f| read_cluster(first, f)).map_err(|_| IoFailed)
+    }
+}
+
+/// Run `f` on the swap cache.
+pub fn with_cache<R>(f: impl FnOnce(&mut SwapCache) -> R) -> R {
+    f(&mut CACHE.lock())
+}
+
+/// A frame with `slot`'s page for the PTE that holds it (the fault path's
+/// swap-in, through the cache).
+pub fn swap_in(slot: Slot) -> Result<SwappedIn, SwapInError> {
+    with_cache(|c| c.swap_in(&mut Device, &mut KernelPhys, slot, READAHEAD_WINDOW))
+}
+
+/// A PTE holding `slot` let go of it.
+pub fn release(slot: Slot) {
+    with_cache(|c| c.release(&mut Device, &mut KernelPhys, slot));
+}
+
+/// Pages in the swap cache (/proc/meminfo's SwapCached).
+pub fn cached_pages() -> usize {
+    with_cache(|c| c.len())
 }

@@ -12,7 +12,7 @@ use crate::oom::Verdict;
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
-use vm::vm_fault::{Access, FaultError};
+use vm::vm_fault::{Access, FaultError, Resolution};
 use x86_64::registers::control::Cr2;
 
 const NAMES: [&str; 32] = [
@@ -152,8 +152,10 @@ fn page_fault(frame: &mut TrapFrame) {
         } else {
             Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
         };
-        if result.is_ok() {
-            p.res.usage.minflt += 1;
+        match result {
+            Ok(Resolution::SwapIn { read: 1.., .. }) => p.res.usage.majflt += 1,
+            Ok(_) => p.res.usage.minflt += 1,
+            Err(_) => {}
         }
         let space = p.space();
         let cycles = crate::arch::rdtsc() - started;
@@ -168,9 +170,13 @@ fn page_fault(frame: &mut TrapFrame) {
         vmstat::trace_line(pid, addr, access, &vma, &result, frame, cycles);
     }
     let (signo, code) = match result {
-        Ok(_) => return,
-        // No frame: the OOM killer frees some (the fault is taken again)
-        // or names this process (SIGKILL, below).
+        Ok(_) => {
+            crate::reclaim::balance();
+            return;
+        }
+        // No frame: reclaim frees some, or else the OOM killer does (the
+        // fault is taken again) or names this process (SIGKILL, below).
+        Err(FaultError::OutOfMemory) if crate::reclaim::direct() => return,
         Err(FaultError::OutOfMemory) if matches!(crate::oom::out_of_memory(), Verdict::Retry) => {
             return;
         }

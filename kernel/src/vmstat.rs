@@ -6,7 +6,7 @@ use vm::vm_fault::{Access, FaultError, Resolution};
 static TRACE: AtomicBool = AtomicBool::new(false);
 
 /// Counter names, as /proc/vmstat prints them.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 16] = [
     "pgfault",
     "pgfault_zero_page",
     "pgfault_zero_fill",
@@ -22,6 +22,8 @@ pub const NAMES: [&str; 14] = [
     "pgfault_oom_kill",
     // Not faults: the pages fault-around mapped along with object pages.
     "pgfault_around_mapped",
+    "pgfault_swap_in",
+    "pgfault_swap_cached",
 ];
 static COUNTS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
@@ -84,6 +86,12 @@ pub fn record(result: &Result<Resolution, FaultError>) {
         Ok(Resolution::MakeWritable) => 7,
         Ok(Resolution::StackGrowth) => 8,
         Ok(Resolution::Spurious) => 9,
+        Ok(Resolution::SwapIn { read: 0, .. }) => 15,
+        Ok(Resolution::SwapIn { read, .. }) => {
+            paging(Paging::SwapIn, u64::from(*read));
+            paging(Paging::MajorFault, 1);
+            14
+        }
         Err(FaultError::Segv(_)) => 10,
         Err(FaultError::Bus) => 11,
         Err(FaultError::OutOfMemory) => 12,
@@ -132,7 +140,7 @@ pub fn count(event: Event, n: u64) {
 #[derive(Clone, Copy)]
 #[allow(
     dead_code,
-    reason = "counted by reclaim, which is being built (issue 15)"
+    reason = "the page-out thread's (kswapd) are not counted yet (issue 15)"
 )]
 pub enum Paging {
     SwapIn,
@@ -156,10 +164,6 @@ const PAGING_NAMES: [&str; 7] = [
 static PAGING: [AtomicU64; PAGING_NAMES.len()] = [const { AtomicU64::new(0) }; PAGING_NAMES.len()];
 
 /// Count `n` pages (or faults) of paging event `event`.
-#[allow(
-    dead_code,
-    reason = "counted by reclaim, which is being built (issue 15)"
-)]
 pub fn paging(event: Paging, n: u64) {
     PAGING[event as usize].fetch_add(n, Ordering::Relaxed);
 }

@@ -4,11 +4,14 @@
 //! check what a user would see: zeros after mmap, isolation after a
 //! copy-on-write break, data surviving in shared memory.
 
+pub use crate::fake_swap::{FakeSwap, FakeSwapSpace};
 use crate::frame::Pfn;
 use crate::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
 use crate::rmap::{Owner, Rmap, SpaceId};
+use crate::swap_cache::{READAHEAD_WINDOW, SwapInError, SwappedIn};
+use crate::swap_map::Slot;
 use crate::vma::{HUGE_PAGE, PAGE};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -24,6 +27,11 @@ use core::cell::RefCell;
 #[derive(Debug)]
 pub struct FakePmap {
     pub ptes: BTreeMap<u64, Mapping>,
+    /// Swap PTEs: page address to the slot it holds.
+    pub swapped: BTreeMap<u64, Slot>,
+    /// Present pages whose accessed bit is set: a PTE is made accessed (the
+    /// access that faulted it in), and the tests `touch` pages.
+    pub accessed: BTreeSet<u64>,
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
     /// Failure injection: `Some(n)` lets `n` more PTEs be made (by
@@ -41,6 +49,8 @@ impl Default for FakePmap {
         rmap.set_unrecorded(Pfn(0)); // FakeMemory's zero frame
         FakePmap {
             ptes: BTreeMap::new(),
+            swapped: BTreeMap::new(),
+            accessed: BTreeSet::new(),
             flushes: 0,
             fail_enter_after: None,
             id: SpaceId::fresh(),
@@ -74,6 +84,7 @@ impl FakePmap {
             previous.is_none(),
             "FakePmap: remap of a present page {va:#x}"
         );
+        self.accessed.insert(va);
         Ok(())
     }
 
@@ -81,7 +92,16 @@ impl FakePmap {
     fn clear(&mut self, va: u64) -> Mapping {
         let m = self.ptes.remove(&va).expect("FakePmap: page not present");
         self.rmap.borrow_mut().remove(m.pfn, self.owner(va));
+        self.accessed.remove(&va);
         m
+    }
+
+    /// The process used the page at `va`: the MMU sets its accessed bit.
+    pub fn touch(&mut self, va: u64) {
+        let page = va & !(PAGE - 1);
+        if self.ptes.contains_key(&page) {
+            self.accessed.insert(page);
+        }
     }
 }
 
@@ -110,8 +130,8 @@ impl Pmap for FakePmap {
             return Err(NoMemory);
         }
         assert!(
-            self.query(va).is_none(),
-            "FakePmap::enter: remap of a present page {va:#x}"
+            self.query(va).is_none() && !self.swapped.contains_key(&va),
+            "FakePmap::enter: remap of a present or swapped page {va:#x}"
         );
         let huge = false;
         self.set(va, Mapping { pfn, prot, huge })
@@ -126,8 +146,9 @@ impl Pmap for FakePmap {
             "FakePmap::enter_huge: unaligned"
         );
         assert!(
-            self.ptes.range(va..va + HUGE_PAGE).next().is_none(),
-            "FakePmap::enter_huge: pages present"
+            self.ptes.range(va..va + HUGE_PAGE).next().is_none()
+                && self.swapped.range(va..va + HUGE_PAGE).next().is_none(),
+            "FakePmap::enter_huge: pages present or swapped"
         );
         let huge = true;
         self.set(va, Mapping { pfn, prot, huge })
@@ -204,6 +225,7 @@ impl Pmap for FakePmap {
             let at = va + i as u64 * PAGE;
             let huge = false;
             if self.query(at).is_some()
+                || self.swapped.contains_key(&at)
                 || self.injected_failure()
                 || self.set(at, Mapping { pfn, prot, huge }).is_err()
             {
@@ -226,9 +248,19 @@ impl Pmap for FakePmap {
             .map(|(&va, _)| va)
             .collect();
         assert!(
-            self.ptes.range(to..to + len).next().is_none(),
+            self.ptes.range(to..to + len).next().is_none()
+                && self.swapped.range(to..to + len).next().is_none(),
             "FakePmap::move_range: target not empty"
         );
+        let swapped: Vec<(u64, Slot)> = self
+            .swapped
+            .range(from..from + len)
+            .map(|(&va, &slot)| (va, slot))
+            .collect();
+        for (va, slot) in swapped {
+            self.swapped.remove(&va);
+            self.swapped.insert(to + (va - from), slot);
+        }
         for va in present {
             let m = self.ptes.remove(&va).expect("listed");
             let new = to + (va - from);
@@ -240,6 +272,9 @@ impl Pmap for FakePmap {
                 .borrow_mut()
                 .moved(m.pfn, self.owner(va), self.owner(new));
             self.ptes.insert(new, m);
+            if self.accessed.remove(&va) {
+                self.accessed.insert(new);
+            }
         }
         self.flushes += 1;
         Ok(())
@@ -288,6 +323,69 @@ impl Pmap for FakePmap {
         self.flushes += 1;
         result
     }
+
+    fn query_swap(&self, va: u64) -> Option<Slot> {
+        self.swapped.get(&(va & !(PAGE - 1))).copied()
+    }
+
+    fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
+        let m = self.ptes.get(&va)?;
+        if m.pfn != pfn || m.huge {
+            return None;
+        }
+        let m = self.clear(va);
+        self.swapped.insert(va, slot);
+        self.flushes += 1;
+        Some(m)
+    }
+
+    fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        assert!(
+            self.swapped.contains_key(&va),
+            "FakePmap::swap_in: {va:#x} holds no slot"
+        );
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
+        let huge = false;
+        self.set(va, Mapping { pfn, prot, huge })?;
+        self.swapped.remove(&va);
+        Ok(())
+    }
+
+    fn set_swap(&mut self, va: u64, slot: Slot) -> Result<(), NoMemory> {
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
+        assert!(
+            self.query(va).is_none() && !self.swapped.contains_key(&va),
+            "FakePmap::set_swap: {va:#x} not empty"
+        );
+        self.swapped.insert(va, slot);
+        Ok(())
+    }
+
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        let gone: Vec<(u64, Slot)> = self
+            .swapped
+            .range(start..end)
+            .map(|(&va, &slot)| (va, slot))
+            .collect();
+        for (va, slot) in gone {
+            self.swapped.remove(&va);
+            release(va, slot);
+        }
+    }
+
+    fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot)) {
+        for (&va, &slot) in self.swapped.range(start..end) {
+            visit(va, slot);
+        }
+    }
+
+    fn take_accessed(&mut self, va: u64) -> bool {
+        self.accessed.remove(&va)
+    }
 }
 
 /// One step of a failure injection's countdown: true (and disarmed) when
@@ -320,6 +418,8 @@ pub struct FakeMemory {
     /// The frames after the head of each 2 MiB block, to their head: as in
     /// the kernel, a block is 512 consecutive frames, counted on its head.
     tails: alloc::collections::BTreeMap<u64, u64>,
+    /// A swap device and its cache (None: no swap).
+    pub swap: Option<FakeSwapSpace>,
 }
 
 impl FakeMemory {
@@ -331,6 +431,7 @@ impl FakeMemory {
             committed: 0,
             commit_limit: u64::MAX,
             tails: alloc::collections::BTreeMap::new(),
+            swap: None,
         }
     }
 
@@ -495,5 +596,29 @@ impl PhysMem for FakeMemory {
             .committed
             .checked_sub(pages)
             .expect("FakeMemory::uncharge: below zero");
+    }
+
+    fn swap_used(&self) -> bool {
+        self.swap.as_ref().is_some_and(|s| s.dev.map.used() > 0)
+    }
+
+    fn swap_in(&mut self, slot: Slot) -> Result<SwappedIn, SwapInError> {
+        let mut swap = self.swap.take().expect("FakeMemory::swap_in: no swap");
+        let result = swap
+            .cache
+            .swap_in(&mut swap.dev, self, slot, READAHEAD_WINDOW);
+        self.swap = Some(swap);
+        result
+    }
+
+    fn swap_dup(&mut self, slot: Slot) -> bool {
+        let swap = self.swap.as_mut().expect("FakeMemory::swap_dup: no swap");
+        swap.dev.map.dup(slot).is_ok()
+    }
+
+    fn swap_release(&mut self, slot: Slot) {
+        let mut swap = self.swap.take().expect("FakeMemory::swap_release: no swap");
+        swap.cache.release(&mut swap.dev, self, slot);
+        self.swap = Some(swap);
     }
 }

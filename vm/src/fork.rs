@@ -99,7 +99,11 @@ impl<P: Pmap> AddressSpace<P> {
             .map(|v| (v.start, v.end))
             .collect();
         for (start, end) in copied {
-            if self.copy_ptes(phys, &mut child.pmap, start, end).is_err() {
+            if self.copy_ptes(phys, &mut child.pmap, start, end).is_err()
+                || self
+                    .copy_swap_ptes(phys, &mut child.pmap, start, end)
+                    .is_err()
+            {
                 // The child's VMAs carry exactly the charge taken above.
                 child.clear(phys);
                 return Err(Errno::ENOMEM);
@@ -133,6 +137,33 @@ impl<P: Pmap> AddressSpace<P> {
         });
         phys.get_many(&batch[..queued]);
         copied.map_err(|_| ())
+    }
+
+    /// Copy the swap PTEs of [start, end) into `child`: each holds one
+    /// more count of its slot (the page shared copy-on-write, on disk).
+    fn copy_swap_ptes(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        child: &mut P,
+        start: u64,
+        end: u64,
+    ) -> Result<(), ()> {
+        if !phys.swap_used() {
+            return Ok(());
+        }
+        let mut swapped = Vec::new();
+        self.pmap
+            .visit_swap(start, end, &mut |va, slot| swapped.push((va, slot)));
+        for (va, slot) in swapped {
+            if !phys.swap_dup(slot) {
+                return Err(());
+            }
+            if child.set_swap(va, slot).is_err() {
+                phys.swap_release(slot);
+                return Err(());
+            }
+        }
+        Ok(())
     }
 
     /// Turn every private anonymous VMA marked INHERIT_SHARE into shared
@@ -181,6 +212,14 @@ impl<P: Pmap> AddressSpace<P> {
         start: u64,
         end: u64,
     ) -> Result<ObjectRef, Errno> {
+        // Pages out in swap come back first: the object copies frames.
+        let mut swapped = Vec::new();
+        self.pmap
+            .visit_swap(start, end, &mut |va, _| swapped.push(va));
+        for va in swapped {
+            self.fault(phys, va, crate::vm_fault::Access::Read)
+                .map_err(|_| Errno::ENOMEM)?;
+        }
         let mut present: Vec<(u64, Mapping)> = Vec::new();
         self.pmap.protect_range(start, end, &mut |va, m| {
             present.push((va, m));

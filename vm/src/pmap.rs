@@ -13,9 +13,19 @@
 //! under its space's `id`. Whatever moves, copies or replaces PTEs (fork's
 //! `copy_to`, `replace`, mremap's `move_range`) keeps it right
 //! there, so callers never touch it.
+//!
+//! Swap PTEs: a swapped-out page's PTE is not present and holds its swap
+//! slot (`query_swap`). It holds one count of the slot, as a present PTE
+//! holds a frame reference; reclaim makes it (`swap_out`), a fault turns
+//! it back (`swap_in`), fork copies it (`set_swap`, the VM layer takes
+//! the count), munmap and exit clear it (`clear_swap`), mremap moves it
+//! with the present ones (`move_range`). The other operations look at
+//! present PTEs only.
 
 use crate::frame::Pfn;
 use crate::rmap::{Rmap, SpaceId};
+use crate::swap_cache::{SwapInError, SwappedIn};
+use crate::swap_map::Slot;
 
 /// The rights a PTE grants user mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -129,6 +139,30 @@ pub trait Pmap {
     ) -> Result<(), NoMemory>
     where
         Self: Sized;
+    /// The slot a swapped-out page's PTE at `va` holds (None: present or
+    /// absent).
+    fn query_swap(&self, va: u64) -> Option<Slot>;
+    /// Page-out: if the 4 KiB PTE of `va` maps `pfn`, make it not present
+    /// holding `slot`, forget it in the reverse map, flush its TLB entry
+    /// and return the mapping it was (its frame reference is the
+    /// caller's). None, and nothing changed, otherwise.
+    fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping>;
+    /// Swap-in: the PTE of `va`, which holds a slot, maps `pfn` with
+    /// `prot` (taking the caller's reference). Err, nothing changed, when
+    /// the reverse map has no room.
+    fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;
+    /// Make the absent PTE of `va` hold `slot` (fork's copy of a swap PTE).
+    /// Err when no page table could be had.
+    fn set_swap(&mut self, va: u64, slot: Slot) -> Result<(), NoMemory>;
+    /// Clear every swap PTE in [start, end), telling `release` each slot
+    /// (whose count the PTE held); free page tables left empty.
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot));
+    /// Tell `visit` every swap PTE in [start, end), changing nothing.
+    fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot));
+    /// Read and clear the accessed bit of the present 4 KiB PTE of `va`
+    /// (false when there is none). No TLB flush: a stale entry only means
+    /// the bit is set again a little late, as on Linux.
+    fn take_accessed(&mut self, va: u64) -> bool;
 }
 
 pub trait PhysMem {
@@ -160,4 +194,14 @@ pub trait PhysMem {
     /// Charge `pages` to the commit limit; false (and no charge) past it.
     fn charge(&mut self, pages: u64) -> bool;
     fn uncharge(&mut self, pages: u64);
+    /// Whether any swap slot is taken (when none is, no PTE holds one and
+    /// unmapping need not look for swap PTEs).
+    fn swap_used(&self) -> bool;
+    /// A frame with `slot`'s page for the PTE that holds it, through the
+    /// swap cache (`swap_cache::SwapCache::swap_in`).
+    fn swap_in(&mut self, slot: Slot) -> Result<SwappedIn, SwapInError>;
+    /// One more PTE holds `slot` (fork); false at the maximum count.
+    fn swap_dup(&mut self, slot: Slot) -> bool;
+    /// A PTE holding `slot` let go of it (`SwapCache::release`).
+    fn swap_release(&mut self, slot: Slot);
 }

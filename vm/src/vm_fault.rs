@@ -14,6 +14,8 @@ use crate::mmap::{Prot, Sharing};
 use crate::pager::FAULT_AROUND_PAGES;
 use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
 use crate::space::AddressSpace;
+use crate::swap_cache::SwapInError;
+use crate::swap_map::Slot;
 use crate::vm_object::PageError;
 use crate::vma::{Advice, Backing, HUGE_PAGE, PAGE, Vma, VmaFlags};
 
@@ -54,6 +56,8 @@ pub enum Decision {
     CopyOnWrite,
     MakeWritable,
     Spurious,
+    /// The PTE holds a swap slot: read the page back.
+    SwapIn,
 }
 
 /// What was done, for the fault trace and /proc/vmstat.
@@ -74,6 +78,12 @@ pub enum Resolution {
     MakeWritable,
     StackGrowth,
     Spurious,
+    /// A swapped-out page back in its PTE: `read` pages came from the disk
+    /// (0: the swap cache had it, a minor fault), after `cycles` of waiting.
+    SwapIn {
+        read: u32,
+        cycles: u64,
+    },
 }
 
 impl Resolution {
@@ -88,6 +98,8 @@ impl Resolution {
             Resolution::MakeWritable => "make-writable",
             Resolution::StackGrowth => "stack-growth",
             Resolution::Spurious => "spurious",
+            Resolution::SwapIn { read: 0, .. } => "swap-in-cached",
+            Resolution::SwapIn { .. } => "swap-in",
         }
     }
 }
@@ -109,6 +121,18 @@ pub fn pte_prot(vma: &Vma, writable: bool) -> PteProt {
         user: !vma.prot.is_empty(),
         write: writable && vma.prot.contains(Prot::WRITE),
         exec: vma.prot.contains(Prot::EXEC),
+    }
+}
+
+/// What a fault that `decide` would fill means when the absent PTE holds
+/// a swap slot: swap in, whatever the VMA's backing (a private copy of a
+/// file page is swapped too); a refusal stays a refusal.
+pub fn decide_swapped(decision: Decision) -> Decision {
+    match decision {
+        Decision::ZeroPage | Decision::ZeroFill | Decision::HugeZeroFill | Decision::ObjectPage => {
+            Decision::SwapIn
+        }
+        other => other,
     }
 }
 
@@ -195,11 +219,16 @@ impl<P: Pmap> AddressSpace<P> {
         let page = addr & !(PAGE - 1);
         let oom = FaultError::OutOfMemory;
         let mut grew = false;
+        let mut swapped_in = None;
         for _ in 0..MAX_ROUNDS {
             // 1. Look up.
             let pte = self.pmap.query(addr);
+            let mut decision = decide(self.map.find(addr), access, pte);
+            if pte.is_none() && phys.swap_used() && self.pmap.query_swap(addr).is_some() {
+                decision = decide_swapped(decision);
+            }
             // 2 and 3. Find the page, copy it if need be.
-            let step = match decide(self.map.find(addr), access, pte) {
+            let step = match decision {
                 Decision::Fail(error) => return Err(error),
                 Decision::Spurious => Step::Done(Resolution::Spurious),
                 Decision::GrowStack => {
@@ -232,6 +261,12 @@ impl<P: Pmap> AddressSpace<P> {
                 Decision::ObjectPage => self.object_page(phys, addr, access)?,
                 Decision::CopyOnWrite => {
                     self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))?
+                }
+                Decision::SwapIn => {
+                    if let Some(done) = self.swap_in(phys, addr)? {
+                        swapped_in = Some(done);
+                    }
+                    Step::Again
                 }
             };
             // 4. Enter, unless the PTE changed meanwhile.
@@ -269,13 +304,52 @@ impl<P: Pmap> AddressSpace<P> {
                     }
                 }
             };
-            return Ok(if grew {
-                Resolution::StackGrowth
-            } else {
-                resolution
+            return Ok(match swapped_in {
+                Some(done) => done,
+                None if grew => Resolution::StackGrowth,
+                None => resolution,
             });
         }
-        Ok(Resolution::Spurious)
+        Ok(swapped_in.unwrap_or(Resolution::Spurious))
+    }
+
+    /// The PTE of `addr` holds a swap slot: map the slot's frame (from the
+    /// swap cache, or read in), writable if no one else holds the slot,
+    /// and let go of the slot. None when the PTE changed meanwhile (the
+    /// next round looks again). A write to a page mapped read-only here is
+    /// the next round's copy-on-write.
+    fn swap_in(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+    ) -> Result<Option<Resolution>, FaultError> {
+        let page = addr & !(PAGE - 1);
+        let Some(slot) = self.pmap.query_swap(addr) else {
+            return Ok(None);
+        };
+        let got = phys.swap_in(slot).map_err(|e| match e {
+            SwapInError::NoMemory => FaultError::OutOfMemory,
+            SwapInError::Io => FaultError::Bus,
+        })?;
+        if self.pmap.query_swap(addr) != Some(slot) {
+            phys.put(got.pfn);
+            return Ok(None);
+        }
+        let prot = pte_prot(self.vma(addr), got.exclusive);
+        if self.pmap.swap_in(page, got.pfn, prot).is_err() {
+            phys.put(got.pfn);
+            return Err(FaultError::OutOfMemory);
+        }
+        phys.swap_release(slot);
+        Ok(Some(Resolution::SwapIn {
+            read: got.read,
+            cycles: got.cycles,
+        }))
+    }
+
+    /// The slot of the swapped-out page at `addr`, if it is one.
+    pub fn swap_slot(&self, addr: u64) -> Option<Slot> {
+        self.pmap.query_swap(addr)
     }
 
     /// The VMA a decision was made for.
@@ -292,8 +366,12 @@ impl<P: Pmap> AddressSpace<P> {
         let vma = self.vma(addr);
         let prot = pte_prot(vma, true);
         let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
-        let empty =
-            |s: &Self| (0..HUGE_PAGE / PAGE).all(|i| s.pmap.query(base + i * PAGE).is_none());
+        let empty = |s: &mut Self| {
+            let mut swapped = false;
+            s.pmap
+                .visit_swap(base, base + HUGE_PAGE, &mut |_, _| swapped = true);
+            !swapped && (0..HUGE_PAGE / PAGE).all(|i| s.pmap.query(base + i * PAGE).is_none())
+        };
         if fits
             && empty(self)
             && let Some(block) = phys.alloc_huge_zeroed()

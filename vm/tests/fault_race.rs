@@ -11,6 +11,7 @@ use vm::mmap;
 use vm::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
 use vm::rmap::{Rmap, SpaceId};
 use vm::space::AddressSpace;
+use vm::swap_map::Slot;
 use vm::vm_fault::{Access, Resolution};
 use vm::vma::{PAGE, Vma};
 
@@ -104,6 +105,27 @@ impl Pmap for RacyPmap {
         self.inner
             .get_mut()
             .copy_to(child.inner.get_mut(), start, end, share)
+    }
+    fn query_swap(&self, va: u64) -> Option<Slot> {
+        self.inner.borrow().query_swap(va)
+    }
+    fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
+        self.inner.get_mut().swap_out(va, pfn, slot)
+    }
+    fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        self.inner.get_mut().swap_in(va, pfn, prot)
+    }
+    fn set_swap(&mut self, va: u64, slot: Slot) -> Result<(), NoMemory> {
+        self.inner.get_mut().set_swap(va, slot)
+    }
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        self.inner.get_mut().clear_swap(start, end, release)
+    }
+    fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot)) {
+        self.inner.get_mut().visit_swap(start, end, visit)
+    }
+    fn take_accessed(&mut self, va: u64) -> bool {
+        self.inner.get_mut().take_accessed(va)
     }
 }
 

@@ -1,9 +1,11 @@
 //! One page-table entry in the machine-independent layer's terms: the
 //! rights (`PteProt`) as x86 flag bits and back, and the one conversion of
-//! a leaf entry to a `Mapping`.
+//! a leaf entry to a `Mapping`, and the swap PTE (not present, holding a
+//! swap slot).
 
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, PteProt};
+use vm::swap_map::Slot;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame};
@@ -52,4 +54,21 @@ pub(super) fn takes_rights(old: Flags, new: Flags) -> bool {
     let rights = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
     !new.contains(old & rights)
         || (new.contains(Flags::NO_EXECUTE) && !old.contains(Flags::NO_EXECUTE))
+}
+
+/// The mark of a swap PTE: not present, an available bit set (the MMU
+/// ignores both), the slot where a frame address would be. An absent PTE
+/// is all zeros, so the two never meet.
+const SWAP_MARK: Flags = Flags::BIT_9;
+
+/// Point `entry` at swap slot `slot` (not present).
+pub(super) fn set_swap(entry: &mut PageTableEntry, slot: Slot) {
+    entry.set_addr(PhysAddr::new(u64::from(slot.0) << 12), SWAP_MARK);
+}
+
+/// The slot a swap PTE holds; None for a present or absent one.
+pub(super) fn swap_slot(entry: &PageTableEntry) -> Option<Slot> {
+    let flags = entry.flags();
+    (!flags.contains(Flags::PRESENT) && flags.contains(SWAP_MARK))
+        .then(|| Slot((entry.addr().as_u64() >> 12) as u32))
 }

@@ -215,6 +215,19 @@ impl Drop for Pmap {
             activate_kernel();
         }
         let id = self.id();
+        // Swap PTEs left (a space torn down without `clear`) give their
+        // slots back.
+        if crate::swap::in_use() {
+            self.walk(&Walk::at(0, USER_END, 1), &mut |_, level, entry| {
+                if level == 1
+                    && let Some(slot) = entry::swap_slot(entry)
+                {
+                    entry.set_unused();
+                    crate::swap::release(slot);
+                }
+                false
+            });
+        }
         self.walk(&Walk::clearing(0, USER_END), &mut |va, _, entry| {
             rmap::remove(Pfn(entry.addr().as_u64() / 4096), Owner::new(id, va));
             // SAFETY: a present leaf entry owns one frame reference, and

@@ -1,5 +1,6 @@
 //! mremap's move of page-table entries (`vm::pmap::Pmap::move_range`):
-//! the entries themselves go from one range to another, frames untouched,
+//! the entries themselves go from one range to another, frames untouched
+//! (swap PTEs with them, slots untouched),
 //! 2 MiB entries as one (Linux's move_page_tables moves PMDs the same way).
 //!
 //! In two passes, so that running out of memory changes nothing: first
@@ -10,12 +11,14 @@
 //! never nest (each holds the tables it visits), which is why the leaves
 //! of a region are copied out first.
 
+use super::entry::swap_slot;
 use super::walk::{FLUSH_ALL_THRESHOLD, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use alloc::vec::Vec;
 use vm::frame::Pfn;
 use vm::pmap::NoMemory;
 use vm::rmap::Owner;
+use x86_64::structures::paging::PageTableFlags as Flags;
 use x86_64::structures::paging::page_table::PageTableEntry;
 
 const HUGE: u64 = 2 << 20;
@@ -77,7 +80,14 @@ impl Pmap {
                 leaves.len(),
                 "pmap::move_range: a target table went missing"
             );
-            let visited = self.walk(&Walk::leaves(lo, hi), &mut |va, _, entry| {
+            let visited = self.walk(&Walk::at(lo, hi, 1), &mut |va, _, entry| {
+                if swap_slot(entry).is_some() {
+                    entry.set_unused();
+                    return false; // not present: nothing to flush
+                }
+                if !entry.flags().contains(Flags::PRESENT) {
+                    return false;
+                }
                 let pfn = Pfn(entry.addr().as_u64() / 4096);
                 entry.set_unused();
                 rmap::moved(pfn, Owner::new(id, va), Owner::new(id, target(va)));
@@ -97,11 +107,14 @@ impl Pmap {
         Ok(())
     }
 
-    /// Copy the present leaves of [lo, hi) (inside one 2 MiB region) into
-    /// `leaves`, which has room for them all.
+    /// Copy the present leaves and the swap PTEs of [lo, hi) (inside one
+    /// 2 MiB region) into `leaves`, which has room for them all.
     fn read_leaves(&mut self, lo: u64, hi: u64, leaves: &mut Vec<Leaf>) {
         leaves.clear();
-        self.walk(&Walk::leaves(lo, hi), &mut |va, level, entry| {
+        self.walk(&Walk::at(lo, hi, 1), &mut |va, level, entry| {
+            if !entry.flags().contains(Flags::PRESENT) && swap_slot(entry).is_none() {
+                return false;
+            }
             let huge = level == 2;
             assert!(
                 !huge || (va == lo && va + HUGE == hi),

@@ -2,12 +2,13 @@
 //! `vm::pmap::Pmap` trait, which `vm/src/fake.rs` also implements for the
 //! host tests): each operation is one walk of `walk.rs` with a visitor.
 
-use super::entry::{flags_for, frame_of, mapping_of, takes_rights};
+use super::entry::{flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights};
 use super::walk::{self, LeafTable, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, NoMemory, PteProt};
 use vm::rmap::{Owner, Rmap, SpaceId};
+use vm::swap_map::Slot;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::PageTableFlags as Flags;
 
@@ -239,5 +240,106 @@ impl vm::pmap::Pmap for Pmap {
         self.flush(&visited);
         child.count_mapped(copied);
         if failed { Err(NoMemory) } else { Ok(()) }
+    }
+
+    fn query_swap(&self, va: u64) -> Option<Slot> {
+        VirtAddr::try_new(va).ok()?;
+        let mut slot = None;
+        self.walk_shared(&Walk::at(va, va + 1, 1), &mut |_, level, entry| {
+            if level == 1 {
+                slot = swap_slot(entry);
+            }
+            false
+        });
+        slot
+    }
+
+    fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
+        let owner = self.owner(va);
+        let mut out = None;
+        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+            let m = mapping_of(entry, level == 2);
+            if m.huge || m.pfn != pfn {
+                return false;
+            }
+            set_swap(entry, slot);
+            rmap::remove(pfn, owner);
+            out = Some(m);
+            true
+        });
+        self.flush(&visited);
+        if out.is_some() {
+            self.resident -= 1;
+        }
+        out
+    }
+
+    fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        let owner = self.owner(va);
+        // SAFETY: our L4, under `&mut self`.
+        unsafe {
+            walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
+                let entry = entry.filter(|e| swap_slot(e).is_some());
+                let entry = entry.unwrap_or_else(|| panic!("pmap::swap_in: {va:#x} holds no slot"));
+                rmap::add(pfn, owner)?;
+                // Not present before: nothing to flush.
+                entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+                Ok(())
+            })??
+        };
+        self.count_mapped(1);
+        Ok(())
+    }
+
+    fn set_swap(&mut self, va: u64, slot: Slot) -> Result<(), NoMemory> {
+        // SAFETY: our L4, under `&mut self`.
+        unsafe {
+            walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
+                let entry = entry.filter(|e| e.is_unused());
+                set_swap(
+                    entry.unwrap_or_else(|| panic!("pmap::set_swap: {va:#x} not empty")),
+                    slot,
+                );
+            })
+        }
+    }
+
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        self.walk(
+            &Walk::at(start, end, 1).freeing(),
+            &mut |va, level, entry| {
+                if level == 1
+                    && let Some(slot) = swap_slot(entry)
+                {
+                    entry.set_unused();
+                    release(va, slot);
+                }
+                false // not present: no translation to flush
+            },
+        );
+    }
+
+    fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot)) {
+        self.walk(&Walk::at(start, end, 1), &mut |va, level, entry| {
+            if level == 1
+                && let Some(slot) = swap_slot(entry)
+            {
+                visit(va, slot);
+            }
+            false
+        });
+    }
+
+    fn take_accessed(&mut self, va: u64) -> bool {
+        let mut accessed = false;
+        self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+            let flags = entry.flags();
+            if level == 1 && flags.contains(Flags::ACCESSED) {
+                entry.set_flags(flags - Flags::ACCESSED);
+                accessed = true;
+            }
+            false
+        });
+        accessed
     }
 }

@@ -79,6 +79,14 @@ impl Walk {
         self.end
     }
 
+    /// ... freeing the tables its visitor leaves empty.
+    pub(super) fn freeing(self) -> Walk {
+        Walk {
+            clears: true,
+            ..self
+        }
+    }
+
     /// ... making the tables on the way that are missing, with `flags`.
     pub(super) fn making(self, flags: Flags) -> Walk {
         debug_assert!(self.at.is_some(), "pmap: tables made for no level");

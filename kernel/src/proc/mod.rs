@@ -26,6 +26,7 @@ mod exit;
 mod fork;
 mod job;
 mod sched;
+mod spaces;
 mod thread;
 
 use crate::Space;
@@ -47,6 +48,7 @@ pub use exit::*;
 pub use fork::*;
 pub use job::*;
 pub use sched::*;
+pub use spaces::try_with_spaces;
 use spin::Mutex;
 pub use thread::{Run, Thread, Tid};
 use vm::errno::Errno;

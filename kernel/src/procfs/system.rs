@@ -46,8 +46,8 @@ const KERNEL_STACK_PAGES: u64 = 8;
 /// frames: ramfs pages cannot be dropped), Cached (the ramfs's page cache),
 /// SwapTotal and SwapFree (the swap device), Unevictable and Mlocked (the
 /// pages resident in locked mappings), Slab/SUnreclaim (the kernel heap),
-/// KernelStack, CommitLimit, Committed_AS (commit.rs). The LRU fields are
-/// 0 until pageos has a page-out clock (issue 15).
+/// KernelStack, CommitLimit, Committed_AS (commit.rs), Active and
+/// Inactive (the reclaim clock's lists), SwapCached (the swap cache).
 fn meminfo() -> String {
     let total = phys::total_frames() as u64;
     let free = phys::free_frames() as u64;
@@ -55,6 +55,8 @@ fn meminfo() -> String {
     let heap = heap::frames() as u64;
     let (procs, _) = proc::counts();
     let (swap_total, swap_used) = crate::swap::totals();
+    // The clock's lists: user pages reclaim may take (anonymous ones).
+    let (active, inactive) = crate::reclaim::lengths();
     let mut mlocked = 0;
     for pid in proc::pids() {
         let _ = proc::with_process(pid, |p| {
@@ -68,11 +70,11 @@ fn meminfo() -> String {
         ("MemAvailable", free),
         ("Buffers", 0),
         ("Cached", cached),
-        ("SwapCached", 0),
-        ("Active", 0),
-        ("Inactive", 0),
-        ("Active(anon)", 0),
-        ("Inactive(anon)", 0),
+        ("SwapCached", crate::swap::cached_pages() as u64),
+        ("Active", active as u64),
+        ("Inactive", inactive as u64),
+        ("Active(anon)", active as u64),
+        ("Inactive(anon)", inactive as u64),
         ("Active(file)", 0),
         ("Inactive(file)", 0),
         ("Unevictable", mlocked),

@@ -293,6 +293,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
         Ok(value) => value as u64,
         Err(errno) => errno.to_return(),
     };
+    crate::reclaim::balance();
     crate::sleep::wake_deferred();
     crate::signal::deliver_pending(frame);
     crate::arch::syscall::can_sysret(frame)

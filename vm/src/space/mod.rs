@@ -144,10 +144,23 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// Unmap every page of [start, end) from the page tables and give each
-    /// frame's reference back; the VMAs stay.
+    /// frame's reference back, and each swapped-out page's slot; the VMAs
+    /// stay.
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         self.pmap
             .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+        if phys.swap_used() {
+            self.pmap
+                .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));
+        }
+    }
+
+    /// Pages of this space that are out in swap (the OOM killer's badness
+    /// counts them with the resident ones; VmSwap).
+    pub fn swapped_pages(&mut self) -> u64 {
+        let mut pages = 0;
+        self.pmap.visit_swap(0, USER_END, &mut |_, _| pages += 1);
+        pages
     }
 
     /// ENOMEM unless every page of [start, end) lies in some VMA (mprotect,

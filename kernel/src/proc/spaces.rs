@@ -1,0 +1,64 @@
+//! Every address space at once, for reclaim (`vm::reclaim::Spaces`): a
+//! frame's owners are named by space id in the reverse map, and reclaim
+//! reaches them through the process table. The table's lock is the
+//! address-space lock of this kernel (one lock for every space, DESIGN §6),
+//! and reclaim starts from a frame, against the lock order: it only
+//! try-locks the table and does nothing this time when that fails.
+
+use super::{Pid, TABLE, Table};
+use crate::pmap::{self, Pmap};
+use alloc::vec::Vec;
+use vm::frame::Pfn;
+use vm::reclaim::Spaces;
+use vm::rmap::{Owner, SpaceId};
+use vm::space::AddressSpace;
+
+struct AllSpaces<'a> {
+    table: &'a mut Table,
+    /// Each live space's id and its process, looked up once.
+    index: Vec<(SpaceId, Pid)>,
+}
+
+impl Spaces<Pmap> for AllSpaces<'_> {
+    fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut AddressSpace<Pmap>)) -> bool {
+        let Some(&(_, pid)) = self.index.iter().find(|(s, _)| *s == id) else {
+            return false;
+        };
+        let space = self
+            .table
+            .procs
+            .get_mut(&pid)
+            .and_then(|p| p.space.as_mut());
+        match space {
+            Some(space) => {
+                f(space);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn owners(&mut self, pfn: Pfn) -> Vec<Owner> {
+        pmap::rmap::with(|r| r.owners(pfn).to_vec())
+    }
+
+    fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
+        pmap::rmap::with(|r| r.iter().for_each(|(pfn, _)| f(pfn)));
+    }
+}
+
+/// Run `f` on every address space; None, without running it, when the
+/// process table is held (by another CPU).
+pub fn try_with_spaces<R>(f: impl FnOnce(&mut dyn Spaces<Pmap>) -> R) -> Option<R> {
+    let mut table = TABLE.try_lock()?;
+    let index = table
+        .procs
+        .values()
+        .filter_map(|p| Some((p.space.as_ref()?.pmap.id(), p.pid)))
+        .collect();
+    let mut spaces = AllSpaces {
+        table: &mut table,
+        index,
+    };
+    Some(f(&mut spaces))
+}

@@ -1,0 +1,316 @@
+//! Reclaim: taking frames back from the processes that map them when
+//! memory runs short (docs/src/pressure.md, "Reclaim").
+//!
+//! `reclaim` frees up to `want` frames:
+//!
+//! 1. the swap cache's idle entries go first (pages read ahead and never
+//!    used, pages whose mappers all left): they are on the disk already;
+//! 2. the clock (`clock.rs`) picks victims among the frames user PTEs map,
+//!    reading each one's accessed bits through the reverse map (every PTE
+//!    that maps it, in every space);
+//! 3. each victim is unmapped from every owner at once: each PTE becomes
+//!    a swap PTE holding the victim's slot (`Pmap::swap_out`, which
+//!    flushes the TLB entry), one slot count per PTE;
+//! 4. the victims are written, runs of consecutive slots in one go, and
+//!    their frames freed. A frame the swap cache holds is clean (it is
+//!    mapped read-only while cached): its slot already has its contents,
+//!    and it goes without a write.
+//!
+//! A frame may go only when every reference to it is a PTE of a private
+//! mapping (anonymous memory, or a private copy of a file page) that is not
+//! locked, plus the swap cache's: a page of a shared object (shared
+//! anonymous memory, a file) has its object's reference too and stays, as
+//! does a 2 MiB page. mlock, MAP_LOCKED and MAP_WIRED mark the VMA
+//! `LOCKED`: such a page never goes.
+//!
+//! Reclaim starts from a frame, so it meets address spaces in the order
+//! opposite to the lock order (DESIGN §6). It never waits for a space:
+//! `Spaces::with_space` only try-locks, and a page of a busy space stays
+//! where it is this time.
+
+use crate::clock::{Clock, Verdict};
+use crate::frame::Pfn;
+use crate::mmap::Sharing;
+use crate::pmap::{Mapping, PhysMem, Pmap};
+use crate::rmap::{Owner, SpaceId};
+use crate::space::AddressSpace;
+use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
+use crate::swap_map::Slot;
+use crate::vma::VmaFlags;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+/// The address spaces of the machine, as reclaim reaches them.
+pub trait Spaces<P: Pmap> {
+    /// Run `f` on the live space named `id`; false, without running it,
+    /// when the space is gone or busy (held by someone else: reclaim only
+    /// try-locks).
+    fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut AddressSpace<P>)) -> bool;
+    /// Every PTE that maps `pfn` (the reverse map).
+    fn owners(&mut self, pfn: Pfn) -> Vec<Owner>;
+    /// Tell `f` every frame the reverse map records (the clock's refill).
+    fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn));
+}
+
+/// What one call of `reclaim` did (/proc/vmstat's pgscan, pgsteal, pswpout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Pages the clock looked at.
+    pub scanned: u64,
+    /// Frames freed.
+    pub freed: u64,
+    /// Pages written to swap.
+    pub written: u64,
+    /// Cycles waited for the disk.
+    pub cycles: u64,
+    /// Reclaim stopped because no slot was free.
+    pub swap_full: bool,
+}
+
+/// The state reclaim works on: the machine's clock, swap cache and device,
+/// frames and spaces.
+pub struct Reclaim<'a, P: Pmap> {
+    pub clock: &'a mut Clock,
+    pub cache: &'a mut SwapCache,
+    pub dev: &'a mut dyn SwapDevice,
+    pub phys: &'a mut dyn PhysMem,
+    pub spaces: &'a mut dyn Spaces<P>,
+}
+
+/// A victim unmapped and waiting for its write: its slot, the frame (one
+/// reference, ours) and the PTEs it was, to map back if the write fails.
+struct Pending {
+    slot: Slot,
+    pfn: Pfn,
+    ptes: Vec<(Owner, Mapping)>,
+}
+
+/// Whether a page of `vma`-like attributes may be paged out.
+fn pageable(space: &AddressSpace<impl Pmap>, va: u64, pfn: Pfn) -> bool {
+    let Some(vma) = space.find(va) else {
+        return false;
+    };
+    vma.sharing == Sharing::Private
+        && !vma.flags.intersects(VmaFlags::LOCKED | VmaFlags::HUGE)
+        && space
+            .pmap
+            .query(va)
+            .is_some_and(|m| m.pfn == pfn && !m.huge)
+}
+
+impl<P: Pmap> Reclaim<'_, P> {
+    /// Free up to `want` frames (see the module comment).
+    pub fn reclaim(&mut self, want: usize) -> Reclaimed {
+        let mut done = Reclaimed::default();
+        if want == 0 {
+            return done;
+        }
+        // Keep the newest read-ahead: it is about to be used.
+        let keep = 2 * READAHEAD_WINDOW as usize;
+        done.freed += self.cache.shrink(self.dev, self.phys, keep) as u64;
+        if done.freed as usize >= want {
+            return done;
+        }
+        let want = want - done.freed as usize;
+        if self.clock.lengths().1 < 2 * want {
+            let clock = &mut *self.clock;
+            self.spaces.mapped_frames(&mut |pfn| clock.insert(pfn));
+        }
+        let victims = self.choose(want, &mut done);
+        let mut pending = Vec::new();
+        for pfn in victims {
+            match self.unmap(pfn) {
+                Unmapped::Clean => done.freed += 1,
+                Unmapped::Write(p) => pending.push(p),
+                Unmapped::Kept => self.clock.insert(pfn),
+                Unmapped::SwapFull => {
+                    done.swap_full = true;
+                    self.clock.insert(pfn);
+                }
+            }
+        }
+        self.write(pending, &mut done);
+        done
+    }
+
+    /// The clock's victims: unaccessed pages that may go.
+    fn choose(&mut self, want: usize, done: &mut Reclaimed) -> Vec<Pfn> {
+        let scanned_before = self.clock.scanned;
+        // Both of the clock's questions need the spaces.
+        let state = RefCell::new((&mut *self.spaces, &mut *self.phys, &*self.cache));
+        // Every page once at most: a page accessed since it was last looked
+        // at goes round (to the active list) with its bit cleared, so the
+        // second look at it finds it unused if it is.
+        let budget = self.clock.len() + want;
+        let victims = self.clock.choose(
+            want,
+            budget,
+            &mut |pfn| {
+                let (spaces, _, _) = &mut *state.borrow_mut();
+                accessed(*spaces, pfn)
+            },
+            &mut |pfn| {
+                let (spaces, phys, cache) = &mut *state.borrow_mut();
+                verdict(*spaces, *phys, cache, pfn)
+            },
+        );
+        done.scanned += self.clock.scanned - scanned_before;
+        victims
+    }
+
+    /// Turn every PTE of `pfn` into a swap PTE holding its slot.
+    fn unmap(&mut self, pfn: Pfn) -> Unmapped {
+        let owners = self.spaces.owners(pfn);
+        let cached = self.cache.slot_of(pfn);
+        let slot = match cached {
+            Some(slot) => slot,
+            None => match self.dev.alloc() {
+                Some(slot) => slot,
+                None => return Unmapped::SwapFull,
+            },
+        };
+        let mut ptes = Vec::with_capacity(owners.len());
+        for &owner in &owners {
+            let mut out = None;
+            self.spaces.with_space(owner.space(), &mut |space| {
+                out = space.pmap.swap_out(owner.va(), pfn, slot);
+            });
+            match out {
+                Some(m) => ptes.push((owner, m)),
+                None => {
+                    // Changed since the clock's verdict: put back what went.
+                    self.map_back(pfn, &ptes, false);
+                    if cached.is_none() {
+                        self.dev.free(slot);
+                    }
+                    return Unmapped::Kept;
+                }
+            }
+        }
+        // One count per PTE: a fresh slot came with one.
+        let fresh = usize::from(cached.is_none());
+        for _ in fresh..ptes.len() {
+            assert!(self.dev.dup(slot), "reclaim: a slot's count overflowed");
+        }
+        for _ in fresh..ptes.len() {
+            self.phys.put(pfn);
+        }
+        if cached.is_some() {
+            self.cache.evicted(self.dev, self.phys, pfn);
+            return Unmapped::Clean;
+        }
+        Unmapped::Write(Pending { slot, pfn, ptes })
+    }
+
+    /// Make `ptes` (swap PTEs) map `pfn` again. `new_refs`: each PTE gets
+    /// a new frame reference (else it takes back the one `swap_out` gave
+    /// us). Slot counts are the caller's business.
+    fn map_back(&mut self, pfn: Pfn, ptes: &[(Owner, Mapping)], new_refs: bool) {
+        for &(owner, m) in ptes {
+            if new_refs {
+                self.phys.get(pfn);
+            }
+            let mut back = false;
+            self.spaces.with_space(owner.space(), &mut |space| {
+                back = space.pmap.swap_in(owner.va(), pfn, m.prot).is_ok();
+            });
+            // No reverse-map room: the PTE keeps the slot, and its page
+            // reads back as last written there.
+            if !back {
+                self.phys.put(pfn);
+            }
+        }
+    }
+
+    /// Write the victims, a run of consecutive slots at a time, and free
+    /// their frames; a run whose write fails is mapped back.
+    fn write(&mut self, mut pending: Vec<Pending>, done: &mut Reclaimed) {
+        pending.sort_unstable_by_key(|p| p.slot);
+        let mut rest = &pending[..];
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(i, p)| p.slot.0 == first.slot.0 + *i as u32)
+                .count();
+            let (now, later) = rest.split_at(run);
+            rest = later;
+            let pfns: Vec<Pfn> = now.iter().map(|p| p.pfn).collect();
+            match self.dev.write(first.slot, &pfns, self.phys) {
+                Ok(cycles) => {
+                    done.cycles += cycles;
+                    done.written += run as u64;
+                    done.freed += run as u64;
+                    for p in now {
+                        self.phys.put(p.pfn);
+                    }
+                }
+                Err(_) => {
+                    for p in now {
+                        self.map_back(p.pfn, &p.ptes, true);
+                        for _ in 0..p.ptes.len() {
+                            self.dev.free(p.slot);
+                        }
+                        self.phys.put(p.pfn);
+                        self.clock.insert(p.pfn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Unmapped {
+    /// Its slot had its contents (a swap-cache frame): freed.
+    Clean,
+    /// Unmapped, to be written.
+    Write(Pending),
+    /// Left mapped.
+    Kept,
+    /// No free slot.
+    SwapFull,
+}
+
+/// The OR of the accessed bits of every PTE of `pfn`, cleared. A busy
+/// space counts as a use (its pages stay).
+fn accessed<P: Pmap>(spaces: &mut dyn Spaces<P>, pfn: Pfn) -> bool {
+    let mut used = false;
+    for owner in spaces.owners(pfn) {
+        let reached = spaces.with_space(owner.space(), &mut |space| {
+            used |= space.pmap.take_accessed(owner.va());
+        });
+        used |= !reached;
+    }
+    used
+}
+
+/// Whether `pfn` may go now (the module comment's rule).
+fn verdict<P: Pmap>(
+    spaces: &mut dyn Spaces<P>,
+    phys: &mut dyn PhysMem,
+    cache: &SwapCache,
+    pfn: Pfn,
+) -> Verdict {
+    let owners = spaces.owners(pfn);
+    if owners.is_empty() {
+        return Verdict::Forget;
+    }
+    let held = owners.len() as u32 + u32::from(cache.slot_of(pfn).is_some());
+    if phys.refcount(pfn) != held {
+        // An object's page, or one a kernel path holds: not ours to take.
+        return Verdict::Forget;
+    }
+    for owner in owners {
+        let mut ok = false;
+        let reached = spaces.with_space(owner.space(), &mut |space| {
+            ok = pageable(space, owner.va(), pfn);
+        });
+        if !reached {
+            return Verdict::Keep;
+        }
+        if !ok {
+            return Verdict::Forget;
+        }
+    }
+    Verdict::Evict
+}

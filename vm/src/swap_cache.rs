@@ -1,0 +1,284 @@
+//! The swap cache: one frame per slot for every PTE that holds the slot
+//! (docs/src/pressure.md, "The swap cache").
+//!
+//! A page shared copy-on-write by a parent and its child that went to swap
+//! is one slot held by two PTEs (count 2). When the child faults it back,
+//! the parent's PTE still holds the slot; the frame the child read must be
+//! the one the parent gets when it faults too, or the two would see two
+//! copies of one page and memory would double. The cache keeps that frame
+//! under its slot, as Linux's swap cache does:
+//!
+//! - an entry holds one reference to its frame and one count of its slot;
+//! - a swap-in finds the slot's frame here, or reads it (with up to
+//!   `window` neighbours, Linux's read-ahead, which land here too) and
+//!   enters it; the faulting PTE gets a frame reference of its own;
+//! - when the last PTE holding a slot lets go (`release`: swapped in,
+//!   unmapped), only the cache's count is left, and the entry goes;
+//! - reclaim turns the PTEs of a cached frame back into the slot without
+//!   writing it (the frame is clean: it is mapped read-only while cached,
+//!   so its contents are the slot's), and entries nobody maps (read ahead
+//!   and never used) are dropped first (`shrink`).
+//!
+//! The swap device itself (slots, the disk) is behind `SwapDevice`: the
+//! kernel's swap.rs, or the host tests' `fake::FakeSwap`.
+
+use crate::frame::Pfn;
+use crate::pmap::PhysMem;
+use crate::swap_map::Slot;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// The disk failed a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoFailed;
+
+/// The swap device as reclaim and the swap cache use it.
+pub trait SwapDevice {
+    /// A free slot (count 1), None when the device is full.
+    fn alloc(&mut self) -> Option<Slot>;
+    /// One more holder of a taken slot; false at the maximum count.
+    fn dup(&mut self, slot: Slot) -> bool;
+    /// One holder fewer; the count left (0: free again).
+    fn free(&mut self, slot: Slot) -> u16;
+    fn count(&self, slot: Slot) -> u16;
+    /// The taken slots of the aligned `window` around `slot`.
+    fn readahead(&self, slot: Slot, window: u32) -> Vec<Slot>;
+    /// Write `frames` to the consecutive slots from `first`; the cycles waited.
+    fn write(
+        &mut self,
+        first: Slot,
+        frames: &[Pfn],
+        phys: &mut dyn PhysMem,
+    ) -> Result<u64, IoFailed>;
+    /// Read the consecutive slots from `first` into `frames`.
+    fn read(
+        &mut self,
+        first: Slot,
+        frames: &[Pfn],
+        phys: &mut dyn PhysMem,
+    ) -> Result<u64, IoFailed>;
+}
+
+/// Why a swap-in gave no frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapInError {
+    NoMemory,
+    Io,
+}
+
+/// A frame with a slot's page, for the PTE that holds the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwappedIn {
+    /// One reference for the caller (the PTE to be).
+    pub pfn: Pfn,
+    /// No other PTE holds the slot or maps the frame: the page may be
+    /// mapped writable, and its slot and cache entry go once it is.
+    pub exclusive: bool,
+    /// Pages read from the disk (0: found in the cache, a minor fault).
+    pub read: u32,
+    /// TSC cycles waited for the disk.
+    pub cycles: u64,
+}
+
+/// Swap-in reads the slot and the taken slots around it in an aligned
+/// window of this many (Linux's page_cluster 3: 8 pages).
+pub const READAHEAD_WINDOW: u32 = 8;
+
+#[derive(Debug, Default)]
+pub struct SwapCache {
+    /// Slot → its frame and when it was cached (oldest go first in `shrink`).
+    frames: BTreeMap<Slot, (Pfn, u64)>,
+    slots: BTreeMap<Pfn, Slot>,
+    stamp: u64,
+}
+
+impl SwapCache {
+    pub const fn new() -> SwapCache {
+        SwapCache {
+            frames: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            stamp: 0,
+        }
+    }
+
+    /// Entries (/proc/meminfo's SwapCached, in pages).
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The slot whose page `pfn` caches.
+    pub fn slot_of(&self, pfn: Pfn) -> Option<Slot> {
+        self.slots.get(&pfn).copied()
+    }
+
+    pub fn frame_of(&self, slot: Slot) -> Option<Pfn> {
+        self.frames.get(&slot).map(|&(pfn, _)| pfn)
+    }
+
+    /// Cache `pfn` (the caller's reference goes to the entry) as `slot`'s
+    /// page, taking a count of the slot; false (nothing kept) when the
+    /// slot's count is at its maximum.
+    fn insert(&mut self, dev: &mut dyn SwapDevice, slot: Slot, pfn: Pfn) -> bool {
+        if !dev.dup(slot) {
+            return false;
+        }
+        self.stamp += 1;
+        self.frames.insert(slot, (pfn, self.stamp));
+        self.slots.insert(pfn, slot);
+        true
+    }
+
+    /// Drop `slot`'s entry: its frame reference and its count.
+    fn remove(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, slot: Slot) {
+        if let Some((pfn, _)) = self.frames.remove(&slot) {
+            self.slots.remove(&pfn);
+            dev.free(slot);
+            phys.put(pfn);
+        }
+    }
+
+    /// A frame holding `slot`'s page for a PTE that holds `slot`: the
+    /// cached one, or one read from the disk with the taken, uncached
+    /// slots next to it in its read-ahead window (one run of consecutive
+    /// slots, read in one go; neighbours that find no frame are left out).
+    pub fn swap_in(
+        &mut self,
+        dev: &mut dyn SwapDevice,
+        phys: &mut dyn PhysMem,
+        slot: Slot,
+        window: u32,
+    ) -> Result<SwappedIn, SwapInError> {
+        let (mut read, mut cycles) = (0, 0);
+        if !self.frames.contains_key(&slot) {
+            let near = dev.readahead(slot, window.max(1));
+            let run = consecutive_run(&near, slot, |s| !self.frames.contains_key(&s));
+            let mut frames = Vec::with_capacity(run.len());
+            let mut first = slot;
+            for &s in &run {
+                match phys.alloc_zeroed() {
+                    Some(pfn) => {
+                        if frames.is_empty() {
+                            first = s;
+                        }
+                        frames.push((s, pfn));
+                    }
+                    // A neighbour before `slot` breaks the run: start after it.
+                    None if s < slot => {
+                        frames.drain(..).for_each(|(_, pfn)| phys.put(pfn));
+                    }
+                    None => break,
+                }
+            }
+            if !frames.iter().any(|&(s, _)| s == slot) {
+                frames.into_iter().for_each(|(_, pfn)| phys.put(pfn));
+                return Err(SwapInError::NoMemory);
+            }
+            let pfns: Vec<Pfn> = frames.iter().map(|&(_, pfn)| pfn).collect();
+            match dev.read(first, &pfns, phys) {
+                Ok(waited) => cycles = waited,
+                Err(IoFailed) => {
+                    pfns.into_iter().for_each(|pfn| phys.put(pfn));
+                    return Err(SwapInError::Io);
+                }
+            }
+            read = pfns.len() as u32;
+            for (s, pfn) in frames {
+                if !self.insert(dev, s, pfn) {
+                    phys.put(pfn);
+                    if s == slot {
+                        return Err(SwapInError::NoMemory);
+                    }
+                }
+            }
+        }
+        let pfn = self
+            .frame_of(slot)
+            .expect("swap_cache: the slot was just cached");
+        phys.get(pfn);
+        // The PTE's count and the cache's, and the cache's reference and ours.
+        let exclusive = dev.count(slot) == 2 && phys.refcount(pfn) == 2;
+        Ok(SwappedIn {
+            pfn,
+            exclusive,
+            read,
+            cycles,
+        })
+    }
+
+    /// A PTE holding `slot` let go of it (its page was swapped in, or
+    /// unmapped). When only the cache's count is left, no one will look
+    /// for the slot again: the entry and the slot go.
+    pub fn release(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, slot: Slot) {
+        if dev.free(slot) == 1 && self.frames.contains_key(&slot) {
+            self.remove(dev, phys, slot);
+        }
+    }
+
+    /// Reclaim took every PTE of the cached frame `pfn` back to its slot:
+    /// the entry goes (the slot stays, held by those PTEs).
+    pub fn evicted(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, pfn: Pfn) {
+        if let Some(slot) = self.slot_of(pfn) {
+            self.remove(dev, phys, slot);
+        }
+    }
+
+    /// Drop entries no PTE maps (read ahead and not used yet, or left by
+    /// processes that exited), oldest first, keeping the newest `keep`.
+    /// Returns the frames freed. Their pages are on the disk: nothing is
+    /// written.
+    pub fn shrink(
+        &mut self,
+        dev: &mut dyn SwapDevice,
+        phys: &mut dyn PhysMem,
+        keep: usize,
+    ) -> usize {
+        let mut idle: Vec<(u64, Slot)> = self
+            .frames
+            .iter()
+            .filter(|&(_, &(pfn, _))| phys.refcount(pfn) == 1)
+            .map(|(&slot, &(_, stamp))| (stamp, slot))
+            .collect();
+        idle.sort_unstable();
+        let drop = idle.len().saturating_sub(keep);
+        for &(_, slot) in &idle[..drop] {
+            self.remove(dev, phys, slot);
+        }
+        drop
+    }
+}
+
+/// The run of consecutive slots of `near` (sorted) around `slot` that
+/// `wanted` accepts; `slot` itself is always in it.
+fn consecutive_run(near: &[Slot], slot: Slot, wanted: impl Fn(Slot) -> bool) -> Vec<Slot> {
+    let ok = |s: Slot| s == slot || (near.binary_search(&s).is_ok() && wanted(s));
+    let mut lo = slot.0;
+    while lo > 0 && ok(Slot(lo - 1)) {
+        lo -= 1;
+    }
+    let mut hi = slot.0;
+    while let Some(next) = hi.checked_add(1)
+        && ok(Slot(next))
+    {
+        hi = next;
+    }
+    (lo..=hi).map(Slot).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_is_the_consecutive_taken_slots_around_the_slot() {
+        let near: Vec<Slot> = [8, 9, 11, 12, 13, 15].into_iter().map(Slot).collect();
+        let run = consecutive_run(&near, Slot(12), |_| true);
+        assert_eq!(run, [Slot(11), Slot(12), Slot(13)]);
+        let run = consecutive_run(&near, Slot(12), |s| s != Slot(11));
+        assert_eq!(run, [Slot(12), Slot(13)]);
+        assert_eq!(consecutive_run(&[], Slot(3), |_| true), [Slot(3)]);
+    }
+}
