@@ -42,7 +42,8 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// mlock's work, all or nothing. Two passes: the absent pages are
-    /// faulted in (undone by dropping them again: nothing was there), then
+    /// faulted in (undone by dropping them again: nothing was there; a
+    /// swapped-out page swapped in stays), then
     /// the present read-only pages of writable private VMAs get their
     /// copy-on-write broken (undone by mapping the old frame back, which
     /// someone else still holds). A read-only 2 MiB page is left shared:
@@ -54,8 +55,12 @@ impl<P: Pmap> AddressSpace<P> {
             _ => return Ok(()),
         };
         // Fault-around may map past [start, end): look at the whole VMAs.
+        // A swapped-out page counts as there: the undo keeps it (back in
+        // RAM, its slot let go), as dropping it would lose its data.
         let mut present = Vec::new();
         self.pmap.visit(lo, hi, &mut |va, _| present.push(va));
+        self.pmap.visit_swap(lo, hi, &mut |va, _| present.push(va));
+        present.sort_unstable();
         self.map
             .update_range(start, end, |v| v.flags |= VmaFlags::LOCKED);
         let mut broken: Vec<(u64, Mapping)> = Vec::new();

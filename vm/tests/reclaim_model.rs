@@ -1,0 +1,436 @@
+//! Model test: reclaim against the fake page tables (vm::reclaim over
+//! `FakePmap`, `FakeMemory` with a `FakeSwap`). Random sequences of
+//! writes, reads, accesses, reclaim, fork, MADV_DONTNEED, mremap, mlock
+//! and exit, on a machine with fewer frames than the spaces touch: every
+//! word a process wrote reads back (zeros where it never wrote or dropped
+//! its pages), a locked page is never taken, each side of a fork sees only
+//! its own writes, and once every space is gone no frame, slot or swap
+//! cache entry is left.
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use vm::clock::{Clock, Policy};
+use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
+use vm::frame::Pfn;
+use vm::mmap::{self, Madvice};
+use vm::pmap::{PhysMem, Pmap};
+use vm::reclaim::{Reclaim, Spaces};
+use vm::rmap::{Owner, SpaceId};
+use vm::space::AddressSpace;
+use vm::vm_fault::{Access, FaultError};
+use vm::vma::{PAGE, Vma};
+
+type Space = AddressSpace<FakePmap>;
+
+/// Pages of each space's one mapping.
+const PAGES: u64 = 24;
+const TOP: u64 = 0x7f00_0000_0000;
+/// Frames of the machine: fewer than two spaces' worth.
+const FRAMES: usize = 20;
+const SLOTS: u32 = 512;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(usize, u64, u64),
+    Read(usize, u64),
+    Touch(usize, u64),
+    Reclaim(usize),
+    Fork(usize),
+    DontNeed(usize, u64, u64),
+    /// Move the whole mapping down by this many pages (MREMAP_FIXED).
+    Move(usize, u64),
+    Lock(usize, u64, u64),
+    Exit(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let space = 0..4usize;
+    prop_oneof![
+        8 => (space.clone(), 0..PAGES, 1..u64::MAX).prop_map(|(s, p, v)| Op::Write(s, p, v)),
+        6 => (space.clone(), 0..PAGES).prop_map(|(s, p)| Op::Read(s, p)),
+        3 => (space.clone(), 0..PAGES).prop_map(|(s, p)| Op::Touch(s, p)),
+        4 => (1..12usize).prop_map(Op::Reclaim),
+        1 => space.clone().prop_map(Op::Fork),
+        1 => (space.clone(), 0..PAGES, 1..4u64).prop_map(|(s, p, n)| Op::DontNeed(s, p, n)),
+        1 => (space.clone(), 1..40u64).prop_map(|(s, n)| Op::Move(s, n)),
+        1 => (space.clone(), 0..PAGES, 1..3u64).prop_map(|(s, p, n)| Op::Lock(s, p, n)),
+        1 => space.prop_map(Op::Exit),
+    ]
+}
+
+/// A process of the model: its space, where its mapping is now, and the
+/// first word of each page as it should read.
+struct Proc {
+    space: Space,
+    base: u64,
+    words: BTreeMap<u64, u64>,
+    locked: Vec<u64>,
+}
+
+struct Machine {
+    procs: Vec<Option<Proc>>,
+}
+
+impl Spaces<FakePmap> for Machine {
+    fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut Space)) -> bool {
+        for p in self.procs.iter_mut().flatten() {
+            if p.space.pmap.id() == id {
+                f(&mut p.space);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn owners(&mut self, pfn: Pfn) -> Vec<Owner> {
+        let mut owners = Vec::new();
+        if let Some(p) = self.procs.iter().flatten().next() {
+            p.space
+                .pmap
+                .with_rmap(&mut |r| owners = r.owners(pfn).to_vec());
+        }
+        owners
+    }
+
+    fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
+        if let Some(p) = self.procs.iter().flatten().next() {
+            p.space
+                .pmap
+                .with_rmap(&mut |r| r.iter().for_each(|(pfn, _)| f(pfn)));
+        }
+    }
+}
+
+fn reclaim(machine: &mut Machine, mem: &mut FakeMemory, clock: &mut Clock, want: usize) -> u64 {
+    let mut swap = mem.swap.take().expect("swap");
+    let done = Reclaim {
+        clock,
+        cache: &mut swap.cache,
+        dev: &mut swap.dev,
+        phys: mem,
+        spaces: machine,
+    }
+    .reclaim(want);
+    mem.swap = Some(swap);
+    done.freed
+}
+
+fn new_proc(mem: &mut FakeMemory, machine: &Machine) -> Proc {
+    let pmap = match machine.procs.iter().flatten().next() {
+        Some(p) => FakePmap::on_machine_of(&p.space.pmap),
+        None => FakePmap::default(),
+    };
+    let mut space = AddressSpace::new(pmap, TOP);
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
+    let req = mmap::validate_mmap(0, PAGES * PAGE, 3, flags, -1, 0).expect("valid");
+    let vma = Vma::for_request(&req).expect("anonymous");
+    let base = space.mmap(mem, &req, vma).expect("mmap");
+    Proc {
+        space,
+        base,
+        words: BTreeMap::new(),
+        locked: Vec::new(),
+    }
+}
+
+/// Fault `va` in for `access`, reclaiming when memory is short, as the
+/// kernel does before it asks the OOM killer. False when nothing helps.
+fn fault_in(
+    machine: &mut Machine,
+    mem: &mut FakeMemory,
+    clock: &mut Clock,
+    who: usize,
+    va: u64,
+    access: Access,
+) -> bool {
+    for _ in 0..4 {
+        let p = machine.procs[who].as_mut().expect("live");
+        match p.space.fault(mem, va, access) {
+            Ok(_) => return true,
+            Err(FaultError::OutOfMemory) => {
+                if reclaim(machine, mem, clock, 4) == 0 {
+                    return false;
+                }
+            }
+            Err(e) => panic!("fault at {va:#x}: {e:?}"),
+        }
+    }
+    false
+}
+
+fn word_at(p: &Proc, mem: &FakeMemory, page: u64) -> u64 {
+    let m = p.space.pmap.query(p.base + page * PAGE).expect("present");
+    let mut bytes = [0; 8];
+    mem.read(m.pfn, 0, &mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn every_word_reads_back_and_nothing_leaks(ops in prop::collection::vec(op(), 1..120)) {
+        let mut mem = FakeMemory::new(FRAMES);
+        mem.swap = Some(FakeSwapSpace::new(SLOTS));
+        let mut clock = Clock::new(Policy::Clock);
+        let mut machine = Machine { procs: Vec::new() };
+        for _ in 0..2 {
+            let p = new_proc(&mut mem, &machine);
+            machine.procs.push(Some(p));
+        }
+        for op in ops {
+            match op {
+                Op::Write(s, page, value) => {
+                    let Some(p) = machine.procs.get(s).and_then(|p| p.as_ref()) else { continue };
+                    let va = p.base + page * PAGE;
+                    if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Write) {
+                        continue;
+                    }
+                    let p = machine.procs[s].as_mut().expect("live");
+                    let m = p.space.pmap.query(va).expect("present");
+                    prop_assert!(m.prot.write, "written page mapped read-only");
+                    mem.write(m.pfn, 0, &value.to_le_bytes());
+                    p.words.insert(page, value);
+                }
+                Op::Read(s, page) => {
+                    let Some(p) = machine.procs.get(s).and_then(|p| p.as_ref()) else { continue };
+                    let va = p.base + page * PAGE;
+                    if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Read) {
+                        continue;
+                    }
+                    let p = machine.procs[s].as_ref().expect("live");
+                    let want = p.words.get(&page).copied().unwrap_or(0);
+                    prop_assert_eq!(word_at(p, &mem, page), want, "space {} page {}", s, page);
+                }
+                Op::Touch(s, page) => {
+                    if let Some(Some(p)) = machine.procs.get_mut(s) {
+                        p.space.pmap.touch(p.base + page * PAGE);
+                    }
+                }
+                Op::Reclaim(n) => {
+                    reclaim(&mut machine, &mut mem, &mut clock, n);
+                    for p in machine.procs.iter().flatten() {
+                        for &page in &p.locked {
+                            prop_assert!(
+                                p.space.pmap.query(p.base + page * PAGE).is_some(),
+                                "a locked page was taken"
+                            );
+                        }
+                    }
+                }
+                Op::Fork(s) => {
+                    if machine.procs.len() >= 6 {
+                        continue;
+                    }
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let pmap = FakePmap::on_machine_of(&p.space.pmap);
+                    let Ok(child) = p.space.fork(&mut mem, pmap) else { continue };
+                    // pageos's fork keeps the VMAs' locks (Linux drops them).
+                    let (words, locked, base) = (p.words.clone(), p.locked.clone(), p.base);
+                    machine.procs.push(Some(Proc { space: child, base, words, locked }));
+                }
+                Op::DontNeed(s, page, n) => {
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let end = (page + n).min(PAGES);
+                    if p.locked.iter().any(|&l| (page..end).contains(&l)) {
+                        continue; // EINVAL on locked pages
+                    }
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    p.space.madvise(&mut mem, a, b, Madvice::DontNeed).expect("madvise");
+                    for q in page..end {
+                        p.words.remove(&q);
+                    }
+                }
+                Op::Move(s, n) => {
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let to = p.base - (PAGES + n) * PAGE;
+                    let flags = mmap::MREMAP_MAYMOVE | mmap::MREMAP_FIXED;
+                    let req = mmap::validate_mremap(p.base, PAGES * PAGE, PAGES * PAGE, flags, to)
+                        .expect("valid");
+                    if let Ok(at) = p.space.mremap(&mut mem, &req) {
+                        p.base = at;
+                    }
+                }
+                Op::Lock(s, page, n) => {
+                    let end = (page + n).min(PAGES);
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    if p.space.mlock(&mut mem, a, b, true).is_ok() {
+                        p.locked.extend(page..end);
+                    }
+                }
+                Op::Exit(s) => {
+                    if let Some(slot) = machine.procs.get_mut(s)
+                        && let Some(mut p) = slot.take()
+                    {
+                        p.space.clear(&mut mem);
+                    }
+                }
+            }
+        }
+        // Everything still reads back, after one more round of reclaim.
+        reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+        for s in 0..machine.procs.len() {
+            for page in 0..PAGES {
+                let Some(p) = machine.procs[s].as_ref() else { break };
+                let va = p.base + page * PAGE;
+                if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Read) {
+                    continue;
+                }
+                let p = machine.procs[s].as_ref().expect("live");
+                let want = p.words.get(&page).copied().unwrap_or(0);
+                prop_assert_eq!(word_at(p, &mem, page), want, "at the end: space {} page {}", s, page);
+            }
+        }
+        for slot in machine.procs.iter_mut() {
+            if let Some(mut p) = slot.take() {
+                p.space.clear(&mut mem);
+            }
+        }
+        let swap = mem.swap.as_ref().expect("swap");
+        prop_assert_eq!(swap.dev.map.used(), 0, "slots leaked");
+        prop_assert!(swap.cache.is_empty(), "swap cache entries left");
+        prop_assert_eq!(mem.in_use(), 0, "frames leaked");
+    }
+}
+
+#[test]
+fn a_working_set_three_times_memory_goes_to_swap_and_comes_back() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    for _ in 0..3 {
+        let p = new_proc(&mut mem, &machine);
+        machine.procs.push(Some(p));
+    }
+    for round in 0..2u64 {
+        for s in 0..3 {
+            for page in 0..PAGES {
+                let va = machine.procs[s].as_ref().expect("live").base + page * PAGE;
+                assert!(fault_in(
+                    &mut machine,
+                    &mut mem,
+                    &mut clock,
+                    s,
+                    va,
+                    Access::Write
+                ));
+                let p = machine.procs[s].as_mut().expect("live");
+                let m = p.space.pmap.query(va).expect("present");
+                let value = round << 32 | (s as u64) << 16 | page;
+                mem.write(m.pfn, 0, &value.to_le_bytes());
+                p.words.insert(page, value);
+            }
+        }
+        for s in 0..3 {
+            for page in 0..PAGES {
+                let va = machine.procs[s].as_ref().expect("live").base + page * PAGE;
+                assert!(fault_in(
+                    &mut machine,
+                    &mut mem,
+                    &mut clock,
+                    s,
+                    va,
+                    Access::Read
+                ));
+                let p = machine.procs[s].as_ref().expect("live");
+                assert_eq!(word_at(p, &mem, page), p.words[&page]);
+            }
+        }
+    }
+    let swap = mem.swap.as_ref().expect("swap");
+    assert!(
+        swap.dev.writes >= 3 * PAGES - FRAMES as u64,
+        "{}",
+        swap.dev.writes
+    );
+    assert!(swap.dev.reads > 0);
+    for slot in machine.procs.iter_mut() {
+        slot.take().expect("live").space.clear(&mut mem);
+    }
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!(
+        (swap.dev.map.used(), swap.cache.len(), mem.in_use()),
+        (0, 0, 0)
+    );
+}
+
+/// A page shared copy-on-write by a parent and its child goes out once,
+/// one slot held by both PTEs, and comes back as one frame for both: the
+/// swap cache's. The first side's write then copies it.
+#[test]
+fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let mut parent = new_proc(&mut mem, &machine);
+    let va = parent.base;
+    parent
+        .space
+        .fault(&mut mem, va, Access::Write)
+        .expect("fault");
+    let m = parent.space.pmap.query(va).expect("present");
+    mem.write(m.pfn, 0, &7u64.to_le_bytes());
+    let pmap = FakePmap::on_machine_of(&parent.space.pmap);
+    let child = parent.space.fork(&mut mem, pmap).expect("fork");
+    let base = parent.base;
+    machine.procs.push(Some(parent));
+    let words = BTreeMap::from([(0, 7)]);
+    let locked = Vec::new();
+    machine.procs.push(Some(Proc {
+        space: child,
+        base,
+        words,
+        locked,
+    }));
+    // Twice: the first look finds the pages accessed (fork's PTEs are).
+    reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    let slot =
+        |machine: &Machine, s: usize| machine.procs[s].as_ref().expect("live").space.swap_slot(va);
+    let held = slot(&machine, 0).expect("swapped out");
+    assert_eq!(slot(&machine, 1), Some(held), "one slot for both");
+    assert_eq!(mem.swap.as_ref().expect("swap").dev.map.count(held), 2);
+    for s in [1, 0] {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            s,
+            va,
+            Access::Read
+        ));
+    }
+    let frame = |machine: &Machine, s: usize| {
+        let p = machine.procs[s].as_ref().expect("live");
+        p.space.pmap.query(va).expect("present")
+    };
+    let (a, b) = (frame(&machine, 0), frame(&machine, 1));
+    assert_eq!(a.pfn, b.pfn, "one frame for both");
+    assert!(!a.prot.write && !b.prot.write, "still copy-on-write");
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!(swap.dev.reads, 1, "read once");
+    assert_eq!((swap.dev.map.used(), swap.cache.len()), (0, 0));
+    // The child writes: its own copy; the parent keeps 7.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        1,
+        va,
+        Access::Write
+    ));
+    let c = frame(&machine, 1);
+    mem.write(c.pfn, 0, &9u64.to_le_bytes());
+    assert_ne!(c.pfn, a.pfn);
+    assert_eq!(
+        word_at(machine.procs[0].as_ref().expect("live"), &mem, 0),
+        7
+    );
+    for slot in machine.procs.iter_mut() {
+        slot.take().expect("live").space.clear(&mut mem);
+    }
+    assert_eq!(mem.in_use(), 0);
+}
