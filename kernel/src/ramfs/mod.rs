@@ -162,11 +162,7 @@ fn unlinked_dev() -> u64 {
 /// start, alive while a descriptor or a mapping holds it. `sealable`
 /// clears F_SEAL_SEAL (MFD_ALLOW_SEALING).
 pub fn create_unlinked(mode: u32, sealable: bool) -> Arc<Inode> {
-    let node = new_inode(
-        Kind::File(ObjectRef::new_file()),
-        mode,
-        unlinked_dev(),
-    );
+    let node = new_inode(Kind::File(ObjectRef::new_file()), mode, unlinked_dev());
     node.links.store(0, Ordering::Relaxed);
     if sealable {
         node.seals.store(0, Ordering::Relaxed);

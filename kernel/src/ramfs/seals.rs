@@ -49,7 +49,11 @@ impl Inode {
     /// descriptor and the bits): EPERM once F_SEAL_SEAL is set, EBUSY
     /// when F_SEAL_WRITE is new and `mapped_writable` says a writable
     /// shared mapping of the file exists (Linux's mapping_deny_writable).
-    pub fn add_seals(&self, seals: u32, mapped_writable: impl FnOnce() -> bool) -> Result<(), Errno> {
+    pub fn add_seals(
+        &self,
+        seals: u32,
+        mapped_writable: impl FnOnce() -> bool,
+    ) -> Result<(), Errno> {
         let now = self.seals();
         if now & F_SEAL_SEAL != 0 {
             return Err(Errno::EPERM);

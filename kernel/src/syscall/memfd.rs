@@ -50,11 +50,12 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
     if flags & !known != 0 {
         return Err(Errno::EINVAL);
     }
+    let too_long = |e| match e {
+        Errno::ENAMETOOLONG => Errno::EINVAL,
+        e => e,
+    };
     let name = proc::with_current(|p| usercopy::read_cstr(p.space(), name, NAME_MAX_LEN))
-        .map_err(|e| match e {
-            Errno::ENAMETOOLONG => Errno::EINVAL,
-            e => e,
-        })?;
+        .map_err(too_long)?;
     if flags & MFD_HUGETLB != 0 {
         return Err(Errno::ENOSYS);
     }

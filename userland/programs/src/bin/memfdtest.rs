@@ -12,8 +12,9 @@
 #![no_main]
 
 use rt::sys::{
-    self, EACCES, EBADF, EBUSY, EFAULT, EFBIG, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, ESPIPE, MAP_PRIVATE, MAP_SHARED,
-    O_CREAT, O_RDONLY, O_RDWR, PROT_READ, PROT_WRITE, RW, S_IFMT, S_IFREG, peek, poke,
+    self, EACCES, EBADF, EBUSY, EFAULT, EFBIG, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, ESPIPE,
+    MAP_PRIVATE, MAP_SHARED, O_CREAT, O_RDONLY, O_RDWR, PROT_READ, PROT_WRITE, RW, S_IFMT, S_IFREG,
+    peek, poke,
 };
 use rt::test::{Suite, Why, expect_err, why};
 use rt::{ensure, fail};
@@ -56,7 +57,10 @@ const O_ACCMODE: usize = 3;
 
 /// memfd_create with a name given as bytes ending in NUL.
 fn memfd_create(name: &[u8], flags: usize) -> sys::Result<usize> {
-    sys::raw(SYS_MEMFD_CREATE, [name.as_ptr() as usize, flags, 0, 0, 0, 0])
+    sys::raw(
+        SYS_MEMFD_CREATE,
+        [name.as_ptr() as usize, flags, 0, 0, 0, 0],
+    )
 }
 
 fn memfd_at(name: usize, flags: usize) -> sys::Result<usize> {
@@ -79,7 +83,10 @@ fn get_seals(fd: usize) -> sys::Result<usize> {
 }
 
 fn fallocate(fd: usize, mode: usize, offset: isize, len: isize) -> sys::Result<usize> {
-    sys::raw(SYS_FALLOCATE, [fd, mode, offset as usize, len as usize, 0, 0])
+    sys::raw(
+        SYS_FALLOCATE,
+        [fd, mode, offset as usize, len as usize, 0, 0],
+    )
 }
 
 fn size_of(fd: usize) -> Result<u64, Why> {
@@ -101,7 +108,10 @@ fn byte_at(fd: usize, offset: usize) -> Result<u8, Why> {
 /// /proc is where pageos mounts it; Linux's /init has to mount it itself
 /// (the initramfs has no /proc: make it).
 fn mount_proc() {
-    if sys::open("/proc/self/maps\0", O_RDONLY).map(sys::close).is_ok() {
+    if sys::open("/proc/self/maps\0", O_RDONLY)
+        .map(sys::close)
+        .is_ok()
+    {
         return;
     }
     const SYS_MOUNT: usize = 165;
@@ -121,25 +131,28 @@ fn mount_proc() {
 }
 
 fn creation(s: &mut Suite) {
-    s.both("memfd_create_gives_an_empty_unlinked_read_write_file", || {
-        let fd = memfd_create(b"memfdtest\0", 0).map_err(why("memfd_create"))?;
-        let result = (|| {
-            let st = sys::fstat(fd).map_err(why("fstat"))?;
-            ensure!(
-                st.mode & S_IFMT == S_IFREG && st.mode & 0o777 == 0o777,
-                "st_mode {:o}, expected a regular file with mode 0777",
-                st.mode
-            )?;
-            ensure!(st.size == 0, "st_size {}", st.size)?;
-            ensure!(st.nlink == 0, "st_nlink {}: a memfd has no name", st.nlink)?;
-            let fl = sys::fcntl(fd, sys::F_GETFL, 0).map_err(why("F_GETFL"))?;
-            ensure!(fl & O_ACCMODE == O_RDWR, "F_GETFL {fl:#x}: not O_RDWR")?;
-            let fdfl = sys::fcntl(fd, sys::F_GETFD, 0).map_err(why("F_GETFD"))?;
-            ensure!(fdfl == 0, "F_GETFD {fdfl} without MFD_CLOEXEC")
-        })();
-        let _ = sys::close(fd);
-        result
-    });
+    s.both(
+        "memfd_create_gives_an_empty_unlinked_read_write_file",
+        || {
+            let fd = memfd_create(b"memfdtest\0", 0).map_err(why("memfd_create"))?;
+            let result = (|| {
+                let st = sys::fstat(fd).map_err(why("fstat"))?;
+                ensure!(
+                    st.mode & S_IFMT == S_IFREG && st.mode & 0o777 == 0o777,
+                    "st_mode {:o}, expected a regular file with mode 0777",
+                    st.mode
+                )?;
+                ensure!(st.size == 0, "st_size {}", st.size)?;
+                ensure!(st.nlink == 0, "st_nlink {}: a memfd has no name", st.nlink)?;
+                let fl = sys::fcntl(fd, sys::F_GETFL, 0).map_err(why("F_GETFL"))?;
+                ensure!(fl & O_ACCMODE == O_RDWR, "F_GETFL {fl:#x}: not O_RDWR")?;
+                let fdfl = sys::fcntl(fd, sys::F_GETFD, 0).map_err(why("F_GETFD"))?;
+                ensure!(fdfl == 0, "F_GETFD {fdfl} without MFD_CLOEXEC")
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
     s.both("mfd_cloexec_sets_close_on_exec", || {
         let fd = memfd_create(b"cloexec\0", MFD_CLOEXEC).map_err(why("memfd_create"))?;
         let fdfl = sys::fcntl(fd, sys::F_GETFD, 0);
@@ -150,7 +163,11 @@ fn creation(s: &mut Suite) {
         expect_err(memfd_create(b"x\0", 0x100), EINVAL, "flag 0x100")?;
         expect_err(memfd_create(b"x\0", 1 << 31), EINVAL, "flag 1 << 31")?;
         // A huge page size means nothing without MFD_HUGETLB.
-        expect_err(memfd_create(b"x\0", MFD_HUGE_2MB), EINVAL, "MFD_HUGE_2MB alone")
+        expect_err(
+            memfd_create(b"x\0", MFD_HUGE_2MB),
+            EINVAL,
+            "MFD_HUGE_2MB alone",
+        )
     });
     s.both("memfd_create_takes_names_up_to_249_bytes", || {
         let mut name = [b'n'; 251];
@@ -218,20 +235,23 @@ fn as_a_file(s: &mut Suite) {
 }
 
 fn allocation(s: &mut Suite) {
-    s.both("fallocate_grows_the_file_unless_told_to_keep_its_size", || {
-        let fd = memfd_create(b"fallocate\0", 0).map_err(why("memfd_create"))?;
-        let result = (|| {
-            fallocate(fd, 0, PAGE as isize, 2 * PAGE as isize).map_err(why("fallocate"))?;
-            ensure!(size_of(fd)? == 3 * PAGE as u64, "size {}", size_of(fd)?)?;
-            ensure!(byte_at(fd, PAGE)? == 0, "the new range is not zeros")?;
-            fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8 * PAGE as isize)
-                .map_err(why("KEEP_SIZE"))?;
-            fallocate(fd, 0, 0, PAGE as isize).map_err(why("inside the file"))?;
-            ensure!(size_of(fd)? == 3 * PAGE as u64, "size {}", size_of(fd)?)
-        })();
-        let _ = sys::close(fd);
-        result
-    });
+    s.both(
+        "fallocate_grows_the_file_unless_told_to_keep_its_size",
+        || {
+            let fd = memfd_create(b"fallocate\0", 0).map_err(why("memfd_create"))?;
+            let result = (|| {
+                fallocate(fd, 0, PAGE as isize, 2 * PAGE as isize).map_err(why("fallocate"))?;
+                ensure!(size_of(fd)? == 3 * PAGE as u64, "size {}", size_of(fd)?)?;
+                ensure!(byte_at(fd, PAGE)? == 0, "the new range is not zeros")?;
+                fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8 * PAGE as isize)
+                    .map_err(why("KEEP_SIZE"))?;
+                fallocate(fd, 0, 0, PAGE as isize).map_err(why("inside the file"))?;
+                ensure!(size_of(fd)? == 3 * PAGE as u64, "size {}", size_of(fd)?)
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
     s.both("fallocate_refuses_bad_arguments", || {
         let fd = memfd_create(b"fallocate\0", 0).map_err(why("memfd_create"))?;
         let result = (|| {
@@ -248,7 +268,11 @@ fn allocation(s: &mut Suite) {
                 EOPNOTSUPP,
                 "ZERO_RANGE on tmpfs",
             )?;
-            expect_err(fallocate(fd, 0, isize::MAX, 2), EFBIG, "past the largest file")?;
+            expect_err(
+                fallocate(fd, 0, isize::MAX, 2),
+                EFBIG,
+                "past the largest file",
+            )?;
             expect_err(fallocate(9999, 0, 0, 1), EBADF, "a closed descriptor")?;
             let dir = sys::open("/\0", O_RDONLY).map_err(why("open /"))?;
             let on_dir = fallocate(dir, 0, 0, 1);
@@ -422,7 +446,10 @@ fn seals(s: &mut Suite) {
             // Linux writes a page at a time and stops at the first piece
             // that would grow the file.
             let across = sys::pwrite(fd, b"xy", 2 * PAGE - 1);
-            ensure!(across == Ok(1), "a write across the end: {across:?}, expected 1")?;
+            ensure!(
+                across == Ok(1),
+                "a write across the end: {across:?}, expected 1"
+            )?;
             expect_err(sys::pwrite(fd, b"x", 2 * PAGE), EPERM, "a write at the end")?;
             sys::pwrite(fd, b"xy", 2 * PAGE - 2).map_err(why("a write inside"))?;
             let grow = fallocate(fd, 0, PAGE as isize, 2 * PAGE as isize);
@@ -445,57 +472,63 @@ fn seals(s: &mut Suite) {
 }
 
 fn write_seals(s: &mut Suite) {
-    s.both("f_seal_write_refuses_writes_and_writable_shared_mappings", || {
-        let fd = sealable(2 * PAGE)?;
-        let result = (|| {
-            sys::pwrite(fd, b"before", 0).map_err(why("pwrite"))?;
-            add_seals(fd, F_SEAL_WRITE).map_err(why("F_ADD_SEALS"))?;
-            ensure!(get_seals(fd) == Ok(F_SEAL_WRITE), "{:?}", get_seals(fd))?;
-            expect_err(sys::pwrite(fd, b"x", 0), EPERM, "pwrite")?;
-            expect_err(sys::write(fd as i32, b"x"), EPERM, "write")?;
-            expect_err(map(fd, PAGE, RW, MAP_SHARED), EPERM, "a shared RW mapping")?;
-            expect_err(
-                map(fd, PAGE, PROT_WRITE, MAP_SHARED),
-                EPERM,
-                "a shared write-only mapping",
-            )?;
-            let punch = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1);
-            expect_err(punch, EPERM, "punching a hole")?;
-            // The size is not sealed: only the bytes are.
-            sys::ftruncate(fd, 3 * PAGE as isize).map_err(why("ftruncate"))?;
-            fallocate(fd, 0, 0, 4 * PAGE as isize).map_err(why("fallocate"))?;
-            // A private mapping copies on write: the file stays as it is.
-            let p = map(fd, PAGE, RW, MAP_PRIVATE).map_err(why("a private mapping"))?;
-            poke(p, b'P');
-            let (mine, file) = (peek(p), byte_at(fd, 0));
-            let _ = sys::munmap(p, PAGE);
-            ensure!(mine == b'P' && file? == b'b', "private {mine:#x}")
-        })();
-        let _ = sys::close(fd);
-        result
-    });
-    s.both("f_seal_write_is_ebusy_while_a_shared_mapping_may_write", || {
-        let fd = sealable(PAGE)?;
-        let result = (|| {
-            let a = map(fd, PAGE, RW, MAP_SHARED).map_err(why("mmap"))?;
-            let busy = add_seals(fd, F_SEAL_WRITE);
-            // Read-only now, but mprotect could make it writable again.
-            let _ = sys::mprotect(a, PAGE, PROT_READ);
-            let busy_ro = add_seals(fd, F_SEAL_WRITE);
-            let _ = sys::munmap(a, PAGE);
-            expect_err(busy, EBUSY, "with a writable shared mapping")?;
-            expect_err(busy_ro, EBUSY, "with a read-only shared mapping")?;
-            ensure!(get_seals(fd) == Ok(0), "seals {:?}", get_seals(fd))?;
-            // A private mapping never writes to the file.
-            let p = map(fd, PAGE, RW, MAP_PRIVATE).map_err(why("mmap"))?;
-            let sealed = add_seals(fd, F_SEAL_WRITE);
-            let _ = sys::munmap(p, PAGE);
-            sealed.map_err(why("F_SEAL_WRITE with a private mapping"))?;
-            Ok(())
-        })();
-        let _ = sys::close(fd);
-        result
-    });
+    s.both(
+        "f_seal_write_refuses_writes_and_writable_shared_mappings",
+        || {
+            let fd = sealable(2 * PAGE)?;
+            let result = (|| {
+                sys::pwrite(fd, b"before", 0).map_err(why("pwrite"))?;
+                add_seals(fd, F_SEAL_WRITE).map_err(why("F_ADD_SEALS"))?;
+                ensure!(get_seals(fd) == Ok(F_SEAL_WRITE), "{:?}", get_seals(fd))?;
+                expect_err(sys::pwrite(fd, b"x", 0), EPERM, "pwrite")?;
+                expect_err(sys::write(fd as i32, b"x"), EPERM, "write")?;
+                expect_err(map(fd, PAGE, RW, MAP_SHARED), EPERM, "a shared RW mapping")?;
+                expect_err(
+                    map(fd, PAGE, PROT_WRITE, MAP_SHARED),
+                    EPERM,
+                    "a shared write-only mapping",
+                )?;
+                let punch = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1);
+                expect_err(punch, EPERM, "punching a hole")?;
+                // The size is not sealed: only the bytes are.
+                sys::ftruncate(fd, 3 * PAGE as isize).map_err(why("ftruncate"))?;
+                fallocate(fd, 0, 0, 4 * PAGE as isize).map_err(why("fallocate"))?;
+                // A private mapping copies on write: the file stays as it is.
+                let p = map(fd, PAGE, RW, MAP_PRIVATE).map_err(why("a private mapping"))?;
+                poke(p, b'P');
+                let (mine, file) = (peek(p), byte_at(fd, 0));
+                let _ = sys::munmap(p, PAGE);
+                ensure!(mine == b'P' && file? == b'b', "private {mine:#x}")
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
+    s.both(
+        "f_seal_write_is_ebusy_while_a_shared_mapping_may_write",
+        || {
+            let fd = sealable(PAGE)?;
+            let result = (|| {
+                let a = map(fd, PAGE, RW, MAP_SHARED).map_err(why("mmap"))?;
+                let busy = add_seals(fd, F_SEAL_WRITE);
+                // Read-only now, but mprotect could make it writable again.
+                let _ = sys::mprotect(a, PAGE, PROT_READ);
+                let busy_ro = add_seals(fd, F_SEAL_WRITE);
+                let _ = sys::munmap(a, PAGE);
+                expect_err(busy, EBUSY, "with a writable shared mapping")?;
+                expect_err(busy_ro, EBUSY, "with a read-only shared mapping")?;
+                ensure!(get_seals(fd) == Ok(0), "seals {:?}", get_seals(fd))?;
+                // A private mapping never writes to the file.
+                let p = map(fd, PAGE, RW, MAP_PRIVATE).map_err(why("mmap"))?;
+                let sealed = add_seals(fd, F_SEAL_WRITE);
+                let _ = sys::munmap(p, PAGE);
+                sealed.map_err(why("F_SEAL_WRITE with a private mapping"))?;
+                Ok(())
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
     // Shared and read-only is allowed, for good: the mapping can never be
     // made writable (Linux since 6.7, and Debian's 6.1.192 has the change).
     s.both("a_write_sealed_file_maps_shared_read_only_for_good", || {
@@ -512,28 +545,31 @@ fn write_seals(s: &mut Suite) {
         let _ = sys::close(fd);
         result
     });
-    s.both("f_seal_future_write_keeps_old_mappings_and_refuses_new", || {
-        let fd = sealable(PAGE)?;
-        let result = (|| {
-            let a = map(fd, PAGE, RW, MAP_SHARED).map_err(why("mmap"))?;
-            let sealed = add_seals(fd, F_SEAL_FUTURE_WRITE);
-            poke(a + 1, b'O');
-            let (old, written) = (byte_at(fd, 1), sys::pwrite(fd, b"x", 0));
-            let new_rw = map(fd, PAGE, RW, MAP_SHARED);
-            let ro = map(fd, PAGE, PROT_READ, MAP_SHARED);
-            let _ = sys::munmap(a, PAGE);
-            sealed.map_err(why("F_SEAL_FUTURE_WRITE with a mapping"))?;
-            ensure!(old? == b'O', "the old mapping's store is not in the file")?;
-            expect_err(written, EPERM, "pwrite")?;
-            expect_err(new_rw, EPERM, "a new shared RW mapping")?;
-            let ro = ro.map_err(why("a new shared read-only mapping"))?;
-            let got = sys::mprotect(ro, PAGE, RW);
-            let _ = sys::munmap(ro, PAGE);
-            expect_err(got, EACCES, "mprotect of the read-only one")
-        })();
-        let _ = sys::close(fd);
-        result
-    });
+    s.both(
+        "f_seal_future_write_keeps_old_mappings_and_refuses_new",
+        || {
+            let fd = sealable(PAGE)?;
+            let result = (|| {
+                let a = map(fd, PAGE, RW, MAP_SHARED).map_err(why("mmap"))?;
+                let sealed = add_seals(fd, F_SEAL_FUTURE_WRITE);
+                poke(a + 1, b'O');
+                let (old, written) = (byte_at(fd, 1), sys::pwrite(fd, b"x", 0));
+                let new_rw = map(fd, PAGE, RW, MAP_SHARED);
+                let ro = map(fd, PAGE, PROT_READ, MAP_SHARED);
+                let _ = sys::munmap(a, PAGE);
+                sealed.map_err(why("F_SEAL_FUTURE_WRITE with a mapping"))?;
+                ensure!(old? == b'O', "the old mapping's store is not in the file")?;
+                expect_err(written, EPERM, "pwrite")?;
+                expect_err(new_rw, EPERM, "a new shared RW mapping")?;
+                let ro = ro.map_err(why("a new shared read-only mapping"))?;
+                let got = sys::mprotect(ro, PAGE, RW);
+                let _ = sys::munmap(ro, PAGE);
+                expect_err(got, EACCES, "mprotect of the read-only one")
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
     s.both("seals_bind_every_descriptor_of_the_file", || {
         let fd = sealable(PAGE)?;
         let dup = sys::dup(fd).map_err(why("dup"));
