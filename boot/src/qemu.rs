@@ -66,6 +66,11 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         qemu.args(["-smp", &options.cpus.to_string()])
             .args(["-accel", "tcg,thread=multi"]);
     }
+    if options.icount {
+        // Virtual time = instructions executed; an idle guest jumps to its
+        // next timer instead of waiting (sleep=off).
+        qemu.args(["-icount", "shift=0,sleep=off"]);
+    }
     if options.uefi {
         qemu.arg("-bios").arg(ovmf()?);
     }
