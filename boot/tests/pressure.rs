@@ -51,6 +51,8 @@ fn overcommit_and_the_oom_killer_on_a_small_machine_with_swap() {
         "64M",
         "--swap",
         "32M",
+        "--timeout",
+        "200",
         "--kernel-arg",
         "init=/bin/pressuretest",
         "--",
