@@ -98,7 +98,14 @@ fn stress_races_on_four_cpus() {
     let seconds = std::env::var("STRESS_SECONDS").unwrap_or_else(|_| "60".into());
     let exec = path.to_str().expect("UTF-8 path");
     let run = pageos(&[
-        "--timeout", "3600", "--cpus", "4", "--exec", exec, "--", &seconds,
+        "--timeout",
+        "3600",
+        "--cpus",
+        "4",
+        "--exec",
+        exec,
+        "--",
+        &seconds,
     ]);
     assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
     let lines = program_lines(&run.stdout);

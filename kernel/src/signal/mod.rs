@@ -28,8 +28,8 @@
 //! arithmetic and trap flags of rflags taken, rip/rsp inside the user half.
 
 use crate::arch::idt::TrapFrame;
-use crate::arch::{ipi, percpu};
 use crate::arch::switch::FpuState;
+use crate::arch::{ipi, percpu};
 use crate::proc::{self, Pid};
 use crate::usercopy;
 use core::sync::atomic::Ordering;
