@@ -74,7 +74,10 @@ pub fn record(result: &Result<Resolution, FaultError>) {
     let index = match result {
         Ok(Resolution::ZeroPage) => 1,
         Ok(Resolution::ZeroFill) => 2,
-        Ok(Resolution::HugeZeroFill) => 3,
+        Ok(Resolution::HugeZeroFill) => {
+            count(Event::ThpFaultAlloc, 1);
+            3
+        }
         Ok(Resolution::ObjectPage { around }) => {
             COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
             4
@@ -108,15 +111,24 @@ pub enum Event {
     FrameTableCall,
     /// Kernel heap allocations.
     HeapAlloc,
+    /// 4 KiB frames copied (copy-on-write, private file pages).
+    FrameCopied,
+    /// 2 MiB pages a fault gave (Linux's thp_fault_alloc).
+    ThpFaultAlloc,
+    /// 2 MiB entries split into 512 4 KiB ones in place (thp_split_pmd).
+    ThpSplitPmd,
 }
 
-const EVENT_NAMES: [&str; 6] = [
+const EVENT_NAMES: [&str; 9] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
     "frames_zeroed",
     "frame_table_calls",
     "heap_allocs",
+    "frames_copied",
+    "thp_fault_alloc",
+    "thp_split_pmd",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 

@@ -25,6 +25,7 @@ pub mod rmap;
 pub mod space;
 pub mod swap_header;
 pub mod swap_map;
+pub mod thp;
 pub mod vm_fault;
 pub mod vm_map;
 pub mod vm_object;
