@@ -161,7 +161,14 @@ impl Pmap for FakePmap {
         for i in 0..BLOCK_FRAMES {
             let (pfn, at) = small(i);
             let prot = huge.prot;
-            self.ptes.insert(at, Mapping { pfn, prot, huge: false });
+            self.ptes.insert(
+                at,
+                Mapping {
+                    pfn,
+                    prot,
+                    huge: false,
+                },
+            );
         }
         self.splits += 1;
         self.flushes += 1;
@@ -471,11 +478,19 @@ impl FakeMemory {
             pfn != 0,
             "FakeMemory::put: the zero frame lost its last reference"
         );
-        let frames = if self.whole.remove(&pfn) { BLOCK_FRAMES } else { 1 };
+        let frames = if self.whole.remove(&pfn) {
+            BLOCK_FRAMES
+        } else {
+            1
+        };
         for f in pfn..pfn + frames {
             self.pages[f as usize] = None;
             if let Some(head) = self.in_block.remove(&f)
-                && self.in_block.range(head..head + BLOCK_FRAMES).next().is_none()
+                && self
+                    .in_block
+                    .range(head..head + BLOCK_FRAMES)
+                    .next()
+                    .is_none()
             {
                 self.blocks.remove(&head);
             }

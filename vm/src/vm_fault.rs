@@ -14,8 +14,8 @@ use crate::mmap::{Prot, Sharing};
 use crate::pager::FAULT_AROUND_PAGES;
 use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
 use crate::space::AddressSpace;
-use crate::vm_object::PageError;
 use crate::thp::{self, Mode, Touch};
+use crate::vm_object::PageError;
 use crate::vma::{Advice, Backing, HUGE_PAGE, PAGE, Vma};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -467,7 +467,10 @@ mod tests {
         let mut gap = anon(Prot::empty());
         gap.backing = Backing::StackGap;
         for access in [Access::Read, Access::Write, Access::Execute] {
-            assert_eq!(decide(Some(&gap), access, None, Mode::Always), Decision::GrowStack);
+            assert_eq!(
+                decide(Some(&gap), access, None, Mode::Always),
+                Decision::GrowStack
+            );
         }
     }
 
@@ -492,14 +495,23 @@ mod tests {
     #[test]
     fn write_implies_read_on_x86() {
         let wo = anon(Prot::WRITE);
-        assert_eq!(decide(Some(&wo), Access::Read, None, Mode::Never), Decision::ZeroPage);
+        assert_eq!(
+            decide(Some(&wo), Access::Read, None, Mode::Never),
+            Decision::ZeroPage
+        );
     }
 
     #[test]
     fn untouched_anonymous_reads_share_the_zero_page_and_writes_fill() {
         let vma = anon(RW);
-        assert_eq!(decide(Some(&vma), Access::Read, None, Mode::Never), Decision::ZeroPage);
-        assert_eq!(decide(Some(&vma), Access::Write, None, Mode::Never), Decision::ZeroFill);
+        assert_eq!(
+            decide(Some(&vma), Access::Read, None, Mode::Never),
+            Decision::ZeroPage
+        );
+        assert_eq!(
+            decide(Some(&vma), Access::Write, None, Mode::Never),
+            Decision::ZeroFill
+        );
     }
 
     #[test]

@@ -89,7 +89,10 @@ fn by_default_a_write_gets_a_2mib_page_and_a_read_the_zero_frame() {
     let mut s = space(Mode::Always);
     let a = mmap(&mut s, &mut mem, 2 * HUGE_PAGE);
     assert_eq!(a % HUGE_PAGE, 0, "4 MiB placed 2 MiB-aligned");
-    assert_eq!(s.fault(&mut mem, a + 5, Access::Read), Ok(Resolution::ZeroPage));
+    assert_eq!(
+        s.fault(&mut mem, a + 5, Access::Read),
+        Ok(Resolution::ZeroPage)
+    );
     assert_eq!(mem.in_use(), 0);
     let b = a + HUGE_PAGE;
     assert_eq!(
@@ -234,7 +237,10 @@ fn fork_copies_the_2mib_entry_and_a_write_copies_4k() {
     assert_eq!(child.pmap.splits, 1);
     store(&mut child, &mut mem, a + 300 * PAGE + 9, 0xc4);
     assert_eq!(mem.in_use(), FRAMES + 2, "one more");
-    assert!(parent.pmap.query(a).unwrap().huge, "the parent's entry stays");
+    assert!(
+        parent.pmap.query(a).unwrap().huge,
+        "the parent's entry stays"
+    );
     kept(&parent, &mem, a, &[]);
     kept(&child, &mem, a, &[3, 300]);
     assert_eq!(byte(&child, &mem, a + 3 * PAGE + 9), 0xc3);

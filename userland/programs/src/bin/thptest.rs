@@ -88,7 +88,10 @@ fn check_fill(base: usize, seed: u8, skip: &[usize]) -> Outcome {
             continue;
         }
         let (got, want) = (peek(base + off), (off / 512) as u8 ^ seed);
-        ensure!(got == want, "byte at +{off:#x} is {got:#x}, expected {want:#x}")?;
+        ensure!(
+            got == want,
+            "byte at +{off:#x} is {got:#x}, expected {want:#x}"
+        )?;
     }
     Ok(())
 }
@@ -160,10 +163,7 @@ fn smaps_huge_kb(addr: usize) -> Result<u64, Why> {
     each_line("/proc/self/smaps\0", |line| {
         let range = line.split_once(' ').and_then(|(r, _)| r.split_once('-'));
         if let Some((lo, hi)) = range
-            && let (Ok(lo), Ok(hi)) = (
-                usize::from_str_radix(lo, 16),
-                usize::from_str_radix(hi, 16),
-            )
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
         {
             inside = (lo..hi).contains(&addr);
         } else if inside && let Some(rest) = line.strip_prefix("AnonHugePages:") {
@@ -217,11 +217,17 @@ fn cases(s: &mut Suite) {
             let smaps = smaps_huge_kb(base)?;
             ensure!(smaps >= 2048, "smaps AnonHugePages {smaps} kB")?;
             let huge = anon_huge_kb()?;
-            ensure!(huge >= huge_before + 2048, "AnonHugePages {huge_before} -> {huge} kB")?;
+            ensure!(
+                huge >= huge_before + 2048,
+                "AnonHugePages {huge_before} -> {huge} kB"
+            )?;
             let alloc = vmstat("thp_fault_alloc")?;
             ensure!(alloc > faults, "thp_fault_alloc {faults} -> {alloc}")?;
             if pageos {
-                ensure!(walks_to_2mib(base + HUGE - 1)?, "pagewalk shows no 2 MiB entry")?;
+                ensure!(
+                    walks_to_2mib(base + HUGE - 1)?,
+                    "pagewalk shows no 2 MiB entry"
+                )?;
                 let faults = vmstat("pgfault")?;
                 fill(base, 1);
                 let more = vmstat("pgfault")? - faults;
@@ -233,14 +239,17 @@ fn cases(s: &mut Suite) {
         let _ = sys::munmap(map, 2 * HUGE);
         result
     });
-    s.pageos("anonymous_mappings_of_2mib_or_more_start_2mib_aligned", || {
-        for len in [HUGE, 3 * HUGE + 3 * PAGE, 64 * HUGE] {
-            let a = sys::mmap_anon(len).map_err(why("mmap"))?;
-            let _ = sys::munmap(a, len);
-            ensure!(a % HUGE == 0, "mmap of {len:#x} bytes at {a:#x}")?;
-        }
-        Ok(())
-    });
+    s.pageos(
+        "anonymous_mappings_of_2mib_or_more_start_2mib_aligned",
+        || {
+            for len in [HUGE, 3 * HUGE + 3 * PAGE, 64 * HUGE] {
+                let a = sys::mmap_anon(len).map_err(why("mmap"))?;
+                let _ = sys::munmap(a, len);
+                ensure!(a % HUGE == 0, "mmap of {len:#x} bytes at {a:#x}")?;
+            }
+            Ok(())
+        },
+    );
     s.both("madv_nohugepage_gives_4k_pages", || {
         let (map, base) = region()?;
         let result = (|| {
@@ -267,32 +276,35 @@ fn cases(s: &mut Suite) {
         let _ = sys::munmap(map, 2 * HUGE);
         result
     });
-    s.both("a_partial_munmap_splits_in_place_and_frees_only_what_went", || {
-        let (map, base) = region()?;
-        let result = (|| {
-            fill(base, 2);
-            let (splits, used) = (vmstat("thp_split_pmd")?, used_kb(pageos)?);
-            let huge = anon_huge_kb()?;
-            sys::munmap(base + 100 * PAGE, 4 * PAGE).map_err(why("munmap"))?;
-            let after = vmstat("thp_split_pmd")?;
-            ensure!(after > splits, "thp_split_pmd {splits} -> {after}")?;
-            check_fill(base, 2, &[100, 101, 102, 103])?;
-            let mut vec = [0u8; 4];
-            let hole = sys::mincore(base + 100 * PAGE, 4 * PAGE, &mut vec);
-            ensure!(hole.is_err(), "the unmapped pages are still mapped")?;
-            if pageos {
-                // 16 KiB freed, 4 KiB taken by the level-1 table.
-                let now = used_kb(pageos)?;
-                ensure!(now + 12 == used, "frames in use {used} -> {now} kB")?;
-                let left = anon_huge_kb()?;
-                ensure!(left + 2048 == huge, "AnonHugePages {huge} -> {left} kB")?;
-                ensure!(!walks_to_2mib(base)?, "still a 2 MiB entry")?;
-            }
-            Ok(())
-        })();
-        let _ = sys::munmap(map, 2 * HUGE);
-        result
-    });
+    s.both(
+        "a_partial_munmap_splits_in_place_and_frees_only_what_went",
+        || {
+            let (map, base) = region()?;
+            let result = (|| {
+                fill(base, 2);
+                let (splits, used) = (vmstat("thp_split_pmd")?, used_kb(pageos)?);
+                let huge = anon_huge_kb()?;
+                sys::munmap(base + 100 * PAGE, 4 * PAGE).map_err(why("munmap"))?;
+                let after = vmstat("thp_split_pmd")?;
+                ensure!(after > splits, "thp_split_pmd {splits} -> {after}")?;
+                check_fill(base, 2, &[100, 101, 102, 103])?;
+                let mut vec = [0u8; 4];
+                let hole = sys::mincore(base + 100 * PAGE, 4 * PAGE, &mut vec);
+                ensure!(hole.is_err(), "the unmapped pages are still mapped")?;
+                if pageos {
+                    // 16 KiB freed, 4 KiB taken by the level-1 table.
+                    let now = used_kb(pageos)?;
+                    ensure!(now + 12 == used, "frames in use {used} -> {now} kB")?;
+                    let left = anon_huge_kb()?;
+                    ensure!(left + 2048 == huge, "AnonHugePages {huge} -> {left} kB")?;
+                    ensure!(!walks_to_2mib(base)?, "still a 2 MiB entry")?;
+                }
+                Ok(())
+            })();
+            let _ = sys::munmap(map, 2 * HUGE);
+            result
+        },
+    );
     s.both("mprotect_of_part_splits_and_keeps_every_byte", || {
         let (map, base) = region()?;
         let result = (|| {
@@ -307,7 +319,11 @@ fn cases(s: &mut Suite) {
             ensure!(after > splits, "thp_split_pmd {splits} -> {after}")?;
             if pageos {
                 let (now_copied, now) = (copies(pageos)?, used_kb(pageos)?);
-                ensure!(now_copied == copied, "{} frames copied", now_copied - copied)?;
+                ensure!(
+                    now_copied == copied,
+                    "{} frames copied",
+                    now_copied - copied
+                )?;
                 ensure!(now == used + 4, "frames in use {used} -> {now} kB")?;
             }
             Ok(())
@@ -358,7 +374,10 @@ fn cases(s: &mut Suite) {
                     ensure!(now == copied + 3, "3 writes copied {} frames", now - copied)?;
                 }
                 for &page in &written {
-                    ensure!(peek(base + page * PAGE + 1) == 0xee, "page {page} lost the write")?;
+                    ensure!(
+                        peek(base + page * PAGE + 1) == 0xee,
+                        "page {page} lost the write"
+                    )?;
                 }
                 check_fill(base, 5, &written)
             })?;
@@ -385,7 +404,11 @@ fn used_kb(pageos: bool) -> Result<u64, Why> {
 
 /// pageos's count of 4 KiB frames copied; 0 on Linux, which has none.
 fn copies(pageos: bool) -> Result<u64, Why> {
-    if pageos { vmstat("frames_copied") } else { Ok(0) }
+    if pageos {
+        vmstat("frames_copied")
+    } else {
+        Ok(0)
+    }
 }
 
 fn never_cases(s: &mut Suite) {
