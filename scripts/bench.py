@@ -20,6 +20,13 @@ busybox, as /etc/programs of `userland/c/progbench.c`, which times fork +
 execve + wait of each with the TSC (median of 3 rounds) on both kernels;
 the table goes to docs/src/bench/programs.md.
 
+With --icount both kernels run under QEMU's -icount shift=0,sleep=off (the
+runners' --icount): the guest's TSC counts instructions executed, not time,
+so the figures are the same on a loaded host and between runs (as
+valgrind's instruction counts are); they leave out what an instruction
+costs (a TLB miss, a cache miss). The docs files then get "-icount" in
+their names.
+
 Exit status: 0 when both kernels ran every metric, 1 otherwise.
 """
 
@@ -86,13 +93,13 @@ def parse(output):
 
 
 def pageos(memory):
-    out = run(["cargo", "run", "--release", "-q", "--", "--memory", memory, "--timeout", "600",
+    out = run(["cargo", "run", "--release", "-q", "--"] + icount_flag() + ["--memory", memory, "--timeout", "600",
                "--kernel-arg", MAP_COUNT, "--exec", ELF], timeout=900)
     return out, parse(out)
 
 
 def linux(memory):
-    out = run([sys.executable, os.path.join(ROOT, "scripts", "linux-run.py"), "--memory", memory,
+    out = run([sys.executable, os.path.join(ROOT, "scripts", "linux-run.py")] + icount_flag() + ["--memory", memory,
                "--append", MAP_COUNT, "--elf", ELF], timeout=900)
     if "SKIPPED" in out:
         return out, {}
@@ -162,6 +169,24 @@ PROGRAMS = [
 # (a path with a slash is never run inside the shell).
 LOOP = "i=0\nwhile [ $i -lt 2000 ]; do /bin/busybox true; i=$((i + 1)); done\n"
 BUILD = os.path.join(ROOT, "target", "bench-programs")
+# --icount: the runners' flag, and what the figures count.
+ICOUNT = False
+
+
+def icount_flag():
+    return ["--icount"] if ICOUNT else []
+
+
+def docs_file(name):
+    """docs/src/bench/NAME, with -icount before the extension under --icount."""
+    if ICOUNT:
+        stem, ext = os.path.splitext(name)
+        name = stem + "-icount" + ext
+    return os.path.join(ROOT, "docs", "src", "bench", name)
+
+
+def unit():
+    return "instructions (QEMU -icount)" if ICOUNT else "TSC cycles"
 
 
 ONLY = None
@@ -229,12 +254,12 @@ def program_files():
 def programs(memory, write_docs):
     files = program_files()
     spec = lambda h, g: "%s:%s" % (h, g)
-    cmd = ["cargo", "run", "--release", "-q", "--", "--memory", memory, "--timeout", "3000",
+    cmd = ["cargo", "run", "--release", "-q", "--"] + icount_flag() + ["--memory", memory, "--timeout", "3000",
            "--kernel-arg", "init=/init"]
     for host, guest in files:
         cmd += ["--file", spec(host, guest)]
     ours = parse(run(cmd, timeout=3600))
-    cmd = [sys.executable, os.path.join(ROOT, "scripts", "linux-run.py"), "--memory", memory]
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "linux-run.py")] + icount_flag() + ["--memory", memory]
     for host, guest in files[1:]:
         cmd += ["--file", spec(host, guest)]
     out_l = run(cmd + ["--elf", files[0][0]], timeout=3600)
@@ -255,11 +280,11 @@ def programs(memory, write_docs):
     text = "\n".join(rows) + "\n"
     print(text)
     if write_docs:
-        with open(os.path.join(ROOT, "docs", "src", "bench", "programs.md"), "w") as f:
+        with open(docs_file("programs.md"), "w") as f:
             f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
             f.write("Produced by `make bench` (scripts/bench.py --memory %s): fork + execve + wait of each "
-                    "program timed with the TSC by userland/c/progbench.c, median of 3 rounds, "
-                    "TCG, one CPU.\n\n" % memory)
+                    "program timed with the TSC by userland/c/progbench.c (%s), median of 3 rounds, "
+                    "TCG, one CPU.\n\n" % (memory + (" --icount" if ICOUNT else ""), unit()))
             f.write(text)
     return 0
 
@@ -270,6 +295,8 @@ def main():
     if "--memory" in args:
         memory = args[args.index("--memory") + 1]
     write_docs = "--no-docs" not in args
+    global ICOUNT
+    ICOUNT = "--icount" in args
     if "--only" in args:
         global ONLY
         ONLY = args[args.index("--only") + 1].split(",")
@@ -288,13 +315,13 @@ def main():
     text = table(ours, theirs)
     print(text)
     if write_docs:
-        command = "make bench  (scripts/bench.py --memory %s)" % memory
-        with open(os.path.join(ROOT, "docs", "src", "bench", "table.md"), "w") as f:
+        command = "make bench  (scripts/bench.py --memory %s%s)" % (memory, " --icount" if ICOUNT else "")
+        with open(docs_file("table.md"), "w") as f:
             f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
             f.write("Produced by `%s`: guest RAM %s, `-cpu qemu64,+smep,+smap`, TCG, one CPU; "
-                    "median of 7 rounds, TSC cycles per operation.\n\n" % (command, memory))
+                    "median of 7 rounds, %s per operation.\n\n" % (command, memory, unit()))
             f.write(text)
-        with open(os.path.join(ROOT, "docs", "src", "bench", "chart.svg"), "w") as f:
+        with open(docs_file("chart.svg"), "w") as f:
             f.write(chart(ours, theirs))
     if "--no-programs" in args:
         return 0

@@ -8,6 +8,7 @@ QEMU, to check that pageos and Linux agree (DESIGN §2: the Linux ABI).
     scripts/linux-run.py --memory 1G --append sysctl.vm.max_map_count=N --elf FILE
     scripts/linux-run.py --file HOST:/GUEST/PATH ... --elf FILE  # more files in the initramfs
     scripts/linux-run.py --smp 4 --elf FILE  # with 4 CPUs (multi-threaded TCG)
+    scripts/linux-run.py --icount --elf FILE # clocks count instructions (as the runner's --icount)
     scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532   # with a swap disk
     scripts/linux-run.py --disk FILE ...   # FILE as a further virtio-blk disk
 
@@ -129,9 +130,13 @@ def main():
     swap = None
     disks = []
     smp = None
+    icount = False
     # Options for the benchmark (scripts/bench.py): guest RAM, and words
     # for the kernel command line (before init's arguments); disks; and
     # more files for the initramfs (boot/tests/programs.rs: busybox, Lua...).
+    if args[:1] == ["--icount"]:
+        icount = True
+        args = args[1:]
     while args[:1] in (["--memory"], ["--append"], ["--swap"], ["--disk"], ["--file"], ["--smp"]) and len(args) >= 2:
         if args[0] == "--smp":
             smp = args[1]
@@ -199,6 +204,9 @@ def main():
     if smp:
         # One host thread per vCPU, as the pageos runner's --cpus.
         qemu += ["-smp", smp, "-accel", "tcg,thread=multi"]
+    if icount:
+        # As the pageos runner's --icount: virtual time is instructions.
+        qemu += ["-icount", "shift=0,sleep=off"]
     for i, disk in enumerate(disks):
         qemu += ["-drive", "file=%s,format=raw,if=none,id=disk%d" % (disk, i), "-device", "virtio-blk-pci,drive=disk%d" % i]
     print("+", " ".join(qemu), file=sys.stderr)

@@ -36,6 +36,11 @@ pub struct Options {
     /// The kernel logs every page fault: address, access, VMA, resolution, cycles.
     #[arg(long)]
     trace_faults: bool,
+    /// Count instructions instead of time (QEMU's `-icount shift=0,sleep=off`):
+    /// the guest's clocks and TSC advance one tick per instruction executed,
+    /// so a benchmark reads the same on a loaded host. One CPU only.
+    #[arg(long, conflicts_with = "cpus")]
+    icount: bool,
     /// Kill QEMU after SECS seconds (exit status 124). Default 120, none with --gdb.
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,

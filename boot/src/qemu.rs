@@ -66,6 +66,11 @@ pub fn boot(options: &Options) -> Result<u8, String> {
         qemu.args(["-smp", &options.cpus.to_string()])
             .args(["-accel", "tcg,thread=multi"]);
     }
+    if options.icount {
+        // Virtual time = instructions executed; an idle guest jumps to its
+        // next timer instead of waiting (sleep=off).
+        qemu.args(["-icount", "shift=0,sleep=off"]);
+    }
     if options.uefi {
         qemu.arg("-bios").arg(ovmf()?);
     }
@@ -139,6 +144,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
     ("remaptest", env!("CARGO_BIN_FILE_PROGRAMS_remaptest")),
     ("thptest", env!("CARGO_BIN_FILE_PROGRAMS_thptest")),
+    ("memfdtest", env!("CARGO_BIN_FILE_PROGRAMS_memfdtest")),
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),
     ("chaos", env!("CARGO_BIN_FILE_PROGRAMS_chaos")),

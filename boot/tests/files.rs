@@ -2,7 +2,8 @@
 //! `filetest`'s cases (open/read/write/lseek/stat/ftruncate/unlink,
 //! directories, dup; MAP_SHARED coherence, MAP_PRIVATE copy-on-write, the
 //! tail of the last page, msync, mmap's descriptor errors, fault-around),
-//! and the two SIGBUS faults, one boot each.
+//! `memfdtest`'s (memfd_create and file seals), and the two SIGBUS faults,
+//! one boot each.
 
 mod common;
 
@@ -13,6 +14,15 @@ const SIGBUS: i32 = 7;
 #[test]
 fn filetest_cases_pass() {
     let run = program("filetest", &[]);
+    assert_report_passed(&run);
+}
+
+/// `memfdtest`: memfd_create's flags and errors, a memfd's shared and
+/// private mappings, its /proc/self/maps name, every seal rule (also run
+/// on Linux: `scripts/linux-run.py memfdtest`).
+#[test]
+fn memfdtest_cases_pass() {
+    let run = program("memfdtest", &[]);
     assert_report_passed(&run);
 }
 

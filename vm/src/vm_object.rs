@@ -21,7 +21,7 @@ use crate::frame::{PAGE_SIZE, Pfn};
 use crate::pmap::PhysMem;
 use crate::rmap::SpaceId;
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use spin::Mutex;
 
@@ -286,6 +286,31 @@ impl ObjectRef {
     /// How many references exist (VMAs, inode): tests check lifetimes with it.
     pub fn references(&self) -> usize {
         Arc::strong_count(&self.0)
+    }
+
+    /// A reference that does not keep the object (or its pages) alive.
+    pub fn downgrade(&self) -> WeakObject {
+        WeakObject(Arc::downgrade(&self.0))
+    }
+}
+
+/// Names an object without holding it: the kernel's list of memfds, whose
+/// names /proc/PID/maps shows, must not keep their pages. It is never
+/// upgraded (the holder of a temporary strong reference could become the
+/// last one, and only `release` frees the pages), only compared; while it
+/// exists no other object can take the address it compares by.
+#[derive(Clone, Debug)]
+pub struct WeakObject(Weak<VmObject>);
+
+impl WeakObject {
+    /// Whether this names `object`.
+    pub fn is(&self, object: &ObjectRef) -> bool {
+        core::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&object.0))
+    }
+
+    /// Whether the object still exists (some VMA or inode holds it).
+    pub fn alive(&self) -> bool {
+        self.0.strong_count() > 0
     }
 }
 

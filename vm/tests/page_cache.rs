@@ -415,3 +415,21 @@ fn writing_with_no_memory_left_is_enospc_or_short() {
     assert_eq!(w.file.size(), 2 * P);
     w.finish(vec![]);
 }
+
+/// The kernel's list of memfd names holds `WeakObject`s: they name an
+/// object without keeping it or its pages.
+#[test]
+fn a_weak_object_names_its_object_without_keeping_it() {
+    let mut mem = FakeMemory::new(64);
+    let file = ObjectRef::new_file();
+    let other = ObjectRef::new_file();
+    let weak = file.downgrade();
+    assert!(weak.is(&file) && !weak.is(&other));
+    file.write_at(0, b"memfd", &mut mem).unwrap();
+    assert_eq!(file.references(), 1, "the weak reference is not counted");
+    assert!(weak.alive());
+    file.release(&mut mem);
+    other.release(&mut mem);
+    assert!(!weak.alive(), "the last strong reference is gone");
+    assert_eq!(mem.in_use(), 0, "the page went back");
+}

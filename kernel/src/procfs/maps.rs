@@ -186,12 +186,22 @@ fn header(v: &Vma, files: &[(ObjectRef, u64, u64, String)]) -> String {
         }
         _ => (0, None),
     };
+    let memfd: String;
     let (dev, ino, name) = match file {
         Some((_, dev, ino, path)) => (*dev, *ino, path.as_str()),
         None if matches!(&v.backing, Backing::Object { object, .. } if object.kind() == ObjectKind::Anonymous) => {
             (0, 0, "/dev/zero (deleted)")
         }
-        None => (0, 0, v.label()),
+        None => match &v.backing {
+            Backing::Object { object, .. } => match crate::syscall::memfd::maps_name(object) {
+                Some((dev, ino, name)) => {
+                    memfd = name;
+                    (dev, ino, memfd.as_str())
+                }
+                None => (0, 0, v.label()),
+            },
+            _ => (0, 0, v.label()),
+        },
     };
     let line = format!(
         "{:08x}-{:08x} {} {offset:08x} 00:{dev:02x} {ino} ",

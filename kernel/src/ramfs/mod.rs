@@ -15,9 +15,11 @@
 //! owner permission bits on open, as if every process were the file's owner.
 
 mod rename;
+mod seals;
 mod setup;
 
 pub use rename::{RENAME_EXCHANGE, RENAME_NOREPLACE, rename};
+pub use seals::{F_ALL_SEALS, F_SEAL_SEAL};
 pub use setup::{cached_frames, create_file, ensure_dir, mkdir, symlink};
 
 use crate::phys::KernelPhys;
@@ -78,6 +80,9 @@ pub struct Inode {
     /// Processes running this file as their program (`Executing` handles):
     /// while any does, writes and truncation are ETXTBSY, as on Linux.
     executing: AtomicU32,
+    /// A regular file's seals (`seals.rs`): F_SEAL_SEAL from birth unless
+    /// memfd_create(MFD_ALLOW_SEALING) made it.
+    seals: AtomicU32,
 }
 
 /// A process's hold on the file it runs: the file cannot be written or
@@ -122,6 +127,10 @@ pub fn now() -> Time {
 
 fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {
     let t = now();
+    let seals = match kind {
+        Kind::File(_) => F_SEAL_SEAL,
+        _ => 0,
+    };
     Arc::new(Inode {
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         dev,
@@ -138,7 +147,27 @@ fn new_inode(kind: Kind, mode: u32, dev: u64) -> Arc<Inode> {
         parent: Mutex::new(Weak::new()),
         mount: Mutex::new(None),
         executing: AtomicU32::new(0),
+        seals: AtomicU32::new(seals),
     })
+}
+
+/// st_dev of the files no directory holds (memfds), as Linux's internal
+/// shm mount has its own.
+fn unlinked_dev() -> u64 {
+    static DEV: Once<u64> = Once::new();
+    *DEV.call_once(|| NEXT_DEV.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A regular file in no directory (memfd_create): link count 0 from the
+/// start, alive while a descriptor or a mapping holds it. `sealable`
+/// clears F_SEAL_SEAL (MFD_ALLOW_SEALING).
+pub fn create_unlinked(mode: u32, sealable: bool) -> Arc<Inode> {
+    let node = new_inode(Kind::File(ObjectRef::new_file()), mode, unlinked_dev());
+    node.links.store(0, Ordering::Relaxed);
+    if sealable {
+        node.seals.store(0, Ordering::Relaxed);
+    }
+    node
 }
 
 pub(super) fn empty_dir() -> Kind {
@@ -258,6 +287,10 @@ impl Inode {
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
         self.check_not_running()?;
+        let data = match data.len() {
+            0 => data,
+            len => &data[..self.sealed_write_len(offset, len)?],
+        };
         let n = object.write_at(offset, data, &mut KernelPhys)?;
         self.modified();
         Ok(n)
@@ -268,6 +301,7 @@ impl Inode {
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
         self.check_not_running()?;
+        self.check_sealed_resize(size)?;
         object.set_size(size, &mut KernelPhys)?;
         // Only the spaces that mapped the file (its i_mmap list), not every
         // VMA of every process; a space that no longer maps it leaves the list.

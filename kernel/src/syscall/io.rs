@@ -372,11 +372,14 @@ const F_SETFL: u64 = 4;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const FD_CLOEXEC: u64 = 1;
 
-/// fcntl: duplicating, the close-on-exec flag, the status flags, and
-/// record locks (`lock.rs`).
+/// fcntl: duplicating, the close-on-exec flag, the status flags, record
+/// locks (`lock.rs`) and seals (`memfd.rs`).
 pub fn fcntl(fd: u64, cmd: u64, arg: u64) -> SysResult {
     if super::lock::is_lock_command(cmd) {
         return super::lock::fcntl_lock(fd, cmd, arg);
+    }
+    if matches!(cmd, super::memfd::F_ADD_SEALS | super::memfd::F_GET_SEALS) {
+        return super::memfd::fcntl(fd, cmd, arg);
     }
     proc::with_current(|p| {
         let file = p.files.get(fd)?;

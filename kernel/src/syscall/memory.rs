@@ -54,7 +54,8 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
 /// The VMA for mapping descriptor `fd`, after the descriptor checks of the
 /// spec: EBADF (not open), ENODEV (not a regular file), EACCES (not open
 /// for reading; MAP_SHARED with PROT_WRITE on a descriptor not open for
-/// writing). A shared mapping of a read-only descriptor can never be made
+/// writing), then the seals' EPERM (`ramfs/seals.rs`). A shared mapping of
+/// a read-only descriptor or a write-sealed file can never be made
 /// writable, so its max_prot lacks WRITE (mprotect: EACCES).
 fn file_vma(req: &mmap::MmapRequest, fd: i32) -> Result<Vma, Errno> {
     let fd = u64::try_from(fd).map_err(|_| Errno::EBADF)?;
@@ -74,6 +75,17 @@ fn file_vma(req: &mmap::MmapRequest, fd: i32) -> Result<Vma, Errno> {
     if shared && !file.writable() {
         if req.prot.contains(Prot::WRITE) {
             return Err(Errno::EACCES);
+        }
+        max_prot.remove(Prot::WRITE);
+    }
+    // A write-sealed file (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) maps shared
+    // only read-only, for good (EPERM; mprotect later: EACCES), as Linux
+    // since 6.7 (and Debian's 6.1.192, which has the change); before it a
+    // read-only shared mapping under F_SEAL_WRITE was EPERM too. Private
+    // mappings copy on write and are allowed.
+    if shared && inode.write_sealed() {
+        if req.prot.contains(Prot::WRITE) {
+            return Err(Errno::EPERM);
         }
         max_prot.remove(Prot::WRITE);
     }

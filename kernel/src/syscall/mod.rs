@@ -6,10 +6,12 @@
 //! implement returns -ENOSYS and is logged once.
 
 mod attr;
+mod fallocate;
 mod fs;
 mod io;
 pub mod limits;
 mod lock;
+pub mod memfd;
 mod memory;
 mod names;
 mod poll;
@@ -176,6 +178,8 @@ pub const SYS_FACCESSAT2: u64 = 439;
 pub const SYS_MLOCKALL: u64 = 151;
 pub const SYS_MUNLOCKALL: u64 = 152;
 pub const SYS_MLOCK2: u64 = 325;
+pub const SYS_MEMFD_CREATE: u64 = 319;
+pub const SYS_FALLOCATE: u64 = 285;
 
 /// The six argument registers, in the ABI's order.
 pub struct Args([u64; 6]);
@@ -406,6 +410,8 @@ fn dispatch_sysapi(nr: u64, a: [u64; 6]) -> SysResult {
         SYS_MLOCK2 => memory::mlock2(a[0], a[1], a[2]),
         SYS_MLOCKALL => memory::mlockall(a[0]),
         SYS_MUNLOCKALL => memory::munlockall(),
+        SYS_MEMFD_CREATE => memfd::memfd_create(a[0], a[1]),
+        SYS_FALLOCATE => fallocate::fallocate(a[0], a[1], a[2], a[3]),
         _ => not_implemented(nr),
     }
 }

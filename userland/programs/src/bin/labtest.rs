@@ -65,15 +65,20 @@ fn check_fill(addr: usize, len: usize, seed: u8) -> Outcome {
 }
 
 /// Map 4 MiB of 2 MiB pages (filled), block the page above, and grow
-/// [a + skip, a + 4 MiB) to twice its size with MREMAP_MAYMOVE: the move
-/// must keep the offset within 2 MiB and demote (copy, zero) nothing.
+/// [a + skip, a + 4 MiB) to twice its size and a page with MREMAP_MAYMOVE:
+/// the move must keep the offset within 2 MiB and demote (copy, zero)
+/// nothing. (The extra page matters: a new length that is a multiple of
+/// 2 MiB, placed top-down right below the 2 MiB-aligned mapping it moves
+/// from, would land aligned by chance, and the test pass with the lab
+/// undone.)
 fn moves_whole(skip: usize, seed: u8) -> Outcome {
     let len = 2 * HUGE;
+    let new_len = 2 * (len - skip) + 4096;
     let a = sys::mmap(0, len, RW, ANON | sys::MAP_ALIGNED_SUPER, -1, 0).map_err(why("mmap"))?;
     let blocker = sys::mmap(a + len, 4096, RW, ANON | sys::MAP_FIXED, -1, 0);
     fill(a, len, seed);
     let zeroed = proc_number("/proc/vmstat\0", "frames_zeroed")?;
-    let got = mremap(a + skip, len - skip, 2 * (len - skip), MREMAP_MAYMOVE);
+    let got = mremap(a + skip, len - skip, new_len, MREMAP_MAYMOVE);
     let after = proc_number("/proc/vmstat\0", "frames_zeroed")?;
     let result = (|| {
         ensure!(
@@ -96,7 +101,7 @@ fn moves_whole(skip: usize, seed: u8) -> Outcome {
         check_fill(b, len - skip, seed ^ (skip / 4096) as u8)
     })();
     if let Ok(b) = got {
-        let _ = sys::munmap(b, 2 * (len - skip));
+        let _ = sys::munmap(b, new_len);
     }
     let _ = sys::munmap(a, len + 4096);
     result
