@@ -108,15 +108,19 @@ pub enum Event {
     FrameTableCall,
     /// Kernel heap allocations.
     HeapAlloc,
+    /// TLB shootdowns: cross-calls that flushed a changed range (or
+    /// everything) on the other CPUs running an address space.
+    TlbShootdown,
 }
 
-const EVENT_NAMES: [&str; 6] = [
+const EVENT_NAMES: [&str; 7] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
     "frames_zeroed",
     "frame_table_calls",
     "heap_allocs",
+    "tlb_shootdown",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 
