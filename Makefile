@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SETUP := scripts/setup.sh
 
-.PHONY: chaos shell run test setup host-test qemu-test linux-test linux-swaptest linux-pressuretest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
+.PHONY: chaos shell run test setup host-test qemu-test linux-test linux-swaptest stress linux-pressuretest bench lint fmt clean gdb docs lab fuzz fuzz-tools fuzz-host fuzz-host-short miri miri-short
 
 ## Boot the kernel in QEMU and run /sbin/init (the guided tour).
 run: setup
@@ -39,6 +39,11 @@ qemu-test:
 LINUX_TESTS := vmtest filetest proctest timetest remaptest memfdtest thptest
 linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
+## The stale-memory races (userland/c/racetest.c) on 4 CPUs for minutes:
+## STRESS_SECONDS per race (default 60); `make test` runs them for 2 s.
+STRESS_SECONDS ?= 60
+stress: setup
+	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test -p boot --test races -- --ignored --nocapture
 linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532
 ## pressuretest on Linux with swap (boot/tests/pressure.rs runs it too):

@@ -55,6 +55,7 @@ METRICS = [
     ("mmap_touch_munmap_100k_vmas", "mmap + touch + munmap, 100 000 VMAs"),
     ("huge_fault_2m", "one 2 MiB page fault"),
     ("small_faults_2m", "512 small faults over the same 2 MiB"),
+    ("mremap_64m", "mremap of 64 MiB (4 KiB pages, to an aligned address)"),
     # Each kernel's defaults (transparent huge pages as it has them).
     ("anon_write_fault_default", "defaults: demand-zero write fault, per 4 KiB (64 MiB)"),
     ("fork_16m_default", "defaults: fork with 16 MiB resident"),

@@ -82,3 +82,22 @@ fn pthreads_program_passes_and_prints_what_linux_smp4_prints() {
     assert!(linux.contains(&"0 failures".to_string()), "{linux:?}");
     assert_eq!(lines, linux);
 }
+
+/// The same program with its threads spread over two and four CPUs (the
+/// SMP scheduler: they run at once in user mode, and munmap, mprotect and
+/// fork's write protection reach the other CPUs' TLBs).
+#[test]
+fn pthreads_program_passes_on_two_cpus() {
+    let Some(path) = pthreads() else {
+        return;
+    };
+    run_on_pageos(&path, "2");
+}
+
+#[test]
+fn pthreads_program_passes_on_four_cpus() {
+    let Some(path) = pthreads() else {
+        return;
+    };
+    run_on_pageos(&path, "4");
+}

@@ -26,6 +26,7 @@ mod fd;
 mod futex;
 mod heap;
 mod initrd;
+mod kernel_lock;
 mod locks;
 mod logger;
 mod mmio;

@@ -51,10 +51,20 @@ const NAMES: [&str; 32] = [
 ];
 
 pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    handle(frame);
-    if frame.is_user_mode() {
-        signal::deliver_pending(frame);
+    if !frame.is_user_mode() {
+        // Kernel code the interrupt arrived in holds what it holds (the
+        // kernel lock or not: an idle or waiting CPU); handlers only
+        // try-lock the state they share with it.
+        handle(frame);
+        return;
     }
+    // From user mode: the kernel lock for the handling and the signal
+    // delivery (kernel_lock.rs); the handler may switch threads, and the
+    // thread may come back on another CPU, which then holds the lock.
+    crate::kernel_lock::enter();
+    handle(frame);
+    signal::deliver_pending(frame);
+    crate::kernel_lock::leave();
 }
 
 fn handle(frame: &mut TrapFrame) {

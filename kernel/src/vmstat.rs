@@ -111,6 +111,9 @@ pub enum Event {
     FrameTableCall,
     /// Kernel heap allocations.
     HeapAlloc,
+    /// TLB shootdowns: cross-calls that flushed a changed range (or
+    /// everything) on the other CPUs running an address space.
+    TlbShootdown,
     /// 4 KiB frames copied (copy-on-write, private file pages).
     FrameCopied,
     /// 2 MiB pages a fault gave (Linux's thp_fault_alloc).
@@ -119,13 +122,14 @@ pub enum Event {
     ThpSplitPmd,
 }
 
-const EVENT_NAMES: [&str; 9] = [
+const EVENT_NAMES: [&str; 10] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
     "frames_zeroed",
     "frame_table_calls",
     "heap_allocs",
+    "tlb_shootdown",
     "frames_copied",
     "thp_fault_alloc",
     "thp_split_pmd",

@@ -3,7 +3,8 @@
 //! Each CPU owns one `PerCpu`: the kernel stack the syscall entry switches
 //! to and a scratch slot for the user rsp (the entry assembly reads them at
 //! fixed offsets), the CPU's number and local APIC id, its GDT and TSS, the
-//! process it runs and the scheduler's saved stack pointer.
+//! thread it runs and the address space it has loaded, the scheduler's
+//! saved stack pointer and its signal re-check flag.
 //!
 //! The GS rule (Linux's and FreeBSD's): while the kernel runs, the GS base
 //! holds this CPU's `PerCpu`; while user code runs it holds the user's
@@ -17,7 +18,7 @@
 //! but GS is the user's: they never read per-CPU state (arch/idt.rs).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 use x86_64::structures::gdt::GlobalDescriptorTable;
@@ -43,8 +44,15 @@ pub struct PerCpu {
     /// 0 for the boot CPU, then 1, 2, ... in the order the MADT lists them.
     index: AtomicUsize,
     apic_id: AtomicU32,
-    /// The pid running on this CPU, 0 when it runs the scheduler or idles.
+    /// The thread running on this CPU, 0 when it runs the scheduler or idles.
     current: AtomicU32,
+    /// The L4 (physical address) of the user address space this CPU has
+    /// loaded, 0 for the kernel's: the CPUs a space's TLB shootdown must
+    /// reach are those that name its L4 here (kernel/src/pmap/mod.rs).
+    user_tables: AtomicU64,
+    /// The next return to user mode on this CPU looks for pending signals
+    /// (kernel/src/signal/mod.rs).
+    pub recheck: AtomicBool,
     /// Interrupts this CPU took, by kind (the SMP self-test reads them).
     pub ticks: AtomicU64,
     pub ipis: AtomicU64,
@@ -70,6 +78,8 @@ impl PerCpu {
             index: AtomicUsize::new(0),
             apic_id: AtomicU32::new(0),
             current: AtomicU32::new(0),
+            user_tables: AtomicU64::new(0),
+            recheck: AtomicBool::new(true),
             ticks: AtomicU64::new(0),
             ipis: AtomicU64::new(0),
             idle_work: AtomicUsize::new(0),
@@ -86,7 +96,7 @@ impl PerCpu {
         self.apic_id.load(Ordering::Relaxed)
     }
 
-    /// The running process's pid, if any.
+    /// The running thread's tid, if any.
     pub fn current(&self) -> Option<u32> {
         match self.current.load(Ordering::Relaxed) {
             0 => None,
@@ -96,6 +106,18 @@ impl PerCpu {
 
     pub fn set_current(&self, pid: Option<u32>) {
         self.current.store(pid.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The user L4 this CPU translates through (0: the kernel's tables).
+    pub fn user_tables(&self) -> u64 {
+        self.user_tables.load(Ordering::SeqCst)
+    }
+
+    /// Record the L4 this CPU is about to load (before CR3 is written, so
+    /// that a shootdown that changed the tables first either sees this CPU
+    /// or is seen by its walk).
+    pub fn set_user_tables(&self, l4: u64) {
+        self.user_tables.store(l4, Ordering::SeqCst);
     }
 
     /// Queue `work` for this CPU's idle loop; false if some is queued.

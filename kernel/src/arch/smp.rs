@@ -15,8 +15,9 @@
 //! turns on the same CPU features as the boot CPU, enables its APIC and
 //! timer, says it is online, and idles with interrupts on, answering IPIs.
 //! The boot CPU waits for that before it starts the next (they share the
-//! trampoline's parameters). In this phase only the boot CPU runs
-//! processes; the others wait for cross-calls (arch/ipi.rs).
+//! trampoline's parameters). Until the boot CPU starts the scheduler
+//! (after the self-tests) they only answer cross-calls (arch/ipi.rs);
+//! then each runs the scheduler (proc/sched.rs) on its boot stack.
 
 use super::percpu::{self, MAX_CPUS, PerCpu};
 use super::trampoline::Trampoline;
@@ -142,17 +143,22 @@ fn start_cpu(trampoline: &Trampoline, index: usize, apic_id: u32) -> bool {
 /// Where a started CPU enters the kernel (from the trampoline), with the
 /// trampoline's page tables and GDT and interrupts masked.
 extern "C" fn other_cpu_main(start: u64) -> ! {
-    crate::pmap::activate_kernel();
+    crate::pmap::load_kernel_l4();
     // SAFETY: `start` is the leaked `Start` that `start_cpu` handed the trampoline.
     let start = unsafe { &*(start as *const Start) };
     super::init_other_cpu(start.cpu, start.ist);
     apic::init_this_cpu();
     timer::start_this_cpu();
     percpu::mark_online(start.cpu);
+    // Idle, answering IPIs, until the boot CPU starts the scheduler
+    // (`proc::run`): then this CPU runs threads too.
     loop {
         super::idle();
         if let Some(work) = start.cpu.take_idle_work() {
             work();
+        }
+        if crate::proc::scheduler_started() {
+            crate::proc::run();
         }
     }
 }

@@ -5,7 +5,8 @@
 //! loads the other stack and pops that one's registers: the `ret` then
 //! resumes whatever called `switch` on the other side (xv6's `swtch`).
 //! A new process's stack is prepared so that its first switch "returns" into
-//! `trap_return` with its `TrapFrame` on top.
+//! `thread_start` (which lets the kernel lock go), then `trap_return` with
+//! its `TrapFrame` on top.
 
 use super::idt::TrapFrame;
 use core::arch::{asm, naked_asm};
@@ -38,13 +39,29 @@ pub unsafe extern "C" fn switch(save: *mut u64, next: u64) {
 }
 
 unsafe extern "C" {
-    fn trap_return();
+    fn thread_start();
 }
+
+// A new thread's first switch lands here: the scheduler that switched to
+// it holds the kernel lock (kernel/src/kernel_lock.rs), which the thread
+// lets go before it enters user mode through `trap_return`. rsp is the
+// frame's address, 16-byte aligned, as the call needs.
+core::arch::global_asm!(
+    r#"
+.section .text
+.global thread_start
+thread_start:
+    call {leave}
+    jmp trap_return
+"#,
+    leave = sym crate::kernel_lock::leave_for_new_thread,
+);
 
 /// Prepare a fresh kernel stack whose top is `top`: the user state `frame`
 /// at the very top, and below it the six registers and return address that
-/// `switch` pops, so the first switch to it "returns" into `trap_return` and
-/// enters user mode. Returns the rsp to switch to.
+/// `switch` pops, so the first switch to it "returns" into `thread_start`,
+/// which lets the kernel lock go and enters user mode by `trap_return`.
+/// Returns the rsp to switch to.
 ///
 /// # Safety
 /// `top` must be the 16-byte aligned end of a kernel stack that nothing uses
@@ -59,7 +76,7 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame) -> u64 {
         for i in 0..6 {
             words.add(i).write(0);
         }
-        words.add(6).write(trap_return as *const () as u64);
+        words.add(6).write(thread_start as *const () as u64);
     }
     rsp
 }

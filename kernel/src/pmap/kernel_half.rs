@@ -122,8 +122,19 @@ pub fn map_kernel_mmio(page: Page, frame: PhysFrame) -> Option<()> {
     map_kernel_page(page, frame, flags)
 }
 
-/// Switch to the kernel's own L4 (a dying space cannot stay loaded).
+/// Switch to the kernel's own L4 (a dying space cannot stay loaded, and
+/// an idle CPU runs on it, so that no shootdown waits for it).
 pub fn activate_kernel() {
+    if Cr3::read().0 != kernel_l4() {
+        // No user space's shootdown needs this CPU any more.
+        crate::arch::percpu::this().set_user_tables(0);
+        load_kernel_l4();
+    }
+}
+
+/// Load the kernel's L4, recording nothing: a starting CPU does this
+/// before it has its `PerCpu` (which says "the kernel's tables" already).
+pub fn load_kernel_l4() {
     let l4 = kernel_l4();
     if Cr3::read().0 != l4 {
         crate::vmstat::count(Event::Cr3Load, 1);

@@ -24,8 +24,10 @@ pub mod rmap;
 mod vm_layer;
 mod walk;
 
-pub use kernel_half::{activate_kernel, init, map_kernel, map_kernel_mmio};
+pub use kernel_half::{activate_kernel, init, load_kernel_l4, map_kernel, map_kernel_mmio};
 
+use crate::arch::ipi::{self, CpuSet, Request};
+use crate::arch::percpu;
 use crate::phys::{self, Frame};
 use crate::vmstat::Event;
 use vm::frame::Pfn;
@@ -91,14 +93,32 @@ impl Pmap {
         self.peak = self.peak.max(self.resident);
     }
 
-    /// Make this the address space the CPU translates through.
+    /// Make this the address space the CPU translates through. The CPU
+    /// records it (`PerCpu::user_tables`): from now on this space's
+    /// shootdowns reach it, until it loads other tables.
     pub fn activate(&self) {
         if !self.is_active() {
             crate::vmstat::count(Event::Cr3Load, 1);
+            percpu::this().set_user_tables(self.l4.start_address().as_u64());
             // SAFETY: the kernel half is identical in every L4, so the code
             // running now stays mapped across the switch.
             unsafe { Cr3::write(self.l4, Cr3Flags::empty()) };
         }
+    }
+
+    /// The CPUs other than this one that have this space loaded: those
+    /// whose TLBs may hold its translations (a CPU that loaded other
+    /// tables since holds none: no PCIDs, no global user pages).
+    fn active_elsewhere(&self) -> CpuSet {
+        let l4 = self.l4.start_address().as_u64();
+        let me = percpu::this().index();
+        let mut set = CpuSet::default();
+        for cpu in percpu::online().filter(|c| c.index() != me) {
+            if cpu.user_tables() == l4 {
+                set.insert(cpu.index());
+            }
+        }
+        set
     }
 
     fn is_active(&self) -> bool {
@@ -116,8 +136,9 @@ impl Pmap {
     /// A walk that only reads (its visitor changes no entry), for `&self`.
     fn walk_shared(&self, walk: &Walk, visit: &mut Visitor) -> Visited {
         // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
-        // `&self` does, and a space is used by one CPU at a time (under the
-        // process table's lock), so no other walk of its tables runs.
+        // `&self` does, and a space's tables are walked by one CPU at a
+        // time (under the kernel lock, kernel/src/kernel_lock.rs), so no
+        // other walk of its tables runs.
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 
@@ -186,21 +207,45 @@ impl Pmap {
 
     /// After changing the translations `visited` lists: one invlpg per
     /// changed leaf (a 2 MiB leaf is one TLB entry, one invlpg), or one CR3
-    /// reload when there are too many. Only the active space can have
-    /// stale entries.
+    /// reload when there are too many, on this CPU if the space is loaded
+    /// here; then the same on every other CPU that has it loaded (the TLB
+    /// shootdown, DESIGN §6), one cross-call for the whole batch: a range
+    /// from the first leaf to the last, or everything past the threshold.
+    /// It returns once every such CPU acknowledged: what the old
+    /// translations reached may be reused from then on.
     fn flush(&self, visited: &Visited) {
-        if !self.is_active() || visited.count == 0 {
+        if visited.count == 0 {
             return;
         }
-        if visited.count > FLUSH_ALL_THRESHOLD {
-            crate::vmstat::count(Event::TlbFlushAll, 1);
-            x86_64::instructions::tlb::flush_all();
-        } else {
-            crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
-            for &va in &visited.leaves[..visited.count] {
-                x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        if self.is_active() {
+            if visited.count > FLUSH_ALL_THRESHOLD {
+                crate::vmstat::count(Event::TlbFlushAll, 1);
+                x86_64::instructions::tlb::flush_all();
+            } else {
+                crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
+                for &va in &visited.leaves[..visited.count] {
+                    x86_64::instructions::tlb::flush(VirtAddr::new(va));
+                }
             }
         }
+        let others = self.active_elsewhere();
+        if others.is_empty() {
+            return;
+        }
+        let request = if visited.count > FLUSH_ALL_THRESHOLD {
+            Request::FlushAll
+        } else {
+            let leaves = &visited.leaves[..visited.count];
+            let first = leaves.iter().copied().min().unwrap_or(0);
+            let last = leaves.iter().copied().max().unwrap_or(0);
+            // A 2 MiB leaf is flushed by the invlpg of its first page.
+            Request::FlushRange {
+                start: first,
+                end: last + 4096,
+            }
+        };
+        crate::vmstat::count(Event::TlbShootdown, 1);
+        ipi::call(others, request);
     }
 }
 
@@ -214,6 +259,12 @@ impl Drop for Pmap {
         if self.is_active() {
             activate_kernel();
         }
+        // Its last thread is gone, so no other CPU runs it (an idle CPU
+        // runs on the kernel's tables): no TLB holds its entries.
+        debug_assert!(
+            self.active_elsewhere().is_empty(),
+            "pmap: a dropped space is loaded on another CPU"
+        );
         let id = self.id();
         self.walk(&Walk::clearing(0, USER_END), &mut |va, level, entry| {
             let pfn = Pfn(entry.addr().as_u64() / 4096);

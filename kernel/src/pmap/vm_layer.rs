@@ -14,6 +14,31 @@ use x86_64::structures::paging::PageTableFlags as Flags;
 
 const HUGE: u64 = 2 << 20;
 
+impl Pmap {
+    /// Clear the PTEs of [start, end), handing each one's mapping to
+    /// `cleared`, and flush them everywhere: `flush` returns once every
+    /// CPU running this space acknowledged.
+    fn unmap_chunk(&mut self, start: u64, end: u64, cleared: &mut dyn FnMut(u64, Mapping)) {
+        let mut unmapped = 0;
+        let id = self.id();
+        let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
+            let huge = level == 2;
+            assert!(
+                !huge || (va >= start && va + HUGE <= end),
+                "pmap::unmap_range: splits a 2 MiB page"
+            );
+            let mapping = mapping_of(entry, huge);
+            entry.set_unused();
+            rmap::remove(mapping.pfn, Owner::new(id, va));
+            unmapped += if huge { 512 } else { 1 };
+            cleared(va, mapping);
+            true
+        });
+        self.resident = self.resident.saturating_sub(unmapped);
+        self.flush(&visited);
+    }
+}
+
 impl vm::pmap::Pmap for Pmap {
     fn id(&self) -> SpaceId {
         Pmap::id(self)
@@ -121,23 +146,24 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
-        let mut unmapped = 0;
-        let id = self.id();
-        let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
-            let huge = level == 2;
-            assert!(
-                !huge || (va >= start && va + HUGE <= end),
-                "pmap::unmap_range: splits a 2 MiB page"
-            );
-            let mapping = mapping_of(entry, huge);
-            entry.set_unused();
-            rmap::remove(mapping.pfn, Owner::new(id, va));
-            unmapped += if huge { 512 } else { 1 };
-            release(va, mapping);
-            true
-        });
-        self.resident = self.resident.saturating_sub(unmapped);
-        self.flush(&visited);
+        if self.active_elsewhere().is_empty() {
+            // No other CPU can reach these pages: each frame goes back as
+            // soon as its PTE is clear, and this CPU flushes at the end.
+            self.unmap_chunk(start, end, release);
+            return;
+        }
+        // Other CPUs run this space: a frame goes back only after the
+        // shootdown, 2 MiB (one leaf table, at most 512 frames) at a time.
+        let mut gathered = alloc::vec::Vec::with_capacity(512);
+        let mut at = start;
+        while at < end {
+            let next = ((at & !(HUGE - 1)) + HUGE).min(end);
+            self.unmap_chunk(at, next, &mut |va, m| gathered.push((va, m)));
+            for (va, m) in gathered.drain(..) {
+                release(va, m);
+            }
+            at = next;
+        }
     }
 
     fn protect_range(

@@ -250,6 +250,13 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     // Processes still running when init ends go with it (as on Linux,
     // where the machine stops): their memory is not a leak.
     let mut survivors = 0;
+    // Their threads may run on other CPUs: those leave every user space
+    // first (they then wait for the kernel lock, which this CPU keeps
+    // until the machine stops), so the spaces can go.
+    crate::arch::ipi::call(
+        crate::arch::ipi::CpuSet::others(),
+        crate::arch::ipi::Request::Run(pmap::activate_kernel),
+    );
     let mut table = TABLE.lock();
     let caller = running().and_then(|t| table.threads.get(&t)).map(|t| t.pid);
     for p in table.procs.values_mut() {

@@ -12,7 +12,9 @@
 //!
 //! The kernel itself is not preemptible: it runs with interrupts masked, so
 //! the only switches happen at the points sched.rs names. One lock, the
-//! table's, covers every process and thread; only the boot CPU runs them.
+//! table's, covers every process and thread; every CPU runs them, one at a
+//! time in the kernel (kernel/src/kernel_lock.rs), all at once in user
+//! mode.
 //!
 //! Process life: `fork` (fork.rs) copies the caller, `clone` with
 //! CLONE_THREAD (fork.rs) adds a thread; `exec` replaces the image (the
@@ -250,6 +252,8 @@ fn start_thread(table: &mut Table, tid: Tid, mut thread: Box<Thread>, frame: &Tr
     thread.saved_rsp = unsafe { switch::prepare_stack(thread.kernel_stack_top(), frame) };
     table.threads.insert(tid, thread);
     table.run_queue.push_back(tid);
+    // An idle CPU takes it (clone's new thread runs beside its creator).
+    sched::kick_idle_cpu();
 }
 
 /// Make `process` runnable as `pid` with its first thread `thread`.

@@ -1,17 +1,47 @@
-//! The scheduler: one run queue of threads, round-robin, on the boot CPU;
-//! and the one way a thread gives up the CPU (`switch_to_scheduler`),
-//! with the waits and wake-ups built on it (`block`, `wake`).
+//! The scheduler: one run queue of threads, shared by every CPU and
+//! round-robin; each CPU runs `run` (the boot CPU from kmain, the others
+//! once it started) and takes the next runnable thread from the queue,
+//! so the CPUs balance by themselves. The one way a thread gives up the
+//! CPU is `switch_to_scheduler`, with the waits and wake-ups built on it
+//! (`block`, `wake`).
+//!
+//! The scheduler holds the kernel lock (kernel/src/kernel_lock.rs) while
+//! it runs and hands it to the thread it switches to; it lets it go only
+//! to idle. So a thread that another CPU woke cannot be picked before the
+//! CPU it ran on has saved its registers: that CPU held the lock from the
+//! thread's switch until its own next thread returned to user mode.
 
 use super::{Run, State, TABLE, Table, Tid};
 use crate::arch::percpu;
-use crate::arch::switch;
+use crate::arch::{ipi, switch};
+use crate::kernel_lock;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 
-/// The scheduler loop, on the boot stack: run each runnable thread in
-/// turn, idle (interrupts on, `hlt`) when there is none. A thread of a
-/// stopped process is parked when its turn comes; a dead one is freed
-/// once the scheduler is off its stack.
+/// Set once the boot CPU runs the scheduler: the others join then.
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// CPUs that idle in `run` for want of a thread (bit i: CPU i).
+static IDLE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the scheduler runs (the other CPUs' idle loop asks).
+pub fn scheduler_started() -> bool {
+    STARTED.load(Ordering::Acquire)
+}
+
+/// The scheduler loop, on this CPU's boot stack: run each runnable thread
+/// in turn, idle (interrupts on, `hlt`, on the kernel's page tables,
+/// without the kernel lock) when there is none. A thread of a stopped
+/// process is parked when its turn comes; a dead one is freed once the
+/// scheduler is off its stack.
 pub fn run() -> ! {
+    kernel_lock::enter();
+    if !STARTED.swap(true, Ordering::AcqRel) {
+        // The boot CPU: the others idle until an interrupt tells them.
+        let me = percpu::this().index();
+        for cpu in percpu::online().filter(|c| c.index() != me) {
+            ipi::send(cpu, ipi::COUNT_VECTOR);
+        }
+    }
     loop {
         crate::sleep::wake_deferred();
         let next = {
@@ -19,7 +49,7 @@ pub fn run() -> ! {
             pick(&mut table)
         };
         let Some((tid, rsp)) = next else {
-            crate::arch::idle();
+            idle();
             continue;
         };
         let cpu = percpu::this();
@@ -50,6 +80,32 @@ pub fn run() -> ! {
     }
 }
 
+/// Nothing to run on this CPU: wait for an interrupt (the tick, or the
+/// IPI `wake` sends) on the kernel's tables, so that no shootdown waits
+/// for this CPU, and without the kernel lock.
+fn idle() {
+    let cpu = percpu::this();
+    crate::pmap::activate_kernel();
+    IDLE.fetch_or(1 << cpu.index(), Ordering::SeqCst);
+    kernel_lock::leave();
+    crate::arch::idle();
+    IDLE.fetch_and(!(1 << cpu.index()), Ordering::SeqCst);
+    kernel_lock::enter();
+}
+
+/// A thread became runnable: wake one idle CPU, if any, to take it (the
+/// IPI ends its `hlt`; sent before it halts, it ends the halt at once).
+pub(super) fn kick_idle_cpu() {
+    let idle = IDLE.load(Ordering::SeqCst) & !(1 << percpu::this().index());
+    if idle == 0 {
+        return;
+    }
+    let index = idle.trailing_zeros() as usize;
+    if let Some(cpu) = percpu::online().find(|c| c.index() == index) {
+        ipi::send(cpu, ipi::COUNT_VECTOR);
+    }
+}
+
 /// The next thread to run, made current in the CPU's registers: its
 /// kernel stack, address space, FPU registers and FS base. Returns its
 /// tid and saved rsp.
@@ -70,7 +126,7 @@ fn pick(table: &mut Table) -> Option<(Tid, u64)> {
         p.space().pmap.activate();
         t.fpu.restore();
         // Another thread's pending signals are not known to be seen.
-        crate::signal::recheck();
+        crate::signal::recheck_here();
         crate::arch::set_fs_base(t.fs_base);
         t.ran_since = crate::arch::rdtsc();
         return Some((tid, t.saved_rsp));
@@ -170,6 +226,7 @@ pub(super) fn wake(table: &mut Table, tid: Tid) {
             Run::Waiting => {
                 t.run = Run::Runnable;
                 table.run_queue.push_back(tid);
+                kick_idle_cpu();
             }
             Run::Dead => {}
             _ => t.woken = true,
@@ -203,6 +260,7 @@ pub(super) fn unpark(table: &mut Table, pid: super::Pid) {
         {
             t.run = Run::Runnable;
             table.run_queue.push_back(tid);
+            kick_idle_cpu();
         }
     }
 }

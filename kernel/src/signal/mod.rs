@@ -29,21 +29,36 @@
 
 use crate::arch::idt::TrapFrame;
 use crate::arch::switch::FpuState;
+use crate::arch::{ipi, percpu};
 use crate::proc::{self, Pid};
 use crate::usercopy;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use vm::errno::{Errno, SysResult};
 use vm::space::USER_END;
 
-/// Whether `deliver_pending` must look: set whenever a signal may have
-/// become deliverable (one was posted, a mask or a disposition changed,
-/// another process was scheduled), cleared when a look found nothing. Most
-/// syscalls then return to user mode without touching the process table.
-static RECHECK: AtomicBool = AtomicBool::new(true);
-
-/// Make the next return to user mode look for pending signals.
+/// Whether `deliver_pending` must look is each CPU's `PerCpu::recheck`:
+/// set whenever a signal may have become deliverable (one was posted, a
+/// mask or a disposition changed: on every CPU, since the thread it
+/// concerns may run on any; another thread was scheduled: on that CPU),
+/// cleared when a look found nothing. Most syscalls then return to user
+/// mode without touching the process table.
+///
+/// Make the next return to user mode of every CPU look for pending
+/// signals; a CPU running a thread in user mode is sent an IPI, so that it
+/// enters the kernel and looks now rather than at its next tick.
 pub fn recheck() {
-    RECHECK.store(true, Ordering::Relaxed);
+    let me = percpu::this().index();
+    for cpu in percpu::online() {
+        cpu.recheck.store(true, Ordering::Relaxed);
+        if cpu.index() != me && cpu.current().is_some() {
+            ipi::send(cpu, ipi::COUNT_VECTOR);
+        }
+    }
+}
+
+/// A thread was scheduled on this CPU: its signals are not known to be seen.
+pub fn recheck_here() {
+    percpu::this().recheck.store(true, Ordering::Relaxed);
 }
 
 pub mod numbers;
@@ -179,7 +194,7 @@ pub fn force(info: SigInfo, report: impl FnOnce()) {
 /// there is nothing (more) to do now, or after setting `frame` up to run
 /// one handler; does not return if a signal terminates the process.
 pub fn deliver_pending(frame: &mut TrapFrame) {
-    if !RECHECK.swap(false, Ordering::Relaxed) {
+    if !percpu::this().recheck.swap(false, Ordering::Relaxed) {
         return;
     }
     loop {

@@ -194,6 +194,9 @@ impl Args {
 /// way out, pending signals are delivered (which may run a handler or end
 /// the process). Returns whether the entry may leave by sysretq.
 pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
+    // One CPU at a time in the kernel (kernel_lock.rs); let go below, on
+    // the way back to user mode.
+    crate::kernel_lock::enter();
     let nr = frame.rax;
     let a = Args::from_frame(frame).0;
     let result: SysResult = match nr {
@@ -299,6 +302,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
     };
     crate::sleep::wake_deferred();
     crate::signal::deliver_pending(frame);
+    crate::kernel_lock::leave();
     crate::arch::syscall::can_sysret(frame)
 }
 

@@ -231,11 +231,56 @@ fn main(_: Args) -> i32 {
     });
     let _ = sys::munmap(window, 2 * HUGE);
 
+    mremap_metric();
+
     println!("vmbench: done");
     0
 }
 
 /// mmap one page, write to it, munmap it; the cost of one such cycle.
+const SYS_MREMAP: usize = 25;
+const MREMAP_MAYMOVE: usize = 1;
+const MREMAP_FIXED: usize = 2;
+
+/// `len` bytes of private memory at a 2 MiB-aligned address, in 4 KiB
+/// pages: `len + HUGE` mapped, the ends trimmed.
+fn aligned_anon(len: usize) -> usize {
+    let a = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
+    let start = a.next_multiple_of(HUGE);
+    let _ = sys::munmap(a, start - a);
+    let _ = sys::munmap(start + len, a + HUGE - start);
+    let _ = sys::madvise(start, len, MADV_NOHUGEPAGE);
+    start
+}
+
+/// mremap of 64 MiB of resident 4 KiB pages to a free 2 MiB-aligned
+/// address (MREMAP_FIXED, so that both kernels move the same entries
+/// between the same alignments): what a realloc of a large buffer costs,
+/// page-table entries moved and no byte copied.
+fn mremap_metric() {
+    let len = 64 << 20;
+    measure("mremap_64m", 1, || {
+        let src = aligned_anon(len);
+        for p in 0..len / PAGE {
+            poke(src + p * PAGE, 1);
+        }
+        // A free aligned place: mapped to find it, then unmapped.
+        let dst = aligned_anon(len);
+        let _ = sys::munmap(dst, len);
+        let flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+        let t = cycles();
+        let got = sys::raw(SYS_MREMAP, [src, len, len, flags, dst, 0]);
+        let c = cycles() - t;
+        let moved = got.unwrap_or_else(|e| fail("mremap", e));
+        if peek(moved + len - PAGE) != 1 {
+            println!("vmbench: mremap lost the data");
+            sys::exit(1);
+        }
+        let _ = sys::munmap(moved, len);
+        c
+    });
+}
+
 fn touch_cycle(ops: usize) -> u64 {
     per_op(ops, |_| {
         let a = sys::mmap_anon(PAGE).unwrap_or(0);
