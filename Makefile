@@ -29,14 +29,14 @@ host-test:
 qemu-test:
 	$(CARGO) test -p boot --no-fail-fast
 
-## vmtest, filetest, proctest, timetest, remaptest and memfdtest as init of Debian's Linux
+## vmtest, filetest, proctest, timetest, remaptest, memfdtest and thptest as init of Debian's Linux
 ## kernel: the cases both kernels share must pass there too
 ## (scripts/linux-run.py fetches the kernel once). Two at a time, one per
 ## core (TCG runs a guest on one host thread). swaptest on Linux with a swap
 ## disk is boot/tests/swap.rs's linux_comparison_one_swap_image_for_both_kernels;
 ## `make linux-swaptest` runs it with a disk made by Debian's mkswap. The C
 ## programs' comparison is in boot/tests/proc.rs.
-LINUX_TESTS := vmtest filetest proctest timetest remaptest memfdtest
+LINUX_TESTS := vmtest filetest proctest timetest remaptest memfdtest thptest
 linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
 ## The stale-memory races (userland/c/racetest.c) on 4 CPUs for minutes:
@@ -50,6 +50,10 @@ linux-swaptest:
 ## Debian's kernel does not boot in 64 MiB, so 128 MiB and pageos's 512 MiB of swap.
 linux-pressuretest:
 	python3 scripts/linux-run.py --memory 128M --swap 512M pressuretest
+## thptest on Linux in 1 GiB: Linux turns transparent huge pages off on a
+## machine with less than 512 MiB of RAM (mm/huge_memory.c, hugepage_init).
+linux-thptest:
+	python3 scripts/linux-run.py --memory 1G thptest
 linux-%:
 	python3 scripts/linux-run.py $*
 

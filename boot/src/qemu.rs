@@ -143,6 +143,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("proctest", env!("CARGO_BIN_FILE_PROGRAMS_proctest")),
     ("labtest", env!("CARGO_BIN_FILE_PROGRAMS_labtest")),
     ("remaptest", env!("CARGO_BIN_FILE_PROGRAMS_remaptest")),
+    ("thptest", env!("CARGO_BIN_FILE_PROGRAMS_thptest")),
     ("memfdtest", env!("CARGO_BIN_FILE_PROGRAMS_memfdtest")),
     ("vmwalk", env!("CARGO_BIN_FILE_PROGRAMS_vmwalk")),
     ("fuzz", env!("CARGO_BIN_FILE_PROGRAMS_fuzz")),

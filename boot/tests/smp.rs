@@ -41,7 +41,9 @@ fn four_cpus_come_up_and_answer_ipis() {
 /// processes (the SMP scheduler, docs/src/concurrency.md).
 fn program_with(name: &str, cpus: &str) {
     let init = format!("init=/bin/{name}");
-    let run = pageos(&["--timeout", "240", "--cpus", cpus, "--kernel-arg", &init]);
+    // proctest's 300 children that spin in sched_yield pass the kernel
+    // lock from CPU to CPU at every switch: minutes on a loaded host.
+    let run = pageos(&["--timeout", "480", "--cpus", cpus, "--kernel-arg", &init]);
     let up = format!("smp: {cpus} of {cpus} CPUs up");
     assert!(run.stdout.contains(&up), "no {up:?} line:\n{}", run.stdout);
     assert_report_passed(&run);

@@ -1,10 +1,11 @@
 //! The VM subsystem from a user program's side: `vmtest`'s cases (every
 //! mmap flag and errno, munmap, mprotect, madvise, mincore, mlock, msync,
-//! minherit, brk), `remaptest`'s (mremap), and the faults that must kill a process, one boot each.
+//! minherit, brk), `remaptest`'s (mremap), `thptest`'s (transparent
+//! superpages), and the faults that must kill a process, one boot each.
 
 mod common;
 
-use common::{assert_report_passed, program};
+use common::{assert_report_passed, pageos, program};
 
 const SIGKILL: i32 = 9;
 const SIGSEGV: i32 = 11;
@@ -20,6 +21,31 @@ fn vmtest_cases_pass() {
 #[test]
 fn remaptest_cases_pass() {
     let run = program("remaptest", &[]);
+    assert_report_passed(&run);
+}
+
+/// `thptest`: transparent superpages on the default policy: the first
+/// write fills a 2 MiB page, a partial munmap/mprotect/MADV_DONTNEED
+/// splits it in place, a write after fork copies 4 KiB (also run on
+/// Linux: `scripts/linux-run.py thptest`).
+#[test]
+fn thptest_cases_pass() {
+    let run = program("thptest", &[]);
+    assert_report_passed(&run);
+}
+
+/// `sysctl.vm.transparent_hugepage=never` on the command line: 4 KiB
+/// pages unless a range asks (MADV_HUGEPAGE).
+#[test]
+fn thptest_never_cases_pass() {
+    let run = pageos(&[
+        "--kernel-arg",
+        "init=/bin/thptest",
+        "--kernel-arg",
+        "sysctl.vm.transparent_hugepage=never",
+        "--",
+        "never",
+    ]);
     assert_report_passed(&run);
 }
 

@@ -69,6 +69,14 @@ fn parse(text: &str) -> Cmdline {
                         log::warn!("cmdline: bad overcommit_memory {n:?}");
                     }
                 }
+                // The superpage policy (vm/src/thp.rs): under the sysctl
+                // spelling, and Linux's own boot switch.
+                Some(("sysctl.vm.transparent_hugepage" | "transparent_hugepage", m)) => {
+                    match vm::thp::Mode::parse(m) {
+                        Some(mode) => vm::thp::set_mode(mode),
+                        None => log::warn!("cmdline: bad transparent_hugepage {m:?}"),
+                    }
+                }
                 Some(("sysctl.vm.overcommit_ratio", n)) => match n.parse() {
                     Ok(n) => crate::commit::set_ratio(n),
                     Err(_) => log::warn!("cmdline: bad overcommit_ratio {n:?}"),

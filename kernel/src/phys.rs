@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vm::buddy::FrameTable;
 use vm::frame::{FrameMeta, PAGE_SIZE, Pfn};
+use vm::pmap::BLOCK_FRAMES;
 use vm::swap_cache::{SwapInError, SwappedIn};
 use vm::swap_map::Slot;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
@@ -282,15 +283,37 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         let pfn = self.pfn();
-        let last = with_table(|t| t.refcount(pfn) == 1);
-        // Debug builds poison freed frames (xv6's kfree) so a use after free
-        // reads garbage instead of plausible old data.
-        if cfg!(debug_assertions) && last {
-            // SAFETY: we hold the last reference: no mapping or holder remains.
-            unsafe { core::ptr::write_bytes(self.as_mut_ptr(), 0x5a, PAGE_SIZE as usize) };
-        }
-        with_table(|t| t.put(pfn));
+        with_table(|t| {
+            if t.refcount(pfn) == 1 {
+                poison(pfn);
+            }
+            t.put(pfn);
+        });
     }
+}
+
+/// Debug builds poison a frame whose last reference goes (xv6's kfree), so
+/// a use after free reads garbage instead of plausible old data. (For a
+/// 2 MiB block, its first 4 KiB.)
+fn poison(pfn: Pfn) {
+    if cfg!(debug_assertions) {
+        let ptr = to_virt(PhysAddr::new(pfn.addr())).as_mut_ptr::<u8>();
+        // SAFETY: the caller gives back the frame's last reference: no
+        // mapping or holder remains.
+        unsafe { core::ptr::write_bytes(ptr, 0x5a, PAGE_SIZE as usize) };
+    }
+}
+
+/// The buddy order of a 2 MiB page.
+const HUGE_ORDER: usize = 9;
+
+/// 2 MiB pages handed to user memory and still whole (not split):
+/// /proc/meminfo's AnonHugePages.
+static HUGE_BLOCKS: AtomicU64 = AtomicU64::new(0);
+
+/// Whole 2 MiB pages of user memory now, in 4 KiB frames.
+pub fn huge_frames() -> u64 {
+    HUGE_BLOCKS.load(Ordering::Relaxed) * BLOCK_FRAMES
 }
 
 /// The shared zero frame, allocated at boot and never freed.
@@ -324,7 +347,9 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
-        Frame::alloc_block_zeroed(9).map(|f| Pfn::from_addr(f.into_raw().start_address().as_u64()))
+        let block = Frame::alloc_block_zeroed(HUGE_ORDER)?;
+        HUGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        Some(Pfn::from_addr(block.into_raw().start_address().as_u64()))
     }
 
     fn copy(&mut self, src: Pfn) -> Option<Pfn> {
@@ -334,6 +359,7 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn copy_into(&mut self, src: Pfn, dst: Pfn) {
+        vmstat::count(Event::FrameCopied, 1);
         let from = to_virt(PhysAddr::new(src.addr())).as_ptr::<u8>();
         let to = to_virt(PhysAddr::new(dst.addr())).as_mut_ptr::<u8>();
         // SAFETY: two distinct frames of RAM in the physical map; dst is
@@ -371,6 +397,72 @@ impl vm::pmap::PhysMem for KernelPhys {
 
     fn refcount(&self, pfn: Pfn) -> u32 {
         with_table(|t| t.refcount(pfn))
+    }
+
+    fn is_block(&self, head: Pfn) -> bool {
+        with_table(|t| t.is_block(head, HUGE_ORDER))
+    }
+
+    fn split_block(&mut self, head: Pfn) {
+        let split = with_table(|t| {
+            let whole = t.is_block(head, HUGE_ORDER);
+            if whole {
+                t.split_block(head);
+            }
+            whole
+        });
+        if split {
+            HUGE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sole_block_owner(&mut self, head: Pfn) -> bool {
+        let (sole, joined) = with_table(|t| {
+            if t.is_block(head, HUGE_ORDER) {
+                (t.refcount(head) == 1, false)
+            } else {
+                let joined = t.rejoin_block(head, HUGE_ORDER);
+                (joined, joined)
+            }
+        });
+        if joined {
+            HUGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        }
+        sole
+    }
+
+    /// One trip into the frame table for the 512 counts of a split block.
+    fn get_block(&mut self, head: Pfn) {
+        with_table(|t| {
+            if t.is_block(head, HUGE_ORDER) {
+                t.get(head);
+            } else {
+                (0..BLOCK_FRAMES).for_each(|i| t.get(Pfn(head.0 + i)));
+            }
+        });
+    }
+
+    fn put_block(&mut self, head: Pfn) {
+        let freed_whole = with_table(|t| {
+            if t.is_block(head, HUGE_ORDER) {
+                let last = t.refcount(head) == 1;
+                if last {
+                    poison(head);
+                }
+                t.put(head);
+                return last;
+            }
+            for pfn in (0..BLOCK_FRAMES).map(|i| Pfn(head.0 + i)) {
+                if t.refcount(pfn) == 1 {
+                    poison(pfn);
+                }
+                t.put(pfn);
+            }
+            false
+        });
+        if freed_whole {
+            HUGE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn zero_frame(&self) -> Pfn {

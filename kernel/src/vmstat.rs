@@ -76,7 +76,10 @@ pub fn record(result: &Result<Resolution, FaultError>) {
     let index = match result {
         Ok(Resolution::ZeroPage) => 1,
         Ok(Resolution::ZeroFill) => 2,
-        Ok(Resolution::HugeZeroFill) => 3,
+        Ok(Resolution::HugeZeroFill) => {
+            count(Event::ThpFaultAlloc, 1);
+            3
+        }
         Ok(Resolution::ObjectPage { around }) => {
             COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
             4
@@ -119,9 +122,15 @@ pub enum Event {
     /// TLB shootdowns: cross-calls that flushed a changed range (or
     /// everything) on the other CPUs running an address space.
     TlbShootdown,
+    /// 4 KiB frames copied (copy-on-write, private file pages).
+    FrameCopied,
+    /// 2 MiB pages a fault gave (Linux's thp_fault_alloc).
+    ThpFaultAlloc,
+    /// 2 MiB entries split into 512 4 KiB ones in place (thp_split_pmd).
+    ThpSplitPmd,
 }
 
-const EVENT_NAMES: [&str; 7] = [
+const EVENT_NAMES: [&str; 10] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
@@ -129,6 +138,9 @@ const EVENT_NAMES: [&str; 7] = [
     "frame_table_calls",
     "heap_allocs",
     "tlb_shootdown",
+    "frames_copied",
+    "thp_fault_alloc",
+    "thp_split_pmd",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 

@@ -472,6 +472,9 @@ static void usage(void) {
     pid_t child = fork();
     if (child == 0) {
         char *p = mmap(NULL, 4000 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        /* One fault per page, as the count below expects: no 2 MiB pages
+           (transparent huge pages on Linux and pageos alike). */
+        madvise(p, 4000 << 10, MADV_NOHUGEPAGE);
         for (int i = 0; i < 1000; i++) p[i * 4096] = 1;
         _exit(0);
     }

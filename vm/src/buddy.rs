@@ -21,6 +21,8 @@
 
 use crate::frame::{FrameFlags, FrameMeta, NO_LINK, Pfn};
 
+mod split;
+
 /// The largest block: 2^10 frames = 4 MiB.
 pub const MAX_ORDER: usize = 10;
 

@@ -6,7 +6,7 @@
 
 pub use crate::fake_swap::{FakeSwap, FakeSwapSpace};
 use crate::frame::Pfn;
-use crate::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
+use crate::pmap::{BLOCK_FRAMES, Mapping, NoMemory, PhysMem, Pmap, PteProt};
 use crate::rmap::{Owner, Rmap, SpaceId};
 use crate::swap_cache::{READAHEAD_WINDOW, SwapInError, SwappedIn};
 use crate::swap_map::Slot;
@@ -34,9 +34,11 @@ pub struct FakePmap {
     pub accessed: BTreeSet<u64>,
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
+    /// 2 MiB entries split into 4 KiB ones (`split_huge`).
+    pub splits: usize,
     /// Failure injection: `Some(n)` lets `n` more PTEs be made (by
     /// `enter`, `enter_huge`, `enter_run`, `replace`, in the child by
-    /// `copy_to`; a whole `move_range` counts as one), then fails the next one as if no frame could be had for
+    /// `copy_to`; a whole `move_range` or `split_huge` counts as one), then fails the next one as if no frame could be had for
     /// a page table or a reverse-map entry (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
     id: SpaceId,
@@ -52,6 +54,7 @@ impl Default for FakePmap {
             swapped: BTreeMap::new(),
             accessed: BTreeSet::new(),
             flushes: 0,
+            splits: 0,
             fail_enter_after: None,
             id: SpaceId::fresh(),
             rmap: Rc::new(RefCell::new(rmap)),
@@ -152,6 +155,65 @@ impl Pmap for FakePmap {
         );
         let huge = true;
         self.set(va, Mapping { pfn, prot, huge })
+    }
+
+    fn split_huge(&mut self, va: u64) -> Result<(), NoMemory> {
+        let huge = *self
+            .ptes
+            .get(&va)
+            .filter(|m| m.huge)
+            .expect("FakePmap::split_huge: no 2 MiB page there");
+        if self.injected_failure() {
+            return Err(NoMemory);
+        }
+        // The 2 MiB entry's record (head frame, first page) is the first
+        // small page's too: only the other 511 are new.
+        let small = |i: u64| (Pfn(huge.pfn.0 + i), va + i * PAGE);
+        for i in 1..BLOCK_FRAMES {
+            let (pfn, at) = small(i);
+            if self.rmap.borrow_mut().add(pfn, self.owner(at)).is_err() {
+                for j in 1..i {
+                    let (pfn, at) = small(j);
+                    self.rmap.borrow_mut().remove(pfn, self.owner(at));
+                }
+                return Err(NoMemory);
+            }
+        }
+        for i in 0..BLOCK_FRAMES {
+            let (pfn, at) = small(i);
+            let prot = huge.prot;
+            self.ptes.insert(
+                at,
+                Mapping {
+                    pfn,
+                    prot,
+                    huge: false,
+                },
+            );
+        }
+        self.splits += 1;
+        self.flushes += 1;
+        Ok(())
+    }
+
+    fn join_huge(&mut self, va: u64) {
+        let first = *self.ptes.get(&va).expect("FakePmap::join_huge: no page");
+        for i in 1..BLOCK_FRAMES {
+            let at = va + i * PAGE;
+            let m = self.ptes.remove(&at).expect("FakePmap::join_huge: a hole");
+            assert!(
+                !m.huge && m.pfn.0 == first.pfn.0 + i && m.prot == first.prot,
+                "FakePmap::join_huge: not a split 2 MiB page"
+            );
+            self.rmap.borrow_mut().remove(m.pfn, self.owner(at));
+        }
+        let huge = true;
+        self.ptes.insert(va, Mapping { huge, ..first });
+        self.flushes += 1;
+    }
+
+    fn huge_slot_free(&self, va: u64) -> bool {
+        self.ptes.range(va..va + HUGE_PAGE).next().is_none()
     }
 
     fn query(&self, va: u64) -> Option<Mapping> {
@@ -407,6 +469,7 @@ fn countdown(left: &mut Option<usize>) -> bool {
 /// Frames with contents and reference counts; frame 0 is the zero frame.
 #[derive(Debug)]
 pub struct FakeMemory {
+    /// Each frame's reference count and, outside 2 MiB blocks, its bytes.
     pages: Vec<Option<(u32, Vec<u8>)>>,
     /// Frames that may still be allocated (the tests make memory run out).
     pub limit: usize,
@@ -415,9 +478,14 @@ pub struct FakeMemory {
     pub fail_alloc_after: Option<usize>,
     pub committed: u64,
     pub commit_limit: u64,
-    /// The frames after the head of each 2 MiB block, to their head: as in
-    /// the kernel, a block is 512 consecutive frames, counted on its head.
-    tails: alloc::collections::BTreeMap<u64, u64>,
+    /// The 2 MiB blocks' bytes, by head frame, for as long as any of
+    /// their frames is allocated (a split block's frames go one by one).
+    blocks: BTreeMap<u64, Vec<u8>>,
+    /// Each allocated frame of a block, to its head.
+    in_block: BTreeMap<u64, u64>,
+    /// The heads of the blocks not split yet: as in the kernel, such a
+    /// block's count is on its head (its other frames count 0).
+    whole: alloc::collections::BTreeSet<u64>,
     /// A swap device and its cache (None: no swap).
     pub swap: Option<FakeSwapSpace>,
 }
@@ -430,7 +498,9 @@ impl FakeMemory {
             fail_alloc_after: None,
             committed: 0,
             commit_limit: u64::MAX,
-            tails: alloc::collections::BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            in_block: BTreeMap::new(),
+            whole: alloc::collections::BTreeSet::new(),
             swap: None,
         }
     }
@@ -454,30 +524,33 @@ impl FakeMemory {
         self.pages.iter().skip(1).filter(|p| p.is_some()).count()
     }
 
-    /// The bytes of a frame (a whole 2 MiB for a block's head, 4 KiB for
-    /// a frame inside a block).
+    /// The bytes of a frame (from a block's head: the whole 2 MiB; from
+    /// another frame of a block: the rest of the block).
     pub fn bytes(&self, pfn: Pfn) -> &[u8] {
-        let (head, range) = self.locate(pfn);
-        &self.pages[head as usize]
-            .as_ref()
-            .expect("FakeMemory: frame not allocated")
-            .1[range]
+        match self.in_block.get(&pfn.0) {
+            Some(head) => &self.blocks[head][((pfn.0 - head) * PAGE) as usize..],
+            None => {
+                &self.pages[pfn.0 as usize]
+                    .as_ref()
+                    .expect("FakeMemory: frame not allocated")
+                    .1
+            }
+        }
     }
 
     pub fn bytes_mut(&mut self, pfn: Pfn) -> &mut [u8] {
         assert!(pfn.0 != 0, "FakeMemory: write to the zero frame");
-        let (head, range) = self.locate(pfn);
-        &mut self.pages[head as usize]
-            .as_mut()
-            .expect("FakeMemory: frame not allocated")
-            .1[range]
-    }
-
-    /// Where a frame's bytes are: its own slot, or a slice of its block's head.
-    fn locate(&self, pfn: Pfn) -> (u64, core::ops::RangeFrom<usize>) {
-        match self.tails.get(&pfn.0) {
-            Some(&head) => (head, ((pfn.0 - head) * PAGE) as usize..),
-            None => (pfn.0, 0..),
+        match self.in_block.get(&pfn.0) {
+            Some(head) => {
+                let block = self.blocks.get_mut(head).expect("FakeMemory: block bytes");
+                &mut block[((pfn.0 - *head) * PAGE) as usize..]
+            }
+            None => {
+                &mut self.pages[pfn.0 as usize]
+                    .as_mut()
+                    .expect("FakeMemory: frame not allocated")
+                    .1
+            }
         }
     }
 
@@ -498,6 +571,32 @@ impl FakeMemory {
         self.pages[index] = Some((1, bytes));
         Some(Pfn(index as u64))
     }
+
+    /// Frame `pfn` lost its last reference: free it, and its block's bytes
+    /// with the block's last frame.
+    fn free(&mut self, pfn: u64) {
+        assert!(
+            pfn != 0,
+            "FakeMemory::put: the zero frame lost its last reference"
+        );
+        let frames = if self.whole.remove(&pfn) {
+            BLOCK_FRAMES
+        } else {
+            1
+        };
+        for f in pfn..pfn + frames {
+            self.pages[f as usize] = None;
+            if let Some(head) = self.in_block.remove(&f)
+                && self
+                    .in_block
+                    .range(head..head + BLOCK_FRAMES)
+                    .next()
+                    .is_none()
+            {
+                self.blocks.remove(&head);
+            }
+        }
+    }
 }
 
 impl PhysMem for FakeMemory {
@@ -505,18 +604,19 @@ impl PhysMem for FakeMemory {
         self.alloc_with(vec![0; PAGE as usize])
     }
 
-    /// 512 consecutive frames at the end of the table; the head holds the bytes.
+    /// 512 consecutive frames at the end of the table, counted on the head.
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
-        let frames = (HUGE_PAGE / PAGE) as usize;
+        let frames = BLOCK_FRAMES as usize;
         if self.in_use() + frames > self.limit || self.injected_failure() {
             return None;
         }
         let head = self.pages.len() as u64;
-        self.pages.push(Some((1, vec![0; HUGE_PAGE as usize])));
-        for tail in head + 1..head + frames as u64 {
-            self.pages.push(Some((0, Vec::new())));
-            self.tails.insert(tail, head);
+        for f in head..head + BLOCK_FRAMES {
+            self.pages.push(Some((u32::from(f == head), Vec::new())));
+            self.in_block.insert(f, head);
         }
+        self.blocks.insert(head, vec![0; HUGE_PAGE as usize]);
+        self.whole.insert(head);
         Some(Pfn(head))
     }
 
@@ -547,34 +647,55 @@ impl PhysMem for FakeMemory {
     }
 
     fn get(&mut self, pfn: Pfn) {
-        self.pages[pfn.0 as usize]
+        let count = &mut self.pages[pfn.0 as usize]
             .as_mut()
             .expect("FakeMemory::get: free frame")
-            .0 += 1;
+            .0;
+        assert!(*count > 0, "FakeMemory::get: {pfn:?} inside a whole block");
+        *count += 1;
     }
 
     fn put(&mut self, pfn: Pfn) {
-        let slot = &mut self.pages[pfn.0 as usize];
-        let entry = slot.as_mut().expect("FakeMemory::put: free frame");
+        let entry = self.pages[pfn.0 as usize]
+            .as_mut()
+            .expect("FakeMemory::put: free frame");
+        assert!(entry.0 > 0, "FakeMemory::put: {pfn:?} inside a whole block");
         entry.0 -= 1;
         if entry.0 == 0 {
-            assert!(
-                pfn.0 != 0,
-                "FakeMemory::put: the zero frame lost its last reference"
-            );
-            let huge = entry.1.len() == HUGE_PAGE as usize;
-            *slot = None;
-            if huge {
-                for tail in pfn.0 + 1..pfn.0 + HUGE_PAGE / PAGE {
-                    self.tails.remove(&tail);
-                    self.pages[tail as usize] = None;
-                }
-            }
+            self.free(pfn.0);
         }
     }
 
     fn refcount(&self, pfn: Pfn) -> u32 {
         self.pages[pfn.0 as usize].as_ref().map_or(0, |p| p.0)
+    }
+
+    fn is_block(&self, head: Pfn) -> bool {
+        self.whole.contains(&head.0)
+    }
+
+    fn split_block(&mut self, head: Pfn) {
+        if self.whole.remove(&head.0) {
+            let count = self.refcount(head);
+            for f in head.0..head.0 + BLOCK_FRAMES {
+                self.pages[f as usize].as_mut().expect("block frame").0 = count;
+            }
+        }
+    }
+
+    fn sole_block_owner(&mut self, head: Pfn) -> bool {
+        if self.whole.contains(&head.0) {
+            return self.refcount(head) == 1;
+        }
+        let frames = head.0..head.0 + BLOCK_FRAMES;
+        if !frames.clone().all(|f| self.refcount(Pfn(f)) == 1) {
+            return false;
+        }
+        for f in frames.skip(1) {
+            self.pages[f as usize].as_mut().expect("block frame").0 = 0;
+        }
+        self.whole.insert(head.0);
+        true
     }
 
     fn zero_frame(&self) -> Pfn {

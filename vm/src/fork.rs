@@ -22,9 +22,10 @@
 //! child faults their pages in from the object. Measured figures and the
 //! reason for eager copying: docs/src/processes.md.
 //!
-//! A 2 MiB page is shared read-only like a small one (one more reference on
-//! the block's head). The first write to it demotes it by copy into 512
-//! small pages (`vm_fault.rs`, `AddressSpace::fault`).
+//! A 2 MiB page is shared read-only like a small one: its level-2 entry is
+//! copied, and the block gets one more reference. The first write to it
+//! splits it in place into 512 small pages, still shared, and copies the
+//! one 4 KiB page written (`vm_fault.rs`, `copy_on_write`).
 //!
 //! INHERIT_SHARE on private anonymous memory needs one set of frames that
 //! both spaces keep using, faults included, so the VMA is turned into
@@ -87,6 +88,7 @@ impl<P: Pmap> AddressSpace<P> {
             mmap_top: self.mmap_top,
             brk_start: self.brk_start,
             brk: self.brk,
+            thp: self.thp,
         };
         for vma in self.map.iter().filter_map(child_vma) {
             let inserted = child.map.insert(vma);
@@ -128,6 +130,11 @@ impl<P: Pmap> AddressSpace<P> {
         let mut batch = [Pfn(0); 64];
         let mut queued = 0;
         let copied = self.pmap.copy_to(child, start, end, &mut |_, m| {
+            if m.huge {
+                // fork copies a 2 MiB entry as it is: one block reference.
+                phys.get_block(m.pfn);
+                return;
+            }
             batch[queued] = m.pfn;
             queued += 1;
             if queued == batch.len() {

@@ -28,6 +28,7 @@ pub mod space;
 pub mod swap_cache;
 pub mod swap_header;
 pub mod swap_map;
+pub mod thp;
 pub mod vm_fault;
 pub mod vm_map;
 pub mod vm_object;

@@ -58,6 +58,9 @@ pub struct Mapping {
     pub huge: bool,
 }
 
+/// The frames of a 2 MiB block.
+pub const BLOCK_FRAMES: u64 = 512;
+
 /// No frame for a page table: the operation had no effect.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NoMemory;
@@ -74,6 +77,22 @@ pub trait Pmap {
     /// Map the 2 MiB page at `va` (2 MiB aligned, nothing mapped inside) to
     /// the block headed by `pfn`.
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;
+    /// Turn the 2 MiB entry at `va` (2 MiB aligned) into 512 4 KiB entries
+    /// with its rights, mapping the same frames in place: nothing is
+    /// copied. The caller has split the block first (`PhysMem::split_block`),
+    /// so the 512 PTEs each hold a reference of the one the 2 MiB entry
+    /// held. Err, with nothing changed, when no frame for the level-1
+    /// table (or no reverse-map entry) could be had. Flushes the TLB.
+    fn split_huge(&mut self, va: u64) -> Result<(), NoMemory>;
+    /// Undo `split_huge`: the 512 entries at `va`, still mapping the frames
+    /// of one block in order with the rights `split_huge` gave them, become
+    /// one 2 MiB entry again. Never allocates (it frees the level-1 table).
+    /// Flushes the TLB.
+    fn join_huge(&mut self, va: u64);
+    /// Whether nothing at all is mapped in the 2 MiB at `va` (2 MiB aligned)
+    /// and no level-1 table is there: a 2 MiB page may go in. One look at
+    /// one entry (a table that is present but empty counts as used).
+    fn huge_slot_free(&self, va: u64) -> bool;
     /// The PTE covering `va`, if present.
     fn query(&self, va: u64) -> Option<Mapping>;
     /// Unmap every present page in [start, end) and hand each reference to
@@ -188,6 +207,45 @@ pub trait PhysMem {
     }
     fn put(&mut self, pfn: Pfn);
     fn refcount(&self, pfn: Pfn) -> u32;
+    /// Whether `head` still heads a whole 2 MiB block: one reference count
+    /// on its head for the 512 frames (buddy/split.rs).
+    fn is_block(&self, head: Pfn) -> bool;
+    /// Give each frame of the 2 MiB block at `head` a reference count of
+    /// its own, the block's (nothing if it is split already), so that its
+    /// 4 KiB pages can be mapped, unmapped and copied one by one without
+    /// moving the data. Never allocates.
+    fn split_block(&mut self, head: Pfn);
+    /// Whether the caller's one 2 MiB mapping of the block at `head` holds
+    /// all of it: the whole block's count is 1, or, once split, every
+    /// frame's is (the block is then made whole again). A copy-on-write
+    /// of the 2 MiB page may then reuse it whole.
+    fn sole_block_owner(&mut self, head: Pfn) -> bool;
+    /// Take the reference a 2 MiB mapping of the block at `head` holds: on
+    /// its head while it is whole, on each of its 512 frames once split.
+    fn get_block(&mut self, head: Pfn) {
+        if self.is_block(head) {
+            self.get(head);
+        } else {
+            (0..BLOCK_FRAMES).for_each(|i| self.get(Pfn(head.0 + i)));
+        }
+    }
+    /// Give back the reference `get_block` took.
+    fn put_block(&mut self, head: Pfn) {
+        if self.is_block(head) {
+            self.put(head);
+        } else {
+            (0..BLOCK_FRAMES).for_each(|i| self.put(Pfn(head.0 + i)));
+        }
+    }
+    /// The reference a PTE held, given back: its frame's, or for a 2 MiB
+    /// entry, its block's.
+    fn put_mapping(&mut self, m: &Mapping) {
+        if m.huge {
+            self.put_block(m.pfn);
+        } else {
+            self.put(m.pfn);
+        }
+    }
     /// The one shared, always-zero frame: read faults on untouched private
     /// anonymous memory map it read-only.
     fn zero_frame(&self) -> Pfn;

@@ -16,8 +16,9 @@ use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
 use crate::space::AddressSpace;
 use crate::swap_cache::SwapInError;
 use crate::swap_map::Slot;
+use crate::thp::{self, Mode, Touch};
 use crate::vm_object::PageError;
-use crate::vma::{Advice, Backing, HUGE_PAGE, PAGE, Vma, VmaFlags};
+use crate::vma::{Advice, Backing, HUGE_PAGE, PAGE, Vma};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -137,8 +138,8 @@ pub fn decide_swapped(decision: Decision) -> Decision {
 }
 
 /// Decide what a fault with `access` on a page of `vma` (None: no VMA
-/// there) whose PTE is `pte` means.
-pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>) -> Decision {
+/// there) whose PTE is `pte` means, under the superpage policy `thp`.
+pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>, thp: Mode) -> Decision {
     let Some(vma) = vma else {
         return Decision::Fail(FaultError::Segv(SegvCode::MapErr));
     };
@@ -160,9 +161,10 @@ pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>) -> Decisi
             Decision::MakeWritable
         }
         Some(_) => Decision::Spurious,
-        None => match vma.backing {
-            Backing::Object { .. } => Decision::ObjectPage,
-            _ if vma.flags.contains(VmaFlags::HUGE) => Decision::HugeZeroFill,
+        None => match (&vma.backing, thp::huge_allowed(vma, thp)) {
+            (Backing::Object { .. }, _) => Decision::ObjectPage,
+            (_, Some(Touch::Any)) => Decision::HugeZeroFill,
+            (_, Some(Touch::Write)) if access == Access::Write => Decision::HugeZeroFill,
             _ if access == Access::Write => Decision::ZeroFill,
             _ => Decision::ZeroPage,
         },
@@ -223,7 +225,7 @@ impl<P: Pmap> AddressSpace<P> {
         for _ in 0..MAX_ROUNDS {
             // 1. Look up.
             let pte = self.pmap.query(addr);
-            let mut decision = decide(self.map.find(addr), access, pte);
+            let mut decision = decide(self.map.find(addr), access, pte, self.thp);
             if pte.is_none() && phys.swap_used() && self.pmap.query_swap(addr).is_some() {
                 decision = decide_swapped(decision);
             }
@@ -360,31 +362,26 @@ impl<P: Pmap> AddressSpace<P> {
     }
 
     /// A 2 MiB page for the aligned 2 MiB around `addr` if it lies wholly
-    /// in the VMA with nothing mapped in it yet; otherwise a 4 KiB page.
+    /// in the VMA with nothing mapped in it yet (not even a page table);
+    /// otherwise, or when no 2 MiB block is free, a 4 KiB page.
     fn huge_fill(&mut self, phys: &mut dyn PhysMem, addr: u64) -> Result<Step, FaultError> {
         let base = addr & !(HUGE_PAGE - 1);
         let vma = self.vma(addr);
         let prot = pte_prot(vma, true);
         let fits = vma.start <= base && base + HUGE_PAGE <= vma.end;
-        let empty = |s: &mut Self| {
-            let mut swapped = false;
-            s.pmap
-                .visit_swap(base, base + HUGE_PAGE, &mut |_, _| swapped = true);
-            !swapped && (0..HUGE_PAGE / PAGE).all(|i| s.pmap.query(base + i * PAGE).is_none())
-        };
         if fits
-            && empty(self)
+            && self.pmap.huge_slot_free(base)
             && let Some(block) = phys.alloc_huge_zeroed()
         {
             // Still empty once the block is ours (step 4 for a 2 MiB page).
-            if !empty(self) {
-                phys.put(block);
+            if !self.pmap.huge_slot_free(base) {
+                phys.put_block(block);
                 return Ok(Step::Again);
             }
             if self.pmap.enter_huge(base, block, prot).is_ok() {
                 return Ok(Step::Done(Resolution::HugeZeroFill));
             }
-            phys.put(block);
+            phys.put_block(block);
         }
         // Fall back to a small page, as the table for anonymous memory says.
         Ok(Step::Enter {
@@ -435,7 +432,9 @@ impl<P: Pmap> AddressSpace<P> {
     /// A write to the read-only private page `old` maps: copy it, unless
     /// this mapping holds the frame's only reference, in which case it is
     /// just made writable (the zero frame is always copied). A 2 MiB page
-    /// is split into small ones first.
+    /// that is all this mapping's is made writable whole; one still shared
+    /// (after fork) is split in place into 512 small pages, and the next
+    /// round copies the one 4 KiB page written (Linux does the same).
     fn copy_on_write(
         &mut self,
         phys: &mut dyn PhysMem,
@@ -444,7 +443,14 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<Step, FaultError> {
         let page = addr & !(PAGE - 1);
         if old.huge {
-            self.demote(phys, addr & !(HUGE_PAGE - 1))
+            let base = addr & !(HUGE_PAGE - 1);
+            if phys.sole_block_owner(old.pfn) {
+                let prot = pte_prot(self.vma(addr), true);
+                self.pmap
+                    .protect_range(base, base + HUGE_PAGE, &mut |_, _| prot);
+                return Ok(Step::Done(Resolution::Reuse));
+            }
+            self.split_huge(phys, base)
                 .map_err(|_| FaultError::OutOfMemory)?;
             return Ok(Step::Again);
         }
@@ -490,6 +496,7 @@ fn cow_copy(phys: &mut dyn PhysMem, src: Pfn) -> Option<Pfn> {
 mod tests {
     use super::*;
     use crate::vm_object::ObjectRef;
+    use crate::vma::VmaFlags;
 
     const RW: Prot = Prot::READ.union(Prot::WRITE);
 
@@ -512,7 +519,7 @@ mod tests {
     #[test]
     fn no_vma_is_maperr() {
         assert_eq!(
-            decide(None, Access::Read, None),
+            decide(None, Access::Read, None, Mode::Always),
             Decision::Fail(FaultError::Segv(SegvCode::MapErr))
         );
     }
@@ -523,7 +530,7 @@ mod tests {
         vma.backing = Backing::Guard;
         for access in [Access::Read, Access::Write, Access::Execute] {
             assert_eq!(
-                decide(Some(&vma), access, None),
+                decide(Some(&vma), access, None, Mode::Always),
                 Decision::Fail(FaultError::Segv(SegvCode::MapErr))
             );
         }
@@ -534,7 +541,10 @@ mod tests {
         let mut gap = anon(Prot::empty());
         gap.backing = Backing::StackGap;
         for access in [Access::Read, Access::Write, Access::Execute] {
-            assert_eq!(decide(Some(&gap), access, None), Decision::GrowStack);
+            assert_eq!(
+                decide(Some(&gap), access, None, Mode::Always),
+                Decision::GrowStack
+            );
         }
     }
 
@@ -542,16 +552,16 @@ mod tests {
     fn access_beyond_prot_is_accerr() {
         let ro = anon(Prot::READ);
         assert_eq!(
-            decide(Some(&ro), Access::Write, None),
+            decide(Some(&ro), Access::Write, None, Mode::Never),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
         assert_eq!(
-            decide(Some(&ro), Access::Execute, None),
+            decide(Some(&ro), Access::Execute, None, Mode::Never),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
         let none = anon(Prot::empty());
         assert_eq!(
-            decide(Some(&none), Access::Read, None),
+            decide(Some(&none), Access::Read, None, Mode::Never),
             Decision::Fail(FaultError::Segv(SegvCode::AccErr))
         );
     }
@@ -559,14 +569,37 @@ mod tests {
     #[test]
     fn write_implies_read_on_x86() {
         let wo = anon(Prot::WRITE);
-        assert_eq!(decide(Some(&wo), Access::Read, None), Decision::ZeroPage);
+        assert_eq!(
+            decide(Some(&wo), Access::Read, None, Mode::Never),
+            Decision::ZeroPage
+        );
     }
 
     #[test]
     fn untouched_anonymous_reads_share_the_zero_page_and_writes_fill() {
         let vma = anon(RW);
-        assert_eq!(decide(Some(&vma), Access::Read, None), Decision::ZeroPage);
-        assert_eq!(decide(Some(&vma), Access::Write, None), Decision::ZeroFill);
+        assert_eq!(
+            decide(Some(&vma), Access::Read, None, Mode::Never),
+            Decision::ZeroPage
+        );
+        assert_eq!(
+            decide(Some(&vma), Access::Write, None, Mode::Never),
+            Decision::ZeroFill
+        );
+    }
+
+    #[test]
+    fn by_default_a_write_fills_a_huge_page_and_a_read_maps_the_zero_page() {
+        let vma = anon(RW);
+        let decide = |access| decide(Some(&vma), access, None, Mode::Always);
+        assert_eq!(decide(Access::Read), Decision::ZeroPage);
+        assert_eq!(decide(Access::Write), Decision::HugeZeroFill);
+        let mut no = anon(RW);
+        no.flags |= VmaFlags::NOHUGE;
+        assert_eq!(
+            super::decide(Some(&no), Access::Write, None, Mode::Always),
+            Decision::ZeroFill
+        );
     }
 
     #[test]
@@ -574,7 +607,7 @@ mod tests {
         let mut vma = anon(RW);
         vma.flags |= VmaFlags::HUGE;
         assert_eq!(
-            decide(Some(&vma), Access::Read, None),
+            decide(Some(&vma), Access::Read, None, Mode::Never),
             Decision::HugeZeroFill
         );
     }
@@ -583,7 +616,7 @@ mod tests {
     fn write_to_read_only_pte_is_cow_when_private_and_upgrade_when_shared() {
         let private = anon(RW);
         assert_eq!(
-            decide(Some(&private), Access::Write, present(false)),
+            decide(Some(&private), Access::Write, present(false), Mode::Never),
             Decision::CopyOnWrite
         );
         let mut shared = anon(RW);
@@ -593,11 +626,11 @@ mod tests {
             offset: 0,
         };
         assert_eq!(
-            decide(Some(&shared), Access::Write, present(false)),
+            decide(Some(&shared), Access::Write, present(false), Mode::Never),
             Decision::MakeWritable
         );
         assert_eq!(
-            decide(Some(&shared), Access::Write, None),
+            decide(Some(&shared), Access::Write, None, Mode::Never),
             Decision::ObjectPage
         );
     }
@@ -606,7 +639,7 @@ mod tests {
     fn allowed_access_to_present_page_is_spurious() {
         let vma = anon(RW);
         assert_eq!(
-            decide(Some(&vma), Access::Write, present(true)),
+            decide(Some(&vma), Access::Write, present(true), Mode::Never),
             Decision::Spurious
         );
     }

@@ -62,6 +62,8 @@ bitflags! {
         /// The guard page(s) below a growing stack's reservation
         /// (`STACK_GUARD_PAGES`): goes away with the stack it guards.
         const STACK_GUARD = 1 << 11;
+        /// MADV_NOHUGEPAGE: never a 2 MiB page here, whatever the policy.
+        const NOHUGE = 1 << 12;
     }
 }
 

@@ -62,7 +62,7 @@ fn with_a_huge_page() -> (Space, FakeMemory, u64) {
     (s, mem, a)
 }
 
-/// The operations that split a 2 MiB page (a demotion: 512 enters).
+/// The operations that split a 2 MiB page (a level-1 table, no copy).
 fn split_the_huge_page(s: &mut Space, mem: &mut FakeMemory, a: u64, op: u8) -> bool {
     let mid = a + 100 * PAGE;
     match op {
@@ -129,8 +129,8 @@ fn a_munmap_that_cannot_split_its_second_edge_leaves_the_first_whole() {
     s.fault(&mut mem, a, Access::Write).unwrap();
     s.fault(&mut mem, a + HUGE_PAGE, Access::Write).unwrap();
     let before = state(&s, &mem);
-    // The first edge's 512 small pages go in; the second's first fails.
-    s.pmap.fail_enter_after = Some(512);
+    // The first edge's split goes in (one level-1 table); the second's fails.
+    s.pmap.fail_enter_after = Some(1);
     assert_eq!(
         s.munmap(&mut mem, a + 77 * PAGE, a + HUGE_PAGE + 5 * PAGE),
         Err(vm::errno::Errno::ENOMEM)

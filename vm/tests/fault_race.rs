@@ -57,6 +57,15 @@ impl Pmap for RacyPmap {
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
         self.inner.get_mut().enter_huge(va, pfn, prot)
     }
+    fn split_huge(&mut self, va: u64) -> Result<(), NoMemory> {
+        self.inner.get_mut().split_huge(va)
+    }
+    fn join_huge(&mut self, va: u64) {
+        self.inner.get_mut().join_huge(va)
+    }
+    fn huge_slot_free(&self, va: u64) -> bool {
+        self.inner.borrow().huge_slot_free(va)
+    }
     fn query(&self, va: u64) -> Option<Mapping> {
         self.queries.set(self.queries.get() + 1);
         if self.queries.get() == self.at

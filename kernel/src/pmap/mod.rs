@@ -279,11 +279,18 @@ impl Drop for Pmap {
                 false
             });
         }
-        self.walk(&Walk::clearing(0, USER_END), &mut |va, _, entry| {
-            rmap::remove(Pfn(entry.addr().as_u64() / 4096), Owner::new(id, va));
-            // SAFETY: a present leaf entry owns one frame reference, and
-            // clearing it here means no one else gives it back.
-            drop(unsafe { Frame::from_raw(PhysFrame::containing_address(entry.addr())) });
+        self.walk(&Walk::clearing(0, USER_END), &mut |va, level, entry| {
+            let pfn = Pfn(entry.addr().as_u64() / 4096);
+            rmap::remove(pfn, Owner::new(id, va));
+            if level == 2 {
+                // A 2 MiB entry holds its block's reference (or, once the
+                // block is split, one on each of its frames).
+                vm::pmap::PhysMem::put_block(&mut phys::KernelPhys, pfn);
+            } else {
+                // SAFETY: a present leaf entry owns one frame reference, and
+                // clearing it here means no one else gives it back.
+                drop(unsafe { Frame::from_raw(PhysFrame::containing_address(entry.addr())) });
+            }
             entry.set_unused();
             false
         });

@@ -3,10 +3,11 @@
 //! host tests): each operation is one walk of `walk.rs` with a visitor.
 
 use super::entry::{flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights};
-use super::walk::{self, LeafTable, Walk};
+use super::walk::{self, LeafTable, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
+use crate::phys::{self, Frame};
 use vm::frame::Pfn;
-use vm::pmap::{Mapping, NoMemory, PteProt};
+use vm::pmap::{BLOCK_FRAMES, Mapping, NoMemory, PteProt};
 use vm::rmap::{Owner, Rmap, SpaceId};
 use vm::swap_map::Slot;
 use x86_64::VirtAddr;
@@ -76,6 +77,67 @@ impl vm::pmap::Pmap for Pmap {
         };
         self.count_mapped(512);
         Ok(())
+    }
+
+    fn split_huge(&mut self, va: u64) -> Result<(), NoMemory> {
+        let head = self
+            .query(va)
+            .filter(|m| m.huge)
+            .expect("pmap::split_huge: no 2 MiB page there")
+            .pfn;
+        let table = Frame::alloc_zeroed().ok_or(NoMemory)?;
+        // The reverse map's record of the 2 MiB page (head frame, first
+        // page) is the first small page's: the other 511 are added first,
+        // so that running out of room changes nothing.
+        let small = |i: u64| (Pfn(head.0 + i), self.owner(va + i * 4096));
+        for i in 1..BLOCK_FRAMES {
+            let (pfn, owner) = small(i);
+            if rmap::add(pfn, owner).is_err() {
+                (1..i).for_each(|j| {
+                    let (pfn, owner) = small(j);
+                    rmap::remove(pfn, owner);
+                });
+                phys::free_zeroed(table);
+                return Err(NoMemory);
+            }
+        }
+        // SAFETY: our L4, under `&mut self`; the table frame is ours.
+        unsafe { walk::split_leaf(self.l4, va, table.into_raw(), USER_TABLE) };
+        // One invlpg drops the 2 MiB translation (whatever the page size
+        // of the entries for that address, Intel SDM 4.10.4.1).
+        let mut visited = Visited::default();
+        visited.leaves[0] = va;
+        visited.count = 1;
+        self.flush(&visited);
+        crate::vmstat::count(crate::vmstat::Event::ThpSplitPmd, 1);
+        Ok(())
+    }
+
+    fn join_huge(&mut self, va: u64) {
+        // SAFETY: our L4, under `&mut self`.
+        let table = unsafe { walk::join_leaf(self.l4, va, USER_TABLE) };
+        let head = self.query(va).expect("pmap::join_huge: joined").pfn;
+        for i in 1..BLOCK_FRAMES {
+            rmap::remove(Pfn(head.0 + i), self.owner(va + i * 4096));
+        }
+        // SAFETY: the table is all zeros and no entry points at it any more;
+        // its reference was the level-2 entry's.
+        phys::free_zeroed(unsafe { Frame::from_raw(table) });
+        // The 512 small translations go: a reload of CR3 drops them all.
+        let visited = Visited {
+            count: BLOCK_FRAMES as usize,
+            ..Visited::default()
+        };
+        self.flush(&visited);
+    }
+
+    fn huge_slot_free(&self, va: u64) -> bool {
+        let mut free = true;
+        self.walk_shared(&Walk::at(va, va + HUGE, 2), &mut |_, level, entry| {
+            free &= level == 2 && entry.is_unused();
+            false
+        });
+        free
     }
 
     fn query(&self, va: u64) -> Option<Mapping> {

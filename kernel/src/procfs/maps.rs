@@ -278,7 +278,11 @@ pub fn smaps(pid: Pid) -> Result<String, Errno> {
             ] {
                 let _ = writeln!(out, "{:<16}{:>8} kB", format!("{name}:"), bytes / 1024);
             }
-            let eligible = v.flags.contains(VmaFlags::HUGE) || v.len() >= 2 << 20;
+            // A 2 MiB page may fault in here: the policy allows it and an
+            // aligned 2 MiB lies inside.
+            let huge = 2 << 20;
+            let eligible = vm::thp::huge_allowed(v, space.thp).is_some()
+                && v.start.next_multiple_of(huge) + huge <= v.end;
             let _ = writeln!(out, "THPeligible:    {}", u8::from(eligible));
             let _ = writeln!(out, "VmFlags: {}", vm_flags(v));
         }
@@ -309,6 +313,7 @@ fn vm_flags(v: &Vma) -> String {
         (v.flags.contains(VmaFlags::NOCORE), "dd"),
         (true, "sd"),
         (v.flags.contains(VmaFlags::HUGE), "hg"),
+        (v.flags.contains(VmaFlags::NOHUGE), "nh"),
     ];
     let mut out = String::new();
     for (on, name) in flags {

@@ -105,7 +105,7 @@ fn meminfo() -> String {
         ("VmallocChunk", 0),
         ("Percpu", 0),
         ("HardwareCorrupted", 0),
-        ("AnonHugePages", 0),
+        ("AnonHugePages", phys::huge_frames()),
         ("ShmemHugePages", 0),
         ("ShmemPmdMapped", 0),
         ("FileHugePages", 0),

@@ -322,6 +322,12 @@ pub fn validate_mmap_under(
 
     // Placement.
     let fixed = has(MAP_FIXED) || has(MAP_FIXED_NOREPLACE);
+    // Anonymous memory of 2 MiB or more goes where a 2 MiB page can fill
+    // it from its start, as Linux's thp_get_unmapped_area places it; a
+    // hint is followed as given (it is not rounded to this alignment).
+    if kind == Kind::Anonymous && !fixed && addr == 0 && len >= HUGE_PAGE {
+        align = align.max(HUGE_PAGE);
+    }
     if has(MAP_EXCL) && !has(MAP_FIXED) {
         return einval;
     }

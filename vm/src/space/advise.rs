@@ -97,12 +97,14 @@ impl<P: Pmap> AddressSpace<P> {
                 self.map
                     .update_range(start, end, |v| v.inherit = Inherit::Zero);
             }
-            M::HugePage => self
-                .map
-                .update_range(start, end, |v| v.flags |= VmaFlags::HUGE),
-            M::NoHugePage => self
-                .map
-                .update_range(start, end, |v| v.flags -= VmaFlags::HUGE),
+            M::HugePage => self.map.update_range(start, end, |v| {
+                v.flags = (v.flags | VmaFlags::HUGE) - VmaFlags::NOHUGE;
+            }),
+            // As on Linux, the 2 MiB pages already there stay: the advice
+            // is about faults to come.
+            M::NoHugePage => self.map.update_range(start, end, |v| {
+                v.flags = (v.flags | VmaFlags::NOHUGE) - VmaFlags::HUGE;
+            }),
             M::DontDump => self
                 .map
                 .update_range(start, end, |v| v.flags |= VmaFlags::NOCORE),

@@ -22,7 +22,7 @@
 //! | `remap.rs` | `mremap`: resizing in place, moving page-table entries |
 //! | `brk.rs` | the program break |
 //! | `stack.rs` | growing stacks (MAP_STACK, MAP_GROWSDOWN) |
-//! | `huge.rs` | 2 MiB pages: split at an edge, demote |
+//! | `huge.rs` | 2 MiB pages: split in place (at an edge, for copy-on-write) |
 //! | `user.rs` | the kernel's access to user memory |
 //!
 //! The fault path is not here but in `vm_fault.rs`, next to the decision
@@ -44,6 +44,7 @@ mod user;
 
 use crate::errno::Errno;
 use crate::pmap::{PhysMem, Pmap};
+use crate::thp;
 use crate::vm_map::VmaTree;
 use crate::vma::Vma;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -78,6 +79,9 @@ pub struct AddressSpace<P: Pmap> {
     pub(crate) mmap_top: u64,
     pub(crate) brk_start: u64,
     pub(crate) brk: u64,
+    /// The superpage policy of this space's faults (`thp`): the kernel's
+    /// when the space was made, inherited by fork; tests set their own.
+    pub thp: thp::Mode,
 }
 
 impl<P: Pmap> AddressSpace<P> {
@@ -89,6 +93,7 @@ impl<P: Pmap> AddressSpace<P> {
             mmap_top,
             brk_start: 0,
             brk: 0,
+            thp: thp::mode(),
         }
     }
 
@@ -148,7 +153,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// stay.
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         self.pmap
-            .unmap_range(start, end, &mut |_, m| phys.put(m.pfn));
+            .unmap_range(start, end, &mut |_, m| phys.put_mapping(&m));
         if phys.swap_used() {
             self.pmap
                 .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));

@@ -146,7 +146,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// Where a moved mapping goes when it is not fixed: as `placement`
     /// says, page-aligned. (Lab 5 of docs/src/labs.md: keep the old
     /// range's offset within 2 MiB when 2 MiB pages move, so that
-    /// `prepare_huge` need not demote them.)
+    /// `prepare_huge` need not split them.)
     fn place_moved(
         &self,
         placement: &Placement,
@@ -274,7 +274,7 @@ impl<P: Pmap> AddressSpace<P> {
             }
         });
         for base in huge {
-            self.demote(phys, base)?;
+            self.split_huge(phys, base)?;
         }
         Ok(())
     }

@@ -20,6 +20,8 @@ rt::main!(main);
 
 const PAGE: usize = 4096;
 const MIB: usize = 1 << 20;
+/// madvise: no 2 MiB pages in this range (Linux's value).
+const MADV_NOHUGEPAGE: usize = 15;
 
 fn main(args: Args) -> i32 {
     println!(
@@ -126,6 +128,10 @@ fn reserve_a_gigabyte() -> Step {
     );
 
     heading(2, "Touch it: demand paging.");
+    // By default a write would fill a whole 2 MiB with one page (step 5):
+    // this step shows 4 KiB pages, one fault each.
+    sys::madvise(a, len, MADV_NOHUGEPAGE).map_err(why("madvise"))?;
+    println!("  (madvise(MADV_NOHUGEPAGE) first: 4 KiB pages here; step 5 shows the default.)");
     let (faults, fills, zero) = (
         counter("pgfault")?,
         counter("pgfault_zero_fill")?,
@@ -226,11 +232,12 @@ fn a_growing_stack() -> Step {
 fn a_huge_page() -> Step {
     heading(5, "A 2 MiB page.");
     let len = 4 * MIB;
-    let flags = ANON | sys::MAP_ALIGNED_SUPER;
-    let a = sys::mmap(0, len, RW, flags, -1, 0).map_err(why("mmap"))?;
+    let a = sys::mmap(0, len, RW, ANON, -1, 0).map_err(why("mmap"))?;
     let (faults, huge) = (counter("pgfault")?, counter("pgfault_huge")?);
     poke(a, 1);
-    println!("  mmap(4 MiB, MAP_ALIGNED_SUPER) at {a:#x} is 2 MiB aligned. One write took");
+    println!("  mmap(4 MiB, read-write, private, anonymous), nothing more, returned {a:#x}:");
+    println!("  memory of 2 MiB or more is placed 2 MiB-aligned, and by default the first");
+    println!("  write fills the whole aligned 2 MiB (transparent superpages). One write took");
     println!(
         "  {} fault ({} huge) and made {} pages resident: one level-2 entry maps",
         counter("pgfault")? - faults,

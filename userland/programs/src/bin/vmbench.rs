@@ -13,7 +13,13 @@
 //!
 //! Transparent huge pages are switched off with MADV_NOHUGEPAGE wherever a
 //! metric means 4 KiB pages, so that Linux (whose THP may be "always")
-//! and pageos do the same work.
+//! and pageos do the same work. The `_default` metrics are the same
+//! operations on each kernel's default policy (no madvise on either side:
+//! 2 MiB pages where the kernel puts them), over the 2 MiB-aligned part of
+//! a mapping (Linux 6.1 does not place anonymous mappings 2 MiB-aligned);
+//! `zero_4k` is the yardstick of the demand-zero one: writing zeros over a
+//! resident 4 KiB page from user mode, eight 8-byte stores at a time, the
+//! loop the kernels' zeroing comes down to.
 #![no_std]
 #![no_main]
 
@@ -115,6 +121,25 @@ fn anon(len: usize) -> usize {
     a
 }
 
+/// `len` bytes of private anonymous memory on the kernel's default policy
+/// (no madvise), 2 MiB-aligned: (the mapping, its aligned start). The
+/// mapping is `len` + 2 MiB long.
+fn anon_default(len: usize) -> (usize, usize) {
+    let map = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
+    (map, map.next_multiple_of(HUGE))
+}
+
+/// Write zeros over the 4 KiB at `page`, eight 8-byte stores at a time.
+fn zero_page(page: usize) {
+    let words = page as *mut u64;
+    for chunk in (0..PAGE / 8).step_by(8) {
+        for i in 0..8 {
+            // SAFETY: `page` is a resident page of ours; chunk + i < 512.
+            unsafe { words.add(chunk + i).write_volatile(0) };
+        }
+    }
+}
+
 fn fail(what: &str, e: sys::Errno) -> ! {
     println!("vmbench: {what} failed: errno {}", e.0);
     sys::exit(1)
@@ -135,6 +160,17 @@ fn main(_: Args) -> i32 {
         let _ = sys::munmap(a, pages * PAGE);
         c
     });
+
+    measure("anon_write_fault_default", pages as u64, || {
+        let (map, a) = anon_default(pages * PAGE);
+        let c = per_op(pages, |p| poke(a + p * PAGE, 1));
+        let _ = sys::munmap(map, pages * PAGE + HUGE);
+        c
+    });
+    let page = anon(PAGE);
+    poke(page, 1);
+    measure("zero_4k", 1000, || per_op(1000, |_| zero_page(page)));
+    let _ = sys::munmap(page, PAGE);
 
     measure("mmap_munmap", 1000, || {
         per_op(1000, |_| {
@@ -195,11 +231,56 @@ fn main(_: Args) -> i32 {
     });
     let _ = sys::munmap(window, 2 * HUGE);
 
+    mremap_metric();
+
     println!("vmbench: done");
     0
 }
 
 /// mmap one page, write to it, munmap it; the cost of one such cycle.
+const SYS_MREMAP: usize = 25;
+const MREMAP_MAYMOVE: usize = 1;
+const MREMAP_FIXED: usize = 2;
+
+/// `len` bytes of private memory at a 2 MiB-aligned address, in 4 KiB
+/// pages: `len + HUGE` mapped, the ends trimmed.
+fn aligned_anon(len: usize) -> usize {
+    let a = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
+    let start = a.next_multiple_of(HUGE);
+    let _ = sys::munmap(a, start - a);
+    let _ = sys::munmap(start + len, a + HUGE - start);
+    let _ = sys::madvise(start, len, MADV_NOHUGEPAGE);
+    start
+}
+
+/// mremap of 64 MiB of resident 4 KiB pages to a free 2 MiB-aligned
+/// address (MREMAP_FIXED, so that both kernels move the same entries
+/// between the same alignments): what a realloc of a large buffer costs,
+/// page-table entries moved and no byte copied.
+fn mremap_metric() {
+    let len = 64 << 20;
+    measure("mremap_64m", 1, || {
+        let src = aligned_anon(len);
+        for p in 0..len / PAGE {
+            poke(src + p * PAGE, 1);
+        }
+        // A free aligned place: mapped to find it, then unmapped.
+        let dst = aligned_anon(len);
+        let _ = sys::munmap(dst, len);
+        let flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+        let t = cycles();
+        let got = sys::raw(SYS_MREMAP, [src, len, len, flags, dst, 0]);
+        let c = cycles() - t;
+        let moved = got.unwrap_or_else(|e| fail("mremap", e));
+        if peek(moved + len - PAGE) != 1 {
+            println!("vmbench: mremap lost the data");
+            sys::exit(1);
+        }
+        let _ = sys::munmap(moved, len);
+        c
+    });
+}
+
 fn touch_cycle(ops: usize) -> u64 {
     per_op(ops, |_| {
         let a = sys::mmap_anon(PAGE).unwrap_or(0);
@@ -287,8 +368,37 @@ fn fork_metrics() {
         // SAFETY: as above; the child has exited.
         unsafe { core::ptr::read_volatile(out as *const u64) }
     });
-    let _ = sys::munmap(out, PAGE);
     let _ = sys::munmap(a, pages * PAGE);
+
+    // The same on the default policy.
+    let (map, a) = anon_default(pages * PAGE);
+    for p in 0..pages {
+        poke(a + p * PAGE, 1);
+    }
+    measure("fork_16m_default", 1, || {
+        let t = cycles();
+        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
+        if pid == 0 {
+            sys::exit(0);
+        }
+        let c = cycles() - t;
+        wait(pid);
+        c
+    });
+    measure("cow_fault_default", pages as u64, || {
+        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
+        if pid == 0 {
+            let c = per_op(pages, |p| poke(a + p * PAGE, 2));
+            // SAFETY: `out` is a shared page mapped before the fork.
+            unsafe { core::ptr::write_volatile(out as *mut u64, c) };
+            sys::exit(0);
+        }
+        wait(pid);
+        // SAFETY: as above; the child has exited.
+        unsafe { core::ptr::read_volatile(out as *const u64) }
+    });
+    let _ = sys::munmap(map, pages * PAGE + HUGE);
+    let _ = sys::munmap(out, PAGE);
 }
 
 fn wait(pid: usize) {
