@@ -52,7 +52,7 @@ fn overcommit_and_the_oom_killer_on_a_small_machine_with_swap() {
         "--swap",
         "32M",
         "--timeout",
-        "200",
+        "400",
         "--kernel-arg",
         "init=/bin/pressuretest",
         "--",

@@ -347,6 +347,15 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
+        // A transparent 2 MiB page only while it leaves the reserve above
+        // reclaim's high watermark: 512 frames taken at once would leave
+        // the kernel's own allocations (page tables, the heap) nothing
+        // while reclaim catches up. The fault then takes 4 KiB pages,
+        // which reclaim can take back (Linux's THP fault, too, falls back
+        // rather than reclaiming for a huge page).
+        if free_frames() < (1 << HUGE_ORDER) + crate::reclaim::high() {
+            return None;
+        }
         let block = Frame::alloc_block_zeroed(HUGE_ORDER)?;
         HUGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
         Some(Pfn::from_addr(block.into_raw().start_address().as_u64()))

@@ -26,7 +26,7 @@ fn low() -> usize {
     (phys::total_frames() / 32).max(256)
 }
 
-fn high() -> usize {
+pub fn high() -> usize {
     low() + low() / 2
 }
 

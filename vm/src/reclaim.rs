@@ -19,8 +19,9 @@
 //! A frame may go only when every reference to it is a PTE of a private
 //! mapping (anonymous memory, or a private copy of a file page) that is not
 //! locked, plus the swap cache's: a page of a shared object (shared
-//! anonymous memory, a file) has its object's reference too and stays, as
-//! does a 2 MiB page. mlock, MAP_LOCKED and MAP_WIRED mark the VMA
+//! anonymous memory, a file) has its object's reference too and stays. A
+//! transparent 2 MiB page (one owner) is split in place first and goes 4 KiB
+//! at a time; a MAP_HUGETLB one stays. mlock, MAP_LOCKED and MAP_WIRED mark the VMA
 //! `LOCKED`: such a page never goes.
 //!
 //! Reclaim starts from a frame, so it meets address spaces in the order
@@ -36,7 +37,7 @@ use crate::rmap::{Owner, SpaceId};
 use crate::space::AddressSpace;
 use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
 use crate::swap_map::Slot;
-use crate::vma::VmaFlags;
+use crate::vma::{HUGE_PAGE, VmaFlags};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
@@ -284,6 +285,25 @@ fn accessed<P: Pmap>(spaces: &mut dyn Spaces<P>, pfn: Pfn) -> bool {
     used
 }
 
+/// Split the 2 MiB page `pfn` heads at `va` if it is one that may be paged
+/// out (private, not locked, not MAP_HUGETLB); whether it was split.
+fn split_huge_page<P: Pmap>(
+    space: &mut AddressSpace<P>,
+    phys: &mut dyn PhysMem,
+    va: u64,
+    pfn: Pfn,
+) -> bool {
+    let Some(vma) = space.find(va) else {
+        return false;
+    };
+    if vma.sharing != Sharing::Private || vma.flags.intersects(VmaFlags::LOCKED | VmaFlags::HUGE) {
+        return false;
+    }
+    let base = va & !(HUGE_PAGE - 1);
+    space.pmap.query(base).is_some_and(|m| m.huge && m.pfn == pfn)
+        && space.split_huge(phys, base).is_ok()
+}
+
 /// Whether `pfn` may go now (the module comment's rule).
 fn verdict<P: Pmap>(
     spaces: &mut dyn Spaces<P>,
@@ -294,6 +314,19 @@ fn verdict<P: Pmap>(
     let owners = spaces.owners(pfn);
     if owners.is_empty() {
         return Verdict::Forget;
+    }
+    // A transparent 2 MiB page goes 4 KiB at a time, as Linux splits a THP
+    // before swapping it: split it in place (nothing is copied, the
+    // reverse map gets its 512 entries) and keep it listed; its frames
+    // join the clock at its next refill.
+    if let [owner] = owners[..] {
+        let mut split = false;
+        spaces.with_space(owner.space(), &mut |space| {
+            split = split_huge_page(space, phys, owner.va(), pfn);
+        });
+        if split {
+            return Verdict::Keep;
+        }
     }
     let held = owners.len() as u32 + u32::from(cache.slot_of(pfn).is_some());
     if phys.refcount(pfn) != held {
