@@ -300,7 +300,10 @@ fn split_huge_page<P: Pmap>(
         return false;
     }
     let base = va & !(HUGE_PAGE - 1);
-    space.pmap.query(base).is_some_and(|m| m.huge && m.pfn == pfn)
+    space
+        .pmap
+        .query(base)
+        .is_some_and(|m| m.huge && m.pfn == pfn)
         && space.split_huge(phys, base).is_ok()
 }
 
