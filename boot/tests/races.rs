@@ -8,38 +8,15 @@
 
 mod common;
 
-use common::build::{compile, root};
 use common::{linux_run, pageos};
 use std::path::PathBuf;
 
 fn racetest() -> Option<PathBuf> {
-    let source = root().join("userland/c/racetest.c");
-    compile(
-        "racetest",
-        "musl-gcc",
-        &["-static", "-O2", "-pthread"],
-        &[source],
-    )
+    common::build::pthread_program("racetest")
 }
 
-/// The lines from `BEGIN racetest` to `END racetest`, kernel log lines
-/// and carriage returns left out.
 fn program_lines(output: &str) -> Vec<String> {
-    let lines: Vec<String> = output
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !common::build::kernel_line(l))
-        .collect();
-    let begin = lines.iter().position(|l| l.ends_with("BEGIN racetest"));
-    let end = lines.iter().position(|l| l == "END racetest");
-    match (begin, end) {
-        (Some(b), Some(e)) if b < e => {
-            let mut out = lines[b..=e].to_vec();
-            out[0] = "BEGIN racetest".into();
-            out
-        }
-        _ => panic!("no BEGIN/END racetest in the output:\n{output}"),
-    }
+    common::build::marked_lines(output, "racetest")
 }
 
 fn run_on_pageos(path: &std::path::Path, cpus: &str, seconds: &str) -> Vec<String> {

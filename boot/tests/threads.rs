@@ -5,39 +5,15 @@
 
 mod common;
 
-use common::build::{compile, root};
 use common::{linux_run, pageos};
 use std::path::PathBuf;
 
 fn pthreads() -> Option<PathBuf> {
-    let source = root().join("userland/c/pthreads.c");
-    compile(
-        "pthreads",
-        "musl-gcc",
-        &["-static", "-O2", "-pthread"],
-        &[source],
-    )
+    common::build::pthread_program("pthreads")
 }
 
-/// The lines from `BEGIN pthreads` to `END pthreads`, kernel log lines
-/// (pageos's `[kernel ...]`, Linux's `[    1.23]`) and carriage returns
-/// left out.
 fn program_lines(output: &str) -> Vec<String> {
-    let lines: Vec<String> = output
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !common::build::kernel_line(l))
-        .collect();
-    let begin = lines.iter().position(|l| l.ends_with("BEGIN pthreads"));
-    let end = lines.iter().position(|l| l == "END pthreads");
-    match (begin, end) {
-        (Some(b), Some(e)) if b < e => {
-            let mut out = lines[b..=e].to_vec();
-            out[0] = "BEGIN pthreads".into();
-            out
-        }
-        _ => panic!("no BEGIN/END pthreads in the output:\n{output}"),
-    }
+    common::build::marked_lines(output, "pthreads")
 }
 
 fn run_on_pageos(path: &std::path::Path, cpus: &str) -> Vec<String> {

@@ -89,6 +89,35 @@ pub fn kernel_line(line: &str) -> bool {
         })
 }
 
+/// A C program of userland/c built with `musl-gcc -static -O2 -pthread`
+/// (None when musl-gcc is missing, as `compile`).
+pub fn pthread_program(name: &str) -> Option<PathBuf> {
+    let source = root().join(format!("userland/c/{name}.c"));
+    compile(name, "musl-gcc", &["-static", "-O2", "-pthread"], &[source])
+}
+
+/// The lines a test program prints from `BEGIN NAME` to `END NAME` (the
+/// first may follow a console escape), kernel log lines (pageos's
+/// `[kernel ...]`, Linux's `[    1.23]`) and carriage returns left out.
+pub fn marked_lines(output: &str, name: &str) -> Vec<String> {
+    let lines: Vec<String> = output
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !kernel_line(l))
+        .collect();
+    let (first, last) = (format!("BEGIN {name}"), format!("END {name}"));
+    let begin = lines.iter().position(|l| l.ends_with(&first));
+    let end = lines.iter().position(|l| *l == last);
+    match (begin, end) {
+        (Some(b), Some(e)) if b < e => {
+            let mut out = lines[b..=e].to_vec();
+            out[0] = first;
+            out
+        }
+        _ => panic!("no BEGIN/END {name} in the output:\n{output}"),
+    }
+}
+
 /// The programs' lines: from the first `$ ` command line to `progrun:
 /// done`, kernel lines and serial carriage returns left out.
 pub fn program_lines(output: &str) -> Vec<String> {
