@@ -373,6 +373,37 @@ static void groups(void) {
     describe("setsid child", reap(child));
     close(p[0]);
     close(p[1]);
+    /* An exited child not yet reaped is still its group's member: a
+     * shell's pipeline puts its second command into the first's group
+     * even when the first has already exited (busybox sh's
+     * `echo one two | wc -w`). End of file on the pipe says it exited. */
+    pipe(p);
+    fflush(stdout);
+    pid_t first = fork();
+    if (first == 0) {
+        close(p[0]);
+        setpgid(0, 0);
+        _exit(0);
+    }
+    setpgid(first, first);
+    close(p[1]);
+    char c;
+    while (read(p[0], &c, 1) == 1) {}
+    close(p[0]);
+    pipe(p);
+    fflush(stdout);
+    pid_t second = fork();
+    if (second == 0) {
+        close(p[1]);
+        read(p[0], &c, 1);
+        _exit(getpgrp() == first ? 0 : 1);
+    }
+    close(p[0]);
+    printf("zombie group: join %s\n", E(setpgid(second, first)));
+    write(p[1], "j", 1);
+    close(p[1]);
+    describe("zombie group: second", reap(second));
+    describe("zombie group: first", reap(first));
 }
 
 /* The current directory: chdir, fchdir, getcwd, relative paths. */

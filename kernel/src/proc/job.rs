@@ -329,11 +329,14 @@ pub fn set_group(pid: u64, pgid: u64) -> Result<(), Errno> {
     if t.sid == target || t.sid != my_sid {
         return Err(Errno::EPERM);
     }
+    // A zombie is still its group's member until it is reaped (Linux
+    // detaches its pid only then): the second command of a pipeline joins
+    // the first's group even when the first has already exited.
     if pgid != target
         && !table
             .procs
             .values()
-            .any(|p| p.pgid == pgid && p.sid == my_sid && !matches!(p.state, State::Zombie(_)))
+            .any(|p| p.pgid == pgid && p.sid == my_sid)
     {
         return Err(Errno::EPERM);
     }
@@ -358,10 +361,14 @@ pub fn new_session() -> Result<Pid, Errno> {
 }
 
 /// Whether a group `pgid` with a member in session `sid` exists (TIOCSPGRP).
+/// A zombie not yet reaped counts, as on Linux: a shell's pipeline whose
+/// first command already exited is still the group it makes the
+/// foreground (counting only live members made busybox's
+/// `echo one two | wc -w` fail with EPERM when echo won the race).
 pub fn group_in_session(pgid: Pid, sid: Pid) -> bool {
     TABLE
         .lock()
         .procs
         .values()
-        .any(|p| p.pgid == pgid && p.sid == sid && !matches!(p.state, State::Zombie(_)))
+        .any(|p| p.pgid == pgid && p.sid == sid)
 }
