@@ -12,12 +12,29 @@
 
 use crate::phys;
 use crate::vmstat::{self, Paging};
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 use vm::clock::{Clock, Policy};
 use vm::reclaim::{Reclaim, Reclaimed};
+use vm::rmap::SpaceId;
 
 /// The clock (None until first used: `Clock::new` is not const).
 static CLOCK: Mutex<Option<Clock>> = Mutex::new(None);
+
+/// Whether MADV_FREE may have left lazily freeable pages: without swap
+/// they are all reclaim can take, so it runs only while this is set (a
+/// round that frees nothing clears it).
+static LAZY_FREE: AtomicBool = AtomicBool::new(false);
+
+/// MADV_FREE marked pages: reclaim has something to take even without swap.
+pub fn note_lazy_free() {
+    LAZY_FREE.store(true, Ordering::Relaxed);
+}
+
+/// Whether reclaim can free anything: there is swap, or lazily freeable pages.
+fn worthwhile() -> bool {
+    crate::swap::active() || LAZY_FREE.load(Ordering::Relaxed)
+}
 
 /// The watermarks, in frames: 1/32 of RAM (2 MiB of 64 MiB), at least
 /// 256 (the heap grows 256 KiB at a time, and only while that is at most
@@ -33,7 +50,7 @@ pub fn high() -> usize {
 /// Reclaim if free frames are below the low watermark (after a fault or a
 /// system call, with no lock held).
 pub fn balance() {
-    if !crate::swap::active() {
+    if !worthwhile() {
         return;
     }
     let free = phys::free_frames();
@@ -45,7 +62,13 @@ pub fn balance() {
 /// A fault found no frame: reclaim some. Whether any came free (then the
 /// fault is taken again; else it is the OOM killer's turn).
 pub fn direct() -> bool {
-    crate::swap::active() && run(high().saturating_sub(phys::free_frames())).freed > 0
+    worthwhile() && run(high().saturating_sub(phys::free_frames())).freed > 0
+}
+
+/// MADV_PAGEOUT: push the pages of space `space` at `vas` out now
+/// (`Reclaim::page_out`); nothing when reclaim already runs.
+pub fn page_out(space: SpaceId, vas: &[u64]) {
+    let _ = with_reclaim(|r| r.page_out(space, vas));
 }
 
 /// Page cache pages on the clock's active and inactive lists.
@@ -56,29 +79,43 @@ pub fn lengths() -> (usize, usize) {
 /// Free up to `want` frames; nothing when reclaim already runs or the
 /// address spaces are busy.
 fn run(want: usize) -> Reclaimed {
-    let Some(mut clock) = CLOCK.try_lock() else {
+    let Some(done) = with_reclaim(|r| r.reclaim(want)) else {
         return Reclaimed::default();
     };
+    log::debug!(
+        "reclaim: want {want}, free {}, {done:?}",
+        phys::free_frames()
+    );
+    // A round that ran and freed nothing: no lazily freeable page is left
+    // (a busy round says nothing, and leaves the flag).
+    if done.freed == 0 && !crate::swap::active() {
+        LAZY_FREE.store(false, Ordering::Relaxed);
+    }
+    vmstat::paging(Paging::ScanDirect, done.scanned);
+    vmstat::paging(Paging::StealDirect, done.freed);
+    done
+}
+
+/// Run `f` on the machine's reclaim state and count what it wrote and
+/// dropped; None when reclaim already runs or the address spaces are
+/// busy (both only try-locked: reclaim meets them against the lock order).
+fn with_reclaim(
+    f: impl FnOnce(&mut Reclaim<'_, crate::pmap::Pmap>) -> Reclaimed,
+) -> Option<Reclaimed> {
+    let mut clock = CLOCK.try_lock()?;
     let clock = clock.get_or_insert_with(|| Clock::new(Policy::Clock));
     let done = crate::proc::try_with_spaces(|spaces| {
         crate::swap::with_cache(|cache| {
-            Reclaim {
+            f(&mut Reclaim {
                 clock,
                 cache,
                 dev: &mut crate::swap::Device,
                 phys: &mut phys::KernelPhys,
                 spaces,
-            }
-            .reclaim(want)
+            })
         })
-    })
-    .unwrap_or_default();
-    log::debug!(
-        "reclaim: want {want}, free {}, {done:?}",
-        phys::free_frames()
-    );
-    vmstat::paging(Paging::ScanDirect, done.scanned);
-    vmstat::paging(Paging::StealDirect, done.freed);
+    })?;
     vmstat::paging(Paging::SwapOut, done.written);
-    done
+    vmstat::paging(Paging::LazyFreed, done.lazy_freed);
+    Some(done)
 }

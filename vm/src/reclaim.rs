@@ -14,7 +14,11 @@
 //! 4. the victims are written, runs of consecutive slots in one go, and
 //!    their frames freed. A frame the swap cache holds is clean (it is
 //!    mapped read-only while cached): its slot already has its contents,
-//!    and it goes without a write.
+//!    and it goes without a write. A page marked lazily freeable by
+//!    MADV_FREE and not written since is dropped: no slot, no write.
+//!
+//! `page_out` (MADV_PAGEOUT) takes steps 3 and 4 for the pages it is
+//! given, without the clock.
 //!
 //! A frame may go only when every reference to it is a PTE of a private
 //! mapping (anonymous memory, or a private copy of a file page) that is not
@@ -62,6 +66,9 @@ pub struct Reclaimed {
     pub freed: u64,
     /// Pages written to swap.
     pub written: u64,
+    /// Lazily freeable pages (MADV_FREE) dropped without a write
+    /// (/proc/vmstat's pglazyfreed); counted in `freed` too.
+    pub lazy_freed: u64,
     /// Cycles waited for the disk.
     pub cycles: u64,
     /// Reclaim stopped because no slot was free.
@@ -120,18 +127,58 @@ impl<P: Pmap> Reclaim<'_, P> {
         let victims = self.choose(want, &mut done);
         let mut pending = Vec::new();
         for pfn in victims {
-            match self.unmap(pfn) {
-                Unmapped::Clean => done.freed += 1,
-                Unmapped::Write(p) => pending.push(p),
-                Unmapped::Kept => self.clock.insert(pfn),
-                Unmapped::SwapFull => {
-                    done.swap_full = true;
-                    self.clock.insert(pfn);
-                }
-            }
+            self.evict(pfn, &mut pending, &mut done);
         }
         self.write(pending, &mut done);
         done
+    }
+
+    /// MADV_PAGEOUT: push the pages of space `space` at `vas` out now,
+    /// whatever the clock says. A page goes if it may (the module
+    /// comment's rule) and this PTE is its only user, as Linux leaves a
+    /// page other processes map alone; a lazily freeable one is dropped.
+    /// Without swap only those go.
+    pub fn page_out(&mut self, space: SpaceId, vas: &[u64]) -> Reclaimed {
+        let mut done = Reclaimed::default();
+        // A batch at a time: its frames wait unmapped for one write.
+        for batch in vas.chunks(64) {
+            let mut pending = Vec::new();
+            for &va in batch {
+                let mut pfn = None;
+                self.spaces.with_space(space, &mut |s| {
+                    pfn = s.pmap.query(va).filter(|m| !m.huge).map(|m| m.pfn);
+                });
+                let Some(pfn) = pfn else { continue };
+                if self.spaces.owners(pfn) != [Owner::new(space, va)] {
+                    continue;
+                }
+                done.scanned += 1;
+                if verdict(self.spaces, self.phys, self.cache, pfn) == Verdict::Evict {
+                    self.evict(pfn, &mut pending, &mut done);
+                }
+            }
+            self.write(pending, &mut done);
+        }
+        done
+    }
+
+    /// Unmap the victim `pfn`: counted in `done` when its frame is free
+    /// already, queued in `pending` when it waits for its write, back on
+    /// the clock when it stays.
+    fn evict(&mut self, pfn: Pfn, pending: &mut Vec<Pending>, done: &mut Reclaimed) {
+        match self.unmap(pfn) {
+            Unmapped::Clean => done.freed += 1,
+            Unmapped::Dropped => {
+                done.freed += 1;
+                done.lazy_freed += 1;
+            }
+            Unmapped::Write(p) => pending.push(p),
+            Unmapped::Kept => self.clock.insert(pfn),
+            Unmapped::SwapFull => {
+                done.swap_full = true;
+                self.clock.insert(pfn);
+            }
+        }
     }
 
     /// The clock's victims: unaccessed pages that may go.
@@ -163,6 +210,19 @@ impl<P: Pmap> Reclaim<'_, P> {
     fn unmap(&mut self, pfn: Pfn) -> Unmapped {
         let owners = self.spaces.owners(pfn);
         let cached = self.cache.slot_of(pfn);
+        // MADV_FREE'd and not written since: its data need not be kept.
+        if cached.is_none()
+            && let [owner] = owners[..]
+        {
+            let mut dropped = false;
+            self.spaces.with_space(owner.space(), &mut |space| {
+                dropped = space.pmap.discard_lazy_free(owner.va(), pfn).is_some();
+            });
+            if dropped {
+                self.phys.put(pfn);
+                return Unmapped::Dropped;
+            }
+        }
         let slot = match cached {
             Some(slot) => slot,
             None => match self.dev.alloc() {
@@ -264,6 +324,8 @@ impl<P: Pmap> Reclaim<'_, P> {
 enum Unmapped {
     /// Its slot had its contents (a swap-cache frame): freed.
     Clean,
+    /// Lazily freeable (MADV_FREE) and not written since: dropped, freed.
+    Dropped,
     /// Unmapped, to be written.
     Write(Pending),
     /// Left mapped.

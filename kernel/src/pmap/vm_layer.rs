@@ -2,7 +2,9 @@
 //! `vm::pmap::Pmap` trait, which `vm/src/fake.rs` also implements for the
 //! host tests): each operation is one walk of `walk.rs` with a visitor.
 
-use super::entry::{flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights};
+use super::entry::{
+    LAZY_FREE_MARK, flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights,
+};
 use super::walk::{self, LeafTable, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use crate::phys::{self, Frame};
@@ -429,5 +431,52 @@ impl vm::pmap::Pmap for Pmap {
             false
         });
         accessed
+    }
+
+    fn mark_lazy_free(
+        &mut self,
+        start: u64,
+        end: u64,
+        pick: &mut dyn FnMut(u64, Mapping) -> bool,
+    ) -> u64 {
+        let mut marked = 0;
+        let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
+            if level != 1 || !pick(va, mapping_of(entry, false)) {
+                return false;
+            }
+            let old = entry.flags();
+            entry.set_flags((old - Flags::WRITABLE - Flags::ACCESSED) | LAZY_FREE_MARK);
+            marked += 1;
+            // Write access goes: a TLB entry still granting it must go too.
+            true
+        });
+        self.flush(&visited);
+        marked
+    }
+
+    fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping> {
+        let owner = self.owner(va);
+        let mut out = None;
+        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+            let m = mapping_of(entry, level == 2);
+            let flags = entry.flags();
+            // Read-only since the mark: no CPU can have written it since.
+            if m.huge
+                || m.pfn != pfn
+                || !flags.contains(LAZY_FREE_MARK)
+                || flags.contains(Flags::WRITABLE)
+            {
+                return false;
+            }
+            entry.set_unused();
+            rmap::remove(pfn, owner);
+            out = Some(m);
+            true
+        });
+        self.flush(&visited);
+        if out.is_some() {
+            self.resident -= 1;
+        }
+        out
     }
 }

@@ -153,7 +153,22 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
     if span.is_empty() {
         return Ok(0);
     }
-    with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))
+    if advice == mmap::Madvice::PageOut {
+        // Find the pages under the space's lock, then let reclaim, which
+        // takes every space's, push them out (docs/src/pressure.md).
+        let (space, vas) = proc::with_current(|p| {
+            let space = p.space();
+            let vas = space.pageout_candidates(&mut KernelPhys, span.start, span.end)?;
+            Ok::<_, Errno>((space.pmap.id(), vas))
+        })?;
+        crate::reclaim::page_out(space, &vas);
+        return Ok(0);
+    }
+    with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))?;
+    if advice == mmap::Madvice::Free {
+        crate::reclaim::note_lazy_free();
+    }
+    Ok(0)
 }
 
 pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {

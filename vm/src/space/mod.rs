@@ -36,6 +36,7 @@ mod brk;
 mod huge;
 mod lock;
 mod map;
+mod pressure;
 mod protect;
 mod remap;
 mod stack;
