@@ -14,9 +14,10 @@ use crate::mmap::{Prot, Sharing};
 use crate::pmap::{Mapping, PhysMem, Pmap, PteProt};
 use crate::space::AddressSpace;
 use crate::thp::{self, Mode, Touch};
-use crate::vma::{Backing, PAGE, Vma};
+use crate::vma::{Backing, HUGE_PAGE, PAGE, Vma};
 
 mod find;
+mod huge_object;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -52,6 +53,9 @@ pub enum Decision {
     ZeroFill,
     HugeZeroFill,
     ObjectPage,
+    /// A shared object page where the object's 2 MiB block may be mapped
+    /// whole (`thp::object_huge`); else as `ObjectPage`.
+    HugeObjectPage,
     CopyOnWrite,
     MakeWritable,
     Spurious,
@@ -69,6 +73,11 @@ pub enum Resolution {
     /// neighbours mapped with it (fault-around).
     ObjectPage {
         around: u32,
+    },
+    /// An object's 2 MiB block mapped by one entry; `allocated`: the
+    /// object got the block for this fault.
+    HugeObjectPage {
+        allocated: bool,
     },
     /// Copy-on-write that copied the frame.
     CopyOnWrite,
@@ -92,6 +101,7 @@ impl Resolution {
             Resolution::ZeroFill => "zero-fill",
             Resolution::HugeZeroFill => "huge-zero-fill",
             Resolution::ObjectPage { .. } => "object-page",
+            Resolution::HugeObjectPage { .. } => "huge-object-page",
             Resolution::CopyOnWrite => "copy-on-write",
             Resolution::Reuse => "cow-reuse",
             Resolution::MakeWritable => "make-writable",
@@ -128,9 +138,11 @@ pub fn pte_prot(vma: &Vma, writable: bool) -> PteProt {
 /// file page is swapped too); a refusal stays a refusal.
 pub fn decide_swapped(decision: Decision) -> Decision {
     match decision {
-        Decision::ZeroPage | Decision::ZeroFill | Decision::HugeZeroFill | Decision::ObjectPage => {
-            Decision::SwapIn
-        }
+        Decision::ZeroPage
+        | Decision::ZeroFill
+        | Decision::HugeZeroFill
+        | Decision::ObjectPage
+        | Decision::HugeObjectPage => Decision::SwapIn,
         other => other,
     }
 }
@@ -160,6 +172,9 @@ pub fn decide(vma: Option<&Vma>, access: Access, pte: Option<Mapping>, thp: Mode
         }
         Some(_) => Decision::Spurious,
         None => match (&vma.backing, thp::huge_allowed(vma, thp)) {
+            (Backing::Object { .. }, _) if thp::object_huge(vma, thp).is_some() => {
+                Decision::HugeObjectPage
+            }
             (Backing::Object { .. }, _) => Decision::ObjectPage,
             (_, Some(Touch::Any)) => Decision::HugeZeroFill,
             (_, Some(Touch::Write)) if access == Access::Write => Decision::HugeZeroFill,
@@ -238,7 +253,12 @@ impl<P: Pmap> AddressSpace<P> {
                 }
                 Decision::MakeWritable => {
                     let prot = pte_prot(self.vma(addr), true);
-                    self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
+                    // A shared 2 MiB entry changes whole (its key is its base).
+                    let (from, len) = match pte {
+                        Some(m) if m.huge => (addr & !(HUGE_PAGE - 1), HUGE_PAGE),
+                        _ => (page, PAGE),
+                    };
+                    self.pmap.protect_range(from, from + len, &mut |_, _| prot);
                     Step::Done(Resolution::MakeWritable)
                 }
                 Decision::ZeroPage => {
@@ -259,6 +279,7 @@ impl<P: Pmap> AddressSpace<P> {
                 },
                 Decision::HugeZeroFill => self.huge_fill(phys, addr)?,
                 Decision::ObjectPage => self.object_page(phys, addr, access)?,
+                Decision::HugeObjectPage => self.huge_object_page(phys, addr, access)?,
                 Decision::CopyOnWrite => {
                     self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))?
                 }
@@ -451,8 +472,14 @@ mod tests {
             decide(Some(&shared), Access::Write, present(false), Mode::Never),
             Decision::MakeWritable
         );
+        // A shared object's block may be mapped whole in any mode.
         assert_eq!(
             decide(Some(&shared), Access::Write, None, Mode::Never),
+            Decision::HugeObjectPage
+        );
+        shared.flags |= VmaFlags::NOHUGE;
+        assert_eq!(
+            decide(Some(&shared), Access::Write, None, Mode::Always),
             Decision::ObjectPage
         );
     }
