@@ -14,8 +14,12 @@ operation, read with rdtsc inside the guest. The table goes to stdout and,
 unless --no-docs, to docs/src/bench/table.md and docs/src/bench/chart.svg
 (included by docs/src/performance.md).
 
+`--only NAME,...` runs just the metrics and programs named (metrics by
+their vmbench names, e.g. `--only mremap_64m,zero_4k`), prints their rows
+and writes no docs.
+
 Then the real programs (`--programs-only` runs just these, `--no-programs`
-skips them, `--only NAME,...` runs just those of them and writes no docs): Lua 5.4 and SQLite built from crates' sources, Debian's
+skips them): Lua 5.4 and SQLite built from crates' sources, Debian's
 busybox, as /etc/programs of `userland/c/progbench.c`, which times fork +
 execve + wait of each with the TSC (median of 3 rounds) on both kernels;
 the table goes to docs/src/bench/programs.md.
@@ -56,6 +60,7 @@ METRICS = [
     ("huge_fault_2m", "one 2 MiB page fault"),
     ("small_faults_2m", "512 small faults over the same 2 MiB"),
     ("mremap_64m", "mremap of 64 MiB (4 KiB pages, to an aligned address)"),
+    ("mremap_64m_default", "defaults: mremap of 64 MiB (to an aligned address)"),
     # Each kernel's defaults (transparent huge pages as it has them).
     ("anon_write_fault_default", "defaults: demand-zero write fault, per 4 KiB (64 MiB)"),
     ("fork_16m_default", "defaults: fork with 16 MiB resident"),
@@ -93,15 +98,16 @@ def parse(output):
     return found
 
 
-def pageos(memory):
+def pageos(memory, rows):
+    """vmbench on pageos: its output and figures; `rows`, if any, the metrics to run."""
     out = run(["cargo", "run", "--release", "-q", "--"] + icount_flag() + ["--memory", memory, "--timeout", "600",
-               "--kernel-arg", MAP_COUNT, "--exec", ELF], timeout=900)
+               "--kernel-arg", MAP_COUNT, "--exec", ELF] + (["--"] + rows if rows else []), timeout=900)
     return out, parse(out)
 
 
-def linux(memory):
+def linux(memory, rows):
     out = run([sys.executable, os.path.join(ROOT, "scripts", "linux-run.py")] + icount_flag() + ["--memory", memory,
-               "--append", MAP_COUNT, "--elf", ELF], timeout=900)
+               "--append", MAP_COUNT, "--elf", ELF] + (["--"] + rows if rows else []), timeout=900)
     if "SKIPPED" in out:
         return out, {}
     return out, parse(out)
@@ -111,22 +117,27 @@ def fmt(n):
     return "{:,}".format(n).replace(",", " ")
 
 
-def table(ours, theirs):
+def table(ours, theirs, keys):
+    """The rows of `keys` (metric names, in METRICS' order), and the lines
+    under the table whose metrics were run."""
     rows = ["| metric | pageos (cycles) | Linux 6.1 (cycles) | pageos / Linux |",
             "| --- | ---: | ---: | ---: |"]
     for key, label in METRICS:
-        a, b = ours[key][0], theirs[key][0]
-        rows.append("| %s | %s | %s | %.2f |" % (label, fmt(a), fmt(b), a / b))
-    zero = ours["zero_4k"][0]
-    rows.append("")
-    rows.append("On the defaults, pageos's demand-zero fault per 4 KiB costs %.2f× zeroing 4 KiB "
-                "(Linux's: %.2f×)." % (ours["anon_write_fault_default"][0] / zero,
-                                      theirs["anon_write_fault_default"][0] / theirs["zero_4k"][0]))
-    ten = ours["mmap_touch_munmap"][0]
-    rows.append("")
-    rows.append("VMA scaling on pageos (100 000 VMAs against the ~10 of a small process): %.2f×; "
-                "Linux: %.2f×." % (ours["mmap_touch_munmap_100k_vmas"][0] / ten,
-                                   theirs["mmap_touch_munmap_100k_vmas"][0] / theirs["mmap_touch_munmap"][0]))
+        if key in keys:
+            a, b = ours[key][0], theirs[key][0]
+            rows.append("| %s | %s | %s | %.2f |" % (label, fmt(a), fmt(b), a / b))
+
+    def ratio(of, to):
+        return ours[of][0] / ours[to][0], theirs[of][0] / theirs[to][0]
+
+    if {"anon_write_fault_default", "zero_4k"} <= set(keys):
+        rows.append("")
+        rows.append("On the defaults, pageos's demand-zero fault per 4 KiB costs %.2f× zeroing 4 KiB "
+                    "(Linux's: %.2f×)." % ratio("anon_write_fault_default", "zero_4k"))
+    if {"mmap_touch_munmap_100k_vmas", "mmap_touch_munmap"} <= set(keys):
+        rows.append("")
+        rows.append("VMA scaling on pageos (100 000 VMAs against the ~10 of a small process): %.2f×; "
+                    "Linux: %.2f×." % ratio("mmap_touch_munmap_100k_vmas", "mmap_touch_munmap"))
     return "\n".join(rows) + "\n"
 
 
@@ -300,33 +311,61 @@ def main():
     ICOUNT = "--icount" in args
     if "--only" in args:
         global ONLY
-        ONLY = args[args.index("--only") + 1].split(",")
-        return programs(memory, False)
+        names = args[args.index("--only") + 1].split(",")
+        metrics = [k for k, _ in METRICS if k in names]
+        ONLY = [p[0] for p in PROGRAMS if p[0] in names]
+        unknown = [n for n in names if n not in metrics and n not in ONLY]
+        if unknown:
+            print("bench: no metric or program named %s" % ", ".join(unknown), file=sys.stderr)
+            return 2
+        status = 0
+        if metrics:
+            status = vmbench(memory, metrics, False)
+        if ONLY:
+            status |= programs(memory, False)
+        return status
     if "--programs-only" in args:
         return programs(memory, write_docs)
+    status = vmbench(memory, [k for k, _ in METRICS], write_docs)
+    if status or "--no-programs" in args:
+        return status
+    return programs(memory, write_docs)
+
+
+# The host's load average (1 minute) when the script started.
+LOAD = os.getloadavg()[0]
+
+
+def vmbench(memory, keys, write_docs):
+    """vmbench's metrics `keys` on both kernels (all of them: no argument,
+    and then the docs may be written); their table on stdout."""
+    rows = [] if len(keys) == len(METRICS) else keys
     build()
-    out_p, ours = pageos(memory)
-    out_l, theirs = linux(memory)
-    missing = [k for k, _ in METRICS if k not in ours or k not in theirs]
+    out_p, ours = pageos(memory, rows)
+    out_l, theirs = linux(memory, rows)
+    missing = [k for k in keys if k not in ours or k not in theirs]
     if missing:
         sys.stdout.write(out_p[-3000:] + "\n" + out_l[-3000:] + "\n")
         print("bench: FAILED: no figure for %s from %s" % (
             ", ".join(missing), "pageos" if any(k not in ours for k in missing) else "Linux"), file=sys.stderr)
         return 1
-    text = table(ours, theirs)
+    text = table(ours, theirs, keys)
     print(text)
+    for line in out_p.splitlines():
+        if line.startswith("events "):
+            print(line)  # pageos's /proc/vmstat events per operation
+    load = "load average %.1f before, %.1f after" % (LOAD, os.getloadavg()[0])
+    print(load)
     if write_docs:
         command = "make bench  (scripts/bench.py --memory %s%s)" % (memory, " --icount" if ICOUNT else "")
         with open(docs_file("table.md"), "w") as f:
             f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
             f.write("Produced by `%s`: guest RAM %s, `-cpu qemu64,+smep,+smap`, TCG, one CPU; "
-                    "median of 7 rounds, %s per operation.\n\n" % (command, memory, unit()))
+                    "median of 7 rounds, %s per operation; host %s.\n\n" % (command, memory, unit(), load))
             f.write(text)
         with open(docs_file("chart.svg"), "w") as f:
             f.write(chart(ours, theirs))
-    if "--no-programs" in args:
-        return 0
-    return programs(memory, write_docs)
+    return 0
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ pub fn record(result: &Result<Resolution, FaultError>) {
             count(Event::ThpFaultAlloc, 1);
             3
         }
+        Ok(Resolution::HugeObjectPage { allocated }) => {
+            count(Event::ThpFileAlloc, u64::from(*allocated));
+            count(Event::ThpFileMapped, 1);
+            3
+        }
         Ok(Resolution::ObjectPage { around }) => {
             COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
             4
@@ -128,9 +133,13 @@ pub enum Event {
     ThpFaultAlloc,
     /// 2 MiB entries split into 512 4 KiB ones in place (thp_split_pmd).
     ThpSplitPmd,
+    /// 2 MiB blocks an object got on a fault (thp_file_alloc).
+    ThpFileAlloc,
+    /// Objects' 2 MiB blocks mapped by one entry on a fault (thp_file_mapped).
+    ThpFileMapped,
 }
 
-const EVENT_NAMES: [&str; 10] = [
+const EVENT_NAMES: [&str; 12] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
@@ -141,6 +150,8 @@ const EVENT_NAMES: [&str; 10] = [
     "frames_copied",
     "thp_fault_alloc",
     "thp_split_pmd",
+    "thp_file_alloc",
+    "thp_file_mapped",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 

@@ -13,8 +13,11 @@
 //! In every mode the 2 MiB must be empty (no page, no page table) and a
 //! free 2 MiB block must be had, else the fault falls back to a 4 KiB page.
 //! Stacks never get one (they grow a page at a time; Linux's THP skips
-//! them too), nor shared memory and files, whose page cache holds 4 KiB
-//! pages. Read faults under `always` map the shared 4 KiB zero frame, as
+//! them too). Shared mappings of an object (shared anonymous memory, ramfs
+//! files, memfds) follow `object_huge`: under the same policy the object
+//! gets a 2 MiB block for the run of pages the fault is in, and a block
+//! the object already holds is mapped whole in any mode (only
+//! MADV_NOHUGEPAGE refuses). Read faults under `always` map the shared 4 KiB zero frame, as
 //! before: only a write commits memory (Linux maps a huge zero page
 //! there; pageos has none). Why a 2 MiB page on the first write rather
 //! than FreeBSD's reservations: docs/src/superpages.md.
@@ -87,6 +90,30 @@ pub fn huge_allowed(vma: &Vma, mode: Mode) -> Option<Touch> {
     }
 }
 
+/// What a fault in a shared object mapping may do with 2 MiB blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectHuge {
+    /// Map a block the object already holds with one 2 MiB entry.
+    MapExisting,
+    /// That, or give the object a new block for a run with no page yet.
+    Allocate,
+}
+
+/// Whether a fault in `vma`, a shared mapping of an object, may map the
+/// object's 2 MiB blocks whole under `mode` (None: 4 KiB entries only:
+/// private mappings, whose writes copy 4 KiB, and MADV_NOHUGEPAGE). Any
+/// first touch allocates: a read of shared memory takes a frame anyway.
+pub fn object_huge(vma: &Vma, mode: Mode) -> Option<ObjectHuge> {
+    let shared = matches!(vma.backing, Backing::Object { .. }) && vma.sharing == Sharing::Shared;
+    if !shared || vma.flags.contains(VmaFlags::NOHUGE) {
+        None
+    } else if vma.flags.contains(VmaFlags::HUGE) || mode == Mode::Always {
+        Some(ObjectHuge::Allocate)
+    } else {
+        Some(ObjectHuge::MapExisting)
+    }
+}
+
 /// Which first touch of an eligible 2 MiB fills it with a 2 MiB page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Touch {
@@ -127,6 +154,25 @@ mod tests {
         let mut shared = anon();
         shared.sharing = Sharing::Shared;
         assert_eq!(huge_allowed(&shared, Mode::Always), None);
+    }
+
+    #[test]
+    fn shared_objects_allocate_by_policy_and_map_existing_blocks_in_any_mode() {
+        let mut vma = anon();
+        vma.backing = Backing::Object {
+            object: crate::vm_object::ObjectRef::new_anonymous(),
+            offset: 0,
+        };
+        assert_eq!(object_huge(&vma, Mode::Always), None, "private");
+        vma.sharing = Sharing::Shared;
+        assert_eq!(object_huge(&vma, Mode::Always), Some(ObjectHuge::Allocate));
+        for mode in [Mode::Madvise, Mode::Never] {
+            assert_eq!(object_huge(&vma, mode), Some(ObjectHuge::MapExisting));
+        }
+        vma.flags |= VmaFlags::HUGE;
+        assert_eq!(object_huge(&vma, Mode::Never), Some(ObjectHuge::Allocate));
+        vma.flags = VmaFlags::NOHUGE;
+        assert_eq!(object_huge(&vma, Mode::Always), None);
     }
 
     #[test]

@@ -15,12 +15,20 @@
 //!
 //! The object does not free its frames by itself (it cannot reach the frame
 //! allocator from `Drop`): whoever drops the last reference calls `release`.
+//!
+//! An aligned run of 512 pages may be one 2 MiB block, so that a shared
+//! mapping can map it with one level-2 entry (`huge.rs`); its frames are
+//! still counted one by one, so everything here works per 4 KiB page.
+
+mod huge;
+
+pub use huge::{Block, shmem_huge_frames, shmem_pmd_mapped_frames};
 
 use crate::errno::Errno;
 use crate::frame::{PAGE_SIZE, Pfn};
 use crate::pmap::PhysMem;
 use crate::rmap::SpaceId;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use spin::Mutex;
@@ -53,6 +61,11 @@ struct Inner {
     /// superset: a space that unmapped it or exited is dropped from the
     /// list by the next truncate that finds it no longer maps the file.
     mappers: Vec<SpaceId>,
+    /// The runs (`huge::Run`) whose 512 pages are one 2 MiB block, each
+    /// frame still here in the block's order (`huge.rs`).
+    blocks: BTreeSet<u64>,
+    /// For each run, how many 2 MiB entries map it, in every space.
+    pmd_maps: BTreeMap<u64, u32>,
 }
 
 /// Why an object has no page to give.
@@ -85,6 +98,8 @@ impl ObjectRef {
                 pages: BTreeMap::new(),
                 size,
                 mappers: Vec::new(),
+                blocks: BTreeSet::new(),
+                pmd_maps: BTreeMap::new(),
             }),
         }))
     }
@@ -277,7 +292,9 @@ impl ObjectRef {
     /// Drop this reference; the last one gives every page back.
     pub fn release(self, phys: &mut dyn PhysMem) {
         if let Some(object) = Arc::into_inner(self.0) {
-            for (_, pfn) in object.inner.into_inner().pages {
+            let inner = object.inner.into_inner();
+            huge::forget_blocks(inner.blocks.len());
+            for (_, pfn) in inner.pages {
                 phys.put(pfn);
             }
         }
@@ -321,6 +338,7 @@ impl Inner {
     }
 
     fn discard(&mut self, first: u64, last: u64, phys: &mut dyn PhysMem) {
+        self.break_blocks(first, last);
         let doomed: Vec<u64> = self.pages.range(first..last).map(|(&i, _)| i).collect();
         for index in doomed {
             if let Some(pfn) = self.pages.remove(&index) {

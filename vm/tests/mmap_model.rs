@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use vm::errno::Errno;
 use vm::mmap::{self, Kind, OnConflict, Placement, Prot, Sharing};
 use vm::space::{USER_END, USER_START};
+use vm::vma::HUGE_PAGE;
 
 const PAGE: u64 = 4096;
 const HUGE: u64 = 2 << 20;
@@ -304,10 +305,13 @@ fn check_mmap_under(bsd: bool, addr: u64, len: u64, prot: u64, flags: u64, fd: i
                 (Placement::TryFixed { .. }, None) => assert!(want.try_fixed, "{args}"),
                 (Placement::Anywhere { hint }, None) => {
                     assert!(!want.try_fixed, "{args}: MAP_TRYFIXED lost");
+                    // A file placed for 2 MiB entries: its offset's phase
+                    // (0: no hint).
                     assert!(
-                        hint <= addr && hint % req.align == 0,
+                        hint <= addr && (hint == 0 || hint % req.align == req.phase),
                         "{args}: hint {hint:#x}"
                     );
+                    assert!(req.phase == 0 || req.align == HUGE_PAGE, "{args}: phase");
                 }
                 (got, want) => panic!("{args}: placement {got:?}, model {want:?}"),
             }

@@ -49,6 +49,8 @@ struct Resident {
     shared: u64,
     private: u64,
     huge_anon: u64,
+    /// Mapped by 2 MiB entries of an object's blocks (ramfs = tmpfs: Shmem).
+    huge_shmem: u64,
 }
 
 /// Whether Linux would count the VMA in its sizes: pageos's stack gap (the
@@ -140,6 +142,9 @@ fn resident(space: &mut Space, v: &Vma) -> Resident {
         }
         if m.huge && cached.is_none() {
             r.huge_anon += bytes;
+        }
+        if m.huge && cached.is_some() {
+            r.huge_shmem += bytes;
         }
         r.pss += bytes / maps;
         if maps > 1 {
@@ -268,7 +273,7 @@ pub fn smaps(pid: Pid) -> Result<String, Errno> {
                 ("Anonymous", r.anon),
                 ("LazyFree", 0),
                 ("AnonHugePages", r.huge_anon),
-                ("ShmemPmdMapped", 0),
+                ("ShmemPmdMapped", r.huge_shmem),
                 ("FilePmdMapped", 0),
                 ("Shared_Hugetlb", 0),
                 ("Private_Hugetlb", 0),
@@ -281,7 +286,9 @@ pub fn smaps(pid: Pid) -> Result<String, Errno> {
             // A 2 MiB page may fault in here: the policy allows it and an
             // aligned 2 MiB lies inside.
             let huge = 2 << 20;
-            let eligible = vm::thp::huge_allowed(v, space.thp).is_some()
+            let allocates =
+                vm::thp::object_huge(v, space.thp) == Some(vm::thp::ObjectHuge::Allocate);
+            let eligible = (vm::thp::huge_allowed(v, space.thp).is_some() || allocates)
                 && v.start.next_multiple_of(huge) + huge <= v.end;
             let _ = writeln!(out, "THPeligible:    {}", u8::from(eligible));
             let _ = writeln!(out, "VmFlags: {}", vm_flags(v));

@@ -106,8 +106,8 @@ fn meminfo() -> String {
         ("Percpu", 0),
         ("HardwareCorrupted", 0),
         ("AnonHugePages", phys::huge_frames()),
-        ("ShmemHugePages", 0),
-        ("ShmemPmdMapped", 0),
+        ("ShmemHugePages", vm::vm_object::shmem_huge_frames()),
+        ("ShmemPmdMapped", vm::vm_object::shmem_pmd_mapped_frames()),
         ("FileHugePages", 0),
         ("FilePmdMapped", 0),
     ];

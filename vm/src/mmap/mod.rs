@@ -171,6 +171,10 @@ pub struct MmapRequest {
     /// Page-rounded (2 MiB-rounded for MAP_HUGETLB).
     pub len: u64,
     pub align: u64,
+    /// Where in the alignment the start goes: the object offset modulo
+    /// 2 MiB for a file mapping placed for 2 MiB entries, so that its
+    /// aligned 2 MiB ranges map aligned runs of the object; else 0.
+    pub phase: u64,
     pub below_2g: bool,
     pub prot: Prot,
     pub sharing: Sharing,
@@ -325,8 +329,28 @@ pub fn validate_mmap_under(
     // Anonymous memory of 2 MiB or more goes where a 2 MiB page can fill
     // it from its start, as Linux's thp_get_unmapped_area places it; a
     // hint is followed as given (it is not rounded to this alignment).
-    if kind == Kind::Anonymous && !fixed && addr == 0 && len >= HUGE_PAGE {
-        align = align.max(HUGE_PAGE);
+    // A file (a ramfs file or memfd: Linux's shmem_get_unmapped_area) goes
+    // where its offset's 2 MiB runs fall on aligned 2 MiB, and so does
+    // MAP_ALIGNED_SUPER of a file (FreeBSD's pmap_align_superpage): its
+    // object's blocks can then be mapped whole.
+    let super_hint = (flags & MAP_ALIGNMENT_MASK) >> MAP_ALIGNMENT_SHIFT == 1;
+    let mut phase = 0;
+    match kind {
+        Kind::Anonymous if !fixed && addr == 0 && len >= HUGE_PAGE => {
+            align = align.max(HUGE_PAGE);
+        }
+        // Not under MAP_ALIGNED(n), which asks for the address's alignment.
+        Kind::File { offset, .. }
+            if !fixed && len >= HUGE_PAGE && (super_hint || align == PAGE) =>
+        {
+            if addr == 0 {
+                align = HUGE_PAGE;
+            }
+            if align == HUGE_PAGE {
+                phase = offset % HUGE_PAGE;
+            }
+        }
+        _ => {}
     }
     if has(MAP_EXCL) && !has(MAP_FIXED) {
         return einval;
@@ -335,7 +359,6 @@ pub fn validate_mmap_under(
     // MAP_ALIGNED_SUPER asks for superpages "where the mapping allows": at
     // a fixed address it is a hint (2 MiB pages wherever a whole aligned
     // 2 MiB lies inside), not a demand; MAP_ALIGNED(n) and MAP_HUGETLB are.
-    let super_hint = (flags & MAP_ALIGNMENT_MASK) >> MAP_ALIGNMENT_SHIFT == 1;
     let fixed_align = if super_hint && !huge_tlb { PAGE } else { align };
     let placement = if fixed {
         if !addr.is_multiple_of(fixed_align) {
@@ -358,7 +381,9 @@ pub fn validate_mmap_under(
         Placement::Fixed { addr, on_conflict }
     } else {
         // A hint is rounded down to the alignment, as Linux rounds it to a page.
-        let hint = addr / align * align;
+        let hint = addr
+            .checked_sub(phase)
+            .map_or(0, |a| a / align * align + phase);
         if has(MAP_TRYFIXED) {
             Placement::TryFixed { addr: hint }
         } else {
@@ -386,6 +411,7 @@ pub fn validate_mmap_under(
         placement,
         len,
         align,
+        phase,
         below_2g,
         prot,
         sharing,

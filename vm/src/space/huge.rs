@@ -7,11 +7,17 @@
 //! level-1 table of 512 entries pointing into the same block
 //! (`Pmap::split_huge`). What is unmapped afterwards frees just its 4 KiB
 //! frames; the rest keeps its data where it was.
+//!
+//! A 2 MiB entry of an object's block (a shared mapping) splits the same
+//! way; the object keeps its pages, and its count of 2 MiB entries per run
+//! (ShmemPmdMapped) follows every entry made whole or split (`note_pmd`).
 
 use super::AddressSpace;
 use crate::errno::Errno;
+use crate::mmap::Sharing;
 use crate::pmap::{PhysMem, Pmap};
-use crate::vma::HUGE_PAGE;
+use crate::vm_map::VmaTree;
+use crate::vma::{Backing, HUGE_PAGE, Vma};
 
 impl<P: Pmap> AddressSpace<P> {
     /// Split the 2 MiB pages that straddle `start` or `end`, so that a range
@@ -28,6 +34,7 @@ impl<P: Pmap> AddressSpace<P> {
         self.split_huge_at(phys, end).inspect_err(|_| {
             if let Some(base) = first {
                 self.pmap.join_huge(base);
+                note_pmd(&self.map, base, true);
             }
         })?;
         Ok(())
@@ -60,6 +67,51 @@ impl<P: Pmap> AddressSpace<P> {
         // A block split but still mapped whole is fine (its 2 MiB entry
         // then holds one reference on each frame: `PhysMem::put_block`).
         phys.split_block(huge.pfn);
-        self.pmap.split_huge(base).map_err(|_| Errno::ENOMEM)
+        self.pmap.split_huge(base).map_err(|_| Errno::ENOMEM)?;
+        note_pmd(&self.map, base, false);
+        Ok(())
+    }
+
+    /// The range to unmap for [start, end): a 2 MiB entry of an object's
+    /// block across either edge is split in place, or, without a frame for
+    /// the level-1 table, the range grows to take it whole (the object
+    /// keeps the data; the rest of the 2 MiB faults back in). Private
+    /// 2 MiB pages were split by the caller (`split_huge_edges`, which can
+    /// fail the operation), so truncate and MADV_REMOVE, which cannot
+    /// fail, meet only shared ones here.
+    pub(super) fn object_huge_edges(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> (u64, u64) {
+        let mut range = (start, end);
+        for at in [start, end] {
+            let base = at & !(HUGE_PAGE - 1);
+            let straddles = base != at && self.pmap.query(base).is_some_and(|m| m.huge);
+            if straddles
+                && self.map.find(base).is_some_and(maps_object_blocks)
+                && self.split_huge(phys, base).is_err()
+            {
+                range = (range.0.min(base), range.1.max(base + HUGE_PAGE));
+            }
+        }
+        range
+    }
+}
+
+/// Whether `vma`'s 2 MiB entries map an object's blocks (shared mappings
+/// of an object; private ones map 4 KiB pages of it only).
+fn maps_object_blocks(vma: &Vma) -> bool {
+    vma.sharing == Sharing::Shared && matches!(vma.backing, Backing::Object { .. })
+}
+
+/// A 2 MiB entry at `va` was made whole again (`mapped`) or is gone
+/// (unmapped, split): if it maps an object's block, tell the object.
+pub(super) fn note_pmd(map: &VmaTree<Vma>, va: u64, mapped: bool) {
+    if let Some(vma) = map.find(va).filter(|v| maps_object_blocks(v))
+        && let Some((object, offset)) = vma.object_offset(va)
+    {
+        object.note_pmd(offset / HUGE_PAGE, mapped);
     }
 }

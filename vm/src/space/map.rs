@@ -3,7 +3,7 @@
 use super::stack::stack_vmas;
 use super::{AddressSpace, USER_END, USER_START};
 use crate::errno::Errno;
-use crate::mmap::{MmapRequest, Placement, Prot};
+use crate::mmap::{MmapRequest, OnConflict, Placement, Prot};
 use crate::pmap::{PhysMem, Pmap};
 use crate::vm_fault::{Access, FaultError};
 use crate::vma::{Backing, PAGE, STACK_GUARD_PAGES, Vma, VmaFlags};
@@ -23,13 +23,27 @@ impl<P: Pmap> AddressSpace<P> {
         below_2g: bool,
         guard: u64,
     ) -> Result<u64, Errno> {
+        self.place_phased(placement, len, align, 0, below_2g, guard)
+    }
+
+    /// `place`, the start `phase` bytes past an `align` boundary (a file
+    /// placed so that its object's 2 MiB runs fall on aligned 2 MiB).
+    fn place_phased(
+        &self,
+        placement: &Placement,
+        len: u64,
+        align: u64,
+        phase: u64,
+        below_2g: bool,
+        guard: u64,
+    ) -> Result<u64, Errno> {
         let (lo, hi) = if below_2g {
             LOW_2G
         } else {
             (USER_START, self.mmap_top)
         };
         let free = |addr: u64| {
-            addr.is_multiple_of(align)
+            addr % align == phase
                 && addr.checked_sub(guard).is_some_and(|low| low >= lo)
                 && addr
                     .checked_add(len)
@@ -53,7 +67,9 @@ impl<P: Pmap> AddressSpace<P> {
                     .map
                     .find_free_top_down(lo, hi, len.checked_add(room).ok_or(Errno::ENOMEM)?, align)
                     .ok_or(Errno::ENOMEM)?;
-                Ok((low + guard).next_multiple_of(align))
+                // `low` is aligned, so with a phase (under one alignment,
+                // never with a guard) the start still lies in the room.
+                Ok((low + guard).next_multiple_of(align) + phase)
             }
         }
     }
@@ -139,14 +155,23 @@ impl<P: Pmap> AddressSpace<P> {
         req: &MmapRequest,
         template: Vma,
     ) -> Result<u64, Errno> {
-        let start = self.map(
-            phys,
-            &req.placement,
-            req.len,
-            req.align,
-            req.below_2g,
-            template,
-        )?;
+        // A phased start is found first and then mapped there.
+        let placement = match req.placement {
+            Placement::Fixed { .. } => req.placement,
+            _ if req.phase != 0 => Placement::Fixed {
+                addr: self.place_phased(
+                    &req.placement,
+                    req.len,
+                    req.align,
+                    req.phase,
+                    req.below_2g,
+                    0,
+                )?,
+                on_conflict: OnConflict::FailEexist,
+            },
+            _ => req.placement,
+        };
+        let start = self.map(phys, &placement, req.len, req.align, req.below_2g, template)?;
         if req.prefault_read {
             self.prefault(phys, start, start + req.len);
         }

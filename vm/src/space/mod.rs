@@ -151,10 +151,17 @@ impl<P: Pmap> AddressSpace<P> {
 
     /// Unmap every page of [start, end) from the page tables and give each
     /// frame's reference back, and each swapped-out page's slot; the VMAs
-    /// stay.
+    /// stay (an object's 2 MiB entry across an edge is split, or taken
+    /// whole: `object_huge_edges`).
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
-        self.pmap
-            .unmap_range(start, end, &mut |_, m| phys.put_mapping(&m));
+        let (start, end) = self.object_huge_edges(phys, start, end);
+        let AddressSpace { pmap, map, .. } = self;
+        pmap.unmap_range(start, end, &mut |va, m| {
+            if m.huge {
+                huge::note_pmd(map, va, false);
+            }
+            phys.put_mapping(&m);
+        });
         if phys.swap_used() {
             self.pmap
                 .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));

@@ -28,11 +28,12 @@ impl<P: Pmap> AddressSpace<P> {
         end: u64,
         uncharge: bool,
     ) {
-        let removed = self.map.remove_range(start, end);
-        if removed.is_empty() {
+        if self.map.range(start, end).next().is_none() {
             return;
         }
+        // The pages first, while their VMAs tell whose 2 MiB entries they are.
         self.drop_pages(phys, start, end);
+        let removed = self.map.remove_range(start, end);
         for vma in removed {
             if uncharge {
                 phys.uncharge(vma.charge());

@@ -395,6 +395,56 @@ fn cases(s: &mut Suite) {
         let _ = sys::munmap(map, 2 * HUGE);
         result
     });
+    // pageos's rule only: Linux's shared memory gets huge pages only when
+    // /sys/kernel/mm/transparent_hugepage/shmem_enabled says so, and it is
+    // `never` by default.
+    s.pageos(
+        "shared_anonymous_memory_maps_its_object_block_whole",
+        || {
+            let shared = sys::MAP_SHARED | sys::MAP_ANONYMOUS;
+            let rw = PROT_READ | sys::PROT_WRITE;
+            let map = sys::mmap(0, 2 * HUGE, rw, shared, -1, 0).map_err(why("mmap"))?;
+            let result = (|| {
+                ensure!(map % HUGE == 0, "shared 4 MiB at {map:#x}")?;
+                let (alloc, mapped) = (vmstat("thp_file_alloc")?, vmstat("thp_file_mapped")?);
+                poke(map + 12345, 7);
+                ensure!(
+                    walks_to_2mib(map + HUGE - 1)?,
+                    "pagewalk shows no 2 MiB entry"
+                )?;
+                ensure!(vmstat("thp_file_alloc")? > alloc, "thp_file_alloc stayed")?;
+                ensure!(
+                    vmstat("thp_file_mapped")? > mapped,
+                    "thp_file_mapped stayed"
+                )?;
+                let blocks = number("/proc/meminfo\0", "ShmemHugePages")?;
+                let pmd = number("/proc/meminfo\0", "ShmemPmdMapped")?;
+                ensure!(
+                    blocks >= 2048 && pmd >= 2048,
+                    "ShmemHugePages {blocks}, ShmemPmdMapped {pmd} kB"
+                )?;
+                fill(map, 3);
+                // The child maps the same block whole and its stores show here.
+                in_child(|| {
+                    check_fill(map, 3, &[])?;
+                    ensure!(walks_to_2mib(map)?, "the child has no 2 MiB entry")?;
+                    poke(map + 5 * PAGE, 0x55);
+                    Ok(())
+                })?;
+                ensure!(
+                    peek(map + 5 * PAGE) == 0x55,
+                    "the child's store is not seen"
+                )?;
+                poke(map + 5 * PAGE, (5 * PAGE / 512) as u8 ^ 3);
+                // A partial munmap splits in place: the rest keeps its data.
+                sys::munmap(map + 100 * PAGE, 4 * PAGE).map_err(why("munmap"))?;
+                ensure!(!walks_to_2mib(map)?, "still a 2 MiB entry after munmap")?;
+                check_fill(map, 3, &[100, 101, 102, 103])
+            })();
+            let _ = sys::munmap(map, 2 * HUGE);
+            result
+        },
+    );
 }
 
 /// Frames in use (kB) on pageos; 0 on Linux, which is not counted.

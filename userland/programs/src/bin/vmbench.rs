@@ -11,6 +11,9 @@
 //! bench <metric> <median cycles per op> <min> <max> <rounds>
 //! ```
 //!
+//! Arguments, if any, name the metrics to run (`vmbench mremap_64m
+//! zero_4k`, what `scripts/bench.py --only` passes); none runs them all.
+//!
 //! Transparent huge pages are switched off with MADV_NOHUGEPAGE wherever a
 //! metric means 4 KiB pages, so that Linux (whose THP may be "always")
 //! and pageos do the same work. The `_default` metrics are the same
@@ -40,10 +43,29 @@ fn cycles() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Run `round` ROUNDS times (each returns cycles per operation) and print
-/// the median, the fastest and the slowest round. Where the kernel has a
-/// /proc/vmstat with event counters (pageos), also print what one of the
-/// `ops` operations of a round cost in events (TLB flushes, frames zeroed...).
+/// The metrics to run: those named by the arguments, or all.
+#[derive(Clone, Copy)]
+struct Only(Args);
+
+impl Only {
+    /// Whether any of `names` is to run (so that its setup is worth doing).
+    fn wants(self, names: &[&str]) -> bool {
+        let chosen = (1..self.0.len()).map(|i| self.0.get(i));
+        self.0.len() <= 1 || chosen.into_iter().any(|c| names.contains(&c))
+    }
+
+    /// Run `round` ROUNDS times (each returns cycles per operation) and
+    /// print the median, the fastest and the slowest round, if `name` is
+    /// to run. Where the kernel has a /proc/vmstat with event counters
+    /// (pageos), also print what one of the `ops` operations of a round
+    /// cost in events (TLB flushes, frames zeroed...).
+    fn measure(self, name: &str, ops: u64, round: impl FnMut() -> u64) {
+        if self.wants(&[name]) {
+            measure(name, ops, round);
+        }
+    }
+}
+
 fn measure(name: &str, ops: u64, mut round: impl FnMut() -> u64) {
     let before = Counters::read();
     let mut samples = [0u64; ROUNDS];
@@ -121,14 +143,6 @@ fn anon(len: usize) -> usize {
     a
 }
 
-/// `len` bytes of private anonymous memory on the kernel's default policy
-/// (no madvise), 2 MiB-aligned: (the mapping, its aligned start). The
-/// mapping is `len` + 2 MiB long.
-fn anon_default(len: usize) -> (usize, usize) {
-    let map = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
-    (map, map.next_multiple_of(HUGE))
-}
-
 /// Write zeros over the 4 KiB at `page`, eight 8-byte stores at a time.
 fn zero_page(page: usize) {
     let words = page as *mut u64;
@@ -145,73 +159,87 @@ fn fail(what: &str, e: sys::Errno) -> ! {
     sys::exit(1)
 }
 
-fn main(_: Args) -> i32 {
-    measure("getpid", 2000, || {
+fn main(args: Args) -> i32 {
+    let only = Only(args);
+    only.measure("getpid", 2000, || {
         per_op(2000, |_| {
             sys::getpid();
         })
     });
 
-    // Demand-zero write faults over 64 MiB.
+    // Demand-zero write faults over 64 MiB, in 4 KiB pages and on the
+    // default policy.
     let pages = (64 << 20) / PAGE;
-    measure("anon_write_fault", pages as u64, || {
-        let a = anon(pages * PAGE);
-        let c = per_op(pages, |p| poke(a + p * PAGE, 1));
-        let _ = sys::munmap(a, pages * PAGE);
-        c
-    });
+    for (name, policy) in [
+        ("anon_write_fault", Policy::Small),
+        ("anon_write_fault_default", Policy::Default),
+    ] {
+        only.measure(name, pages as u64, || {
+            let region = Region::new(pages * PAGE, policy);
+            let a = region.start;
+            let c = per_op(pages, |p| poke(a + p * PAGE, 1));
+            region.unmap();
+            c
+        });
+    }
+    if only.wants(&["zero_4k"]) {
+        let page = anon(PAGE);
+        poke(page, 1);
+        measure("zero_4k", 1000, || per_op(1000, |_| zero_page(page)));
+        let _ = sys::munmap(page, PAGE);
+    }
 
-    measure("anon_write_fault_default", pages as u64, || {
-        let (map, a) = anon_default(pages * PAGE);
-        let c = per_op(pages, |p| poke(a + p * PAGE, 1));
-        let _ = sys::munmap(map, pages * PAGE + HUGE);
-        c
-    });
-    let page = anon(PAGE);
-    poke(page, 1);
-    measure("zero_4k", 1000, || per_op(1000, |_| zero_page(page)));
-    let _ = sys::munmap(page, PAGE);
-
-    measure("mmap_munmap", 1000, || {
+    only.measure("mmap_munmap", 1000, || {
         per_op(1000, |_| {
             let a = sys::mmap_anon(PAGE).unwrap_or(0);
             let _ = sys::munmap(a, PAGE);
         })
     });
 
-    measure("mmap_touch_munmap", 1000, || touch_cycle(1000));
+    only.measure("mmap_touch_munmap", 1000, || touch_cycle(1000));
 
-    let a = anon(4 * PAGE);
-    for p in 0..4 {
-        poke(a + p * PAGE, 1);
+    if only.wants(&["mprotect_4_pages"]) {
+        let a = anon(4 * PAGE);
+        for p in 0..4 {
+            poke(a + p * PAGE, 1);
+        }
+        measure("mprotect_4_pages", 1000, || {
+            per_op(1000, |i| {
+                let prot = if i % 2 == 0 { PROT_READ } else { RW };
+                let _ = sys::mprotect(a, 4 * PAGE, prot);
+            })
+        });
+        let _ = sys::munmap(a, 4 * PAGE);
     }
-    measure("mprotect_4_pages", 1000, || {
-        per_op(1000, |i| {
-            let prot = if i % 2 == 0 { PROT_READ } else { RW };
-            let _ = sys::mprotect(a, 4 * PAGE, prot);
-        })
-    });
-    let _ = sys::munmap(a, 4 * PAGE);
 
-    file_fault();
-    fork_metrics();
+    if only.wants(&["file_read_fault"]) {
+        file_fault();
+    }
+    for (fork, cow, policy) in [
+        ("fork_16m", "cow_fault", Policy::Small),
+        ("fork_16m_default", "cow_fault_default", Policy::Default),
+    ] {
+        if only.wants(&[fork, cow]) {
+            fork_metrics(only, fork, cow, policy);
+        }
+    }
 
     // The same mmap + touch + munmap with many VMAs in the address space.
-    for many in [10_000, 100_000] {
-        let region = many_vmas(many);
-        let name = if many == 10_000 {
-            "mmap_touch_munmap_10k_vmas"
-        } else {
-            "mmap_touch_munmap_100k_vmas"
-        };
-        measure(name, 1000, || touch_cycle(1000));
-        let _ = sys::munmap(region, many * PAGE);
+    for (many, name) in [
+        (10_000, "mmap_touch_munmap_10k_vmas"),
+        (100_000, "mmap_touch_munmap_100k_vmas"),
+    ] {
+        if only.wants(&[name]) {
+            let region = many_vmas(many);
+            measure(name, 1000, || touch_cycle(1000));
+            let _ = sys::munmap(region, many * PAGE);
+        }
     }
 
     // One 2 MiB page against 512 small pages over the same 2 MiB.
     let window = sys::mmap_anon(2 * HUGE).unwrap_or_else(|e| fail("mmap", e));
     let base = (window + HUGE - 1) & !(HUGE - 1);
-    measure("huge_fault_2m", 1, || {
+    only.measure("huge_fault_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_HUGEPAGE);
         let t = cycles();
         poke(base, 1);
@@ -219,7 +247,7 @@ fn main(_: Args) -> i32 {
         let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
         c
     });
-    measure("small_faults_2m", 1, || {
+    only.measure("small_faults_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_NOHUGEPAGE);
         let t = cycles();
         for p in 0..HUGE / PAGE {
@@ -231,56 +259,95 @@ fn main(_: Args) -> i32 {
     });
     let _ = sys::munmap(window, 2 * HUGE);
 
-    mremap_metric();
+    for (name, policy) in [
+        ("mremap_64m", Policy::Small),
+        ("mremap_64m_default", Policy::Default),
+    ] {
+        only.measure(name, 1, || mremap_round(policy));
+    }
 
     println!("vmbench: done");
     0
 }
 
-/// mmap one page, write to it, munmap it; the cost of one such cycle.
+/// Which pages a metric's memory gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Policy {
+    /// 4 KiB pages: MADV_NOHUGEPAGE, so that Linux's THP does not change the work.
+    Small,
+    /// The kernel's default (no madvise): 2 MiB pages where it puts them.
+    Default,
+}
+
+/// Private anonymous memory at a 2 MiB-aligned `start`, `len` long, with
+/// `policy`'s pages. The mapping around it is `len` + 2 MiB (Linux 6.1
+/// does not place anonymous mappings 2 MiB-aligned).
+struct Region {
+    map: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Region {
+    fn new(len: usize, policy: Policy) -> Region {
+        let map = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
+        let start = map.next_multiple_of(HUGE);
+        if policy == Policy::Small {
+            let _ = sys::madvise(map, len + HUGE, MADV_NOHUGEPAGE);
+        }
+        Region {
+            map,
+            start,
+            len: len + HUGE,
+        }
+    }
+
+    /// Exactly [start, start + len): the mapping's ends trimmed.
+    fn trimmed(len: usize, policy: Policy) -> usize {
+        let r = Region::new(len, policy);
+        let _ = sys::munmap(r.map, r.start - r.map);
+        let _ = sys::munmap(r.start + len, r.map + r.len - (r.start + len));
+        r.start
+    }
+
+    fn unmap(self) {
+        let _ = sys::munmap(self.map, self.len);
+    }
+}
+
 const SYS_MREMAP: usize = 25;
 const MREMAP_MAYMOVE: usize = 1;
 const MREMAP_FIXED: usize = 2;
 
-/// `len` bytes of private memory at a 2 MiB-aligned address, in 4 KiB
-/// pages: `len + HUGE` mapped, the ends trimmed.
-fn aligned_anon(len: usize) -> usize {
-    let a = sys::mmap_anon(len + HUGE).unwrap_or_else(|e| fail("mmap", e));
-    let start = a.next_multiple_of(HUGE);
-    let _ = sys::munmap(a, start - a);
-    let _ = sys::munmap(start + len, a + HUGE - start);
-    let _ = sys::madvise(start, len, MADV_NOHUGEPAGE);
-    start
-}
-
-/// mremap of 64 MiB of resident 4 KiB pages to a free 2 MiB-aligned
-/// address (MREMAP_FIXED, so that both kernels move the same entries
-/// between the same alignments): what a realloc of a large buffer costs,
-/// page-table entries moved and no byte copied.
-fn mremap_metric() {
+/// One round of `mremap_64m`: mremap of 64 MiB of resident memory to a
+/// free 2 MiB-aligned address (MREMAP_FIXED, so that both kernels move
+/// the same entries between the same alignments), what a realloc of a
+/// large buffer costs: page-table entries moved and no byte copied. In
+/// 4 KiB pages or, on the default policy, in the 2 MiB pages each kernel
+/// gives an aligned region.
+fn mremap_round(policy: Policy) -> u64 {
     let len = 64 << 20;
-    measure("mremap_64m", 1, || {
-        let src = aligned_anon(len);
-        for p in 0..len / PAGE {
-            poke(src + p * PAGE, 1);
-        }
-        // A free aligned place: mapped to find it, then unmapped.
-        let dst = aligned_anon(len);
-        let _ = sys::munmap(dst, len);
-        let flags = MREMAP_MAYMOVE | MREMAP_FIXED;
-        let t = cycles();
-        let got = sys::raw(SYS_MREMAP, [src, len, len, flags, dst, 0]);
-        let c = cycles() - t;
-        let moved = got.unwrap_or_else(|e| fail("mremap", e));
-        if peek(moved + len - PAGE) != 1 {
-            println!("vmbench: mremap lost the data");
-            sys::exit(1);
-        }
-        let _ = sys::munmap(moved, len);
-        c
-    });
+    let src = Region::trimmed(len, policy);
+    for p in 0..len / PAGE {
+        poke(src + p * PAGE, 1);
+    }
+    // A free aligned place: mapped to find it, then unmapped.
+    let dst = Region::trimmed(len, policy);
+    let _ = sys::munmap(dst, len);
+    let flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+    let t = cycles();
+    let got = sys::raw(SYS_MREMAP, [src, len, len, flags, dst, 0]);
+    let c = cycles() - t;
+    let moved = got.unwrap_or_else(|e| fail("mremap", e));
+    if peek(moved + len - PAGE) != 1 {
+        println!("vmbench: mremap lost the data");
+        sys::exit(1);
+    }
+    let _ = sys::munmap(moved, len);
+    c
 }
 
+/// mmap one page, write to it, munmap it; the cost of one such cycle.
 fn touch_cycle(ops: usize) -> u64 {
     per_op(ops, |_| {
         let a = sys::mmap_anon(PAGE).unwrap_or(0);
@@ -336,17 +403,19 @@ fn file_fault() {
     let _ = sys::unlink("/vmbench.dat");
 }
 
-/// fork of a process with 16 MiB resident, and the copy-on-write faults
-/// its child takes writing that memory.
-fn fork_metrics() {
+/// fork of a process with 16 MiB resident (`policy`'s pages), and the
+/// copy-on-write faults its child takes writing that memory, as the
+/// metrics `fork` and `cow`.
+fn fork_metrics(only: Only, fork: &str, cow: &str, policy: Policy) {
     let pages = (16 << 20) / PAGE;
-    let a = anon(pages * PAGE);
+    let region = Region::new(pages * PAGE, policy);
+    let a = region.start;
     for p in 0..pages {
         poke(a + p * PAGE, 1);
     }
     let out = sys::mmap(0, PAGE, RW, MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
         .unwrap_or_else(|e| fail("mmap shared", e));
-    measure("fork_16m", 1, || {
+    only.measure(fork, 1, || {
         let t = cycles();
         let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
         if pid == 0 {
@@ -356,7 +425,7 @@ fn fork_metrics() {
         wait(pid);
         c
     });
-    measure("cow_fault", pages as u64, || {
+    only.measure(cow, pages as u64, || {
         let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
         if pid == 0 {
             let c = per_op(pages, |p| poke(a + p * PAGE, 2));
@@ -368,36 +437,7 @@ fn fork_metrics() {
         // SAFETY: as above; the child has exited.
         unsafe { core::ptr::read_volatile(out as *const u64) }
     });
-    let _ = sys::munmap(a, pages * PAGE);
-
-    // The same on the default policy.
-    let (map, a) = anon_default(pages * PAGE);
-    for p in 0..pages {
-        poke(a + p * PAGE, 1);
-    }
-    measure("fork_16m_default", 1, || {
-        let t = cycles();
-        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
-        if pid == 0 {
-            sys::exit(0);
-        }
-        let c = cycles() - t;
-        wait(pid);
-        c
-    });
-    measure("cow_fault_default", pages as u64, || {
-        let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
-        if pid == 0 {
-            let c = per_op(pages, |p| poke(a + p * PAGE, 2));
-            // SAFETY: `out` is a shared page mapped before the fork.
-            unsafe { core::ptr::write_volatile(out as *mut u64, c) };
-            sys::exit(0);
-        }
-        wait(pid);
-        // SAFETY: as above; the child has exited.
-        unsafe { core::ptr::read_volatile(out as *const u64) }
-    });
-    let _ = sys::munmap(map, pages * PAGE + HUGE);
+    region.unmap();
     let _ = sys::munmap(out, PAGE);
 }
 
