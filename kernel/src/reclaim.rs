@@ -12,7 +12,7 @@
 
 use crate::phys;
 use crate::vmstat::{self, Paging};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vm::clock::{Clock, Policy};
 use vm::reclaim::{Reclaim, Reclaimed};
@@ -21,19 +21,24 @@ use vm::rmap::SpaceId;
 /// The clock (None until first used: `Clock::new` is not const).
 static CLOCK: Mutex<Option<Clock>> = Mutex::new(None);
 
-/// Whether MADV_FREE may have left lazily freeable pages: without swap
-/// they are all reclaim can take, so it runs only while this is set (a
-/// round that frees nothing clears it).
-static LAZY_FREE: AtomicBool = AtomicBool::new(false);
+/// MADV_FREE calls so far, and as many of them as the last round that
+/// ran without swap and freed nothing had seen. Without swap, lazily
+/// freeable pages are all reclaim can take, so it runs only while the two
+/// differ: a MADV_FREE since that round may have left some. (Counts, not
+/// a flag: a MADV_FREE during a fruitless round is not lost by its end.)
+static LAZY_FREES: AtomicU64 = AtomicU64::new(0);
+static LAZY_FREES_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// MADV_FREE marked pages: reclaim has something to take even without swap.
 pub fn note_lazy_free() {
-    LAZY_FREE.store(true, Ordering::Relaxed);
+    LAZY_FREES.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Whether reclaim can free anything: there is swap, or lazily freeable pages.
+/// Whether reclaim can free anything: there is swap, or lazily freeable
+/// pages may be left.
 fn worthwhile() -> bool {
-    crate::swap::active() || LAZY_FREE.load(Ordering::Relaxed)
+    crate::swap::active()
+        || LAZY_FREES.load(Ordering::Acquire) != LAZY_FREES_SEEN.load(Ordering::Acquire)
 }
 
 /// The watermarks, in frames: 1/32 of RAM (2 MiB of 64 MiB), at least
@@ -65,10 +70,10 @@ pub fn direct() -> bool {
     worthwhile() && run(high().saturating_sub(phys::free_frames())).freed > 0
 }
 
-/// MADV_PAGEOUT: push the pages of space `space` at `vas` out now
+/// MADV_PAGEOUT: push the pages of [start, end) in space `space` out now
 /// (`Reclaim::page_out`); nothing when reclaim already runs.
-pub fn page_out(space: SpaceId, vas: &[u64]) {
-    let _ = with_reclaim(|r| r.page_out(space, vas));
+pub fn page_out(space: SpaceId, start: u64, end: u64) {
+    let _ = with_reclaim(|r| r.page_out(space, start, end));
 }
 
 /// Page cache pages on the clock's active and inactive lists.
@@ -79,6 +84,7 @@ pub fn lengths() -> (usize, usize) {
 /// Free up to `want` frames; nothing when reclaim already runs or the
 /// address spaces are busy.
 fn run(want: usize) -> Reclaimed {
+    let lazy_frees = LAZY_FREES.load(Ordering::Acquire);
     let Some(done) = with_reclaim(|r| r.reclaim(want)) else {
         return Reclaimed::default();
     };
@@ -86,10 +92,10 @@ fn run(want: usize) -> Reclaimed {
         "reclaim: want {want}, free {}, {done:?}",
         phys::free_frames()
     );
-    // A round that ran and freed nothing: no lazily freeable page is left
-    // (a busy round says nothing, and leaves the flag).
+    // A round that ran and freed nothing found no lazily freeable page of
+    // the MADV_FREE calls before it (a busy round says nothing).
     if done.freed == 0 && !crate::swap::active() {
-        LAZY_FREE.store(false, Ordering::Relaxed);
+        LAZY_FREES_SEEN.fetch_max(lazy_frees, Ordering::AcqRel);
     }
     vmstat::paging(Paging::ScanDirect, done.scanned);
     vmstat::paging(Paging::StealDirect, done.freed);

@@ -38,7 +38,7 @@ use crate::frame::Pfn;
 use crate::mmap::Sharing;
 use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::rmap::{Owner, SpaceId};
-use crate::space::AddressSpace;
+use crate::space::{AddressSpace, PAGEOUT_BATCH};
 use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
 use crate::swap_map::Slot;
 use crate::vma::{HUGE_PAGE, VmaFlags};
@@ -133,17 +133,37 @@ impl<P: Pmap> Reclaim<'_, P> {
         done
     }
 
-    /// MADV_PAGEOUT: push the pages of space `space` at `vas` out now,
-    /// whatever the clock says. A page goes if it may (the module
-    /// comment's rule) and this PTE is its only user, as Linux leaves a
-    /// page other processes map alone; a lazily freeable one is dropped.
-    /// Without swap only those go.
-    pub fn page_out(&mut self, space: SpaceId, vas: &[u64]) -> Reclaimed {
+    /// MADV_PAGEOUT: push the pages of [start, end) in space `space` out
+    /// now, whatever the clock says, a batch of `PAGEOUT_BATCH` at a time
+    /// (`AddressSpace::pageout_batch`; the caller checked the range). A
+    /// page goes if it may (the module comment's rule) and this PTE is its
+    /// only user, as Linux leaves a page other processes map alone; a
+    /// lazily freeable one is dropped. Without swap only those go. A
+    /// transparent 2 MiB page is split first, as reclaim splits one.
+    pub fn page_out(&mut self, space: SpaceId, start: u64, end: u64) -> Reclaimed {
         let mut done = Reclaimed::default();
-        // A batch at a time: its frames wait unmapped for one write.
-        for batch in vas.chunks(64) {
+        let mut batch = Vec::with_capacity(PAGEOUT_BATCH);
+        let mut at = start;
+        while at < end {
+            batch.clear();
+            let mut next = end;
+            let phys = &*self.phys;
+            let reached = self.spaces.with_space(space, &mut |s| {
+                next = s.pageout_batch(phys, at, end, &mut batch);
+            });
+            if !reached {
+                break;
+            }
+            if let [base] = batch[..]
+                && self.split_for_page_out(space, base)
+            {
+                // Its 4 KiB pages are the next batch (those below `at`, if it
+                // began there, were seen already).
+                at = at.max(base);
+                continue;
+            }
             let mut pending = Vec::new();
-            for &va in batch {
+            for &va in &batch {
                 let mut pfn = None;
                 self.spaces.with_space(space, &mut |s| {
                     pfn = s.pmap.query(va).filter(|m| !m.huge).map(|m| m.pfn);
@@ -158,8 +178,23 @@ impl<P: Pmap> Reclaim<'_, P> {
                 }
             }
             self.write(pending, &mut done);
+            at = next;
         }
         done
+    }
+
+    /// Split the 2 MiB page of `space` at `base` for page-out; whether it was.
+    fn split_for_page_out(&mut self, space: SpaceId, base: u64) -> bool {
+        let phys = &mut *self.phys;
+        let mut split = false;
+        self.spaces.with_space(space, &mut |s| {
+            split = s
+                .pmap
+                .query(base)
+                .filter(|m| m.huge)
+                .is_some_and(|m| split_huge_page(s, phys, base, m.pfn));
+        });
+        split
     }
 
     /// Unmap the victim `pfn`: counted in `done` when its frame is free

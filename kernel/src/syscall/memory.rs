@@ -154,14 +154,15 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         return Ok(0);
     }
     if advice == mmap::Madvice::PageOut {
-        // Find the pages under the space's lock, then let reclaim, which
-        // takes every space's, push them out (docs/src/pressure.md).
-        let (space, vas) = proc::with_current(|p| {
+        // The checks under the space's lock; then reclaim, which reaches
+        // every space itself, pushes the pages out (docs/src/pressure.md,
+        // "madvise under pressure").
+        let id = proc::with_current(|p| {
             let space = p.space();
-            let vas = space.pageout_candidates(&mut KernelPhys, span.start, span.end)?;
-            Ok::<_, Errno>((space.pmap.id(), vas))
+            space.madvise(&mut KernelPhys, span.start, span.end, advice)?;
+            Ok::<_, Errno>(space.pmap.id())
         })?;
-        crate::reclaim::page_out(space, &vas);
+        crate::reclaim::page_out(id, span.start, span.end);
         return Ok(0);
     }
     with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))?;

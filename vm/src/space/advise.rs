@@ -11,7 +11,8 @@ impl<P: Pmap> AddressSpace<P> {
     /// anonymous memory reads back as zeros, shared memory keeps its data in
     /// its object. FREE lets reclaim drop private anonymous pages
     /// (`lazy_free`). WILLNEED faults pages in, swapped ones included.
-    /// PAGEOUT is checked here and done by reclaim. The rest is recorded.
+    /// PAGEOUT is only checked here (`Reclaim::page_out` does it). The rest
+    /// is recorded.
     pub fn madvise(
         &mut self,
         phys: &mut dyn PhysMem,
@@ -38,13 +39,6 @@ impl<P: Pmap> AddressSpace<P> {
         }
         match advice {
             M::Free => {
-                if self
-                    .map
-                    .range(start, end)
-                    .any(|v| v.flags.contains(VmaFlags::LOCKED))
-                {
-                    return Err(Errno::EINVAL);
-                }
                 self.lazy_free(phys, start, end)?;
             }
             M::DontNeed | M::DontNeedLocked => {
@@ -123,8 +117,9 @@ impl<P: Pmap> AddressSpace<P> {
             M::DoDump => self
                 .map
                 .update_range(start, end, |v| v.flags -= VmaFlags::NOCORE),
-            // Reclaim does the work (`Reclaim::page_out`, on the pages
-            // `pageout_candidates` finds): the kernel's madvise asks it.
+            // Only the checks: reclaim does the work (`Reclaim::page_out`,
+            // a batch of `pageout_batch` at a time), which the kernel's
+            // madvise asks for once this returned and let the space go.
             M::PageOut => self.may_page_out(start, end)?,
             // Lab 3 (docs/src/labs.md).
             M::Cold => {}

@@ -43,6 +43,8 @@ mod stack;
 mod unmap;
 mod user;
 
+pub use pressure::PAGEOUT_BATCH;
+
 use crate::errno::Errno;
 use crate::pmap::{PhysMem, Pmap};
 use crate::thp;
