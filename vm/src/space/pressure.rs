@@ -120,12 +120,20 @@ impl<P: Pmap> AddressSpace<P> {
         let mut at = start;
         let mut window = FIRST_WINDOW;
         while at < end {
+            // A 2 MiB page across `at` (the walk may not report it).
+            let block = at & !(HUGE_PAGE - 1);
+            if self.pmap.query(block).is_some_and(|m| m.huge)
+                && map.find(at).is_some_and(reclaimable)
+            {
+                out.push(block);
+                return block + HUGE_PAGE;
+            }
             let to = at.saturating_add(window).min(end);
             // Where this batch stops, once it does (the walk itself goes on
             // to the window's end, changing nothing).
             let mut stop = None;
             self.pmap.visit(at, to, &mut |va, m| {
-                if stop.is_some() || !map.find(va.max(at)).is_some_and(reclaimable) {
+                if stop.is_some() || va < at || !map.find(va).is_some_and(reclaimable) {
                     return;
                 }
                 if m.huge {
