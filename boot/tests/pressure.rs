@@ -111,3 +111,23 @@ fn linux_comparison_pressuretest() {
     };
     assert!(out.contains("1 passed, 0 failed"), "{out}");
 }
+
+/// madvise under pressure (docs/src/pressure.md): MADV_FREE, MADV_PAGEOUT
+/// and MADV_WILLNEED on 1 MiB each, with swap but no pressure (seconds).
+#[test]
+fn madvise_free_pageout_and_willneed_with_swap() {
+    let run = pageos(&[
+        "--memory",
+        "64M",
+        "--swap",
+        "64M",
+        "--kernel-arg",
+        "init=/bin/pressuretest",
+        "--",
+        "madvise_free_pages_go_without_a_write",
+        "madvise_pageout_writes_pages_to_swap_now",
+        "madvise_willneed_reads_swapped_pages_back",
+    ]);
+    assert_report_passed(&run);
+    assert!(run.stdout.contains("3 passed, 0 failed"), "{}", run.stdout);
+}

@@ -1,0 +1,114 @@
+//! The madvise cases of `pressuretest` (docs/src/pressure.md, "madvise
+//! under pressure"): MADV_FREE'd pages go without a write and read back
+//! as zeros unless written since, MADV_PAGEOUT writes pages to swap now,
+//! MADV_WILLNEED reads them back before they are touched. They need swap
+//! but no pressure: 1 MiB each, seconds on both kernels.
+
+use super::{PAGE, check, fill, vmstat};
+use rt::sys;
+use rt::test::{Outcome, resident, why};
+use rt::{ensure, fail};
+
+const MADV_PAGEOUT: usize = 21;
+const PAGES: usize = 256;
+/// Pages written again after MADV_FREE.
+const REWRITTEN: usize = 16;
+
+/// MADV_FREE, then a write to the first pages, then MADV_PAGEOUT (which
+/// reclaims the range now): the pages not written since go without a
+/// write (/proc/vmstat's pglazyfreed counts them) and read back as zeros;
+/// the written ones keep their data (on pageos they go to swap; Linux
+/// finds them dirty and leaves them in RAM this time).
+pub fn free_then_pageout(_ram: usize) -> Outcome {
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 11);
+    sys::madvise(a, PAGES * PAGE, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
+    fill(a, 0, REWRITTEN, 12);
+    let (lazy, out) = (vmstat("pglazyfreed")?, vmstat("pswpout")?);
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let lazy = vmstat("pglazyfreed")? - lazy;
+    let out = vmstat("pswpout")? - out;
+    let dropped = (PAGES - REWRITTEN) as u64;
+    ensure!(lazy >= dropped, "pglazyfreed +{lazy}, want +{dropped}")?;
+    ensure!(
+        out <= REWRITTEN as u64,
+        "pswpout +{out}: more than the {REWRITTEN} pages written since"
+    )?;
+    let r = resident(a + REWRITTEN * PAGE, PAGES - REWRITTEN)?;
+    ensure!(r == 0, "{r} dropped pages still resident")?;
+    check(a, 0, REWRITTEN, 12, "the pages written after MADV_FREE")?;
+    zeros(a, REWRITTEN, PAGES)?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// MADV_PAGEOUT writes the pages to swap before it returns (pswpout), and
+/// a fault reads each back.
+pub fn pageout(_ram: usize) -> Outcome {
+    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 13);
+    let out = vmstat("pswpout")?;
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let out = vmstat("pswpout")? - out;
+    ensure!(out >= PAGES as u64, "pswpout +{out}, want +{PAGES}")?;
+    // Linux's mincore counts a page still in its swap cache (it stays
+    // there, written, until reclaim needs the frame) as resident; pageos
+    // frees the frame once the write is done.
+    let r = resident(a, PAGES)?;
+    ensure!(
+        linux || r == 0,
+        "{r} of {PAGES} pages resident after MADV_PAGEOUT"
+    )?;
+    let major = vmstat("pgmajfault")?;
+    check(a, 0, PAGES, 13, "after MADV_PAGEOUT")?;
+    let major = vmstat("pgmajfault")? - major;
+    ensure!(
+        linux || major > 0,
+        "no major fault reading swapped pages back"
+    )?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// After MADV_PAGEOUT, MADV_WILLNEED reads the pages back: mincore shows
+/// them resident (Linux reads them into its swap cache in the background:
+/// a little wait), and touching them takes no major fault.
+pub fn willneed(_ram: usize) -> Outcome {
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 14);
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    sys::madvise(a, PAGES * PAGE, sys::MADV_WILLNEED).map_err(why("MADV_WILLNEED"))?;
+    let mut r = resident(a, PAGES)?;
+    for _ in 0..10_000 {
+        if r == PAGES {
+            break;
+        }
+        sys::sched_yield();
+        r = resident(a, PAGES)?;
+    }
+    ensure!(
+        r == PAGES,
+        "{r} of {PAGES} pages resident after MADV_WILLNEED"
+    )?;
+    let major = vmstat("pgmajfault")?;
+    check(a, 0, PAGES, 14, "after MADV_WILLNEED")?;
+    let major = vmstat("pgmajfault")? - major;
+    ensure!(major == 0, "{major} major faults after MADV_WILLNEED")?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// Every word of pages [first, last) at `a` reads zero.
+fn zeros(a: usize, first: usize, last: usize) -> Outcome {
+    for page in first..last {
+        for w in 0..PAGE / 8 {
+            // SAFETY: the caller mapped these pages readable.
+            let got = unsafe { ((a + page * PAGE) as *const u64).add(w).read_volatile() };
+            if got != 0 {
+                fail!("page {page} word {w} reads {got:#x} after MADV_FREE")?;
+            }
+        }
+    }
+    Ok(())
+}
