@@ -4,26 +4,30 @@
 //! MADV_WILLNEED reads them back before they are touched. They need swap
 //! but no pressure: 1 MiB each, seconds on both kernels.
 
-use super::{PAGE, check, fill, vmstat};
+use super::{PAGE, check, fill, pipe, vmstat};
 use rt::sys;
 use rt::test::{Outcome, resident, why};
 use rt::{ensure, fail};
 
 const MADV_PAGEOUT: usize = 21;
 const PAGES: usize = 256;
-/// Pages written again after MADV_FREE.
+/// Pages written again after MADV_FREE by the program, and after them
+/// pages the kernel writes (read() from a pipe).
 const REWRITTEN: usize = 16;
+const COPIED: usize = 4;
 
-/// MADV_FREE, then a write to the first pages, then MADV_PAGEOUT (which
-/// reclaims the range now): the pages not written since go without a
-/// write (/proc/vmstat's pglazyfreed counts them) and read back as zeros;
-/// the written ones keep their data (on pageos they go to swap; Linux
-/// finds them dirty and leaves them in RAM this time).
+/// MADV_FREE, then a write to the first pages (by the program, then by
+/// the kernel's copy of a read()), then MADV_PAGEOUT (which reclaims the
+/// range now): the pages not written since go without a write
+/// (/proc/vmstat's pglazyfreed counts them) and read back as zeros; the
+/// written ones keep their data (on pageos they go to swap; Linux finds
+/// them dirty and leaves them in RAM this time).
 pub fn free_then_pageout(_ram: usize) -> Outcome {
     let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
     fill(a, 0, PAGES, 11);
     sys::madvise(a, PAGES * PAGE, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
-    fill(a, 0, REWRITTEN, 12);
+    fill(a, 0, REWRITTEN - COPIED, 12);
+    copy_in_by_read(a, REWRITTEN - COPIED, COPIED, 12)?;
     let (lazy, out) = (vmstat("pglazyfreed")?, vmstat("pswpout")?);
     sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
     let lazy = vmstat("pglazyfreed")? - lazy;
@@ -97,6 +101,33 @@ pub fn willneed(_ram: usize) -> Outcome {
     ensure!(major == 0, "{major} major faults after MADV_WILLNEED")?;
     sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
     Ok(())
+}
+
+/// The kernel writes `seed`'s pattern over pages [first, first + pages)
+/// at `a`: each page goes through a pipe and read() copies it there.
+fn copy_in_by_read(a: usize, first: usize, pages: usize, seed: u64) -> Outcome {
+    let (r, w) = pipe()?;
+    let buf = sys::mmap_anon(PAGE).map_err(why("mmap buffer"))?;
+    let result = (|| {
+        for page in first..first + pages {
+            fill(buf - page * PAGE, page, 1, seed);
+            // SAFETY: the buffer is one mapped page.
+            let bytes = unsafe { core::slice::from_raw_parts(buf as *const u8, PAGE) };
+            let n = sys::write(w, bytes).map_err(why("write the pipe"))?;
+            ensure!(n == PAGE, "wrote {n} bytes into the pipe")?;
+            // SAFETY: the caller mapped these pages writable.
+            let into =
+                unsafe { core::slice::from_raw_parts_mut((a + page * PAGE) as *mut u8, PAGE) };
+            let n = sys::read(r, into).map_err(why("read the pipe"))?;
+            ensure!(n == PAGE, "read {n} bytes from the pipe")?;
+        }
+        Ok(())
+    })();
+    let _ = sys::munmap(buf, PAGE);
+    for fd in [r, w] {
+        let _ = sys::close(fd as usize);
+    }
+    result
 }
 
 /// Every word of pages [first, last) at `a` reads zero.
