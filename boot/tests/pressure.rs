@@ -136,7 +136,7 @@ fn linux_comparison_pressuretest_overcommit_and_oom() {
 }
 
 /// madvise under pressure (docs/src/pressure.md): MADV_FREE, MADV_PAGEOUT
-/// and MADV_WILLNEED on 1 MiB each, with swap but no pressure (seconds).
+/// and MADV_WILLNEED on 512 KiB each, with swap but no pressure (seconds).
 const MADVISE: [&str; 3] = [
     "madvise_free_pages_go_without_a_write",
     "madvise_pageout_writes_pages_to_swap_now",
