@@ -92,11 +92,10 @@ impl Spaces<FakePmap> for Machine {
         owners
     }
 
+    /// As the kernel's: space by space, in address order.
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
-        if let Some(p) = self.procs.iter().flatten().next() {
-            p.space
-                .pmap
-                .with_rmap(&mut |r| r.iter().for_each(|(pfn, _)| f(pfn)));
+        for p in self.procs.iter_mut().flatten() {
+            p.space.mapped_frames(f);
         }
     }
 }
@@ -433,4 +432,40 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
         slot.take().expect("live").space.clear(&mut mem);
     }
     assert_eq!(mem.in_use(), 0);
+}
+
+/// The clock's refill lists pages in address order, so a sequential write
+/// of more pages than there are frames sends them out to consecutive
+/// slots: the neighbours swap-in reads ahead on disk are the pages the
+/// program touches next (with the reverse map's hash order they were any).
+#[test]
+fn a_sequential_sweep_goes_out_to_consecutive_slots() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let p = new_proc(&mut mem, &machine);
+    let base = p.base;
+    machine.procs.push(Some(p));
+    for page in 0..PAGES {
+        let written = fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            base + page * PAGE,
+            Access::Write,
+        );
+        assert!(written, "page {page}");
+    }
+    let p = machine.procs[0].as_mut().expect("live");
+    let slots: Vec<u32> = (0..PAGES)
+        .filter_map(|page| p.space.pmap.query_swap(base + page * PAGE))
+        .map(|slot| slot.0)
+        .collect();
+    assert!(slots.len() >= 4, "only {} pages went out", slots.len());
+    assert!(
+        slots.windows(2).all(|w| w[1] == w[0] + 1),
+        "slots in address order: {slots:?}"
+    );
 }
