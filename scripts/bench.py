@@ -18,6 +18,13 @@ unless --no-docs, to docs/src/bench/table.md and docs/src/bench/chart.svg
 their vmbench names, e.g. `--only mremap_64m,zero_4k`), prints their rows
 and writes no docs.
 
+Then memory pressure (`--pressure-only` runs just this, `--no-pressure`
+skips it): `pressbench` (userland/programs/src/bin/pressbench.rs) as init
+of both kernels with `-m 128M` and a 512 MiB swap disk, a sequential sweep
+of 2 x RAM, random access over 1.5 x RAM and a loop over 1.2 x RAM, as
+cycles per page touched and major faults; the table goes to
+docs/src/bench/pressure.md.
+
 Then the real programs (`--programs-only` runs just these, `--no-programs`
 skips them): Lua 5.4 and SQLite built from crates' sources, Debian's
 busybox, as /etc/programs of `userland/c/progbench.c`, which times fork +
@@ -73,9 +80,9 @@ def log(*words):
     print("+", " ".join(words), file=sys.stderr)
 
 
-def build():
+def build(program="vmbench"):
     cmd = ["cargo", "build", "--release", "-q", "-p", "programs",
-           "--target", "x86_64-unknown-none", "--bin", "vmbench"]
+           "--target", "x86_64-unknown-none", "--bin", program]
     log(*cmd)
     subprocess.run(cmd, cwd=ROOT, check=True)
 
@@ -301,6 +308,59 @@ def programs(memory, write_docs):
     return 0
 
 
+# Memory pressure: pressbench (userland/programs/src/bin/pressbench.rs) on a
+# small machine with swap, the same -m and swap disk for both kernels
+# (Debian's kernel does not boot in 64 MiB). Its patterns, in table order.
+PRESSURE_MEMORY_MIB = 128
+PRESSURE_SWAP = "512M"
+PRESSURE = [
+    ("sweep", "sequential sweep of 2 × RAM, 3 passes"),
+    ("random", "random access over 1.5 × RAM"),
+    ("loop", "loop over 1.2 × RAM, 3 passes (defeats LRU)"),
+]
+
+
+def pressure(write_docs):
+    """pressbench on both kernels: cycles per page touched and major faults."""
+    build("pressbench")
+    elf = os.path.join(ROOT, "target", "x86_64-unknown-none", "release", "pressbench")
+    memory = "%dM" % PRESSURE_MEMORY_MIB
+    machine = ["--memory", memory, "--swap", PRESSURE_SWAP]
+    out_p = run(["cargo", "run", "--release", "-q", "--"] + icount_flag() + machine +
+                ["--timeout", "1800", "--exec", elf, "--", str(PRESSURE_MEMORY_MIB)], timeout=2400)
+    out_l = run([sys.executable, os.path.join(ROOT, "scripts", "linux-run.py")] + icount_flag() + machine +
+                ["--elf", elf, "--", str(PRESSURE_MEMORY_MIB)], timeout=2400)
+    ours, theirs = parse(out_p), parse(out_l)
+    keys = ["press_" + n for n, _ in PRESSURE]
+    missing = [k for k in keys + [k + "_majflt" for k in keys] if k not in ours or k not in theirs]
+    if missing:
+        sys.stdout.write(out_p[-3000:] + "\n" + out_l[-3000:] + "\n")
+        print("bench: FAILED: no pressure figure for %s" % ", ".join(missing), file=sys.stderr)
+        return 1
+    rows = ["| pattern | pageos (%s per page) | Linux 6.1 | pageos / Linux | pageos major faults | "
+            "Linux major faults |" % ("instructions" if ICOUNT else "cycles"),
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for (name, label), key in zip(PRESSURE, keys):
+        a, b = ours[key][0], theirs[key][0]
+        rows.append("| %s | %s | %s | %.2f | %s | %s |" % (
+            label, fmt(a), fmt(b), a / b, fmt(ours[key + "_majflt"][0]), fmt(theirs[key + "_majflt"][0])))
+    text = "\n".join(rows) + "\n"
+    print(text)
+    for who, out in (("pageos", out_p), ("Linux", out_l)):
+        for line in out.splitlines():
+            if "events press_" in line:
+                print(who, line[line.index("events press_"):])
+    if write_docs:
+        with open(docs_file("pressure.md"), "w") as f:
+            f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
+            f.write("Produced by `make bench` (scripts/bench.py%s): `-m %s`, a %s swap disk (virtio-blk), "
+                    "TCG, one CPU, one round; %s per page touched, major faults from getrusage; host load "
+                    "average %.1f at the start.\n\n" % (" --icount" if ICOUNT else "", memory, PRESSURE_SWAP,
+                                                        unit(), LOAD))
+            f.write(text)
+    return 0
+
+
 def main():
     args = sys.argv[1:]
     memory = "1G"
@@ -326,7 +386,11 @@ def main():
         return status
     if "--programs-only" in args:
         return programs(memory, write_docs)
+    if "--pressure-only" in args:
+        return pressure(write_docs)
     status = vmbench(memory, [k for k, _ in METRICS], write_docs)
+    if "--no-pressure" not in args:
+        status |= pressure(write_docs)
     if status or "--no-programs" in args:
         return status
     return programs(memory, write_docs)

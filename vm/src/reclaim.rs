@@ -53,7 +53,9 @@ pub trait Spaces<P: Pmap> {
     fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut AddressSpace<P>)) -> bool;
     /// Every PTE that maps `pfn` (the reverse map).
     fn owners(&mut self, pfn: Pfn) -> Vec<Owner>;
-    /// Tell `f` every frame the reverse map records (the clock's refill).
+    /// Tell `f` every frame user PTEs map, space by space in address
+    /// order (the clock's refill: its victims, and their swap slots, then
+    /// follow the order pages are laid out in, which read-ahead needs).
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn));
 }
 

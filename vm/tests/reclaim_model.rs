@@ -361,3 +361,39 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
     }
     assert_eq!(mem.in_use(), 0);
 }
+
+/// The clock's refill lists pages in address order, so a sequential write
+/// of more pages than there are frames sends them out to consecutive
+/// slots: the neighbours swap-in reads ahead on disk are the pages the
+/// program touches next (with the reverse map's hash order they were any).
+#[test]
+fn a_sequential_sweep_goes_out_to_consecutive_slots() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let p = new_proc(&mut mem, &machine);
+    let base = p.base;
+    machine.procs.push(Some(p));
+    for page in 0..PAGES {
+        let written = fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            base + page * PAGE,
+            Access::Write,
+        );
+        assert!(written, "page {page}");
+    }
+    let p = machine.procs[0].as_mut().expect("live");
+    let slots: Vec<u32> = (0..PAGES)
+        .filter_map(|page| p.space.pmap.query_swap(base + page * PAGE))
+        .map(|slot| slot.0)
+        .collect();
+    assert!(slots.len() >= 4, "only {} pages went out", slots.len());
+    assert!(
+        slots.windows(2).all(|w| w[1] == w[0] + 1),
+        "slots in address order: {slots:?}"
+    );
+}

@@ -42,8 +42,16 @@ impl Spaces<Pmap> for AllSpaces<'_> {
         pmap::rmap::with(|r| r.owners(pfn).to_vec())
     }
 
+    /// Space by space, in address order, not in the reverse map's (hash)
+    /// order: a sweep's pages then leave in the order it wrote them, into
+    /// consecutive slots, and swap-in's read-ahead of a slot's neighbours
+    /// on disk brings the pages the program touches next.
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
-        pmap::rmap::with(|r| r.iter().for_each(|(pfn, _)| f(pfn)));
+        for p in self.table.procs.values_mut() {
+            if let Some(space) = p.space.as_mut() {
+                space.mapped_frames(f);
+            }
+        }
     }
 }
 

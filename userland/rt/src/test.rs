@@ -182,10 +182,14 @@ pub fn frames_in_use() -> Result<u64, Why> {
 pub fn proc_number(path: &str, name: &str) -> Result<u64, Why> {
     use crate::sys;
     let fd = sys::open(path, 0).map_err(why("open"))?;
-    let mut buf = [0u8; 2048];
-    let n = sys::read(fd as i32, &mut buf).map_err(why("read"));
+    // Linux's /proc/vmstat is some 6 KiB, and read returns what fits.
+    let mut buf = [0u8; 16384];
+    let mut n = 0;
+    while let Ok(got @ 1..) = sys::read(fd as i32, &mut buf[n..]) {
+        n += got;
+    }
     let _ = sys::close(fd);
-    let text = core::str::from_utf8(&buf[..n?]).unwrap_or("");
+    let text = core::str::from_utf8(&buf[..n]).unwrap_or("");
     let value = text.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?;
         if !rest.starts_with([':', ' ']) {

@@ -46,6 +46,7 @@ mod user;
 pub use pressure::PAGEOUT_BATCH;
 
 use crate::errno::Errno;
+use crate::frame::Pfn;
 use crate::pmap::{PhysMem, Pmap};
 use crate::thp;
 use crate::vm_map::VmaTree;
@@ -168,6 +169,14 @@ impl<P: Pmap> AddressSpace<P> {
             self.pmap
                 .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));
         }
+    }
+
+    /// Every frame the page tables map, in address order (a 2 MiB page
+    /// once, its head frame): the clock's refill (`reclaim.rs`), so that
+    /// the pages it lists, and then its victims and their swap slots, come
+    /// in the order a program laid them out.
+    pub fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
+        self.pmap.visit(0, USER_END, &mut |_, m| f(m.pfn));
     }
 
     /// Pages of this space that are out in swap (the OOM killer's badness

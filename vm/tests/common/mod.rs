@@ -64,11 +64,10 @@ impl Spaces<FakePmap> for Machine {
         owners
     }
 
+    /// As the kernel's: space by space, in address order.
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
-        if let Some(p) = self.procs.iter().flatten().next() {
-            p.space
-                .pmap
-                .with_rmap(&mut |r| r.iter().for_each(|(pfn, _)| f(pfn)));
+        for p in self.procs.iter_mut().flatten() {
+            p.space.mapped_frames(f);
         }
     }
 }
