@@ -134,3 +134,40 @@ fn linux_comparison_pressuretest_overcommit_and_oom() {
     };
     assert!(out.contains("1 passed, 0 failed"), "{out}");
 }
+
+/// madvise under pressure (docs/src/pressure.md): MADV_FREE, MADV_PAGEOUT
+/// and MADV_WILLNEED on 512 KiB each, with swap but no pressure (seconds).
+const MADVISE: [&str; 3] = [
+    "madvise_free_pages_go_without_a_write",
+    "madvise_pageout_writes_pages_to_swap_now",
+    "madvise_willneed_reads_swapped_pages_back",
+];
+
+#[test]
+fn madvise_free_pageout_and_willneed_with_swap() {
+    let mut args = vec![
+        "--memory",
+        "64M",
+        "--swap",
+        "64M",
+        "--kernel-arg",
+        "init=/bin/pressuretest",
+        "--",
+    ];
+    args.extend(MADVISE);
+    let run = pageos(&args);
+    assert_report_passed(&run);
+    assert!(run.stdout.contains("3 passed, 0 failed"), "{}", run.stdout);
+}
+
+/// The madvise cases on Linux (128 MiB: the Debian kernel does not boot
+/// in 64), with the same 64 MiB of swap.
+#[test]
+fn linux_comparison_pressuretest_madvise_cases() {
+    let mut args = vec!["--memory", "128M", "--swap", "64M", "pressuretest", "--"];
+    args.extend(MADVISE);
+    let Some(out) = linux_run(&args) else {
+        return;
+    };
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+}

@@ -177,9 +177,11 @@ pub enum Paging {
     ScanDirect,
     StealKswapd,
     StealDirect,
+    /// MADV_FREE'd pages reclaim dropped without a write.
+    LazyFreed,
 }
 
-const PAGING_NAMES: [&str; 7] = [
+const PAGING_NAMES: [&str; 8] = [
     "pswpin",
     "pswpout",
     "pgmajfault",
@@ -187,6 +189,7 @@ const PAGING_NAMES: [&str; 7] = [
     "pgscan_direct",
     "pgsteal_kswapd",
     "pgsteal_direct",
+    "pglazyfreed",
 ];
 static PAGING: [AtomicU64; PAGING_NAMES.len()] = [const { AtomicU64::new(0) }; PAGING_NAMES.len()];
 

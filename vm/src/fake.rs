@@ -33,6 +33,8 @@ pub struct FakePmap {
     /// Present pages whose accessed bit is set: a PTE is made accessed (the
     /// access that faulted it in), and the tests `touch` pages.
     pub accessed: BTreeSet<u64>,
+    /// Present pages marked lazily freeable (MADV_FREE, `mark_lazy_free`).
+    pub lazy_free: BTreeSet<u64>,
     /// TLB flushes requested (the tests count them).
     pub flushes: usize,
     /// 2 MiB entries split into 4 KiB ones (`split_huge`).
@@ -54,6 +56,7 @@ impl Default for FakePmap {
             ptes: BTreeMap::new(),
             swapped: BTreeMap::new(),
             accessed: BTreeSet::new(),
+            lazy_free: BTreeSet::new(),
             flushes: 0,
             splits: 0,
             fail_enter_after: None,
@@ -97,6 +100,7 @@ impl FakePmap {
         let m = self.ptes.remove(&va).expect("FakePmap: page not present");
         self.rmap.borrow_mut().remove(m.pfn, self.owner(va));
         self.accessed.remove(&va);
+        self.lazy_free.remove(&va);
         m
     }
 
@@ -208,6 +212,8 @@ impl Pmap for FakePmap {
             );
             self.rmap.borrow_mut().remove(m.pfn, self.owner(at));
         }
+        let marked: Vec<u64> = self.lazy_free.range(va..va + HUGE_PAGE).copied().collect();
+        marked.iter().for_each(|at| _ = self.lazy_free.remove(at));
         let huge = true;
         self.ptes.insert(va, Mapping { huge, ..first });
         self.flushes += 1;
@@ -247,6 +253,7 @@ impl Pmap for FakePmap {
     ) {
         for (&va, m) in self.ptes.range_mut(start..end) {
             m.prot = rights(va, *m);
+            self.lazy_free.remove(&va);
         }
         self.flushes += 1;
     }
@@ -265,6 +272,7 @@ impl Pmap for FakePmap {
         self.rmap.borrow_mut().remove(old.pfn, self.owner(va));
         let huge = false;
         self.ptes.insert(va, Mapping { pfn, prot, huge });
+        self.lazy_free.remove(&va);
         self.flushes += 1;
         Ok(old)
     }
@@ -337,6 +345,9 @@ impl Pmap for FakePmap {
             self.ptes.insert(new, m);
             if self.accessed.remove(&va) {
                 self.accessed.insert(new);
+            }
+            if self.lazy_free.remove(&va) {
+                self.lazy_free.insert(new);
             }
         }
         self.flushes += 1;
@@ -448,6 +459,34 @@ impl Pmap for FakePmap {
 
     fn take_accessed(&mut self, va: u64) -> bool {
         self.accessed.remove(&va)
+    }
+
+    fn mark_lazy_free(
+        &mut self,
+        start: u64,
+        end: u64,
+        pick: &mut dyn FnMut(u64, Mapping) -> bool,
+    ) -> u64 {
+        let mut marked = 0;
+        for (&va, m) in self.ptes.range_mut(start..end) {
+            if !m.huge && pick(va, *m) {
+                m.prot.write = false;
+                self.accessed.remove(&va);
+                self.lazy_free.insert(va);
+                marked += 1;
+            }
+        }
+        self.flushes += 1;
+        marked
+    }
+
+    fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping> {
+        let m = self.ptes.get(&va)?;
+        if m.pfn != pfn || m.huge || !self.lazy_free.contains(&va) {
+            return None;
+        }
+        self.flushes += 1;
+        Some(self.clear(va))
     }
 }
 

@@ -182,6 +182,27 @@ pub trait Pmap {
     /// (false when there is none). No TLB flush: a stale entry only means
     /// the bit is set again a little late, as on Linux.
     fn take_accessed(&mut self, va: u64) -> bool;
+    /// MADV_FREE: every present 4 KiB PTE of [start, end) that `pick`
+    /// chooses becomes read-only and *lazily freeable*, its accessed bit
+    /// cleared; one flush. A write to it faults (the copy-on-write path
+    /// makes it writable again, `protect_range`), and whatever changes a
+    /// PTE's rights or frame drops the mark, so a marked PTE is one nobody
+    /// wrote since: reclaim may drop its page (`discard_lazy_free`).
+    /// Returns how many were marked. (Not the dirty bit, as Linux: the
+    /// kernel's copies into user memory go through the physical map, which
+    /// never sets it.)
+    fn mark_lazy_free(
+        &mut self,
+        start: u64,
+        end: u64,
+        pick: &mut dyn FnMut(u64, Mapping) -> bool,
+    ) -> u64;
+    /// Reclaim of a lazily freeable page: if the 4 KiB PTE of `va` maps
+    /// `pfn` and still carries the mark, clear it (the page reads back as
+    /// zeros), forget it in the reverse map, flush its TLB entry and return
+    /// the mapping it was (its frame reference is the caller's). None, and
+    /// nothing changed, otherwise.
+    fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping>;
 }
 
 pub trait PhysMem {

@@ -14,7 +14,11 @@
 //! 4. the victims are written, runs of consecutive slots in one go, and
 //!    their frames freed. A frame the swap cache holds is clean (it is
 //!    mapped read-only while cached): its slot already has its contents,
-//!    and it goes without a write.
+//!    and it goes without a write. A page marked lazily freeable by
+//!    MADV_FREE and not written since is dropped: no slot, no write.
+//!
+//! `page_out` (MADV_PAGEOUT) takes steps 3 and 4 for the pages it is
+//! given, without the clock.
 //!
 //! A frame may go only when every reference to it is a PTE of a private
 //! mapping (anonymous memory, or a private copy of a file page) that is not
@@ -34,7 +38,7 @@ use crate::frame::Pfn;
 use crate::mmap::Sharing;
 use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::rmap::{Owner, SpaceId};
-use crate::space::AddressSpace;
+use crate::space::{AddressSpace, PAGEOUT_BATCH};
 use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
 use crate::swap_map::Slot;
 use crate::vma::{HUGE_PAGE, VmaFlags};
@@ -64,6 +68,9 @@ pub struct Reclaimed {
     pub freed: u64,
     /// Pages written to swap.
     pub written: u64,
+    /// Lazily freeable pages (MADV_FREE) dropped without a write
+    /// (/proc/vmstat's pglazyfreed); counted in `freed` too.
+    pub lazy_freed: u64,
     /// Cycles waited for the disk.
     pub cycles: u64,
     /// Reclaim stopped because no slot was free.
@@ -122,18 +129,93 @@ impl<P: Pmap> Reclaim<'_, P> {
         let victims = self.choose(want, &mut done);
         let mut pending = Vec::new();
         for pfn in victims {
-            match self.unmap(pfn) {
-                Unmapped::Clean => done.freed += 1,
-                Unmapped::Write(p) => pending.push(p),
-                Unmapped::Kept => self.clock.insert(pfn),
-                Unmapped::SwapFull => {
-                    done.swap_full = true;
-                    self.clock.insert(pfn);
-                }
-            }
+            self.evict(pfn, &mut pending, &mut done);
         }
         self.write(pending, &mut done);
         done
+    }
+
+    /// MADV_PAGEOUT: push the pages of [start, end) in space `space` out
+    /// now, whatever the clock says, a batch of `PAGEOUT_BATCH` at a time
+    /// (`AddressSpace::pageout_batch`; the caller checked the range). A
+    /// page goes if it may (the module comment's rule) and this PTE is its
+    /// only user, as Linux leaves a page other processes map alone; a
+    /// lazily freeable one is dropped. Without swap only those go. A
+    /// transparent 2 MiB page is split first, as reclaim splits one.
+    pub fn page_out(&mut self, space: SpaceId, start: u64, end: u64) -> Reclaimed {
+        let mut done = Reclaimed::default();
+        let mut batch = Vec::with_capacity(PAGEOUT_BATCH);
+        let mut at = start;
+        while at < end {
+            batch.clear();
+            let mut next = end;
+            let phys = &*self.phys;
+            let reached = self.spaces.with_space(space, &mut |s| {
+                next = s.pageout_batch(phys, at, end, &mut batch);
+            });
+            if !reached {
+                break;
+            }
+            if let [base] = batch[..]
+                && self.split_for_page_out(space, base)
+            {
+                // Its 4 KiB pages are the next batch (those below `at`, if it
+                // began there, were seen already).
+                at = at.max(base);
+                continue;
+            }
+            let mut pending = Vec::new();
+            for &va in &batch {
+                let mut pfn = None;
+                self.spaces.with_space(space, &mut |s| {
+                    pfn = s.pmap.query(va).filter(|m| !m.huge).map(|m| m.pfn);
+                });
+                let Some(pfn) = pfn else { continue };
+                if self.spaces.owners(pfn) != [Owner::new(space, va)] {
+                    continue;
+                }
+                done.scanned += 1;
+                if verdict(self.spaces, self.phys, self.cache, pfn) == Verdict::Evict {
+                    self.evict(pfn, &mut pending, &mut done);
+                }
+            }
+            self.write(pending, &mut done);
+            at = next;
+        }
+        done
+    }
+
+    /// Split the 2 MiB page of `space` at `base` for page-out; whether it was.
+    fn split_for_page_out(&mut self, space: SpaceId, base: u64) -> bool {
+        let phys = &mut *self.phys;
+        let mut split = false;
+        self.spaces.with_space(space, &mut |s| {
+            split = s
+                .pmap
+                .query(base)
+                .filter(|m| m.huge)
+                .is_some_and(|m| split_huge_page(s, phys, base, m.pfn));
+        });
+        split
+    }
+
+    /// Unmap the victim `pfn`: counted in `done` when its frame is free
+    /// already, queued in `pending` when it waits for its write, back on
+    /// the clock when it stays.
+    fn evict(&mut self, pfn: Pfn, pending: &mut Vec<Pending>, done: &mut Reclaimed) {
+        match self.unmap(pfn) {
+            Unmapped::Clean => done.freed += 1,
+            Unmapped::Dropped => {
+                done.freed += 1;
+                done.lazy_freed += 1;
+            }
+            Unmapped::Write(p) => pending.push(p),
+            Unmapped::Kept => self.clock.insert(pfn),
+            Unmapped::SwapFull => {
+                done.swap_full = true;
+                self.clock.insert(pfn);
+            }
+        }
     }
 
     /// The clock's victims: unaccessed pages that may go.
@@ -165,6 +247,19 @@ impl<P: Pmap> Reclaim<'_, P> {
     fn unmap(&mut self, pfn: Pfn) -> Unmapped {
         let owners = self.spaces.owners(pfn);
         let cached = self.cache.slot_of(pfn);
+        // MADV_FREE'd and not written since: its data need not be kept.
+        if cached.is_none()
+            && let [owner] = owners[..]
+        {
+            let mut dropped = false;
+            self.spaces.with_space(owner.space(), &mut |space| {
+                dropped = space.pmap.discard_lazy_free(owner.va(), pfn).is_some();
+            });
+            if dropped {
+                self.phys.put(pfn);
+                return Unmapped::Dropped;
+            }
+        }
         let slot = match cached {
             Some(slot) => slot,
             None => match self.dev.alloc() {
@@ -266,6 +361,8 @@ impl<P: Pmap> Reclaim<'_, P> {
 enum Unmapped {
     /// Its slot had its contents (a swap-cache frame): freed.
     Clean,
+    /// Lazily freeable (MADV_FREE) and not written since: dropped, freed.
+    Dropped,
     /// Unmapped, to be written.
     Write(Pending),
     /// Left mapped.

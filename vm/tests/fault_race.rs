@@ -136,6 +136,17 @@ impl Pmap for RacyPmap {
     fn take_accessed(&mut self, va: u64) -> bool {
         self.inner.get_mut().take_accessed(va)
     }
+    fn mark_lazy_free(
+        &mut self,
+        start: u64,
+        end: u64,
+        pick: &mut dyn FnMut(u64, Mapping) -> bool,
+    ) -> u64 {
+        self.inner.get_mut().mark_lazy_free(start, end, pick)
+    }
+    fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping> {
+        self.inner.get_mut().discard_lazy_free(va, pfn)
+    }
 }
 
 const TOP: u64 = 0x7f00_0000_0000;

@@ -1,33 +1,25 @@
 //! Model test: reclaim against the fake page tables (vm::reclaim over
-//! `FakePmap`, `FakeMemory` with a `FakeSwap`). Random sequences of
-//! writes, reads, accesses, reclaim, fork, MADV_DONTNEED, mremap, mlock
-//! and exit, on a machine with fewer frames than the spaces touch: every
-//! word a process wrote reads back (zeros where it never wrote or dropped
-//! its pages), a locked page is never taken, each side of a fork sees only
-//! its own writes, and once every space is gone no frame, slot or swap
-//! cache entry is left.
+//! `FakePmap`, `FakeMemory` with a `FakeSwap`; the machine is
+//! `common/mod.rs`). Random sequences of writes, reads, accesses, reclaim,
+//! fork, MADV_DONTNEED, MADV_FREE, MADV_PAGEOUT, mremap, mlock and exit,
+//! on a machine with fewer frames than the spaces touch: every word a
+//! process wrote reads back (zeros where it never wrote or dropped its
+//! pages; its word or zeros where it gave the page to MADV_FREE and did
+//! not write it since), a locked page is never taken, each side of a fork
+//! sees only its own writes, and once every space is gone no frame, slot
+//! or swap cache entry is left.
 
+mod common;
+use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vm::clock::{Clock, Policy};
+use vm::errno::Errno;
 use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
-use vm::frame::Pfn;
 use vm::mmap::{self, Madvice};
 use vm::pmap::{PhysMem, Pmap};
-use vm::reclaim::{Reclaim, Spaces};
-use vm::rmap::{Owner, SpaceId};
-use vm::space::AddressSpace;
-use vm::vm_fault::{Access, FaultError};
-use vm::vma::{PAGE, Vma};
-
-type Space = AddressSpace<FakePmap>;
-
-/// Pages of each space's one mapping.
-const PAGES: u64 = 24;
-const TOP: u64 = 0x7f00_0000_0000;
-/// Frames of the machine: fewer than two spaces' worth.
-const FRAMES: usize = 20;
-const SLOTS: u32 = 512;
+use vm::vm_fault::Access;
+use vm::vma::PAGE;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -37,6 +29,8 @@ enum Op {
     Reclaim(usize),
     Fork(usize),
     DontNeed(usize, u64, u64),
+    Free(usize, u64, u64),
+    PageOut(usize, u64, u64),
     /// Move the whole mapping down by this many pages (MREMAP_FIXED).
     Move(usize, u64),
     Lock(usize, u64, u64),
@@ -52,116 +46,25 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (1..12usize).prop_map(Op::Reclaim),
         1 => space.clone().prop_map(Op::Fork),
         1 => (space.clone(), 0..PAGES, 1..4u64).prop_map(|(s, p, n)| Op::DontNeed(s, p, n)),
+        2 => (space.clone(), 0..PAGES, 1..8u64).prop_map(|(s, p, n)| Op::Free(s, p, n)),
+        2 => (space.clone(), 0..PAGES, 1..8u64).prop_map(|(s, p, n)| Op::PageOut(s, p, n)),
         1 => (space.clone(), 1..40u64).prop_map(|(s, n)| Op::Move(s, n)),
         1 => (space.clone(), 0..PAGES, 1..3u64).prop_map(|(s, p, n)| Op::Lock(s, p, n)),
         1 => space.prop_map(Op::Exit),
     ]
 }
 
-/// A process of the model: its space, where its mapping is now, and the
-/// first word of each page as it should read.
-struct Proc {
-    space: Space,
-    base: u64,
-    words: BTreeMap<u64, u64>,
-    locked: Vec<u64>,
-}
-
-struct Machine {
-    procs: Vec<Option<Proc>>,
-}
-
-impl Spaces<FakePmap> for Machine {
-    fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut Space)) -> bool {
-        for p in self.procs.iter_mut().flatten() {
-            if p.space.pmap.id() == id {
-                f(&mut p.space);
-                return true;
-            }
-        }
-        false
+/// The first word of `page` (present) and what the model says it may be:
+/// its word, or for a page given to MADV_FREE and not written since also
+/// zero, which it then stays.
+fn read_back(p: &mut Proc, mem: &FakeMemory, page: u64) -> (u64, u64) {
+    let got = word_at(p, mem, page);
+    let want = p.words.get(&page).copied().unwrap_or(0);
+    if got == 0 && p.lazy.remove(&page) {
+        p.words.remove(&page);
+        return (0, 0);
     }
-
-    fn owners(&mut self, pfn: Pfn) -> Vec<Owner> {
-        let mut owners = Vec::new();
-        if let Some(p) = self.procs.iter().flatten().next() {
-            p.space
-                .pmap
-                .with_rmap(&mut |r| owners = r.owners(pfn).to_vec());
-        }
-        owners
-    }
-
-    /// As the kernel's: space by space, in address order.
-    fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
-        for p in self.procs.iter_mut().flatten() {
-            p.space.mapped_frames(f);
-        }
-    }
-}
-
-fn reclaim(machine: &mut Machine, mem: &mut FakeMemory, clock: &mut Clock, want: usize) -> u64 {
-    let mut swap = mem.swap.take().expect("swap");
-    let done = Reclaim {
-        clock,
-        cache: &mut swap.cache,
-        dev: &mut swap.dev,
-        phys: mem,
-        spaces: machine,
-    }
-    .reclaim(want);
-    mem.swap = Some(swap);
-    done.freed
-}
-
-fn new_proc(mem: &mut FakeMemory, machine: &Machine) -> Proc {
-    let pmap = match machine.procs.iter().flatten().next() {
-        Some(p) => FakePmap::on_machine_of(&p.space.pmap),
-        None => FakePmap::default(),
-    };
-    let mut space = AddressSpace::new(pmap, TOP);
-    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
-    let req = mmap::validate_mmap(0, PAGES * PAGE, 3, flags, -1, 0).expect("valid");
-    let vma = Vma::for_request(&req).expect("anonymous");
-    let base = space.mmap(mem, &req, vma).expect("mmap");
-    Proc {
-        space,
-        base,
-        words: BTreeMap::new(),
-        locked: Vec::new(),
-    }
-}
-
-/// Fault `va` in for `access`, reclaiming when memory is short, as the
-/// kernel does before it asks the OOM killer. False when nothing helps.
-fn fault_in(
-    machine: &mut Machine,
-    mem: &mut FakeMemory,
-    clock: &mut Clock,
-    who: usize,
-    va: u64,
-    access: Access,
-) -> bool {
-    for _ in 0..4 {
-        let p = machine.procs[who].as_mut().expect("live");
-        match p.space.fault(mem, va, access) {
-            Ok(_) => return true,
-            Err(FaultError::OutOfMemory) => {
-                if reclaim(machine, mem, clock, 4) == 0 {
-                    return false;
-                }
-            }
-            Err(e) => panic!("fault at {va:#x}: {e:?}"),
-        }
-    }
-    false
-}
-
-fn word_at(p: &Proc, mem: &FakeMemory, page: u64) -> u64 {
-    let m = p.space.pmap.query(p.base + page * PAGE).expect("present");
-    let mut bytes = [0; 8];
-    mem.read(m.pfn, 0, &mut bytes);
-    u64::from_le_bytes(bytes)
+    (got, want)
 }
 
 proptest! {
@@ -190,6 +93,7 @@ proptest! {
                     prop_assert!(m.prot.write, "written page mapped read-only");
                     mem.write(m.pfn, 0, &value.to_le_bytes());
                     p.words.insert(page, value);
+                    p.lazy.remove(&page);
                 }
                 Op::Read(s, page) => {
                     let Some(p) = machine.procs.get(s).and_then(|p| p.as_ref()) else { continue };
@@ -197,9 +101,9 @@ proptest! {
                     if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Read) {
                         continue;
                     }
-                    let p = machine.procs[s].as_ref().expect("live");
-                    let want = p.words.get(&page).copied().unwrap_or(0);
-                    prop_assert_eq!(word_at(p, &mem, page), want, "space {} page {}", s, page);
+                    let p = machine.procs[s].as_mut().expect("live");
+                    let (got, want) = read_back(p, &mem, page);
+                    prop_assert_eq!(got, want, "space {} page {}", s, page);
                 }
                 Op::Touch(s, page) => {
                     if let Some(Some(p)) = machine.procs.get_mut(s) {
@@ -225,8 +129,9 @@ proptest! {
                     let pmap = FakePmap::on_machine_of(&p.space.pmap);
                     let Ok(child) = p.space.fork(&mut mem, pmap) else { continue };
                     // pageos's fork keeps the VMAs' locks (Linux drops them).
-                    let (words, locked, base) = (p.words.clone(), p.locked.clone(), p.base);
-                    machine.procs.push(Some(Proc { space: child, base, words, locked }));
+                    let (words, lazy) = (p.words.clone(), p.lazy.clone());
+                    let (locked, base) = (p.locked.clone(), p.base);
+                    machine.procs.push(Some(Proc { space: child, base, words, lazy, locked }));
                 }
                 Op::DontNeed(s, page, n) => {
                     let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
@@ -238,7 +143,29 @@ proptest! {
                     p.space.madvise(&mut mem, a, b, Madvice::DontNeed).expect("madvise");
                     for q in page..end {
                         p.words.remove(&q);
+                        p.lazy.remove(&q);
                     }
+                }
+                Op::Free(s, page, n) => {
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let end = (page + n).min(PAGES);
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    let done = p.space.madvise(&mut mem, a, b, Madvice::Free);
+                    if p.locked.iter().any(|&l| (page..end).contains(&l)) {
+                        prop_assert_eq!(done, Err(Errno::EINVAL), "MADV_FREE of locked pages");
+                        continue;
+                    }
+                    prop_assert_eq!(done, Ok(()));
+                    p.lazy.extend(page..end);
+                }
+                Op::PageOut(s, page, n) => {
+                    let Some(Some(p)) = machine.procs.get(s) else { continue };
+                    let end = (page + n).min(PAGES);
+                    if p.locked.iter().any(|&l| (page..end).contains(&l)) {
+                        continue; // EINVAL on locked pages
+                    }
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    page_out(&mut machine, &mut mem, &mut clock, s, a, b);
                 }
                 Op::Move(s, n) => {
                     let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
@@ -276,9 +203,9 @@ proptest! {
                 if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Read) {
                     continue;
                 }
-                let p = machine.procs[s].as_ref().expect("live");
-                let want = p.words.get(&page).copied().unwrap_or(0);
-                prop_assert_eq!(word_at(p, &mem, page), want, "at the end: space {} page {}", s, page);
+                let p = machine.procs[s].as_mut().expect("live");
+                let (got, want) = read_back(p, &mem, page);
+                prop_assert_eq!(got, want, "at the end: space {} page {}", s, page);
             }
         }
         for slot in machine.procs.iter_mut() {
@@ -377,11 +304,12 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
     let base = parent.base;
     machine.procs.push(Some(parent));
     let words = BTreeMap::from([(0, 7)]);
-    let locked = Vec::new();
+    let (lazy, locked) = Default::default();
     machine.procs.push(Some(Proc {
         space: child,
         base,
         words,
+        lazy,
         locked,
     }));
     // Twice: the first look finds the pages accessed (fork's PTEs are).

@@ -56,6 +56,13 @@ pub(super) fn takes_rights(old: Flags, new: Flags) -> bool {
         || (new.contains(Flags::NO_EXECUTE) && !old.contains(Flags::NO_EXECUTE))
 }
 
+/// The mark of a lazily freeable PTE (MADV_FREE): present, read-only, an
+/// available bit set. Every path that changes a PTE's rights or frame
+/// writes its flags afresh (`flags_for`), so a write fault (copy-on-write
+/// reuse) or an mprotect drops it: a PTE still marked was not written
+/// since.
+pub(super) const LAZY_FREE_MARK: Flags = Flags::BIT_10;
+
 /// The mark of a swap PTE: not present, an available bit set (the MMU
 /// ignores both), the slot where a frame address would be. An absent PTE
 /// is all zeros, so the two never meet.

@@ -2,7 +2,9 @@
 //! `vm::pmap::Pmap` trait, which `vm/src/fake.rs` also implements for the
 //! host tests): each operation is one walk of `walk.rs` with a visitor.
 
-use super::entry::{flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights};
+use super::entry::{
+    LAZY_FREE_MARK, flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights,
+};
 use super::walk::{self, LeafTable, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use crate::phys::{self, Frame};
@@ -12,10 +14,41 @@ use vm::rmap::{Owner, Rmap, SpaceId};
 use vm::swap_map::Slot;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::PageTableFlags as Flags;
+use x86_64::structures::paging::page_table::PageTableEntry;
 
 const HUGE: u64 = 2 << 20;
 
 impl Pmap {
+    /// Take the present 4 KiB PTE of `va` if it maps `pfn` and `may` says
+    /// so of its flags: `then` rewrites it (not present), the reverse map
+    /// forgets it, its TLB entry is flushed. The mapping it was (its frame
+    /// reference is the caller's), or None with nothing changed.
+    fn take_small_leaf(
+        &mut self,
+        va: u64,
+        pfn: Pfn,
+        may: impl Fn(Flags) -> bool,
+        then: impl Fn(&mut PageTableEntry),
+    ) -> Option<Mapping> {
+        let owner = self.owner(va);
+        let mut out = None;
+        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+            let m = mapping_of(entry, level == 2);
+            if m.huge || m.pfn != pfn || !may(entry.flags()) {
+                return false;
+            }
+            then(entry);
+            rmap::remove(pfn, owner);
+            out = Some(m);
+            true
+        });
+        self.flush(&visited);
+        if out.is_some() {
+            self.resident -= 1;
+        }
+        out
+    }
+
     /// Clear the PTEs of [start, end), handing each one's mapping to
     /// `cleared`, and flush them everywhere: `flush` returns once every
     /// CPU running this space acknowledged.
@@ -343,23 +376,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
-        let owner = self.owner(va);
-        let mut out = None;
-        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
-            let m = mapping_of(entry, level == 2);
-            if m.huge || m.pfn != pfn {
-                return false;
-            }
-            set_swap(entry, slot);
-            rmap::remove(pfn, owner);
-            out = Some(m);
-            true
-        });
-        self.flush(&visited);
-        if out.is_some() {
-            self.resident -= 1;
-        }
-        out
+        self.take_small_leaf(va, pfn, |_| true, |entry| set_swap(entry, slot))
     }
 
     fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
@@ -429,5 +446,33 @@ impl vm::pmap::Pmap for Pmap {
             false
         });
         accessed
+    }
+
+    fn mark_lazy_free(
+        &mut self,
+        start: u64,
+        end: u64,
+        pick: &mut dyn FnMut(u64, Mapping) -> bool,
+    ) -> u64 {
+        let mut marked = 0;
+        let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
+            if level != 1 || !pick(va, mapping_of(entry, false)) {
+                return false;
+            }
+            let old = entry.flags();
+            entry.set_flags((old - Flags::WRITABLE - Flags::ACCESSED) | LAZY_FREE_MARK);
+            marked += 1;
+            // Write access goes: a TLB entry still granting it must go too.
+            true
+        });
+        self.flush(&visited);
+        marked
+    }
+
+    fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping> {
+        // Read-only since the mark: no CPU can have written it since.
+        let marked =
+            |flags: Flags| flags.contains(LAZY_FREE_MARK) && !flags.contains(Flags::WRITABLE);
+        self.take_small_leaf(va, pfn, marked, |entry| entry.set_unused())
     }
 }

@@ -153,7 +153,23 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
     if span.is_empty() {
         return Ok(0);
     }
-    with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))
+    if advice == mmap::Madvice::PageOut {
+        // The checks under the space's lock; then reclaim, which reaches
+        // every space itself, pushes the pages out (docs/src/pressure.md,
+        // "madvise under pressure").
+        let id = proc::with_current(|p| {
+            let space = p.space();
+            space.madvise(&mut KernelPhys, span.start, span.end, advice)?;
+            Ok::<_, Errno>(space.pmap.id())
+        })?;
+        crate::reclaim::page_out(id, span.start, span.end);
+        return Ok(0);
+    }
+    with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))?;
+    if advice == mmap::Madvice::Free {
+        crate::reclaim::note_lazy_free();
+    }
+    Ok(0)
 }
 
 pub fn msync(addr: u64, len: u64, flags: u64) -> SysResult {

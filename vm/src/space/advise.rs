@@ -7,9 +7,12 @@ use crate::pmap::{PhysMem, Pmap};
 use crate::vma::{Advice, Backing, Inherit, PAGE, Vma, VmaFlags};
 
 impl<P: Pmap> AddressSpace<P> {
-    /// madvise. DONTNEED and FREE drop the pages of this mapping: private
+    /// madvise. DONTNEED drops the pages of this mapping: private
     /// anonymous memory reads back as zeros, shared memory keeps its data in
-    /// its object. WILLNEED faults pages in. The rest is recorded.
+    /// its object. FREE lets reclaim drop private anonymous pages
+    /// (`lazy_free`). WILLNEED faults pages in, swapped ones included.
+    /// PAGEOUT is only checked here (`Reclaim::page_out` does it). The rest
+    /// is recorded.
     pub fn madvise(
         &mut self,
         phys: &mut dyn PhysMem,
@@ -35,7 +38,10 @@ impl<P: Pmap> AddressSpace<P> {
             self.map_count_room(start, end, 0, false)?;
         }
         match advice {
-            M::DontNeed | M::Free | M::DontNeedLocked => {
+            M::Free => {
+                self.lazy_free(phys, start, end)?;
+            }
+            M::DontNeed | M::DontNeedLocked => {
                 if advice != M::DontNeedLocked
                     && self
                         .map
@@ -111,8 +117,12 @@ impl<P: Pmap> AddressSpace<P> {
             M::DoDump => self
                 .map
                 .update_range(start, end, |v| v.flags -= VmaFlags::NOCORE),
-            // Nothing is ever paged out here: these hints have nothing to act on.
-            M::Cold | M::PageOut => {}
+            // Only the checks: reclaim does the work (`Reclaim::page_out`,
+            // a batch of `pageout_batch` at a time), which the kernel's
+            // madvise asks for once this returned and let the space go.
+            M::PageOut => self.may_page_out(start, end)?,
+            // Lab 3 (docs/src/labs.md).
+            M::Cold => {}
         }
         Ok(())
     }

@@ -36,11 +36,14 @@ mod brk;
 mod huge;
 mod lock;
 mod map;
+mod pressure;
 mod protect;
 mod remap;
 mod stack;
 mod unmap;
 mod user;
+
+pub use pressure::PAGEOUT_BATCH;
 
 use crate::errno::Errno;
 use crate::frame::Pfn;

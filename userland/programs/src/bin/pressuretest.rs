@@ -22,6 +22,10 @@ use rt::{Args, ensure, fail, println};
 
 rt::main!(main);
 
+// A crate root's modules sit next to it, not in a directory of its name.
+#[path = "pressuretest/madvise.rs"]
+mod madvise;
+
 const PAGE: usize = 4096;
 /// A case, given the size of RAM in bytes.
 type Case = fn(usize) -> Outcome;
@@ -68,7 +72,7 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, Case); 7] = [
+    let cases: [(&str, Case); 10] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
         ("fork_cow_under_pressure_keeps_each_side", fork_cow),
@@ -79,6 +83,15 @@ fn main(args: Args) -> i32 {
         ("tmpfs_file_larger_than_ram_reads_back_mapped", tmpfs_file),
         ("mlocked_pages_stay_resident", mlocked),
         ("oom_kills_the_hog_and_spares_its_sibling", oom_hog),
+        (
+            "madvise_free_pages_go_without_a_write",
+            madvise::free_then_pageout,
+        ),
+        ("madvise_pageout_writes_pages_to_swap_now", madvise::pageout),
+        (
+            "madvise_willneed_reads_swapped_pages_back",
+            madvise::willneed,
+        ),
     ];
     let linux = s.linux;
     for (name, case) in cases {

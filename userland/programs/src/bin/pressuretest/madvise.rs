@@ -1,0 +1,146 @@
+//! The madvise cases of `pressuretest` (docs/src/pressure.md, "madvise
+//! under pressure"): MADV_FREE'd pages go without a write and read back
+//! as zeros unless written since, MADV_PAGEOUT writes pages to swap now,
+//! MADV_WILLNEED reads them back before they are touched. They need swap
+//! but no pressure: 512 KiB each (half of what `slots_back` lets Linux
+//! free lazily), seconds on both kernels.
+
+use super::{PAGE, check, fill, pipe, vmstat};
+use rt::sys;
+use rt::test::{Outcome, resident, why};
+use rt::{ensure, fail};
+
+const MADV_PAGEOUT: usize = 21;
+const PAGES: usize = 128;
+/// Pages written again after MADV_FREE by the program, and after them
+/// pages the kernel writes (read() from a pipe).
+const REWRITTEN: usize = 16;
+const COPIED: usize = 4;
+
+/// MADV_FREE, then a write to the first pages (by the program, then by
+/// the kernel's copy of a read()), then MADV_PAGEOUT (which reclaims the
+/// range now): the pages not written since go without a write
+/// (/proc/vmstat's pglazyfreed counts them) and read back as zeros; the
+/// written ones keep their data (on pageos they go to swap; Linux finds
+/// them dirty and leaves them in RAM this time).
+pub fn free_then_pageout(_ram: usize) -> Outcome {
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 11);
+    sys::madvise(a, PAGES * PAGE, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
+    fill(a, 0, REWRITTEN - COPIED, 12);
+    copy_in_by_read(a, REWRITTEN - COPIED, COPIED, 12)?;
+    let (lazy, out) = (vmstat("pglazyfreed")?, vmstat("pswpout")?);
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let lazy = vmstat("pglazyfreed")? - lazy;
+    let out = vmstat("pswpout")? - out;
+    let dropped = (PAGES - REWRITTEN) as u64;
+    ensure!(lazy >= dropped, "pglazyfreed +{lazy}, want +{dropped}")?;
+    ensure!(
+        out <= REWRITTEN as u64,
+        "pswpout +{out}: more than the {REWRITTEN} pages written since"
+    )?;
+    let r = resident(a + REWRITTEN * PAGE, PAGES - REWRITTEN)?;
+    ensure!(r == 0, "{r} dropped pages still resident")?;
+    check(a, 0, REWRITTEN, 12, "the pages written after MADV_FREE")?;
+    zeros(a, REWRITTEN, PAGES)?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// MADV_PAGEOUT writes the pages to swap before it returns (pswpout), and
+/// a fault reads each back.
+pub fn pageout(_ram: usize) -> Outcome {
+    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 13);
+    let out = vmstat("pswpout")?;
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let out = vmstat("pswpout")? - out;
+    ensure!(out >= PAGES as u64, "pswpout +{out}, want +{PAGES}")?;
+    // Linux's mincore counts a page still in its swap cache (it stays
+    // there, written, until reclaim needs the frame) as resident; pageos
+    // frees the frame once the write is done.
+    let r = resident(a, PAGES)?;
+    ensure!(
+        linux || r == 0,
+        "{r} of {PAGES} pages resident after MADV_PAGEOUT"
+    )?;
+    let major = vmstat("pgmajfault")?;
+    check(a, 0, PAGES, 13, "after MADV_PAGEOUT")?;
+    let major = vmstat("pgmajfault")? - major;
+    ensure!(
+        linux || major > 0,
+        "no major fault reading swapped pages back"
+    )?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// After MADV_PAGEOUT, MADV_WILLNEED reads the pages back: mincore shows
+/// them resident (Linux reads them into its swap cache in the background:
+/// a little wait), and touching them takes no major fault.
+pub fn willneed(_ram: usize) -> Outcome {
+    let a = sys::mmap_anon(PAGES * PAGE).map_err(why("mmap"))?;
+    fill(a, 0, PAGES, 14);
+    sys::madvise(a, PAGES * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    sys::madvise(a, PAGES * PAGE, sys::MADV_WILLNEED).map_err(why("MADV_WILLNEED"))?;
+    let mut r = resident(a, PAGES)?;
+    for _ in 0..10_000 {
+        if r == PAGES {
+            break;
+        }
+        sys::sched_yield();
+        r = resident(a, PAGES)?;
+    }
+    ensure!(
+        r == PAGES,
+        "{r} of {PAGES} pages resident after MADV_WILLNEED"
+    )?;
+    let major = vmstat("pgmajfault")?;
+    check(a, 0, PAGES, 14, "after MADV_WILLNEED")?;
+    let major = vmstat("pgmajfault")? - major;
+    ensure!(major == 0, "{major} major faults after MADV_WILLNEED")?;
+    sys::munmap(a, PAGES * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// The kernel writes `seed`'s pattern over pages [first, first + pages)
+/// at `a`: each page goes through a pipe and read() copies it there.
+fn copy_in_by_read(a: usize, first: usize, pages: usize, seed: u64) -> Outcome {
+    let (r, w) = pipe()?;
+    let buf = sys::mmap_anon(PAGE).map_err(why("mmap buffer"))?;
+    let result = (|| {
+        for page in first..first + pages {
+            fill(buf - page * PAGE, page, 1, seed);
+            // SAFETY: the buffer is one mapped page.
+            let bytes = unsafe { core::slice::from_raw_parts(buf as *const u8, PAGE) };
+            let n = sys::write(w, bytes).map_err(why("write the pipe"))?;
+            ensure!(n == PAGE, "wrote {n} bytes into the pipe")?;
+            // SAFETY: the caller mapped these pages writable.
+            let into =
+                unsafe { core::slice::from_raw_parts_mut((a + page * PAGE) as *mut u8, PAGE) };
+            let n = sys::read(r, into).map_err(why("read the pipe"))?;
+            ensure!(n == PAGE, "read {n} bytes from the pipe")?;
+        }
+        Ok(())
+    })();
+    let _ = sys::munmap(buf, PAGE);
+    for fd in [r, w] {
+        let _ = sys::close(fd as usize);
+    }
+    result
+}
+
+/// Every word of pages [first, last) at `a` reads zero.
+fn zeros(a: usize, first: usize, last: usize) -> Outcome {
+    for page in first..last {
+        for w in 0..PAGE / 8 {
+            // SAFETY: the caller mapped these pages readable.
+            let got = unsafe { ((a + page * PAGE) as *const u64).add(w).read_volatile() };
+            if got != 0 {
+                fail!("page {page} word {w} reads {got:#x} after MADV_FREE")?;
+            }
+        }
+    }
+    Ok(())
+}
