@@ -30,6 +30,27 @@ fn the_tour_runs_every_step_and_exits_zero() {
         "the store ran again and the byte is 2",
         "The child wrote 16 pages: 16 copy-on-write faults",
         "the parent wrote all 64: 0 copies, 64 faults",
+        "This machine has no swap disk.",
+        "End of the tour: every frame the steps took is free again.",
+    ] {
+        assert!(out.contains(key), "missing {key:?} in:\n{out}");
+    }
+}
+
+/// Step 9 on a small machine with swap (`make run ARGS="--memory 32M
+/// --swap 128M"`): twice RAM goes out and comes back, one swap-in is shown
+/// from the PTE holding the slot to the PTE mapping the frame again.
+#[test]
+fn the_tour_pages_twice_ram_out_and_back_with_swap() {
+    let run = pageos(&["--memory", "32M", "--swap", "128M"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let out = &run.stdout;
+    for key in [
+        "Step 9. More memory than RAM: swap.",
+        "wrote ",
+        "not present: in swap, slot ",
+        "Reading it: 1 major fault, ",
+        "Every page read back its number: ",
         "End of the tour: every frame the steps took is free again.",
     ] {
         assert!(out.contains(key), "missing {key:?} in:\n{out}");

@@ -11,6 +11,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 use vm::errno::Errno;
 use vm::mmap::{Prot, Sharing};
+use vm::pmap::Pmap as _;
 use vm::vma::{Backing, Vma, VmaFlags};
 
 /// Whether walks of kernel-half addresses are shown: only when the kernel
@@ -50,6 +51,10 @@ fn walk_text(pid: u32, space: &crate::Space, addr: u64) -> String {
     for step in &steps {
         let frame = step.entry & 0x000f_ffff_ffff_f000;
         let what = match (step.entry & 1 != 0, step.leaf) {
+            (false, _) if step.level == 1 && step.entry != 0 => match space.pmap.query_swap(addr) {
+                Some(slot) => format!("not present: in swap, slot {}", slot.0),
+                None => "not present: no translation".into(),
+            },
             (false, _) => "not present: no translation".into(),
             (true, true) if step.level == 2 => format!("-> 2 MiB page at {frame:#x}"),
             (true, true) => format!("-> 4 KiB page at {frame:#x}"),

@@ -69,7 +69,9 @@ fn tour() -> Step {
     if free_at_end != free_at_start {
         return rt::fail!("MemFree {free_at_start} kB before the tour, {free_at_end} kB after");
     }
-    Ok(())
+    // Last, as it pages out some of init's own memory too (its stack):
+    // its frames and slots are accounted for in the step itself.
+    more_memory_than_ram()
 }
 
 fn heading(n: u32, title: &str) {
@@ -377,5 +379,73 @@ fn fork_and_copy_on_write() -> Step {
     println!("  just made the page writable again: each frame had one owner left.");
     sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
     sys::munmap(report, PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// Step 9, on a machine with a swap disk (`make run ARGS="--memory 32M
+/// --swap 128M"`): a working set twice RAM goes out to swap and comes back.
+fn more_memory_than_ram() -> Step {
+    heading(9, "More memory than RAM: swap.");
+    let swap_kb = proc_number("/proc/meminfo\0", "SwapTotal")?;
+    if swap_kb == 0 {
+        println!("  This machine has no swap disk. On a small one with swap the kernel pages");
+        println!("  memory out and back: make run ARGS=\"--memory 32M --swap 128M\"");
+        return Ok(());
+    }
+    let ram_kb = proc_number("/proc/meminfo\0", "MemTotal")?;
+    let pages = (ram_kb as usize * 1024 * 2) / PAGE;
+    let len = pages * PAGE;
+    let a = sys::mmap_anon(len).map_err(why("mmap"))?;
+    sys::madvise(a, len, MADV_NOHUGEPAGE).map_err(why("madvise"))?;
+    println!(
+        "  MemTotal {ram_kb} kB, SwapTotal {swap_kb} kB: writing {} MiB, twice RAM,",
+        len / MIB
+    );
+    println!("  each page its own number.");
+    let (outs, ins, majors) = (
+        counter("pswpout")?,
+        counter("pswpin")?,
+        counter("pgmajfault")?,
+    );
+    for page in 0..pages {
+        poke(a + page * PAGE, page as u8);
+    }
+    println!(
+        "  The clock chose pages nobody had used lately and wrote {} of them to swap",
+        counter("pswpout")? - outs
+    );
+    println!(
+        "  (pswpout); resident now (mincore): {} of {pages}. A swapped page's PTE holds",
+        resident(a, pages)?
+    );
+    println!("  its slot on the disk instead of a frame. A page a quarter of the way in (the");
+    println!("  first pages' slots sit next to those of init's own stack, which went out too):");
+    // Out for sure: the clock sends the oldest pages first.
+    let quarter = a + pages / 4 * PAGE;
+    walk(quarter)?;
+    let majors_now = counter("pgmajfault")?;
+    let ins_now = counter("pswpin")?;
+    peek(quarter);
+    println!(
+        "  Reading it: {} major fault, {} pages read (it and its neighbours on the disk,",
+        counter("pgmajfault")? - majors_now,
+        counter("pswpin")? - ins_now
+    );
+    println!("  into the swap cache; --trace-faults shows it as swap-in):");
+    walk(quarter)?;
+    for page in 0..pages {
+        if peek(a + page * PAGE) != page as u8 {
+            return rt::fail!("page {page} came back wrong");
+        }
+    }
+    println!(
+        "  Every page read back its number: {} major faults, {} pages read in all.",
+        counter("pgmajfault")? - majors,
+        counter("pswpin")? - ins
+    );
+    sys::munmap(a, len).map_err(why("munmap"))?;
+    let used = swap_kb - proc_number("/proc/meminfo\0", "SwapFree")?;
+    println!("  munmap freed the region's frames and slots: {used} kB of swap stay in use,");
+    println!("  pages of init's own stack and data that went out too and were not touched since.");
     Ok(())
 }
