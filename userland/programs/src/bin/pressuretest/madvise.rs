@@ -2,9 +2,10 @@
 //! under pressure"): MADV_FREE'd pages go without a write and read back
 //! as zeros unless written since, MADV_PAGEOUT writes pages to swap now,
 //! MADV_WILLNEED reads them back before they are touched, and a 2 MiB
-//! page is split before either advice takes part of it. They need swap
-//! but no pressure: at most 512 KiB each goes to swap (half of what
-//! `slots_back` lets Linux free lazily), seconds on both kernels.
+//! page is split before either advice takes part of it: these need swap
+//! but no pressure (at most 512 KiB each goes to swap, half of what
+//! `slots_back` lets Linux free lazily). And under pressure, with swap or
+//! without, reclaim takes MADV_FREE'd pages first. Seconds on both kernels.
 
 use super::{PAGE, check, fill, pipe, vmstat};
 use rt::sys;
@@ -164,6 +165,36 @@ pub fn huge_page(_ram: usize) -> Outcome {
     zeros(a, 0, FREED)?;
     check(a, FREED, BLOCK - FREED, 16, "the 2 MiB page's last quarter")?;
     sys::munmap(m, 2 * BLOCK * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// MADV_FREE of a quarter of RAM, then three quarters of RAM of other
+/// memory written: reclaim takes the freed pages first (their accessed bits were
+/// cleared, and they go without a write), pglazyfreed counts them, each
+/// reads back either as it was or as zeros, and the sweep reads back.
+pub fn under_pressure(ram: usize) -> Outcome {
+    let freed = ram / 4 / PAGE;
+    let a = sys::mmap_anon(freed * PAGE).map_err(why("mmap RAM / 4"))?;
+    fill(a, 0, freed, 17);
+    sys::madvise(a, freed * PAGE, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
+    let lazy = vmstat("pglazyfreed")?;
+    let pages = 3 * ram / 4 / PAGE;
+    let b = sys::mmap_anon(pages * PAGE).map_err(why("mmap 3/4 RAM"))?;
+    fill(b, 0, pages, 18);
+    let lazy = vmstat("pglazyfreed")? - lazy;
+    ensure!(lazy > 0, "no MADV_FREE'd page dropped under pressure")?;
+    check(b, 0, pages, 18, "the sweep")?;
+    for page in 0..freed {
+        // SAFETY: mapped readable above.
+        let first = unsafe { ((a + page * PAGE) as *const u64).read_volatile() };
+        if first == 0 {
+            zeros(a, page, page + 1)?;
+        } else {
+            check(a, page, 1, 17, "a MADV_FREE'd page kept")?;
+        }
+    }
+    sys::munmap(b, pages * PAGE).map_err(why("munmap"))?;
+    sys::munmap(a, freed * PAGE).map_err(why("munmap"))?;
     Ok(())
 }
 
