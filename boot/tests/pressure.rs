@@ -136,11 +136,13 @@ fn linux_comparison_pressuretest_overcommit_and_oom() {
 }
 
 /// madvise under pressure (docs/src/pressure.md): MADV_FREE, MADV_PAGEOUT
-/// and MADV_WILLNEED on 512 KiB each, with swap but no pressure (seconds).
-const MADVISE: [&str; 3] = [
+/// and MADV_WILLNEED, 4 KiB and 2 MiB pages, with swap but no pressure
+/// (seconds).
+const MADVISE: [&str; 4] = [
     "madvise_free_pages_go_without_a_write",
     "madvise_pageout_writes_pages_to_swap_now",
     "madvise_willneed_reads_swapped_pages_back",
+    "madvise_on_a_2mib_page_splits_it_first",
 ];
 
 #[test]
@@ -157,7 +159,7 @@ fn madvise_free_pageout_and_willneed_with_swap() {
     args.extend(MADVISE);
     let run = pageos(&args);
     assert_report_passed(&run);
-    assert!(run.stdout.contains("3 passed, 0 failed"), "{}", run.stdout);
+    assert!(run.stdout.contains("4 passed, 0 failed"), "{}", run.stdout);
 }
 
 /// The madvise cases on Linux (128 MiB: the Debian kernel does not boot
@@ -169,5 +171,5 @@ fn linux_comparison_pressuretest_madvise_cases() {
     let Some(out) = linux_run(&args) else {
         return;
     };
-    assert!(out.contains("3 passed, 0 failed"), "{out}");
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
 }

@@ -72,7 +72,7 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, Case); 10] = [
+    let cases: [(&str, Case); 11] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
         ("fork_cow_under_pressure_keeps_each_side", fork_cow),
@@ -92,6 +92,7 @@ fn main(args: Args) -> i32 {
             "madvise_willneed_reads_swapped_pages_back",
             madvise::willneed,
         ),
+        ("madvise_on_a_2mib_page_splits_it_first", madvise::huge_page),
     ];
     let linux = s.linux;
     for (name, case) in cases {

@@ -1,9 +1,10 @@
 //! The madvise cases of `pressuretest` (docs/src/pressure.md, "madvise
 //! under pressure"): MADV_FREE'd pages go without a write and read back
 //! as zeros unless written since, MADV_PAGEOUT writes pages to swap now,
-//! MADV_WILLNEED reads them back before they are touched. They need swap
-//! but no pressure: 512 KiB each (half of what `slots_back` lets Linux
-//! free lazily), seconds on both kernels.
+//! MADV_WILLNEED reads them back before they are touched, and a 2 MiB
+//! page is split before either advice takes part of it. They need swap
+//! but no pressure: at most 512 KiB each goes to swap (half of what
+//! `slots_back` lets Linux free lazily), seconds on both kernels.
 
 use super::{PAGE, check, fill, pipe, vmstat};
 use rt::sys;
@@ -129,6 +130,41 @@ fn copy_in_by_read(a: usize, first: usize, pages: usize, seed: u64) -> Outcome {
         let _ = sys::close(fd as usize);
     }
     result
+}
+
+/// A transparent 2 MiB page (pageos's default policy; Linux turns them off
+/// below 512 MiB of RAM, so there the same pages are 4 KiB ones): MADV_FREE
+/// of its first three quarters splits it (thp_split_pmd), MADV_PAGEOUT of
+/// all of it drops those and writes the last quarter, and each reads back
+/// as it should.
+pub fn huge_page(_ram: usize) -> Outcome {
+    const BLOCK: usize = 512;
+    const FREED: usize = 3 * BLOCK / 4;
+    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
+    let m = sys::mmap_anon(2 * BLOCK * PAGE).map_err(why("mmap 4 MiB"))?;
+    let a = (m + BLOCK * PAGE - 1) & !(BLOCK * PAGE - 1);
+    let huge = rt::test::proc_number("/proc/meminfo\0", "AnonHugePages")?;
+    fill(a, 0, BLOCK, 16);
+    let grew = rt::test::proc_number("/proc/meminfo\0", "AnonHugePages")? - huge;
+    ensure!(
+        linux || grew >= 2048,
+        "AnonHugePages +{grew} kB: no 2 MiB page"
+    )?;
+    let split = vmstat("thp_split_pmd")?;
+    sys::madvise(a, FREED * PAGE, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
+    let split = vmstat("thp_split_pmd")? - split;
+    ensure!(linux || split == 1, "thp_split_pmd +{split}, want +1")?;
+    let (lazy, out) = (vmstat("pglazyfreed")?, vmstat("pswpout")?);
+    sys::madvise(a, BLOCK * PAGE, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let lazy = vmstat("pglazyfreed")? - lazy;
+    let out = vmstat("pswpout")? - out;
+    ensure!(lazy >= FREED as u64, "pglazyfreed +{lazy}, want +{FREED}")?;
+    let kept = (BLOCK - FREED) as u64;
+    ensure!(out >= kept, "pswpout +{out}, want +{kept}")?;
+    zeros(a, 0, FREED)?;
+    check(a, FREED, BLOCK - FREED, 16, "the 2 MiB page's last quarter")?;
+    sys::munmap(m, 2 * BLOCK * PAGE).map_err(why("munmap"))?;
+    Ok(())
 }
 
 /// Every word of pages [first, last) at `a` reads zero.
