@@ -39,7 +39,10 @@ fn the_tour_runs_every_step_and_exits_zero() {
 
 /// Step 9 on a small machine with swap (`make run ARGS="--memory 32M
 /// --swap 128M"`): twice RAM goes out and comes back, one swap-in is shown
-/// from the PTE holding the slot to the PTE mapping the frame again.
+/// from the PTE holding the slot to the PTE mapping the frame again. (With
+/// `--trace-faults` the same boot shows each swap-in's disk time, but its
+/// 12 000 lines of log triple the boot's time: not in `make test`; see it
+/// with `cargo run -- --memory 32M --swap 128M --trace-faults`.)
 #[test]
 fn the_tour_pages_twice_ram_out_and_back_with_swap() {
     let run = pageos(&["--memory", "32M", "--swap", "128M"]);

@@ -60,8 +60,17 @@ pub fn trace_line(
         (Ok(_), Some(pfn)) => alloc::format!("{:#x}", pfn.addr()),
         _ => "-".into(),
     };
+    // A swap-in that read the disk: how long of `cycles` it waited there,
+    // and how many pages it read (the fault's page and its read-ahead).
+    let disk = match result {
+        Ok(Resolution::SwapIn {
+            read: read @ 1..,
+            cycles,
+        }) => alloc::format!(" disk {cycles} cycles, {read} pages"),
+        _ => alloc::string::String::new(),
+    };
     log::info!(
-        "fault {pid:>4} {addr:#018x} {:<6} {vma:<44} {:<14} {frame:>10} {cycles:>9}",
+        "fault {pid:>4} {addr:#018x} {:<6} {vma:<44} {:<14} {frame:>10} {cycles:>9}{disk}",
         access_name(access),
         outcome_name(result),
     );
