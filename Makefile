@@ -17,7 +17,9 @@ shell: setup
 
 ## Every test: host unit/property tests, the QEMU integration tests, and
 ## the Linux-ABI cases run on a Debian Linux kernel in the same QEMU.
-test: setup host-test miri-short qemu-test linux-test
+## Miri (one host thread) runs beside the Linux boots, two jobs at a time.
+test: setup host-test qemu-test
+	@$(MAKE) --no-print-directory -j2 -Otarget miri-short $(LINUX_TESTS:%=linux-%)
 
 # The vm crate's tests, with the cargo-fuzz targets' checks over their seeds
 # and 2 000 000 fixed-seed mutations each (vm/tests/fuzz_corpus.rs).
@@ -41,9 +43,14 @@ linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
 ## The stale-memory races (userland/c/racetest.c) on 4 CPUs for minutes:
 ## STRESS_SECONDS per race (default 60); `make test` runs them for 2 s.
+## Then what is too slow for `make test` on 2 host cores: vmtest,
+## proctest, filetest and the pthreads program on 4 CPUs (boot/tests/smp.rs
+## says why), and every pressuretest case on Linux.
 STRESS_SECONDS ?= 60
 stress: setup
 	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test -p boot --test races -- --ignored --nocapture
+	$(CARGO) test -p boot --test smp --test threads -- --ignored
+	@$(MAKE) --no-print-directory linux-pressuretest
 linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532
 ## pressuretest on Linux with swap (boot/tests/pressure.rs runs it too):

@@ -2,7 +2,12 @@
 //! and cross-calls (the kernel's self-tests, kernel/src/smptest.rs; the
 //! one-CPU run of the same self-tests is foundation.rs's
 //! `kernel_self_tests_pass`); vmtest, proctest and filetest pass with 2
-//! and 4 CPUs running their processes.
+//! and 4 CPUs running their processes. The 4-CPU program runs are in
+//! `make stress`, not `make test`: with four guest CPUs on two host cores
+//! the CPU whose turn it is for the kernel lock (a ticket lock,
+//! kernel/src/kernel_lock.rs) often has no host core while the others
+//! spin, so the pthreads program costs 54 s of host CPU time on 4 CPUs
+//! against 8 s on 2.
 
 mod common;
 
@@ -55,6 +60,7 @@ fn vmtest_passes_with_two_cpus() {
 }
 
 #[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn vmtest_passes_with_four_cpus() {
     program_with("vmtest", "4");
 }
@@ -65,6 +71,7 @@ fn proctest_passes_with_two_cpus() {
 }
 
 #[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn proctest_passes_with_four_cpus() {
     program_with("proctest", "4");
 }
@@ -75,6 +82,7 @@ fn filetest_passes_with_two_cpus() {
 }
 
 #[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn filetest_passes_with_four_cpus() {
     program_with("filetest", "4");
 }
