@@ -293,3 +293,35 @@ fn growth_past_the_commit_limit_is_enomem_and_changes_nothing() {
     assert_eq!(p.ptes(), ptes);
     assert_eq!(p.mremap(a, 4 * P, 6 * P, MOVE, 0), Ok(a), "two pages fit");
 }
+
+/// The shapes the kernel's whole-table move tells apart (kernel/src/pmap/
+/// relocate.rs; remaptest runs the same on the real tables): two whole
+/// 2 MiB regions of 4 KiB pages and 3 pages more, moved to an aligned
+/// place, back, to an unaligned place, and on by a multiple of 2 MiB (a
+/// partial region at each end). The data, the frames and the reverse map
+/// (audited after every step) follow; nothing is copied.
+#[test]
+fn small_pages_move_there_back_unaligned_and_by_whole_regions() {
+    let mut p = Proc::new();
+    let pages = 2 * HUGE_PAGE / P + 3;
+    let len = pages * P;
+    let room = 2 * (len + HUGE_PAGE) + HUGE_PAGE;
+    let m = p.mmap(0, room, ANON);
+    p.space
+        .madvise(&mut p.mem, m, m + room, mmap::Madvice::NoHugePage)
+        .unwrap();
+    let a = m.next_multiple_of(HUGE_PAGE);
+    let t = (a + len).next_multiple_of(HUGE_PAGE) + HUGE_PAGE;
+    p.fill(a, pages, 40);
+    let frames = p.mem.in_use();
+    let pfn_of = |p: &Proc, va: u64| p.space.pmap.query(va).map(|m| m.pfn);
+    let first = pfn_of(&p, a).unwrap();
+    for (from, to) in [(a, t), (t, a), (a, t + P), (t + P, a + P)] {
+        assert_eq!(p.mremap(from, len, len, FIXED, to), Ok(to));
+        assert_eq!(pfn_of(&p, to), Some(first), "the same frame, moved");
+        assert!(!p.space.pmap.query(to).unwrap().huge);
+        assert_eq!(pfn_of(&p, from), None);
+        assert_eq!(p.mem.in_use(), frames, "no frame copied");
+        assert!(p.holds(to, pages, 40));
+    }
+}

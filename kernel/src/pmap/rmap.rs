@@ -1,7 +1,8 @@
 //! The machine's reverse map (`vm::rmap`): one for every address space,
-//! behind a lock taken for each PTE made present or cleared, never across
-//! a callback. Lock order (DESIGN §6): page-table updates → this lock →
-//! the heap (a table growth) → the frame allocator.
+//! behind a lock taken for each PTE made present or cleared, and once for
+//! each 2 MiB region mremap moves (`relocate`), never across a callback.
+//! Lock order (DESIGN §6): page-table updates → this lock → the heap (a
+//! table growth) → the frame allocator.
 
 use spin::Mutex;
 use vm::frame::Pfn;
@@ -25,9 +26,4 @@ pub(super) fn add(pfn: Pfn, owner: Owner) -> Result<(), NoMemory> {
 
 pub(super) fn remove(pfn: Pfn, owner: Owner) {
     with(|r| r.remove(pfn, owner));
-}
-
-/// A PTE of `pfn` moved from `from` to `to` (mremap); never allocates.
-pub(super) fn moved(pfn: Pfn, from: Owner, to: Owner) {
-    with(|r| r.moved(pfn, from, to));
 }

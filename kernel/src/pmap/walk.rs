@@ -362,3 +362,52 @@ impl LeafTable {
         &mut table[usize::from(VirtAddr::new(va).p1_index())]
     }
 }
+
+/// The level-2 table under `l4` that covers `va` (the frame its level-3
+/// entry points at), or None when there is none. `make`: the missing
+/// tables on the way, and the level-2 table itself, are made with these
+/// flags; Err when no frame was left for one (mremap's whole-table move).
+///
+/// # Safety
+/// As `walk`.
+pub(super) unsafe fn level2_table(
+    l4: PhysFrame,
+    va: u64,
+    make: Option<Flags>,
+) -> Result<Option<PhysFrame>, NoMemory> {
+    let mut spec = Walk::at(va, va.wrapping_add(1), 3);
+    if let Some(flags) = make {
+        spec = spec.making(flags);
+    }
+    let mut found = None;
+    let mut failed = false;
+    // SAFETY: the caller's contract.
+    let visited = unsafe {
+        walk(l4, &spec, &mut |_, _, entry| {
+            if let Some(flags) = make
+                && entry.is_unused()
+            {
+                failed = make_table(entry, flags).is_err();
+            }
+            let flags = entry.flags();
+            if flags.contains(Flags::PRESENT) && !flags.contains(Flags::HUGE_PAGE) {
+                found = Some(PhysFrame::containing_address(entry.addr()));
+            }
+            false
+        })
+    };
+    if visited.no_memory || failed {
+        return Err(NoMemory);
+    }
+    Ok(found)
+}
+
+/// Run `f` on the page table in `table`.
+///
+/// # Safety
+/// As `table_at`: `table` is a page table of a space the caller has
+/// exclusive use of, and no other reference to it lives during the call.
+pub(super) unsafe fn with_table<R>(table: PhysFrame, f: impl FnOnce(&mut PageTable) -> R) -> R {
+    // SAFETY: the caller's contract.
+    f(unsafe { table_at(table) })
+}

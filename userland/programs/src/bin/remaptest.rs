@@ -20,6 +20,7 @@ rt::main!(main);
 
 const PAGE: usize = 4096;
 const HUGE: usize = 2 << 20;
+const MADV_NOHUGEPAGE: usize = 15;
 
 fn main(_args: rt::Args) -> i32 {
     cases()
@@ -331,6 +332,40 @@ fn cases() -> i32 {
             result
         },
     );
+    s.both(
+        "mremap_fixed_moves_small_pages_by_whole_tables_there_and_back",
+        || {
+            // Two whole 2 MiB regions of 4 KiB pages and 3 pages more, moved
+            // to an aligned place (whole level-1 tables on pageos, the
+            // tail PTE by PTE), back, to an unaligned place (every PTE),
+            // and on from there by a multiple of 2 MiB (a partial region
+            // at each end, whole tables between).
+            let len = 2 * HUGE + 3 * PAGE;
+            let room = 2 * (len + HUGE) + HUGE;
+            let m = sys::mmap_anon(room).map_err(why("mmap"))?;
+            let _ = sys::madvise(m, room, MADV_NOHUGEPAGE);
+            let a = m.next_multiple_of(HUGE);
+            let t = (a + len).next_multiple_of(HUGE) + HUGE;
+            fill(a, len, 0x65);
+            let result = (|| {
+                for (from, to) in [(a, t), (t, a), (a, t + PAGE), (t + PAGE, a + PAGE)] {
+                    let counters = Counters::read(linux)?;
+                    let got = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+                    ensure!(got == Ok(to), "mremap {from:#x} to {to:#x}: {got:?}")?;
+                    // An unaligned target spans 3 level-1 tables.
+                    counters.within("the move", TABLES + 2)?;
+                    check_fill(to, len, 0x65)?;
+                    ensure!(
+                        unmapped(from, PAGE) && unmapped(from + len - PAGE, PAGE),
+                        "the old range {from:#x} is still mapped"
+                    )?;
+                }
+                Ok(())
+            })();
+            let _ = sys::munmap(m, room);
+            result
+        },
+    );
     s.pageos("mremap_fixed_moves_2mib_pages_as_they_are", || {
         let a = sys::mmap(0, 2 * HUGE, RW, ANON | sys::MAP_ALIGNED_SUPER, -1, 0)
             .map_err(why("mmap"))?;
@@ -372,13 +407,18 @@ impl Counters {
     }
 
     fn unchanged(&self, what: &str) -> Outcome {
+        self.within(what, TABLES)
+    }
+
+    /// As `unchanged`, for a move whose target may need `tables` tables.
+    fn within(&self, what: &str, tables: u64) -> Outcome {
         let Some(before) = self.0 else { return Ok(()) };
         let Counters(now) = Counters::read(false)?;
         let now = now.expect("read on pageos");
         ensure!(
-            now.1 == before.1 && now.0 <= before.0 + TABLES,
+            now.1 == before.1 && now.0 <= before.0 + tables,
             "{what}: frames zeroed and copied went from {before:?} to {now:?} \
-             (a move may zero {TABLES} page tables, nothing else)"
+             (a move may zero {tables} page tables, nothing else)"
         )
     }
 }
