@@ -38,10 +38,19 @@ pub fn compile(name: &str, cc: &str, flags: &[&str], inputs: &[PathBuf]) -> Opti
     if fresh {
         return Some(out);
     }
+    // Into a file of this process and thread, then renamed over `out`:
+    // tests of one binary run at once and may build the same program, and
+    // a QEMU started on a half-written ELF found it ENOEXEC (threads.rs's
+    // pthreads, proc.rs's hello were seen to fail so). rename is atomic.
+    let partial = build_dir().join(format!(
+        "{name}.partial-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let status = match Command::new(cc)
         .args(flags)
         .arg("-o")
-        .arg(&out)
+        .arg(&partial)
         .args(inputs)
         .status()
     {
@@ -52,6 +61,7 @@ pub fn compile(name: &str, cc: &str, flags: &[&str], inputs: &[PathBuf]) -> Opti
         }
     };
     assert!(status.success(), "{cc} failed building {name}");
+    std::fs::rename(&partial, &out).expect("cannot move the built program in place");
     std::fs::write(&stamp, command).expect("cannot write the build stamp");
     Some(out)
 }

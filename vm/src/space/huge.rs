@@ -66,8 +66,17 @@ impl<P: Pmap> AddressSpace<P> {
         // The counts first: each small PTE holds a reference of its own.
         // A block split but still mapped whole is fine (its 2 MiB entry
         // then holds one reference on each frame: `PhysMem::put_block`).
+        let was_whole = phys.is_block(huge.pfn);
         phys.split_block(huge.pfn);
-        self.pmap.split_huge(base).map_err(|_| Errno::ENOMEM)?;
+        if self.pmap.split_huge(base).is_err() {
+            // No level-1 table: join the counts again, so that the failed
+            // call leaves the frame table as it found it. That works for a
+            // block of one owner; a shared one stays split, harmlessly.
+            if was_whole {
+                phys.sole_block_owner(huge.pfn);
+            }
+            return Err(Errno::ENOMEM);
+        }
         note_pmd(&self.map, base, false);
         Ok(())
     }
