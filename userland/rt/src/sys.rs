@@ -287,6 +287,13 @@ pub fn fcntl(fd: usize, cmd: usize, arg: usize) -> Result<usize> {
     raw(nr::FCNTL, [fd, cmd, arg, 0, 0, 0])
 }
 
+/// The time-stamp counter (cycles; instructions under QEMU's -icount):
+/// what the benchmarks and timing tests read. Ring 3 may, on both kernels.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the counter (neither kernel sets CR4.TSD).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 pub fn getpid() -> usize {
     raw(nr::GETPID, [0; 6]).unwrap_or(0)
 }

@@ -37,11 +37,6 @@ const MADV_NOHUGEPAGE: usize = 15;
 const SWAPON: usize = 167;
 const GETRUSAGE: usize = 98;
 
-fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// The calling process's major faults so far (struct rusage's ru_majflt:
 /// after two timevals, maxrss, ixrss, idrss, isrss and minflt).
 fn major_faults() -> u64 {
@@ -122,7 +117,7 @@ fn run(len: usize, passes: usize) -> Option<(u64, u64)> {
         poke(a + p * PAGE, 1);
     }
     let faults = major_faults();
-    let start = cycles();
+    let start = sys::rdtsc();
     let touches = if passes == 0 {
         let mut rng = Rng(1);
         for _ in 0..pages {
@@ -137,7 +132,7 @@ fn run(len: usize, passes: usize) -> Option<(u64, u64)> {
         }
         pages * passes
     };
-    let per_page = (cycles() - start) / touches as u64;
+    let per_page = (sys::rdtsc() - start) / touches as u64;
     let majflt = major_faults() - faults;
     let _ = sys::munmap(a, len);
     Some((per_page, majflt))

@@ -1250,30 +1250,25 @@ fn exec_path(args: Args) -> Result<[u8; 64], Why> {
     Ok(path)
 }
 
-fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// Fork a process with `pages` resident pages at `a`, measure the fork
 /// (parent side) and, in the child, a read of every page; the child
 /// reports its cycles through `out`. Returns (fork, child's touch).
 fn fork_and_touch(a: usize, pages: usize, out: usize) -> Result<(u64, u64), Why> {
-    let start = cycles();
+    let start = sys::rdtsc();
     let pid = sys::fork().map_err(why("fork"))?;
     if pid == 0 {
-        let t = cycles();
+        let t = sys::rdtsc();
         let mut sum = 0u32;
         for i in 0..pages {
             sum += u32::from(peek(a + i * PAGE));
         }
-        let touched = cycles() - t;
+        let touched = sys::rdtsc() - t;
         core::hint::black_box(sum);
         // SAFETY: `out` is a shared page mapped by the parent before the fork.
         unsafe { core::ptr::write_volatile(out as *mut u64, touched) };
         sys::exit(0);
     }
-    let forked = cycles() - start;
+    let forked = sys::rdtsc() - start;
     wait_for(pid)?;
     // SAFETY: as above; the child has exited.
     Ok((forked, unsafe {

@@ -91,11 +91,6 @@ fn clock_nanosleep(clock: usize, flags: usize, req: &Timespec) -> Result<usize, 
     sys::raw(NR_CLOCK_NANOSLEEP, [clock, flags, ptr(req), 0, 0, 0])
 }
 
-fn rdtsc() -> u64 {
-    // SAFETY: rdtsc reads a counter; Linux and pageos both allow it in ring 3.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 fn main(_args: Args) -> i32 {
     let mut suite = Suite::new("timetest");
     if let Ok(now) = gettime(CLOCK_REALTIME) {
@@ -416,9 +411,9 @@ fn cpu_time() -> Outcome {
 fn paired() -> (u64, u64) {
     (0..5)
         .map(|_| {
-            let before = rdtsc();
+            let before = sys::rdtsc();
             let mono = monotonic();
-            let after = rdtsc();
+            let after = sys::rdtsc();
             (after - before, before + (after - before) / 2, mono)
         })
         .min()

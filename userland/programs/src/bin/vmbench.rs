@@ -38,11 +38,6 @@ const MADV_HUGEPAGE: usize = 14;
 const MADV_NOHUGEPAGE: usize = 15;
 const MAP_SHARED: usize = sys::MAP_SHARED;
 
-fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// The metrics to run: those named by the arguments, or all.
 #[derive(Clone, Copy)]
 struct Only(Args);
@@ -130,11 +125,11 @@ impl Counters {
 
 /// Time `ops` calls of `op` and return the cost of one.
 fn per_op(ops: usize, mut op: impl FnMut(usize)) -> u64 {
-    let t = cycles();
+    let t = sys::rdtsc();
     for i in 0..ops {
         op(i);
     }
-    (cycles() - t) / ops as u64
+    (sys::rdtsc() - t) / ops as u64
 }
 
 fn anon(len: usize) -> usize {
@@ -241,19 +236,19 @@ fn main(args: Args) -> i32 {
     let base = (window + HUGE - 1) & !(HUGE - 1);
     only.measure("huge_fault_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_HUGEPAGE);
-        let t = cycles();
+        let t = sys::rdtsc();
         poke(base, 1);
-        let c = cycles() - t;
+        let c = sys::rdtsc() - t;
         let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
         c
     });
     only.measure("small_faults_2m", 1, || {
         let _ = sys::madvise(base, HUGE, MADV_NOHUGEPAGE);
-        let t = cycles();
+        let t = sys::rdtsc();
         for p in 0..HUGE / PAGE {
             poke(base + p * PAGE, 1);
         }
-        let c = cycles() - t;
+        let c = sys::rdtsc() - t;
         let _ = sys::madvise(base, HUGE, sys::MADV_DONTNEED);
         c
     });
@@ -335,9 +330,9 @@ fn mremap_round(policy: Policy) -> u64 {
     let dst = Region::trimmed(len, policy);
     let _ = sys::munmap(dst, len);
     let flags = MREMAP_MAYMOVE | MREMAP_FIXED;
-    let t = cycles();
+    let t = sys::rdtsc();
     let got = sys::raw(SYS_MREMAP, [src, len, len, flags, dst, 0]);
-    let c = cycles() - t;
+    let c = sys::rdtsc() - t;
     let moved = got.unwrap_or_else(|e| fail("mremap", e));
     if peek(moved + len - PAGE) != 1 {
         println!("vmbench: mremap lost the data");
@@ -416,12 +411,12 @@ fn fork_metrics(only: Only, fork: &str, cow: &str, policy: Policy) {
     let out = sys::mmap(0, PAGE, RW, MAP_SHARED | sys::MAP_ANONYMOUS, -1, 0)
         .unwrap_or_else(|e| fail("mmap shared", e));
     only.measure(fork, 1, || {
-        let t = cycles();
+        let t = sys::rdtsc();
         let pid = sys::fork().unwrap_or_else(|e| fail("fork", e));
         if pid == 0 {
             sys::exit(0);
         }
-        let c = cycles() - t;
+        let c = sys::rdtsc() - t;
         wait(pid);
         c
     });
