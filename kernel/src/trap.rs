@@ -12,7 +12,7 @@ use crate::oom::Verdict;
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
 use crate::{proc, vmstat};
-use vm::vm_fault::{Access, FaultError, Resolution};
+use vm::vm_fault::{Access, FaultError, Resolution, SegvCode};
 use x86_64::registers::control::Cr2;
 
 const NAMES: [&str; 32] = [
@@ -112,6 +112,7 @@ fn handle(frame: &mut TrapFrame) {
                 _ => (SIGSEGV, signal::SI_KERNEL, 0),
             };
             let rip = frame.rip;
+            let saved = *frame;
             let info = SigInfo {
                 signo,
                 code,
@@ -120,9 +121,10 @@ fn handle(frame: &mut TrapFrame) {
             };
             signal::force(info, || {
                 log::info!(
-                    "{}: {} at rip {rip:#x}",
+                    "{}: {} at rip {rip:#x}\n  {}",
                     describe_current(),
                     NAMES[vector as usize % 32],
+                    user_registers(&saved),
                 );
             });
         }
@@ -195,12 +197,21 @@ fn page_fault(frame: &mut TrapFrame) {
         Err(FaultError::OutOfMemory) => (SIGKILL, signal::SI_KERNEL),
     };
     let rip = frame.rip;
+    let why = match result {
+        Err(FaultError::Segv(SegvCode::MapErr)) => " (nothing mapped there)",
+        Err(FaultError::Segv(SegvCode::AccErr)) => " (the mapping does not allow it)",
+        _ => "",
+    };
+    // The registers too: a program's crash that the kernel may have caused
+    // (a rare one above all) is read from them.
+    let saved = *frame;
     let report = || {
         log::info!(
-            "{}: {} on {} at {addr:#x}, rip {rip:#x}",
+            "{}: {} on {} at {addr:#x}, rip {rip:#x}{why}\n  {}",
             describe_current(),
             signal_name(signo),
             vmstat::access_name(access),
+            user_registers(&saved),
         );
     };
     if signo == SIGKILL {
@@ -241,6 +252,40 @@ fn signal_name(signal: i32) -> &'static str {
 
 fn describe_current() -> alloc::string::String {
     proc::with_current(|p| alloc::format!("pid {} ({})", p.pid, p.name))
+}
+
+/// The general registers of a user trap frame, for a crash report.
+fn user_registers(f: &TrapFrame) -> alloc::string::String {
+    use core::fmt::Write;
+    let registers = [
+        ("rax", f.rax),
+        ("rbx", f.rbx),
+        ("rcx", f.rcx),
+        ("rdx", f.rdx),
+        ("rsi", f.rsi),
+        ("rdi", f.rdi),
+        ("rbp", f.rbp),
+        ("rsp", f.rsp),
+        ("r8", f.r8),
+        ("r9", f.r9),
+        ("r10", f.r10),
+        ("r11", f.r11),
+        ("r12", f.r12),
+        ("r13", f.r13),
+        ("r14", f.r14),
+        ("r15", f.r15),
+    ];
+    let mut out = alloc::string::String::new();
+    for (i, (name, value)) in registers.into_iter().enumerate() {
+        let gap = match i {
+            0 => "",
+            8 => "\n  ",
+            _ => " ",
+        };
+        let _ = write!(out, "{gap}{name} {value:#x}");
+    }
+    let _ = write!(out, " rflags {:#x}", f.rflags);
+    out
 }
 
 /// A trap in kernel mode: print everything a reader needs, then panic.
