@@ -5,7 +5,7 @@
 use super::entry::{
     LAZY_FREE_MARK, flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights,
 };
-use super::walk::{self, LeafTable, Visited, Walk};
+use super::walk::{self, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use crate::phys::{self, Frame};
 use vm::frame::Pfn;
@@ -302,65 +302,36 @@ impl vm::pmap::Pmap for Pmap {
         end: u64,
         share: &mut dyn FnMut(u64, Mapping),
     ) -> Result<(), NoMemory> {
-        // The child's level-1 table for the 2 MiB the walk is in: one walk
-        // of the child's tables per table, not per page.
-        let mut leaf_table: Option<LeafTable> = None;
-        let mut failed = false;
-        let mut copied = 0;
-        let child_l4 = child.l4;
+        assert!(
+            start <= end && end <= super::USER_END,
+            "pmap::copy_to: a range past the user half"
+        );
         let child_id = child.id();
-        let visited = self.walk(&Walk::leaves(start, end), &mut |va, level, entry| {
-            if failed {
-                return false;
-            }
+        let mut copied = 0;
+        let mut copy = |va, level, entry: &mut PageTableEntry, target: &mut PageTableEntry| {
             let huge = level == 2;
             let old = entry.flags();
             let new = old - Flags::WRITABLE;
             let pfn = mapping_of(entry, huge).pfn;
-            if rmap::add(pfn, Owner::new(child_id, va)).is_err() {
-                failed = true;
-                return false;
-            }
-            let entered = if huge {
-                // SAFETY: the child's L4, ours under `child: &mut Self`.
-                unsafe {
-                    walk::with_entry(child_l4, va, 2, USER_TABLE, |target| {
-                        let target = target.filter(|t| t.is_unused());
-                        target
-                            .expect("pmap::copy_to: child page present")
-                            .set_addr(entry.addr(), new);
-                    })
-                }
-                .is_ok()
-            } else {
-                if !leaf_table.as_ref().is_some_and(|t| t.covers(va)) {
-                    // SAFETY: the child's L4, ours under `child: &mut Self`;
-                    // nothing clears the child's tables during this copy.
-                    leaf_table = unsafe { LeafTable::find(child_l4, va, USER_TABLE) };
-                }
-                match leaf_table.as_mut() {
-                    Some(table) => {
-                        let target = table.entry(va);
-                        assert!(target.is_unused(), "pmap::copy_to: child page present");
-                        target.set_addr(entry.addr(), new);
-                        true
-                    }
-                    None => false,
-                }
-            };
-            if !entered {
-                rmap::remove(pfn, Owner::new(child_id, va));
-                failed = true;
-                return false;
-            }
+            assert!(target.is_unused(), "pmap::copy_to: child page present");
+            rmap::add(pfn, Owner::new(child_id, va)).map_err(|_| ())?;
+            target.set_addr(entry.addr(), new);
             entry.set_flags(new);
             copied += if huge { 512 } else { 1 };
             share(va, mapping_of(entry, huge));
-            old.contains(Flags::WRITABLE)
-        });
+            Ok(old.contains(Flags::WRITABLE))
+        };
+        // SAFETY: our L4 and the child's, each ours under its `&mut`: two
+        // different spaces; the range is in the user half (checked above).
+        let visited =
+            unsafe { walk::copy_leaves(self.l4, child.l4, start, end, USER_TABLE, &mut copy) };
         self.flush(&visited);
         child.count_mapped(copied);
-        if failed { Err(NoMemory) } else { Ok(()) }
+        if visited.no_memory {
+            Err(NoMemory)
+        } else {
+            Ok(())
+        }
     }
 
     fn query_swap(&self, va: u64) -> Option<Slot> {

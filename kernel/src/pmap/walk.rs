@@ -107,6 +107,16 @@ pub(super) struct Visited {
     pub(super) no_memory: bool,
 }
 
+impl Visited {
+    /// The leaf at `va` lost rights the TLB may still hold.
+    fn record(&mut self, va: u64) {
+        if let Some(slot) = self.leaves.get_mut(self.count) {
+            *slot = va;
+        }
+        self.count += 1;
+    }
+}
+
 /// The visitor: called with an entry's virtual address, its level and the
 /// entry; returns whether the TLB may hold a translation it took rights
 /// from (the entry is then listed for the flush).
@@ -175,10 +185,7 @@ unsafe fn walk_table(
             if (present || walk.at == Some(level))
                 && visit(VirtAddr::new_truncate(lo).as_u64(), level, entry)
             {
-                if let Some(slot) = visited.leaves.get_mut(visited.count) {
-                    *slot = VirtAddr::new_truncate(lo).as_u64();
-                }
-                visited.count += 1;
+                visited.record(VirtAddr::new_truncate(lo).as_u64());
             }
             continue;
         }
@@ -318,48 +325,109 @@ pub(super) unsafe fn join_leaf(l4: PhysFrame, va: u64, table_flags: Flags) -> Ph
     table.expect("pmap::join_huge: the tables above are there")
 }
 
-/// The level-1 table a walk found for a 2 MiB region, kept so that a run
-/// of pages in it is entered without walking again (fork's copy).
-pub(super) struct LeafTable {
-    region: u64,
-    table: PhysFrame,
+/// Walk the present leaves of [start, end) under `from` and the same
+/// places under `to`, side by side, making `to`'s missing tables with
+/// `table_flags`, and call `copy(va, level, from_entry, to_entry)` for
+/// each leaf (fork's copy, as Linux's `copy_page_range` walks both spaces'
+/// tables at once): each of the child's tables is found or made once, and
+/// a range with no table in the parent is skipped a whole entry at a time.
+/// `copy` returns whether the TLB may hold rights `from_entry` lost (the
+/// leaf is then listed for the flush), or Err to stop the walk. The
+/// result's `no_memory`: a table could not be made, or `copy` stopped it.
+///
+/// # Safety
+/// As `walk`, for both `from` and `to`, which are two different spaces'
+/// L4s; [start, end) is in the user half.
+pub(super) unsafe fn copy_leaves<F>(
+    from: PhysFrame,
+    to: PhysFrame,
+    start: u64,
+    end: u64,
+    table_flags: Flags,
+    copy: &mut F,
+) -> Visited
+where
+    F: FnMut(u64, u8, &mut PageTableEntry, &mut PageTableEntry) -> Result<bool, ()>,
+{
+    let mut visited = Visited::default();
+    if start < end {
+        let tables = Pair {
+            from,
+            to,
+            table_flags,
+        };
+        // SAFETY: the caller's contract for both L4s.
+        unsafe { copy_table(&tables, 4, 0, start, end - 1, copy, &mut visited) };
+    }
+    visited
 }
 
-impl LeafTable {
-    /// The level-1 table for `va` under `l4`, made where missing; None when
-    /// a 2 MiB page covers `va` or no frame is left for a table.
-    ///
-    /// # Safety
-    /// As `walk`, and no clearing walk of `l4`'s tables runs while the
-    /// returned `LeafTable` is in use (it would free the table).
-    pub(super) unsafe fn find(l4: PhysFrame, va: u64, table_flags: Flags) -> Option<LeafTable> {
-        // SAFETY: the caller's contract.
-        let table = unsafe {
-            with_entry(l4, va, 2, table_flags, |entry| {
-                let entry = entry?;
-                if entry.is_unused() {
-                    make_table(entry, table_flags).ok()?;
-                }
-                (!entry.flags().contains(Flags::HUGE_PAGE)).then(|| entry.addr())
-            })
-        };
-        Some(LeafTable {
-            region: va & !((2 << 20) - 1),
-            table: PhysFrame::containing_address(table.ok()??),
-        })
-    }
+/// The two tables `copy_table` works on, and the flags of the tables it makes.
+struct Pair {
+    from: PhysFrame,
+    to: PhysFrame,
+    table_flags: Flags,
+}
 
-    pub(super) fn covers(&self, va: u64) -> bool {
-        va & !((2 << 20) - 1) == self.region
-    }
-
-    /// The PTE for `va` (inside this table's 2 MiB).
-    pub(super) fn entry(&mut self, va: u64) -> &mut PageTableEntry {
-        assert!(self.covers(va), "pmap: PTE outside its table");
-        // SAFETY: `find`'s contract keeps the table alive and ours; the
-        // entry borrows `self`, so one reference at a time.
-        let table = unsafe { table_at(self.table) };
-        &mut table[usize::from(VirtAddr::new(va).p1_index())]
+/// `copy_leaves` on the tables `tables` (at `level`, covering addresses
+/// from `base`) over [start, last].
+///
+/// # Safety
+/// As `copy_leaves`, for the two tables.
+unsafe fn copy_table<F>(
+    tables: &Pair,
+    level: u8,
+    base: u64,
+    start: u64,
+    last: u64,
+    copy: &mut F,
+    visited: &mut Visited,
+) where
+    F: FnMut(u64, u8, &mut PageTableEntry, &mut PageTableEntry) -> Result<bool, ()>,
+{
+    let shift = 12 + 9 * (u32::from(level) - 1);
+    let span = 1u64 << shift;
+    // SAFETY: the caller's contract: two tables of two different spaces,
+    // each ours alone during this call.
+    let (from, to) = unsafe { (table_at(tables.from), table_at(tables.to)) };
+    let first = (start.max(base) - base) >> shift;
+    let last_index = ((last - base) >> shift).min(511);
+    for i in first as usize..=last_index as usize {
+        let entry = &mut from[i];
+        let flags = entry.flags();
+        if !flags.contains(Flags::PRESENT) {
+            continue;
+        }
+        let lo = base + i as u64 * span;
+        let target = &mut to[i];
+        if level == 1 || flags.contains(Flags::HUGE_PAGE) {
+            match copy(lo, level, entry, target) {
+                Ok(true) => visited.record(lo),
+                Ok(false) => {}
+                Err(()) => visited.no_memory = true,
+            }
+        } else {
+            if target.is_unused() && make_table(target, tables.table_flags).is_err() {
+                visited.no_memory = true;
+            } else {
+                assert!(
+                    !target.flags().contains(Flags::HUGE_PAGE),
+                    "pmap::copy_leaves: a leaf where the source has a table"
+                );
+                let pair = Pair {
+                    from: PhysFrame::containing_address(entry.addr()),
+                    to: PhysFrame::containing_address(target.addr()),
+                    ..*tables
+                };
+                // SAFETY: the tables two present non-leaf entries of ours
+                // point at, under the same exclusive use; `from` and `to`
+                // are not used while the recursion runs.
+                unsafe { copy_table(&pair, level - 1, lo, start, last, copy, visited) };
+            }
+        }
+        if visited.no_memory {
+            return;
+        }
     }
 }
 
