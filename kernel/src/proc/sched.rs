@@ -66,6 +66,8 @@ pub fn run() -> ! {
         let Some(t) = table.threads.get_mut(&tid) else {
             continue;
         };
+        // Off the CPU: if its kernel path overflowed its stack, say so now.
+        t.check_stack_end();
         match t.run {
             Run::Dead => {
                 table.threads.remove(&tid);

@@ -18,6 +18,13 @@ pub type Tid = Pid;
 
 pub(super) const KERNEL_STACK_SIZE: usize = 32 * 1024;
 
+/// The word at the bottom of every kernel stack (Linux's STACK_END_MAGIC).
+/// The stacks live in the kernel heap with no guard page below them, so a
+/// kernel path that nests too deep would silently overwrite whatever the
+/// heap holds there; the scheduler checks this word each time a thread
+/// leaves the CPU and at its end, and panics while the damage is fresh.
+const STACK_END_MAGIC: u64 = 0x57ac_6e5d_57ac_6e5d;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Run {
     /// On the run queue.
@@ -65,7 +72,7 @@ pub struct Thread {
 
 impl Thread {
     pub(super) fn new(pid: Pid, sig: ThreadSignals, fs_base: u64) -> Box<Thread> {
-        Box::new(Thread {
+        let mut thread = Box::new(Thread {
             tid: 0,
             pid,
             run: Run::Runnable,
@@ -79,7 +86,28 @@ impl Thread {
             kernel_stack: Box::new_uninit_slice(KERNEL_STACK_SIZE),
             saved_rsp: 0,
             fpu: Box::new(FpuState::initial()),
-        })
+        });
+        for (byte, magic) in thread.kernel_stack.iter_mut().zip(STACK_END_MAGIC.to_le_bytes()) {
+            byte.write(magic);
+        }
+        thread
+    }
+
+    /// Panic if this thread's kernel stack overflowed (its bottom word is
+    /// no longer `STACK_END_MAGIC`).
+    pub(super) fn check_stack_end(&self) {
+        let mut word = [0u8; 8];
+        for (out, byte) in word.iter_mut().zip(&self.kernel_stack[..8]) {
+            // SAFETY: `new` wrote these 8 bytes; nothing else should have.
+            *out = unsafe { byte.assume_init() };
+        }
+        assert!(
+            u64::from_le_bytes(word) == STACK_END_MAGIC,
+            "kernel stack overflow: thread {} (pid {}) wrote below its {} KiB kernel stack",
+            self.tid,
+            self.pid,
+            KERNEL_STACK_SIZE / 1024
+        );
     }
 
     pub(super) fn kernel_stack_top(&self) -> u64 {
