@@ -4,8 +4,8 @@
 //! overcommit modes, the OOM killer; and the same program as /init of
 //! Linux with a swap disk of the same size.
 //!
-//! Not run on pageos yet: the shared anonymous and tmpfs cases (pages of
-//! objects do not go to swap yet, issue 15).
+//! Pages of objects (shared anonymous memory, a tmpfs file) page out and
+//! back in a boot of their own (vm/src/reclaim/objects.rs).
 
 mod common;
 use common::{assert_report_passed, linux_run, pageos};
@@ -34,6 +34,40 @@ fn a_working_set_larger_than_ram_pages_out_and_back() {
     args.extend(RECLAIM);
     let run = pageos(&args);
     assert_report_passed(&run);
+    assert!(
+        !run.stdout.contains("out of memory: killed"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// The cases whose pages are an object's, on the same machine: shared
+/// anonymous memory 1.5x RAM written by a child and read by its parent,
+/// and a tmpfs file 1.25x RAM written with write() and read back through
+/// a shared mapping. Both must page out (pswpout grows by at least the
+/// part that does not fit) and read back.
+const OBJECTS: [&str; 2] = [
+    "shared_anonymous_written_by_child_read_by_parent",
+    "tmpfs_file_larger_than_ram_reads_back_mapped",
+];
+
+#[test]
+fn shared_memory_and_tmpfs_pages_go_to_swap_and_back() {
+    let mut args = vec![
+        "--memory",
+        "64M",
+        "--swap",
+        "512M",
+        "--timeout",
+        "400",
+        "--kernel-arg",
+        "init=/bin/pressuretest",
+        "--",
+    ];
+    args.extend(OBJECTS);
+    let run = pageos(&args);
+    assert_report_passed(&run);
+    assert!(run.stdout.contains("2 passed, 0 failed"), "{}", run.stdout);
     assert!(
         !run.stdout.contains("out of memory: killed"),
         "{}",

@@ -265,8 +265,12 @@ pub fn with_cache<R>(f: impl FnOnce(&mut SwapCache) -> R) -> R {
 
 /// A frame with `slot`'s page for the PTE that holds it (the fault path's
 /// swap-in, through the cache).
+/// Every page read counts in /proc/vmstat's pswpin here, whoever asked
+/// (a fault on a swap PTE, or an object reading its page back).
 pub fn swap_in(slot: Slot) -> Result<SwappedIn, SwapInError> {
-    with_cache(|c| c.swap_in(&mut Device, &mut KernelPhys, slot, READAHEAD_WINDOW))
+    let got = with_cache(|c| c.swap_in(&mut Device, &mut KernelPhys, slot, READAHEAD_WINDOW))?;
+    crate::vmstat::paging(crate::vmstat::Paging::SwapIn, u64::from(got.read));
+    Ok(got)
 }
 
 /// A PTE holding `slot` let go of it.

@@ -303,6 +303,20 @@ pub fn mounted_trees() -> Vec<Arc<Inode>> {
         .collect()
 }
 
+/// `mounted_trees`, or None when the mount table is held (reclaim).
+pub fn try_mounted_trees() -> Option<Vec<Arc<Inode>>> {
+    let mounts = MOUNTS.try_lock()?;
+    Some(
+        mounts
+            .iter()
+            .filter_map(|m| match &m.mount {
+                Mount::Ram(tree) => Some(tree.clone()),
+                Mount::Proc => None,
+            })
+            .collect(),
+    )
+}
+
 /// The mount table, oldest first (/proc/mounts).
 pub fn mounts() -> Vec<MountEntry> {
     MOUNTS.lock().clone()

@@ -104,8 +104,8 @@ pub fn record(result: &Result<Resolution, FaultError>) {
         Ok(Resolution::StackGrowth) => 8,
         Ok(Resolution::Spurious) => 9,
         Ok(Resolution::SwapIn { read: 0, .. }) => 15,
-        Ok(Resolution::SwapIn { read, .. }) => {
-            paging(Paging::SwapIn, u64::from(*read));
+        Ok(Resolution::SwapIn { .. }) => {
+            // pswpin is counted where the pages are read (swap::swap_in).
             paging(Paging::MajorFault, 1);
             14
         }

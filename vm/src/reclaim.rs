@@ -20,10 +20,14 @@
 //! `page_out` (MADV_PAGEOUT) takes steps 3 and 4 for the pages it is
 //! given, without the clock.
 //!
-//! A frame may go only when every reference to it is a PTE of a private
-//! mapping (anonymous memory, or a private copy of a file page) that is not
-//! locked, plus the swap cache's: a page of a shared object (shared
-//! anonymous memory, a file) has its object's reference too and stays. A
+//! 5. If that was not enough, the pages of shared objects (shared
+//!    anonymous memory, ramfs files) go the same way from their objects,
+//!    each object going round its pages (`objects.rs`).
+//!
+//! The clock's frame may go only when every reference to it is a PTE of a
+//! private mapping (anonymous memory, or a private copy of a file page)
+//! that is not locked, plus the swap cache's: a page of a shared object
+//! has its object's reference too and is step 5's. A
 //! transparent 2 MiB page (one owner) is split in place first and goes 4 KiB
 //! at a time; a MAP_HUGETLB one stays. mlock, MAP_LOCKED and MAP_WIRED mark the VMA
 //! `LOCKED`: such a page never goes.
@@ -41,9 +45,12 @@ use crate::rmap::{Owner, SpaceId};
 use crate::space::{AddressSpace, PAGEOUT_BATCH};
 use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
 use crate::swap_map::Slot;
+use crate::vm_object::ObjectRef;
 use crate::vma::{HUGE_PAGE, VmaFlags};
 use alloc::vec::Vec;
 use core::cell::RefCell;
+
+mod objects;
 
 /// The address spaces of the machine, as reclaim reaches them.
 pub trait Spaces<P: Pmap> {
@@ -57,6 +64,10 @@ pub trait Spaces<P: Pmap> {
     /// order (the clock's refill: its victims, and their swap slots, then
     /// follow the order pages are laid out in, which read-ahead needs).
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn));
+    /// Tell `f` every object whose pages may go to swap (step 5): those
+    /// the spaces' VMAs map and the files of the file systems; one may
+    /// come more than once. None by default (a machine without objects).
+    fn objects(&mut self, _f: &mut dyn FnMut(&ObjectRef)) {}
 }
 
 /// What one call of `reclaim` did (/proc/vmstat's pgscan, pgsteal, pswpout).
@@ -118,20 +129,23 @@ impl<P: Pmap> Reclaim<'_, P> {
         // Keep the newest read-ahead: it is about to be used.
         let keep = 2 * READAHEAD_WINDOW as usize;
         done.freed += self.cache.shrink(self.dev, self.phys, keep) as u64;
-        if done.freed as usize >= want {
+        let short = |done: &Reclaimed| want.saturating_sub(done.freed as usize);
+        if short(&done) == 0 {
             return done;
         }
-        let want = want - done.freed as usize;
-        if self.clock.lengths().1 < 2 * want {
+        if self.clock.lengths().1 < 2 * short(&done) {
             let clock = &mut *self.clock;
             self.spaces.mapped_frames(&mut |pfn| clock.insert(pfn));
         }
-        let victims = self.choose(want, &mut done);
+        let victims = self.choose(short(&done), &mut done);
         let mut pending = Vec::new();
         for pfn in victims {
             self.evict(pfn, &mut pending, &mut done);
         }
         self.write(pending, &mut done);
+        if short(&done) > 0 && !done.swap_full {
+            self.reclaim_objects(short(&done), &mut done);
+        }
         done
     }
 

@@ -19,15 +19,23 @@
 //! An aligned run of 512 pages may be one 2 MiB block, so that a shared
 //! mapping can map it with one level-2 entry (`huge.rs`); its frames are
 //! still counted one by one, so everything here works per 4 KiB page.
+//!
+//! Under memory pressure a page may leave for a swap slot (`swap.rs`,
+//! Linux's shmem_writepage): the object then holds the slot instead of the
+//! frame, and whoever wants the page next (a fault, read(), write(), a
+//! truncate that zeroes its tail) reads it back through the swap cache.
 
 mod huge;
+mod swap;
 
 pub use huge::{Block, shmem_huge_frames, shmem_pmd_mapped_frames};
+pub use swap::{ObjectPageOut, ScannedPage};
 
 use crate::errno::Errno;
 use crate::frame::{PAGE_SIZE, Pfn};
 use crate::pmap::PhysMem;
 use crate::rmap::SpaceId;
+use crate::swap_map::Slot;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -54,6 +62,11 @@ pub struct VmObject {
 #[derive(Debug, Default)]
 struct Inner {
     pages: BTreeMap<u64, Pfn>,
+    /// The pages out in swap, each holding one count of its slot (a page
+    /// is in `pages` or here, never both).
+    swapped: BTreeMap<u64, Slot>,
+    /// Where reclaim's scan of this object's pages goes on (`swap.rs`).
+    hand: u64,
     /// Bytes in the file; anonymous objects have no end.
     size: u64,
     /// The address spaces that have mapped this file (Linux's i_mmap, at
@@ -75,6 +88,9 @@ pub enum PageError {
     PastEof,
     /// No frame for it.
     NoMemory,
+    /// Its slot could not be read back from the swap disk (SIGBUS, as
+    /// Linux's shmem fault on a swap read error).
+    Io,
 }
 
 /// A counted reference to an object, shared by VMAs and (for a file) its inode.
@@ -96,6 +112,8 @@ impl ObjectRef {
             kind,
             inner: Mutex::new(Inner {
                 pages: BTreeMap::new(),
+                swapped: BTreeMap::new(),
+                hand: 0,
                 size,
                 mappers: Vec::new(),
                 blocks: BTreeSet::new(),
@@ -131,8 +149,8 @@ impl ObjectRef {
         if !inner.holds(index) {
             return Err(PageError::PastEof);
         }
-        let pfn = match inner.pages.get(&index) {
-            Some(&pfn) => pfn,
+        let pfn = match inner.swap_in(index, phys)? {
+            Some(pfn) => pfn,
             None => {
                 let pfn = phys.alloc_zeroed().ok_or(PageError::NoMemory)?;
                 inner.pages.insert(index, pfn);
@@ -164,14 +182,22 @@ impl ObjectRef {
         self.0.inner.lock().pages.get(&index).copied()
     }
 
-    /// Whether page `index` exists (mincore on shared memory and files).
+    /// Whether page `index` is in memory (mincore on shared memory and
+    /// files: a page out in swap is not).
     pub fn is_resident(&self, index: u64) -> bool {
         self.0.inner.lock().pages.contains_key(&index)
     }
 
-    /// How many pages the object holds (a file's st_blocks).
+    /// How many pages the object holds in memory (/proc/meminfo's Shmem).
     pub fn resident_pages(&self) -> u64 {
         self.0.inner.lock().pages.len() as u64
+    }
+
+    /// How many pages the object holds, in memory or in swap (a file's
+    /// st_blocks, as tmpfs counts them).
+    pub fn held_pages(&self) -> u64 {
+        let inner = self.0.inner.lock();
+        (inner.pages.len() + inner.swapped.len()) as u64
     }
 
     /// Free pages [first, last) of the object (MADV_REMOVE: they read back
@@ -181,9 +207,16 @@ impl ObjectRef {
     }
 
     /// Copy file bytes from `offset` into `buf`; returns how many (0 at or
-    /// past the end). Holes read as zeros.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8], phys: &dyn PhysMem) -> usize {
-        let inner = self.0.inner.lock();
+    /// past the end). Holes read as zeros; pages out in swap are read back
+    /// (ENOMEM or EIO when not even the first one could be, else the bytes
+    /// before it).
+    pub fn read_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        phys: &mut dyn PhysMem,
+    ) -> Result<usize, Errno> {
+        let mut inner = self.0.inner.lock();
         let n = inner.size.saturating_sub(offset).min(buf.len() as u64) as usize;
         let mut done = 0;
         while done < n {
@@ -191,13 +224,15 @@ impl ObjectRef {
             let within = (at % PAGE) as usize;
             let chunk = (PAGE as usize - within).min(n - done);
             let out = &mut buf[done..done + chunk];
-            match inner.pages.get(&(at / PAGE)) {
-                Some(&pfn) => phys.read(pfn, within, out),
-                None => out.fill(0),
+            match inner.swap_in(at / PAGE, phys) {
+                Ok(Some(pfn)) => phys.read(pfn, within, out),
+                Ok(None) => out.fill(0),
+                Err(_) if done > 0 => return Ok(done),
+                Err(e) => return Err(e.errno()),
             }
             done += chunk;
         }
-        n
+        Ok(n)
     }
 
     /// Copy `data` into the file at `offset`, growing it if the write ends
@@ -224,9 +259,11 @@ impl ObjectRef {
             let within = (at % PAGE) as usize;
             let chunk = (PAGE as usize - within).min(data.len() - done);
             let index = at / PAGE;
-            let pfn = match inner.pages.get(&index) {
-                Some(&pfn) => pfn,
-                None => match phys.alloc_zeroed() {
+            let pfn = match inner.swap_in(index, phys) {
+                Ok(Some(pfn)) => pfn,
+                Err(e) if done == 0 => return Err(e.errno()),
+                Err(_) => break,
+                Ok(None) => match phys.alloc_zeroed() {
                     Some(pfn) => {
                         inner.pages.insert(index, pfn);
                         pfn
@@ -297,6 +334,9 @@ impl ObjectRef {
             for (_, pfn) in inner.pages {
                 phys.put(pfn);
             }
+            for (_, slot) in inner.swapped {
+                phys.swap_release(slot);
+            }
         }
     }
 
@@ -345,6 +385,12 @@ impl Inner {
                 phys.put(pfn);
             }
         }
+        let doomed: Vec<u64> = self.swapped.range(first..last).map(|(&i, _)| i).collect();
+        for index in doomed {
+            if let Some(slot) = self.swapped.remove(&index) {
+                phys.swap_release(slot);
+            }
+        }
     }
 
     /// Zero the last page from the end of the file on. Stores through a
@@ -355,7 +401,10 @@ impl Inner {
         if within == 0 {
             return;
         }
-        if let Some(&pfn) = self.pages.get(&(self.size / PAGE)) {
+        // A tail page out in swap comes back to be cleared; if it cannot,
+        // its slot keeps the bytes, which `read_at` never shows, and a
+        // later clear (the next write past the end) tries again.
+        if let Ok(Some(pfn)) = self.swap_in(self.size / PAGE, phys) {
             phys.write(pfn, within, &ZEROS[..PAGE as usize - within]);
         }
     }

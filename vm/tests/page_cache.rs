@@ -48,9 +48,12 @@ impl World {
             .expect("write_at")
     }
 
-    fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+    fn read(&mut self, offset: u64, len: usize) -> Vec<u8> {
         let mut buf = vec![0xee; len];
-        let n = self.file.read_at(offset, &mut buf, &self.mem);
+        let n = self
+            .file
+            .read_at(offset, &mut buf, &mut self.mem)
+            .expect("read_at");
         buf.truncate(n);
         buf
     }

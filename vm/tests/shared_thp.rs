@@ -132,7 +132,7 @@ fn shared_anonymous_memory_gets_a_block_mapped_by_one_entry() {
     fill(&mut s, &mut mem, a);
     // The object's 4 KiB view sees the stores (one frame per page).
     let mut buf = [0u8; 1];
-    o.read_at(77 * PAGE + 9, &mut buf, &mem);
+    o.read_at(77 * PAGE + 9, &mut buf, &mut mem).expect("read");
     assert_eq!(buf[0], 77);
     check(&mut s, &mem);
     drop(o);
@@ -212,7 +212,7 @@ fn a_partial_munmap_splits_in_place_and_the_object_keeps_every_page() {
     check(&mut s, &mem);
     // The pages of the unmapped hole are still the object's.
     let mut buf = [0u8; 1];
-    o.read_at(101 * PAGE + 9, &mut buf, &mem);
+    o.read_at(101 * PAGE + 9, &mut buf, &mut mem).expect("read");
     assert_eq!(buf[0], 101);
     drop(o);
     s.munmap(&mut mem, a, a + 2 * HUGE_PAGE).unwrap();

@@ -9,9 +9,12 @@ use super::{Pid, TABLE, Table};
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
 use vm::frame::Pfn;
+use vm::mmap::Sharing;
 use vm::reclaim::Spaces;
 use vm::rmap::{Owner, SpaceId};
 use vm::space::AddressSpace;
+use vm::vm_object::ObjectRef;
+use vm::vma::Backing;
 
 struct AllSpaces<'a> {
     table: &'a mut Table,
@@ -52,6 +55,23 @@ impl Spaces<Pmap> for AllSpaces<'_> {
                 space.mapped_frames(f);
             }
         }
+    }
+
+    /// The objects shared VMAs map (shared anonymous memory, memfds,
+    /// files mapped shared), then every file of the tmpfs mounts. Not
+    /// the files only mapped private (the programs' text and data, whose
+    /// pages are the initrd's and stay with it).
+    fn objects(&mut self, f: &mut dyn FnMut(&ObjectRef)) {
+        for p in self.table.procs.values() {
+            for vma in p.space.iter().flat_map(|s| s.vmas()) {
+                if vma.sharing == Sharing::Shared
+                    && let Backing::Object { object, .. } = &vma.backing
+                {
+                    f(object);
+                }
+            }
+        }
+        crate::ramfs::each_file(f);
     }
 }
 

@@ -20,7 +20,7 @@ mod setup;
 
 pub use rename::{RENAME_EXCHANGE, RENAME_NOREPLACE, rename};
 pub use seals::{F_ALL_SEALS, F_SEAL_SEAL};
-pub use setup::{cached_frames, create_file, ensure_dir, mkdir, symlink};
+pub use setup::{cached_frames, create_file, each_file, ensure_dir, mkdir, symlink};
 
 use crate::phys::KernelPhys;
 use alloc::collections::BTreeMap;
@@ -280,7 +280,7 @@ impl Inode {
     /// Copy bytes from `offset` into `buf`; returns how many (0 at end of file).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let object = self.object().ok_or(Errno::EISDIR)?;
-        Ok(object.read_at(offset, buf, &KernelPhys))
+        object.read_at(offset, buf, &mut KernelPhys)
     }
 
     /// Copy `data` into the file at `offset`, growing it as needed.
@@ -291,9 +291,26 @@ impl Inode {
             0 => data,
             len => &data[..self.sealed_write_len(offset, len)?],
         };
-        let n = object.write_at(offset, data, &mut KernelPhys)?;
+        // Out of frames part way: reclaim (the file's own pages may go to
+        // swap) and go on, as Linux's tmpfs does; ENOSPC only when
+        // nothing came free.
+        let mut done = 0;
+        loop {
+            match object.write_at(offset + done as u64, &data[done..], &mut KernelPhys) {
+                Ok(n) => done += n,
+                Err(Errno::ENOSPC) => {}
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+            if done == data.len() || !crate::reclaim::direct() {
+                break;
+            }
+        }
+        if done == 0 && !data.is_empty() {
+            return Err(Errno::ENOSPC);
+        }
         self.modified();
-        Ok(n)
+        Ok(done)
     }
 
     /// Make the file `size` bytes long and unmap what went past the new end

@@ -6,6 +6,7 @@ use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use vm::errno::Errno;
+use vm::vm_object::ObjectRef;
 
 /// Frames held by the page caches of every file reachable from the root
 /// and of every mounted tree (one hidden under a later mount included),
@@ -33,6 +34,42 @@ pub fn cached_frames() -> u64 {
     let mut seen = BTreeSet::new();
     let trees = crate::vfs::mounted_trees();
     walk(&root(), &mut seen) + trees.iter().map(|t| walk(t, &mut seen)).sum::<u64>()
+}
+
+/// Tell `f` the page cache of every file of the mounted trees (tmpfs
+/// mounts: reclaim's objects, `vm::reclaim::Spaces::objects`). The root
+/// tree, the initrd's files, stays in RAM as Linux's rootfs does when
+/// it is a ramfs (the programs' text among them), unless a shared
+/// mapping of one of its files makes it reclaim's through the VMA.
+/// Reclaim meets these locks against the lock order, so it only
+/// try-locks them: a directory or mount table that is busy is skipped
+/// this time. (A file no name reaches, open or memfd, is found only
+/// while some VMA maps it.)
+pub fn each_file(f: &mut dyn FnMut(&ObjectRef)) {
+    fn walk(node: &Arc<Inode>, seen: &mut BTreeSet<u64>, f: &mut dyn FnMut(&ObjectRef)) {
+        if !seen.insert(node.ino) {
+            return;
+        }
+        if let Some(Mount::Ram(tree)) = node.mounted() {
+            walk(&tree, seen, f);
+        }
+        match &node.kind {
+            Kind::File(object) => f(object),
+            Kind::Dir(entries) => {
+                let Some(entries) = entries.try_lock() else {
+                    return;
+                };
+                let children: Vec<Arc<Inode>> = entries.values().cloned().collect();
+                drop(entries);
+                children.iter().for_each(|n| walk(n, seen, f));
+            }
+            _ => {}
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for tree in crate::vfs::try_mounted_trees().unwrap_or_default() {
+        walk(&tree, &mut seen, f);
+    }
 }
 
 /// The directory at an absolute path of the root tree, following no links

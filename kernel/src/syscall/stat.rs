@@ -113,7 +113,8 @@ pub fn of_inode(inode: &Inode) -> Stat {
             encode_dev(u64::from(major), u64::from(minor)),
         ),
     };
-    let pages = inode.object().map_or(0, |o| o.resident_pages());
+    // In memory or in swap, as tmpfs counts st_blocks.
+    let pages = inode.object().map_or(0, |o| o.held_pages());
     let meta = inode.meta();
     Stat {
         dev: inode.dev,

@@ -113,6 +113,7 @@ impl<P: Pmap> AddressSpace<P> {
         let pfn = object.page(offset / PAGE, phys).map_err(|e| match e {
             PageError::PastEof => FaultError::Bus,
             PageError::NoMemory => FaultError::OutOfMemory,
+            PageError::Io => FaultError::Bus,
         })?;
         if shared || access != Access::Write {
             // Private pages go in read-only: later stores to the file show through.

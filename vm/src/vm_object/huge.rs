@@ -16,7 +16,8 @@
 //! `PhysMem::get_block` takes for a block that is split).
 //!
 //! The run stays a block (`Inner::blocks`) while all its 512 pages are
-//! there in order. Taking any page out (truncate, MADV_REMOVE) breaks it
+//! there in order. Taking any page out (truncate, MADV_REMOVE, page-out
+//! to swap once no 2 MiB entry maps it: `swap.rs`) breaks it
 //! (`break_blocks`): from then on the run is 4 KiB pages, the ones taken
 //! out are freed one by one, and a fault maps the rest with 4 KiB entries.
 //!
@@ -81,11 +82,10 @@ impl ObjectRef {
                 allocated: false,
             });
         }
-        let empty = inner
-            .pages
-            .range(first..first + BLOCK_FRAMES)
-            .next()
-            .is_none();
+        // A run with a page out in swap is not empty: it maps 4 KiB pages.
+        let range = first..first + BLOCK_FRAMES;
+        let empty = inner.pages.range(range.clone()).next().is_none()
+            && inner.swapped.range(range).next().is_none();
         if !allocate || !empty {
             return None;
         }

@@ -149,7 +149,8 @@ fn slots_back(linux: bool, case: impl FnOnce() -> Outcome) -> Outcome {
     let after = swap_used();
     ensure!(
         after.abs_diff(before) <= slack,
-        "swap in use: {before} kB before the case, {after} kB after"
+        "swap in use: {before} kB before the case, {after} kB after (SwapCached {} kB)",
+        kb("SwapCached")
     )
 }
 
@@ -253,6 +254,7 @@ fn shared_anonymous(ram: usize) -> Outcome {
     let pages = 3 * ram / 2 / PAGE;
     let flags = MAP_SHARED | MAP_ANONYMOUS;
     let a = sys::mmap(0, pages * PAGE, RW, flags, -1, 0).map_err(why("mmap 1.5x RAM shared"))?;
+    let (out, back) = (vmstat("pswpout")?, vmstat("pswpin")?);
     let pid = sys::fork().map_err(why("fork"))?;
     if pid == 0 {
         fill(a, 0, pages, 6);
@@ -262,7 +264,20 @@ fn shared_anonymous(ram: usize) -> Outcome {
     ensure!(sys::exited(status) == Some(0), "child: {status:#x}")?;
     check(a, 0, pages, 6, "the parent's view")?;
     sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
-    Ok(())
+    went_and_came_back(out, back, pages - ram / PAGE)
+}
+
+/// What did not fit in RAM (`excess` pages) went to swap and came back:
+/// pswpout and pswpin grew by half of it at least since `out` and `back`
+/// (the case's own pages; the rest of RAM held the kernel and others).
+fn went_and_came_back(out: u64, back: u64, excess: usize) -> Outcome {
+    let out = vmstat("pswpout")? - out;
+    let back = vmstat("pswpin")? - back;
+    let half = excess as u64 / 2;
+    ensure!(
+        out >= half && back >= half,
+        "pswpout +{out}, pswpin +{back}: fewer than half of the {excess} pages past RAM"
+    )
 }
 
 /// A tmpfs file of 1.25 x RAM written with write(), read back through a
@@ -285,7 +300,9 @@ fn tmpfs_file(ram: usize) -> Outcome {
         ],
     );
     mounted.map_err(why("mount tmpfs"))?;
-    let result = write_and_map("/pressure/big\0", pages);
+    let (out, back) = (vmstat("pswpout")?, vmstat("pswpin")?);
+    let result = write_and_map("/pressure/big\0", pages)
+        .and_then(|()| went_and_came_back(out, back, pages - ram / PAGE));
     let _ = sys::unlink("/pressure/big\0");
     sys::raw(UMOUNT2, [c"/pressure".as_ptr() as usize, 0, 0, 0, 0, 0]).map_err(why("umount"))?;
     result
