@@ -55,12 +55,14 @@ impl<P: Pmap> AddressSpace<P> {
         phys: &mut dyn PhysMem,
         child_pmap: P,
     ) -> Result<AddressSpace<P>, Errno> {
-        let charge: u64 = self
-            .map
-            .iter()
-            .filter_map(child_vma)
-            .map(|v| v.charge())
-            .sum();
+        // One pass for the charge and whether any VMA must become shared
+        // first: nothing is cloned to find out.
+        let mut charge = 0;
+        let mut shares_private = false;
+        for v in self.map.iter() {
+            charge += child_charge(v);
+            shares_private |= needs_object(v);
+        }
         if !phys.charge(charge) {
             return Err(Errno::ENOMEM);
         }
@@ -78,99 +80,48 @@ impl<P: Pmap> AddressSpace<P> {
             phys.uncharge(charge);
             return Err(e);
         }
-        if let Err(e) = self.share_private_vmas(phys) {
+        if shares_private && let Err(e) = self.share_private_vmas(phys) {
             phys.uncharge(charge);
             return Err(e);
         }
+        // The parent's VMAs come in address order: the child's tree is
+        // built from them in one pass, not by an insert each.
+        let map = VmaTree::from_sorted(self.map.iter().filter_map(child_vma))
+            .expect("fork: the parent's VMAs overlap");
         let mut child = AddressSpace {
             pmap: child_pmap,
-            map: VmaTree::new(),
+            map,
             mmap_top: self.mmap_top,
             brk_start: self.brk_start,
             brk: self.brk,
             thp: self.thp,
         };
-        for vma in self.map.iter().filter_map(child_vma) {
-            let inserted = child.map.insert(vma);
-            debug_assert!(inserted.is_ok(), "fork: parent VMAs overlap");
-        }
-        let copied: Vec<(u64, u64)> = self
-            .map
-            .iter()
-            .filter(|v| copies_ptes(v))
-            .map(|v| (v.start, v.end))
-            .collect();
-        for (start, end) in copied {
-            if self.copy_ptes(phys, &mut child.pmap, start, end).is_err()
-                || self
-                    .copy_swap_ptes(phys, &mut child.pmap, start, end)
-                    .is_err()
-            {
-                // The child's VMAs carry exactly the charge taken above.
-                child.clear(phys);
-                return Err(Errno::ENOMEM);
+        debug_assert_eq!(
+            charge,
+            child.map.iter().map(Vma::charge).sum::<u64>(),
+            "fork: the charge taken is not the child's"
+        );
+        // The frame references the child's PTEs take, a batch at a time
+        // over the whole fork; every page entered gets its reference, also
+        // when the copy stops part way.
+        let mut refs = Refs::new();
+        let mut copied = true;
+        for vma in self.map.iter().filter(|v| copies_ptes(v)) {
+            let (start, end) = (vma.start, vma.end);
+            copied = copy_ptes(&mut self.pmap, phys, &mut child.pmap, start, end, &mut refs)
+                .and_then(|()| copy_swap_ptes(&mut self.pmap, phys, &mut child.pmap, start, end))
+                .is_ok();
+            if !copied {
+                break;
             }
+        }
+        refs.take(phys);
+        if !copied {
+            // The child's VMAs carry exactly the charge taken above.
+            child.clear(phys);
+            return Err(Errno::ENOMEM);
         }
         Ok(child)
-    }
-
-    /// Make the PTEs of [start, end) read-only here and enter the same
-    /// frames, read-only, in `child`, one more reference each. Err when the
-    /// child has no memory for a page table; what was entered stays there
-    /// for the caller to tear down.
-    fn copy_ptes(
-        &mut self,
-        phys: &mut dyn PhysMem,
-        child: &mut P,
-        start: u64,
-        end: u64,
-    ) -> Result<(), ()> {
-        // The child's references are taken a batch at a time; every page
-        // entered gets its reference, also when the copy stops part way.
-        let mut batch = [Pfn(0); 64];
-        let mut queued = 0;
-        let copied = self.pmap.copy_to(child, start, end, &mut |_, m| {
-            if m.huge {
-                // fork copies a 2 MiB entry as it is: one block reference.
-                phys.get_block(m.pfn);
-                return;
-            }
-            batch[queued] = m.pfn;
-            queued += 1;
-            if queued == batch.len() {
-                phys.get_many(&batch);
-                queued = 0;
-            }
-        });
-        phys.get_many(&batch[..queued]);
-        copied.map_err(|_| ())
-    }
-
-    /// Copy the swap PTEs of [start, end) into `child`: each holds one
-    /// more count of its slot (the page shared copy-on-write, on disk).
-    fn copy_swap_ptes(
-        &mut self,
-        phys: &mut dyn PhysMem,
-        child: &mut P,
-        start: u64,
-        end: u64,
-    ) -> Result<(), ()> {
-        if !phys.swap_used() {
-            return Ok(());
-        }
-        let mut swapped = Vec::new();
-        self.pmap
-            .visit_swap(start, end, &mut |va, slot| swapped.push((va, slot)));
-        for (va, slot) in swapped {
-            if !phys.swap_dup(slot) {
-                return Err(());
-            }
-            if child.set_swap(va, slot).is_err() {
-                phys.swap_release(slot);
-                return Err(());
-            }
-        }
-        Ok(())
     }
 
     /// Turn every private anonymous VMA marked INHERIT_SHARE into shared
@@ -250,6 +201,102 @@ impl<P: Pmap> AddressSpace<P> {
             }
         }
         Ok(object)
+    }
+}
+
+/// Make the PTEs of [start, end) in `parent` read-only and enter the same
+/// frames, read-only, in `child`, one more reference each (queued in
+/// `refs`). Err when the child has no memory for a page table; what was
+/// entered stays there for the caller to tear down.
+fn copy_ptes<P: Pmap>(
+    parent: &mut P,
+    phys: &mut dyn PhysMem,
+    child: &mut P,
+    start: u64,
+    end: u64,
+    refs: &mut Refs,
+) -> Result<(), ()> {
+    parent
+        .copy_to(child, start, end, &mut |_, m| {
+            if m.huge {
+                // fork copies a 2 MiB entry as it is: one block reference.
+                phys.get_block(m.pfn);
+            } else {
+                refs.add(phys, m.pfn);
+            }
+        })
+        .map_err(|_| ())
+}
+
+/// Copy the swap PTEs of [start, end) from `parent` into `child`: each
+/// holds one more count of its slot (the page shared copy-on-write, on disk).
+fn copy_swap_ptes<P: Pmap>(
+    parent: &mut P,
+    phys: &mut dyn PhysMem,
+    child: &mut P,
+    start: u64,
+    end: u64,
+) -> Result<(), ()> {
+    if !phys.swap_used() {
+        return Ok(());
+    }
+    let mut swapped = Vec::new();
+    parent.visit_swap(start, end, &mut |va, slot| swapped.push((va, slot)));
+    for (va, slot) in swapped {
+        if !phys.swap_dup(slot) {
+            return Err(());
+        }
+        if child.set_swap(va, slot).is_err() {
+            phys.swap_release(slot);
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// Frame references to take, queued so that the frame table is taken once
+/// per 64 pages shared, not once per page (`PhysMem::get_many`).
+struct Refs {
+    queued: [Pfn; 64],
+    len: usize,
+}
+
+impl Refs {
+    fn new() -> Refs {
+        Refs {
+            queued: [Pfn(0); 64],
+            len: 0,
+        }
+    }
+
+    fn add(&mut self, phys: &mut dyn PhysMem, pfn: Pfn) {
+        self.queued[self.len] = pfn;
+        self.len += 1;
+        if self.len == self.queued.len() {
+            self.take(phys);
+        }
+    }
+
+    /// Take the references queued.
+    fn take(&mut self, phys: &mut dyn PhysMem) {
+        phys.get_many(&self.queued[..self.len]);
+        self.len = 0;
+    }
+}
+
+/// The pages the child's copy of `vma` is charged: `child_vma(vma)`'s
+/// charge, without making it (only its sharing differs in what counts).
+fn child_charge(vma: &Vma) -> u64 {
+    let sharing = match vma.inherit {
+        Inherit::None => return 0,
+        Inherit::Share if needs_object(vma) => Sharing::Shared,
+        Inherit::Share => vma.sharing,
+        Inherit::Copy | Inherit::Zero => Sharing::Private,
+    };
+    if vma.is_charged_as(sharing, vma.prot) {
+        vma.len() / PAGE
+    } else {
+        0
     }
 }
 

@@ -185,7 +185,13 @@ impl Vma {
     /// Whether the VMA would be charged with protection `prot` (mprotect
     /// asks before it changes anything).
     pub fn is_charged_with(&self, prot: Prot) -> bool {
-        self.sharing == Sharing::Private
+        self.is_charged_as(self.sharing, prot)
+    }
+
+    /// Whether the VMA would be charged with `sharing` and `prot` (fork
+    /// asks for the child's copy before making it).
+    pub fn is_charged_as(&self, sharing: Sharing, prot: Prot) -> bool {
+        sharing == Sharing::Private
             && prot.contains(Prot::WRITE)
             && !self.flags.contains(VmaFlags::NORESERVE)
             && !matches!(self.backing, Backing::Guard | Backing::StackGap)

@@ -146,6 +146,21 @@ fn insert_node<T: Segment>(link: Link<T>, seg: T) -> Box<Node<T>> {
     rebalance(n)
 }
 
+/// A balanced subtree of the next `n` segments of `segs` (in order): the
+/// first half on the left, the middle one at the root, the rest on the
+/// right. Subtree sizes differ by at most one, so heights do too.
+fn build_balanced<T: Segment>(segs: &mut impl Iterator<Item = T>, n: usize) -> Link<T> {
+    if n == 0 {
+        return None;
+    }
+    let left = build_balanced(segs, n / 2);
+    let mut node = Node::leaf(segs.next().expect("vm_map: fewer segments than counted"));
+    node.left = left;
+    node.right = build_balanced(segs, n - n / 2 - 1);
+    node.update();
+    Some(node)
+}
+
 /// Remove the segment starting exactly at `start`, if any.
 fn remove_node<T: Segment>(link: Link<T>, start: u64, removed: &mut Option<T>) -> Link<T> {
     let mut n = link?;
@@ -267,6 +282,27 @@ impl<T: Segment> VmaTree<T> {
             }
         }
         range
+    }
+
+    /// A tree of `segs`, which come in address order without overlapping
+    /// (another tree's segments, as fork copies them), neighbours merged
+    /// as `insert` would: built balanced in O(n), not by n inserts. None
+    /// if they overlap or are out of order (or one is empty).
+    pub fn from_sorted(segs: impl IntoIterator<Item = T>) -> Option<Self> {
+        let mut merged: Vec<T> = Vec::new();
+        for seg in segs {
+            if seg.start() >= seg.end() {
+                return None;
+            }
+            match merged.last_mut() {
+                Some(prev) if prev.end() > seg.start() => return None,
+                Some(prev) if prev.end() == seg.start() && prev.can_merge(&seg) => prev.merge(seg),
+                _ => merged.push(seg),
+            }
+        }
+        let len = merged.len();
+        let root = build_balanced(&mut merged.into_iter(), len);
+        Some(VmaTree { root, len })
     }
 
     /// Add `seg`, merging it with neighbours that `can_merge`. Refused (and

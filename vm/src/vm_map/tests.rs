@@ -170,3 +170,39 @@ fn a_thousand_inserts_stay_balanced() {
     t.verify();
     assert_eq!(t.len(), 500);
 }
+
+#[test]
+fn from_sorted_builds_what_inserts_build() {
+    // Runs of segments of every length up to 40, adjacent or not, some of
+    // one colour (they merge): the same contents as one insert each, and a
+    // tree that passes `verify` (balance, augmented fields, no neighbours
+    // left unmerged).
+    let mut seed = 7u64;
+    for n in 0..40 {
+        let mut segs = Vec::new();
+        let mut at = 0;
+        for _ in 0..n {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            at += (seed >> 33) % 3 * 10;
+            let len = 10 + (seed >> 40) % 3 * 10;
+            segs.push((at, at + len, ((seed >> 50) % 2) as u8));
+            at += len;
+        }
+        let built = VmaTree::from_sorted(segs.iter().map(|&(s, e, c)| Seg(s, e, c))).unwrap();
+        built.verify();
+        assert_eq!(contents(&built), contents(&tree(&segs)), "{segs:?}");
+        assert_eq!(built.len(), tree(&segs).len());
+    }
+}
+
+#[test]
+fn from_sorted_refuses_overlaps_and_disorder() {
+    let overlap = [Seg(10, 20, 0), Seg(15, 30, 1)];
+    assert!(VmaTree::from_sorted(overlap).is_none());
+    let backwards = [Seg(30, 40, 0), Seg(10, 20, 1)];
+    assert!(VmaTree::from_sorted(backwards).is_none());
+    let empty = [Seg(10, 10, 0)];
+    assert!(VmaTree::from_sorted(empty).is_none());
+}
