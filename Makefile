@@ -49,7 +49,7 @@ linux-test:
 STRESS_SECONDS ?= 60
 stress: setup
 	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test -p boot --test races -- --ignored --nocapture
-	$(CARGO) test -p boot --test smp --test threads -- --ignored
+	$(CARGO) test -p boot --test smp --test threads --test isolation --test fuzz -- --ignored
 	@$(MAKE) --no-print-directory linux-pressuretest
 linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532

@@ -4,11 +4,48 @@
 
 mod common;
 
-use common::{assert_report_passed, program};
+use common::{assert_report_passed, pageos};
+
+/// Seconds a boot may take: 4 vCPUs on 2 loaded host cores, passing the
+/// kernel lock around, take from 3 s to over a minute for the same run.
+const SMP_TIMEOUT: &str = "300";
 
 #[test]
 fn a_short_fixed_seed_fuzz_run_is_clean() {
-    let run = program("fuzz", &["1", "1500"]);
+    fuzz_on("1");
+}
+
+/// The same run on several CPUs: the fuzzer's forked children run beside
+/// it, so its munmaps and mprotects need their shootdowns.
+#[test]
+fn a_short_fixed_seed_fuzz_run_is_clean_with_two_cpus() {
+    fuzz_on("2");
+}
+
+#[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
+fn a_short_fixed_seed_fuzz_run_is_clean_with_four_cpus() {
+    fuzz_on("4");
+}
+
+fn fuzz_on(cpus: &str) {
+    let run = pageos(&[
+        "--cpus",
+        cpus,
+        "--timeout",
+        SMP_TIMEOUT,
+        "--kernel-arg",
+        "init=/bin/fuzz",
+        "--",
+        "1",
+        "1500",
+    ]);
+    let up = format!("smp: {cpus} of {cpus} CPUs up");
+    assert!(
+        cpus == "1" || run.stdout.contains(&up),
+        "no {up:?} line:\n{}",
+        run.stdout
+    );
     assert_report_passed(&run);
     assert!(
         run.stdout.contains("fuzz: seed 1: 1500 operations"),
@@ -25,8 +62,33 @@ fn a_short_fixed_seed_fuzz_run_is_clean() {
 /// N=` runs long ones.
 #[test]
 fn chaos_fixed_seeds_leave_the_kernel_running() {
+    chaos_on("1");
+}
+
+#[test]
+fn chaos_fixed_seeds_leave_the_kernel_running_with_two_cpus() {
+    chaos_on("2");
+}
+
+#[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
+fn chaos_fixed_seeds_leave_the_kernel_running_with_four_cpus() {
+    chaos_on("4");
+}
+
+fn chaos_on(cpus: &str) {
     for seed in ["1", "2"] {
-        let run = program("chaos", &[seed, "40"]);
+        let run = pageos(&[
+            "--cpus",
+            cpus,
+            "--timeout",
+            SMP_TIMEOUT,
+            "--kernel-arg",
+            "init=/bin/chaos",
+            "--",
+            seed,
+            "40",
+        ]);
         assert_report_passed(&run);
         assert!(
             run.stdout
@@ -43,7 +105,28 @@ fn chaos_fixed_seeds_leave_the_kernel_running() {
 /// every byte and callee-saved register checked, every wait4 answer exact.
 #[test]
 fn a_short_stress_run_keeps_every_byte_and_register() {
-    let run = program("stress", &["4", "25"]);
+    stress_on("1");
+}
+
+/// With two CPUs the workers run at once: their copy-on-write breaks and
+/// signal frames race on separate CPUs.
+#[test]
+fn a_short_stress_run_keeps_every_byte_and_register_with_two_cpus() {
+    stress_on("2");
+}
+
+fn stress_on(cpus: &str) {
+    let run = pageos(&[
+        "--cpus",
+        cpus,
+        "--timeout",
+        SMP_TIMEOUT,
+        "--kernel-arg",
+        "init=/bin/stress",
+        "--",
+        "4",
+        "25",
+    ]);
     assert_report_passed(&run);
     assert!(
         run.stdout.contains("stress: 4 workers, 25 rounds"),

@@ -11,7 +11,16 @@ use common::{assert_report_passed, pageos};
 
 /// Boot `isotest` with `memory` of RAM and `args`, and check its report.
 fn isotest(memory: &str, args: &[&str]) -> common::Run {
+    isotest_on("1", memory, args)
+}
+
+/// `isotest` on `cpus` CPUs: with several, the probes' children run on
+/// other CPUs than their parents, and a stale TLB entry on any of them
+/// would be a way into memory the process no longer owns.
+fn isotest_on(cpus: &str, memory: &str, args: &[&str]) -> common::Run {
     let mut all = vec![
+        "--cpus",
+        cpus,
         "--memory",
         memory,
         "--timeout",
@@ -22,6 +31,12 @@ fn isotest(memory: &str, args: &[&str]) -> common::Run {
     ];
     all.extend_from_slice(args);
     let run = pageos(&all);
+    let up = format!("smp: {cpus} of {cpus} CPUs up");
+    assert!(
+        cpus == "1" || run.stdout.contains(&up),
+        "no {up:?} line:\n{}",
+        run.stdout
+    );
     assert_report_passed(&run);
     run
 }
@@ -30,6 +45,20 @@ fn isotest(memory: &str, args: &[&str]) -> common::Run {
 fn isotest_cases_pass() {
     let run = isotest("128M", &[]);
     assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
+}
+
+#[test]
+fn isotest_cases_pass_with_two_cpus() {
+    let run = isotest_on("2", "128M", &[]);
+    assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
+}
+
+#[test]
+#[ignore = "4 vCPUs on 2 host cores: make stress"]
+fn isotest_cases_pass_with_four_cpus() {
+    isotest_on("4", "128M", &[]);
+    isotest_on("4", "256M", &["map-count"]);
+    isotest_on("4", "128M", &["bomb"]);
 }
 
 /// The mapping-count limit: splitting one reservation into 65 600

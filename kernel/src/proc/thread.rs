@@ -87,7 +87,11 @@ impl Thread {
             saved_rsp: 0,
             fpu: Box::new(FpuState::initial()),
         });
-        for (byte, magic) in thread.kernel_stack.iter_mut().zip(STACK_END_MAGIC.to_le_bytes()) {
+        for (byte, magic) in thread
+            .kernel_stack
+            .iter_mut()
+            .zip(STACK_END_MAGIC.to_le_bytes())
+        {
             byte.write(magic);
         }
         thread
