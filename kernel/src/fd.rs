@@ -146,6 +146,11 @@ impl FdTable {
             .ok_or(Errno::EBADF)
     }
 
+    /// Tell `f` every open file of the table (once per descriptor).
+    pub fn each_open(&self, f: &mut dyn FnMut(&FileRef)) {
+        self.slots.iter().flatten().for_each(|s| f(&s.file));
+    }
+
     pub fn get(&self, fd: u64) -> Result<FileRef, Errno> {
         self.slot(fd).map(|s| s.file.clone())
     }

@@ -165,7 +165,9 @@ fn page_fault(frame: &mut TrapFrame) {
             Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
         };
         match result {
-            Ok(Resolution::SwapIn { read: 1.., .. }) => p.res.usage.majflt += 1,
+            Ok(Resolution::SwapIn { read: 1.., .. } | Resolution::ObjectPage { read: 1.., .. }) => {
+                p.res.usage.majflt += 1
+            }
             Ok(_) => p.res.usage.minflt += 1,
             Err(_) => {}
         }

@@ -94,8 +94,12 @@ pub fn record(result: &Result<Resolution, FaultError>) {
             count(Event::ThpFileMapped, 1);
             3
         }
-        Ok(Resolution::ObjectPage { around }) => {
+        Ok(Resolution::ObjectPage { around, read }) => {
             COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
+            // A page of an object read back from swap (pswpin counts its pages).
+            if *read > 0 {
+                paging(Paging::MajorFault, 1);
+            }
             4
         }
         Ok(Resolution::CopyOnWrite) => 5,

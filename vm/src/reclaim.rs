@@ -245,8 +245,8 @@ impl<P: Pmap> Reclaim<'_, P> {
             want,
             budget,
             &mut |pfn| {
-                let (spaces, _, _) = &mut *state.borrow_mut();
-                accessed(*spaces, pfn)
+                let (spaces, phys, cache) = &mut *state.borrow_mut();
+                accessed(*spaces, *phys, cache, pfn)
             },
             &mut |pfn| {
                 let (spaces, phys, cache) = &mut *state.borrow_mut();
@@ -386,10 +386,24 @@ enum Unmapped {
 }
 
 /// The OR of the accessed bits of every PTE of `pfn`, cleared. A busy
-/// space counts as a use (its pages stay).
-fn accessed<P: Pmap>(spaces: &mut dyn Spaces<P>, pfn: Pfn) -> bool {
+/// space counts as a use (its pages stay). A frame that is not the
+/// clock's (an object's page: its count is more than its PTEs' and the
+/// swap cache's) reads as unused with its bits left alone, so that the
+/// verdict forgets it and the object's own hand (`objects.rs`) still
+/// finds them.
+fn accessed<P: Pmap>(
+    spaces: &mut dyn Spaces<P>,
+    phys: &dyn PhysMem,
+    cache: &SwapCache,
+    pfn: Pfn,
+) -> bool {
+    let owners = spaces.owners(pfn);
+    let held = owners.len() as u32 + u32::from(cache.slot_of(pfn).is_some());
+    if phys.refcount(pfn) > held {
+        return false;
+    }
     let mut used = false;
-    for owner in spaces.owners(pfn) {
+    for owner in owners {
         let reached = spaces.with_space(owner.space(), &mut |space| {
             used |= space.pmap.take_accessed(owner.va());
         });

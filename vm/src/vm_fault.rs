@@ -70,9 +70,12 @@ pub enum Resolution {
     ZeroFill,
     HugeZeroFill,
     /// A page of the VMA's object mapped; `around` more of its resident
-    /// neighbours mapped with it (fault-around).
+    /// neighbours mapped with it (fault-around); `read` pages came from
+    /// the swap disk for it (the page was out, vm_object/swap.rs: a major
+    /// fault).
     ObjectPage {
         around: u32,
+        read: u32,
     },
     /// An object's 2 MiB block mapped by one entry; `allocated`: the
     /// object got the block for this fault.
@@ -100,6 +103,7 @@ impl Resolution {
             Resolution::ZeroPage => "zero-page",
             Resolution::ZeroFill => "zero-fill",
             Resolution::HugeZeroFill => "huge-zero-fill",
+            Resolution::ObjectPage { read: 1.., .. } => "object-swap-in",
             Resolution::ObjectPage { .. } => "object-page",
             Resolution::HugeObjectPage { .. } => "huge-object-page",
             Resolution::CopyOnWrite => "copy-on-write",
@@ -318,8 +322,9 @@ impl<P: Pmap> AddressSpace<P> {
                         Ok(None) => {}
                     }
                     match done {
-                        Resolution::ObjectPage { .. } => Resolution::ObjectPage {
+                        Resolution::ObjectPage { read, .. } => Resolution::ObjectPage {
                             around: self.fault_around(phys, addr, access),
+                            read,
                         },
                         done => done,
                     }

@@ -145,20 +145,30 @@ impl ObjectRef {
     /// yet (a fresh page of shared memory, or a hole in a file). The returned
     /// frame carries a new reference for the caller.
     pub fn page(&self, index: u64, phys: &mut dyn PhysMem) -> Result<Pfn, PageError> {
+        self.page_and_reads(index, phys).map(|(pfn, _)| pfn)
+    }
+
+    /// `page`, and how many pages were read from the swap disk for it
+    /// (0 unless it was out in swap: the fault path counts a major fault).
+    pub fn page_and_reads(
+        &self,
+        index: u64,
+        phys: &mut dyn PhysMem,
+    ) -> Result<(Pfn, u32), PageError> {
         let mut inner = self.0.inner.lock();
         if !inner.holds(index) {
             return Err(PageError::PastEof);
         }
-        let pfn = match inner.swap_in(index, phys)? {
-            Some(pfn) => pfn,
-            None => {
+        let (pfn, read) = match inner.swap_in_counted(index, phys)? {
+            (Some(pfn), read) => (pfn, read),
+            (None, _) => {
                 let pfn = phys.alloc_zeroed().ok_or(PageError::NoMemory)?;
                 inner.pages.insert(index, pfn);
-                pfn
+                (pfn, 0)
             }
         };
         phys.get(pfn);
-        Ok(pfn)
+        Ok((pfn, read))
     }
 
     /// The frames of the `count` pages from `first` that are already in

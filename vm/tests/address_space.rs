@@ -859,7 +859,7 @@ fn mmap_shared_anonymous_is_one_object() {
     let a = p.mmap(0, 4 * P, PROT_RW, SHARED_ANON).unwrap();
     assert_eq!(
         p.fault(a, Access::Read),
-        Ok(Resolution::ObjectPage { around: 0 })
+        Ok(Resolution::ObjectPage { around: 0, read: 0 })
     );
     assert_eq!(p.in_use(), 1, "an object page, not the zero frame");
     p.write(a + 3 * P, 9).unwrap();

@@ -303,7 +303,7 @@ fn a_sequential_read_takes_one_fault_per_window() {
             faults += 1;
             let r = s.fault(&mut w.mem, addr, Access::Read).unwrap();
             assert!(
-                matches!(r, Resolution::ObjectPage { around } if around == 15),
+                matches!(r, Resolution::ObjectPage { around, .. } if around == 15),
                 "{r:?}"
             );
         }
@@ -315,7 +315,7 @@ fn a_sequential_read_takes_one_fault_per_window() {
     let (span, advice) = mmap::validate_madvise(a, pages * P, 1).unwrap();
     s.madvise(&mut w.mem, span.start, span.end, advice).unwrap();
     let r = s.fault(&mut w.mem, a, Access::Read).unwrap();
-    assert_eq!(r, Resolution::ObjectPage { around: 0 });
+    assert_eq!(r, Resolution::ObjectPage { around: 0, read: 0 });
     w.finish(vec![s]);
 }
 
@@ -327,7 +327,11 @@ fn fault_around_maps_only_resident_pages_inside_the_file() {
     let mut s = w.space();
     let a = w.mmap(&mut s, 16 * P, PROT_READ, PRIVATE, 0);
     let r = s.fault(&mut w.mem, a, Access::Read).unwrap();
-    assert_eq!(r, Resolution::ObjectPage { around: 1 }, "page 5 only");
+    assert_eq!(
+        r,
+        Resolution::ObjectPage { around: 1, read: 0 },
+        "page 5 only"
+    );
     assert_eq!(w.file.resident_pages(), 2, "no hole was filled");
     let m = s.pmap.query(a + 5 * P).expect("page 5 mapped");
     assert!(!m.prot.write, "private pages go in read-only");

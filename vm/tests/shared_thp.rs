@@ -150,7 +150,7 @@ fn the_policy_allocates_but_a_block_already_there_is_mapped_in_any_mode() {
     // A new run gets 4 KiB pages under `never`...
     assert_eq!(
         s.fault(&mut mem, a + HUGE_PAGE, Access::Write),
-        Ok(Resolution::ObjectPage { around: 0 })
+        Ok(Resolution::ObjectPage { around: 0, read: 0 })
     );
     assert_eq!(mem.in_use(), FRAMES + 1);
     // ...but the block the object has is mapped whole again.
@@ -165,7 +165,10 @@ fn the_policy_allocates_but_a_block_already_there_is_mapped_in_any_mode() {
         .unwrap();
     assert_eq!(
         s.fault(&mut mem, a + 8, Access::Read),
-        Ok(Resolution::ObjectPage { around: 15 })
+        Ok(Resolution::ObjectPage {
+            around: 15,
+            read: 0
+        })
     );
     assert!(!pte(&s, a).huge);
     check(&mut s, &mem);
@@ -181,7 +184,7 @@ fn a_2mib_entry_needs_the_whole_aligned_2mib_in_the_vma() {
     let a = shared_anon(&mut s, &mut mem, HUGE_PAGE - PAGE);
     assert_eq!(
         s.fault(&mut mem, a, Access::Write),
-        Ok(Resolution::ObjectPage { around: 0 })
+        Ok(Resolution::ObjectPage { around: 0, read: 0 })
     );
     assert_eq!(object(&s, a).huge_blocks(), 0);
     assert_eq!(mem.in_use(), 1);
@@ -309,7 +312,7 @@ fn truncating_part_of_a_block_frees_exactly_the_pages_past_the_end() {
     file.set_size(2 * HUGE_PAGE, &mut mem).unwrap();
     assert_eq!(
         s.fault(&mut mem, a + 300 * PAGE, Access::Write),
-        Ok(Resolution::ObjectPage { around: 0 })
+        Ok(Resolution::ObjectPage { around: 0, read: 0 })
     );
     check(&mut s, &mem);
     s.clear(&mut mem);
@@ -332,7 +335,7 @@ fn madv_remove_of_part_of_a_block_frees_exactly_that_part() {
     // The hole reads back as zeros, in a fresh 4 KiB page.
     assert_eq!(
         s.fault(&mut mem, a + 12 * PAGE, Access::Read),
-        Ok(Resolution::ObjectPage { around: 0 })
+        Ok(Resolution::ObjectPage { around: 0, read: 0 })
     );
     assert_eq!(byte(&s, &mem, a + 12 * PAGE + 9), 0);
     check(&mut s, &mem);
@@ -346,7 +349,10 @@ fn a_private_mapping_of_a_block_maps_and_copies_4k() {
     let b = map_file(&mut s, &mut mem, &file, 2 * HUGE_PAGE, mmap::MAP_PRIVATE, 0);
     assert_eq!(
         s.fault(&mut mem, b + 6 * PAGE, Access::Read),
-        Ok(Resolution::ObjectPage { around: 15 })
+        Ok(Resolution::ObjectPage {
+            around: 15,
+            read: 0
+        })
     );
     let m = pte(&s, b + 6 * PAGE);
     assert!(!m.huge && !m.prot.write);
@@ -385,7 +391,10 @@ fn a_file_mapping_is_placed_by_its_offset_and_aligned_super_follows_the_blocks()
     // The first run lies across b's start: 4 KiB pages there.
     assert_eq!(
         s.fault(&mut mem, b, Access::Read),
-        Ok(Resolution::ObjectPage { around: 15 })
+        Ok(Resolution::ObjectPage {
+            around: 15,
+            read: 0
+        })
     );
     assert_eq!(frame(&s, b), frame(&s, a + half));
     assert_eq!(mem.in_use(), 2 * FRAMES);

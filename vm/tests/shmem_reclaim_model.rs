@@ -566,3 +566,103 @@ fn a_shared_2mib_block_mapped_whole_is_split_before_page_out() {
         (0, 0, 0)
     );
 }
+
+/// A shared page out in swap comes back at the first mapper's fault, a
+/// major fault (`read`), and the second mapper's fault finds the same
+/// frame in the object: one slot, one frame, one read.
+#[test]
+fn a_swapped_shared_page_is_read_once_for_every_mapper() {
+    let mut mem = FakeMemory::new(64);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine {
+        procs: Vec::new(),
+        file: None,
+    };
+    let mut parent = space(&machine, Mode::Never);
+    let base = map_shared_anon(&mut parent, &mut mem, 8 * PAGE);
+    machine.procs.push(Some(Proc {
+        space: parent,
+        shm: base,
+        file: 0,
+        locked: Vec::new(),
+    }));
+    let pfn = fault_in(&mut machine, &mut mem, &mut clock, 0, base, Access::Write).expect("fault");
+    mem.write(pfn, 0, &42u64.to_le_bytes());
+    let p = machine.procs[0].as_mut().expect("live");
+    let pmap = FakePmap::on_machine_of(&p.space.pmap);
+    let child = p.space.fork(&mut mem, pmap).expect("fork");
+    let object = match &p.space.find(base).expect("vma").backing {
+        Backing::Object { object, .. } => object.clone(),
+        _ => unreachable!(),
+    };
+    machine.procs.push(Some(Proc {
+        space: child,
+        shm: base,
+        file: 0,
+        locked: Vec::new(),
+    }));
+    // The first round clears the accessed bit, the second takes the page.
+    for _ in 0..2 {
+        reclaim(&mut machine, &mut mem, &mut clock, 1);
+    }
+    assert!(object.slot_at(0).is_some(), "out in swap");
+    assert!(
+        machine.procs[0]
+            .as_ref()
+            .expect("live")
+            .space
+            .pmap
+            .query(base)
+            .is_none()
+    );
+    let reads = mem.swap.as_ref().expect("swap").dev.reads;
+    let first = machine.procs[1]
+        .as_mut()
+        .expect("live")
+        .space
+        .fault(&mut mem, base, Access::Read);
+    assert!(
+        matches!(
+            first,
+            Ok(vm::vm_fault::Resolution::ObjectPage { read: 1.., .. })
+        ),
+        "{first:?}"
+    );
+    let second = machine.procs[0]
+        .as_mut()
+        .expect("live")
+        .space
+        .fault(&mut mem, base, Access::Read);
+    assert!(
+        matches!(
+            second,
+            Ok(vm::vm_fault::Resolution::ObjectPage { read: 0, .. })
+        ),
+        "{second:?}"
+    );
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!(swap.dev.reads, reads + 1, "read once");
+    assert_eq!(object.slot_at(0), None, "the slot went with the read");
+    let frame = |machine: &Machine, s: usize| {
+        machine.procs[s]
+            .as_ref()
+            .expect("live")
+            .space
+            .pmap
+            .query(base)
+            .expect("mapped")
+            .pfn
+    };
+    assert_eq!(frame(&machine, 0), frame(&machine, 1), "one frame");
+    assert_eq!(word(&mem, frame(&machine, 0)), 42);
+    drop(object);
+    for slot in machine.procs.iter_mut() {
+        slot.take().expect("live").space.clear(&mut mem);
+    }
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!(
+        (swap.dev.map.used(), swap.cache.len(), mem.in_use()),
+        (0, 0, 0)
+    );
+}

@@ -6,6 +6,7 @@
 //! try-locks the table and does nothing this time when that fails.
 
 use super::{Pid, TABLE, Table};
+use crate::fd::FileKind;
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
 use vm::frame::Pfn;
@@ -58,9 +59,11 @@ impl Spaces<Pmap> for AllSpaces<'_> {
     }
 
     /// The objects shared VMAs map (shared anonymous memory, memfds,
-    /// files mapped shared), then every file of the tmpfs mounts. Not
-    /// the files only mapped private (the programs' text and data, whose
-    /// pages are the initrd's and stay with it).
+    /// files mapped shared), the open files no name reaches (memfds,
+    /// unlinked files), then every file of the tmpfs mounts. Not the
+    /// files only mapped private or open by name in the root tree (the
+    /// programs' text and data: the initrd's pages stay with it). Open
+    /// files are only try-locked, as everything reclaim meets.
     fn objects(&mut self, f: &mut dyn FnMut(&ObjectRef)) {
         for p in self.table.procs.values() {
             for vma in p.space.iter().flat_map(|s| s.vmas()) {
@@ -70,6 +73,15 @@ impl Spaces<Pmap> for AllSpaces<'_> {
                     f(object);
                 }
             }
+            p.files.each_open(&mut |open| {
+                if let Some(open) = open.try_lock()
+                    && let FileKind::Inode(inode) = &open.kind
+                    && inode.links() == 0
+                    && let Some(object) = inode.object()
+                {
+                    f(object);
+                }
+            });
         }
         crate::ramfs::each_file(f);
     }

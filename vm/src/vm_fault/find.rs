@@ -110,18 +110,20 @@ impl<P: Pmap> AddressSpace<P> {
             .object_offset(addr)
             .expect("vm_fault: object page of a VMA without an object");
         let shared = vma.sharing == Sharing::Shared;
-        let pfn = object.page(offset / PAGE, phys).map_err(|e| match e {
-            PageError::PastEof => FaultError::Bus,
-            PageError::NoMemory => FaultError::OutOfMemory,
-            PageError::Io => FaultError::Bus,
-        })?;
+        let (pfn, read) = object
+            .page_and_reads(offset / PAGE, phys)
+            .map_err(|e| match e {
+                PageError::PastEof => FaultError::Bus,
+                PageError::NoMemory => FaultError::OutOfMemory,
+                PageError::Io => FaultError::Bus,
+            })?;
         if shared || access != Access::Write {
             // Private pages go in read-only: later stores to the file show through.
             return Ok(Step::Enter {
                 pfn,
                 writable: shared,
                 expect: None,
-                done: Resolution::ObjectPage { around: 0 },
+                done: Resolution::ObjectPage { around: 0, read },
             });
         }
         let copy = cow_copy(phys, pfn);

@@ -191,11 +191,21 @@ impl Inner {
         index: u64,
         phys: &mut dyn PhysMem,
     ) -> Result<Option<Pfn>, PageError> {
+        self.swap_in_counted(index, phys).map(|(pfn, _)| pfn)
+    }
+
+    /// `swap_in`, and how many pages it read from the disk (the page and
+    /// its read-ahead; 0 when it was in memory or in the swap cache).
+    pub(super) fn swap_in_counted(
+        &mut self,
+        index: u64,
+        phys: &mut dyn PhysMem,
+    ) -> Result<(Option<Pfn>, u32), PageError> {
         if let Some(&pfn) = self.pages.get(&index) {
-            return Ok(Some(pfn));
+            return Ok((Some(pfn), 0));
         }
         let Some(&slot) = self.swapped.get(&index) else {
-            return Ok(None);
+            return Ok((None, 0));
         };
         let got = phys.swap_in(slot).map_err(|e| match e {
             SwapInError::NoMemory => PageError::NoMemory,
@@ -204,6 +214,6 @@ impl Inner {
         self.swapped.remove(&index);
         self.pages.insert(index, got.pfn);
         phys.swap_release(slot);
-        Ok(Some(got.pfn))
+        Ok((Some(got.pfn), got.read))
     }
 }

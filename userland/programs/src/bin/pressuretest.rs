@@ -273,6 +273,7 @@ fn shared_anonymous(ram: usize) -> Outcome {
 fn went_and_came_back(out: u64, back: u64, excess: usize) -> Outcome {
     let out = vmstat("pswpout")? - out;
     let back = vmstat("pswpin")? - back;
+    println!("pressuretest: {excess} pages past RAM; pswpout +{out}, pswpin +{back}");
     let half = excess as u64 / 2;
     ensure!(
         out >= half && back >= half,
