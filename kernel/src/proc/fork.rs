@@ -50,8 +50,8 @@ pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
         let pmap = pmap::Pmap::new().ok_or(Errno::ENOMEM)?;
         let space = p.space().fork(&mut KernelPhys, pmap)?;
         let res = p.res.for_child();
-        let mut child = new_process(&p.name, p.pid, space, p.files.clone(), res);
-        child.signals = p.signals.for_child();
+        let signals = p.signals.for_child();
+        let mut child = new_process(&p.name, p.pid, space, p.files.clone(), res, signals);
         child.exit_signal = options.exit_signal;
         child.pgid = p.pgid;
         child.cwd = p.cwd.clone();

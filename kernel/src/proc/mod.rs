@@ -212,13 +212,16 @@ pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> 
     Some(f(space))
 }
 
-/// A process not yet started, without threads: fresh signal state.
+/// A process not yet started, without threads, with signal state
+/// `signals` (passed in, not set after: it is over 3 KiB, and fork made a
+/// fresh one only to overwrite it).
 fn new_process(
     name: &str,
     parent: Pid,
     space: Space,
     files: FdTable,
     res: Resources,
+    signals: Signals,
 ) -> Box<Process> {
     Box::new(Process {
         pid: 0,
@@ -227,7 +230,7 @@ fn new_process(
         state: State::Alive,
         space: Some(space),
         files,
-        signals: Signals::new(),
+        signals,
         res,
         threads: Vec::new(),
         exiting: Exiting::No,
@@ -308,7 +311,7 @@ pub fn spawn_init(cmdline: &crate::cmdline::Cmdline) {
             res.image = Some(crate::ramfs::Executing::new(inode));
             let name = path.rsplit('/').next().unwrap_or(path);
             let files = FdTable::with_console();
-            let process = new_process(name, 0, space, files, res);
+            let process = new_process(name, 0, space, files, res, Signals::new());
             let thread = Thread::new(0, ThreadSignals::new(), 0);
             let mut table = TABLE.lock();
             let pid = reserve_pid(&mut table);
