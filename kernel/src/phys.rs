@@ -425,6 +425,12 @@ impl vm::pmap::PhysMem for KernelPhys {
         }
     }
 
+    fn unsplit_block(&mut self, head: Pfn) {
+        if with_table(|t| t.unsplit_block(head, HUGE_ORDER)) {
+            HUGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn sole_block_owner(&mut self, head: Pfn) -> bool {
         let (sole, joined) = with_table(|t| {
             if t.is_block(head, HUGE_ORDER) {

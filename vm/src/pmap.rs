@@ -236,6 +236,10 @@ pub trait PhysMem {
     /// 4 KiB pages can be mapped, unmapped and copied one by one without
     /// moving the data. Never allocates.
     fn split_block(&mut self, head: Pfn);
+    /// Undo a `split_block` of the block at `head` that nothing has
+    /// followed (its 2 MiB entry could not be split after all): the block
+    /// is whole again with the count it had, whoever holds it.
+    fn unsplit_block(&mut self, head: Pfn);
     /// Whether the caller's one 2 MiB mapping of the block at `head` holds
     /// all of it: the whole block's count is 1, or, once split, every
     /// frame's is (the block is then made whole again). A copy-on-write

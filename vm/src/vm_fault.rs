@@ -235,6 +235,26 @@ impl<P: Pmap> AddressSpace<P> {
         addr: u64,
         access: Access,
     ) -> Result<Resolution, FaultError> {
+        let mut split = None;
+        let result = self.fault_rounds(phys, addr, access, &mut split);
+        // A 2 MiB page split for a copy-on-write that then found no frame
+        // for its copy is made whole again: a failed fault changes nothing
+        // (the kernel reclaims and the next try splits it again).
+        if let (Err(FaultError::OutOfMemory), Some((base, was_whole))) = (result, split) {
+            self.undo_split(phys, base, was_whole);
+        }
+        result
+    }
+
+    /// `fault`'s rounds; `split` records a 2 MiB page a copy-on-write
+    /// split (its base, and whether its block was whole before).
+    fn fault_rounds(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        addr: u64,
+        access: Access,
+        split: &mut Option<(u64, bool)>,
+    ) -> Result<Resolution, FaultError> {
         let page = addr & !(PAGE - 1);
         let oom = FaultError::OutOfMemory;
         let mut grew = false;
@@ -285,7 +305,13 @@ impl<P: Pmap> AddressSpace<P> {
                 Decision::ObjectPage => self.object_page(phys, addr, access)?,
                 Decision::HugeObjectPage => self.huge_object_page(phys, addr, access)?,
                 Decision::CopyOnWrite => {
-                    self.copy_on_write(phys, addr, pte.expect("cow without a PTE"))?
+                    let old = pte.expect("cow without a PTE");
+                    let was_whole = old.huge && phys.is_block(old.pfn);
+                    let step = self.copy_on_write(phys, addr, old)?;
+                    if old.huge && matches!(step, Step::Again) {
+                        *split = Some((addr & !(HUGE_PAGE - 1), was_whole));
+                    }
+                    step
                 }
                 Decision::SwapIn => {
                     if let Some(done) = self.swap_in(phys, addr)? {

@@ -278,40 +278,175 @@ proptest! {
     fn a_failed_memory_call_changes_nothing(
         ops in proptest::collection::vec((op(), 0usize..700, any::<bool>()), 1..30)
     ) {
-        let mut mem = FakeMemory::new(16 * 1024);
-        let file = ObjectRef::new_file();
-        file.write_at(0, &[5; 16 * PAGE as usize], &mut mem).unwrap();
-        let mut space = AddressSpace::new(FakePmap::default(), TOP);
-        space.set_brk_start(0x4000_0000);
-        let mut w = World { mem, file, space, children: Vec::new(), regions: Vec::new() };
-        for (op, n, in_alloc) in &ops {
-            let before = state(&w.space, &w.mem);
-            if *in_alloc {
-                w.mem.fail_alloc_after = Some(*n);
-            } else {
-                w.space.pmap.fail_enter_after = Some(*n);
-            }
-            let result = w.run(op);
-            let injected = w.mem.fail_alloc_after.is_none() && *in_alloc
-                || w.space.pmap.fail_enter_after.is_none() && !*in_alloc;
-            w.mem.fail_alloc_after = None;
-            w.space.pmap.fail_enter_after = None;
-            if result.is_err() {
-                let after = state(&w.space, &w.mem);
-                if matches!(op, Op::Fork) {
-                    prop_assert_eq!(without_write_bits(after), without_write_bits(before), "{:?} (injected: {})", op, injected);
-                } else {
-                    prop_assert_eq!(after, before, "{:?} (injected: {})", op, injected);
-                }
-            }
-            w.space.audit_rmap().expect("rmap matches");
-            w.space.audit_frames(&w.mem).expect("frame counts cover the PTEs");
-        }
-        w.space.clear(&mut w.mem);
-        for mut c in w.children.drain(..) {
-            c.clear(&mut w.mem);
-        }
-        w.file.release(&mut w.mem);
-        prop_assert_eq!((w.mem.in_use(), w.mem.committed), (0, 0));
+        changes_nothing(&ops)?;
     }
+}
+
+/// Run `ops`, each with its failure injected (the frame allocation or
+/// the PTE it names), and check what a failed one left.
+fn changes_nothing(ops: &[(Op, usize, bool)]) -> Result<(), TestCaseError> {
+    let mut mem = FakeMemory::new(16 * 1024);
+    let file = ObjectRef::new_file();
+    file.write_at(0, &[5; 16 * PAGE as usize], &mut mem)
+        .unwrap();
+    let mut space = AddressSpace::new(FakePmap::default(), TOP);
+    space.set_brk_start(0x4000_0000);
+    let mut w = World {
+        mem,
+        file,
+        space,
+        children: Vec::new(),
+        regions: Vec::new(),
+    };
+    for (op, n, in_alloc) in ops {
+        let before = state(&w.space, &w.mem);
+        if *in_alloc {
+            w.mem.fail_alloc_after = Some(*n);
+        } else {
+            w.space.pmap.fail_enter_after = Some(*n);
+        }
+        let result = w.run(op);
+        let injected = w.mem.fail_alloc_after.is_none() && *in_alloc
+            || w.space.pmap.fail_enter_after.is_none() && !*in_alloc;
+        w.mem.fail_alloc_after = None;
+        w.space.pmap.fail_enter_after = None;
+        if result.is_err() {
+            let after = state(&w.space, &w.mem);
+            if matches!(op, Op::Fork) {
+                prop_assert_eq!(
+                    without_write_bits(after),
+                    without_write_bits(before),
+                    "{:?} (injected: {})",
+                    op,
+                    injected
+                );
+            } else {
+                prop_assert_eq!(after, before, "{:?} (injected: {})", op, injected);
+            }
+        }
+        w.space.audit_rmap().expect("rmap matches");
+        w.space
+            .audit_frames(&w.mem)
+            .expect("frame counts cover the PTEs");
+    }
+    w.space.clear(&mut w.mem);
+    for mut c in w.children.drain(..) {
+        c.clear(&mut w.mem);
+    }
+    w.file.release(&mut w.mem);
+    prop_assert_eq!((w.mem.in_use(), w.mem.committed), (0, 0));
+    Ok(())
+}
+
+/// Found by the property test (helper-31): a 2 MiB region mapped with
+/// MAP_POPULATE, a fork whose Nth allocation fails, and a write fault.
+#[test]
+fn a_failed_fork_then_a_write_to_a_2mib_page() {
+    let none = |kind, populate| Op::Mmap {
+        kind,
+        pages: 1,
+        populate,
+        locked: false,
+    };
+    changes_nothing(&[
+        (none(0, false), 0, false),
+        (none(3, true), 1, false),
+        (Op::Fork, 0, true),
+        (
+            Op::Fault {
+                region: 5,
+                page: 0,
+                write: true,
+            },
+            0,
+            false,
+        ),
+    ])
+    .unwrap();
+}
+
+/// Found by the property test (helper-31): two read faults on 2 MiB pages,
+/// then a munmap across them whose first PTE change fails.
+#[test]
+fn a_failed_munmap_across_two_2mib_pages() {
+    changes_nothing(&[
+        (
+            Op::Mmap {
+                kind: 3,
+                pages: 1,
+                populate: false,
+                locked: false,
+            },
+            0,
+            false,
+        ),
+        (
+            Op::Fault {
+                region: 0,
+                page: 0,
+                write: false,
+            },
+            1,
+            false,
+        ),
+        (
+            Op::Fault {
+                region: 0,
+                page: 512,
+                write: false,
+            },
+            1,
+            false,
+        ),
+        (
+            Op::Munmap {
+                region: 0,
+                page: 1,
+                pages: 512,
+            },
+            1,
+            false,
+        ),
+    ])
+    .unwrap();
+}
+
+/// Found by the property test: a copy-on-write of a 2 MiB page shared
+/// with a child splits it, then finds no frame for the 4 KiB copy; the
+/// failed fault leaves the page whole, as it found it.
+#[test]
+fn a_cow_fault_that_finds_no_frame_after_splitting_a_2mib_page() {
+    changes_nothing(&[
+        (
+            Op::Mmap {
+                kind: 0,
+                pages: 1,
+                populate: false,
+                locked: false,
+            },
+            0,
+            false,
+        ),
+        (
+            Op::Mmap {
+                kind: 3,
+                pages: 1,
+                populate: false,
+                locked: true,
+            },
+            1,
+            false,
+        ),
+        (Op::Fork, 0, true),
+        (
+            Op::Fault {
+                region: 1,
+                page: 0,
+                write: true,
+            },
+            0,
+            true,
+        ),
+    ])
+    .unwrap();
 }

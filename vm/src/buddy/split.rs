@@ -43,11 +43,31 @@ impl FrameTable<'_> {
     /// they become one block of `order` with one reference, and true is
     /// returned; otherwise nothing changes.
     pub fn rejoin_block(&mut self, head: Pfn, order: usize) -> bool {
+        self.join_frames(head, order, 1)
+    }
+
+    /// Undo a `split_block` that nothing has followed (a split whose page
+    /// table could not be made): the frames all hold the block's count,
+    /// `count`, and become the block again. False, nothing changed, if
+    /// they do not.
+    pub fn unsplit_block(&mut self, head: Pfn, order: usize) -> bool {
+        let count = if self.contains(head.0) {
+            self.meta[self.index(head.0)].refcount
+        } else {
+            0
+        };
+        count > 0 && self.join_frames(head, order, count)
+    }
+
+    /// The 2^order frames at `head` become one block of `order` with
+    /// `count` references, if each is an allocated single frame with
+    /// `count` references.
+    fn join_frames(&mut self, head: Pfn, order: usize, count: u32) -> bool {
         let frames = head.0..head.0 + (1 << order);
         let single = |t: &Self, pfn: u64| {
             t.contains(pfn) && {
                 let m = &t.meta[t.index(pfn)];
-                m.flags == FrameFlags::HEAD && m.order == 0 && m.refcount == 1
+                m.flags == FrameFlags::HEAD && m.order == 0 && m.refcount == count
             }
         };
         if !head.0.is_multiple_of(1 << order) || !frames.clone().all(|pfn| single(self, pfn)) {

@@ -230,6 +230,18 @@ impl PhysMem for FakeMemory {
         }
     }
 
+    fn unsplit_block(&mut self, head: Pfn) {
+        let count = self.refcount(head);
+        let frames = head.0..head.0 + BLOCK_FRAMES;
+        if self.whole.contains(&head.0) || !frames.clone().all(|f| self.refcount(Pfn(f)) == count) {
+            return;
+        }
+        for f in frames.skip(1) {
+            self.pages[f as usize].as_mut().expect("block frame").0 = 0;
+        }
+        self.whole.insert(head.0);
+    }
+
     fn sole_block_owner(&mut self, head: Pfn) -> bool {
         if self.whole.contains(&head.0) {
             return self.refcount(head) == 1;

@@ -32,26 +32,39 @@ impl<P: Pmap> AddressSpace<P> {
     ) -> Result<(), Errno> {
         let first = self.split_huge_at(phys, start)?;
         self.split_huge_at(phys, end).inspect_err(|_| {
-            if let Some(base) = first {
-                self.pmap.join_huge(base);
-                note_pmd(&self.map, base, true);
+            if let Some((base, was_whole)) = first {
+                self.undo_split(phys, base, was_whole);
             }
         })?;
         Ok(())
     }
 
+    /// Make the 2 MiB page at `base`, split a moment ago by a call that
+    /// then failed, whole again: its entry, and its block's count if the
+    /// block was whole before (`was_whole`), so the call changes nothing.
+    pub(crate) fn undo_split(&mut self, phys: &mut dyn PhysMem, base: u64, was_whole: bool) {
+        self.pmap.join_huge(base);
+        note_pmd(&self.map, base, true);
+        if was_whole && let Some(m) = self.pmap.query(base).filter(|m| m.huge) {
+            phys.unsplit_block(m.pfn);
+        }
+    }
+
     /// If a 2 MiB page straddles `addr`, split it into 512 small pages
     /// (the same frames), so a range operation can stop at `addr`; returns
-    /// the split page's address.
+    /// the split page's address and whether its block was whole before.
     pub(super) fn split_huge_at(
         &mut self,
         phys: &mut dyn PhysMem,
         addr: u64,
-    ) -> Result<Option<u64>, Errno> {
+    ) -> Result<Option<(u64, bool)>, Errno> {
         let base = addr & !(HUGE_PAGE - 1);
-        if base != addr && self.pmap.query(base).is_some_and(|m| m.huge) {
+        if base != addr
+            && let Some(m) = self.pmap.query(base).filter(|m| m.huge)
+        {
+            let was_whole = phys.is_block(m.pfn);
             self.split_huge(phys, base)?;
-            return Ok(Some(base));
+            return Ok(Some((base, was_whole)));
         }
         Ok(None)
     }
@@ -70,10 +83,10 @@ impl<P: Pmap> AddressSpace<P> {
         phys.split_block(huge.pfn);
         if self.pmap.split_huge(base).is_err() {
             // No level-1 table: join the counts again, so that the failed
-            // call leaves the frame table as it found it. That works for a
-            // block of one owner; a shared one stays split, harmlessly.
+            // call leaves the frame table as it found it, for a block of
+            // one owner or shared by several.
             if was_whole {
-                phys.sole_block_owner(huge.pfn);
+                phys.unsplit_block(huge.pfn);
             }
             return Err(Errno::ENOMEM);
         }
