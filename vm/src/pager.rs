@@ -18,15 +18,15 @@
 //!
 //! The fault path (`vm_fault.rs`: `AddressSpace::fault`, its `object_page`
 //! and `fault_around` steps) carries this table out; this file holds what
-//! it calls on the object side, and the rest of the pager: prefaulting and
-//! truncation.
+//! it calls on the object side, and the rest of the pager: prefaulting,
+//! truncation and holes punched in an object.
 
 use crate::mmap::Sharing;
 use crate::pmap::{PhysMem, Pmap};
 use crate::space::AddressSpace;
 use crate::vm_fault::pte_prot;
 use crate::vm_object::ObjectRef;
-use crate::vma::{Backing, PAGE};
+use crate::vma::{Backing, HUGE_PAGE, PAGE};
 
 /// Linux's default fault_around_bytes is 64 KiB: 16 pages.
 pub const FAULT_AROUND_PAGES: u64 = 16;
@@ -104,6 +104,69 @@ impl<P: Pmap> AddressSpace<P> {
             .collect();
         for (from, to) in doomed {
             self.drop_pages(phys, from, to);
+        }
+        maps
+    }
+}
+
+impl<P: Pmap> AddressSpace<P> {
+    /// Pages [first, end) of `object` are about to be freed (a hole
+    /// punched: FALLOC_FL_PUNCH_HOLE, MADV_REMOVE): unmap the object's own
+    /// frames there from this space, in shared and private mappings
+    /// alike, so that the next access faults and finds the hole. Private
+    /// copies a write made stay, as with Linux's `unmap_mapping_range`
+    /// without `even_cows`: they are the process's data, not the file's.
+    /// Returns whether this space maps the object at all (as
+    /// `truncate_object`).
+    pub fn punch_object(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        object: &ObjectRef,
+        first: u64,
+        end: u64,
+    ) -> bool {
+        let mut maps = false;
+        // (start, end, shared) of each mapping's part of the hole, and the
+        // object page its start maps.
+        let mut ranges: alloc::vec::Vec<(u64, u64, bool, u64)> = alloc::vec::Vec::new();
+        for v in self.map.iter() {
+            let Backing::Object { object: o, offset } = &v.backing else {
+                continue;
+            };
+            if !o.same(object) {
+                continue;
+            }
+            maps = true;
+            let (vma_first, pages) = (offset / PAGE, (v.end - v.start) / PAGE);
+            let (from, to) = (first.max(vma_first), end.min(vma_first + pages));
+            if from < to {
+                let start = v.start + (from - vma_first) * PAGE;
+                let shared = v.sharing == Sharing::Shared;
+                ranges.push((start, start + (to - from) * PAGE, shared, from));
+            }
+        }
+        for (start, end, shared, from) in ranges {
+            if shared {
+                // Every page here is the object's.
+                self.drop_pages(phys, start, end);
+                continue;
+            }
+            // Only the object's frames: a private write's copy is another.
+            let last = from + (end - start) / PAGE;
+            for (index, pfn) in object.resident_frames(from, last) {
+                let va = start + (index - from) * PAGE;
+                let Some(m) = self.pmap.query(va) else {
+                    continue;
+                };
+                if m.huge {
+                    let base = va & !(HUGE_PAGE - 1);
+                    if m.pfn.0 + (va - base) / PAGE == pfn.0 {
+                        self.drop_pages(phys, base, base + HUGE_PAGE);
+                    }
+                } else if m.pfn == pfn {
+                    self.drop_pages(phys, va, va + PAGE);
+                }
+            }
         }
         maps
     }

@@ -192,6 +192,20 @@ impl ObjectRef {
         self.0.inner.lock().pages.get(&index).copied()
     }
 
+    /// The pages of [first, end) in memory, with their frames (no
+    /// reference taken): a hole being punched unmaps these.
+    pub fn resident_frames(&self, first: u64, end: u64) -> Vec<(u64, Pfn)> {
+        if first >= end {
+            return Vec::new();
+        }
+        let inner = self.0.inner.lock();
+        inner
+            .pages
+            .range(first..end)
+            .map(|(&i, &pfn)| (i, pfn))
+            .collect()
+    }
+
     /// Whether page `index` is in memory (mincore on shared memory and
     /// files: a page out in swap is not).
     pub fn is_resident(&self, index: u64) -> bool {
@@ -210,8 +224,30 @@ impl ObjectRef {
         (inner.pages.len() + inner.swapped.len()) as u64
     }
 
-    /// Free pages [first, last) of the object (MADV_REMOVE: they read back
-    /// as zeros). The caller has unmapped them first.
+    /// Zero bytes [from, to) of one page, if the object holds that page
+    /// (in memory or in swap, which it is read back from): a hole punched
+    /// through part of a page, whose other bytes stay. A page not held
+    /// reads as zeros already and stays a hole.
+    pub fn zero_within_page(
+        &self,
+        from: u64,
+        to: u64,
+        phys: &mut dyn PhysMem,
+    ) -> Result<(), Errno> {
+        assert!(
+            from < to && from / PAGE == (to - 1) / PAGE,
+            "zero_within_page: not a part of one page"
+        );
+        let mut inner = self.0.inner.lock();
+        if let Some(pfn) = inner.swap_in(from / PAGE, phys).map_err(PageError::errno)? {
+            phys.write(pfn, (from % PAGE) as usize, &ZEROS[..(to - from) as usize]);
+        }
+        Ok(())
+    }
+
+    /// Free pages [first, last) of the object (a hole punched: they read
+    /// back as zeros). The caller has unmapped them from every space first
+    /// (`AddressSpace::punch_object`).
     pub fn discard(&self, first: u64, last: u64, phys: &mut dyn PhysMem) {
         self.0.inner.lock().discard(first, last, phys);
     }

@@ -289,6 +289,57 @@ fn truncate_unmaps_the_pages_past_the_end_from_every_mapping() {
     w.finish(vec![s1, s2]);
 }
 
+/// A hole punched in the file (FALLOC_FL_PUNCH_HOLE, MADV_REMOVE): every
+/// mapping of its pages in every space is taken out, shared or private,
+/// except a private copy a write made; the pages are freed; then every
+/// mapping reads zeros there, and the copy keeps its bytes.
+#[test]
+fn a_punched_hole_unmaps_the_file_pages_but_not_the_private_copies() {
+    let mut w = World::new();
+    w.write(0, &vec![6; 4 * P as usize]);
+    let mut s1 = w.space();
+    let mut s2 = w.space();
+    let a = w.mmap(&mut s1, 4 * P, PROT_RW, SHARED, 0);
+    let b = w.mmap(&mut s2, 4 * P, PROT_RW, PRIVATE, 0);
+    for i in 0..4 {
+        w.load(&mut s1, a + i * P).unwrap();
+        w.load(&mut s2, b + i * P).unwrap(); // the file's frames, read-only
+    }
+    w.store(&mut s2, b + 2 * P, 9).unwrap(); // a private copy of page 2
+    let in_use = w.mem.in_use();
+    // The hole is pages 1 and 2.
+    for space in [&mut s1, &mut s2] {
+        assert!(
+            space.punch_object(&mut w.mem, &w.file, 1, 3),
+            "it maps the file"
+        );
+    }
+    w.file.discard(1, 3, &mut w.mem);
+    assert_eq!(w.mem.in_use(), in_use - 2, "the two file pages are freed");
+    for (space, base) in [(&mut s1, a), (&mut s2, b)] {
+        assert_eq!(
+            w.load(space, base).unwrap(),
+            6,
+            "page 0 is outside the hole"
+        );
+        assert_eq!(w.load(space, base + P).unwrap(), 0, "page 1 is a hole");
+        assert_eq!(w.load(space, base + 3 * P).unwrap(), 6, "page 3 is outside");
+    }
+    assert_eq!(w.load(&mut s1, a + 2 * P).unwrap(), 0, "page 2 is a hole");
+    assert_eq!(
+        w.load(&mut s2, b + 2 * P).unwrap(),
+        9,
+        "the private copy stays"
+    );
+    assert_eq!(w.read(P, 2 * P as usize), vec![0; 2 * P as usize]);
+    let mut s3 = w.space();
+    assert!(
+        !s3.punch_object(&mut w.mem, &w.file, 0, 4),
+        "a space without it"
+    );
+    w.finish(vec![s1, s2, s3]);
+}
+
 #[test]
 fn a_sequential_read_takes_one_fault_per_window() {
     let mut w = World::new();

@@ -212,6 +212,22 @@ pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> 
     Some(f(space))
 }
 
+/// Punch a hole in `object`: unmap its pages [first, last) from every
+/// space that maps it (the object's mappers, as truncate visits them;
+/// private copies stay: `AddressSpace::punch_object`), then free them
+/// and their swap slots. fallocate's FALLOC_FL_PUNCH_HOLE and MADV_REMOVE.
+pub fn punch_object(object: &vm::vm_object::ObjectRef, first: u64, last: u64) {
+    for id in object.mappers() {
+        let maps = with_space(id, |space| {
+            space.punch_object(&mut crate::phys::KernelPhys, object, first, last)
+        });
+        if maps != Some(true) {
+            object.forget_mapper(id);
+        }
+    }
+    object.discard(first, last, &mut crate::phys::KernelPhys);
+}
+
 /// A process not yet started, without threads, with signal state
 /// `signals` (passed in, not set after: it is over 3 KiB, and fork made a
 /// fresh one only to overwrite it).

@@ -31,6 +31,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::{Mutex, Once};
 use vm::errno::Errno;
 use vm::vm_object::ObjectRef;
+use vm::vma::PAGE;
 
 pub enum Kind {
     Dir(Mutex<BTreeMap<String, Arc<Inode>>>),
@@ -328,6 +329,39 @@ impl Inode {
             });
             if maps != Some(true) {
                 object.forget_mapper(id);
+            }
+        }
+        self.modified();
+        Ok(())
+    }
+
+    /// FALLOC_FL_PUNCH_HOLE over [offset, end): those bytes read back as
+    /// zeros and the size stays. The whole pages among them are unmapped
+    /// from every space that maps the file, but not where a private write
+    /// made its own copy (Linux's `unmap_mapping_range` without
+    /// `even_cows`), and freed, with their swap slots; the partial pages at
+    /// either end are zeroed in place. EPERM under a write seal (Linux's
+    /// shmem_fallocate).
+    pub fn punch_hole(&self, offset: u64, end: u64) -> Result<(), Errno> {
+        let object = self.object().ok_or(Errno::EISDIR)?;
+        self.check_not_running()?;
+        if self.write_sealed() {
+            return Err(Errno::EPERM);
+        }
+        // Nothing exists past the end to punch.
+        let end = end.min(object.size());
+        if offset >= end {
+            return Ok(());
+        }
+        let (first, last) = (offset.div_ceil(PAGE), end / PAGE);
+        if first < last {
+            crate::proc::punch_object(object, first, last);
+        }
+        let head = (offset, end.min(first * PAGE));
+        let tail = ((last * PAGE).max(head.1), end);
+        for (from, to) in [head, tail] {
+            if from < to {
+                object.zero_within_page(from, to, &mut KernelPhys)?;
             }
         }
         self.modified();

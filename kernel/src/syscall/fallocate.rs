@@ -4,9 +4,9 @@
 //! zeros until then), so there is nothing to reserve: mode 0 makes the
 //! file at least `offset + len` bytes long, FALLOC_FL_KEEP_SIZE only
 //! checks, and both obey the seals (F_SEAL_GROW: EPERM) the way Linux's
-//! tmpfs does. FALLOC_FL_PUNCH_HOLE, which tmpfs has, is not done yet
-//! (EOPNOTSUPP; under a write seal EPERM first, as on Linux): it needs
-//! the object's pages unmapped from every mapping but the private copies.
+//! tmpfs does. FALLOC_FL_PUNCH_HOLE (with KEEP_SIZE, as Linux requires)
+//! frees the pages of the range and zeroes the partial ones at its ends
+//! (`Inode::punch_hole`; EPERM under a write seal).
 
 use crate::fd::FileKind;
 use crate::proc;
@@ -72,11 +72,7 @@ pub fn fallocate(fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
         return Err(Errno::EOPNOTSUPP);
     }
     if mode & FALLOC_FL_PUNCH_HOLE != 0 {
-        return Err(if inode.write_sealed() {
-            Errno::EPERM
-        } else {
-            Errno::EOPNOTSUPP
-        });
+        return inode.punch_hole(offset as u64, end).map(|()| 0);
     }
     inode.allocate(end, mode & FALLOC_FL_KEEP_SIZE != 0)?;
     Ok(0)

@@ -165,6 +165,16 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         crate::reclaim::page_out(id, span.start, span.end);
         return Ok(0);
     }
+    if advice == mmap::Madvice::Remove {
+        // A hole in the object, for every process that maps it (Linux's
+        // madvise_remove is a FALLOC_FL_PUNCH_HOLE of the file's range),
+        // not only in this one.
+        let holes = proc::with_current(|p| p.space().holes_to_punch(span.start, span.end))?;
+        for (object, first, last) in holes {
+            proc::punch_object(&object, first, last);
+        }
+        return Ok(0);
+    }
     with_space(|space, phys| space.madvise(phys, span.start, span.end, advice))?;
     if advice == mmap::Madvice::Free {
         crate::reclaim::note_lazy_free();

@@ -4,7 +4,9 @@ use super::AddressSpace;
 use crate::errno::Errno;
 use crate::mmap::{Madvice, Sharing};
 use crate::pmap::{PhysMem, Pmap};
+use crate::vm_object::ObjectRef;
 use crate::vma::{Advice, Backing, Inherit, PAGE, Vma, VmaFlags};
+use alloc::vec::Vec;
 
 impl<P: Pmap> AddressSpace<P> {
     /// madvise. DONTNEED drops the pages of this mapping: private
@@ -54,23 +56,11 @@ impl<P: Pmap> AddressSpace<P> {
                 self.drop_pages(phys, start, end);
             }
             M::Remove => {
-                // Punch a hole in shared memory: only objects have one to
-                // punch; locked pages stay (Linux's madvise_remove: EINVAL).
-                if self
-                    .map
-                    .range(start, end)
-                    .any(|v| v.sharing != Sharing::Shared || v.flags.contains(VmaFlags::LOCKED))
-                {
-                    return Err(Errno::EINVAL);
-                }
-                self.drop_pages(phys, start, end);
-                for vma in self.map.range(start, end) {
-                    let (s, e) = (vma.start.max(start), vma.end.min(end));
-                    if let (Some((object, first)), Some((_, last))) =
-                        (vma.object_offset(s), vma.object_offset(e - 1))
-                    {
-                        object.discard(first / PAGE, last / PAGE + 1, phys);
-                    }
+                // In one space: the kernel punches through every space
+                // that maps the object (`holes_to_punch`'s callers).
+                for (object, first, last) in self.holes_to_punch(start, end)? {
+                    self.punch_object(phys, &object, first, last);
+                    object.discard(first, last, phys);
                 }
             }
             M::WillNeed | M::PopulateRead | M::PopulateWrite => {
@@ -125,6 +115,36 @@ impl<P: Pmap> AddressSpace<P> {
             M::Cold => {}
         }
         Ok(())
+    }
+
+    /// MADV_REMOVE's checks and what it punches: for each VMA of [start,
+    /// end), its object and the object's pages [first, last) there. Only
+    /// shared memory has an object to punch a hole in, and locked pages
+    /// stay (EINVAL for either, as Linux's madvise_remove); ENOMEM where
+    /// nothing is mapped.
+    pub fn holes_to_punch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(ObjectRef, u64, u64)>, Errno> {
+        self.covered(start, end)?;
+        if self
+            .map
+            .range(start, end)
+            .any(|v| v.sharing != Sharing::Shared || v.flags.contains(VmaFlags::LOCKED))
+        {
+            return Err(Errno::EINVAL);
+        }
+        let mut holes = Vec::new();
+        for vma in self.map.range(start, end) {
+            let (s, e) = (vma.start.max(start), vma.end.min(end));
+            if let (Some((object, first)), Some((_, last))) =
+                (vma.object_offset(s), vma.object_offset(e - 1))
+            {
+                holes.push((object, first / PAGE, last / PAGE + 1));
+            }
+        }
+        Ok(holes)
     }
 
     /// msync: the range must be mapped (ENOMEM); MS_INVALIDATE of locked

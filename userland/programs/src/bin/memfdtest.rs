@@ -29,6 +29,7 @@ fn main(_args: rt::Args) -> i32 {
     creation(&mut s);
     as_a_file(&mut s);
     allocation(&mut s);
+    holes(&mut s);
     mappings(&mut s);
     seals(&mut s);
     write_seals(&mut s);
@@ -54,6 +55,7 @@ const FALLOC_FL_KEEP_SIZE: usize = 0x01;
 const FALLOC_FL_PUNCH_HOLE: usize = 0x02;
 const FALLOC_FL_ZERO_RANGE: usize = 0x10;
 const O_ACCMODE: usize = 3;
+const MADV_REMOVE: usize = 9;
 
 /// memfd_create with a name given as bytes ending in NUL.
 fn memfd_create(name: &[u8], flags: usize) -> sys::Result<usize> {
@@ -287,6 +289,159 @@ fn allocation(s: &mut Suite) {
         let _ = sys::close(fd);
         result
     });
+}
+
+/// FALLOC_FL_PUNCH_HOLE and MADV_REMOVE: a hole reads as zeros in every
+/// process that maps the file, its whole pages are freed, the partial ones
+/// at its ends keep their other bytes, the size stays, and a private copy
+/// a write made is the process's own and stays.
+fn holes(s: &mut Suite) {
+    s.both(
+        "punch_hole_zeroes_the_range_frees_its_pages_and_keeps_the_size",
+        || {
+            let fd = memfd_create(b"punch\0", 0).map_err(why("memfd_create"))?;
+            let result = (|| {
+                sys::pwrite(fd, &[0xab; 4 * PAGE], 0).map_err(why("pwrite"))?;
+                let blocks = sys::fstat(fd).map_err(why("fstat"))?.blocks;
+                ensure!(blocks == 32, "4 pages hold {blocks} blocks of 512 bytes")?;
+                let (from, to) = (100, 100 + 3 * PAGE);
+                fallocate(
+                    fd,
+                    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    from as isize,
+                    3 * PAGE as isize,
+                )
+                .map_err(why("PUNCH_HOLE"))?;
+                for at in [from - 1, to, 4 * PAGE - 1] {
+                    ensure!(
+                        byte_at(fd, at)? == 0xab,
+                        "byte {at} outside the hole changed"
+                    )?;
+                }
+                for at in [from, PAGE, 2 * PAGE + 5, to - 1] {
+                    ensure!(byte_at(fd, at)? == 0, "byte {at} in the hole is not zero")?;
+                }
+                ensure!(size_of(fd)? == 4 * PAGE as u64, "the size changed")?;
+                // Pages 1 and 2 lay wholly inside: freed; 0 and 3 stay.
+                let blocks = sys::fstat(fd).map_err(why("fstat"))?.blocks;
+                ensure!(blocks == 16, "after the hole {blocks} blocks, not 16")?;
+                // Past the end there is nothing to punch.
+                fallocate(
+                    fd,
+                    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    8 * PAGE as isize,
+                    PAGE as isize,
+                )
+                .map_err(why("PUNCH_HOLE past the end"))?;
+                ensure!(
+                    size_of(fd)? == 4 * PAGE as u64,
+                    "a hole past the end grew the file"
+                )
+            })();
+            let _ = sys::close(fd);
+            result
+        },
+    );
+    s.both(
+        "a_punched_hole_reaches_every_process_but_private_copies",
+        || {
+            hole_seen_by_a_child(|fd, _| {
+                fallocate(
+                    fd,
+                    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    0,
+                    3 * PAGE as isize,
+                )
+                .map_err(why("PUNCH_HOLE"))
+                .map(|_| ())
+            })
+        },
+    );
+    s.both(
+        "madvise_remove_reaches_every_process_but_private_copies",
+        || {
+            hole_seen_by_a_child(|_, shared| {
+                sys::madvise(shared, 3 * PAGE, MADV_REMOVE)
+                    .map_err(why("MADV_REMOVE"))
+                    .map(|_| ())
+            })
+        },
+    );
+}
+
+/// A memfd of three pages of `F`, mapped shared and private by this
+/// process and, through fork, by a child that has read every page (so
+/// its page tables map them) before `punch(fd, shared mapping)` makes the
+/// hole [0, 3 pages). Then both processes must read zeros through both
+/// mappings, except the private page this process wrote before the fork,
+/// which is a copy of its own (the child's is the same copy, shared).
+fn hole_seen_by_a_child(punch: impl Fn(usize, usize) -> Result<(), Why>) -> Result<(), Why> {
+    let fd = memfd_create(b"hole\0", 0).map_err(why("memfd_create"))?;
+    sys::pwrite(fd, &[b'F'; 3 * PAGE], 0).map_err(why("pwrite"))?;
+    let shared = map(fd, 3 * PAGE, RW, MAP_SHARED).map_err(why("mmap shared"))?;
+    let private = map(fd, 3 * PAGE, RW, MAP_PRIVATE).map_err(why("mmap private"))?;
+    poke(private + 2 * PAGE, b'P');
+    // Zeros where the hole is, the private copy where this process wrote.
+    let check = |who: &str| -> Result<(), Why> {
+        for page in 0..3 {
+            let got = peek(shared + page * PAGE + 9);
+            ensure!(
+                got == 0,
+                "{who}: shared page {page} reads {got:#x}, not a hole"
+            )?;
+        }
+        for page in 0..2 {
+            let got = peek(private + page * PAGE + 9);
+            ensure!(
+                got == 0,
+                "{who}: private page {page} (never written) reads {got:#x}"
+            )?;
+        }
+        let got = peek(private + 2 * PAGE);
+        ensure!(
+            got == b'P',
+            "{who}: the private copy reads {got:#x}, not its own byte"
+        )
+    };
+    let (mut ready, mut go) = ([0i32; 2], [0i32; 2]);
+    pipe(&mut ready)?;
+    pipe(&mut go)?;
+    let child = sys::fork().map_err(why("fork"))?;
+    if child == 0 {
+        let mut seen = 0u32;
+        for page in 0..3 {
+            seen += u32::from(peek(shared + page * PAGE) == b'F');
+            seen += u32::from(peek(private + page * PAGE) != 0);
+        }
+        let _ = sys::write(ready[1], b"r");
+        let mut b = [0u8; 1];
+        let _ = sys::read(go[0], &mut b);
+        sys::exit(if seen == 6 && check("the child").is_ok() {
+            0
+        } else {
+            1
+        });
+    }
+    let result = (|| {
+        let mut b = [0u8; 1];
+        sys::read(ready[0], &mut b).map_err(why("read"))?;
+        punch(fd, shared)?;
+        let _ = sys::write(go[1], b"g");
+        let mut status = 0;
+        sys::wait4(child as isize, &mut status, 0).map_err(why("wait4"))?;
+        ensure!(
+            sys::exited(status) == Some(0),
+            "the child saw the old bytes (status {status:#x})"
+        )?;
+        check("the parent")
+    })();
+    for fd in [ready[0], ready[1], go[0], go[1]] {
+        let _ = sys::close(fd as usize);
+    }
+    let _ = sys::munmap(shared, 3 * PAGE);
+    let _ = sys::munmap(private, 3 * PAGE);
+    let _ = sys::close(fd);
+    result
 }
 
 fn pipe(fds: &mut [i32; 2]) -> Result<(), Why> {
