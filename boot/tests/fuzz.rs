@@ -10,6 +10,32 @@ use common::{assert_report_passed, pageos};
 /// kernel lock around, take from 3 s to over a minute for the same run.
 const SMP_TIMEOUT: &str = "300";
 
+/// Boot `program` as init with `args` on `cpus` CPUs; its report passed,
+/// no panic, every CPU came up, and its summary line says `summary`.
+fn run_on(cpus: &str, program: &str, args: &[&str], summary: &str) {
+    let init = format!("init=/bin/{program}");
+    let mut all = vec![
+        "--cpus",
+        cpus,
+        "--timeout",
+        SMP_TIMEOUT,
+        "--kernel-arg",
+        &init,
+        "--",
+    ];
+    all.extend_from_slice(args);
+    let run = pageos(&all);
+    let up = format!("smp: {cpus} of {cpus} CPUs up");
+    assert!(
+        cpus == "1" || run.stdout.contains(&up),
+        "no {up:?} line:\n{}",
+        run.stdout
+    );
+    assert_report_passed(&run);
+    assert!(run.stdout.contains(summary), "no summary:\n{}", run.stdout);
+    assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
+}
+
 #[test]
 fn a_short_fixed_seed_fuzz_run_is_clean() {
     fuzz_on("1");
@@ -29,30 +55,12 @@ fn a_short_fixed_seed_fuzz_run_is_clean_with_four_cpus() {
 }
 
 fn fuzz_on(cpus: &str) {
-    let run = pageos(&[
-        "--cpus",
+    run_on(
         cpus,
-        "--timeout",
-        SMP_TIMEOUT,
-        "--kernel-arg",
-        "init=/bin/fuzz",
-        "--",
-        "1",
-        "1500",
-    ]);
-    let up = format!("smp: {cpus} of {cpus} CPUs up");
-    assert!(
-        cpus == "1" || run.stdout.contains(&up),
-        "no {up:?} line:\n{}",
-        run.stdout
+        "fuzz",
+        &["1", "1500"],
+        "fuzz: seed 1: 1500 operations",
     );
-    assert_report_passed(&run);
-    assert!(
-        run.stdout.contains("fuzz: seed 1: 1500 operations"),
-        "no summary:\n{}",
-        run.stdout
-    );
-    assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
 }
 
 /// The chaos fuzzer (`userland/programs/src/bin/chaos.rs`) on two fixed
@@ -78,25 +86,8 @@ fn chaos_fixed_seeds_leave_the_kernel_running_with_four_cpus() {
 
 fn chaos_on(cpus: &str) {
     for seed in ["1", "2"] {
-        let run = pageos(&[
-            "--cpus",
-            cpus,
-            "--timeout",
-            SMP_TIMEOUT,
-            "--kernel-arg",
-            "init=/bin/chaos",
-            "--",
-            seed,
-            "40",
-        ]);
-        assert_report_passed(&run);
-        assert!(
-            run.stdout
-                .contains(&format!("chaos: seed {seed}: 40 children")),
-            "no summary:\n{}",
-            run.stdout
-        );
-        assert!(!run.stdout.contains("panicked"), "{}", run.stdout);
+        let summary = format!("chaos: seed {seed}: 40 children");
+        run_on(cpus, "chaos", &[seed, "40"], &summary);
     }
 }
 
@@ -116,21 +107,5 @@ fn a_short_stress_run_keeps_every_byte_and_register_with_two_cpus() {
 }
 
 fn stress_on(cpus: &str) {
-    let run = pageos(&[
-        "--cpus",
-        cpus,
-        "--timeout",
-        SMP_TIMEOUT,
-        "--kernel-arg",
-        "init=/bin/stress",
-        "--",
-        "4",
-        "25",
-    ]);
-    assert_report_passed(&run);
-    assert!(
-        run.stdout.contains("stress: 4 workers, 25 rounds"),
-        "no summary:\n{}",
-        run.stdout
-    );
+    run_on(cpus, "stress", &["4", "25"], "stress: 4 workers, 25 rounds");
 }
