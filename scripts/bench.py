@@ -25,6 +25,14 @@ of 2 x RAM, random access over 1.5 x RAM and a loop over 1.2 x RAM, as
 cycles per page touched and major faults; the table goes to
 docs/src/bench/pressure.md.
 
+Then scaling with threads (`--scale-only` runs just this, `--no-scale`
+skips it): `userland/c/scalebench.c` (musl, pthreads) as init of pageos
+with `--cpus 2` and of Linux with `-smp 2`, will-it-scale's page_fault1
+(each thread faults its own 64 MiB region, 4 KiB pages; and on each
+kernel's default policy) and mmap1 (mmap + munmap of 128 MiB, untouched)
+at 1 and 2 threads, as operations per second; the table goes to
+docs/src/bench/scale.md. Not with --icount (one CPU only).
+
 Then the real programs (`--programs-only` runs just these, `--no-programs`
 skips them): Lua 5.4 and SQLite built from crates' sources, Debian's
 busybox, as /etc/programs of `userland/c/progbench.c`, which times fork +
@@ -361,6 +369,75 @@ def pressure(write_docs):
     return 0
 
 
+# Scaling with threads: scalebench's modes in table order, what an operation
+# is, and the seconds each (mode, threads) runs. Two CPUs on both kernels.
+SCALE = [
+    ("page_fault1", "page_fault1: 4 KiB faults, own 64 MiB region per thread (MADV_NOHUGEPAGE)", "faults/s"),
+    ("page_fault1_thp", "page_fault1 on each kernel's defaults (per 4 KiB page written)", "pages/s"),
+    ("mmap1", "mmap1: mmap + munmap of 128 MiB, untouched", "ops/s"),
+]
+SCALE_THREADS = (1, 2)
+SCALE_SECONDS = 3
+SCALE_CPUS = "2"
+
+
+def parse_scale(output):
+    """{(mode, threads): ops per second} from `scale MODE THREADS RATE OPS NS` lines."""
+    found = {}
+    for m in re.finditer(r"scale (\w+) (\d+) (\d+) (\d+) (\d+)\s*$", output, re.M):
+        found[(m.group(1), int(m.group(2)))] = int(m.group(3))
+    return found
+
+
+def scale(memory, write_docs):
+    """scalebench on both kernels with 2 CPUs: page_fault1 and mmap1 at 1 and 2 threads."""
+    elf = compile_c("scalebench", "musl-gcc", ["-static", "-O2", "-pthread"],
+                    [os.path.join(ROOT, "userland", "c", "scalebench.c")])
+    plan = []
+    for mode, _, _ in SCALE:
+        for threads in SCALE_THREADS:
+            plan += [mode, str(threads), str(SCALE_SECONDS)]
+    # The kernel and runner built first, so that the load read is the runs'.
+    log("cargo", "build", "--release", "-q")
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    uptime = subprocess.run(["uptime"], stdout=subprocess.PIPE).stdout.decode().strip()
+    log("uptime:", uptime)
+    out_p = run(["cargo", "run", "--release", "-q", "--", "--memory", memory, "--cpus", SCALE_CPUS,
+                 "--timeout", "900", "--exec", elf, "--"] + plan, timeout=1200)
+    out_l = run([sys.executable, os.path.join(ROOT, "scripts", "linux-run.py"), "--memory", memory,
+                 "--smp", SCALE_CPUS, "--elf", elf, "--"] + plan, timeout=1200)
+    ours, theirs = parse_scale(out_p), parse_scale(out_l)
+    keys = [(mode, t) for mode, _, _ in SCALE for t in SCALE_THREADS]
+    failed = [l.strip() for l in (out_p + out_l).splitlines() if "FAIL" in l]
+    missing = [k for k in keys if k not in ours or k not in theirs]
+    if missing or failed:
+        sys.stdout.write(out_p[-3000:] + "\n" + out_l[-3000:] + "\n")
+        print("bench: FAILED: scale %s" % ", ".join(failed + ["no figure for %s %d" % k for k in missing]),
+              file=sys.stderr)
+        return 1
+    rows = ["| benchmark | unit | pageos 1 thread | pageos 2 threads | pageos 2 / 1 | Linux 1 thread | "
+            "Linux 2 threads | Linux 2 / 1 | pageos / Linux at 2 |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for mode, label, unit_name in SCALE:
+        a1, a2, b1, b2 = ours[(mode, 1)], ours[(mode, 2)], theirs[(mode, 1)], theirs[(mode, 2)]
+        rows.append("| %s | %s | %s | %s | %.2f | %s | %s | %.2f | %.2f |" % (
+            label, unit_name, fmt(a1), fmt(a2), a2 / a1, fmt(b1), fmt(b2), b2 / b1, a2 / b2))
+    text = "\n".join(rows) + "\n"
+    print(text)
+    after = subprocess.run(["uptime"], stdout=subprocess.PIPE).stdout.decode().strip()
+    print("host before: %s\nhost after: %s" % (uptime, after))
+    if write_docs:
+        with open(docs_file("scale.md"), "w") as f:
+            f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
+            f.write("Produced by `python3 scripts/bench.py --scale-only` (also part of `make bench`): "
+                    "userland/c/scalebench.c as init of pageos (`--cpus 2`) and of Linux 6.1 (`-smp 2`), "
+                    "guest RAM %s, `-cpu qemu64,+smep,+smap`, multi-threaded TCG; %d s per figure, one "
+                    "round; higher is better. Host (2 cores, shared) before: `%s`; after: `%s`.\n\n"
+                    % (memory, SCALE_SECONDS, uptime, after))
+            f.write(text)
+    return 0
+
+
 def main():
     args = sys.argv[1:]
     memory = "1G"
@@ -388,9 +465,13 @@ def main():
         return programs(memory, write_docs)
     if "--pressure-only" in args:
         return pressure(write_docs)
+    if "--scale-only" in args:
+        return scale(memory, write_docs)
     status = vmbench(memory, [k for k, _ in METRICS], write_docs)
     if "--no-pressure" not in args:
         status |= pressure(write_docs)
+    if "--no-scale" not in args and not ICOUNT:
+        status |= scale(memory, write_docs)
     if status or "--no-programs" in args:
         return status
     return programs(memory, write_docs)

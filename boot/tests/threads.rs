@@ -1,7 +1,9 @@
 //! Threads from a real program's side: userland/c/pthreads.c, built with
 //! `musl-gcc -static -O2 -pthread`, runs as init of pageos and prints
 //! only `ok` lines and the statuses of its children; the same binary as
-//! init of Debian's Linux with 4 CPUs prints the same lines.
+//! init of Debian's Linux with 4 CPUs prints the same lines. And
+//! userland/c/scalebench.c, `make bench`'s page_fault1 and mmap1, for a
+//! second each on 2 CPUs, so that the benchmark keeps working.
 
 mod common;
 
@@ -78,4 +80,29 @@ fn pthreads_program_passes_on_four_cpus() {
         return;
     };
     run_on_pageos(&path, "4");
+}
+
+/// scalebench (scripts/bench.py --scale-only) for one second per figure
+/// on 2 CPUs: each mode at 1 and 2 threads ends, every call succeeds and
+/// every page a thread wrote reads back before its munmap.
+#[test]
+fn scalebench_runs_and_its_pages_read_back_on_two_cpus() {
+    let Some(path) = common::build::pthread_program("scalebench") else {
+        return;
+    };
+    let exec = path.to_str().expect("UTF-8 path");
+    let mut args = vec!["--timeout", "300", "--cpus", "2", "--exec", exec, "--"];
+    for mode in ["page_fault1", "page_fault1_thp", "mmap1"] {
+        for threads in ["1", "2"] {
+            args.extend([mode, threads, "1"]);
+        }
+    }
+    let run = pageos(&args);
+    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
+    let lines = common::build::marked_lines(&run.stdout, "scalebench");
+    let failed: Vec<&String> = lines.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", run.stdout);
+    assert!(lines.contains(&"0 failures".to_string()), "{lines:?}");
+    let figures = lines.iter().filter(|l| l.starts_with("scale ")).count();
+    assert_eq!(figures, 6, "{lines:?}");
 }
