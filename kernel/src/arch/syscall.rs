@@ -42,10 +42,19 @@ pub fn init() {
 
 /// Whether a frame can leave by sysretq: it returns to user mode with the
 /// user segments, a canonical lower-half rip (sysret with a non-canonical
-/// one faults in ring 0 on Intel CPUs) and no trap or resume flag.
+/// one faults in ring 0 on Intel CPUs) and no trap or resume flag, and its
+/// rcx and r11 already hold its rip and rflags. sysret takes rip from rcx
+/// and rflags from r11, so any other frame would come back with those two
+/// registers overwritten: one rt_sigreturn restored from an interrupt
+/// (a signal that arrived while the program ran in user mode, where rcx
+/// and r11 are live) is such a frame, and busybox's sh crashed on one
+/// (proctest's an-async-signal-keeps-rcx-and-r11; Linux checks the same
+/// in do_syscall_64).
 pub fn can_sysret(frame: &super::idt::TrapFrame) -> bool {
     let flags = RFlags::from_bits_truncate(frame.rflags);
-    frame.cs == u64::from(gdt::USER_CS.0)
+    frame.rcx == frame.rip
+        && frame.r11 == frame.rflags
+        && frame.cs == u64::from(gdt::USER_CS.0)
         && frame.ss == u64::from(gdt::USER_DS.0)
         && frame.rip < 0x0000_8000_0000_0000
         && !flags.intersects(RFlags::TRAP_FLAG | RFlags::RESUME_FLAG)
