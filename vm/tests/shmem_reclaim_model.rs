@@ -3,7 +3,8 @@
 //! object mapped by a process and the children it forks, and one file
 //! (a ramfs page cache) written with write() and mapped shared by them,
 //! on a machine with fewer frames than the two hold: random stores,
-//! loads, read(), write(), truncate, MADV_REMOVE, mlock, fork, exit and
+//! loads, read(), write(), truncate, MADV_REMOVE (punched in every
+//! space that maps the object, as the kernel does), mlock, fork, exit and
 //! reclaim, checking that every word reads back as last written (zeros
 //! where it never was, or was removed), locked pages stay, and once every
 //! space and the file are gone no frame, slot or swap cache entry is left.
@@ -16,7 +17,7 @@ use vm::clock::{Clock, Policy};
 use vm::errno::Errno;
 use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
 use vm::frame::Pfn;
-use vm::mmap::{self, Madvice, Prot};
+use vm::mmap::{self, Prot};
 use vm::pmap::{PhysMem, Pmap};
 use vm::reclaim::{Reclaim, Reclaimed, Spaces};
 use vm::rmap::{Owner, SpaceId};
@@ -351,17 +352,21 @@ proptest! {
                     model.file_pages = pages;
                 }
                 Op::Remove(s, page, n) => {
-                    // Only with no other mapper: MADV_REMOVE unmaps the
-                    // hole from the caller's space alone (Linux: from
-                    // every mapper), a gap that is not this test's.
-                    if machine.procs.iter().flatten().count() != 1 { continue }
-                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    // As the kernel's MADV_REMOVE: the caller's checks,
+                    // then the hole punched in every space that maps the
+                    // object (`proc::punch_object`), then freed.
+                    let Some(Some(p)) = machine.procs.get(s) else { continue };
                     let end = (page + n).min(PAGES);
                     let (a, b) = (p.shm + page * PAGE, p.shm + end * PAGE);
-                    if p.space.madvise(&mut mem, a, b, Madvice::Remove).is_ok() {
-                        for q in page..end {
-                            model.shm.remove(&q);
+                    let Ok(holes) = p.space.holes_to_punch(a, b) else { continue };
+                    for (object, first, last) in holes {
+                        for q in machine.procs.iter_mut().flatten() {
+                            q.space.punch_object(&mut mem, &object, first, last);
                         }
+                        object.discard(first, last, &mut mem);
+                    }
+                    for q in page..end {
+                        model.shm.remove(&q);
                     }
                 }
                 Op::Lock(s, page, n) => {
