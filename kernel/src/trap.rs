@@ -112,7 +112,6 @@ fn handle(frame: &mut TrapFrame) {
                 _ => (SIGSEGV, signal::SI_KERNEL, 0),
             };
             let rip = frame.rip;
-            let saved = *frame;
             let info = SigInfo {
                 signo,
                 code,
@@ -125,7 +124,7 @@ fn handle(frame: &mut TrapFrame) {
                     describe_current(),
                     NAMES[vector as usize % 32],
                 );
-                log_registers(&saved);
+                log_registers(frame);
             });
         }
         _ => kernel_fault(frame, None),
@@ -206,7 +205,7 @@ fn page_fault(frame: &mut TrapFrame) {
     };
     // The registers too: a program's crash that the kernel may have caused
     // (a rare one above all) is read from them.
-    let saved = *frame;
+    let frame = &*frame;
     let report = || {
         log::info!(
             "{}: {} on {} at {addr:#x}, rip {rip:#x}{why}",
@@ -214,7 +213,7 @@ fn page_fault(frame: &mut TrapFrame) {
             signal_name(signo),
             vmstat::access_name(access),
         );
-        log_registers(&saved);
+        log_registers(frame);
     };
     if signo == SIGKILL {
         report();

@@ -217,15 +217,22 @@ pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> 
 /// private copies stay: `AddressSpace::punch_object`), then free them
 /// and their swap slots. fallocate's FALLOC_FL_PUNCH_HOLE and MADV_REMOVE.
 pub fn punch_object(object: &vm::vm_object::ObjectRef, first: u64, last: u64) {
+    for_each_mapper(object, |space| {
+        space.punch_object(&mut crate::phys::KernelPhys, object, first, last)
+    });
+    object.discard(first, last, &mut crate::phys::KernelPhys);
+}
+
+/// Run `f` on every live space `object` lists as a mapper (Linux's
+/// i_mmap walk, at the grain of spaces: truncate and hole punching); `f`
+/// says whether the space still maps the object, and one that no longer
+/// does (or is gone) leaves the list.
+pub fn for_each_mapper(object: &vm::vm_object::ObjectRef, mut f: impl FnMut(&mut Space) -> bool) {
     for id in object.mappers() {
-        let maps = with_space(id, |space| {
-            space.punch_object(&mut crate::phys::KernelPhys, object, first, last)
-        });
-        if maps != Some(true) {
+        if with_space(id, &mut f) != Some(true) {
             object.forget_mapper(id);
         }
     }
-    object.discard(first, last, &mut crate::phys::KernelPhys);
 }
 
 /// A process not yet started, without threads, with signal state

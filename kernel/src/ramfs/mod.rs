@@ -322,15 +322,10 @@ impl Inode {
         self.check_sealed_resize(size)?;
         object.set_size(size, &mut KernelPhys)?;
         // Only the spaces that mapped the file (its i_mmap list), not every
-        // VMA of every process; a space that no longer maps it leaves the list.
-        for id in object.mappers() {
-            let maps = crate::proc::with_space(id, |space| {
-                space.truncate_object(&mut KernelPhys, object, size)
-            });
-            if maps != Some(true) {
-                object.forget_mapper(id);
-            }
-        }
+        // VMA of every process.
+        crate::proc::for_each_mapper(object, |space| {
+            space.truncate_object(&mut KernelPhys, object, size)
+        });
         self.modified();
         Ok(())
     }
