@@ -171,13 +171,14 @@ fn linux_comparison_pressuretest_overcommit_and_oom() {
 
 /// madvise under pressure (docs/src/pressure.md): MADV_FREE, MADV_PAGEOUT
 /// and MADV_WILLNEED, 4 KiB and 2 MiB pages, with swap but no pressure
-/// (seconds).
-const MADVISE: [&str; 5] = [
+/// (seconds); and the page tables of a sparse range whose pages went.
+const MADVISE: [&str; 6] = [
     "madvise_free_pages_go_without_a_write",
     "madvise_pageout_writes_pages_to_swap_now",
     "madvise_willneed_reads_swapped_pages_back",
     "madvise_on_a_2mib_page_splits_it_first",
     "madvise_free_pages_go_first_under_pressure",
+    "page_tables_of_dropped_pages_go",
 ];
 
 #[test]
@@ -194,7 +195,7 @@ fn madvise_free_pageout_and_willneed_with_swap() {
     args.extend(MADVISE);
     let run = pageos(&args);
     assert_report_passed(&run);
-    assert!(run.stdout.contains("5 passed, 0 failed"), "{}", run.stdout);
+    assert!(run.stdout.contains("6 passed, 0 failed"), "{}", run.stdout);
 }
 
 /// The madvise cases on Linux (128 MiB: the Debian kernel does not boot
@@ -206,7 +207,7 @@ fn linux_comparison_pressuretest_madvise_cases() {
     let Some(out) = linux_run(&args) else {
         return;
     };
-    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    assert!(out.contains("6 passed, 0 failed"), "{out}");
 }
 
 /// Without swap, MADV_FREE'd pages are all reclaim can take: it runs for

@@ -150,9 +150,12 @@ pub enum Event {
     ThpFileAlloc,
     /// Objects' 2 MiB blocks mapped by one entry on a fault (thp_file_mapped).
     ThpFileMapped,
+    /// Page tables freed because reclaim took the last page they mapped
+    /// (a MADV_FREE'd page dropped; pageos's own counter).
+    PgtableReclaimed,
 }
 
-const EVENT_NAMES: [&str; 12] = [
+const EVENT_NAMES: [&str; 13] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
@@ -165,6 +168,7 @@ const EVENT_NAMES: [&str; 12] = [
     "thp_split_pmd",
     "thp_file_alloc",
     "thp_file_mapped",
+    "pgtable_reclaimed",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 
@@ -212,14 +216,17 @@ pub fn paging(event: Paging, n: u64) {
 }
 
 pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
-    let oom = [("oom_kill", crate::oom::kills())];
+    let gauges = [
+        ("oom_kill", crate::oom::kills()),
+        ("nr_page_table_pages", crate::pmap::table_frames()),
+    ];
     NAMES
         .iter()
         .zip(COUNTS.iter())
         .chain(EVENT_NAMES.iter().zip(EVENTS.iter()))
         .chain(PAGING_NAMES.iter().zip(PAGING.iter()))
         .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
-        .chain(oom)
+        .chain(gauges)
 }
 
 pub fn access_name(access: Access) -> &'static str {

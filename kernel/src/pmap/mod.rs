@@ -25,6 +25,7 @@ mod vm_layer;
 mod walk;
 
 pub use kernel_half::{activate_kernel, init, load_kernel_l4, map_kernel, map_kernel_mmio};
+pub use walk::table_frames;
 
 use crate::arch::ipi::{self, CpuSet, Request};
 use crate::arch::percpu;
@@ -59,7 +60,7 @@ impl Pmap {
     /// A new address space: empty user half, the shared kernel half.
     /// None when there is no frame for the L4.
     pub fn new() -> Option<Pmap> {
-        let l4 = Frame::alloc_zeroed()?.into_raw();
+        let l4 = walk::alloc_table()?.into_raw();
         kernel_half::share(l4);
         Some(Pmap {
             l4,
@@ -295,9 +296,9 @@ impl Drop for Pmap {
             false
         });
         kernel_half::unshare(self.l4);
-        // SAFETY: the L4 frame was ours (from `new`), it is all zeros now
-        // and no CPU uses it.
-        phys::free_zeroed(unsafe { Frame::from_raw(self.l4) });
+        // The L4 frame was ours (from `new`), it is all zeros now and no
+        // CPU uses it.
+        walk::free_table(self.l4);
     }
 }
 

@@ -58,7 +58,8 @@ impl Pmap {
             };
             if made.is_err() {
                 // Whatever pass 1 made is empty: a clearing walk frees it.
-                self.walk(&Walk::clearing(to, to + len), &mut |_, _, _| false);
+                let emptied = self.walk(&Walk::clearing(to, to + len), &mut |_, _, _| false);
+                self.flush(&emptied);
                 return Err(NoMemory);
             }
         }
@@ -74,9 +75,11 @@ impl Pmap {
                 None => self.move_each(id, lo, hi, target, &mut leaves, &mut flushed),
             }
         }
-        // The source's tables left empty go back.
-        self.walk(&Walk::clearing(from, end), &mut |_, _, _| false);
+        // The source's tables left empty go back, once the flush of the
+        // moved entries has emptied the paging-structure caches too.
+        let emptied = self.walk(&Walk::clearing(from, end), &mut |_, _, _| false);
         self.flush(&flushed);
+        drop(emptied);
         Ok(())
     }
 

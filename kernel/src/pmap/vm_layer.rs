@@ -7,7 +7,6 @@ use super::entry::{
 };
 use super::walk::{self, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
-use crate::phys::{self, Frame};
 use vm::frame::Pfn;
 use vm::pmap::{BLOCK_FRAMES, Mapping, NoMemory, PteProt};
 use vm::rmap::{Owner, Rmap, SpaceId};
@@ -22,17 +21,25 @@ impl Pmap {
     /// Take the present 4 KiB PTE of `va` if it maps `pfn` and `may` says
     /// so of its flags: `then` rewrites it (not present), the reverse map
     /// forgets it, its TLB entry is flushed. The mapping it was (its frame
-    /// reference is the caller's), or None with nothing changed.
+    /// reference is the caller's), or None with nothing changed. `clears`:
+    /// `then` empties the PTE, and the tables it leaves empty go (counted
+    /// as reclaim's: its two callers are reclaim's unmaps).
     fn take_small_leaf(
         &mut self,
         va: u64,
         pfn: Pfn,
         may: impl Fn(Flags) -> bool,
         then: impl Fn(&mut PageTableEntry),
+        clears: bool,
     ) -> Option<Mapping> {
         let owner = self.owner(va);
         let mut out = None;
-        let visited = self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
+        let spec = if clears {
+            Walk::clearing(va, va + 4096)
+        } else {
+            Walk::leaves(va, va + 4096)
+        };
+        let visited = self.walk(&spec, &mut |_, level, entry| {
             let m = mapping_of(entry, level == 2);
             if m.huge || m.pfn != pfn || !may(entry.flags()) {
                 return false;
@@ -43,6 +50,10 @@ impl Pmap {
             true
         });
         self.flush(&visited);
+        crate::vmstat::count(
+            crate::vmstat::Event::PgtableReclaimed,
+            visited.emptied.len() as u64,
+        );
         if out.is_some() {
             self.resident -= 1;
         }
@@ -118,7 +129,7 @@ impl vm::pmap::Pmap for Pmap {
             .filter(|m| m.huge)
             .expect("pmap::split_huge: no 2 MiB page there")
             .pfn;
-        let table = Frame::alloc_zeroed().ok_or(NoMemory)?;
+        let table = walk::alloc_table().ok_or(NoMemory)?;
         // The reverse map's record of the 2 MiB page (head frame, first
         // page) is the first small page's: the other 511 are added first,
         // so that running out of room changes nothing.
@@ -130,7 +141,7 @@ impl vm::pmap::Pmap for Pmap {
                     let (pfn, owner) = small(j);
                     rmap::remove(pfn, owner);
                 });
-                phys::free_zeroed(table);
+                walk::free_table(table.into_raw());
                 return Err(NoMemory);
             }
         }
@@ -153,15 +164,16 @@ impl vm::pmap::Pmap for Pmap {
         for i in 1..BLOCK_FRAMES {
             rmap::remove(Pfn(head.0 + i), self.owner(va + i * 4096));
         }
-        // SAFETY: the table is all zeros and no entry points at it any more;
-        // its reference was the level-2 entry's.
-        phys::free_zeroed(unsafe { Frame::from_raw(table) });
-        // The 512 small translations go: a reload of CR3 drops them all.
+        // The 512 small translations go: a reload of CR3 drops them all,
+        // and the paging-structure caches' pointer to the table with them.
         let visited = Visited {
             count: BLOCK_FRAMES as usize,
             ..Visited::default()
         };
         self.flush(&visited);
+        // The table is all zeros and no entry points at it any more; its
+        // reference was the level-2 entry's.
+        walk::free_table(table);
     }
 
     fn huge_slot_free(&self, va: u64) -> bool {
@@ -347,7 +359,8 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
-        self.take_small_leaf(va, pfn, |_| true, |entry| set_swap(entry, slot))
+        // The swap PTE keeps its table: nothing to free.
+        self.take_small_leaf(va, pfn, |_| true, |entry| set_swap(entry, slot), false)
     }
 
     fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
@@ -381,7 +394,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
-        self.walk(
+        let visited = self.walk(
             &Walk::at(start, end, 1).freeing(),
             &mut |va, level, entry| {
                 if level == 1
@@ -393,6 +406,8 @@ impl vm::pmap::Pmap for Pmap {
                 false // not present: no translation to flush
             },
         );
+        // The tables it emptied, though, may be in paging-structure caches.
+        self.flush(&visited);
     }
 
     fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot)) {
@@ -444,6 +459,9 @@ impl vm::pmap::Pmap for Pmap {
         // Read-only since the mark: no CPU can have written it since.
         let marked =
             |flags: Flags| flags.contains(LAZY_FREE_MARK) && !flags.contains(Flags::WRITABLE);
-        self.take_small_leaf(va, pfn, marked, |entry| entry.set_unused())
+        // The PTE goes empty: a table left with nothing in it goes too, so
+        // that a sparse range whose pages were dropped keeps no tables
+        // (docs/src/pressure.md, "Page tables of empty ranges").
+        self.take_small_leaf(va, pfn, marked, |entry| entry.set_unused(), true)
     }
 }

@@ -4,6 +4,8 @@
 //! teardown, `/proc/self/pagewalk`) is one walk with a visitor.
 
 use crate::phys::{self, Frame};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use vm::pmap::NoMemory;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::page_table::PageTableEntry;
@@ -99,12 +101,64 @@ impl Walk {
 
 /// What a walk reports: the leaves whose old translation the TLB must
 /// forget (their addresses while few enough to flush one by one, and how
-/// many), and whether it stopped for want of a frame for a table.
+/// many), whether it stopped for want of a frame for a table, and the
+/// tables a clearing walk emptied.
 #[derive(Default)]
 pub(super) struct Visited {
     pub(super) leaves: [u64; FLUSH_ALL_THRESHOLD],
     pub(super) count: usize,
     pub(super) no_memory: bool,
+    pub(super) emptied: Emptied,
+}
+
+/// The user page tables a clearing walk emptied and unlinked. They go back
+/// to the allocator when this is dropped, which its `Visited`'s holder does
+/// after `Pmap::flush`: until then a CPU running the space may still hold
+/// the entries that pointed at them in its paging-structure caches, which
+/// only a TLB flush empties (Intel SDM 4.10.4.1: invlpg drops them all,
+/// whatever the address). Linux's `pte_free_tlb` waits for its mmu_gather,
+/// FreeBSD's `pmap_remove_all` frees its table pages after
+/// `pmap_invalidate_page`, for the same reason.
+#[derive(Default)]
+pub(super) struct Emptied(Vec<PhysFrame>);
+
+impl Emptied {
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Drop for Emptied {
+    fn drop(&mut self) {
+        for table in self.0.drain(..) {
+            free_table(table);
+        }
+    }
+}
+
+/// User page tables in use, every level (/proc/meminfo's PageTables).
+static TABLES: AtomicU64 = AtomicU64::new(0);
+
+/// Frames that hold user page tables now.
+pub fn table_frames() -> u64 {
+    TABLES.load(Ordering::Relaxed)
+}
+
+/// A zeroed frame for a user page table, counted in `table_frames`.
+pub(super) fn alloc_table() -> Option<Frame> {
+    let frame = Frame::alloc_zeroed()?;
+    TABLES.fetch_add(1, Ordering::Relaxed);
+    Some(frame)
+}
+
+/// Give back an empty user page table whose one reference the caller held
+/// (`alloc_table`'s, then its entry's).
+pub(super) fn free_table(table: PhysFrame) {
+    TABLES.fetch_sub(1, Ordering::Relaxed);
+    // An empty table is all zeros: it can go back as a zeroed frame.
+    // SAFETY: the caller's: nothing points at the table any more, and the
+    // reference it held is handed over here.
+    phys::free_zeroed(unsafe { Frame::from_raw(table) });
 }
 
 impl Visited {
@@ -191,7 +245,7 @@ unsafe fn walk_table(
         }
         if !present {
             match walk.make {
-                Some(flags) if make_table(entry, flags).is_ok() => {}
+                Some(flags) if make_table(entry, flags, lo).is_ok() => {}
                 Some(_) => visited.no_memory = true,
                 None => {}
             }
@@ -206,23 +260,34 @@ unsafe fn walk_table(
         if unsafe { walk_table(child, level - 1, lo, start, last, walk, visit, visited) }
             && walk.clears
         {
+            // No entry points at the table now; the reference the entry
+            // held goes with it to `emptied`, freed after the flush. The
+            // entry is listed so that there is one.
             entry.set_unused();
-            // An empty table is all zeros: it can go back as a zeroed frame.
-            // SAFETY: the table is empty and no entry points at it now; its
-            // frame reference was held by the entry just cleared.
-            phys::free_zeroed(unsafe { Frame::from_raw(child) });
+            visited.emptied.0.push(child);
+            visited.record(VirtAddr::new_truncate(lo).as_u64());
         }
     }
     walk.clears && entries.iter().all(|e| e.is_unused())
 }
 
-/// Point the absent `entry` at a fresh zeroed table (its reference is then
-/// held by the entry, and given back when a clearing walk empties it).
-fn make_table(entry: &mut PageTableEntry, flags: Flags) -> Result<(), NoMemory> {
-    let frame = Frame::alloc_zeroed().ok_or(NoMemory)?.into_raw();
-    entry.set_frame(frame, flags);
+/// Point the absent `entry`, which covers addresses from `va`, at a fresh
+/// zeroed table (its reference is then held by the entry, and given back
+/// when a clearing walk empties it). Tables of the user half are counted
+/// (`table_frames`); the kernel half's are the kernel's own, as Linux
+/// leaves them out of PageTables.
+fn make_table(entry: &mut PageTableEntry, flags: Flags, va: u64) -> Result<(), NoMemory> {
+    let frame = if va < USER_HALF_END {
+        alloc_table()
+    } else {
+        Frame::alloc_zeroed()
+    };
+    entry.set_frame(frame.ok_or(NoMemory)?.into_raw(), flags);
     Ok(())
 }
+
+/// Where the user half ends, in the walk's 48-bit addresses.
+const USER_HALF_END: u64 = 1 << 47;
 
 /// The entry at `level` for `va` passed to `f`, with the tables on the way
 /// made (with `table_flags`) where missing; `f` gets None when a larger
@@ -407,7 +472,7 @@ unsafe fn copy_table<F>(
                 Err(()) => visited.no_memory = true,
             }
         } else {
-            if target.is_unused() && make_table(target, tables.table_flags).is_err() {
+            if target.is_unused() && make_table(target, tables.table_flags, lo).is_err() {
                 visited.no_memory = true;
             } else {
                 assert!(
@@ -455,7 +520,7 @@ pub(super) unsafe fn level2_table(
             if let Some(flags) = make
                 && entry.is_unused()
             {
-                failed = make_table(entry, flags).is_err();
+                failed = make_table(entry, flags, va).is_err();
             }
             let flags = entry.flags();
             if flags.contains(Flags::PRESENT) && !flags.contains(Flags::HUGE_PAGE) {

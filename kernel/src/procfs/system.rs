@@ -93,7 +93,7 @@ fn meminfo() -> String {
         ("SReclaimable", 0),
         ("SUnreclaim", heap),
         ("KernelStack", procs as u64 * KERNEL_STACK_PAGES),
-        ("PageTables", 0),
+        ("PageTables", crate::pmap::table_frames()),
         ("SecPageTables", 0),
         ("NFS_Unstable", 0),
         ("Bounce", 0),

@@ -72,7 +72,7 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, Case); 12] = [
+    let cases: [(&str, Case); 13] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
         ("fork_cow_under_pressure_keeps_each_side", fork_cow),
@@ -97,6 +97,7 @@ fn main(args: Args) -> i32 {
             "madvise_free_pages_go_first_under_pressure",
             madvise::under_pressure,
         ),
+        ("page_tables_of_dropped_pages_go", madvise::sparse_tables),
     ];
     let linux = s.linux;
     for (name, case) in cases {

@@ -10,7 +10,7 @@
 use super::{PAGE, check, fill, pipe, vmstat};
 use rt::sys;
 use rt::test::{Outcome, resident, why};
-use rt::{ensure, fail};
+use rt::{ensure, fail, println};
 
 const MADV_PAGEOUT: usize = 21;
 const PAGES: usize = 128;
@@ -195,6 +195,84 @@ pub fn under_pressure(ram: usize) -> Outcome {
     }
     sys::munmap(b, pages * PAGE).map_err(why("munmap"))?;
     sys::munmap(a, freed * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// A sparse range, one page written in each of 64 2 MiB regions (64
+/// level-1 tables, 256 kB of PageTables): half of it MADV_PAGEOUT'd to
+/// swap keeps its tables (the swap PTEs live in them, on both kernels);
+/// the other half MADV_FREE'd and MADV_PAGEOUT'd loses its pages without a
+/// write, and on pageos its tables with them (pgtable_reclaimed; Linux 6.1
+/// keeps empty tables until munmap). MADV_DONTNEED of the swapped half
+/// then gives back its slots, and on pageos its tables too.
+pub fn sparse_tables(_ram: usize) -> Outcome {
+    const REGIONS: usize = 64;
+    const REGION: usize = 512 * PAGE;
+    const HALF: usize = REGIONS / 2 * REGION;
+    const MADV_NOHUGEPAGE: usize = 15;
+    let linux = sys::minherit(0, 0, 0) == Err(sys::ENOSYS);
+    let tables = || rt::test::proc_number("/proc/meminfo\0", "PageTables");
+    let flags = sys::ANON | sys::MAP_NORESERVE;
+    let m = sys::mmap(0, (REGIONS + 1) * REGION, sys::RW, flags, -1, 0).map_err(why("mmap"))?;
+    let a = (m + REGION - 1) & !(REGION - 1);
+    // One 4 KiB page in each region, not a 2 MiB one.
+    sys::madvise(a, REGIONS * REGION, MADV_NOHUGEPAGE).map_err(why("MADV_NOHUGEPAGE"))?;
+    let before = tables()?;
+    for region in 0..REGIONS {
+        fill(a + region * REGION, 0, 1, 19 + region as u64);
+    }
+    let touched = tables()?;
+    let want = (REGIONS * 4) as u64;
+    ensure!(
+        touched >= before + want,
+        "PageTables {before} kB -> {touched} kB after {REGIONS} sparse pages, want +{want}"
+    )?;
+    let out = vmstat("pswpout")?;
+    sys::madvise(a, HALF, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let out = vmstat("pswpout")? - out;
+    ensure!(
+        out >= (REGIONS / 2) as u64,
+        "pswpout +{out}, want +{}",
+        REGIONS / 2
+    )?;
+    let swapped = tables()?;
+    ensure!(
+        swapped + 8 >= touched,
+        "PageTables {touched} kB -> {swapped} kB: tables holding swap PTEs went"
+    )?;
+    let reclaimed = if linux {
+        0
+    } else {
+        vmstat("pgtable_reclaimed")?
+    };
+    sys::madvise(a + HALF, HALF, sys::MADV_FREE).map_err(why("MADV_FREE"))?;
+    sys::madvise(a + HALF, HALF, MADV_PAGEOUT).map_err(why("MADV_PAGEOUT"))?;
+    let dropped = tables()?;
+    let gone = (REGIONS / 2) as u64;
+    if !linux {
+        let reclaimed = vmstat("pgtable_reclaimed")? - reclaimed;
+        ensure!(
+            reclaimed >= gone,
+            "pgtable_reclaimed +{reclaimed}, want +{gone}"
+        )?;
+        ensure!(
+            dropped + gone * 4 <= swapped,
+            "PageTables {swapped} kB -> {dropped} kB after the free half's pages went"
+        )?;
+    }
+    sys::madvise(a, HALF, sys::MADV_DONTNEED).map_err(why("MADV_DONTNEED"))?;
+    let cleared = tables()?;
+    ensure!(
+        linux || cleared <= before + 8,
+        "PageTables {before} kB before, {cleared} kB once every page went"
+    )?;
+    println!(
+        "pressuretest: PageTables {before} kB, {touched} kB touched, {swapped} kB half swapped, \
+         {dropped} kB half dropped, {cleared} kB all gone"
+    );
+    zeros(a, 0, 1)?;
+    zeros(a + HALF, 0, 1)?;
+    sys::munmap(m, (REGIONS + 1) * REGION).map_err(why("munmap"))?;
     Ok(())
 }
 
