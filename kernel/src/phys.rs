@@ -22,6 +22,8 @@ use vm::swap_map::Slot;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
+pub mod cache;
+
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
 /// The end of the highest usable RAM region.
@@ -113,53 +115,55 @@ fn with_table<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
     f(FRAMES.lock().as_mut().expect("phys: used before init"))
 }
 
-/// Frames free now: on the buddy free lists or in the zeroed pool.
+/// Frames free now: on the buddy free lists or in a CPU's cache.
 pub fn free_frames() -> usize {
-    with_table(|t| t.free_frames()) + ZEROED.lock().len
+    with_table(|t| t.free_frames() + cache::cached_frames())
 }
-
-/// Frames known to hold only zeros, handed out by `alloc_zeroed` before
-/// the buddy allocator is asked: page tables come back empty (all zeros)
-/// when a range is unmapped or a space torn down, and the next fault or
-/// mmap needs a zeroed table again. Reusing them saves a 4 KiB memset and
-/// two trips into the frame table each (the benchmark's mmap + touch +
-/// munmap took three zeroed frames for one data page). They count as free.
-const ZEROED_POOL: usize = 64;
-
-struct ZeroedPool {
-    frames: [u64; ZEROED_POOL],
-    len: usize,
-}
-
-static ZEROED: Mutex<ZeroedPool> = Mutex::new(ZeroedPool {
-    frames: [0; ZEROED_POOL],
-    len: 0,
-});
 
 /// Give back a frame its holder knows to be all zeros (an empty page
-/// table): it goes to the zeroed pool if this is its last reference and
-/// there is room, else back to the allocator as usual.
+/// table): if this is its last reference, this CPU's cache keeps it for
+/// the next `alloc_zeroed` (page tables come back empty when a range is
+/// unmapped or a space torn down, and the next fault or mmap needs a
+/// zeroed table again: the benchmark's mmap + touch + munmap took three
+/// zeroed frames for one data page).
 pub fn free_zeroed(frame: Frame) {
-    let last = with_table(|t| t.refcount(frame.pfn()) == 1);
-    let mut pool = ZEROED.lock();
-    if last && pool.len < ZEROED_POOL {
-        let len = pool.len;
-        pool.frames[len] = frame.into_raw().start_address().as_u64();
-        pool.len += 1;
+    let pfn = frame.pfn();
+    core::mem::forget(frame);
+    with_table(|t| put_frame(t, pfn, true));
+}
+
+/// Drop the caller's reference to the block headed by `pfn`. The last
+/// reference to a single frame leaves it in this CPU's cache (on its
+/// zeroed list if `zeroed` says it holds only zeros); a larger block goes
+/// back to the buddy allocator.
+fn put_frame(t: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
+    let last = t.refcount(pfn) == 1;
+    if last && !zeroed {
+        poison(pfn);
+    }
+    if last && t.is_block(pfn, 0) {
+        cache::put(t, pfn, zeroed);
     } else {
-        drop(pool);
-        drop(frame);
+        t.put(pfn);
     }
 }
 
-/// A frame from the zeroed pool, if it has one.
-fn take_zeroed() -> Option<Frame> {
-    let mut pool = ZEROED.lock();
-    pool.len = pool.len.checked_sub(1)?;
-    let addr = pool.frames[pool.len];
-    Some(Frame {
-        frame: PhysFrame::containing_address(PhysAddr::new(addr)),
-    })
+/// Give this CPU's cached frames back to the buddy allocator
+/// (`cache::drain_all` runs it on every CPU).
+fn drain_this_cpu() {
+    with_table(cache::drain);
+}
+
+/// A single frame whose bytes are unknown: from this CPU's cache, else a
+/// batch from the buddy allocator, else whatever draining every CPU's
+/// cache gives back.
+fn alloc_frame() -> Option<Pfn> {
+    cache::take_cached()
+        .or_else(|| with_table(cache::take))
+        .or_else(|| {
+            cache::drain_all();
+            with_table(|t| t.alloc(0))
+        })
 }
 
 /// Frames of RAM the allocator manages.
@@ -196,19 +200,36 @@ impl Frame {
     /// A fresh frame filled with zeros, or None when memory is exhausted.
     /// No frame reaches a process with anyone else's data in it.
     pub fn alloc_zeroed() -> Option<Frame> {
-        take_zeroed().or_else(|| Self::alloc_block_zeroed(0))
+        if let Some(pfn) = cache::take_zeroed() {
+            return Some(Frame {
+                frame: pfn_frame(pfn),
+            });
+        }
+        let frame = Frame {
+            frame: pfn_frame(alloc_frame()?),
+        };
+        frame.zero(0);
+        Some(frame)
     }
 
     /// A zeroed, naturally aligned block of 2^order frames (order 9: a 2 MiB page).
     pub fn alloc_block_zeroed(order: usize) -> Option<Frame> {
-        let pfn = with_table(|t| t.alloc(order))?;
+        let pfn = with_table(|t| t.alloc(order)).or_else(|| {
+            cache::drain_all();
+            with_table(|t| t.alloc(order))
+        })?;
         let frame = Frame {
-            frame: PhysFrame::containing_address(PhysAddr::new(pfn.addr())),
+            frame: pfn_frame(pfn),
         };
+        frame.zero(order);
+        Some(frame)
+    }
+
+    /// Fill the block of 2^order frames this handle heads with zeros.
+    fn zero(&self, order: usize) {
         vmstat::count(Event::FrameZeroed, 1 << order);
         // SAFETY: the block is ours alone (just allocated) and mapped by the physical map.
-        unsafe { zero(frame.as_mut_ptr(), (PAGE_SIZE as usize) << order) };
-        Some(frame)
+        unsafe { zero(self.as_mut_ptr(), (PAGE_SIZE as usize) << order) };
     }
 
     pub fn phys(&self) -> PhysFrame {
@@ -283,12 +304,7 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         let pfn = self.pfn();
-        with_table(|t| {
-            if t.refcount(pfn) == 1 {
-                poison(pfn);
-            }
-            t.put(pfn);
-        });
+        with_table(|t| put_frame(t, pfn, false));
     }
 }
 
@@ -362,7 +378,7 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn copy(&mut self, src: Pfn) -> Option<Pfn> {
-        let pfn = with_table(|t| t.alloc(0))?;
+        let pfn = alloc_frame()?;
         self.copy_into(src, pfn);
         Some(pfn)
     }

@@ -4,7 +4,8 @@
 //! to and a scratch slot for the user rsp (the entry assembly reads them at
 //! fixed offsets), the CPU's number and local APIC id, its GDT and TSS, the
 //! thread it runs and the address space it has loaded, the scheduler's
-//! saved stack pointer and its signal re-check flag.
+//! saved stack pointer, its signal re-check flag and its cache of free
+//! frames.
 //!
 //! The GS rule (Linux's and FreeBSD's): while the kernel runs, the GS base
 //! holds this CPU's `PerCpu`; while user code runs it holds the user's
@@ -58,6 +59,9 @@ pub struct PerCpu {
     pub ipis: AtomicU64,
     /// A `fn()` an idle CPU runs once it wakes (0: none; arch/smp.rs).
     idle_work: AtomicUsize,
+    /// Free 4 KiB frames this CPU takes and gives back without the frame
+    /// table's lock (kernel/src/phys/cache.rs).
+    pub frames: crate::phys::cache::FrameCache,
     /// The CPU reads both through the descriptors `gdt::load` installs.
     pub(super) tss: UnsafeCell<TaskStateSegment>,
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
@@ -83,6 +87,7 @@ impl PerCpu {
             ticks: AtomicU64::new(0),
             ipis: AtomicU64::new(0),
             idle_work: AtomicUsize::new(0),
+            frames: crate::phys::cache::FrameCache::new(),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
         }
@@ -152,6 +157,11 @@ static ONLINE: AtomicUsize = AtomicUsize::new(0);
 /// Every CPU that came up, the boot CPU first.
 pub fn online() -> impl Iterator<Item = &'static PerCpu> {
     CPUS[..ONLINE.load(Ordering::Acquire)].iter()
+}
+
+/// Every CPU slot, online or not (a slot never used is all zeros).
+pub fn all() -> &'static [PerCpu] {
+    &CPUS
 }
 
 pub fn online_count() -> usize {

@@ -1,0 +1,206 @@
+//! Each CPU's cache of free 4 KiB frames (Linux's per-CPU pagesets, the
+//! `pcp` lists; DESIGN §6: "per-CPU caches of order-0 frames, batches of
+//! 32").
+//!
+//! The buddy allocator has one lock for the whole machine. A fault takes
+//! one frame and munmap gives frames back one at a time, so with faults
+//! running on several CPUs every one of them would meet at that lock, and
+//! pay a split or a merge walk for each frame. Instead each CPU keeps up
+//! to `CAPACITY` free frames of its own: it takes from them without the
+//! lock, refills them with `BATCH` frames under one take of the lock when
+//! they run out, and gives `BATCH` back the same way when they overflow.
+//!
+//! A second list holds frames known to be all zeros (page tables that came
+//! back empty when a range was unmapped or a space torn down): the next
+//! `alloc_zeroed` takes one of those first and saves the 4 KiB memset.
+//!
+//! The rules:
+//! - **Only the owning CPU touches its lists**, with interrupts masked
+//!   (kernel code runs masked here) and never across anything that could
+//!   answer a cross-call: a batch moves inside `with_table`, the frame
+//!   table's lock held, so a drain that another CPU asks for
+//!   (`drain_all`) never finds a list half moved. Another CPU reads only
+//!   `count`.
+//! - **A cached frame is free**: `phys::free_frames` (MemFree, reclaim's
+//!   watermarks, the leak check at init's exit) adds every CPU's `count`,
+//!   under the frame table's lock, so a batch in flight is counted once.
+//! - **A cached frame is allocated in the frame table**, an order-0 block
+//!   with one reference, the cache's: taking it from the cache hands that
+//!   reference over and writes no metadata, so it needs no lock. Nothing
+//!   else holds a reference, so nothing else finds it; the one walk over
+//!   other frames' counts, `rejoin_block`, is only asked about a 2 MiB
+//!   range that one entry maps whole, whose frames are all referenced.
+//! - **Before any allocation fails, every cache is drained** into the
+//!   buddy allocator (`drain_all`, a cross-call), so that no frame hides
+//!   in another CPU's cache when the OOM killer is asked.
+
+use crate::arch::ipi::{self, CpuSet, Request};
+use crate::arch::percpu;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use vm::buddy::FrameTable;
+use vm::frame::Pfn;
+
+/// Frames a CPU keeps at most on each list (Linux's `pcp->high`).
+const CAPACITY: usize = 64;
+/// Frames moved to or from the buddy allocator at once (`pcp->batch`).
+const BATCH: usize = 32;
+
+/// Free frames, the most recently freed last (taken first: still warm in
+/// the CPU's caches).
+struct List {
+    pfns: [u64; CAPACITY],
+    len: usize,
+}
+
+impl List {
+    const fn new() -> Self {
+        List {
+            pfns: [0; CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Pfn> {
+        self.len = self.len.checked_sub(1)?;
+        Some(Pfn(self.pfns[self.len]))
+    }
+
+    /// False, and nothing changed, when the list is full.
+    fn push(&mut self, pfn: Pfn) -> bool {
+        let room = self.len < CAPACITY;
+        if room {
+            self.pfns[self.len] = pfn.0;
+            self.len += 1;
+        }
+        room
+    }
+}
+
+/// One CPU's cache, in its `PerCpu`.
+pub struct FrameCache {
+    lists: UnsafeCell<Lists>,
+    /// Frames on both lists: what other CPUs may read.
+    count: AtomicUsize,
+}
+
+struct Lists {
+    /// Frames whose bytes are unknown (debug builds poisoned them).
+    dirty: List,
+    /// Frames known to hold only zeros.
+    zeroed: List,
+}
+
+// SAFETY: `lists` is used only by the CPU that owns the cache, with
+// interrupts masked and never re-entered (the rules above); `count` is atomic.
+unsafe impl Sync for FrameCache {}
+
+impl FrameCache {
+    pub const fn new() -> Self {
+        FrameCache {
+            lists: UnsafeCell::new(Lists {
+                dirty: List::new(),
+                zeroed: List::new(),
+            }),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// Frames this cache holds now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Run `f` on this CPU's lists and publish their new length.
+fn with_lists<R>(f: impl FnOnce(&mut Lists) -> R) -> R {
+    let cache = &percpu::this().frames;
+    // SAFETY: this CPU's cache, used by this CPU alone with interrupts
+    // masked; `f` is one of the short list operations below, which call
+    // nothing that could run another of them on this CPU.
+    let lists = unsafe { &mut *cache.lists.get() };
+    let result = f(lists);
+    cache
+        .count
+        .store(lists.dirty.len + lists.zeroed.len, Ordering::Relaxed);
+    result
+}
+
+/// Frames every CPU's cache holds (its lists only change under the frame
+/// table's lock when a batch moves, so called under that lock the sum
+/// counts each frame once).
+pub fn cached_frames() -> usize {
+    // Every slot, online or not: the boot CPU caches frames before it is
+    // counted online, and a slot never used holds none.
+    percpu::all().iter().map(|cpu| cpu.frames.count()).sum()
+}
+
+/// A frame known to hold zeros, from this CPU's cache.
+pub fn take_zeroed() -> Option<Pfn> {
+    with_lists(|l| l.zeroed.pop())
+}
+
+/// A frame of unknown contents from this CPU's cache, refilled with a
+/// batch from `table` (the caller holds its lock) when empty.
+pub fn take(table: &mut FrameTable<'static>) -> Option<Pfn> {
+    with_lists(|l| {
+        if l.dirty.len == 0 {
+            while l.dirty.len < BATCH {
+                let Some(pfn) = table.alloc(0) else { break };
+                l.dirty.push(pfn);
+            }
+        }
+        l.dirty.pop().or_else(|| l.zeroed.pop())
+    })
+}
+
+/// A frame of unknown contents if this CPU's cache has one, without the lock.
+pub fn take_cached() -> Option<Pfn> {
+    with_lists(|l| l.dirty.pop())
+}
+
+/// Keep `pfn`, whose last reference its holder gives up, in this CPU's
+/// cache (on the zeroed list if `zeroed` and there is room). A full list
+/// first gives its `BATCH` coldest frames back to `table` (the caller
+/// holds its lock).
+pub fn put(table: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
+    with_lists(|l| {
+        if zeroed && l.zeroed.push(pfn) {
+            return;
+        }
+        if l.dirty.len == CAPACITY {
+            for &cold in &l.dirty.pfns[..BATCH] {
+                table.put(Pfn(cold));
+            }
+            l.dirty.pfns.copy_within(BATCH.., 0);
+            l.dirty.len -= BATCH;
+        }
+        l.dirty.push(pfn);
+    })
+}
+
+/// Give every frame of this CPU's cache back to `table` (the caller holds
+/// its lock).
+pub fn drain(table: &mut FrameTable<'static>) {
+    with_lists(|l| {
+        while let Some(pfn) = l.dirty.pop().or_else(|| l.zeroed.pop()) {
+            table.put(pfn);
+        }
+    });
+}
+
+/// Empty every CPU's cache into the buddy allocator: the last thing an
+/// allocation tries before it fails. The other CPUs that hold frames
+/// drain their own, by a cross-call (which returns once all have): their
+/// lists are theirs alone.
+pub fn drain_all() {
+    super::drain_this_cpu();
+    let me = percpu::this().index();
+    let mut holders = CpuSet::default();
+    for cpu in percpu::online().filter(|c| c.index() != me && c.frames.count() > 0) {
+        holders.insert(cpu.index());
+    }
+    if !holders.is_empty() {
+        ipi::call(holders, Request::Run(super::drain_this_cpu));
+    }
+}
