@@ -161,14 +161,15 @@ clean:
 	$(CARGO) clean
 
 ## One exercise of the labs chapter (docs/src/labs.md): its tests fail
-## until the lab is done. Labs 1-4 and 6 are host tests, lab 5 boots QEMU.
+## until the lab is done. Labs 1-4 and 6 are host tests, labs 5 and 7 boot QEMU.
 lab:
 	@case "$(N)" in \
 	  1|2|3|4|6) $(CARGO) test -p vm --test labs -- --ignored lab$(N)_ ;; \
-	  5) $(CARGO) test -p boot --test labs -- --ignored lab$(N)_ ;; \
-	  *) echo "usage: make lab N=<1-6>   (the labs are in docs/src/labs.md)"; \
+	  5|7) $(CARGO) test -p boot --test labs -- --ignored lab$(N)_ ;; \
+	  *) echo "usage: make lab N=<1-7>   (the labs are in docs/src/labs.md)"; \
 	     echo "  1 a wider stack guard gap     2 fault-around for anonymous memory"; \
 	     echo "  3 MADV_COLD                   4 bottom-up placement"; \
-	     echo "  5 mremap"; \
+	     echo "  5 mremap                      6 FIFO page replacement"; \
+	     echo "  7 munmap's missing shootdown"; \
 	     exit 2 ;; \
 	esac

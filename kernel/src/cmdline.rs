@@ -54,6 +54,7 @@ fn parse(text: &str) -> Cmdline {
             "diskbench" => cmd.diskbench = true,
             "debug-pagewalk" => cmd.debug_pagewalk = true,
             "interactive" => cmd.interactive = true,
+            "lab7" => crate::pmap::lab7::enable(),
             "" => {}
             w => match w.split_once('=') {
                 Some(("init", path)) => cmd.init = path.to_string(),

@@ -19,6 +19,7 @@
 
 mod entry;
 mod kernel_half;
+pub mod lab7;
 mod relocate;
 pub mod rmap;
 mod vm_layer;
@@ -218,17 +219,7 @@ impl Pmap {
         if visited.count == 0 {
             return;
         }
-        if self.is_active() {
-            if visited.count > FLUSH_ALL_THRESHOLD {
-                crate::vmstat::count(Event::TlbFlushAll, 1);
-                x86_64::instructions::tlb::flush_all();
-            } else {
-                crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
-                for &va in &visited.leaves[..visited.count] {
-                    x86_64::instructions::tlb::flush(VirtAddr::new(va));
-                }
-            }
-        }
+        self.flush_here(visited);
         let others = self.active_elsewhere();
         if others.is_empty() {
             return;
@@ -247,6 +238,22 @@ impl Pmap {
         };
         crate::vmstat::count(Event::TlbShootdown, 1);
         ipi::call(others, request);
+    }
+
+    /// `flush`'s half on this CPU: drop its TLB entries of `visited`, if
+    /// this space is loaded here.
+    fn flush_here(&self, visited: &Visited) {
+        if self.is_active() {
+            if visited.count > FLUSH_ALL_THRESHOLD {
+                crate::vmstat::count(Event::TlbFlushAll, 1);
+                x86_64::instructions::tlb::flush_all();
+            } else {
+                crate::vmstat::count(Event::TlbFlushPage, visited.count as u64);
+                for &va in &visited.leaves[..visited.count] {
+                    x86_64::instructions::tlb::flush(VirtAddr::new(va));
+                }
+            }
+        }
     }
 }
 

@@ -64,6 +64,18 @@ impl Pmap {
     /// `cleared`, and flush them everywhere: `flush` returns once every
     /// CPU running this space acknowledged.
     fn unmap_chunk(&mut self, start: u64, end: u64, cleared: &mut dyn FnMut(u64, Mapping)) {
+        let visited = self.clear_range(start, end, cleared);
+        self.flush(&visited);
+    }
+
+    /// Clear the PTEs of [start, end), handing each one's mapping to
+    /// `cleared`; the leaves it changed, which nothing has flushed yet.
+    pub(super) fn clear_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        cleared: &mut dyn FnMut(u64, Mapping),
+    ) -> Visited {
         let mut unmapped = 0;
         let id = self.id();
         let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
@@ -80,7 +92,7 @@ impl Pmap {
             true
         });
         self.resident = self.resident.saturating_sub(unmapped);
-        self.flush(&visited);
+        visited
     }
 }
 
@@ -200,6 +212,9 @@ impl vm::pmap::Pmap for Pmap {
         }
         // Other CPUs run this space: a frame goes back only after the
         // shootdown, 2 MiB (one leaf table, at most 512 frames) at a time.
+        if super::lab7::on() {
+            return self.lab7_unmap_shared(start, end, release);
+        }
         let mut gathered = alloc::vec::Vec::with_capacity(512);
         let mut at = start;
         while at < end {
