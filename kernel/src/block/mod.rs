@@ -16,16 +16,19 @@
 //! handler masks the line at the PIC and notes it (`interrupt`); the
 //! waiter, once awake, reads every disk's interrupt status on that line
 //! (which lowers it) and unmasks it. When nobody waits, the handler does
-//! both itself.
+//! both itself. The disks' lines reach the boot CPU only, so a waiter on
+//! another CPU is woken by the handler with an IPI (`WAITER`): it would
+//! otherwise sleep until its own next tick, 10 ms a transfer.
 
 pub mod virtio;
 
 use crate::arch::{self, timer};
+use crate::arch::{ipi, percpu};
 use crate::pci;
 use crate::phys::Frame;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use spin::Mutex;
 pub use virtio::Op;
 
@@ -70,6 +73,9 @@ static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 static LINES: AtomicU16 = AtomicU16::new(0);
 /// IRQ lines whose interrupt the handler noted and masked.
 static PENDING: AtomicU16 = AtomicU16::new(0);
+/// The CPU (its index + 1) whose transfer holds the disks and may sleep
+/// for their interrupt; 0 when none.
+static WAITER: AtomicUsize = AtomicUsize::new(0);
 
 /// Find and set up the disks (at boot, before init).
 pub fn init() {
@@ -148,6 +154,8 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
         return Err(IoError::ReadOnly);
     }
     let started = (arch::rdtsc(), crate::time::monotonic());
+    // Before the first request: its interrupt must find whom to wake.
+    WAITER.store(percpu::this().index() + 1, Ordering::SeqCst);
     let (mut submitted, mut done, mut failed) = (0, 0, false);
     while done < submitted || (submitted < frames.len() && !failed) {
         // Queue what the disk will take, unless a request already failed.
@@ -174,6 +182,7 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
             None => core::hint::spin_loop(),
         }
     }
+    WAITER.store(0, Ordering::SeqCst);
     let d = &mut disks[disk];
     let (cycles, nanos) = (
         arch::rdtsc() - started.0,
@@ -228,10 +237,16 @@ pub fn interrupt(line: u8) -> bool {
     }
     match DISKS.try_lock() {
         Some(mut disks) => acknowledge(&mut disks, 1 << line),
-        // A waiter holds the disks and sleeps: leave the device to it.
+        // A waiter holds the disks and sleeps: leave the device to it,
+        // and wake it if it sleeps on another CPU.
         None => {
             timer::set_irq_masked(line, true);
             PENDING.fetch_or(1 << line, Ordering::Release);
+            let (waiter, me) = (WAITER.load(Ordering::SeqCst), percpu::this().index());
+            if let Some(cpu) = percpu::online().find(|c| c.index() + 1 == waiter && c.index() != me)
+            {
+                ipi::send(cpu, ipi::COUNT_VECTOR);
+            }
         }
     }
     timer::end_of_interrupt(32 + line);
