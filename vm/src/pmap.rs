@@ -205,6 +205,37 @@ pub trait Pmap {
     fn discard_lazy_free(&mut self, va: u64, pfn: Pfn) -> Option<Mapping>;
 }
 
+/// A PTE as a fault under the address-space read lock sees it (`SharedPmap::look`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pte {
+    Absent,
+    Present(Mapping),
+    /// Not present, holding a swap slot.
+    Swapped,
+}
+
+/// The page-table operations of a fault under the address-space *read*
+/// lock (DESIGN §6; `AddressSpace::fault_shared`). Several CPUs may run
+/// them on one space at once, so each takes the space's page-table lock
+/// for its whole look or change, and the `enter_*` ones look again under
+/// it: another CPU may have resolved the same fault since this one's
+/// lookup, and then nothing changes (false) and the caller keeps its
+/// frame. Every other change of a space's tables is made under the write
+/// lock, through `Pmap`'s `&mut self`, and so never meets these.
+pub trait SharedPmap {
+    /// The PTE covering `va`.
+    fn look(&self, va: u64) -> Pte;
+    /// `Pmap::huge_slot_free`, under the page-table lock.
+    fn huge_slot_is_free(&self, va: u64) -> bool;
+    /// Map the 4 KiB page at `va` to `pfn` if its PTE is still absent
+    /// (no frame, no swap slot, no 2 MiB page over it): true, and the PTE
+    /// took the caller's reference; false, nothing changed.
+    fn enter_if_absent(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory>;
+    /// Map the 2 MiB page at `va` to the block headed by `pfn` if the slot
+    /// is still free (`huge_slot_free`); false, nothing changed.
+    fn enter_huge_if_free(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory>;
+}
+
 pub trait PhysMem {
     /// A zeroed frame with one reference, or None when memory is exhausted.
     fn alloc_zeroed(&mut self) -> Option<Pfn>;

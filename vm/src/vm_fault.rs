@@ -18,6 +18,7 @@ use crate::vma::{Backing, HUGE_PAGE, PAGE, Vma};
 
 mod find;
 mod huge_object;
+mod shared;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

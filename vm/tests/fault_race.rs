@@ -3,17 +3,20 @@
 //! table that, at its Nth lookup, finds the page mapped by "the other
 //! CPU". The fault must then give back what it allocated and report a
 //! spurious fault: one frame per page, never two, and no reference lost.
+//! The same for a fault under the read lock (`AddressSpace::fault_shared`,
+//! DESIGN §6), where the other CPU acts between the lookup and the enter.
 
 use std::cell::{Cell, RefCell};
 use vm::fake::{FakeMemory, FakePmap};
 use vm::frame::Pfn;
 use vm::mmap;
-use vm::pmap::{Mapping, NoMemory, PhysMem, Pmap, PteProt};
+use vm::pmap::{Mapping, NoMemory, PhysMem, Pmap, Pte, PteProt, SharedPmap};
 use vm::rmap::{Rmap, SpaceId};
 use vm::space::AddressSpace;
 use vm::swap_map::Slot;
+use vm::thp::Mode;
 use vm::vm_fault::{Access, Resolution};
-use vm::vma::{PAGE, Vma};
+use vm::vma::{HUGE_PAGE, PAGE, Vma};
 
 /// What the other CPU does to the page tables.
 type Other = Box<dyn FnOnce(&mut FakePmap)>;
@@ -42,6 +45,49 @@ impl RacyPmap {
     fn arm(&self) {
         self.queries.set(0);
     }
+
+    /// One more look at the tables; the other CPU acts before the `at`th.
+    fn tick(&self) {
+        self.queries.set(self.queries.get() + 1);
+        if self.queries.get() == self.at
+            && let Some(other) = self.other.borrow_mut().take()
+        {
+            other(&mut self.inner.borrow_mut());
+        }
+    }
+}
+
+/// The fake's page-table lock is the RefCell: one operation at a time.
+impl SharedPmap for RacyPmap {
+    fn look(&self, va: u64) -> Pte {
+        self.tick();
+        let inner = self.inner.borrow();
+        match (inner.query(va), inner.query_swap(va)) {
+            (Some(m), _) => Pte::Present(m),
+            (None, Some(_)) => Pte::Swapped,
+            (None, None) => Pte::Absent,
+        }
+    }
+    fn huge_slot_is_free(&self, va: u64) -> bool {
+        self.tick();
+        self.inner.borrow().huge_slot_free(va)
+    }
+    fn enter_if_absent(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
+        self.tick();
+        let mut inner = self.inner.borrow_mut();
+        if inner.query(va).is_some() || inner.query_swap(va).is_some() {
+            return Ok(false);
+        }
+        inner.enter(va, pfn, prot).map(|()| true)
+    }
+    fn enter_huge_if_free(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
+        self.tick();
+        let mut inner = self.inner.borrow_mut();
+        if !inner.huge_slot_free(va) {
+            return Ok(false);
+        }
+        inner.enter_huge(va, pfn, prot).map(|()| true)
+    }
 }
 
 impl Pmap for RacyPmap {
@@ -67,12 +113,7 @@ impl Pmap for RacyPmap {
         self.inner.borrow().huge_slot_free(va)
     }
     fn query(&self, va: u64) -> Option<Mapping> {
-        self.queries.set(self.queries.get() + 1);
-        if self.queries.get() == self.at
-            && let Some(other) = self.other.borrow_mut().take()
-        {
-            other(&mut self.inner.borrow_mut());
-        }
+        self.tick();
         self.inner.borrow().query(va)
     }
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
@@ -157,8 +198,12 @@ const RW: PteProt = PteProt {
 };
 
 fn anon(space: &mut AddressSpace<RacyPmap>, mem: &mut FakeMemory) -> u64 {
+    anon_of(space, mem, PAGE)
+}
+
+fn anon_of(space: &mut AddressSpace<RacyPmap>, mem: &mut FakeMemory, len: u64) -> u64 {
     let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
-    let req = mmap::validate_mmap(0, PAGE, 3, flags, -1, 0).expect("valid");
+    let req = mmap::validate_mmap(0, len, 3, flags, -1, 0).expect("valid");
     let vma = Vma::for_request(&req).expect("anonymous");
     space.mmap(mem, &req, vma).expect("mmap")
 }
@@ -222,6 +267,105 @@ fn a_copy_on_write_that_another_cpu_broke_first_is_spurious_and_frees_its_copy()
         mem.refcount(Pfn(0)),
         1,
         "only the zero frame's own reference"
+    );
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
+
+/// The other CPU does nothing.
+fn idle() -> Other {
+    Box::new(|_| {})
+}
+
+#[test]
+fn a_first_touch_under_the_read_lock_resolves_as_the_write_lock_fault_does() {
+    let mut mem = FakeMemory::new(64);
+    let mut space = AddressSpace::new(RacyPmap::new(usize::MAX, idle()), TOP);
+    space.thp = Mode::Never;
+    let addr = anon_of(&mut space, &mut mem, 2 * PAGE);
+    let (read, written) = (addr, addr + PAGE);
+    assert_eq!(
+        space.fault_shared(&mut mem, read, Access::Read),
+        Some(Resolution::ZeroPage)
+    );
+    assert_eq!(
+        space.fault_shared(&mut mem, written, Access::Write),
+        Some(Resolution::ZeroFill)
+    );
+    let m = space.pmap.query(written).expect("mapped");
+    assert!(m.prot.write && !m.huge);
+    assert_eq!(space.pmap.query(read).map(|m| m.pfn), Some(Pfn(0)));
+    assert_eq!(
+        space.fault_shared(&mut mem, written, Access::Write),
+        Some(Resolution::Spurious)
+    );
+    // A write to the zero page is copy-on-write, nothing mapped is a
+    // SIGSEGV, and an access the VMA refuses too: the write lock's.
+    assert_eq!(space.fault_shared(&mut mem, read, Access::Write), None);
+    assert_eq!(space.fault_shared(&mut mem, addr + 2 * PAGE, Access::Read), None);
+    assert_eq!(space.fault_shared(&mut mem, written, Access::Execute), None);
+    assert_eq!(mem.in_use(), 1, "one frame: the written page's");
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
+
+#[test]
+fn a_first_touch_under_the_read_lock_that_another_cpu_resolved_first_is_spurious() {
+    let mut mem = FakeMemory::new(64);
+    let theirs = mem.alloc_zeroed().expect("a frame");
+    mem.bytes_mut(theirs)[0] = 42;
+    // Look 1 is the lookup, 2 the enter: the other CPU maps it in between.
+    let other: Other = Box::new(move |p| p.enter(TOP - PAGE, theirs, RW).expect("enter"));
+    let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
+    space.thp = Mode::Never;
+    let addr = anon(&mut space, &mut mem);
+    assert_eq!(addr, TOP - PAGE, "the page the other CPU maps");
+    space.pmap.arm();
+    assert_eq!(
+        space.fault_shared(&mut mem, addr, Access::Write),
+        Some(Resolution::Spurious)
+    );
+    let m = space.pmap.query(addr).expect("mapped");
+    assert_eq!(m.pfn, theirs, "the other CPU's frame stays, no second one");
+    assert_eq!(mem.bytes(m.pfn)[0], 42);
+    assert_eq!(mem.in_use(), 1, "the frame this fault allocated went back");
+    assert_eq!(mem.refcount(theirs), 1);
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
+
+#[test]
+fn a_huge_first_touch_that_lost_its_slot_to_a_small_page_takes_a_small_page() {
+    let frames = 3 * (HUGE_PAGE / PAGE) as usize;
+    let mut mem = FakeMemory::new(frames);
+    let theirs = mem.alloc_zeroed().expect("a frame");
+    // Look 1 the lookup, 2 the slot's look, 3 the 2 MiB enter: the other
+    // CPU maps a 4 KiB page in the slot first.
+    let at = std::rc::Rc::new(Cell::new(0));
+    let slot = at.clone();
+    let other: Other = Box::new(move |p| p.enter(slot.get(), theirs, RW).expect("enter"));
+    let mut space = AddressSpace::new(RacyPmap::new(3, other), TOP);
+    space.thp = Mode::Always;
+    let base = anon_of(&mut space, &mut mem, 2 * HUGE_PAGE);
+    assert_eq!(base % HUGE_PAGE, 0, "2 MiB-aligned");
+    at.set(base);
+    space.pmap.arm();
+    let touched = base + 5 * PAGE;
+    assert_eq!(
+        space.fault_shared(&mut mem, touched, Access::Write),
+        Some(Resolution::ZeroFill),
+        "the slot has a table now: a 4 KiB page"
+    );
+    assert!(!space.pmap.query(touched).expect("mapped").huge);
+    assert_eq!(space.pmap.query(base).map(|m| m.pfn), Some(theirs));
+    assert_eq!(mem.in_use(), 2, "the 2 MiB block went back");
+    // The other 2 MiB of the mapping is free: a huge page.
+    assert_eq!(
+        space.fault_shared(&mut mem, base + HUGE_PAGE, Access::Write),
+        Some(Resolution::HugeZeroFill)
     );
     space.audit_rmap().expect("rmap matches");
     space.clear(&mut mem);
