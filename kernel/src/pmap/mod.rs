@@ -15,13 +15,23 @@
 //! `vm_layer` (the `vm::pmap::Pmap` operations), `kernel_half` (the
 //! mappings every space shares), `relocate` (mremap's move of entries),
 //! `rmap` (the machine's reverse map, kept
-//! by every operation here that makes a user PTE present or clears one).
+//! by every operation here that makes a user PTE present or clears one),
+//! `shared` (the page-table lock, and the entries a fault makes under the
+//! address-space read lock).
+//!
+//! Who may walk a space's tables (DESIGN §6): an operation through
+//! `&mut Pmap` has them to itself (the address-space write lock, or a
+//! space no one else can reach yet); one through `&Pmap` shares them with
+//! the other holders of the read lock, and so walks them only under the
+//! page-table lock (`shared.rs`), or only reads them with no read-lock
+//! holder about (the `&self` queries of the write-lock holder).
 
 mod entry;
 mod kernel_half;
 pub mod lab7;
 mod relocate;
 pub mod rmap;
+mod shared;
 mod vm_layer;
 mod walk;
 
@@ -32,6 +42,8 @@ use crate::arch::ipi::{self, CpuSet, Request};
 use crate::arch::percpu;
 use crate::phys::{self, Frame};
 use crate::vmstat::Event;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
 use vm::frame::Pfn;
 use vm::rmap::{Owner, SpaceId};
 use walk::{FLUSH_ALL_THRESHOLD, Visited, Visitor, Walk};
@@ -52,9 +64,13 @@ const USER_TABLE: Flags = Flags::PRESENT
 /// One address space's page tables.
 pub struct Pmap {
     l4: PhysFrame,
-    /// 4 KiB pages mapped now and at most so far (VmRSS and VmHWM, ru_maxrss).
-    resident: u64,
-    peak: u64,
+    /// 4 KiB pages mapped now and at most so far (VmRSS and VmHWM,
+    /// ru_maxrss); atomic, as faults under the read lock add to them.
+    resident: AtomicU64,
+    peak: AtomicU64,
+    /// The page-table lock: taken by the faults that share the tables
+    /// under the address-space read lock (`shared.rs`).
+    pt_lock: Mutex<()>,
 }
 
 impl Pmap {
@@ -65,18 +81,19 @@ impl Pmap {
         kernel_half::share(l4);
         Some(Pmap {
             l4,
-            resident: 0,
-            peak: 0,
+            resident: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            pt_lock: Mutex::new(()),
         })
     }
 
     /// Pages mapped now (the resident set) and the most ever mapped at once.
     pub fn resident_pages(&self) -> u64 {
-        self.resident
+        self.resident.load(Ordering::Relaxed)
     }
 
     pub fn peak_pages(&self) -> u64 {
-        self.peak.max(self.resident)
+        self.peak.load(Ordering::Relaxed).max(self.resident_pages())
     }
 
     /// This space's name in the reverse map: its L4's frame number.
@@ -90,9 +107,18 @@ impl Pmap {
         Owner::new(self.id(), va)
     }
 
-    fn count_mapped(&mut self, pages: u64) {
-        self.resident += pages;
-        self.peak = self.peak.max(self.resident);
+    fn count_mapped(&self, pages: u64) {
+        let now = self.resident.fetch_add(pages, Ordering::Relaxed) + pages;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn count_unmapped(&self, pages: u64) {
+        // Never below zero (a count that went wrong must not wrap).
+        let _ = self
+            .resident
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(pages))
+            });
     }
 
     /// Make this the address space the CPU translates through. The CPU
@@ -138,9 +164,9 @@ impl Pmap {
     /// A walk that only reads (its visitor changes no entry), for `&self`.
     fn walk_shared(&self, walk: &Walk, visit: &mut Visitor) -> Visited {
         // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
-        // `&self` does, and a space's tables are walked by one CPU at a
-        // time (under the kernel lock, kernel/src/kernel_lock.rs), so no
-        // other walk of its tables runs.
+        // `&self` does, and the other holders of `&self` (faults under the
+        // read lock) change the tables only under the page-table lock,
+        // which a caller among them holds (module comment).
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 
@@ -175,9 +201,10 @@ impl Pmap {
     /// added); false when a table could not be made or a 2 MiB page
     /// covers `va`, or the reverse map has no room. The PTE takes a frame
     /// reference from the caller.
-    fn enter_leaf(&mut self, va: u64, frame: PhysFrame, flags: Flags) -> bool {
+    fn enter_leaf(&self, va: u64, frame: PhysFrame, flags: Flags) -> bool {
         let owner = self.owner(va);
-        // SAFETY: as in `walk`: our L4, under `&mut self`.
+        // SAFETY: our L4, with `&mut self` at the caller or the page-table
+        // lock held (`shared.rs`): no other walk of these tables runs.
         let entered = unsafe {
             walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
                 let Some(entry) = entry else { return false };

@@ -55,7 +55,7 @@ impl Pmap {
             visited.emptied.len() as u64,
         );
         if out.is_some() {
-            self.resident -= 1;
+            self.count_unmapped(1);
         }
         out
     }
@@ -91,8 +91,30 @@ impl Pmap {
             cleared(va, mapping);
             true
         });
-        self.resident = self.resident.saturating_sub(unmapped);
+        self.count_unmapped(unmapped);
         visited
+    }
+
+    /// Map the empty 2 MiB slot at `va` to the block headed by `pfn`.
+    pub(super) fn enter_huge_entry(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+        let frame = frame_of(pfn);
+        let owner = self.owner(va);
+        // SAFETY: our L4, with `&mut self` at the caller or the page-table
+        // lock held (`shared.rs`).
+        unsafe {
+            walk::with_entry(self.l4, va, 2, USER_TABLE, |entry| {
+                let entry = entry.filter(|e| e.is_unused());
+                let entry =
+                    entry.unwrap_or_else(|| panic!("pmap::enter_huge: 2 MiB at {va:#x} not empty"));
+                // Recorded once, at the head frame.
+                rmap::add(pfn, owner)?;
+                // The block is 2 MiB-aligned (buddy order 9).
+                entry.set_addr(frame.start_address(), flags_for(prot) | Flags::HUGE_PAGE);
+                Ok(())
+            })??
+        };
+        self.count_mapped(512);
+        Ok(())
     }
 }
 
@@ -116,23 +138,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn enter_huge(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
-        let frame = frame_of(pfn);
-        let owner = self.owner(va);
-        // SAFETY: our L4, under `&mut self`.
-        unsafe {
-            walk::with_entry(self.l4, va, 2, USER_TABLE, |entry| {
-                let entry = entry.filter(|e| e.is_unused());
-                let entry =
-                    entry.unwrap_or_else(|| panic!("pmap::enter_huge: 2 MiB at {va:#x} not empty"));
-                // Recorded once, at the head frame.
-                rmap::add(pfn, owner)?;
-                // The block is 2 MiB-aligned (buddy order 9).
-                entry.set_addr(frame.start_address(), flags_for(prot) | Flags::HUGE_PAGE);
-                Ok(())
-            })??
-        };
-        self.count_mapped(512);
-        Ok(())
+        self.enter_huge_entry(va, pfn, prot)
     }
 
     fn split_huge(&mut self, va: u64) -> Result<(), NoMemory> {

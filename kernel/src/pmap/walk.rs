@@ -18,9 +18,9 @@ use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 /// table reached from one through a present non-leaf entry), and the
 /// caller must have exclusive use of that table for as long as the
 /// returned reference lives: no other walk of the same tables runs, which
-/// the owner of the address space ensures (one CPU edits a space's tables
-/// at a time, under the process table's lock; DESIGN §6), and the table is
-/// not freed while the reference lives.
+/// the owner of the address space ensures (a walk holds the address-space
+/// write lock, or the read lock and the page-table lock; DESIGN §6 and
+/// pmap/mod.rs), and the table is not freed while the reference lives.
 unsafe fn table_at(frame: PhysFrame) -> &'static mut PageTable {
     // SAFETY: the physical map covers all RAM, so the frame's bytes are
     // mapped at `to_virt`; a page table is 4 KiB-aligned and 512 entries,
