@@ -127,7 +127,8 @@ fn key(uaddr: u64, private: bool) -> Result<Key, Errno> {
     }
     proc::with_current(|p| {
         let pid = p.pid;
-        let vma = p.space().find(uaddr).ok_or(Errno::EFAULT)?;
+        let space = p.space();
+        let vma = space.find(uaddr).ok_or(Errno::EFAULT)?;
         if private || vma.sharing != Sharing::Shared {
             return Ok(Key::Private(pid, uaddr));
         }
@@ -142,7 +143,7 @@ fn key(uaddr: u64, private: bool) -> Result<Key, Errno> {
 
 fn read_word(uaddr: u64) -> Result<u32, Errno> {
     let mut bytes = [0u8; 4];
-    proc::with_current(|p| usercopy::copy_in(p.space(), uaddr, &mut bytes))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), uaddr, &mut bytes))?;
     Ok(u32::from_le_bytes(bytes))
 }
 
@@ -255,7 +256,7 @@ pub fn robust_exit(head: u64, tid: Tid) {
     }
     let read = |at: u64| -> Option<u64> {
         let mut bytes = [0u8; 8];
-        proc::with_current(|p| usercopy::copy_in(p.space(), at, &mut bytes)).ok()?;
+        proc::with_current(|p| usercopy::copy_in(&mut *p.space(), at, &mut bytes)).ok()?;
         Some(u64::from_le_bytes(bytes))
     };
     let (Some(mut entry), Some(offset), Some(pending)) =
@@ -290,7 +291,7 @@ fn owner_died(entry: u64, offset: u64, tid: Tid) {
         return;
     }
     let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-    let written = proc::with_current(|p| usercopy::copy_out(p.space(), uaddr, &new.to_le_bytes()));
+    let written = proc::with_current(|p| usercopy::copy_out(&mut *p.space(), uaddr, &new.to_le_bytes()));
     if written.is_ok() && word & FUTEX_WAITERS != 0 {
         wake_at(uaddr, 1);
     }

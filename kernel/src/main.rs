@@ -29,6 +29,7 @@ mod initrd;
 mod kernel_lock;
 mod locks;
 mod logger;
+mod mm;
 mod mmio;
 mod oom;
 mod pci;

@@ -44,7 +44,7 @@ fn badness(pid: Pid) -> Option<u64> {
         if matches!(p.state, State::Zombie(_)) {
             return None;
         }
-        let space = p.space.as_mut()?;
+        let mut space = p.space_if_any()?;
         Some(space.pmap.resident_pages() + space.swapped_pages())
     })
     .ok()
@@ -91,8 +91,8 @@ fn choose(me: Pid) -> Option<Pid> {
 
 fn kill(victim: Pid, me: Pid) {
     let (name, rss, swap) = proc::with_process(victim, |p| {
-        let space = p.space.as_mut();
-        let (rss, swap) = space.map_or((0, 0), |s| (s.pmap.resident_pages(), s.swapped_pages()));
+        let space = p.space_if_any();
+        let (rss, swap) = space.map_or((0, 0), |mut s| (s.pmap.resident_pages(), s.swapped_pages()));
         (p.name.clone(), rss, swap)
     })
     .unwrap_or_default();

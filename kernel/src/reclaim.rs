@@ -55,13 +55,15 @@ pub fn high() -> usize {
 /// Reclaim if free frames are below the low watermark (after a fault or a
 /// system call, with no lock held).
 pub fn balance() {
-    if !worthwhile() {
-        return;
+    if due() {
+        run(high().saturating_sub(phys::free_frames()));
     }
-    let free = phys::free_frames();
-    if free < low() {
-        run(high() - free);
-    }
+}
+
+/// Whether `balance` would reclaim now (a fault resolved without the
+/// kernel lock asks, and takes it only then).
+pub fn due() -> bool {
+    worthwhile() && phys::free_frames() < low()
 }
 
 /// A fault found no frame: reclaim some. Whether any came free (then the

@@ -58,6 +58,19 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         handle(frame);
         return;
     }
+    // A first touch of anonymous memory needs no kernel lock: it is
+    // resolved under the address-space read lock, in parallel with the
+    // other CPUs (kernel/src/mm.rs). Signals to deliver, or reclaim that
+    // is due, take the kernel lock after all.
+    if frame.vector == PAGE_FAULT && parallel_fault(frame) {
+        if signal::may_be_pending() || crate::reclaim::due() {
+            crate::kernel_lock::enter();
+            crate::reclaim::balance();
+            signal::deliver_pending(frame);
+            crate::kernel_lock::leave();
+        }
+        return;
+    }
     // From user mode: the kernel lock for the handling and the signal
     // delivery (kernel_lock.rs); the handler may switch threads, and the
     // thread may come back on another CPU, which then holds the lock.
@@ -138,30 +151,69 @@ const DR6_SINGLE_STEP: u64 = 1 << 14;
 const PF_WRITE: u64 = 2;
 const PF_INSTRUCTION: u64 = 16;
 
-/// A page fault from user mode: the VM layer resolves it, or the process
-/// gets the signal it earned. (The kernel never touches user memory
-/// directly, so a page fault in kernel mode is always a kernel bug.)
-fn page_fault(frame: &mut TrapFrame) {
-    let addr = Cr2::read_raw();
-    if !frame.is_user_mode() {
-        kernel_fault(frame, Some(addr));
-    }
-    let access = if frame.error_code & PF_INSTRUCTION != 0 {
+/// What the faulting access was, from the page-fault error code.
+fn access_of(frame: &TrapFrame) -> Access {
+    if frame.error_code & PF_INSTRUCTION != 0 {
         Access::Execute
     } else if frame.error_code & PF_WRITE != 0 {
         Access::Write
     } else {
         Access::Read
+    }
+}
+
+/// A page fault from user mode resolved under the address-space read
+/// lock, without the kernel lock or the process table (mm.rs,
+/// vm/src/vm_fault/shared.rs); false, with nothing changed, when it needs
+/// `page_fault`: not a first touch of anonymous memory, the space's
+/// write lock taken or wanted, or the fault trace on (its line names the
+/// process, which takes the table).
+fn parallel_fault(frame: &TrapFrame) -> bool {
+    if vmstat::tracing() {
+        return false;
+    }
+    let Some(mm) = crate::mm::running() else {
+        return false;
     };
+    let Some(space) = mm.try_read() else {
+        return false;
+    };
+    let Some(done) = space.fault_shared(&mut KernelPhys, Cr2::read_raw(), access_of(frame)) else {
+        return false;
+    };
+    drop(space);
+    mm.count_minor_fault();
+    vmstat::record(&Ok(done));
+    true
+}
+
+/// A page fault from user mode: the VM layer resolves it, or the process
+/// gets the signal it earned. (The kernel never touches user memory
+/// directly, so a page fault in kernel mode is always a kernel bug.)
+fn page_fault(frame: &mut TrapFrame) {
+    // Still the faulting address after `parallel_fault`: nothing faulted since.
+    let addr = Cr2::read_raw();
+    if !frame.is_user_mode() {
+        kernel_fault(frame, Some(addr));
+    }
+    let access = access_of(frame);
     let (result, cycles, pid, vma) = proc::with_current(|p| {
         // RLIMIT_STACK and RLIMIT_AS bound the main stack's growth.
         let may_grow = crate::syscall::limits::stack_may_grow(p, addr);
-        let space = p.space();
-        let started = crate::arch::rdtsc();
-        let result = if may_grow {
-            space.fault(&mut KernelPhys, addr, access)
-        } else {
-            Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
+        let (result, cycles, traced) = {
+            let space = &mut *p.space();
+            let started = crate::arch::rdtsc();
+            let result = if may_grow {
+                space.fault(&mut KernelPhys, addr, access)
+            } else {
+                Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
+            };
+            let cycles = crate::arch::rdtsc() - started;
+            let traced = vmstat::tracing().then(|| {
+                let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);
+                (describe_vma(space, addr), frame)
+            });
+            (result, cycles, traced)
         };
         match result {
             Ok(Resolution::SwapIn { read: 1.., .. } | Resolution::ObjectPage { read: 1.., .. }) => {
@@ -170,12 +222,6 @@ fn page_fault(frame: &mut TrapFrame) {
             Ok(_) => p.res.usage.minflt += 1,
             Err(_) => {}
         }
-        let space = p.space();
-        let cycles = crate::arch::rdtsc() - started;
-        let traced = vmstat::tracing().then(|| {
-            let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);
-            (describe_vma(space, addr), frame)
-        });
         (result, cycles, p.pid, traced)
     });
     vmstat::record(&result);

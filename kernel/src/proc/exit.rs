@@ -114,7 +114,7 @@ fn end_thread(own_status: WaitStatus) -> ! {
         if clear != 0 {
             let zero = 0u32.to_le_bytes();
             let written =
-                super::with_current(|p| crate::usercopy::copy_out(p.space(), clear, &zero));
+                super::with_current(|p| crate::usercopy::copy_out(&mut *p.space(), clear, &zero));
             if written.is_ok() {
                 crate::futex::wake_at(clear, 1);
             }
@@ -167,10 +167,14 @@ fn end_process(table: &mut Table, pid: Pid, status: WaitStatus) {
         return;
     };
     pmap::activate_kernel();
-    if let Some(space) = &process.space {
-        process.res.usage.maxrss_kb = process.res.usage.maxrss_kb.max(space.pmap.peak_pages() * 4);
-    }
-    if let Some(mut space) = process.space.take() {
+    // Its last thread ran here: this CPU lets go of the space too, so that
+    // the space goes with the process's reference below.
+    crate::mm::set_running(None);
+    if let Some(mm) = process.space.take() {
+        let mut space = mm.write();
+        let usage = &mut process.res.usage;
+        usage.maxrss_kb = usage.maxrss_kb.max(space.pmap.peak_pages() * 4);
+        usage.minflt += mm.minor_faults();
         // Debug kernels audit the frame reference counts against the
         // page tables before tearing them down (vm/src/audit.rs).
         if cfg!(debug_assertions)
@@ -260,8 +264,8 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     let mut table = TABLE.lock();
     let caller = running().and_then(|t| table.threads.get(&t)).map(|t| t.pid);
     for p in table.procs.values_mut() {
-        if let Some(mut space) = p.space.take() {
-            space.clear(&mut KernelPhys);
+        if let Some(mm) = p.space.take() {
+            mm.write().clear(&mut KernelPhys);
             survivors += usize::from(Some(p.pid) != caller);
         }
         p.files = FdTable::empty();

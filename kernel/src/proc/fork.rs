@@ -66,10 +66,10 @@ pub fn fork(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errno> {
     let pid = reserve_pid(&mut TABLE.lock());
     if let Some(at) = options.child_tid {
         // The child's own copy of the page: the parent's stays as it was.
-        let written = crate::usercopy::copy_out(child.space(), at, &pid.to_le_bytes());
+        let written = crate::usercopy::copy_out(&mut *child.space(), at, &pid.to_le_bytes());
         if let Err(e) = written {
-            if let Some(mut space) = child.space.take() {
-                space.clear(&mut KernelPhys);
+            if let Some(mm) = child.space.take() {
+                mm.write().clear(&mut KernelPhys);
             }
             return Err(e);
         }
@@ -100,7 +100,7 @@ pub fn spawn_thread(frame: &TrapFrame, options: ForkOptions) -> Result<Pid, Errn
     thread.clear_child_tid = options.clear_tid.unwrap_or(0);
     if let Some(at) = options.child_tid {
         // One address space: the parent sees it too (as on Linux).
-        crate::usercopy::copy_out(p.space(), at, &tid.to_le_bytes())?;
+        crate::usercopy::copy_out(&mut *p.space(), at, &tid.to_le_bytes())?;
     }
     p.threads.push(tid);
     // The FPU registers hold the caller's user state right now.

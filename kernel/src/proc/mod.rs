@@ -51,7 +51,9 @@ pub use fork::*;
 pub use job::*;
 pub use sched::*;
 pub use spaces::try_with_spaces;
-use spin::Mutex;
+use spin::{Mutex, RwLockWriteGuard};
+use alloc::sync::Arc;
+use crate::mm::Mm;
 pub use thread::{Run, Thread, Tid};
 use vm::errno::Errno;
 
@@ -100,7 +102,9 @@ pub struct Process {
     pub parent: Pid,
     pub name: String,
     pub state: State,
-    pub space: Option<Space>,
+    /// Its address space behind the address-space lock (mm.rs), shared
+    /// with the fault path of every CPU that runs one of its threads.
+    pub space: Option<Arc<Mm>>,
     pub files: FdTable,
     /// Dispositions and process-directed pending signals (each thread's
     /// mask and own pending set are in its `Thread`).
@@ -125,10 +129,19 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn space(&mut self) -> &mut Space {
+    /// The address space, for writing (mm.rs): how every system call and
+    /// the kernel's other paths reach it, inside the process table's lock.
+    pub fn space(&self) -> RwLockWriteGuard<'_, Space> {
         self.space
-            .as_mut()
+            .as_ref()
             .expect("proc: a running process has an address space")
+            .write()
+    }
+
+    /// As `space`, for a process that may have none (a zombie, one being
+    /// made).
+    pub fn space_if_any(&self) -> Option<RwLockWriteGuard<'_, Space>> {
+        self.space.as_ref().map(|mm| mm.write())
     }
 }
 
@@ -203,13 +216,13 @@ pub fn with_current_thread<R>(f: impl FnOnce(&mut Process, &mut Thread) -> R) ->
 // The registry is the process table: a scan of at most MAX_PROCS entries
 // under the lock a lookup takes anyway.
 pub fn with_space<R>(id: vm::rmap::SpaceId, f: impl FnOnce(&mut Space) -> R) -> Option<R> {
-    let mut table = TABLE.lock();
-    let space = table
+    let table = TABLE.lock();
+    let mut space = table
         .procs
-        .values_mut()
-        .filter_map(|p| p.space.as_mut())
+        .values()
+        .filter_map(|p| p.space_if_any())
         .find(|s| s.pmap.id() == id)?;
-    Some(f(space))
+    Some(f(&mut space))
 }
 
 /// Punch a hole in `object`: unmap its pages [first, last) from every
@@ -251,7 +264,7 @@ fn new_process(
         parent,
         name: name.into(),
         state: State::Alive,
-        space: Some(space),
+        space: Some(Mm::new(space)),
         files,
         signals,
         res,
@@ -449,17 +462,20 @@ pub fn replace_image(
     kill_other_threads();
     with_current_thread(|p, t| {
         if let Some(old) = &p.space {
-            // ru_maxrss is the process's, across the images it ran.
-            let peak = old.pmap.peak_pages() * 4;
+            // ru_maxrss and the fault counts are the process's, across the
+            // images it ran.
+            let peak = old.write().pmap.peak_pages() * 4;
             p.res.usage.maxrss_kb = p.res.usage.maxrss_kb.max(peak);
+            p.res.usage.minflt += old.minor_faults();
         }
         p.res.exe = exe.into();
         p.res.lock_future = None; // mlockall(MCL_FUTURE) ends at execve
         p.res.cmdline = crate::resource::cmdline_of(argv);
-        let old = p.space.replace(space);
+        let old = p.space.replace(Mm::new(space));
         p.space().pmap.activate();
-        if let Some(mut old) = old {
-            old.clear(&mut KernelPhys);
+        crate::mm::set_running(p.space.clone());
+        if let Some(old) = old {
+            old.write().clear(&mut KernelPhys);
         }
         p.name = name.into();
         t.fs_base = 0;

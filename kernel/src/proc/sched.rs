@@ -62,6 +62,7 @@ pub fn run() -> ! {
         // the pid: exit.rs's kill_other_threads).
         let tid = cpu.current().unwrap_or(tid);
         cpu.set_current(None);
+        crate::mm::set_running(None);
         let mut table = TABLE.lock();
         let Some(t) = table.threads.get_mut(&tid) else {
             continue;
@@ -125,7 +126,9 @@ fn pick(table: &mut Table) -> Option<(Tid, u64)> {
         }
         t.run = Run::Running;
         crate::arch::syscall::set_kernel_stack(VirtAddr::new(t.kernel_stack_top()));
-        p.space().pmap.activate();
+        let mm = p.space.clone().expect("sched: a thread's process has an address space");
+        mm.activate();
+        crate::mm::set_running(Some(mm));
         t.fpu.restore();
         // Another thread's pending signals are not known to be seen.
         crate::signal::recheck_here();

@@ -1,11 +1,13 @@
 //! Every address space at once, for reclaim (`vm::reclaim::Spaces`): a
 //! frame's owners are named by space id in the reverse map, and reclaim
-//! reaches them through the process table. The table's lock is the
-//! address-space lock of this kernel (one lock for every space, DESIGN §6),
-//! and reclaim starts from a frame, against the lock order: it only
-//! try-locks the table and does nothing this time when that fails.
+//! reaches them through the process table. Reclaim starts from a frame,
+//! against the lock order (DESIGN §6): it only try-locks the table and
+//! each space's lock (kernel/src/mm.rs), does nothing this time when the
+//! table is held, and leaves out the spaces faults hold.
 
-use super::{Pid, TABLE, Table};
+use super::{TABLE, Table};
+use crate::Space;
+use spin::RwLockWriteGuard;
 use crate::fd::FileKind;
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
@@ -18,23 +20,18 @@ use vm::vm_object::ObjectRef;
 use vm::vma::Backing;
 
 struct AllSpaces<'a> {
-    table: &'a mut Table,
-    /// Each live space's id and its process, looked up once.
-    index: Vec<(SpaceId, Pid)>,
+    table: &'a Table,
+    /// Each live space that was free, locked for writing for the whole of
+    /// reclaim's call (a space it reached once stays reachable: a page it
+    /// took from one owner of several goes back if another is busy), by
+    /// id. Spaces held by a fault under the read lock are left out.
+    spaces: Vec<(SpaceId, RwLockWriteGuard<'a, Space>)>,
 }
 
 impl Spaces<Pmap> for AllSpaces<'_> {
     fn with_space(&mut self, id: SpaceId, f: &mut dyn FnMut(&mut AddressSpace<Pmap>)) -> bool {
-        let Some(&(_, pid)) = self.index.iter().find(|(s, _)| *s == id) else {
-            return false;
-        };
-        let space = self
-            .table
-            .procs
-            .get_mut(&pid)
-            .and_then(|p| p.space.as_mut());
-        match space {
-            Some(space) => {
+        match self.spaces.iter_mut().find(|(s, _)| *s == id) {
+            Some((_, space)) => {
                 f(space);
                 true
             }
@@ -51,10 +48,8 @@ impl Spaces<Pmap> for AllSpaces<'_> {
     /// consecutive slots, and swap-in's read-ahead of a slot's neighbours
     /// on disk brings the pages the program touches next.
     fn mapped_frames(&mut self, f: &mut dyn FnMut(Pfn)) {
-        for p in self.table.procs.values_mut() {
-            if let Some(space) = p.space.as_mut() {
-                space.mapped_frames(f);
-            }
+        for (_, space) in &mut self.spaces {
+            space.mapped_frames(f);
         }
     }
 
@@ -65,14 +60,16 @@ impl Spaces<Pmap> for AllSpaces<'_> {
     /// programs' text and data: the initrd's pages stay with it). Open
     /// files are only try-locked, as everything reclaim meets.
     fn objects(&mut self, f: &mut dyn FnMut(&ObjectRef)) {
-        for p in self.table.procs.values() {
-            for vma in p.space.iter().flat_map(|s| s.vmas()) {
+        for (_, space) in &self.spaces {
+            for vma in space.vmas() {
                 if vma.sharing == Sharing::Shared
                     && let Backing::Object { object, .. } = &vma.backing
                 {
                     f(object);
                 }
             }
+        }
+        for p in self.table.procs.values() {
             p.files.each_open(&mut |open| {
                 if let Some(open) = open.try_lock()
                     && let FileKind::Inode(inode) = &open.kind
@@ -87,18 +84,19 @@ impl Spaces<Pmap> for AllSpaces<'_> {
     }
 }
 
-/// Run `f` on every address space; None, without running it, when the
-/// process table is held (by another CPU).
+/// Run `f` on every address space that is not busy; None, without running
+/// it, when the process table is held (by another CPU).
 pub fn try_with_spaces<R>(f: impl FnOnce(&mut dyn Spaces<Pmap>) -> R) -> Option<R> {
-    let mut table = TABLE.try_lock()?;
-    let index = table
+    let table = TABLE.try_lock()?;
+    let spaces = table
         .procs
         .values()
-        .filter_map(|p| Some((p.space.as_ref()?.pmap.id(), p.pid)))
+        .filter_map(|p| p.space.as_ref()?.try_write())
+        .map(|space| (space.pmap.id(), space))
         .collect();
     let mut spaces = AllSpaces {
-        table: &mut table,
-        index,
+        table: &table,
+        spaces,
     };
     Some(f(&mut spaces))
 }

@@ -224,9 +224,9 @@ fn header(v: &Vma, files: &[(ObjectRef, u64, u64, String)]) -> String {
 /// Run `f` over the VMAs of process `pid` (ENOENT once it has exited).
 fn with_vmas(pid: Pid, f: impl FnOnce(&mut Space, &[Vma]) -> String) -> Result<String, Errno> {
     proc::with_process(pid, |p| {
-        let space = p.space.as_mut()?;
+        let mut space = p.space_if_any()?;
         let vmas: Vec<Vma> = space.vmas().cloned().collect();
-        Some(f(space, &vmas))
+        Some(f(&mut space, &vmas))
     })
     .ok()
     .flatten()

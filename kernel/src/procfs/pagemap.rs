@@ -36,7 +36,7 @@ pub fn read(pid: Pid, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
     }
     let first = offset / 8;
     proc::with_process(pid, |p| {
-        let Some(space) = p.space.as_mut() else {
+        let Some(space) = p.space_if_any() else {
             return 0;
         };
         let phys = KernelPhys;
@@ -105,12 +105,12 @@ fn transfer(
     mut step: impl FnMut(&mut crate::Space, u64, core::ops::Range<usize>) -> Result<(), Errno>,
 ) -> Result<usize, Errno> {
     proc::with_process(pid, |p| {
-        let space = p.space.as_mut().ok_or(Errno::EIO)?;
+        let mut space = p.space_if_any().ok_or(Errno::EIO)?;
         let mut done = 0;
         while done < len {
             let at = addr.checked_add(done as u64).ok_or(Errno::EIO)?;
             let n = (len - done).min((PAGE - at % PAGE) as usize);
-            if step(space, at, done..done + n).is_err() {
+            if step(&mut space, at, done..done + n).is_err() {
                 break;
             }
             done += n;

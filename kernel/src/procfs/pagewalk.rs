@@ -30,7 +30,7 @@ pub fn pagewalk(pid: Pid, addr: u64) -> Result<String, Errno> {
     if addr >= KERNEL_HALF && !KERNEL_WALKS.load(Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
-    proc::with_process(pid, |p| p.space.as_ref().map(|s| walk_text(pid, s, addr)))?
+    proc::with_process(pid, |p| p.space_if_any().map(|s| walk_text(pid, &s, addr)))?
         .ok_or(Errno::ENOENT)
 }
 

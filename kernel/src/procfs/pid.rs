@@ -66,7 +66,9 @@ pub fn set_comm(pid: Pid, data: &[u8]) -> Result<usize, Errno> {
 }
 
 fn sizes(p: &mut Process) -> Sizes {
-    p.space.as_mut().map(maps::sizes).unwrap_or_default()
+    p.space_if_any()
+        .map(|mut s| maps::sizes(&mut s))
+        .unwrap_or_default()
 }
 
 fn status(p: &mut Process, threads: &Threads) -> String {
@@ -133,7 +135,7 @@ fn clock_ticks(ticks: u64) -> u64 {
 fn stat(p: &mut Process, threads: &Threads) -> String {
     let s = sizes(p);
     let c = threads.letter;
-    let (brk_start, _) = p.space.as_ref().map_or((0, 0), |s| s.brk_range());
+    let (brk_start, _) = p.space_if_any().map_or((0, 0), |s| s.brk_range());
     let r = &p.res;
     let (u, k) = (&r.usage, &r.children);
     let start = r.start_ns / 10_000_000;

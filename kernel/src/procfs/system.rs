@@ -60,7 +60,9 @@ fn meminfo() -> String {
     let mut mlocked = 0;
     for pid in proc::pids() {
         let _ = proc::with_process(pid, |p| {
-            mlocked += p.space.as_mut().map_or(0, super::maps::locked_pages);
+            mlocked += p
+                .space_if_any()
+                .map_or(0, |mut s| super::maps::locked_pages(&mut s));
         });
     }
     let fields: [(&str, u64); 45] = [

@@ -61,6 +61,13 @@ pub fn recheck_here() {
     percpu::this().recheck.store(true, Ordering::Relaxed);
 }
 
+/// Whether the next return to user mode on this CPU must look for
+/// signals (`deliver_pending` would): a fault resolved without the
+/// kernel lock takes it only then.
+pub fn may_be_pending() -> bool {
+    percpu::this().recheck.load(Ordering::Relaxed)
+}
+
 pub mod numbers;
 pub mod state;
 pub use numbers::*;
@@ -332,7 +339,7 @@ fn push_frame(
     bytes[SIGINFO..SIGINFO + 128].copy_from_slice(&siginfo_bytes(info));
 
     proc::with_current(|p| {
-        let space = p.space();
+        let space = &mut *p.space();
         usercopy::copy_out(space, fpstate, fpu.as_bytes())?;
         usercopy::copy_out(space, base, &bytes)
     })?;
@@ -398,7 +405,7 @@ pub fn sigreturn(frame: &mut TrapFrame) -> SysResult {
 fn restore_frame(frame: &mut TrapFrame) -> Result<u64, Errno> {
     let base = frame.rsp.checked_sub(8).ok_or(Errno::EFAULT)?;
     let mut bytes = [0u8; FRAME_SIZE];
-    proc::with_current(|p| usercopy::copy_in(p.space(), base, &mut bytes))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), base, &mut bytes))?;
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
     let regs: [u64; 18] = core::array::from_fn(|i| word(MCONTEXT + i * 8));
     let (rsp, rip) = (regs[15], regs[16]);
@@ -410,7 +417,7 @@ fn restore_frame(frame: &mut TrapFrame) -> Result<u64, Errno> {
         FpuState::initial()
     } else {
         let mut area = [0u8; 512];
-        proc::with_current(|p| usercopy::copy_in(p.space(), fpstate, &mut area))?;
+        proc::with_current(|p| usercopy::copy_in(&mut *p.space(), fpstate, &mut area))?;
         FpuState::from_bytes(&area)
     };
     let mask = word(SIGMASK) & !UNBLOCKABLE;

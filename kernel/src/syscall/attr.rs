@@ -103,7 +103,7 @@ pub fn utimensat(dirfd: i32, path: u64, times: u64, flags: u64) -> SysResult {
         (Some(now), Some(now))
     } else {
         let mut raw = [0u8; 32];
-        proc::with_current(|p| usercopy::copy_in(p.space(), times, &mut raw))?;
+        proc::with_current(|p| usercopy::copy_in(&mut *p.space(), times, &mut raw))?;
         let word =
             |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         (time_arg(word(0), word(1))?, time_arg(word(2), word(3))?)

@@ -32,7 +32,7 @@ pub const UMASK: u32 = 0o022;
 
 /// A path argument, copied in from user memory.
 pub fn user_path(addr: u64) -> Result<String, Errno> {
-    let bytes = proc::with_current(|p| usercopy::read_cstr(p.space(), addr, PATH_MAX - 1))?;
+    let bytes = proc::with_current(|p| usercopy::read_cstr(&mut *p.space(), addr, PATH_MAX - 1))?;
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
 }
 
@@ -424,6 +424,6 @@ pub fn getcwd(buf: u64, size: u64) -> SysResult {
     if (size as usize) < name.len() {
         return Err(Errno::ERANGE);
     }
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &name))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &name))?;
     Ok(name.len())
 }

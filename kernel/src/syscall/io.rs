@@ -62,7 +62,7 @@ fn read_terminal(buf: u64, len: u64, nonblock: bool) -> SysResult {
     usercopy::check_range(buf, len)?;
     let mut data = [0u8; CHUNK];
     let n = crate::tty::read(&mut data[..len], nonblock)?;
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &data[..n]))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &data[..n]))?;
     Ok(n)
 }
 
@@ -156,7 +156,7 @@ fn vectored(fd: u64, iov: u64, count: u64, transfer: fn(u64, u64, u64) -> SysRes
     }
     file(fd)?;
     let mut raw = alloc::vec![0u8; count as usize * 16];
-    proc::with_current(|p| usercopy::copy_in(p.space(), iov, &mut raw))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), iov, &mut raw))?;
     let vecs: Vec<(u64, u64)> = raw
         .as_chunks::<16>()
         .0
@@ -224,7 +224,7 @@ pub fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: boo
         if n == 0 {
             break;
         }
-        let copied = proc::with_current(|p| usercopy::copy_out(p.space(), buf + done, &chunk[..n]));
+        let copied = proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf + done, &chunk[..n]));
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }
@@ -250,7 +250,7 @@ pub fn write_to(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: bool
     while done < len {
         let n = (len - done).min(CHUNK as u64) as usize;
         let copied =
-            proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut chunk[..n]));
+            proc::with_current(|p| usercopy::copy_in(&mut *p.space(), buf + done, &mut chunk[..n]));
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }
@@ -480,7 +480,7 @@ pub fn getdents64(fd: u64, buf: u64, len: u64) -> SysResult {
     if out.is_empty() && index < all {
         return Err(Errno::EINVAL);
     }
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &out))?;
     file.offset = index as u64;
     Ok(out.len())
 }
@@ -506,7 +506,7 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResu
         return Err(Errno::EINVAL);
     }
     let mut at = if offset_ptr != 0 {
-        let off = proc::with_current(|p| usercopy::read_u64(p.space(), offset_ptr))?;
+        let off = proc::with_current(|p| usercopy::read_u64(&mut *p.space(), offset_ptr))?;
         positional(off)?
     } else {
         input.lock().offset
@@ -548,7 +548,7 @@ pub fn sendfile(out_fd: u64, in_fd: u64, offset_ptr: u64, count: u64) -> SysResu
         }
     }
     if offset_ptr != 0 {
-        proc::with_current(|p| usercopy::copy_out(p.space(), offset_ptr, &at.to_le_bytes()))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), offset_ptr, &at.to_le_bytes()))?;
     } else {
         input.lock().offset = at;
     }

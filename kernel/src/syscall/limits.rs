@@ -16,7 +16,7 @@ use vm::vma::{Backing, PAGE, Vma, VmaFlags};
 
 fn read_limit(addr: u64) -> Result<Rlimit, Errno> {
     let mut raw = [0u8; 16];
-    proc::with_current(|p| usercopy::copy_in(p.space(), addr, &mut raw))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), addr, &mut raw))?;
     let word = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().unwrap_or_default());
     Ok(Rlimit {
         cur: word(0),
@@ -28,7 +28,7 @@ fn write_limit(addr: u64, limit: Rlimit) -> Result<(), Errno> {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&limit.cur.to_le_bytes());
     raw[8..].copy_from_slice(&limit.max.to_le_bytes());
-    proc::with_current(|p| usercopy::copy_out(p.space(), addr, &raw))
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), addr, &raw))
 }
 
 /// prlimit64(pid, resource, new, old): read and/or set a limit of `pid`
@@ -117,8 +117,9 @@ pub fn encode_rusage(u: &Usage) -> [u8; 144] {
 /// The caller's own usage, its current resident peak included.
 fn own_usage(p: &Process) -> Usage {
     let mut u = p.res.usage;
-    if let Some(space) = &p.space {
-        u.maxrss_kb = u.maxrss_kb.max(space.pmap.peak_pages() * 4);
+    if let Some(mm) = &p.space {
+        u.maxrss_kb = u.maxrss_kb.max(mm.write().pmap.peak_pages() * 4);
+        u.minflt += mm.minor_faults();
     }
     u
 }
@@ -131,7 +132,7 @@ pub fn getrusage(who: u64, buf: u64) -> SysResult {
         RUSAGE_CHILDREN => Ok(p.res.children),
         _ => Err(Errno::EINVAL),
     })?;
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &encode_rusage(&usage)))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &encode_rusage(&usage)))?;
     Ok(0)
 }
 
@@ -146,7 +147,7 @@ pub fn times(buf: u64) -> SysResult {
         for (i, w) in words.iter().enumerate() {
             raw[i * 8..i * 8 + 8].copy_from_slice(&to_clock(*w).to_le_bytes());
         }
-        proc::with_current(|p| usercopy::copy_out(p.space(), buf, &raw))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &raw))?;
     }
     Ok((crate::time::monotonic() / 10_000_000) as usize)
 }
@@ -202,7 +203,7 @@ pub fn may_map(p: &mut Process, vma: &Vma, len: u64, fixed: Option<u64>) -> Resu
     if as_limit == INFINITY && data_limit == INFINITY {
         return Ok(());
     }
-    let space = p.space();
+    let space = &mut *p.space();
     let replaced = |only: &dyn Fn(&Vma) -> bool| fixed.map_or(0, |a| overlap(space, a, len, only));
     let counted = |v: &Vma| !v.is_stack_reservation();
     if (total_vm(space) - replaced(&counted)).saturating_add(len) > as_limit {
@@ -239,7 +240,7 @@ pub fn may_lock(p: &mut Process, start: u64, len: u64) -> bool {
     if p.res.euid == 0 || limit == INFINITY {
         return true;
     }
-    let space = p.space();
+    let space = &mut *p.space();
     let already = overlap(space, start, len, |v| v.flags.contains(VmaFlags::LOCKED));
     (locked_vm(space) - already).saturating_add(len) <= limit
 }
@@ -248,7 +249,7 @@ pub fn may_lock(p: &mut Process, start: u64, len: u64) -> bool {
 /// (the stack's size from its top) and RLIMIT_AS? Other faults: true.
 pub fn stack_may_grow(p: &mut Process, addr: u64) -> bool {
     let (stack_limit, as_limit) = (p.res.limit(RLIMIT_STACK), p.res.limit(RLIMIT_AS));
-    let space = p.space();
+    let space = &mut *p.space();
     let Some(gap) = space
         .find(addr)
         .filter(|v| matches!(v.backing, Backing::StackGap))

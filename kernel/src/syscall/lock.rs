@@ -37,7 +37,7 @@ struct Flock {
 impl Flock {
     fn read(addr: u64) -> Result<Flock, Errno> {
         let mut raw = [0u8; 32];
-        proc::with_current(|p| usercopy::copy_in(p.space(), addr, &mut raw))?;
+        proc::with_current(|p| usercopy::copy_in(&mut *p.space(), addr, &mut raw))?;
         let i64_at = |at: usize| i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
         Ok(Flock {
             kind: i16::from_le_bytes([raw[0], raw[1]]),
@@ -55,7 +55,7 @@ impl Flock {
         raw[8..16].copy_from_slice(&self.start.to_le_bytes());
         raw[16..24].copy_from_slice(&self.len.to_le_bytes());
         raw[24..28].copy_from_slice(&self.pid.to_le_bytes());
-        proc::with_current(|p| usercopy::copy_out(p.space(), addr, &raw))
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), addr, &raw))
     }
 }
 

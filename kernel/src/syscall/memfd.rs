@@ -54,7 +54,7 @@ pub fn memfd_create(name: u64, flags: u64) -> SysResult {
         Errno::ENAMETOOLONG => Errno::EINVAL,
         e => e,
     };
-    let name = proc::with_current(|p| usercopy::read_cstr(p.space(), name, NAME_MAX_LEN))
+    let name = proc::with_current(|p| usercopy::read_cstr(&mut *p.space(), name, NAME_MAX_LEN))
         .map_err(too_long)?;
     if flags & MFD_HUGETLB != 0 {
         return Err(Errno::ENOSYS);

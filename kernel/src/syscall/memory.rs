@@ -44,7 +44,7 @@ pub fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) ->
         {
             return Err(Errno::EAGAIN);
         }
-        let space = p.space();
+        let space = &mut *p.space();
         let start = space.mmap(&mut KernelPhys, &req, vma)?;
         debug_verify(space);
         Ok(start as usize)
@@ -122,7 +122,8 @@ pub fn munmap(addr: u64, len: u64) -> SysResult {
 pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
     let req = mmap::validate_mremap(old, old_len, new_len, flags, new_addr)?;
     proc::with_current(|p| {
-        if let Some(vma) = p.space().find(req.old).cloned() {
+        let vma = p.space().find(req.old).cloned();
+        if let Some(vma) = vma {
             let kept = req.old_len.min(req.new_len);
             let added = req.new_len - kept + if req.dont_unmap { kept } else { 0 };
             if added > 0 {
@@ -133,7 +134,7 @@ pub fn mremap(old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -
                 limits::may_map(p, &vma, added, None)?;
             }
         }
-        let space = p.space();
+        let space = &mut *p.space();
         let new = space.mremap(&mut KernelPhys, &req)?;
         debug_verify(space);
         Ok(new as usize)
@@ -158,7 +159,7 @@ pub fn madvise(addr: u64, len: u64, advice: u64) -> SysResult {
         // every space itself, pushes the pages out (docs/src/pressure.md,
         // "madvise under pressure").
         let id = proc::with_current(|p| {
-            let space = p.space();
+            let space = &mut *p.space();
             space.madvise(&mut KernelPhys, span.start, span.end, advice)?;
             Ok::<_, Errno>(space.pmap.id())
         })?;
@@ -209,7 +210,7 @@ pub fn mincore(addr: u64, len: u64, vec: u64) -> SysResult {
         let end = span.end.min(start + MINCORE_CHUNK * PAGE);
         let n = ((end - start) / PAGE) as usize;
         proc::with_current(|p| {
-            let space = p.space();
+            let space = &mut *p.space();
             space.mincore(start, end, &mut bytes[..n])?;
             usercopy::copy_out(space, out, &bytes[..n])
         })?;
@@ -271,7 +272,7 @@ pub fn mlockall(flags: u64) -> SysResult {
         if flags & MCL_CURRENT == 0 {
             return Ok(0);
         }
-        let space = p.space();
+        let space = &mut *p.space();
         for (start, end) in lockable(space) {
             if on_fault {
                 space.mlock_on_fault(start, end)?;
@@ -288,7 +289,7 @@ pub fn mlockall(flags: u64) -> SysResult {
 pub fn munlockall() -> SysResult {
     proc::with_current(|p| {
         p.res.lock_future = None;
-        let space = p.space();
+        let space = &mut *p.space();
         for (start, end) in lockable(space) {
             space.mlock(&mut KernelPhys, start, end, false)?;
         }
@@ -330,7 +331,7 @@ fn with_space(
     f: impl FnOnce(&mut crate::Space, &mut KernelPhys) -> Result<(), Errno>,
 ) -> SysResult {
     proc::with_current(|p| {
-        let space = p.space();
+        let space = &mut *p.space();
         f(space, &mut KernelPhys)?;
         debug_verify(space);
         Ok(0)

@@ -95,7 +95,7 @@ pub fn readlinkat(dirfd: i32, path: u64, buf: u64, size: u64) -> SysResult {
     let node = resolve_at(dirfd, &path, false, true)?;
     let target = node.link_target().ok_or(Errno::EINVAL)?;
     let n = target.len().min(size as usize);
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &target.as_bytes()[..n]))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &target.as_bytes()[..n]))?;
     Ok(n)
 }
 

@@ -103,7 +103,7 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let mut raw = vec![0u8; nfds as usize * 8];
-    proc::with_current(|p| usercopy::copy_in(p.space(), fds, &mut raw))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), fds, &mut raw))?;
     let entries: Vec<(i32, u16)> = raw
         .as_chunks::<8>()
         .0
@@ -137,7 +137,7 @@ fn poll_until(fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
         }
         Ok(count)
     })?;
-    proc::with_current(|p| usercopy::copy_out(p.space(), fds, &raw))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), fds, &raw))?;
     Ok(count)
 }
 
@@ -147,8 +147,8 @@ pub fn select(n: u64, readfds: u64, writefds: u64, exceptfds: u64, timeout: u64)
         None
     } else {
         let (secs, usecs) = proc::with_current(|p| -> Result<_, Errno> {
-            let s = usercopy::read_u64(p.space(), timeout)?;
-            let u = usercopy::read_u64(p.space(), timeout + 8)?;
+            let s = usercopy::read_u64(&mut *p.space(), timeout)?;
+            let u = usercopy::read_u64(&mut *p.space(), timeout + 8)?;
             Ok((s as i64, u as i64))
         })?;
         if secs < 0 || !(0..1_000_000).contains(&usecs) {
@@ -168,8 +168,8 @@ pub fn pselect6(n: u64, r: u64, w: u64, e: u64, tmo: u64, sig: u64) -> SysResult
     } else {
         proc::with_current(|p| -> Result<_, Errno> {
             Ok((
-                usercopy::read_u64(p.space(), sig)?,
-                usercopy::read_u64(p.space(), sig + 8)?,
+                usercopy::read_u64(&mut *p.space(), sig)?,
+                usercopy::read_u64(&mut *p.space(), sig + 8)?,
             ))
         })?
     };
@@ -189,7 +189,7 @@ fn select_until(n: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
     proc::with_current(|p| -> Result<(), Errno> {
         for (set, at) in bits.iter_mut().zip(sets) {
             if at != 0 {
-                usercopy::copy_in(p.space(), at, set)?;
+                usercopy::copy_in(&mut *p.space(), at, set)?;
             }
         }
         Ok(())
@@ -235,7 +235,7 @@ fn select_until(n: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
     proc::with_current(|p| -> Result<(), Errno> {
         for (set, at) in out.iter().zip(sets) {
             if at != 0 {
-                usercopy::copy_out(p.space(), at, set)?;
+                usercopy::copy_out(&mut *p.space(), at, set)?;
             }
         }
         Ok(())
@@ -252,7 +252,7 @@ fn with_mask(sigmask: u64, sigsetsize: u64, wait: impl FnOnce() -> SysResult) ->
     if sigsetsize != 8 {
         return Err(Errno::EINVAL);
     }
-    let mask = proc::with_current(|p| usercopy::read_u64(p.space(), sigmask))?;
+    let mask = proc::with_current(|p| usercopy::read_u64(&mut *p.space(), sigmask))?;
     let old = signal::replace_mask(mask);
     let result = wait();
     signal::restore_mask(old, result == Err(Errno::EINTR));

@@ -162,7 +162,7 @@ fn set_parent_tid(flags: u64, parent_tid: u64, pid: proc::Pid) {
     if flags & CLONE_PARENT_SETTID != 0 {
         // As Linux's kernel_clone: the child exists; a bad pointer is ignored.
         let _ =
-            proc::with_current(|p| usercopy::copy_out(p.space(), parent_tid, &pid.to_le_bytes()));
+            proc::with_current(|p| usercopy::copy_out(&mut *p.space(), parent_tid, &pid.to_le_bytes()));
     }
 }
 
@@ -211,10 +211,10 @@ pub fn wait4(pid: u64, status: u64, options: u64, rusage: u64) -> SysResult {
     let usage = super::limits::encode_rusage(&proc::zombie_usage(child));
     proc::with_current(|p| -> Result<(), Errno> {
         if status != 0 {
-            usercopy::copy_out(p.space(), status, &wstatus.to_le_bytes())?;
+            usercopy::copy_out(&mut *p.space(), status, &wstatus.to_le_bytes())?;
         }
         if rusage != 0 {
-            usercopy::copy_out(p.space(), rusage, &usage)?;
+            usercopy::copy_out(&mut *p.space(), rusage, &usage)?;
         }
         Ok(())
     })?;
@@ -294,7 +294,7 @@ const MAX_ARG_BYTES: usize = (exec::STACK_RESERVE / 4) as usize;
 /// x86_64 ELF), E2BIG (arguments too long), EFAULT, ENAMETOOLONG.
 pub fn execve(frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> SysResult {
     let (path, args, env) = proc::with_current(|p| -> Result<_, Errno> {
-        let space = p.space();
+        let space = &mut *p.space();
         let path = usercopy::read_cstr(space, path, PATH_MAX)?;
         let mut budget = MAX_ARG_BYTES;
         let args = read_strings(space, argv, &mut budget)?;

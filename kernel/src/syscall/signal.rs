@@ -24,7 +24,7 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResu
                 return Err(Errno::EINVAL);
             }
             let mut bytes = [0u8; 32];
-            usercopy::copy_in(p.space(), act, &mut bytes)?;
+            usercopy::copy_in(&mut *p.space(), act, &mut bytes)?;
             let mut action = SigAction::from_bytes(&bytes);
             action.mask &= !signal::UNBLOCKABLE;
             Some(action)
@@ -33,7 +33,7 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResu
         };
         if oldact != 0 {
             let old = p.signals.action(signo).to_bytes();
-            usercopy::copy_out(p.space(), oldact, &old)?;
+            usercopy::copy_out(&mut *p.space(), oldact, &old)?;
         }
         if let Some(action) = new {
             p.signals.set_action(signo, action);
@@ -56,7 +56,7 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
     proc::with_current_thread(|p, t| {
         let old = t.sig.mask;
         let new = if set != 0 {
-            let value = usercopy::read_u64(p.space(), set)?;
+            let value = usercopy::read_u64(&mut *p.space(), set)?;
             Some(match how {
                 SIG_BLOCK => old | value,
                 SIG_UNBLOCK => old & !value,
@@ -67,7 +67,7 @@ pub fn rt_sigprocmask(how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysRe
             None
         };
         if oldset != 0 {
-            usercopy::copy_out(p.space(), oldset, &old.to_le_bytes())?;
+            usercopy::copy_out(&mut *p.space(), oldset, &old.to_le_bytes())?;
         }
         if let Some(mask) = new {
             t.sig.mask = mask & !signal::UNBLOCKABLE;
@@ -87,7 +87,7 @@ pub fn rt_sigsuspend(mask: u64, sigsetsize: u64) -> SysResult {
     if sigsetsize != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    let mask = proc::with_current(|p| usercopy::read_u64(p.space(), mask))?;
+    let mask = proc::with_current(|p| usercopy::read_u64(&mut *p.space(), mask))?;
     let old = signal::replace_mask(mask);
     let result = crate::sleep::wait_for(&[], None, || None::<()>);
     signal::restore_mask(old, true);
@@ -107,13 +107,13 @@ pub fn sigaltstack(new: u64, old: u64, rsp: u64) -> SysResult {
         let current = t.sig.alt;
         let wanted = if new != 0 {
             let mut bytes = [0u8; 24];
-            usercopy::copy_in(p.space(), new, &mut bytes)?;
+            usercopy::copy_in(&mut *p.space(), new, &mut bytes)?;
             Some(current.replaced_by(&bytes, rsp)?)
         } else {
             None
         };
         if old != 0 {
-            usercopy::copy_out(p.space(), old, &current.to_bytes(rsp))?;
+            usercopy::copy_out(&mut *p.space(), old, &current.to_bytes(rsp))?;
         }
         if let Some(alt) = wanted {
             t.sig.alt = alt;

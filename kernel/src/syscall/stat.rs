@@ -181,7 +181,7 @@ pub fn of_console() -> Stat {
 }
 
 pub fn copy_out(buf: u64, bytes: &[u8]) -> SysResult {
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, bytes))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, bytes))?;
     Ok(0)
 }
 

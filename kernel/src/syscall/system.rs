@@ -27,7 +27,7 @@ pub fn arch_prctl(code: u64, addr: u64) -> SysResult {
         }
         ARCH_GET_FS => proc::with_current_thread(|p, t| {
             let base = t.fs_base;
-            usercopy::copy_out(p.space(), addr, &base.to_le_bytes())
+            usercopy::copy_out(&mut *p.space(), addr, &base.to_le_bytes())
         })
         .map(|()| 0),
         _ => Err(Errno::EINVAL),
@@ -52,7 +52,7 @@ pub fn uname(buf: u64) -> SysResult {
     for (i, field) in fields.iter().enumerate() {
         out[i * UTS_FIELD..i * UTS_FIELD + field.len()].copy_from_slice(field);
     }
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &out)).map(|()| 0)
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &out)).map(|()| 0)
 }
 
 const GRND_NONBLOCK: u64 = 1;
@@ -77,7 +77,7 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     while done < len {
         let n = (len - done).min(chunk.len());
         crate::dev::random_fill(&mut chunk[..n]);
-        proc::with_current(|p| usercopy::copy_out(p.space(), buf + done as u64, &chunk[..n]))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf + done as u64, &chunk[..n]))?;
         done += n;
     }
     Ok(len)
@@ -94,7 +94,7 @@ pub fn ioctl(fd: u64, request: u64, arg: u64) -> SysResult {
     let request = request as u32 as u64;
     if request == FIONBIO {
         let mut word = [0u8; 4];
-        proc::with_current(|p| usercopy::copy_in(p.space(), arg, &mut word))?;
+        proc::with_current(|p| usercopy::copy_in(&mut *p.space(), arg, &mut word))?;
         let on = word != [0; 4];
         let mut file = file.lock();
         file.flags =
@@ -109,7 +109,7 @@ pub fn ioctl(fd: u64, request: u64, arg: u64) -> SysResult {
     match request {
         FIONREAD => {
             let n = end.available() as u32;
-            proc::with_current(|p| usercopy::copy_out(p.space(), arg, &n.to_le_bytes()))?;
+            proc::with_current(|p| usercopy::copy_out(&mut *p.space(), arg, &n.to_le_bytes()))?;
             Ok(0)
         }
         _ => Err(Errno::ENOTTY),
@@ -209,7 +209,7 @@ pub fn getres(group: bool, real: u64, effective: u64, saved: u64) -> SysResult {
     });
     proc::with_current(|p| -> Result<(), Errno> {
         for (addr, v) in [(real, r), (effective, e), (saved, e)] {
-            usercopy::copy_out(p.space(), addr, &v.to_le_bytes())?;
+            usercopy::copy_out(&mut *p.space(), addr, &v.to_le_bytes())?;
         }
         Ok(())
     })?;
@@ -251,7 +251,7 @@ pub fn sysinfo(buf: u64) -> SysResult {
     put(48, shared);
     raw[80..82].copy_from_slice(&(procs as u16).to_le_bytes());
     raw[104..108].copy_from_slice(&1u32.to_le_bytes());
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &raw))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &raw))?;
     Ok(0)
 }
 
@@ -274,7 +274,7 @@ const COMM_LEN: usize = 16;
 pub fn prctl(option: u64, arg2: u64) -> SysResult {
     match option {
         PR_SET_NAME => {
-            let name = proc::with_current(|p| usercopy::read_cstr(p.space(), arg2, 4096))?;
+            let name = proc::with_current(|p| usercopy::read_cstr(&mut *p.space(), arg2, 4096))?;
             let name = &name[..name.len().min(COMM_LEN - 1)];
             let name = alloc::string::String::from_utf8_lossy(name).into_owned();
             proc::with_current(|p| p.name = name);
@@ -286,7 +286,7 @@ pub fn prctl(option: u64, arg2: u64) -> SysResult {
                 let name = p.name.as_bytes();
                 let n = name.len().min(COMM_LEN - 1);
                 out[..n].copy_from_slice(&name[..n]);
-                usercopy::copy_out(p.space(), arg2, &out)
+                usercopy::copy_out(&mut *p.space(), arg2, &out)
             })?;
             Ok(0)
         }
@@ -294,7 +294,7 @@ pub fn prctl(option: u64, arg2: u64) -> SysResult {
         PR_SET_DUMPABLE if arg2 <= 1 => Ok(0),
         PR_SET_PDEATHSIG if arg2 <= 64 => Ok(0),
         PR_GET_PDEATHSIG => {
-            proc::with_current(|p| usercopy::copy_out(p.space(), arg2, &0u32.to_le_bytes()))?;
+            proc::with_current(|p| usercopy::copy_out(&mut *p.space(), arg2, &0u32.to_le_bytes()))?;
             Ok(0)
         }
         PR_SET_NO_NEW_PRIVS if arg2 == 1 => Ok(0),
@@ -379,9 +379,9 @@ pub fn get_robust_list(tid: u64, head: u64, len: u64) -> SysResult {
         proc::robust_list_of(me, tid as u32).ok_or(Errno::ESRCH)?
     };
     proc::with_current(|p| {
-        usercopy::copy_out(p.space(), head, &list.to_le_bytes())?;
+        usercopy::copy_out(&mut *p.space(), head, &list.to_le_bytes())?;
         usercopy::copy_out(
-            p.space(),
+            &mut *p.space(),
             len,
             &crate::futex::ROBUST_HEAD_SIZE.to_le_bytes(),
         )

@@ -63,14 +63,14 @@ fn pair(seconds: u64, fraction: u64) -> [u8; 16] {
 
 fn write_timespec(addr: u64, ns: u64) -> Result<(), Errno> {
     let bytes = pair(ns / NANOS_PER_SEC, ns % NANOS_PER_SEC);
-    proc::with_current(|p| usercopy::copy_out(p.space(), addr, &bytes))
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), addr, &bytes))
 }
 
 /// A user timespec as nanoseconds: EFAULT if unreadable, EINVAL unless
 /// 0 <= tv_nsec < 10^9 and tv_sec >= 0 (Linux's timespec64_valid).
 pub fn read_timespec(addr: u64) -> Result<u64, Errno> {
     let mut bytes = [0u8; 16];
-    proc::with_current(|p| usercopy::copy_in(p.space(), addr, &mut bytes))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), addr, &mut bytes))?;
     let seconds = i64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
     let nanos = i64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
     if seconds < 0 || !(0..NANOS_PER_SEC as i64).contains(&nanos) {
@@ -107,10 +107,10 @@ pub fn gettimeofday(tv: u64, tz: u64) -> SysResult {
     let ns = time::realtime();
     if tv != 0 {
         let bytes = pair(ns / NANOS_PER_SEC, ns % NANOS_PER_SEC / 1000);
-        proc::with_current(|p| usercopy::copy_out(p.space(), tv, &bytes))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), tv, &bytes))?;
     }
     if tz != 0 {
-        proc::with_current(|p| usercopy::copy_out(p.space(), tz, &[0u8; 8]))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), tz, &[0u8; 8]))?;
     }
     Ok(0)
 }
@@ -119,7 +119,7 @@ pub fn gettimeofday(tv: u64, tz: u64) -> SysResult {
 pub fn time(tloc: u64) -> SysResult {
     let seconds = time::realtime() / NANOS_PER_SEC;
     if tloc != 0 {
-        proc::with_current(|p| usercopy::copy_out(p.space(), tloc, &seconds.to_le_bytes()))?;
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), tloc, &seconds.to_le_bytes()))?;
     }
     Ok(seconds as usize)
 }

@@ -85,7 +85,8 @@ fn install_pair(out: u64, a: (End, u32), b: (End, u32), cloexec: bool) -> SysRes
         let mut bytes = [0u8; 8];
         bytes[..4].copy_from_slice(&(fa as i32).to_le_bytes());
         bytes[4..].copy_from_slice(&(fb as i32).to_le_bytes());
-        if let Err(e) = usercopy::copy_out(p.space(), out, &bytes) {
+        let copied = usercopy::copy_out(&mut *p.space(), out, &bytes);
+        if let Err(e) = copied {
             let _ = p.files.close(fa as u64);
             let _ = p.files.close(fb as u64);
             return Err(e);
@@ -111,7 +112,7 @@ pub fn read(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
     usercopy::check_range(buf, len)?;
     let mut data = vec![0u8; len];
     let n = end.read(&mut data, nonblock)?;
-    proc::with_current(|p| usercopy::copy_out(p.space(), buf, &data[..n]))?;
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf, &data[..n]))?;
     Ok(n)
 }
 
@@ -126,7 +127,7 @@ pub fn write(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
     while done < len || len == 0 {
         let n = (len - done).min(CAPACITY as u64) as usize;
         let mut data = vec![0u8; n];
-        let copied = proc::with_current(|p| usercopy::copy_in(p.space(), buf + done, &mut data));
+        let copied = proc::with_current(|p| usercopy::copy_in(&mut *p.space(), buf + done, &mut data));
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }

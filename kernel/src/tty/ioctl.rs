@@ -25,12 +25,12 @@ const TIOCNOTTY: u64 = 0x5422;
 const TIOCGSID: u64 = 0x5429;
 
 fn copy_out(at: u64, bytes: &[u8]) -> Result<(), Errno> {
-    proc::with_current(|p| usercopy::copy_out(p.space(), at, bytes))
+    proc::with_current(|p| usercopy::copy_out(&mut *p.space(), at, bytes))
 }
 
 fn copy_in<const N: usize>(at: u64) -> Result<[u8; N], Errno> {
     let mut bytes = [0u8; N];
-    proc::with_current(|p| usercopy::copy_in(p.space(), at, &mut bytes))?;
+    proc::with_current(|p| usercopy::copy_in(&mut *p.space(), at, &mut bytes))?;
     Ok(bytes)
 }
 

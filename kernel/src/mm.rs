@@ -1,0 +1,132 @@
+//! A process's address space behind its own lock: DESIGN §6's
+//! address-space lock (Linux's mmap_lock, FreeBSD's vm_map lock).
+//!
+//! **Readers** are page faults that only add an entry: the first touch of
+//! anonymous private memory, and spurious faults (`AddressSpace::
+//! fault_shared`, vm/src/vm_fault/shared.rs). trap.rs runs them before it
+//! takes the kernel lock, so the threads of one process fault their new
+//! pages in parallel on different CPUs, and entering the PTEs is
+//! serialised only by the space's page-table lock (kernel/src/pmap/shared.rs).
+//!
+//! **Writers** are everything else: every system call's look at the space
+//! (mmap, munmap, mprotect, copies to and from user memory, ...), the
+//! other faults, fork, exec, exit, /proc, reclaim. Each takes the write
+//! lock inside the process table's lock (`Process::space`), under the
+//! kernel lock: one writer at a time, and it waits only for the readers
+//! in flight.
+//!
+//! The lock is a spin lock, not a sleeping one, because nobody sleeps
+//! holding it: a writer holds it only inside the process table's lock,
+//! where nothing sleeps, and a reader only for a fault that never waits
+//! (no disk, no other CPU). So a waiting writer waits microseconds, for
+//! faults that need nothing it holds; it answers cross-calls meanwhile
+//! (the rule for every spin loop, DESIGN §6). A reader does not wait at
+//! all: when the lock is taken for writing, or a writer waits for it, the
+//! fault goes the way of the others (the kernel lock, then `fault` under
+//! the write lock), which keeps a stream of faults from starving writers.
+//!
+//! Reclaim reaches spaces from frames, against the lock order, so it only
+//! try-locks (proc/spaces.rs).
+//!
+//! The space each CPU runs is kept here too (`running`): the fault path
+//! finds it without the process table, which the kernel-lock holder may
+//! hold at that moment.
+
+use crate::Space;
+use crate::arch::ipi;
+use crate::arch::percpu::{self, MAX_CPUS};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use spin::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub struct Mm {
+    space: RwLock<Space>,
+    /// A writer waits for the readers in flight: new ones go the
+    /// writers' way until it is through.
+    writer_waiting: AtomicBool,
+    /// Faults resolved under the read lock (minor faults: getrusage and
+    /// /proc/PID/stat add them to the process's own count).
+    minflt: AtomicU64,
+}
+
+impl Mm {
+    pub fn new(space: Space) -> Arc<Mm> {
+        Arc::new(Mm {
+            space: RwLock::new(space),
+            writer_waiting: AtomicBool::new(false),
+            minflt: AtomicU64::new(0),
+        })
+    }
+
+    /// The space, for writing: waits for the faults under the read lock
+    /// in flight (the kernel lock keeps other writers away).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Space> {
+        if let Some(space) = self.space.try_write() {
+            return space;
+        }
+        // Writers hold the kernel lock, so a writer already in is this
+        // CPU's own: a second `Process::space` while the first guard
+        // lives would wait for itself forever.
+        assert!(
+            self.space.writer_count() == 0,
+            "mm: the address-space lock taken twice for writing"
+        );
+        self.writer_waiting.store(true, Ordering::SeqCst);
+        let space = loop {
+            if let Some(space) = self.space.try_write() {
+                break space;
+            }
+            ipi::poll();
+            core::hint::spin_loop();
+        };
+        self.writer_waiting.store(false, Ordering::SeqCst);
+        space
+    }
+
+    /// The space, for writing, if no one holds it (reclaim).
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, Space>> {
+        self.space.try_write()
+    }
+
+    /// The space, for a fault under the read lock; None when a writer
+    /// holds it or waits for it.
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Space>> {
+        if self.writer_waiting.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.space.try_read()
+    }
+
+    /// Load the space's page tables on this CPU (the scheduler). Its L4
+    /// is all this reads, so it shares the lock with the faults of the
+    /// space's other threads instead of waiting for them.
+    pub fn activate(&self) {
+        self.space.read().pmap.activate();
+    }
+
+    pub fn count_minor_fault(&self) {
+        self.minflt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn minor_faults(&self) -> u64 {
+        self.minflt.load(Ordering::Relaxed)
+    }
+}
+
+/// The address space of the thread each CPU runs, by CPU index (None:
+/// the scheduler or the idle loop runs there).
+static RUNNING: [Mutex<Option<Arc<Mm>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// This CPU now runs a thread of `mm` (the scheduler, and exec for the
+/// new image), or none.
+pub fn set_running(mm: Option<Arc<Mm>>) {
+    // Dropped after the slot's lock is let go: the last reference to a
+    // space frees its page tables.
+    let old = core::mem::replace(&mut *RUNNING[percpu::this().index()].lock(), mm);
+    drop(old);
+}
+
+/// The address space of the thread this CPU runs.
+pub fn running() -> Option<Arc<Mm>> {
+    RUNNING[percpu::this().index()].lock().clone()
+}
