@@ -249,6 +249,12 @@ pub fn reap(pid: Pid) {
     }
 }
 
+/// Load the kernel's tables and let go of the space this CPU ran.
+fn leave_user_space() {
+    pmap::activate_kernel();
+    crate::mm::set_running(None);
+}
+
 /// The runner's status for init's wait status (DESIGN §1), after a leak check.
 fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     // Processes still running when init ends go with it (as on Linux,
@@ -256,11 +262,12 @@ fn init_exited(status: WaitStatus, frames_before: usize) -> ! {
     let mut survivors = 0;
     // Their threads may run on other CPUs: those leave every user space
     // first (they then wait for the kernel lock, which this CPU keeps
-    // until the machine stops), so the spaces can go.
+    // until the machine stops), so the spaces can go; this CPU too.
     crate::arch::ipi::call(
         crate::arch::ipi::CpuSet::others(),
-        crate::arch::ipi::Request::Run(pmap::activate_kernel),
+        crate::arch::ipi::Request::Run(leave_user_space),
     );
+    leave_user_space();
     let mut table = TABLE.lock();
     let caller = running().and_then(|t| table.threads.get(&t)).map(|t| t.pid);
     for p in table.procs.values_mut() {
