@@ -371,3 +371,74 @@ fn a_huge_first_touch_that_lost_its_slot_to_a_small_page_takes_a_small_page() {
     space.clear(&mut mem);
     assert_eq!(mem.in_use(), 0);
 }
+
+mod model {
+    //! Any sequence of first touches and faults gives the same page tables
+    //! and the same resolutions whether each fault first tries the read
+    //! lock's way (falling back to `fault` when it declines) or not.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A read-write mapping of two 2 MiB ranges and some 4 KiB pages, and
+    /// a read-only one of 16 pages; its address.
+    fn mappings(space: &mut AddressSpace<RacyPmap>, mem: &mut FakeMemory) -> (u64, u64) {
+        let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
+        let mut map = |len, prot| {
+            let req = mmap::validate_mmap(0, len, prot, flags, -1, 0).expect("valid");
+            let vma = Vma::for_request(&req).expect("anonymous");
+            space.mmap(mem, &req, vma).expect("mmap")
+        };
+        (map(2 * HUGE_PAGE + 8 * PAGE, 3), map(16 * PAGE, 1))
+    }
+
+    fn access(kind: u8) -> Access {
+        match kind {
+            0 => Access::Read,
+            1 => Access::Execute,
+            _ => Access::Write,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn the_read_lock_way_resolves_as_the_write_lock_way(
+            always in any::<bool>(),
+            ops in proptest::collection::vec((0u64..2 * 512 + 8 + 16 + 2, 0u8..4), 1..48),
+        ) {
+            let frames = 2 * 3 * (HUGE_PAGE / PAGE) as usize;
+            let mode = if always { Mode::Always } else { Mode::Never };
+            let (mut mem_a, mut mem_b) = (FakeMemory::new(frames), FakeMemory::new(frames));
+            let mut a = AddressSpace::new(RacyPmap::new(usize::MAX, idle()), TOP);
+            let mut b = AddressSpace::new(RacyPmap::new(usize::MAX, idle()), TOP);
+            a.thp = mode;
+            b.thp = mode;
+            let (rw, ro) = mappings(&mut a, &mut mem_a);
+            prop_assert_eq!(mappings(&mut b, &mut mem_b), (rw, ro));
+            let rw_pages = 2 * 512 + 8;
+            for (page, kind) in ops {
+                // Pages past both mappings' ends fault on nothing.
+                let addr = if page < rw_pages {
+                    rw + page * PAGE
+                } else {
+                    ro + (page - rw_pages) * PAGE
+                };
+                let access = access(kind);
+                let want = a.fault(&mut mem_a, addr, access);
+                let got = match b.fault_shared(&mut mem_b, addr, access) {
+                    Some(done) => Ok(done),
+                    None => b.fault(&mut mem_b, addr, access),
+                };
+                prop_assert_eq!(got, want, "fault at {:#x} ({:?})", addr, access);
+                let shape = |s: &AddressSpace<RacyPmap>| s.pmap.query(addr).map(|m| (m.prot, m.huge));
+                prop_assert_eq!(shape(&b), shape(&a));
+                prop_assert_eq!(mem_b.in_use(), mem_a.in_use());
+            }
+            b.audit_rmap().expect("rmap matches");
+            a.clear(&mut mem_a);
+            b.clear(&mut mem_b);
+            prop_assert_eq!(mem_b.in_use(), 0);
+        }
+    }
+}
