@@ -110,6 +110,11 @@ pub fn wake(pid: Pid) {
     }
 }
 
+/// Whether wake-ups wait to be delivered (the scheduler delivers them).
+pub fn any_deferred() -> bool {
+    ANY_DEFERRED.load(Ordering::Acquire)
+}
+
 /// Deliver the deferred wake-ups: at the end of every syscall, in the
 /// scheduler's loop and at each tick (only try-locked there).
 pub fn wake_deferred() {

@@ -58,38 +58,79 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         handle(frame);
         return;
     }
-    // A first touch of anonymous memory needs no kernel lock: it is
-    // resolved under the address-space read lock, in parallel with the
-    // other CPUs (kernel/src/mm.rs). Signals to deliver, or reclaim that
-    // is due, take the kernel lock after all.
-    if frame.vector == PAGE_FAULT && parallel_fault(frame) {
-        if signal::may_be_pending() || crate::reclaim::due() {
-            crate::kernel_lock::enter();
-            crate::reclaim::balance();
-            signal::deliver_pending(frame);
-            crate::kernel_lock::leave();
-        }
+    let step = without_kernel_lock(frame);
+    if step == Step::Done && !signal::may_be_pending() && !crate::reclaim::due() {
         return;
     }
-    // From user mode: the kernel lock for the handling and the signal
-    // delivery (kernel_lock.rs); the handler may switch threads, and the
-    // thread may come back on another CPU, which then holds the lock.
+    // The kernel lock for the handling and the signal delivery
+    // (kernel_lock.rs); the handler may switch threads, and the thread
+    // may come back on another CPU, which then holds the lock.
     crate::kernel_lock::enter();
-    handle(frame);
+    match step {
+        Step::Done => crate::reclaim::balance(),
+        Step::Yield => proc::yield_now(),
+        Step::Wait => {}
+        Step::Locked => handle(frame),
+    }
     signal::deliver_pending(frame);
     crate::kernel_lock::leave();
 }
 
-fn handle(frame: &mut TrapFrame) {
+/// How far a trap from user mode got without the kernel lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Handled: back to user mode, unless signals or reclaim want the lock.
+    Done,
+    /// The tick, handled; another thread waits for this CPU.
+    Yield,
+    /// A cross-call, handled, that took this CPU out of its space (init's
+    /// exit): it waits for the kernel lock instead of returning.
+    Wait,
+    /// Not handled: `handle` runs under the kernel lock.
+    Locked,
+}
+
+/// The traps from user mode that need no kernel lock, handled: a first
+/// touch of anonymous memory, resolved under the address-space read lock
+/// in parallel with the other CPUs (kernel/src/mm.rs); the tick, whose
+/// own work only try-locks (the yield, if another thread waits, takes the
+/// lock); a cross-call (a TLB shootdown: its handler takes no lock), so
+/// that a thread running here does not wait for the munmap on another
+/// CPU that sent it.
+fn without_kernel_lock(frame: &TrapFrame) -> Step {
     match frame.vector {
+        PAGE_FAULT if parallel_fault(frame) => Step::Done,
         TIMER => {
-            timer::tick();
-            proc::account_tick(frame.is_user_mode());
-            apic::end_of_interrupt();
-            if frame.is_user_mode() {
-                proc::yield_now();
+            tick(true);
+            if proc::others_wait() {
+                Step::Yield
+            } else {
+                Step::Done
             }
         }
+        vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
+            ipi::dispatch(vector);
+            if crate::arch::percpu::this().user_tables() != 0 {
+                Step::Done
+            } else {
+                Step::Wait
+            }
+        }
+        _ => Step::Locked,
+    }
+}
+
+/// The tick's own work: the clock, the sleepers, CPU-time accounting.
+fn tick(user: bool) {
+    timer::tick();
+    proc::account_tick(user);
+    apic::end_of_interrupt();
+}
+
+fn handle(frame: &mut TrapFrame) {
+    match frame.vector {
+        // From user mode the tick is `without_kernel_lock`'s.
+        TIMER => tick(false),
         vector if (IPI_BASE..IPI_BASE + IPI_COUNT as u64).contains(&vector) => {
             ipi::dispatch(vector)
         }

@@ -154,6 +154,13 @@ pub(super) fn switch_to_scheduler() {
 }
 
 /// Let other threads run (the timer tick, sched_yield).
+/// Whether a thread may be waiting for a CPU (the tick in user mode then
+/// yields): one in the run queue, a wake-up not yet delivered, or the
+/// table held so that no one can tell.
+pub fn others_wait() -> bool {
+    crate::sleep::any_deferred() || TABLE.try_lock().is_none_or(|t| !t.run_queue.is_empty())
+}
+
 pub fn yield_now() {
     switch_to_scheduler();
 }
