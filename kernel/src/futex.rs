@@ -291,7 +291,8 @@ fn owner_died(entry: u64, offset: u64, tid: Tid) {
         return;
     }
     let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-    let written = proc::with_current(|p| usercopy::copy_out(&mut *p.space(), uaddr, &new.to_le_bytes()));
+    let written =
+        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), uaddr, &new.to_le_bytes()));
     if written.is_ok() && word & FUTEX_WAITERS != 0 {
         wake_at(uaddr, 1);
     }

@@ -92,7 +92,8 @@ fn choose(me: Pid) -> Option<Pid> {
 fn kill(victim: Pid, me: Pid) {
     let (name, rss, swap) = proc::with_process(victim, |p| {
         let space = p.space_if_any();
-        let (rss, swap) = space.map_or((0, 0), |mut s| (s.pmap.resident_pages(), s.swapped_pages()));
+        let (rss, swap) =
+            space.map_or((0, 0), |mut s| (s.pmap.resident_pages(), s.swapped_pages()));
         (p.name.clone(), rss, swap)
     })
     .unwrap_or_default();

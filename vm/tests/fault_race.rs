@@ -303,7 +303,10 @@ fn a_first_touch_under_the_read_lock_resolves_as_the_write_lock_fault_does() {
     // A write to the zero page is copy-on-write, nothing mapped is a
     // SIGSEGV, and an access the VMA refuses too: the write lock's.
     assert_eq!(space.fault_shared(&mut mem, read, Access::Write), None);
-    assert_eq!(space.fault_shared(&mut mem, addr + 2 * PAGE, Access::Read), None);
+    assert_eq!(
+        space.fault_shared(&mut mem, addr + 2 * PAGE, Access::Read),
+        None
+    );
     assert_eq!(space.fault_shared(&mut mem, written, Access::Execute), None);
     assert_eq!(mem.in_use(), 1, "one frame: the written page's");
     space.audit_rmap().expect("rmap matches");

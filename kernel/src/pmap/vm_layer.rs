@@ -96,7 +96,12 @@ impl Pmap {
     }
 
     /// Map the empty 2 MiB slot at `va` to the block headed by `pfn`.
-    pub(super) fn enter_huge_entry(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
+    pub(super) fn enter_huge_entry(
+        &self,
+        va: u64,
+        pfn: Pfn,
+        prot: PteProt,
+    ) -> Result<(), NoMemory> {
         let frame = frame_of(pfn);
         let owner = self.owner(va);
         // SAFETY: our L4, with `&mut self` at the caller or the page-table

@@ -126,7 +126,10 @@ fn pick(table: &mut Table) -> Option<(Tid, u64)> {
         }
         t.run = Run::Running;
         crate::arch::syscall::set_kernel_stack(VirtAddr::new(t.kernel_stack_top()));
-        let mm = p.space.clone().expect("sched: a thread's process has an address space");
+        let mm = p
+            .space
+            .clone()
+            .expect("sched: a thread's process has an address space");
         mm.activate();
         crate::mm::set_running(Some(mm));
         t.fpu.restore();

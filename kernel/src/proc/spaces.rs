@@ -7,10 +7,10 @@
 
 use super::{TABLE, Table};
 use crate::Space;
-use spin::RwLockWriteGuard;
 use crate::fd::FileKind;
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
+use spin::RwLockWriteGuard;
 use vm::frame::Pfn;
 use vm::mmap::Sharing;
 use vm::reclaim::Spaces;

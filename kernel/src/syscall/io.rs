@@ -224,7 +224,8 @@ pub fn read_from(kind: &FileKind, offset: u64, buf: u64, len: u64, nonblock: boo
         if n == 0 {
             break;
         }
-        let copied = proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf + done, &chunk[..n]));
+        let copied =
+            proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf + done, &chunk[..n]));
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }

@@ -161,8 +161,9 @@ fn clone_thread(
 fn set_parent_tid(flags: u64, parent_tid: u64, pid: proc::Pid) {
     if flags & CLONE_PARENT_SETTID != 0 {
         // As Linux's kernel_clone: the child exists; a bad pointer is ignored.
-        let _ =
-            proc::with_current(|p| usercopy::copy_out(&mut *p.space(), parent_tid, &pid.to_le_bytes()));
+        let _ = proc::with_current(|p| {
+            usercopy::copy_out(&mut *p.space(), parent_tid, &pid.to_le_bytes())
+        });
     }
 }
 

@@ -77,7 +77,9 @@ pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     while done < len {
         let n = (len - done).min(chunk.len());
         crate::dev::random_fill(&mut chunk[..n]);
-        proc::with_current(|p| usercopy::copy_out(&mut *p.space(), buf + done as u64, &chunk[..n]))?;
+        proc::with_current(|p| {
+            usercopy::copy_out(&mut *p.space(), buf + done as u64, &chunk[..n])
+        })?;
         done += n;
     }
     Ok(len)

@@ -127,7 +127,8 @@ pub fn write(end: &Arc<End>, buf: u64, len: u64, nonblock: bool) -> SysResult {
     while done < len || len == 0 {
         let n = (len - done).min(CAPACITY as u64) as usize;
         let mut data = vec![0u8; n];
-        let copied = proc::with_current(|p| usercopy::copy_in(&mut *p.space(), buf + done, &mut data));
+        let copied =
+            proc::with_current(|p| usercopy::copy_in(&mut *p.space(), buf + done, &mut data));
         if let Err(e) = copied {
             return if done > 0 { Ok(done as usize) } else { Err(e) };
         }

@@ -87,7 +87,10 @@ impl<P: Pmap + SharedPmap> AddressSpace<P> {
         writable: bool,
         done: Resolution,
     ) -> Option<Entered> {
-        match self.pmap.enter_if_absent(page, pfn, pte_prot(vma, writable)) {
+        match self
+            .pmap
+            .enter_if_absent(page, pfn, pte_prot(vma, writable))
+        {
             Ok(true) => Some(Entered::Done(done)),
             Ok(false) => {
                 phys.put(pfn);
@@ -109,7 +112,10 @@ impl<P: Pmap + SharedPmap> AddressSpace<P> {
             && self.pmap.huge_slot_is_free(base)
             && let Some(block) = phys.alloc_huge_zeroed()
         {
-            match self.pmap.enter_huge_if_free(base, block, pte_prot(vma, true)) {
+            match self
+                .pmap
+                .enter_huge_if_free(base, block, pte_prot(vma, true))
+            {
                 Ok(true) => return Some(Entered::Done(Resolution::HugeZeroFill)),
                 Ok(false) => {
                     phys.put_block(block);
