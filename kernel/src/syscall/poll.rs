@@ -167,9 +167,10 @@ pub fn pselect6(n: u64, r: u64, w: u64, e: u64, tmo: u64, sig: u64) -> SysResult
         (0, 8)
     } else {
         proc::with_current(|p| -> Result<_, Errno> {
+            let space = &mut *p.space();
             Ok((
-                usercopy::read_u64(&mut *p.space(), sig)?,
-                usercopy::read_u64(&mut *p.space(), sig + 8)?,
+                usercopy::read_u64(space, sig)?,
+                usercopy::read_u64(space, sig + 8)?,
             ))
         })?
     };
