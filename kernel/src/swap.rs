@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 use vm::frame::Pfn;
 use vm::pmap::PhysMem;
-use vm::swap_cache::{IoFailed, READAHEAD_WINDOW, SwapCache, SwapDevice, SwapInError, SwappedIn};
+use vm::swap_cache::{IoFailed, SwapCache, SwapDevice, SwapInError, SwappedIn};
 use vm::swap_header::SwapHeader;
 use vm::swap_map::{CountOverflow, Slot, SwapMap};
 
@@ -268,7 +268,7 @@ pub fn with_cache<R>(f: impl FnOnce(&mut SwapCache) -> R) -> R {
 /// Every page read counts in /proc/vmstat's pswpin here, whoever asked
 /// (a fault on a swap PTE, or an object reading its page back).
 pub fn swap_in(slot: Slot) -> Result<SwappedIn, SwapInError> {
-    let got = with_cache(|c| c.swap_in(&mut Device, &mut KernelPhys, slot, READAHEAD_WINDOW))?;
+    let got = with_cache(|c| c.swap_in(&mut Device, &mut KernelPhys, slot))?;
     crate::vmstat::paging(crate::vmstat::Paging::SwapIn, u64::from(got.read));
     Ok(got)
 }

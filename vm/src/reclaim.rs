@@ -43,7 +43,7 @@ use crate::mmap::Sharing;
 use crate::pmap::{Mapping, PhysMem, Pmap};
 use crate::rmap::{Owner, SpaceId};
 use crate::space::{AddressSpace, PAGEOUT_BATCH};
-use crate::swap_cache::{READAHEAD_WINDOW, SwapCache, SwapDevice};
+use crate::swap_cache::{SwapCache, SwapDevice};
 use crate::swap_map::Slot;
 use crate::vm_object::ObjectRef;
 use crate::vma::{HUGE_PAGE, VmaFlags};
@@ -127,7 +127,7 @@ impl<P: Pmap> Reclaim<'_, P> {
             return done;
         }
         // Keep the newest read-ahead: it is about to be used.
-        let keep = 2 * READAHEAD_WINDOW as usize;
+        let keep = 2 * self.cache.window() as usize;
         done.freed += self.cache.shrink(self.dev, self.phys, keep) as u64;
         let short = |done: &Reclaimed| want.saturating_sub(done.freed as usize);
         if short(&done) == 0 {

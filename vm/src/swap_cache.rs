@@ -9,8 +9,8 @@
 //! under its slot, as Linux's swap cache does:
 //!
 //! - an entry holds one reference to its frame and one count of its slot;
-//! - a swap-in finds the slot's frame here, or reads it (with up to
-//!   `window` neighbours, Linux's read-ahead, which land here too) and
+//! - a swap-in finds the slot's frame here, or reads it (with the
+//!   neighbours of its read-ahead window, which land here too) and
 //!   enters it; the faulting PTE gets a frame reference of its own;
 //! - when the last PTE holding a slot lets go (`release`: swapped in,
 //!   unmapped), only the cache's count is left, and the entry goes;
@@ -81,15 +81,82 @@ pub struct SwappedIn {
 }
 
 /// Swap-in reads the slot and the taken slots around it in an aligned
-/// window of this many (Linux's page_cluster 3: 8 pages).
+/// window of slots: this many at first (Linux's page_cluster 3: 8
+/// pages), then as many as the program turns out to use (`ReadAhead`).
 pub const READAHEAD_WINDOW: u32 = 8;
+/// The largest window (128 KiB): a sweep through swapped memory then
+/// waits for the disk once per 32 pages.
+pub const READAHEAD_MAX: u32 = 32;
+
+/// The read-ahead window, sized by what the last reads' neighbours were
+/// good for (Linux sizes its swap read-ahead by the same evidence, its
+/// read-ahead hits): a window whose pages were mostly faulted in before
+/// the next read doubles, one whose pages mostly were not halves, down to
+/// the slot alone; from there a read of the slot next to the last one
+/// (the program walks its memory in order again) starts it growing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadAhead {
+    window: u32,
+    /// Pages read ahead since the last read, and how many of them a
+    /// fault asked for since.
+    ahead: u32,
+    used: u32,
+    /// The slot the last read was for.
+    last: Option<Slot>,
+}
+
+impl ReadAhead {
+    pub const fn new() -> ReadAhead {
+        ReadAhead {
+            window: READAHEAD_WINDOW,
+            ahead: 0,
+            used: 0,
+            last: None,
+        }
+    }
+
+    /// The window for a read of `slot` now; the evidence starts again.
+    fn next(&mut self, slot: Slot) -> u32 {
+        let after_last = self.last.is_some_and(|l| l.0.abs_diff(slot.0) == 1);
+        self.window = if self.ahead > 0 && 2 * self.used >= self.ahead {
+            self.window * 2
+        } else if self.ahead > 0 && 4 * self.used < self.ahead {
+            self.window / 2
+        } else if self.ahead == 0 && after_last {
+            self.window * 2
+        } else {
+            self.window
+        }
+        .clamp(1, READAHEAD_MAX);
+        self.last = Some(slot);
+        self.ahead = 0;
+        self.used = 0;
+        self.window
+    }
+}
+
+impl Default for ReadAhead {
+    fn default() -> Self {
+        ReadAhead::new()
+    }
+}
+
+/// A cached slot's page.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    pfn: Pfn,
+    /// When it was cached (oldest go first in `shrink`).
+    stamp: u64,
+    /// Read ahead, and no fault has asked for it yet.
+    ahead: bool,
+}
 
 #[derive(Debug, Default)]
 pub struct SwapCache {
-    /// Slot → its frame and when it was cached (oldest go first in `shrink`).
-    frames: BTreeMap<Slot, (Pfn, u64)>,
+    frames: BTreeMap<Slot, Entry>,
     slots: BTreeMap<Pfn, Slot>,
     stamp: u64,
+    readahead: ReadAhead,
 }
 
 impl SwapCache {
@@ -98,7 +165,14 @@ impl SwapCache {
             frames: BTreeMap::new(),
             slots: BTreeMap::new(),
             stamp: 0,
+            readahead: ReadAhead::new(),
         }
+    }
+
+    /// The read-ahead window now (reclaim keeps twice as many of the
+    /// newest unused entries: they are about to be used).
+    pub fn window(&self) -> u32 {
+        self.readahead.window
     }
 
     /// Entries (/proc/meminfo's SwapCached, in pages).
@@ -116,25 +190,26 @@ impl SwapCache {
     }
 
     pub fn frame_of(&self, slot: Slot) -> Option<Pfn> {
-        self.frames.get(&slot).map(|&(pfn, _)| pfn)
+        self.frames.get(&slot).map(|e| e.pfn)
     }
 
     /// Cache `pfn` (the caller's reference goes to the entry) as `slot`'s
     /// page, taking a count of the slot; false (nothing kept) when the
     /// slot's count is at its maximum.
-    fn insert(&mut self, dev: &mut dyn SwapDevice, slot: Slot, pfn: Pfn) -> bool {
+    fn insert(&mut self, dev: &mut dyn SwapDevice, slot: Slot, pfn: Pfn, ahead: bool) -> bool {
         if !dev.dup(slot) {
             return false;
         }
         self.stamp += 1;
-        self.frames.insert(slot, (pfn, self.stamp));
+        let stamp = self.stamp;
+        self.frames.insert(slot, Entry { pfn, stamp, ahead });
         self.slots.insert(pfn, slot);
         true
     }
 
     /// Drop `slot`'s entry: its frame reference and its count.
     fn remove(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, slot: Slot) {
-        if let Some((pfn, _)) = self.frames.remove(&slot) {
+        if let Some(Entry { pfn, .. }) = self.frames.remove(&slot) {
             self.slots.remove(&pfn);
             dev.free(slot);
             phys.put(pfn);
@@ -150,11 +225,17 @@ impl SwapCache {
         dev: &mut dyn SwapDevice,
         phys: &mut dyn PhysMem,
         slot: Slot,
-        window: u32,
     ) -> Result<SwappedIn, SwapInError> {
         let (mut read, mut cycles) = (0, 0);
+        if let Some(entry) = self.frames.get_mut(&slot)
+            && entry.ahead
+        {
+            entry.ahead = false;
+            self.readahead.used += 1;
+        }
         if !self.frames.contains_key(&slot) {
-            let near = dev.readahead(slot, window.max(1));
+            let window = self.readahead.next(slot);
+            let near = dev.readahead(slot, window);
             let run = consecutive_run(&near, slot, |s| !self.frames.contains_key(&s));
             let mut frames = Vec::with_capacity(run.len());
             let mut first = slot;
@@ -186,8 +267,9 @@ impl SwapCache {
                 }
             }
             read = pfns.len() as u32;
+            self.readahead.ahead = read - 1;
             for (s, pfn) in frames {
-                if !self.insert(dev, s, pfn) {
+                if !self.insert(dev, s, pfn, s != slot) {
                     phys.put(pfn);
                     if s == slot {
                         return Err(SwapInError::NoMemory);
@@ -239,8 +321,8 @@ impl SwapCache {
         let mut idle: Vec<(u64, Slot)> = self
             .frames
             .iter()
-            .filter(|&(_, &(pfn, _))| phys.refcount(pfn) == 1)
-            .map(|(&slot, &(_, stamp))| (stamp, slot))
+            .filter(|&(_, e)| phys.refcount(e.pfn) == 1)
+            .map(|(&slot, e)| (e.stamp, slot))
             .collect();
         idle.sort_unstable();
         let drop = idle.len().saturating_sub(keep);
@@ -280,5 +362,31 @@ mod tests {
         let run = consecutive_run(&near, Slot(12), |s| s != Slot(11));
         assert_eq!(run, [Slot(12), Slot(13)]);
         assert_eq!(consecutive_run(&[], Slot(3), |_| true), [Slot(3)]);
+    }
+
+    /// `next` after a read whose `ahead` pages were `used`.
+    fn after(ra: &mut ReadAhead, ahead: u32, used: u32, slot: u32) -> u32 {
+        ra.ahead = ahead;
+        ra.used = used;
+        ra.next(Slot(slot))
+    }
+
+    #[test]
+    fn the_window_grows_while_its_pages_are_used_and_shrinks_when_not() {
+        let mut ra = ReadAhead::new();
+        assert_eq!(ra.next(Slot(100)), READAHEAD_WINDOW, "the first read");
+        assert_eq!(after(&mut ra, 7, 7, 108), 16, "a sweep: all used");
+        assert_eq!(after(&mut ra, 15, 8, 124), 32);
+        assert_eq!(after(&mut ra, 31, 31, 156), READAHEAD_MAX, "at most the maximum");
+        assert_eq!(after(&mut ra, 31, 10, 188), 32, "a third used: as it was");
+        assert_eq!(after(&mut ra, 31, 2, 5000), 16, "random: few used");
+        assert_eq!(after(&mut ra, 15, 0, 9000), 8);
+        for at in [20_000, 30_000, 40_000, 50_000] {
+            after(&mut ra, 7, 0, at);
+        }
+        assert_eq!(ra.window, 1, "down to the slot alone");
+        assert_eq!(after(&mut ra, 0, 0, 60_000), 1, "nothing read ahead, not in order");
+        assert_eq!(after(&mut ra, 0, 0, 60_001), 2, "the next slot: in order again");
+        assert_eq!(after(&mut ra, 1, 1, 60_003), 4);
     }
 }

@@ -6,7 +6,7 @@ use super::countdown;
 use crate::fake_swap::FakeSwapSpace;
 use crate::frame::Pfn;
 use crate::pmap::{BLOCK_FRAMES, PhysMem};
-use crate::swap_cache::{READAHEAD_WINDOW, SwapInError, SwappedIn};
+use crate::swap_cache::{SwapInError, SwappedIn};
 use crate::swap_map::Slot;
 use crate::vma::{HUGE_PAGE, PAGE};
 use alloc::collections::BTreeMap;
@@ -284,9 +284,7 @@ impl PhysMem for FakeMemory {
 
     fn swap_in(&mut self, slot: Slot) -> Result<SwappedIn, SwapInError> {
         let mut swap = self.swap.take().expect("FakeMemory::swap_in: no swap");
-        let result = swap
-            .cache
-            .swap_in(&mut swap.dev, self, slot, READAHEAD_WINDOW);
+        let result = swap.cache.swap_in(&mut swap.dev, self, slot);
         self.swap = Some(swap);
         result
     }
