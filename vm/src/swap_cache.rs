@@ -377,7 +377,11 @@ mod tests {
         assert_eq!(ra.next(Slot(100)), READAHEAD_WINDOW, "the first read");
         assert_eq!(after(&mut ra, 7, 7, 108), 16, "a sweep: all used");
         assert_eq!(after(&mut ra, 15, 8, 124), 32);
-        assert_eq!(after(&mut ra, 31, 31, 156), READAHEAD_MAX, "at most the maximum");
+        assert_eq!(
+            after(&mut ra, 31, 31, 156),
+            READAHEAD_MAX,
+            "at most the maximum"
+        );
         assert_eq!(after(&mut ra, 31, 10, 188), 32, "a third used: as it was");
         assert_eq!(after(&mut ra, 31, 2, 5000), 16, "random: few used");
         assert_eq!(after(&mut ra, 15, 0, 9000), 8);
@@ -385,8 +389,16 @@ mod tests {
             after(&mut ra, 7, 0, at);
         }
         assert_eq!(ra.window, 1, "down to the slot alone");
-        assert_eq!(after(&mut ra, 0, 0, 60_000), 1, "nothing read ahead, not in order");
-        assert_eq!(after(&mut ra, 0, 0, 60_001), 2, "the next slot: in order again");
+        assert_eq!(
+            after(&mut ra, 0, 0, 60_000),
+            1,
+            "nothing read ahead, not in order"
+        );
+        assert_eq!(
+            after(&mut ra, 0, 0, 60_001),
+            2,
+            "the next slot: in order again"
+        );
         assert_eq!(after(&mut ra, 1, 1, 60_003), 4);
     }
 }
