@@ -208,20 +208,27 @@ fn anon_of(space: &mut AddressSpace<RacyPmap>, mem: &mut FakeMemory, len: u64) -
     space.mmap(mem, &req, vma).expect("mmap")
 }
 
-#[test]
-fn a_zero_fill_that_another_cpu_resolved_first_is_spurious_and_frees_its_frame() {
+/// A write's first touch of a page that "the other CPU" maps just before
+/// the fault enters its own frame, taken by `fault` (the write lock's
+/// way or the read lock's): a spurious fault, the other CPU's frame
+/// stays, no second one, and the frame the fault allocated goes back.
+fn zero_fill_lost_to_another_cpu(
+    thp: Mode,
+    fault: impl FnOnce(&mut AddressSpace<RacyPmap>, &mut FakeMemory, u64) -> Option<Resolution>,
+) {
     let mut mem = FakeMemory::new(64);
     let theirs = mem.alloc_zeroed().expect("a frame");
     mem.bytes_mut(theirs)[0] = 42;
-    // Query 1 is the lookup; query 2 the look again before entering.
+    // Look 1 is the lookup, 2 the look again before entering.
     let other: Other = Box::new(move |p| p.enter(TOP - PAGE, theirs, RW).expect("enter"));
     let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
+    space.thp = thp;
     let addr = anon(&mut space, &mut mem);
     assert_eq!(addr, TOP - PAGE, "the page the other CPU maps");
     space.pmap.arm();
     assert_eq!(
-        space.fault(&mut mem, addr, Access::Write),
-        Ok(Resolution::Spurious)
+        fault(&mut space, &mut mem, addr),
+        Some(Resolution::Spurious)
     );
     let m = space.pmap.query(addr).expect("mapped");
     assert_eq!(m.pfn, theirs, "the other CPU's frame stays, no second one");
@@ -231,6 +238,13 @@ fn a_zero_fill_that_another_cpu_resolved_first_is_spurious_and_frees_its_frame()
     space.audit_rmap().expect("rmap matches");
     space.clear(&mut mem);
     assert_eq!(mem.in_use(), 0);
+}
+
+#[test]
+fn a_zero_fill_that_another_cpu_resolved_first_is_spurious_and_frees_its_frame() {
+    zero_fill_lost_to_another_cpu(vm::thp::mode(), |space, mem, addr| {
+        space.fault(mem, addr, Access::Write).ok()
+    });
 }
 
 #[test]
@@ -316,28 +330,9 @@ fn a_first_touch_under_the_read_lock_resolves_as_the_write_lock_fault_does() {
 
 #[test]
 fn a_first_touch_under_the_read_lock_that_another_cpu_resolved_first_is_spurious() {
-    let mut mem = FakeMemory::new(64);
-    let theirs = mem.alloc_zeroed().expect("a frame");
-    mem.bytes_mut(theirs)[0] = 42;
-    // Look 1 is the lookup, 2 the enter: the other CPU maps it in between.
-    let other: Other = Box::new(move |p| p.enter(TOP - PAGE, theirs, RW).expect("enter"));
-    let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
-    space.thp = Mode::Never;
-    let addr = anon(&mut space, &mut mem);
-    assert_eq!(addr, TOP - PAGE, "the page the other CPU maps");
-    space.pmap.arm();
-    assert_eq!(
-        space.fault_shared(&mut mem, addr, Access::Write),
-        Some(Resolution::Spurious)
-    );
-    let m = space.pmap.query(addr).expect("mapped");
-    assert_eq!(m.pfn, theirs, "the other CPU's frame stays, no second one");
-    assert_eq!(mem.bytes(m.pfn)[0], 42);
-    assert_eq!(mem.in_use(), 1, "the frame this fault allocated went back");
-    assert_eq!(mem.refcount(theirs), 1);
-    space.audit_rmap().expect("rmap matches");
-    space.clear(&mut mem);
-    assert_eq!(mem.in_use(), 0);
+    zero_fill_lost_to_another_cpu(Mode::Never, |space, mem, addr| {
+        space.fault_shared(mem, addr, Access::Write)
+    });
 }
 
 #[test]
