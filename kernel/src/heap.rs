@@ -11,7 +11,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
-use spin::Mutex;
+use crate::sync::Mutex;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Page, PageTableFlags as Flags};
 

@@ -48,6 +48,7 @@ mod sleep;
 mod smptest;
 mod socket;
 mod swap;
+mod sync;
 mod syscall;
 mod time;
 mod trap;

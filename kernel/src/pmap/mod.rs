@@ -43,7 +43,7 @@ use crate::arch::percpu;
 use crate::phys::{self, Frame};
 use crate::vmstat::Event;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Mutex;
+use crate::sync::Mutex;
 use vm::frame::Pfn;
 use vm::rmap::{Owner, SpaceId};
 use walk::{FLUSH_ALL_THRESHOLD, Visited, Visitor, Walk};

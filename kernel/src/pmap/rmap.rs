@@ -4,7 +4,7 @@
 //! Lock order (DESIGN §6): page-table updates → this lock → the heap (a
 //! table growth) → the frame allocator.
 
-use spin::Mutex;
+use crate::sync::Mutex;
 use vm::frame::Pfn;
 use vm::pmap::{NoMemory, PhysMem};
 use vm::rmap::{Owner, Rmap};
