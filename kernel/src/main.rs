@@ -32,6 +32,7 @@ mod logger;
 mod mm;
 mod mmio;
 mod oom;
+mod pageout;
 mod pci;
 mod phys;
 mod pmap;
@@ -113,6 +114,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     // The disks, and the swap device among them (docs/src/pressure.md).
     block::init();
     swap::init();
+    pageout::start();
 
     if cmdline.selftest {
         selftest::run();

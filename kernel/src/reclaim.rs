@@ -1,14 +1,15 @@
 //! Reclaim in the kernel: when to run vm::reclaim, and its state (the
 //! clock over every user frame). docs/src/pressure.md, "Reclaim".
 //!
-//! Free frames are kept above a low watermark: after each page fault and
-//! each system call, if fewer are free than `low`, reclaim runs until
-//! `high` are (Linux's kswapd does this from a thread; here the process
-//! that took the last frames pays, which Linux calls direct reclaim). A
-//! fault that finds no frame at all reclaims before the OOM killer is
-//! asked (`direct`). The reserve between 0 and `low` is what the kernel's
-//! own allocations (page tables, the heap, the reverse map) take from
-//! while reclaim catches up.
+//! Three watermarks, as Linux's: after each page fault and each system
+//! call, if fewer frames than `low` are free, the page-out daemon
+//! (kernel/src/pageout.rs, Linux's kswapd) is woken, and reclaims in
+//! batches until `high` are; if fewer than `min` are, the daemon has not
+//! kept up and the process that took the last frames reclaims itself
+//! (direct reclaim) until `high` are. A fault that finds no frame at all
+//! reclaims before the OOM killer is asked (`direct`). The reserve below
+//! `min` is what the kernel's own allocations (page tables, the heap, the
+//! reverse map) take from while reclaim catches up.
 
 use crate::phys;
 use crate::vmstat::{self, Paging};
@@ -41,27 +42,45 @@ fn worthwhile() -> bool {
         || LAZY_FREES.load(Ordering::Acquire) != LAZY_FREES_SEEN.load(Ordering::Acquire)
 }
 
-/// The watermarks, in frames: 1/32 of RAM (2 MiB of 64 MiB), at least
-/// 256 (the heap grows 256 KiB at a time, and only while that is at most
-/// half of what is free).
-fn low() -> usize {
+/// The watermarks, in frames. `min`: 1/32 of RAM (2 MiB of 64 MiB), at
+/// least 256 (the heap grows 256 KiB at a time, and only while that is at
+/// most half of what is free). `low` and `high` lie a quarter and a half
+/// of it above, Linux's proportions (mm/page_alloc.c,
+/// `__setup_per_zone_wmarks`).
+fn min() -> usize {
     (phys::total_frames() / 32).max(256)
 }
 
-pub fn high() -> usize {
-    low() + low() / 2
+fn low() -> usize {
+    min() + min() / 4
 }
 
-/// Reclaim if free frames are below the low watermark (after a fault or a
-/// system call, with no lock held).
+pub fn high() -> usize {
+    min() + min() / 2
+}
+
+/// Who reclaims: the page-out daemon or an allocation (counted apart).
+#[derive(Clone, Copy, Debug)]
+enum Reclaimer {
+    Daemon,
+    Direct,
+}
+
+/// After a fault or a system call, with no lock held: below the low
+/// watermark wake the daemon; below min reclaim here too.
 pub fn balance() {
-    if due() {
-        run(high().saturating_sub(phys::free_frames()));
+    if !due() {
+        return;
+    }
+    crate::pageout::wake();
+    let free = phys::free_frames();
+    if free < min() {
+        run(high().saturating_sub(free), Reclaimer::Direct);
     }
 }
 
-/// Whether `balance` would reclaim now (a fault resolved without the
-/// kernel lock asks, and takes it only then).
+/// Whether `balance` has work now: wake the daemon, maybe reclaim (a
+/// fault resolved without the kernel lock asks, and takes it only then).
 pub fn due() -> bool {
     worthwhile() && phys::free_frames() < low()
 }
@@ -69,7 +88,31 @@ pub fn due() -> bool {
 /// A fault found no frame: reclaim some. Whether any came free (then the
 /// fault is taken again; else it is the OOM killer's turn).
 pub fn direct() -> bool {
-    worthwhile() && run(high().saturating_sub(phys::free_frames())).freed > 0
+    worthwhile()
+        && run(
+            high().saturating_sub(phys::free_frames()),
+            Reclaimer::Direct,
+        )
+        .freed
+            > 0
+}
+
+/// One batch of the page-out daemon: one round of reclaim for what the
+/// high watermark is short of. Whether it should run again: it freed
+/// some and the high watermark is not reached yet (the program took
+/// frames meanwhile, or the round fell short).
+///
+/// Not Linux's batches of 32 (SWAP_CLUSTER_MAX): a round here walks the
+/// clock's lists and every object whatever it wants, so with 12 000
+/// shared pages mapped each round of 32 scanned 12 000 pages, and the
+/// tmpfs case of `pressuretest` ran the kernel heap out of frames in 2
+/// runs of 9 (docs/src/pressure.md, "When it runs").
+pub fn background_batch() -> bool {
+    let short = high().saturating_sub(phys::free_frames());
+    if short == 0 || !worthwhile() {
+        return false;
+    }
+    run(short, Reclaimer::Daemon).freed > 0 && phys::free_frames() < high()
 }
 
 /// MADV_PAGEOUT: push the pages of [start, end) in space `space` out now
@@ -83,15 +126,15 @@ pub fn lengths() -> (usize, usize) {
     CLOCK.lock().as_ref().map_or((0, 0), Clock::lengths)
 }
 
-/// Free up to `want` frames; nothing when reclaim already runs or the
-/// address spaces are busy.
-fn run(want: usize) -> Reclaimed {
+/// Free up to `want` frames, counted as `who`'s; nothing when reclaim
+/// already runs or the address spaces are busy.
+fn run(want: usize, who: Reclaimer) -> Reclaimed {
     let lazy_frees = LAZY_FREES.load(Ordering::Acquire);
     let Some(done) = with_reclaim(|r| r.reclaim(want)) else {
         return Reclaimed::default();
     };
     log::debug!(
-        "reclaim: want {want}, free {}, {done:?}",
+        "reclaim ({who:?}): want {want}, free {}, {done:?}",
         phys::free_frames()
     );
     // A round that ran and freed nothing found no lazily freeable page of
@@ -99,8 +142,12 @@ fn run(want: usize) -> Reclaimed {
     if done.freed == 0 && !crate::swap::active() {
         LAZY_FREES_SEEN.fetch_max(lazy_frees, Ordering::AcqRel);
     }
-    vmstat::paging(Paging::ScanDirect, done.scanned);
-    vmstat::paging(Paging::StealDirect, done.freed);
+    let (scan, steal) = match who {
+        Reclaimer::Daemon => (Paging::ScanKswapd, Paging::StealKswapd),
+        Reclaimer::Direct => (Paging::ScanDirect, Paging::StealDirect),
+    };
+    vmstat::paging(scan, done.scanned);
+    vmstat::paging(steal, done.freed);
     done
 }
 

@@ -153,9 +153,12 @@ pub enum Event {
     /// Page tables freed because reclaim took the last page they mapped
     /// (a MADV_FREE'd page dropped; pageos's own counter).
     PgtableReclaimed,
+    /// Wake-ups of the page-out daemon (Linux's pageoutrun counts its
+    /// rounds).
+    PageoutRun,
 }
 
-const EVENT_NAMES: [&str; 13] = [
+const EVENT_NAMES: [&str; 14] = [
     "tlb_flush_page",
     "tlb_flush_all",
     "cr3_load",
@@ -169,6 +172,7 @@ const EVENT_NAMES: [&str; 13] = [
     "thp_file_alloc",
     "thp_file_mapped",
     "pgtable_reclaimed",
+    "pageoutrun",
 ];
 static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 
@@ -182,10 +186,6 @@ pub fn count(event: Event, n: u64) {
 /// faults that waited for the disk, and what reclaim scanned and took,
 /// from the page-out thread (`_kswapd`) or an allocation (`_direct`).
 #[derive(Clone, Copy)]
-#[allow(
-    dead_code,
-    reason = "the page-out thread's (kswapd) are not counted yet (issue 15)"
-)]
 pub enum Paging {
     SwapIn,
     SwapOut,

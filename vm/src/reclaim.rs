@@ -40,7 +40,7 @@
 use crate::clock::{Clock, Verdict};
 use crate::frame::Pfn;
 use crate::mmap::Sharing;
-use crate::pmap::{Mapping, PhysMem, Pmap};
+use crate::pmap::{BLOCK_FRAMES, Mapping, PhysMem, Pmap};
 use crate::rmap::{Owner, SpaceId};
 use crate::space::{AddressSpace, PAGEOUT_BATCH};
 use crate::swap_cache::{SwapCache, SwapDevice};
@@ -189,7 +189,11 @@ impl<P: Pmap> Reclaim<'_, P> {
                     continue;
                 }
                 done.scanned += 1;
-                if verdict(self.spaces, self.phys, self.cache, pfn) == Verdict::Evict {
+                // Its 2 MiB pages were split above: no budget to keep.
+                let mut may_split = usize::MAX;
+                if verdict(self.spaces, self.phys, self.cache, pfn, &mut may_split)
+                    == Verdict::Evict
+                {
                     self.evict(pfn, &mut pending, &mut done);
                 }
             }
@@ -241,6 +245,11 @@ impl<P: Pmap> Reclaim<'_, P> {
         // at goes round (to the active list) with its bit cleared, so the
         // second look at it finds it unused if it is.
         let budget = self.clock.len() + want;
+        // 2 MiB pages are split only until their frames cover what is
+        // wanted: each split costs a page table and 511 reverse-map
+        // entries, taken from the few frames left, and its 512 pages join
+        // the clock only at its next refill.
+        let mut may_split = want;
         let victims = self.clock.choose(
             want,
             budget,
@@ -250,7 +259,7 @@ impl<P: Pmap> Reclaim<'_, P> {
             },
             &mut |pfn| {
                 let (spaces, phys, cache) = &mut *state.borrow_mut();
-                verdict(*spaces, *phys, cache, pfn)
+                verdict(*spaces, *phys, cache, pfn, &mut may_split)
             },
         );
         done.scanned += self.clock.scanned - scanned_before;
@@ -434,12 +443,14 @@ fn split_huge_page<P: Pmap>(
         && space.split_huge(phys, base).is_ok()
 }
 
-/// Whether `pfn` may go now (the module comment's rule).
+/// Whether `pfn` may go now (the module comment's rule). `may_split`:
+/// the frames 2 MiB pages may still be split for (each split takes 512).
 fn verdict<P: Pmap>(
     spaces: &mut dyn Spaces<P>,
     phys: &mut dyn PhysMem,
     cache: &SwapCache,
     pfn: Pfn,
+    may_split: &mut usize,
 ) -> Verdict {
     let owners = spaces.owners(pfn);
     if owners.is_empty() {
@@ -448,13 +459,22 @@ fn verdict<P: Pmap>(
     // A transparent 2 MiB page goes 4 KiB at a time, as Linux splits a THP
     // before swapping it: split it in place (nothing is copied, the
     // reverse map gets its 512 entries) and keep it listed; its frames
-    // join the clock at its next refill.
+    // join the clock at its next refill. Past the split budget it is
+    // kept whole this time.
     if let [owner] = owners[..] {
         let mut split = false;
+        let mut whole = false;
         spaces.with_space(owner.space(), &mut |space| {
-            split = split_huge_page(space, phys, owner.va(), pfn);
+            if *may_split > 0 {
+                split = split_huge_page(space, phys, owner.va(), pfn);
+            } else {
+                whole = space.pmap.query(owner.va()).is_some_and(|m| m.huge);
+            }
         });
         if split {
+            *may_split = may_split.saturating_sub(BLOCK_FRAMES as usize);
+        }
+        if split || whole {
             return Verdict::Keep;
         }
     }

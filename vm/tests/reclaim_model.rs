@@ -397,3 +397,35 @@ fn a_sequential_sweep_goes_out_to_consecutive_slots() {
         "slots in address order: {slots:?}"
     );
 }
+
+/// A round splits 2 MiB pages only until their 4 KiB pages cover what it
+/// wants: each split costs a page table and 511 reverse-map entries from
+/// the few frames left, and the split pages join the clock only at its
+/// next refill. Reclaiming 32 frames from four unaccessed 2 MiB pages
+/// splits one of them, not all four.
+#[test]
+fn a_round_splits_no_more_2mib_pages_than_it_wants() {
+    const HUGE: u64 = 512;
+    let mut mem = FakeMemory::new(5 * HUGE as usize);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
+    let p = new_proc_with(&mut mem, &machine, 5 * HUGE * PAGE, flags);
+    machine.procs.push(Some(p));
+    let p = machine.procs[0].as_mut().expect("live");
+    let first = p.base.next_multiple_of(HUGE * PAGE);
+    for block in 0..4 {
+        let va = first + block * HUGE * PAGE;
+        p.space.fault(&mut mem, va, Access::Write).expect("fault");
+        assert!(
+            p.space.pmap.query(va).expect("present").huge,
+            "a 2 MiB page"
+        );
+    }
+    p.space.pmap.accessed.clear();
+    reclaim(&mut machine, &mut mem, &mut clock, 32);
+    let p = machine.procs[0].as_mut().expect("live");
+    assert_eq!(p.space.pmap.splits, 1);
+    p.space.clear(&mut mem);
+}

@@ -81,6 +81,32 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame) -> u64 {
     rsp
 }
 
+/// Prepare a fresh kernel stack whose top is `top` for a kernel thread,
+/// one with no user half (kernel/src/pageout.rs): the six registers and
+/// return address that `switch` pops, so that the first switch to it
+/// "returns" into `entry`, with the stack aligned as a call leaves it.
+/// The thread holds the kernel lock the scheduler handed it, as any
+/// thread does in the kernel. Returns the rsp to switch to.
+///
+/// # Safety
+/// `top` must be the 16-byte aligned end of a kernel stack that nothing
+/// uses yet, with room for 8 words.
+pub unsafe fn prepare_kernel_stack(top: u64, entry: extern "C" fn() -> !) -> u64 {
+    // `entry` starts with rsp = top - 8, as after a call: 8 below a
+    // 16-byte boundary, the word there its (never used) return address.
+    let rsp = top - 8 * 8;
+    // SAFETY: the caller guarantees these bytes are ours to write.
+    unsafe {
+        let words = rsp as *mut u64;
+        for i in 0..6 {
+            words.add(i).write(0);
+        }
+        words.add(6).write(entry as *const () as u64);
+        words.add(7).write(0);
+    }
+    rsp
+}
+
 /// The 512-byte area `fxsave` writes: x87, MMX and SSE registers.
 #[repr(C, align(16))]
 #[derive(Clone)]

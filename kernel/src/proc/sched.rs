@@ -44,6 +44,9 @@ pub fn run() -> ! {
     }
     loop {
         crate::sleep::wake_deferred();
+        // A batch of the page-out daemon's, if it is awake, between two
+        // threads (kernel/src/pageout.rs).
+        crate::pageout::run();
         let next = {
             let mut table = TABLE.lock();
             pick(&mut table)
@@ -98,7 +101,7 @@ fn idle() {
 
 /// A thread became runnable: wake one idle CPU, if any, to take it (the
 /// IPI ends its `hlt`; sent before it halts, it ends the halt at once).
-pub(super) fn kick_idle_cpu() {
+pub fn kick_idle_cpu() {
     let idle = IDLE.load(Ordering::SeqCst) & !(1 << percpu::this().index());
     if idle == 0 {
         return;
@@ -161,7 +164,9 @@ pub(super) fn switch_to_scheduler() {
 /// yields): one in the run queue, a wake-up not yet delivered, or the
 /// table held so that no one can tell.
 pub fn others_wait() -> bool {
-    crate::sleep::any_deferred() || TABLE.try_lock().is_none_or(|t| !t.run_queue.is_empty())
+    crate::sleep::any_deferred()
+        || crate::pageout::woken()
+        || TABLE.try_lock().is_none_or(|t| !t.run_queue.is_empty())
 }
 
 pub fn yield_now() {

@@ -72,9 +72,13 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, Case); 13] = [
+    let cases: [(&str, Case); 14] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
+        (
+            "slowly_growing_memory_is_reclaimed_by_the_page_out_thread",
+            slow_growth,
+        ),
         ("fork_cow_under_pressure_keeps_each_side", fork_cow),
         (
             "shared_anonymous_written_by_child_read_by_parent",
@@ -221,6 +225,51 @@ fn anonymous_twice_ram(ram: usize) -> Outcome {
     check(a, 0, pages, 1, "first pass")?;
     check(a, 0, pages, 1, "second pass")?;
     sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// 1.25 x RAM of private memory written 64 pages at a time with a 1 ms
+/// sleep after each: free memory crosses the low watermark slowly, and the
+/// page-out thread (Linux's kswapd, pageos's page-out daemon) has the CPU
+/// between two steps to reclaim ahead of the program. It must have done
+/// some of the work (pgscan_kswapd, pgsteal_kswapd); every word reads back.
+fn slow_growth(ram: usize) -> Outcome {
+    const STEP: usize = 64;
+    let pages = 5 * ram / 4 / PAGE;
+    let a = sys::mmap(0, pages * PAGE, RW, ANON, -1, 0).map_err(why("mmap 1.25x RAM"))?;
+    let counts = || -> Result<[u64; 4], Why> {
+        Ok([
+            vmstat("pgscan_kswapd")?,
+            vmstat("pgsteal_kswapd")?,
+            vmstat("pgscan_direct")?,
+            vmstat("pgsteal_direct")?,
+        ])
+    };
+    let before = counts()?;
+    for first in (0..pages).step_by(STEP) {
+        fill(a, first, STEP.min(pages - first), 6);
+        nanosleep_ms(1)?;
+    }
+    let after = counts()?;
+    let [scan_k, steal_k, scan_d, steal_d] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+    println!(
+        "pressuretest: {pages} pages written slowly: pgscan_kswapd +{scan_k}, pgsteal_kswapd +{steal_k}, \
+         pgscan_direct +{scan_d}, pgsteal_direct +{steal_d}"
+    );
+    ensure!(
+        scan_k > 0 && steal_k > 0,
+        "the page-out thread did nothing (pgscan_kswapd +{scan_k}, pgsteal_kswapd +{steal_k})"
+    )?;
+    check(a, 0, pages, 6, "written slowly")?;
+    sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
+    Ok(())
+}
+
+/// Sleep `ms` milliseconds (nanosleep).
+fn nanosleep_ms(ms: u64) -> Outcome {
+    const NANOSLEEP: usize = 35;
+    let request = [0i64, (ms * 1_000_000) as i64];
+    sys::raw(NANOSLEEP, [request.as_ptr() as usize, 0, 0, 0, 0, 0]).map_err(why("nanosleep"))?;
     Ok(())
 }
 
