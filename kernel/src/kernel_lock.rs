@@ -67,6 +67,20 @@ pub fn leave() {
     SERVING.fetch_add(1, Ordering::Release);
 }
 
+/// If another CPU waits for the lock, let it have it once and take it
+/// back (the scheduler, between two threads): a thread that yields in a
+/// loop inside the kernel (F_SETLKW's retry) would otherwise go from
+/// this CPU's scheduler back to itself with the lock kept, and a thread
+/// on another CPU waiting to enter the kernel — the one whose unlock it
+/// waits for — would never get in. The ticket order serves the waiter
+/// first.
+pub fn let_waiters_in() {
+    if NEXT.load(Ordering::Relaxed) != SERVING.load(Ordering::Relaxed).wrapping_add(1) {
+        leave();
+        enter();
+    }
+}
+
 /// Whether this CPU holds the lock.
 pub fn held() -> bool {
     OWNER.load(Ordering::Relaxed) == percpu::this().index()

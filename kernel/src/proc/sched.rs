@@ -43,6 +43,7 @@ pub fn run() -> ! {
         }
     }
     loop {
+        kernel_lock::let_waiters_in();
         crate::sleep::wake_deferred();
         // A batch of the page-out daemon's, if it is awake, between two
         // threads (kernel/src/pageout.rs).
