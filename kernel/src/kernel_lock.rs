@@ -67,18 +67,10 @@ pub fn leave() {
     SERVING.fetch_add(1, Ordering::Release);
 }
 
-/// If another CPU waits for the lock, let it have it once and take it
-/// back (the scheduler, between two threads): a thread that yields in a
-/// loop inside the kernel (F_SETLKW's retry) would otherwise go from
-/// this CPU's scheduler back to itself with the lock kept, and a thread
-/// on another CPU waiting to enter the kernel — the one whose unlock it
-/// waits for — would never get in. The ticket order serves the waiter
-/// first.
-pub fn let_waiters_in() {
-    if NEXT.load(Ordering::Relaxed) != SERVING.load(Ordering::Relaxed).wrapping_add(1) {
-        leave();
-        enter();
-    }
+/// Whether another CPU waits for the lock (the scheduler then lets it
+/// in between two threads: sched.rs).
+pub fn others_waiting() -> bool {
+    NEXT.load(Ordering::Relaxed) != SERVING.load(Ordering::Relaxed).wrapping_add(1)
 }
 
 /// Whether this CPU holds the lock.

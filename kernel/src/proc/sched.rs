@@ -43,7 +43,18 @@ pub fn run() -> ! {
         }
     }
     loop {
-        kernel_lock::let_waiters_in();
+        // A CPU waiting for the kernel lock gets it now, once (the ticket
+        // order serves it first): a thread that yields in a loop inside
+        // the kernel (F_SETLKW's retry) would otherwise go from this
+        // scheduler back to itself with the lock kept, and the thread it
+        // waits for, entering the kernel on another CPU, would never get
+        // in. On the kernel's tables meanwhile, as when idle: the space of
+        // the thread that just left may go while the lock is elsewhere.
+        if kernel_lock::others_waiting() {
+            crate::pmap::activate_kernel();
+            kernel_lock::leave();
+            kernel_lock::enter();
+        }
         crate::sleep::wake_deferred();
         // A batch of the page-out daemon's, if it is awake, between two
         // threads (kernel/src/pageout.rs).
