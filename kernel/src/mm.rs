@@ -18,9 +18,10 @@
 //! The lock is a spin lock, not a sleeping one, because nobody sleeps
 //! holding it: a writer holds it only inside the process table's lock,
 //! where nothing sleeps, and a reader only for a fault that never waits
-//! (no disk, no other CPU). So a waiting writer waits microseconds, for
-//! faults that need nothing it holds; it answers cross-calls meanwhile
-//! (the rule for every spin loop, DESIGN §6). A reader does not wait at
+//! for a disk (at most for the other CPUs' answer to a cross-call, when
+//! an allocation asks them for their cached frames). So a waiting writer
+//! waits briefly, for faults that need nothing it holds; it answers
+//! cross-calls meanwhile (the rule for every spin loop, DESIGN §6). A reader does not wait at
 //! all: when the lock is taken for writing, or a writer waits for it, the
 //! fault goes the way of the others (the kernel lock, then `fault` under
 //! the write lock), which keeps a stream of faults from starving writers.
