@@ -34,7 +34,6 @@
 //! hold at that moment.
 
 use crate::Space;
-use crate::arch::ipi;
 use crate::arch::percpu::{self, MAX_CPUS};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,13 +72,7 @@ impl Mm {
             "mm: the address-space lock taken twice for writing"
         );
         self.writer_waiting.store(true, Ordering::SeqCst);
-        let space = loop {
-            if let Some(space) = self.space.try_write() {
-                break space;
-            }
-            ipi::poll();
-            core::hint::spin_loop();
-        };
+        let space = crate::sync::spin_until(|| self.space.try_write());
         self.writer_waiting.store(false, Ordering::SeqCst);
         space
     }

@@ -28,12 +28,18 @@ impl<T> Mutex<T> {
 
     /// The lock, answering cross-calls while another CPU holds it.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        loop {
-            if let Some(guard) = self.0.try_lock() {
-                return guard;
-            }
-            ipi::poll();
-            core::hint::spin_loop();
+        spin_until(|| self.0.try_lock())
+    }
+}
+
+/// Try `attempt` until it gives something, answering cross-calls between
+/// tries: the wait of every spin lock whose holder may wait for this CPU.
+pub fn spin_until<R>(mut attempt: impl FnMut() -> Option<R>) -> R {
+    loop {
+        if let Some(got) = attempt() {
+            return got;
         }
+        ipi::poll();
+        core::hint::spin_loop();
     }
 }

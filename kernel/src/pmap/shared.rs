@@ -19,14 +19,21 @@ use super::entry::{flags_for, frame_of};
 use vm::frame::Pfn;
 use vm::pmap::{NoMemory, Pmap as _, Pte, PteProt, SharedPmap};
 
-impl SharedPmap for Pmap {
-    fn look(&self, va: u64) -> Pte {
-        let _pt = self.pt_lock.lock();
+impl Pmap {
+    /// The PTE of `va`, for a caller that holds the page-table lock.
+    fn pte(&self, va: u64) -> Pte {
         match self.query(va) {
             Some(m) => Pte::Present(m),
             None if crate::swap::in_use() && self.query_swap(va).is_some() => Pte::Swapped,
             None => Pte::Absent,
         }
+    }
+}
+
+impl SharedPmap for Pmap {
+    fn look(&self, va: u64) -> Pte {
+        let _pt = self.pt_lock.lock();
+        self.pte(va)
     }
 
     fn huge_slot_is_free(&self, va: u64) -> bool {
@@ -36,7 +43,7 @@ impl SharedPmap for Pmap {
 
     fn enter_if_absent(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
         let _pt = self.pt_lock.lock();
-        if self.query(va).is_some() || self.query_swap(va).is_some() {
+        if self.pte(va) != Pte::Absent {
             return Ok(false);
         }
         // Absent and under no 2 MiB page: `enter_leaf` fails only for want
