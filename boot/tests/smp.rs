@@ -2,7 +2,8 @@
 //! and cross-calls (the kernel's self-tests, kernel/src/smptest.rs; the
 //! one-CPU run of the same self-tests is foundation.rs's
 //! `kernel_self_tests_pass`); vmtest, proctest and filetest pass with 2
-//! and 4 CPUs running their processes. The 4-CPU program runs are in
+//! and 4 CPUs running their processes; a lock waiter lets the holder in
+//! on 2 (sysapi's F_SETLKW). The 4-CPU program runs are in
 //! `make stress`, not `make test`: with four guest CPUs on two host cores
 //! the CPU whose turn it is for the kernel lock (a ticket lock,
 //! kernel/src/kernel_lock.rs) often has no host core while the others
@@ -91,4 +92,28 @@ fn filetest_passes_with_four_cpus() {
 fn the_runner_refuses_zero_cpus() {
     let run = pageos(&["--cpus", "0"]);
     assert_eq!(run.status, 2, "{}", run.stderr);
+}
+
+/// F_SETLKW waits in the kernel, retrying, for another process's unlock
+/// (userland/c/sysapi.c's `locks`): on 2 CPUs the retry loop went from
+/// its CPU's scheduler back to itself with the kernel lock kept, and the
+/// unlocking process, entering the kernel on the other CPU, never got in
+/// (the scheduler now lets a waiting CPU in: kernel/src/proc/sched.rs).
+#[test]
+fn a_lock_waiter_lets_the_holder_in_on_two_cpus() {
+    let c = common::build::root().join("userland/c");
+    let Some(elf) = common::build::compile(
+        "sysapi-musl",
+        "musl-gcc",
+        &["-static", "-O2"],
+        &[c.join("sysapi.c")],
+    ) else {
+        return;
+    };
+    let elf = elf.to_str().expect("UTF-8 path");
+    let run = pageos(&["--cpus", "2", "--timeout", "120", "--exec", elf]);
+    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
+    for must in ["setlkw: waiter got the lock: exit 0", "END sysapi"] {
+        assert!(run.stdout.contains(must), "no {must:?} in:\n{}", run.stdout);
+    }
 }
