@@ -68,6 +68,24 @@ impl Pmap {
         self.flush(&visited);
     }
 
+    /// The 2 MiB slots meeting [start, end) that map anything (a 2 MiB
+    /// page, or a leaf table), in address order: the shared unmap's
+    /// batches, so that the untouched part of a range costs one walk of
+    /// the tables above it rather than one walk per 2 MiB (mmap1 of
+    /// 128 MiB on two CPUs went 28 times slower). As many as the range
+    /// has tables or huge pages: memory the process uses, never the
+    /// length it passed.
+    fn populated_slots(&mut self, start: u64, end: u64) -> alloc::vec::Vec<u64> {
+        let mut slots = alloc::vec::Vec::new();
+        self.walk(&Walk::at(start, end, 2), &mut |va, _, entry| {
+            if !entry.is_unused() {
+                slots.push(va);
+            }
+            false
+        });
+        slots
+    }
+
     /// Clear the PTEs of [start, end), handing each one's mapping to
     /// `cleared`; the leaves it changed, which nothing has flushed yet.
     pub(super) fn clear_range(
@@ -227,14 +245,12 @@ impl vm::pmap::Pmap for Pmap {
             return self.lab7_unmap_shared(start, end, release);
         }
         let mut gathered = alloc::vec::Vec::with_capacity(512);
-        let mut at = start;
-        while at < end {
-            let next = ((at & !(HUGE - 1)) + HUGE).min(end);
-            self.unmap_chunk(at, next, &mut |va, m| gathered.push((va, m)));
+        for slot in self.populated_slots(start, end) {
+            let (from, to) = (slot.max(start), (slot + HUGE).min(end));
+            self.unmap_chunk(from, to, &mut |va, m| gathered.push((va, m)));
             for (va, m) in gathered.drain(..) {
                 release(va, m);
             }
-            at = next;
         }
     }
 
