@@ -23,6 +23,7 @@ use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
 pub mod cache;
+mod zero;
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
@@ -178,24 +179,6 @@ pub struct Frame {
     frame: PhysFrame<Size4KiB>,
 }
 
-/// Fill `len` bytes at `ptr` (page-aligned, a multiple of 64) with zeros,
-/// eight 8-byte stores at a time. Under TCG this straight-line code runs
-/// faster than `rep stosq`, whose every iteration QEMU emulates apart; the
-/// stores are volatile so that the compiler does not turn the loop back
-/// into a memset call.
-///
-/// # Safety
-/// `ptr` must be valid for writes of `len` bytes that nobody else uses.
-unsafe fn zero(ptr: *mut u8, len: usize) {
-    let words = ptr.cast::<u64>();
-    for chunk in (0..len / 8).step_by(8) {
-        for i in 0..8 {
-            // SAFETY: chunk + i < len / 8, inside the caller's range.
-            unsafe { words.add(chunk + i).write_volatile(0) };
-        }
-    }
-}
-
 impl Frame {
     /// A fresh frame filled with zeros, or None when memory is exhausted.
     /// No frame reaches a process with anyone else's data in it.
@@ -225,11 +208,14 @@ impl Frame {
         Some(frame)
     }
 
-    /// Fill the block of 2^order frames this handle heads with zeros.
+    /// Fill the block of 2^order frames this handle heads with zeros: a
+    /// single frame with cached stores, a larger block with non-temporal
+    /// ones (`zero`).
     fn zero(&self, order: usize) {
         vmstat::count(Event::FrameZeroed, 1 << order);
-        // SAFETY: the block is ours alone (just allocated) and mapped by the physical map.
-        unsafe { zero(self.as_mut_ptr(), (PAGE_SIZE as usize) << order) };
+        // SAFETY: the block is ours alone (just allocated) and mapped by
+        // the physical map, page-aligned, a multiple of `zero::STEP` long.
+        unsafe { zero::zero(self.as_mut_ptr(), (PAGE_SIZE as usize) << order, order > 0) };
     }
 
     pub fn phys(&self) -> PhysFrame {
