@@ -5,10 +5,14 @@
 //! A 2 MiB region of the source that the move takes whole to a 2 MiB
 //! boundary, where the target has no level-1 table yet, moves as one
 //! level-2 entry: a 2 MiB page, or the pointer to its level-1 table with
-//! all 512 PTEs in it (Linux's move_normal_pmd). The reverse map still
-//! names each page by its address, so the table's present pages are
-//! renamed in one pass over it under one lock, but no PTE is copied and no
-//! table made or freed. Any other region (the range's ragged ends, a
+//! all 512 PTEs in it (Linux's move_normal_pmd). Consecutive such regions
+//! inside one level-2 table on either side are one *run*: found with one
+//! look at each slot pair, moved in one loop over the slots, their pages
+//! renamed under one take of the reverse map's lock per 512 2 MiB pages
+//! or per level-1 table (the reverse map still names each page by its
+//! address; `move_run`). No PTE is copied and no table made or freed for
+//! them, and a move of 2 MiB pages costs a few dozen instructions per
+//! entry (docs/src/performance.md, "mremap of 64 MiB"). Any other region (the range's ragged ends, a
 //! target that is not 2 MiB-aligned) moves PTE by PTE: one walk copies
 //! out and clears the source's entries, a second writes them at the target.
 //!
@@ -45,15 +49,24 @@ impl Pmap {
             .checked_add(len)
             .expect("pmap::move_range: range wraps");
         let target = |va: u64| to + (va - from);
-        // At most one 2 MiB region's leaves at a time.
+        // At most one 2 MiB region's leaves at a time, for the regions that
+        // move PTE by PTE (room made by the first of them, in pass 1).
         let mut leaves: Vec<Leaf> = Vec::new();
-        leaves.try_reserve_exact(512).map_err(|_| NoMemory)?;
         let (mut src, mut dst): (Level2, Level2) = (None, None);
         // Pass 1: the tables.
-        for (lo, hi) in regions(from, end) {
-            let made = match self.whole_slots(&mut src, &mut dst, lo, hi, target(lo), true) {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => self.make_for_entries(lo, hi, target, &mut leaves),
+        let mut at = from;
+        while at < end {
+            let made = match self.whole_run(&mut src, &mut dst, at, end, target(at), true) {
+                Ok(Some(run)) => {
+                    at += run.len();
+                    Ok(())
+                }
+                Ok(None) => {
+                    let hi = region_end(at, end);
+                    let made = self.make_for_entries(at, hi, target, &mut leaves);
+                    at = hi;
+                    made
+                }
                 Err(e) => Err(e),
             };
             if made.is_err() {
@@ -63,16 +76,23 @@ impl Pmap {
                 return Err(NoMemory);
             }
         }
-        // Pass 2: the entries. Nothing can fail from here.
+        // Pass 2: the entries. Nothing can fail from here: the same runs
+        // are found again (pass 1 made tables only where no run goes).
         let id = self.id();
         let mut flushed = Visited::default();
-        for (lo, hi) in regions(from, end) {
-            let whole = self.whole_slots(&mut src, &mut dst, lo, hi, target(lo), false);
-            match whole.expect("pmap::move_range: pass 2 made a table") {
-                Some((from_table, to_table)) => {
-                    move_whole(id, from_table, lo, to_table, target(lo), &mut flushed);
+        let mut at = from;
+        while at < end {
+            let run = self.whole_run(&mut src, &mut dst, at, end, target(at), false);
+            match run.expect("pmap::move_range: pass 2 made a table") {
+                Some(run) => {
+                    move_run(id, &run, at, target(at), &mut flushed);
+                    at += run.len();
                 }
-                None => self.move_each(id, lo, hi, target, &mut leaves, &mut flushed),
+                None => {
+                    let hi = region_end(at, end);
+                    self.move_each(id, at, hi, target, &mut leaves, &mut flushed);
+                    at = hi;
+                }
             }
         }
         // The source's tables left empty go back, once the flush of the
@@ -83,32 +103,56 @@ impl Pmap {
         Ok(())
     }
 
-    /// Whether the region [lo, hi) of the source moves as one level-2
-    /// entry to `to`: it is a whole 2 MiB region with something in it,
-    /// `to` is 2 MiB-aligned and the target has no entry there. Then the
-    /// level-2 tables of both (the target's made in pass 1, `make`).
-    fn whole_slots(
+    /// The run of whole 2 MiB regions from `at` (below `end`) that move as
+    /// level-2 entries to `to` on: `at` and `to` 2 MiB-aligned, each
+    /// region's source slot present (a 2 MiB page or a level-1 table) and
+    /// its target slot empty, all in one level-2 table on either side (the
+    /// target's made in pass 1, `make`). None when not even the first
+    /// region moves so.
+    fn whole_run(
         &mut self,
         src: &mut Level2,
         dst: &mut Level2,
-        lo: u64,
-        hi: u64,
+        at: u64,
+        end: u64,
         to: u64,
         make: bool,
-    ) -> Result<Option<(PhysFrame, PhysFrame)>, NoMemory> {
-        if !lo.is_multiple_of(HUGE) || hi - lo != HUGE || !to.is_multiple_of(HUGE) {
+    ) -> Result<Option<Run>, NoMemory> {
+        if !at.is_multiple_of(HUGE) || end - at < HUGE || !to.is_multiple_of(HUGE) {
             return Ok(None);
         }
-        let Some(from_table) = self.level2(src, lo, false)? else {
+        let Some(from_table) = self.level2(src, at, false)? else {
             return Ok(None);
         };
-        if !slot(from_table, lo, |e| e.flags().contains(Flags::PRESENT)) {
-            return Ok(None); // nothing there, or a swap PTE at level 2 (never made)
+        let (from_slot, to_slot) = (slot_index(at), slot_index(to));
+        // Not present: nothing there, or a swap PTE at level 2 (never made).
+        if !entry_at(from_table, from_slot)
+            .flags()
+            .contains(Flags::PRESENT)
+        {
+            return Ok(None);
         }
         let Some(to_table) = self.level2(dst, to, make)? else {
             return Ok(None);
         };
-        Ok(slot(to_table, to, |e| e.is_unused()).then_some((from_table, to_table)))
+        let most = (((end - at) / HUGE) as usize)
+            .min(512 - from_slot)
+            .min(512 - to_slot);
+        let count = (0..most)
+            .take_while(|&k| {
+                entry_at(from_table, from_slot + k)
+                    .flags()
+                    .contains(Flags::PRESENT)
+                    && entry_at(to_table, to_slot + k).is_unused()
+            })
+            .count();
+        Ok((count > 0).then_some(Run {
+            from_table,
+            from_slot,
+            to_table,
+            to_slot,
+            count,
+        }))
     }
 
     /// The level-2 table covering `va`, through `cache`; `make`: made
@@ -143,6 +187,7 @@ impl Pmap {
         target: impl Fn(u64) -> u64,
         leaves: &mut Vec<Leaf>,
     ) -> Result<(), NoMemory> {
+        leaves.try_reserve_exact(512).map_err(|_| NoMemory)?;
         self.read_leaves(lo, hi, leaves);
         let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
             return Ok(());
@@ -235,55 +280,113 @@ impl Pmap {
     }
 }
 
-/// Move the level-2 entry for `from` (in the table `from_table`) to the
-/// empty one for `to` (in `to_table`, maybe the same table): a 2 MiB page,
-/// or a level-1 table and every PTE in it. The reverse map follows, under
-/// one lock; the old translations are noted in `flushed`.
-fn move_whole(
-    id: SpaceId,
+/// Whole 2 MiB regions that move as level-2 entries (`whole_run`).
+struct Run {
     from_table: PhysFrame,
-    from: u64,
+    from_slot: usize,
     to_table: PhysFrame,
+    to_slot: usize,
+    count: usize,
+}
+
+impl Run {
+    /// The bytes it covers.
+    fn len(&self) -> u64 {
+        self.count as u64 * HUGE
+    }
+}
+
+/// What one take of the reverse map's lock covers while a run moves: at
+/// most 512 2 MiB pages or one level-1 table (512 PTEs), so that a fault
+/// on another CPU waits no longer than it did when the lock was taken per
+/// 2 MiB region, and a run of 2 MiB pages still takes it once.
+const RENAMES_PER_LOCK: usize = 512;
+
+/// Move the level-2 entries of `run`, the source's from `from` on, to the
+/// target's empty ones from `to` on: 2 MiB pages, or level-1 tables and
+/// every PTE in them. The reverse map follows, under one take of its lock
+/// per batch (`RENAMES_PER_LOCK`; nothing here allocates or waits); the
+/// old translations are noted in `flushed`.
+fn move_run(id: SpaceId, run: &Run, from: u64, to: u64, flushed: &mut Visited) {
+    let mut k = 0;
+    while k < run.count {
+        rmap::with(|r| {
+            let mut batch = 0;
+            while k < run.count && batch < RENAMES_PER_LOCK {
+                let offset = k as u64 * HUGE;
+                let entry = take_entry(run.from_table, run.from_slot + k);
+                set_entry(run.to_table, run.to_slot + k, entry.clone());
+                let huge = entry.flags().contains(Flags::HUGE_PAGE);
+                rename_entry(r, id, &entry, from + offset, to + offset, flushed);
+                batch += if huge { 1 } else { 512 };
+                k += 1;
+            }
+        });
+    }
+}
+
+/// The reverse map after the level-2 `entry` moved from `from` to `to`:
+/// its 2 MiB page, or each present page of its level-1 table, renamed
+/// and noted in `flushed`.
+fn rename_entry(
+    r: &mut Rmap,
+    id: SpaceId,
+    entry: &PageTableEntry,
+    from: u64,
     to: u64,
     flushed: &mut Visited,
 ) {
-    let entry = slot(from_table, from, |e| {
-        let old = e.clone();
-        e.set_unused();
-        old
-    });
-    slot(to_table, to, |e| *e = entry.clone());
-    rmap::with(|r| {
-        if entry.flags().contains(Flags::HUGE_PAGE) {
-            rename(r, entry_pfn(&entry), id, from, to);
-            note(flushed, from);
-            return;
-        }
-        let ptes = PhysFrame::containing_address(entry.addr());
-        // SAFETY: the level-1 table the moved entry points at, of this
-        // space (whose tables the caller has to itself); no other reference
-        // to it lives during the call.
-        unsafe {
-            walk::with_table(ptes, |table| {
-                for (i, pte) in table.iter().enumerate() {
-                    if pte.flags().contains(Flags::PRESENT) {
-                        let at = i as u64 * 4096;
-                        rename(r, entry_pfn(pte), id, from + at, to + at);
-                        note(flushed, from + at);
-                    }
+    if entry.flags().contains(Flags::HUGE_PAGE) {
+        rename(r, entry_pfn(entry), id, from, to);
+        note(flushed, from);
+        return;
+    }
+    let ptes = PhysFrame::containing_address(entry.addr());
+    // SAFETY: the level-1 table the moved entry points at, of this space
+    // (whose tables the caller has to itself); no other reference to it
+    // lives during the call.
+    unsafe {
+        walk::with_table(ptes, |table| {
+            for (i, pte) in table.iter().enumerate() {
+                if pte.flags().contains(Flags::PRESENT) {
+                    let at = i as u64 * 4096;
+                    rename(r, entry_pfn(pte), id, from + at, to + at);
+                    note(flushed, from + at);
                 }
-            });
-        }
-    });
+            }
+        });
+    }
 }
 
-/// Run `f` on the level-2 entry for `va` in the level-2 table `table`.
-fn slot<R>(table: PhysFrame, va: u64, f: impl FnOnce(&mut PageTableEntry) -> R) -> R {
-    let i = ((va >> 21) & 511) as usize;
-    // SAFETY: `table` is a level-2 table of the space being moved (found by
-    // `Pmap::level2` under `&mut Pmap`), and the reference lives only for
-    // this call.
-    unsafe { walk::with_table(table, |t| f(&mut t[i])) }
+/// The index of `va`'s entry in its level-2 table.
+fn slot_index(va: u64) -> usize {
+    ((va >> 21) & 511) as usize
+}
+
+/// Entry `i` of the level-2 table `table`, as it is.
+fn entry_at(table: PhysFrame, i: usize) -> PageTableEntry {
+    // SAFETY: `table` is a level-2 table of the space being moved (found
+    // by `Pmap::level2` under `&mut Pmap`), and the reference lives only
+    // for this call.
+    unsafe { walk::with_table(table, |t| t[i].clone()) }
+}
+
+/// Entry `i` of the level-2 table `table`, left unused.
+fn take_entry(table: PhysFrame, i: usize) -> PageTableEntry {
+    // SAFETY: as `entry_at`.
+    unsafe {
+        walk::with_table(table, |t| {
+            let old = t[i].clone();
+            t[i].set_unused();
+            old
+        })
+    }
+}
+
+/// Entry `i` of the level-2 table `table` set to `entry`.
+fn set_entry(table: PhysFrame, i: usize, entry: PageTableEntry) {
+    // SAFETY: as `entry_at`.
+    unsafe { walk::with_table(table, |t| t[i] = entry) }
 }
 
 fn entry_pfn(entry: &PageTableEntry) -> Pfn {
@@ -311,16 +414,7 @@ fn note_all(flushed: &mut Visited, visited: &Visited) {
     flushed.count += visited.count.saturating_sub(FLUSH_ALL_THRESHOLD);
 }
 
-/// [from, end) cut at every 2 MiB boundary.
-fn regions(from: u64, end: u64) -> impl Iterator<Item = (u64, u64)> {
-    let mut at = from;
-    core::iter::from_fn(move || {
-        if at >= end {
-            return None;
-        }
-        let hi = ((at & !(HUGE - 1)) + HUGE).min(end);
-        let region = (at, hi);
-        at = hi;
-        Some(region)
-    })
+/// Where the 2 MiB region holding `at` ends, or `end` if sooner.
+fn region_end(at: u64, end: u64) -> u64 {
+    ((at & !(HUGE - 1)) + HUGE).min(end)
 }

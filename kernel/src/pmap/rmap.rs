@@ -1,6 +1,7 @@
 //! The machine's reverse map (`vm::rmap`): one for every address space,
 //! behind a lock taken for each PTE made present or cleared, and once for
-//! each 2 MiB region mremap moves (`relocate`), never across a callback.
+//! each level-1 table or up to 512 2 MiB pages mremap moves whole
+//! (`relocate`), never across a callback.
 //! Lock order (DESIGN §6): page-table updates → this lock → the heap (a
 //! table growth) → the frame allocator.
 
