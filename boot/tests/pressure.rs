@@ -43,6 +43,32 @@ fn a_working_set_larger_than_ram_pages_out_and_back() {
     );
 }
 
+/// Reclaim and faults on two CPUs (DESIGN §6: the pager keeps the lock
+/// order with threads on several CPUs): a fork under pressure, each side
+/// writing while the other may be faulting on the other CPU. Reclaim
+/// leaves out a space a fault holds, its pages counting as used; a round
+/// that then went round the whole active list once per page it looked at
+/// held the kernel lock for minutes (vm/src/clock.rs, `choose`).
+#[test]
+fn fork_under_pressure_on_two_cpus() {
+    let run = pageos(&[
+        "--cpus",
+        "2",
+        "--memory",
+        "64M",
+        "--swap",
+        "512M",
+        "--timeout",
+        "300",
+        "--kernel-arg",
+        "init=/bin/pressuretest",
+        "--",
+        "fork_cow_under_pressure_keeps_each_side",
+    ]);
+    assert_report_passed(&run);
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.stdout);
+}
+
 /// The cases whose pages are an object's, on the same machine: shared
 /// anonymous memory 1.5x RAM written by a child and read by its parent,
 /// and a tmpfs file 1.25x RAM written with write() and read back through
