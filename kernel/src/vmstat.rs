@@ -1,5 +1,6 @@
 //! Fault and VM event counters (/proc/vmstat) and the `--trace-faults` log.
 
+use crate::arch::percpu::{self, MAX_CPUS};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use vm::vm_fault::{Access, FaultError, Resolution};
 
@@ -25,7 +26,6 @@ pub const NAMES: [&str; 16] = [
     "pgfault_swap_in",
     "pgfault_swap_cached",
 ];
-static COUNTS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
 /// Turn the fault trace on (the `trace-faults` switch) and print the
 /// header of its columns.
@@ -95,7 +95,7 @@ pub fn record(result: &Result<Resolution, FaultError>) {
             3
         }
         Ok(Resolution::ObjectPage { around, read }) => {
-            COUNTS[13].fetch_add(u64::from(*around), Ordering::Relaxed);
+            add(Counter::Fault(13), u64::from(*around));
             // A page of an object read back from swap (pswpin counts its pages).
             if *read > 0 {
                 paging(Paging::MajorFault, 1);
@@ -117,8 +117,8 @@ pub fn record(result: &Result<Resolution, FaultError>) {
         Err(FaultError::Bus) => 11,
         Err(FaultError::OutOfMemory) => 12,
     };
-    COUNTS[0].fetch_add(1, Ordering::Relaxed);
-    COUNTS[index].fetch_add(1, Ordering::Relaxed);
+    add(Counter::Fault(0), 1);
+    add(Counter::Fault(index), 1);
 }
 
 /// Events on the VM paths, counted so that a benchmark can say what an
@@ -174,11 +174,10 @@ const EVENT_NAMES: [&str; 14] = [
     "pgtable_reclaimed",
     "pageoutrun",
 ];
-static EVENTS: [AtomicU64; EVENT_NAMES.len()] = [const { AtomicU64::new(0) }; EVENT_NAMES.len()];
 
 /// Count `n` occurrences of `event`.
 pub fn count(event: Event, n: u64) {
-    EVENTS[event as usize].fetch_add(n, Ordering::Relaxed);
+    add(Counter::Event(event as usize), n);
 }
 
 /// Paging under memory pressure, under the names Linux's /proc/vmstat
@@ -208,11 +207,10 @@ const PAGING_NAMES: [&str; 8] = [
     "pgsteal_direct",
     "pglazyfreed",
 ];
-static PAGING: [AtomicU64; PAGING_NAMES.len()] = [const { AtomicU64::new(0) }; PAGING_NAMES.len()];
 
 /// Count `n` pages (or faults) of paging event `event`.
 pub fn paging(event: Paging, n: u64) {
-    PAGING[event as usize].fetch_add(n, Ordering::Relaxed);
+    add(Counter::Paging(event as usize), n);
 }
 
 pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
@@ -220,13 +218,63 @@ pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
         ("oom_kill", crate::oom::kills()),
         ("nr_page_table_pages", crate::pmap::table_frames()),
     ];
-    NAMES
+    let faults = NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Fault(i))));
+    let events = EVENT_NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Event(i))));
+    let paging = PAGING_NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Paging(i))));
+    faults.chain(events).chain(paging).chain(gauges)
+}
+
+/// The counters, one set per CPU (Linux's per-CPU `vm_event_states`):
+/// every CPU counts every fault it takes, and one shared set would move
+/// its cache lines between the CPUs on each (under multi-threaded TCG a
+/// contended atomic costs as much as a few dozen instructions). A CPU adds
+/// to its own set only; /proc/vmstat adds the sets up, a sum that may miss
+/// what another CPU counts meanwhile, as Linux's does.
+#[repr(align(64))]
+struct Counters {
+    faults: [AtomicU64; NAMES.len()],
+    events: [AtomicU64; EVENT_NAMES.len()],
+    paging: [AtomicU64; PAGING_NAMES.len()],
+}
+
+static PER_CPU: [Counters; MAX_CPUS] = [const {
+    Counters {
+        faults: [const { AtomicU64::new(0) }; NAMES.len()],
+        events: [const { AtomicU64::new(0) }; EVENT_NAMES.len()],
+        paging: [const { AtomicU64::new(0) }; PAGING_NAMES.len()],
+    }
+}; MAX_CPUS];
+
+#[derive(Clone, Copy)]
+enum Counter {
+    Fault(usize),
+    Event(usize),
+    Paging(usize),
+}
+
+impl Counters {
+    fn get(&self, counter: Counter) -> &AtomicU64 {
+        match counter {
+            Counter::Fault(i) => &self.faults[i],
+            Counter::Event(i) => &self.events[i],
+            Counter::Paging(i) => &self.paging[i],
+        }
+    }
+}
+
+/// Add to this CPU's count (the GS base names the CPU from the first
+/// line of `arch::init` on, before anything is counted).
+fn add(counter: Counter, n: u64) {
+    PER_CPU[percpu::this().index()]
+        .get(counter)
+        .fetch_add(n, Ordering::Relaxed);
+}
+
+fn sum(counter: Counter) -> u64 {
+    PER_CPU
         .iter()
-        .zip(COUNTS.iter())
-        .chain(EVENT_NAMES.iter().zip(EVENTS.iter()))
-        .chain(PAGING_NAMES.iter().zip(PAGING.iter()))
-        .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
-        .chain(gauges)
+        .map(|c| c.get(counter).load(Ordering::Relaxed))
+        .sum()
 }
 
 pub fn access_name(access: Access) -> &'static str {

@@ -120,16 +120,17 @@ pub fn activate_kernel() {
     if Cr3::read().0 != kernel_l4() {
         // No user space's shootdown needs this CPU any more.
         crate::arch::percpu::this().set_user_tables(0);
+        crate::vmstat::count(Event::Cr3Load, 1);
         load_kernel_l4();
     }
 }
 
 /// Load the kernel's L4, recording nothing: a starting CPU does this
-/// before it has its `PerCpu` (which says "the kernel's tables" already).
+/// before it has its `PerCpu` (which says "the kernel's tables" already,
+/// and holds the counts: this load is not counted).
 pub fn load_kernel_l4() {
     let l4 = kernel_l4();
     if Cr3::read().0 != l4 {
-        crate::vmstat::count(Event::Cr3Load, 1);
         // SAFETY: the kernel's L4 maps the kernel half that is running.
         unsafe { Cr3::write(l4, Cr3Flags::empty()) };
     }
