@@ -218,9 +218,18 @@ pub fn counts() -> impl Iterator<Item = (&'static str, u64)> {
         ("oom_kill", crate::oom::kills()),
         ("nr_page_table_pages", crate::pmap::table_frames()),
     ];
-    let faults = NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Fault(i))));
-    let events = EVENT_NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Event(i))));
-    let paging = PAGING_NAMES.iter().enumerate().map(|(i, n)| (*n, sum(Counter::Paging(i))));
+    let faults = NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, sum(Counter::Fault(i))));
+    let events = EVENT_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, sum(Counter::Event(i))));
+    let paging = PAGING_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, sum(Counter::Paging(i))));
     faults.chain(events).chain(paging).chain(gauges)
 }
 
