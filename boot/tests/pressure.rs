@@ -11,9 +11,11 @@ mod common;
 use common::{assert_report_passed, linux_run, pageos};
 
 /// The cases that page out, on the machine: 64 MiB and 512 MiB of
-/// swap. The second checks that the page-out thread did work.
-const RECLAIM: [&str; 4] = [
+/// swap. The second checks that pages only read go out again without a
+/// write, the third that the page-out thread did work.
+const RECLAIM: [&str; 5] = [
     "anonymous_twice_ram_reads_back_twice",
+    "pages_only_read_go_again_without_a_write",
     "slowly_growing_memory_is_reclaimed_by_the_page_out_thread",
     "fork_cow_under_pressure_keeps_each_side",
     "mlocked_pages_stay_resident",
@@ -160,7 +162,7 @@ fn linux_comparison_pressuretest_reclaim_cases() {
     let Some(out) = linux_run(&args) else {
         return;
     };
-    assert!(out.contains("4 passed, 0 failed"), "{out}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
 }
 
 /// Overcommit, the OOM killer and the command line's sysctls on Linux.

@@ -513,4 +513,8 @@ impl vm::pmap::PhysMem for KernelPhys {
     fn swap_release(&mut self, slot: Slot) {
         crate::swap::release(slot);
     }
+
+    fn free_swap(&mut self, pfn: Pfn) -> bool {
+        crate::swap::free_swap(pfn)
+    }
 }

@@ -245,6 +245,11 @@ impl SwapDevice for Device {
         slot_count(slot)
     }
 
+    fn half_full(&self) -> bool {
+        let (usable, used) = totals();
+        2 * used > usable
+    }
+
     fn readahead(&self, slot: Slot, window: u32) -> Vec<Slot> {
         readahead(slot, window)
     }
@@ -276,6 +281,12 @@ pub fn swap_in(slot: Slot) -> Result<SwappedIn, SwapInError> {
 /// A PTE holding `slot` let go of it.
 pub fn release(slot: Slot) {
     with_cache(|c| c.release(&mut Device, &mut KernelPhys, slot));
+}
+
+/// `pfn` is about to be written or was unmapped: out of the swap cache
+/// if no PTE holds its slot (`SwapCache::free_swap`).
+pub fn free_swap(pfn: Pfn) -> bool {
+    with_cache(|c| c.free_swap(&mut Device, &mut KernelPhys, pfn))
 }
 
 /// Pages in the swap cache (/proc/meminfo's SwapCached).

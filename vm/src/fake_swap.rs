@@ -59,6 +59,10 @@ impl SwapDevice for FakeSwap {
         self.map.count(slot)
     }
 
+    fn half_full(&self) -> bool {
+        2 * self.map.used() > self.map.usable()
+    }
+
     fn readahead(&self, slot: Slot, window: u32) -> Vec<Slot> {
         self.map.readahead_window(slot, window).collect()
     }

@@ -318,4 +318,8 @@ pub trait PhysMem {
     fn swap_dup(&mut self, slot: Slot) -> bool;
     /// A PTE holding `slot` let go of it (`SwapCache::release`).
     fn swap_release(&mut self, slot: Slot);
+    /// `pfn` is about to be written by the one PTE that maps it, or was
+    /// unmapped: out of the swap cache, its slot freed, unless a swap PTE
+    /// still holds the slot (`SwapCache::free_swap`). Whether it is out.
+    fn free_swap(&mut self, pfn: Pfn) -> bool;
 }

@@ -287,6 +287,15 @@ impl<P: Pmap> Reclaim<'_, P> {
             Some(slot) => slot,
             None => match self.dev.alloc() {
                 Some(slot) => slot,
+                // Slots kept for clean pages in RAM are given up for a
+                // page that has none (Linux frees swap cache slots when
+                // swap runs short, vm_swap_full).
+                None if self.cache.give_up_slots(self.dev, self.phys) > 0 => {
+                    match self.dev.alloc() {
+                        Some(slot) => slot,
+                        None => return Unmapped::SwapFull,
+                    }
+                }
                 None => return Unmapped::SwapFull,
             },
         };

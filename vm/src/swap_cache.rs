@@ -12,12 +12,19 @@
 //! - a swap-in finds the slot's frame here, or reads it (with the
 //!   neighbours of its read-ahead window, which land here too) and
 //!   enters it; the faulting PTE gets a frame reference of its own;
-//! - when the last PTE holding a slot lets go (`release`: swapped in,
-//!   unmapped), only the cache's count is left, and the entry goes;
+//! - a read fault maps the frame read-only and the entry stays, with its
+//!   slot, even when no PTE holds the slot any more: the frame is clean
+//!   (every PTE of a cached frame is read-only, so its contents are the
+//!   slot's), and if it is still clean when reclaim meets it again it goes
+//!   without a write (Linux's do_swap_page keeps it so too);
+//! - the entry goes, and with it the slot if no PTE holds that, when the
+//!   page is about to be written (`free_swap`: a write fault, or a swap-in
+//!   that takes the page for itself), when no one maps its frame and no
+//!   PTE holds its slot (`release`, `free_swap` after an unmap), or when
+//!   swap runs short of slots (`give_up_slots`);
 //! - reclaim turns the PTEs of a cached frame back into the slot without
-//!   writing it (the frame is clean: it is mapped read-only while cached,
-//!   so its contents are the slot's), and entries nobody maps (read ahead
-//!   and never used) are dropped first (`shrink`).
+//!   writing it, and entries nobody maps (read ahead and never used) are
+//!   dropped first (`shrink`).
 //!
 //! The swap device itself (slots, the disk) is behind `SwapDevice`: the
 //! kernel's swap.rs, or the host tests' `fake::FakeSwap`.
@@ -41,6 +48,9 @@ pub trait SwapDevice {
     /// One holder fewer; the count left (0: free again).
     fn free(&mut self, slot: Slot) -> u16;
     fn count(&self, slot: Slot) -> u16;
+    /// More than half the slots are taken (Linux's vm_swap_full): slots
+    /// are then not kept for clean pages in RAM.
+    fn half_full(&self) -> bool;
     /// The taken slots of the aligned `window` around `slot`.
     fn readahead(&self, slot: Slot, window: u32) -> Vec<Slot>;
     /// Write `frames` to the consecutive slots from `first`; the cycles waited.
@@ -72,8 +82,12 @@ pub struct SwappedIn {
     /// One reference for the caller (the PTE to be).
     pub pfn: Pfn,
     /// No other PTE holds the slot or maps the frame: the page may be
-    /// mapped writable, and its slot and cache entry go once it is.
+    /// taken for this PTE alone, mapped writable, its slot and cache entry
+    /// gone (`SwapCache::free_swap`).
     pub exclusive: bool,
+    /// More than half the swap slots are taken: take the page if it may
+    /// be, rather than keep its slot (`SwapDevice::half_full`).
+    pub swap_full: bool,
     /// Pages read from the disk (0: found in the cache, a minor fault).
     pub read: u32,
     /// TSC cycles waited for the disk.
@@ -286,18 +300,61 @@ impl SwapCache {
         Ok(SwappedIn {
             pfn,
             exclusive,
+            swap_full: dev.half_full(),
             read,
             cycles,
         })
     }
 
     /// A PTE holding `slot` let go of it (its page was swapped in, or
-    /// unmapped). When only the cache's count is left, no one will look
-    /// for the slot again: the entry and the slot go.
+    /// unmapped). When only the cache's count is left and no one maps the
+    /// frame either, no one will look for the slot or the frame again:
+    /// the entry and the slot go. A frame still mapped keeps its entry
+    /// (it is clean: its slot lets reclaim drop it without a write).
     pub fn release(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, slot: Slot) {
-        if dev.free(slot) == 1 && self.frames.contains_key(&slot) {
+        if dev.free(slot) == 1
+            && let Some(entry) = self.frames.get(&slot)
+            && phys.refcount(entry.pfn) == 1
+        {
             self.remove(dev, phys, slot);
         }
+    }
+
+    /// `pfn` is about to be written, or unmapped (Linux's folio_free_swap):
+    /// if the cache holds it and no PTE holds its slot any more, the entry
+    /// goes, and the slot with it. Whether `pfn` is out of the cache now
+    /// (false: some swap PTE still wants the page from here, the frame
+    /// stays cached and must not be written).
+    pub fn free_swap(
+        &mut self,
+        dev: &mut dyn SwapDevice,
+        phys: &mut dyn PhysMem,
+        pfn: Pfn,
+    ) -> bool {
+        let Some(slot) = self.slot_of(pfn) else {
+            return true;
+        };
+        if dev.count(slot) != 1 {
+            return false;
+        }
+        self.remove(dev, phys, slot);
+        true
+    }
+
+    /// No slot is free: give up the slots of the cached frames that PTEs
+    /// map and no swap PTE needs (they become plain pages, written to a
+    /// new slot if they go). Returns how many slots came free.
+    pub fn give_up_slots(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem) -> usize {
+        let mapped: Vec<Slot> = self
+            .frames
+            .iter()
+            .filter(|&(&slot, e)| phys.refcount(e.pfn) > 1 && dev.count(slot) == 1)
+            .map(|(&slot, _)| slot)
+            .collect();
+        for &slot in &mapped {
+            self.remove(dev, phys, slot);
+        }
+        mapped.len()
     }
 
     /// Reclaim took every PTE of the cached frame `pfn` back to its slot:

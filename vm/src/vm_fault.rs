@@ -315,7 +315,7 @@ impl<P: Pmap> AddressSpace<P> {
                     step
                 }
                 Decision::SwapIn => {
-                    if let Some(done) = self.swap_in(phys, addr)? {
+                    if let Some(done) = self.swap_in(phys, addr, access)? {
                         swapped_in = Some(done);
                     }
                     Step::Again

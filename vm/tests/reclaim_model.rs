@@ -220,6 +220,137 @@ proptest! {
     }
 }
 
+/// What a process may do that writes no page: after every page was
+/// written once, nothing of this should make reclaim write again.
+#[derive(Clone, Debug)]
+enum CleanOp {
+    Read(usize, u64),
+    Touch(usize, u64),
+    Reclaim(usize),
+    PageOut(usize, u64, u64),
+    Fork(usize),
+    DontNeed(usize, u64, u64),
+    Exit(usize),
+}
+
+fn clean_op() -> impl Strategy<Value = CleanOp> {
+    let space = 0..3usize;
+    prop_oneof![
+        8 => (space.clone(), 0..PAGES).prop_map(|(s, p)| CleanOp::Read(s, p)),
+        3 => (space.clone(), 0..PAGES).prop_map(|(s, p)| CleanOp::Touch(s, p)),
+        4 => (1..12usize).prop_map(CleanOp::Reclaim),
+        3 => (space.clone(), 0..PAGES, 1..8u64).prop_map(|(s, p, n)| CleanOp::PageOut(s, p, n)),
+        1 => space.clone().prop_map(CleanOp::Fork),
+        1 => (space.clone(), 0..PAGES, 1..4u64).prop_map(|(s, p, n)| CleanOp::DontNeed(s, p, n)),
+        1 => space.prop_map(CleanOp::Exit),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Every page written once and paged out; then only reads, accesses,
+    /// reclaim, MADV_PAGEOUT, fork, MADV_DONTNEED and exit, with swap never
+    /// more than half full: every page that goes out again is clean and
+    /// goes without a write (its slot kept in the swap cache), every word
+    /// reads back, and at the end no frame, slot or cache entry is left.
+    #[test]
+    fn a_clean_page_goes_out_again_without_a_write(ops in prop::collection::vec(clean_op(), 1..120)) {
+        let mut mem = FakeMemory::new(FRAMES);
+        mem.swap = Some(FakeSwapSpace::new(SLOTS));
+        let mut clock = Clock::new(Policy::Clock);
+        let mut machine = Machine { procs: Vec::new() };
+        for s in 0..2 {
+            let p = new_proc(&mut mem, &machine);
+            machine.procs.push(Some(p));
+            for page in 0..PAGES {
+                let va = machine.procs[s].as_ref().expect("live").base + page * PAGE;
+                prop_assert!(fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Write));
+                let p = machine.procs[s].as_mut().expect("live");
+                let m = p.space.pmap.query(va).expect("present");
+                let value = (s as u64 + 1) << 32 | page;
+                mem.write(m.pfn, 0, &value.to_le_bytes());
+                p.words.insert(page, value);
+            }
+        }
+        for s in 0..2 {
+            let p = machine.procs[s].as_ref().expect("live");
+            let (a, b) = (p.base, p.base + PAGES * PAGE);
+            page_out(&mut machine, &mut mem, &mut clock, s, a, b);
+        }
+        let writes = mem.swap.as_ref().expect("swap").dev.writes;
+        for op in ops {
+            match op {
+                CleanOp::Read(s, page) => {
+                    let Some(Some(p)) = machine.procs.get(s) else { continue };
+                    let va = p.base + page * PAGE;
+                    if !fault_in(&mut machine, &mut mem, &mut clock, s, va, Access::Read) {
+                        continue;
+                    }
+                    let p = machine.procs[s].as_ref().expect("live");
+                    let want = p.words.get(&page).copied().unwrap_or(0);
+                    prop_assert_eq!(word_at(p, &mem, page), want, "space {} page {}", s, page);
+                }
+                CleanOp::Touch(s, page) => {
+                    if let Some(Some(p)) = machine.procs.get_mut(s) {
+                        p.space.pmap.touch(p.base + page * PAGE);
+                    }
+                }
+                CleanOp::Reclaim(n) => {
+                    reclaim(&mut machine, &mut mem, &mut clock, n);
+                }
+                CleanOp::PageOut(s, page, n) => {
+                    let Some(Some(p)) = machine.procs.get(s) else { continue };
+                    let end = (page + n).min(PAGES);
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    page_out(&mut machine, &mut mem, &mut clock, s, a, b);
+                }
+                CleanOp::Fork(s) => {
+                    if machine.procs.len() >= 5 {
+                        continue;
+                    }
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let pmap = FakePmap::on_machine_of(&p.space.pmap);
+                    let Ok(child) = p.space.fork(&mut mem, pmap) else { continue };
+                    let (words, base) = (p.words.clone(), p.base);
+                    let (lazy, locked) = Default::default();
+                    machine.procs.push(Some(Proc { space: child, base, words, lazy, locked }));
+                }
+                CleanOp::DontNeed(s, page, n) => {
+                    let Some(Some(p)) = machine.procs.get_mut(s) else { continue };
+                    let end = (page + n).min(PAGES);
+                    let (a, b) = (p.base + page * PAGE, p.base + end * PAGE);
+                    p.space.madvise(&mut mem, a, b, Madvice::DontNeed).expect("madvise");
+                    for q in page..end {
+                        p.words.remove(&q);
+                    }
+                }
+                CleanOp::Exit(s) => {
+                    if let Some(slot) = machine.procs.get_mut(s)
+                        && let Some(mut p) = slot.take()
+                    {
+                        p.space.clear(&mut mem);
+                    }
+                }
+            }
+            let swap = mem.swap.as_ref().expect("swap");
+            prop_assert!(2 * swap.dev.map.used() <= swap.dev.map.usable());
+            // A page DONTNEED dropped reads as zeros: a fresh zero-page
+            // mapping, never written either.
+            prop_assert_eq!(swap.dev.writes, writes, "a clean page was written");
+        }
+        for slot in machine.procs.iter_mut() {
+            if let Some(mut p) = slot.take() {
+                p.space.clear(&mut mem);
+            }
+        }
+        let swap = mem.swap.as_ref().expect("swap");
+        prop_assert_eq!(swap.dev.map.used(), 0, "slots leaked");
+        prop_assert!(swap.cache.is_empty(), "swap cache entries left");
+        prop_assert_eq!(mem.in_use(), 0, "frames leaked");
+    }
+}
+
 #[test]
 fn a_working_set_three_times_memory_goes_to_swap_and_comes_back() {
     let mut mem = FakeMemory::new(FRAMES);
@@ -339,7 +470,29 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
     assert!(!a.prot.write && !b.prot.write, "still copy-on-write");
     let swap = mem.swap.as_ref().expect("swap");
     assert_eq!(swap.dev.reads, 1, "read once");
-    assert_eq!((swap.dev.map.used(), swap.cache.len()), (0, 0));
+    // Read, not written: the cache keeps the frame and its slot, so the
+    // next page-out is no write.
+    assert_eq!((swap.dev.map.used(), swap.cache.len()), (1, 1));
+    let writes = swap.dev.writes;
+    reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    assert_eq!(slot(&machine, 0), Some(held), "out again to its slot");
+    assert_eq!(slot(&machine, 1), Some(held));
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!(swap.dev.writes, writes, "a clean page goes without a write");
+    assert_eq!((swap.dev.map.count(held), swap.cache.len()), (2, 0));
+    for s in [0, 1] {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            s,
+            va,
+            Access::Read
+        ));
+    }
+    let a = frame(&machine, 0);
+    assert_eq!(a.pfn, frame(&machine, 1).pfn, "one frame for both again");
     // The child writes: its own copy; the parent keeps 7.
     assert!(fault_in(
         &mut machine,
@@ -359,7 +512,289 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
     for slot in machine.procs.iter_mut() {
         slot.take().expect("live").space.clear(&mut mem);
     }
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!((swap.dev.map.used(), swap.cache.len()), (0, 0));
     assert_eq!(mem.in_use(), 0);
+}
+
+/// A page read back from swap and not written keeps its slot in the swap
+/// cache (mapped read-only), so reclaim drops it again without a write;
+/// the first write takes it out of the cache and frees the slot, and the
+/// next page-out writes it to a new one (Linux's do_swap_page and
+/// do_wp_page; FreeBSD's swap_pager_unswapped on dirtying).
+#[test]
+fn a_page_read_back_goes_again_without_a_write() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let p = new_proc(&mut mem, &machine);
+    let (base, id) = (p.base, p.space.pmap.id());
+    machine.procs.push(Some(p));
+    let va = base;
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        va,
+        Access::Write
+    ));
+    let m = machine.procs[0]
+        .as_ref()
+        .expect("live")
+        .space
+        .pmap
+        .query(va)
+        .expect("present");
+    mem.write(m.pfn, 0, &5u64.to_le_bytes());
+    let out = |machine: &mut Machine, mem: &mut FakeMemory, clock: &mut Clock| {
+        with_reclaim(machine, mem, clock, |r| r.page_out(id, va, va + PAGE))
+    };
+    let swap = |mem: &FakeMemory| {
+        let s = mem.swap.as_ref().expect("swap");
+        (s.dev.writes, s.dev.map.used(), s.cache.len())
+    };
+    assert_eq!(out(&mut machine, &mut mem, &mut clock).written, 1);
+    let slot = machine.procs[0]
+        .as_ref()
+        .expect("live")
+        .space
+        .swap_slot(va)
+        .expect("out");
+    assert_eq!(swap(&mem), (1, 1, 0));
+    for round in 0..3 {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Read
+        ));
+        let p = machine.procs[0].as_ref().expect("live");
+        assert!(
+            !p.space.pmap.query(va).expect("present").prot.write,
+            "read-only while cached"
+        );
+        assert_eq!(word_at(p, &mem, 0), 5);
+        assert_eq!(
+            swap(&mem),
+            (1, 1, 1),
+            "round {round}: kept in the cache with its slot"
+        );
+        let done = out(&mut machine, &mut mem, &mut clock);
+        assert_eq!(
+            (done.written, done.freed),
+            (0, 1),
+            "round {round}: dropped, not written"
+        );
+        let p = machine.procs[0].as_ref().expect("live");
+        assert_eq!(
+            p.space.swap_slot(va),
+            Some(slot),
+            "its PTE holds the same slot"
+        );
+        assert_eq!(swap(&mem), (1, 1, 0));
+    }
+    // A write: out of the cache, the slot freed, the page writable.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        va,
+        Access::Read
+    ));
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        va,
+        Access::Write
+    ));
+    let m = machine.procs[0]
+        .as_ref()
+        .expect("live")
+        .space
+        .pmap
+        .query(va)
+        .expect("present");
+    assert!(m.prot.write);
+    assert_eq!(swap(&mem), (1, 0, 0), "the slot went with the first write");
+    mem.write(m.pfn, 0, &6u64.to_le_bytes());
+    assert_eq!(
+        out(&mut machine, &mut mem, &mut clock).written,
+        1,
+        "dirty: written"
+    );
+    // A write fault straight on the swap PTE takes the page at once.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        va,
+        Access::Write
+    ));
+    assert_eq!(
+        word_at(machine.procs[0].as_ref().expect("live"), &mem, 0),
+        6
+    );
+    assert_eq!(swap(&mem), (2, 0, 0));
+    // Unmapping a cached page frees its slot and its entry.
+    out(&mut machine, &mut mem, &mut clock);
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        va,
+        Access::Read
+    ));
+    assert_eq!(swap(&mem), (3, 1, 1), "read back: cached with its slot");
+    machine.procs[0].take().expect("live").space.clear(&mut mem);
+    assert_eq!(swap(&mem), (3, 0, 0), "unmapped: entry and slot gone");
+    assert_eq!(mem.in_use(), 0);
+}
+
+/// More than half of swap taken: a page read back gives its slot up at
+/// once (Linux's vm_swap_full), and with no slot free, reclaim takes the
+/// slots the cache keeps for pages in RAM before it gives up.
+#[test]
+fn slots_are_not_kept_when_swap_runs_short() {
+    let mut mem = FakeMemory::new(FRAMES);
+    // 40 pages on 20 frames and 30 slots: the sweep fills more than half.
+    mem.swap = Some(FakeSwapSpace::new(30));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let pages = 40;
+    let p = new_proc_with(
+        &mut mem,
+        &machine,
+        pages * PAGE,
+        mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS,
+    );
+    let base = p.base;
+    machine.procs.push(Some(p));
+    for page in 0..pages {
+        let va = base + page * PAGE;
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Write
+        ));
+        let m = machine.procs[0]
+            .as_ref()
+            .expect("live")
+            .space
+            .pmap
+            .query(va)
+            .expect("present");
+        mem.write(m.pfn, 0, &(page + 1).to_le_bytes());
+    }
+    let half_full = |mem: &FakeMemory| {
+        let s = mem.swap.as_ref().expect("swap");
+        2 * s.dev.map.used() > s.dev.map.usable()
+    };
+    assert!(half_full(&mem), "the sweep filled more than half of swap");
+    let mut taken = 0;
+    for page in 0..pages {
+        let va = base + page * PAGE;
+        let out = machine.procs[0]
+            .as_ref()
+            .expect("live")
+            .space
+            .swap_slot(va)
+            .is_some();
+        let full = half_full(&mem);
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Read
+        ));
+        let p = machine.procs[0].as_ref().expect("live");
+        assert_eq!(word_at(p, &mem, page), page + 1);
+        if out {
+            let m = p.space.pmap.query(va).expect("present");
+            assert_eq!(
+                m.prot.write, full,
+                "page {page}: slot given up iff over half full"
+            );
+            taken += u32::from(full);
+        }
+    }
+    assert!(taken > 0, "some read while over half full");
+    machine.procs[0].take().expect("live").space.clear(&mut mem);
+    let s = mem.swap.as_ref().expect("swap");
+    assert_eq!((s.dev.map.used(), s.cache.len(), mem.in_use()), (0, 0, 0));
+
+    // Slots kept for pages in RAM are given up when none is free.
+    let mut mem = FakeMemory::new(FRAMES);
+    let mut clock = Clock::new(Policy::Clock);
+    mem.swap = Some(FakeSwapSpace::new(8));
+    let mut machine = Machine { procs: Vec::new() };
+    let p = new_proc(&mut mem, &machine);
+    let (base, id) = (p.base, p.space.pmap.id());
+    machine.procs.push(Some(p));
+    for page in 0..10 {
+        let va = base + page * PAGE;
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Write
+        ));
+    }
+    let out =
+        |machine: &mut Machine, mem: &mut FakeMemory, clock: &mut Clock, from: u64, n: u64| {
+            let range = (base + from * PAGE, base + (from + n) * PAGE);
+            with_reclaim(machine, mem, clock, |r| r.page_out(id, range.0, range.1))
+        };
+    // Half of the 8 slots, read back: kept (not more than half full).
+    assert_eq!(out(&mut machine, &mut mem, &mut clock, 0, 4).written, 4);
+    for page in 0..4 {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            base + page * PAGE,
+            Access::Read
+        ));
+    }
+    assert_eq!(
+        mem.swap.as_ref().expect("swap").cache.len(),
+        4,
+        "half full: kept"
+    );
+    // Six dirty pages and four free slots: the cached pages in RAM give
+    // theirs up for the last two.
+    let done = out(&mut machine, &mut mem, &mut clock, 4, 6);
+    assert_eq!((done.written, done.swap_full), (6, false));
+    assert_eq!(mem.swap.as_ref().expect("swap").cache.len(), 0);
+    for page in 0..10 {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            base + page * PAGE,
+            Access::Read
+        ));
+    }
+    machine.procs[0].take().expect("live").space.clear(&mut mem);
+    let s = mem.swap.as_ref().expect("swap");
+    assert_eq!((s.dev.map.used(), s.cache.len(), mem.in_use()), (0, 0, 0));
 }
 
 /// The clock's refill lists pages in address order, so a sequential write

@@ -299,4 +299,13 @@ impl PhysMem for FakeMemory {
         swap.cache.release(&mut swap.dev, self, slot);
         self.swap = Some(swap);
     }
+
+    fn free_swap(&mut self, pfn: Pfn) -> bool {
+        let Some(mut swap) = self.swap.take() else {
+            return true;
+        };
+        let out = swap.cache.free_swap(&mut swap.dev, self, pfn);
+        self.swap = Some(swap);
+        out
+    }
 }

@@ -51,6 +51,7 @@ use crate::pmap::{PhysMem, Pmap};
 use crate::thp;
 use crate::vm_map::VmaTree;
 use crate::vma::Vma;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// mmap_min_addr: nothing is ever mapped below 64 KiB, so NULL-pointer
@@ -159,12 +160,24 @@ impl<P: Pmap> AddressSpace<P> {
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         let (start, end) = self.object_huge_edges(phys, start, end);
         let AddressSpace { pmap, map, .. } = self;
+        // Frames left with one reference may be the swap cache's alone,
+        // kept for a slot no one holds now: those go (Linux's
+        // free_swap_cache). Every cache entry holds a slot, so without
+        // taken slots there is nothing to look for.
+        let cached = phys.swap_used();
+        let mut last_refs = Vec::new();
         pmap.unmap_range(start, end, &mut |va, m| {
             if m.huge {
                 huge::note_pmd(map, va, false);
             }
             phys.put_mapping(&m);
+            if cached && !m.huge && phys.refcount(m.pfn) == 1 {
+                last_refs.push(m.pfn);
+            }
         });
+        for pfn in last_refs {
+            phys.free_swap(pfn);
+        }
         if phys.swap_used() {
             self.pmap
                 .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));

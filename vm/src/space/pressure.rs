@@ -81,7 +81,23 @@ impl<P: Pmap> AddressSpace<P> {
             }
         }
         let zero = phys.zero_frame();
+        // A page this mapping alone maps that the swap cache keeps (read
+        // back and not written) leaves the cache first, as Linux frees its
+        // swap (madvise_free_pte_range); one a swap PTE still wants stays.
+        // (Looked at apart from the marking walk: the cache is not taken
+        // inside a page-table walk.)
         let map = &self.map;
+        if phys.swap_used() {
+            let mut cached = Vec::new();
+            self.pmap.visit(start, end, &mut |va, m| {
+                if !m.huge && phys.refcount(m.pfn) == 2 && map.find(va).is_some_and(reclaimable) {
+                    cached.push(m.pfn);
+                }
+            });
+            for pfn in cached {
+                phys.free_swap(pfn);
+            }
+        }
         Ok(self.pmap.mark_lazy_free(start, end, &mut |va, m| {
             m.pfn != zero && phys.refcount(m.pfn) == 1 && map.find(va).is_some_and(reclaimable)
         }))

@@ -12,18 +12,27 @@ use crate::space::AddressSpace;
 use crate::swap_cache::SwapInError;
 use crate::swap_map::Slot;
 use crate::vm_object::PageError;
-use crate::vma::{Advice, HUGE_PAGE, PAGE, Vma};
+use crate::vma::{Advice, HUGE_PAGE, PAGE, Vma, VmaFlags};
 
 impl<P: Pmap> AddressSpace<P> {
     /// The PTE of `addr` holds a swap slot: map the slot's frame (from the
-    /// swap cache, or read in), writable if no one else holds the slot,
-    /// and let go of the slot. None when the PTE changed meanwhile (the
-    /// next round looks again). A write to a page mapped read-only here is
-    /// the next round's copy-on-write.
+    /// swap cache, or read in) and let go of the slot. None when the PTE
+    /// changed meanwhile (the next round looks again).
+    ///
+    /// As Linux's do_swap_page: a write takes the page for this PTE alone
+    /// when no one else holds it (writable, out of the swap cache, its
+    /// slot freed); a read maps it read-only and leaves it in the cache
+    /// with its slot, so that a page only read goes again without a write.
+    /// Slots are not kept for pages that never go (a locked VMA) nor when
+    /// swap is more than half full (Linux's should_try_to_free_swap and
+    /// vm_swap_full). A write to a page mapped read-only here is the next
+    /// round's copy-on-write, which takes the page out of the cache if it
+    /// may (`copy_on_write`).
     pub(super) fn swap_in(
         &mut self,
         phys: &mut dyn PhysMem,
         addr: u64,
+        access: Access,
     ) -> Result<Option<Resolution>, FaultError> {
         let page = addr & !(PAGE - 1);
         let Some(slot) = self.pmap.query_swap(addr) else {
@@ -37,12 +46,21 @@ impl<P: Pmap> AddressSpace<P> {
             phys.put(got.pfn);
             return Ok(None);
         }
-        let prot = pte_prot(self.vma(addr), got.exclusive);
+        let vma = self.vma(addr);
+        let take = got.exclusive
+            && (access == Access::Write || got.swap_full || vma.flags.contains(VmaFlags::LOCKED));
+        let prot = pte_prot(vma, take);
         if self.pmap.swap_in(page, got.pfn, prot).is_err() {
             phys.put(got.pfn);
             return Err(FaultError::OutOfMemory);
         }
         phys.swap_release(slot);
+        // A cached frame is never mapped writable (the cache promises its
+        // slot holds its contents).
+        if take && !phys.free_swap(got.pfn) {
+            let prot = pte_prot(self.vma(addr), false);
+            self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
+        }
         Ok(Some(Resolution::SwapIn {
             read: got.read,
             cycles: got.cycles,
@@ -161,7 +179,15 @@ impl<P: Pmap> AddressSpace<P> {
                 .map_err(|_| FaultError::OutOfMemory)?;
             return Ok(Step::Again);
         }
-        if old.pfn != phys.zero_frame() && phys.refcount(old.pfn) == 1 {
+        // The one PTE of a frame the swap cache keeps clean: out of the
+        // cache first (its slot goes), unless a swap PTE still wants the
+        // page from there (then it is copied).
+        let sole = match phys.refcount(old.pfn) {
+            1 => true,
+            2 => phys.free_swap(old.pfn) && phys.refcount(old.pfn) == 1,
+            _ => false,
+        };
+        if old.pfn != phys.zero_frame() && sole {
             let prot = pte_prot(self.vma(addr), true);
             self.pmap.protect_range(page, page + PAGE, &mut |_, _| prot);
             return Ok(Step::Done(Resolution::Reuse));

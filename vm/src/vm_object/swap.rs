@@ -214,6 +214,9 @@ impl Inner {
         self.swapped.remove(&index);
         self.pages.insert(index, got.pfn);
         phys.swap_release(slot);
+        // Written in place through every mapping and by write(): the slot
+        // would be stale, so the page leaves the cache.
+        phys.free_swap(got.pfn);
         Ok((Some(got.pfn), got.read))
     }
 }

@@ -72,9 +72,13 @@ fn main(args: Args) -> i32 {
         kb("SwapTotal")
     );
     let wanted = |name: &str| args.len() == 1 || (1..args.len()).any(|i| args.get(i) == name);
-    let cases: [(&str, Case); 14] = [
+    let cases: [(&str, Case); 15] = [
         ("overcommit_modes_as_linux", overcommit_modes),
         ("anonymous_twice_ram_reads_back_twice", anonymous_twice_ram),
+        (
+            "pages_only_read_go_again_without_a_write",
+            read_pages_go_clean,
+        ),
         (
             "slowly_growing_memory_is_reclaimed_by_the_page_out_thread",
             slow_growth,
@@ -226,6 +230,42 @@ fn anonymous_twice_ram(ram: usize) -> Outcome {
     check(a, 0, pages, 1, "second pass")?;
     sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
     Ok(())
+}
+
+/// Twice RAM written once, then read twice: after the first read pass
+/// every page has been to swap and back unchanged, so in the second the
+/// pages that make room for the next ones are clean copies of their slots
+/// and go without a write (the swap cache keeps a page read back with its
+/// slot: Linux's do_swap_page, docs/src/pressure.md). pswpout may grow by
+/// a few pages in that pass (the kernel's, another process's), not by the
+/// RAM's worth of pages that go out.
+fn read_pages_go_clean(ram: usize) -> Outcome {
+    let pages = 2 * ram / PAGE;
+    let a = sys::mmap(0, pages * PAGE, RW, ANON, -1, 0).map_err(why("mmap 2x RAM"))?;
+    fill(a, 0, pages, 7);
+    let (before, back_before) = (vmstat("pswpout")?, vmstat("pswpin")?);
+    check(a, 0, pages, 7, "first read pass")?;
+    let (first, back_first) = (vmstat("pswpout")?, vmstat("pswpin")?);
+    check(a, 0, pages, 7, "second read pass")?;
+    let (second, back_second) = (vmstat("pswpout")?, vmstat("pswpin")?);
+    sys::munmap(a, pages * PAGE).map_err(why("munmap"))?;
+    let (out1, out2) = (first - before, second - first);
+    let (in1, in2) = (back_first - back_before, back_second - back_first);
+    println!(
+        "pressuretest: {pages} pages written, then read twice: pswpout +{out1} and +{out2}, \
+         pswpin +{in1} and +{in2}"
+    );
+    // The second pass reads back what did not fit in RAM: it did page out.
+    ensure!(
+        in2 >= (pages - ram / PAGE) as u64 / 2,
+        "the second read pass read only {in2} pages from swap"
+    )?;
+    ensure!(
+        out2 <= pages as u64 / 64,
+        "the second read pass wrote {out2} pages to swap (at most {} allowed): \
+         pages only read were written again",
+        pages / 64
+    )
 }
 
 /// 1.25 x RAM of private memory written 64 pages at a time with a 1 ms
