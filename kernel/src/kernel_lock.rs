@@ -67,6 +67,18 @@ pub fn leave() {
     SERVING.fetch_add(1, Ordering::Release);
 }
 
+/// Run `f` with the lock let go, and take it again: a wait that must not
+/// keep the other CPUs out of the kernel (the page-out daemon's disk
+/// writes, kernel/src/reclaim.rs). The caller holds no lock that a
+/// kernel-lock holder may spin for, and no state the lock guards may
+/// change under it that it relies on across `f`.
+pub fn without<R>(f: impl FnOnce() -> R) -> R {
+    leave();
+    let got = f();
+    enter();
+    got
+}
+
 /// Whether another CPU waits for the lock (the scheduler then lets it
 /// in between two threads: sched.rs).
 pub fn others_waiting() -> bool {

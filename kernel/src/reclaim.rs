@@ -11,8 +11,8 @@
 //! `min` is what the kernel's own allocations (page tables, the heap, the
 //! reverse map) take from while reclaim catches up.
 
-use crate::phys;
 use crate::vmstat::{self, Paging};
+use crate::{phys, swap};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vm::clock::{Clock, Policy};
@@ -118,7 +118,10 @@ pub fn background_batch() -> bool {
 /// MADV_PAGEOUT: push the pages of [start, end) in space `space` out now
 /// (`Reclaim::page_out`); nothing when reclaim already runs.
 pub fn page_out(space: SpaceId, start: u64, end: u64) {
-    let _ = with_reclaim(|r| r.page_out(space, start, end));
+    if let Some(done) = with_reclaim(|r| r.page_out(space, start, end)) {
+        vmstat::paging(Paging::SwapOut, done.written);
+        vmstat::paging(Paging::LazyFreed, done.lazy_freed);
+    }
 }
 
 /// Page cache pages on the clock's active and inactive lists.
@@ -128,11 +131,40 @@ pub fn lengths() -> (usize, usize) {
 
 /// Free up to `want` frames, counted as `who`'s; nothing when reclaim
 /// already runs or the address spaces are busy.
+///
+/// Direct reclaim writes its victims where it is, holding what it holds
+/// (the kernel lock, the spaces, the swap cache): the process that
+/// allocates waits for its frames anyway. The page-out daemon holds no
+/// lock while it waits for the disk (DESIGN §6: nothing that others need
+/// is held across a wait): it unmaps its victims and queues their writes
+/// under the locks (`Reclaim::unmap_victims`: each victim goes into the
+/// swap cache under writeback, where a fault that wants it meanwhile finds
+/// it), lets every lock go, the kernel lock too, writes them, and then,
+/// holding only the swap cache, frees the frames no one mapped again
+/// (`SwapCache::written`). Meanwhile the other CPUs run system calls and
+/// faults, reclaim directly if they must, and read swap (waiting for the
+/// disks behind the daemon's transfer, block/mod.rs).
 fn run(want: usize, who: Reclaimer) -> Reclaimed {
     let lazy_frees = LAZY_FREES.load(Ordering::Acquire);
-    let Some(done) = with_reclaim(|r| r.reclaim(want)) else {
+    let done = match who {
+        Reclaimer::Direct => with_reclaim(|r| r.reclaim(want)),
+        Reclaimer::Daemon => with_reclaim(|r| r.unmap_victims(want)).map(|(mut done, wb)| {
+            if !wb.is_empty() {
+                let runs = wb.runs();
+                let results = crate::kernel_lock::without(|| swap::write_runs(runs));
+                let written = swap::with_cache(|c| {
+                    c.written(&mut swap::Device, &mut phys::KernelPhys, results)
+                });
+                done.add_written(written);
+            }
+            done
+        }),
+    };
+    let Some(done) = done else {
         return Reclaimed::default();
     };
+    vmstat::paging(Paging::SwapOut, done.written);
+    vmstat::paging(Paging::LazyFreed, done.lazy_freed);
     log::debug!(
         "reclaim ({who:?}): want {want}, free {}, {done:?}",
         phys::free_frames()
@@ -151,12 +183,10 @@ fn run(want: usize, who: Reclaimer) -> Reclaimed {
     done
 }
 
-/// Run `f` on the machine's reclaim state and count what it wrote and
-/// dropped; None when reclaim already runs or the address spaces are
-/// busy (both only try-locked: reclaim meets them against the lock order).
-fn with_reclaim(
-    f: impl FnOnce(&mut Reclaim<'_, crate::pmap::Pmap>) -> Reclaimed,
-) -> Option<Reclaimed> {
+/// Run `f` on the machine's reclaim state; None when reclaim already
+/// runs or the address spaces are busy (both only try-locked: reclaim
+/// meets them against the lock order).
+fn with_reclaim<R>(f: impl FnOnce(&mut Reclaim<'_, crate::pmap::Pmap>) -> R) -> Option<R> {
     let mut clock = CLOCK.try_lock()?;
     let clock = clock.get_or_insert_with(|| Clock::new(Policy::Clock));
     let done = crate::proc::try_with_spaces(|spaces| {
@@ -170,7 +200,5 @@ fn with_reclaim(
             })
         })
     })?;
-    vmstat::paging(Paging::SwapOut, done.written);
-    vmstat::paging(Paging::LazyFreed, done.lazy_freed);
     Some(done)
 }

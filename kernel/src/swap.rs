@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 use vm::frame::Pfn;
 use vm::pmap::PhysMem;
-use vm::swap_cache::{IoFailed, SwapCache, SwapDevice, SwapInError, SwappedIn};
+use vm::swap_cache::{IoFailed, SwapCache, SwapDevice, SwapInError, SwappedIn, WriteResults};
 use vm::swap_header::SwapHeader;
 use vm::swap_map::{CountOverflow, Slot, SwapMap};
 
@@ -261,6 +261,21 @@ impl SwapDevice for Device {
     fn read(&mut self, first: Slot, frames: &[Pfn], _: &mut dyn PhysMem) -> Result<u64, IoFailed> {
         phys::with_frames(frames, |f| read_cluster(first, f)).map_err(|_| IoFailed)
     }
+}
+
+/// Write the runs of a `Writeback` (each run's frames to its consecutive
+/// slots, one request each), with no lock of the VM held: the page-out
+/// daemon's writes (reclaim.rs). The frames are the swap cache's, under
+/// writeback, so nothing frees them meanwhile.
+pub fn write_runs(runs: Vec<(Slot, Vec<Pfn>)>) -> WriteResults {
+    let runs = runs
+        .into_iter()
+        .map(|(first, pfns)| {
+            let result = Device.write(first, &pfns, &mut KernelPhys);
+            (first, pfns, result)
+        })
+        .collect();
+    WriteResults::from_runs(runs)
 }
 
 /// Run `f` on the swap cache.

@@ -18,6 +18,8 @@ pub struct FakeSwap {
     /// Pages written and read (the tests count them).
     pub writes: u64,
     pub reads: u64,
+    /// Fail this many of the next writes (the tests of a failed write).
+    pub fail_writes: u32,
 }
 
 impl FakeSwap {
@@ -28,6 +30,7 @@ impl FakeSwap {
             disk: BTreeMap::new(),
             writes: 0,
             reads: 0,
+            fail_writes: 0,
         }
     }
 }
@@ -73,6 +76,10 @@ impl SwapDevice for FakeSwap {
         frames: &[Pfn],
         phys: &mut dyn PhysMem,
     ) -> Result<u64, IoFailed> {
+        if self.fail_writes > 0 {
+            self.fail_writes -= 1;
+            return Err(IoFailed);
+        }
         for (i, &pfn) in frames.iter().enumerate() {
             let slot = Slot(first.0 + i as u32);
             assert!(self.map.count(slot) > 0, "FakeSwap::write: free {slot:?}");

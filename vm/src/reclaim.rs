@@ -43,8 +43,7 @@ use crate::mmap::Sharing;
 use crate::pmap::{BLOCK_FRAMES, Mapping, PhysMem, Pmap};
 use crate::rmap::{Owner, SpaceId};
 use crate::space::{AddressSpace, PAGEOUT_BATCH};
-use crate::swap_cache::{SwapCache, SwapDevice};
-use crate::swap_map::Slot;
+use crate::swap_cache::{Cached, SwapCache, SwapDevice, Writeback, Written};
 use crate::vm_object::ObjectRef;
 use crate::vma::{HUGE_PAGE, VmaFlags};
 use alloc::vec::Vec;
@@ -98,14 +97,6 @@ pub struct Reclaim<'a, P: Pmap> {
     pub spaces: &'a mut dyn Spaces<P>,
 }
 
-/// A victim unmapped and waiting for its write: its slot, the frame (one
-/// reference, ours) and the PTEs it was, to map back if the write fails.
-struct Pending {
-    slot: Slot,
-    pfn: Pfn,
-    ptes: Vec<(Owner, Mapping)>,
-}
-
 /// Whether a page of `vma`-like attributes may be paged out.
 fn pageable(space: &AddressSpace<impl Pmap>, va: u64, pfn: Pfn) -> bool {
     let Some(vma) = space.find(va) else {
@@ -122,31 +113,45 @@ fn pageable(space: &AddressSpace<impl Pmap>, va: u64, pfn: Pfn) -> bool {
 impl<P: Pmap> Reclaim<'_, P> {
     /// Free up to `want` frames (see the module comment).
     pub fn reclaim(&mut self, want: usize) -> Reclaimed {
+        let (mut done, wb) = self.unmap_victims(want);
+        self.write(wb, &mut done);
+        done
+    }
+
+    /// `reclaim` up to its writes: the victims unmapped, each going to
+    /// the disk in the swap cache under writeback (`Writeback`), where a
+    /// fault finds it meanwhile. The caller writes them, and hands the
+    /// results to `SwapCache::written`, which frees the frames: the
+    /// kernel's page-out daemon does that holding no lock
+    /// (kernel/src/reclaim.rs). `freed` counts only the frames freed
+    /// already (clean and lazily freeable pages, idle cache entries).
+    pub fn unmap_victims(&mut self, want: usize) -> (Reclaimed, Writeback) {
         let mut done = Reclaimed::default();
+        let mut wb = Writeback::default();
         if want == 0 {
-            return done;
+            return (done, wb);
         }
         // Keep the newest read-ahead: it is about to be used.
         let keep = 2 * self.cache.window() as usize;
         done.freed += self.cache.shrink(self.dev, self.phys, keep) as u64;
-        let short = |done: &Reclaimed| want.saturating_sub(done.freed as usize);
-        if short(&done) == 0 {
-            return done;
+        // Pages on their way out count as freed: they will be.
+        let short =
+            |done: &Reclaimed, wb: &Writeback| want.saturating_sub(done.freed as usize + wb.len());
+        if short(&done, &wb) == 0 {
+            return (done, wb);
         }
-        if self.clock.lengths().1 < 2 * short(&done) {
+        if self.clock.lengths().1 < 2 * short(&done, &wb) {
             let clock = &mut *self.clock;
             self.spaces.mapped_frames(&mut |pfn| clock.insert(pfn));
         }
-        let victims = self.choose(short(&done), &mut done);
-        let mut pending = Vec::new();
+        let victims = self.choose(short(&done, &wb), &mut done);
         for pfn in victims {
-            self.evict(pfn, &mut pending, &mut done);
+            self.evict(pfn, &mut wb, &mut done);
         }
-        self.write(pending, &mut done);
-        if short(&done) > 0 && !done.swap_full {
-            self.reclaim_objects(short(&done), &mut done);
+        if short(&done, &wb) > 0 && !done.swap_full {
+            self.reclaim_objects(short(&done, &wb), &mut wb, &mut done);
         }
-        done
+        (done, wb)
     }
 
     /// MADV_PAGEOUT: push the pages of [start, end) in space `space` out
@@ -178,7 +183,7 @@ impl<P: Pmap> Reclaim<'_, P> {
                 at = at.max(base);
                 continue;
             }
-            let mut pending = Vec::new();
+            let mut wb = Writeback::default();
             for &va in &batch {
                 let mut pfn = None;
                 self.spaces.with_space(space, &mut |s| {
@@ -194,10 +199,10 @@ impl<P: Pmap> Reclaim<'_, P> {
                 if verdict(self.spaces, self.phys, self.cache, pfn, &mut may_split)
                     == Verdict::Evict
                 {
-                    self.evict(pfn, &mut pending, &mut done);
+                    self.evict(pfn, &mut wb, &mut done);
                 }
             }
-            self.write(pending, &mut done);
+            self.write(wb, &mut done);
             at = next;
         }
         done
@@ -218,16 +223,16 @@ impl<P: Pmap> Reclaim<'_, P> {
     }
 
     /// Unmap the victim `pfn`: counted in `done` when its frame is free
-    /// already, queued in `pending` when it waits for its write, back on
-    /// the clock when it stays.
-    fn evict(&mut self, pfn: Pfn, pending: &mut Vec<Pending>, done: &mut Reclaimed) {
-        match self.unmap(pfn) {
+    /// already, queued in `wb` when it waits for its write, back on the
+    /// clock when it stays.
+    fn evict(&mut self, pfn: Pfn, wb: &mut Writeback, done: &mut Reclaimed) {
+        match self.unmap(pfn, wb) {
             Unmapped::Clean => done.freed += 1,
             Unmapped::Dropped => {
                 done.freed += 1;
                 done.lazy_freed += 1;
             }
-            Unmapped::Write(p) => pending.push(p),
+            Unmapped::Queued => {}
             Unmapped::Kept => self.clock.insert(pfn),
             Unmapped::SwapFull => {
                 done.swap_full = true;
@@ -266,10 +271,17 @@ impl<P: Pmap> Reclaim<'_, P> {
         victims
     }
 
-    /// Turn every PTE of `pfn` into a swap PTE holding its slot.
-    fn unmap(&mut self, pfn: Pfn) -> Unmapped {
+    /// Turn every PTE of `pfn` into a swap PTE holding its slot; a page
+    /// to be written goes into `wb`.
+    fn unmap(&mut self, pfn: Pfn, wb: &mut Writeback) -> Unmapped {
         let owners = self.spaces.owners(pfn);
-        let cached = self.cache.slot_of(pfn);
+        let state = self.cache.state(pfn);
+        let cached = match state {
+            // The disk reads it now (mapped again meanwhile): not this time.
+            Some(Cached::Writeback) => return Unmapped::Kept,
+            Some(Cached::Clean(slot) | Cached::Dirty(slot)) => Some(slot),
+            None => None,
+        };
         // MADV_FREE'd and not written since: its data need not be kept.
         if cached.is_none()
             && let [owner] = owners[..]
@@ -309,7 +321,7 @@ impl<P: Pmap> Reclaim<'_, P> {
                 Some(m) => ptes.push((owner, m)),
                 None => {
                     // Changed since the clock's verdict: put back what went.
-                    self.map_back(pfn, &ptes, false);
+                    self.map_back(pfn, &ptes);
                     if cached.is_none() {
                         self.dev.free(slot);
                     }
@@ -322,24 +334,33 @@ impl<P: Pmap> Reclaim<'_, P> {
         for _ in fresh..ptes.len() {
             assert!(self.dev.dup(slot), "reclaim: a slot's count overflowed");
         }
+        // A fresh victim's last reference (ours) goes to the swap cache.
         for _ in fresh..ptes.len() {
             self.phys.put(pfn);
         }
-        if cached.is_some() {
-            self.cache.evicted(self.dev, self.phys, pfn);
-            return Unmapped::Clean;
+        match state {
+            Some(Cached::Clean(_)) => {
+                self.cache.evicted(self.dev, self.phys, pfn);
+                Unmapped::Clean
+            }
+            Some(Cached::Dirty(_)) => {
+                self.cache.restart_writeback(pfn, wb);
+                Unmapped::Queued
+            }
+            _ => {
+                assert!(
+                    self.cache.start_writeback(self.dev, slot, pfn, wb),
+                    "reclaim: a slot's count overflowed"
+                );
+                Unmapped::Queued
+            }
         }
-        Unmapped::Write(Pending { slot, pfn, ptes })
     }
 
-    /// Make `ptes` (swap PTEs) map `pfn` again. `new_refs`: each PTE gets
-    /// a new frame reference (else it takes back the one `swap_out` gave
-    /// us). Slot counts are the caller's business.
-    fn map_back(&mut self, pfn: Pfn, ptes: &[(Owner, Mapping)], new_refs: bool) {
+    /// Make `ptes` (swap PTEs) map `pfn` again, each taking back the frame
+    /// reference `swap_out` gave us. Slot counts are the caller's business.
+    fn map_back(&mut self, pfn: Pfn, ptes: &[(Owner, Mapping)]) {
         for &(owner, m) in ptes {
-            if new_refs {
-                self.phys.get(pfn);
-            }
             let mut back = false;
             self.spaces.with_space(owner.space(), &mut |space| {
                 back = space.pmap.swap_in(owner.va(), pfn, m.prot).is_ok();
@@ -353,40 +374,24 @@ impl<P: Pmap> Reclaim<'_, P> {
     }
 
     /// Write the victims, a run of consecutive slots at a time, and free
-    /// their frames; a run whose write fails is mapped back.
-    fn write(&mut self, mut pending: Vec<Pending>, done: &mut Reclaimed) {
-        pending.sort_unstable_by_key(|p| p.slot);
-        let mut rest = &pending[..];
-        while let Some(first) = rest.first() {
-            let run = rest
-                .iter()
-                .enumerate()
-                .take_while(|(i, p)| p.slot.0 == first.slot.0 + *i as u32)
-                .count();
-            let (now, later) = rest.split_at(run);
-            rest = later;
-            let pfns: Vec<Pfn> = now.iter().map(|p| p.pfn).collect();
-            match self.dev.write(first.slot, &pfns, self.phys) {
-                Ok(cycles) => {
-                    done.cycles += cycles;
-                    done.written += run as u64;
-                    done.freed += run as u64;
-                    for p in now {
-                        self.phys.put(p.pfn);
-                    }
-                }
-                Err(_) => {
-                    for p in now {
-                        self.map_back(p.pfn, &p.ptes, true);
-                        for _ in 0..p.ptes.len() {
-                            self.dev.free(p.slot);
-                        }
-                        self.phys.put(p.pfn);
-                        self.clock.insert(p.pfn);
-                    }
-                }
-            }
+    /// their frames (`SwapCache::written`); a page whose write fails stays
+    /// in the swap cache, where its PTEs find it, to be written again.
+    fn write(&mut self, wb: Writeback, done: &mut Reclaimed) {
+        if wb.is_empty() {
+            return;
         }
+        let results = wb.write(self.dev, self.phys);
+        let w = self.cache.written(self.dev, self.phys, results);
+        done.add_written(w);
+    }
+}
+
+impl Reclaimed {
+    /// Count what the writes of an `unmap_victims` came to.
+    pub fn add_written(&mut self, w: Written) {
+        self.written += w.written;
+        self.freed += w.freed;
+        self.cycles += w.cycles;
     }
 }
 
@@ -395,8 +400,8 @@ enum Unmapped {
     Clean,
     /// Lazily freeable (MADV_FREE) and not written since: dropped, freed.
     Dropped,
-    /// Unmapped, to be written.
-    Write(Pending),
+    /// Unmapped, in the swap cache on its way to the disk.
+    Queued,
     /// Left mapped.
     Kept,
     /// No free slot.

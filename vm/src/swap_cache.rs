@@ -88,6 +88,9 @@ pub struct SwappedIn {
     /// More than half the swap slots are taken: take the page if it may
     /// be, rather than keep its slot (`SwapDevice::half_full`).
     pub swap_full: bool,
+    /// The frame is on its way to the disk (`SwapCache::start_writeback`):
+    /// it stays cached until the write is done, read-only.
+    pub writeback: bool,
     /// Pages read from the disk (0: found in the cache, a minor fault).
     pub read: u32,
     /// TSC cycles waited for the disk.
@@ -163,6 +166,98 @@ struct Entry {
     stamp: u64,
     /// Read ahead, and no fault has asked for it yet.
     ahead: bool,
+    /// On its way to the disk (`start_writeback`): the device may be
+    /// reading the frame, so nothing drops the entry or frees the frame
+    /// until `written`, and no PTE maps it writable.
+    writeback: bool,
+    /// Its write failed: the slot does not hold the page, the frame is its
+    /// only copy. Written again when reclaim takes it, never dropped
+    /// while a swap PTE wants it.
+    dirty: bool,
+}
+
+/// What a cached frame is to reclaim (`SwapCache::state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cached {
+    /// Its slot holds its contents: it may go without a write.
+    Clean(Slot),
+    /// Its write failed: it must be written again before it goes.
+    Dirty(Slot),
+    /// Being written now: it stays where it is.
+    Writeback,
+}
+
+/// Pages on their way to swap: each is in the swap cache under writeback
+/// (`SwapCache::start_writeback`), every PTE or object that had it
+/// holding its slot already, so a fault meanwhile finds the frame in the
+/// cache. Reclaim hands them to `write` (the host tests, direct reclaim)
+/// or writes them with no lock held (the kernel's page-out daemon), then
+/// to `SwapCache::written`.
+#[derive(Debug, Default)]
+pub struct Writeback {
+    pages: Vec<(Slot, Pfn)>,
+}
+
+/// The writes of a `Writeback`, done: each run of consecutive slots with
+/// its frames and how its write went.
+#[derive(Debug, Default)]
+pub struct WriteResults {
+    runs: Vec<(Slot, Vec<Pfn>, Result<u64, IoFailed>)>,
+}
+
+/// What `SwapCache::written` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Pages written to the disk.
+    pub written: u64,
+    /// Frames freed (pages written that no one mapped meanwhile).
+    pub freed: u64,
+    /// TSC cycles waited for the disk.
+    pub cycles: u64,
+}
+
+impl Writeback {
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// The runs of consecutive slots, one write each: (first slot, frames).
+    pub fn runs(mut self) -> Vec<(Slot, Vec<Pfn>)> {
+        self.pages.sort_unstable_by_key(|&(slot, _)| slot);
+        let mut runs: Vec<(Slot, Vec<Pfn>)> = Vec::new();
+        for (slot, pfn) in self.pages {
+            match runs.last_mut() {
+                Some((first, pfns)) if first.0 + pfns.len() as u32 == slot.0 => pfns.push(pfn),
+                _ => runs.push((slot, alloc::vec![pfn])),
+            }
+        }
+        runs
+    }
+
+    /// Write every run to `dev`, one request each.
+    pub fn write(self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem) -> WriteResults {
+        let runs = self
+            .runs()
+            .into_iter()
+            .map(|(first, pfns)| {
+                let result = dev.write(first, &pfns, phys);
+                (first, pfns, result)
+            })
+            .collect();
+        WriteResults { runs }
+    }
+}
+
+impl WriteResults {
+    /// The results of writes made elsewhere (the kernel's page-out
+    /// daemon writes `Writeback::runs` itself).
+    pub fn from_runs(runs: Vec<(Slot, Vec<Pfn>, Result<u64, IoFailed>)>) -> WriteResults {
+        WriteResults { runs }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -216,18 +311,111 @@ impl SwapCache {
         }
         self.stamp += 1;
         let stamp = self.stamp;
-        self.frames.insert(slot, Entry { pfn, stamp, ahead });
+        let entry = Entry {
+            pfn,
+            stamp,
+            ahead,
+            writeback: false,
+            dirty: false,
+        };
+        self.frames.insert(slot, entry);
         self.slots.insert(pfn, slot);
         true
     }
 
-    /// Drop `slot`'s entry: its frame reference and its count.
+    /// Drop `slot`'s entry: its frame reference and its count. Never one
+    /// under writeback (the device may be reading its frame).
     fn remove(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, slot: Slot) {
+        if self.frames.get(&slot).is_some_and(|e| e.writeback) {
+            return;
+        }
         if let Some(Entry { pfn, .. }) = self.frames.remove(&slot) {
             self.slots.remove(&pfn);
             dev.free(slot);
             phys.put(pfn);
         }
+    }
+
+    /// What the cached frame `pfn` is to reclaim; None when not cached.
+    pub fn state(&self, pfn: Pfn) -> Option<Cached> {
+        let slot = self.slot_of(pfn)?;
+        let entry = &self.frames[&slot];
+        Some(if entry.writeback {
+            Cached::Writeback
+        } else if entry.dirty {
+            Cached::Dirty(slot)
+        } else {
+            Cached::Clean(slot)
+        })
+    }
+
+    /// Reclaim unmapped `pfn` from every PTE (each holds `slot` now) or
+    /// took it from its object: cache it as `slot`'s page on its way to
+    /// the disk, in `wb`. The caller's frame reference goes to the entry,
+    /// which takes a count of the slot. False, nothing kept, when the
+    /// slot's count is at its maximum.
+    pub fn start_writeback(
+        &mut self,
+        dev: &mut dyn SwapDevice,
+        slot: Slot,
+        pfn: Pfn,
+        wb: &mut Writeback,
+    ) -> bool {
+        if !self.insert(dev, slot, pfn, false) {
+            return false;
+        }
+        self.frames.get_mut(&slot).expect("just cached").writeback = true;
+        wb.pages.push((slot, pfn));
+        true
+    }
+
+    /// The dirty cached frame `pfn` (its last write failed), unmapped
+    /// again, goes to the disk again in `wb`.
+    pub fn restart_writeback(&mut self, pfn: Pfn, wb: &mut Writeback) {
+        let slot = self
+            .slot_of(pfn)
+            .expect("swap_cache: restart of an uncached frame");
+        let entry = self.frames.get_mut(&slot).expect("cached");
+        entry.dirty = false;
+        entry.writeback = true;
+        wb.pages.push((slot, pfn));
+    }
+
+    /// The writes of a `Writeback` are done. A page written goes (its
+    /// frame freed) unless a PTE mapped it meanwhile (read-only), when it
+    /// stays a clean cached page with its slot. A page whose write failed
+    /// stays, dirty: its PTEs still hold its slot and find the frame here.
+    pub fn written(
+        &mut self,
+        dev: &mut dyn SwapDevice,
+        phys: &mut dyn PhysMem,
+        results: WriteResults,
+    ) -> Written {
+        let mut done = Written::default();
+        for (first, pfns, result) in results.runs {
+            if let Ok(cycles) = result {
+                done.cycles += cycles;
+            }
+            for (i, &pfn) in pfns.iter().enumerate() {
+                let slot = Slot(first.0 + i as u32);
+                let entry = self
+                    .frames
+                    .get_mut(&slot)
+                    .filter(|e| e.pfn == pfn && e.writeback)
+                    .expect("swap_cache: a page under writeback left the cache");
+                entry.writeback = false;
+                if result.is_err() {
+                    entry.dirty = true;
+                    continue;
+                }
+                done.written += 1;
+                if phys.refcount(pfn) == 1 {
+                    self.remove(dev, phys, slot);
+                    done.freed += 1;
+                }
+            }
+        }
+        done
     }
 
     /// A frame holding `slot`'s page for a PTE that holds `slot`: the
@@ -296,11 +484,14 @@ impl SwapCache {
             .expect("swap_cache: the slot was just cached");
         phys.get(pfn);
         // The PTE's count and the cache's, and the cache's reference and ours.
-        let exclusive = dev.count(slot) == 2 && phys.refcount(pfn) == 2;
+        // Never while the disk reads the frame: a write must copy it.
+        let busy = self.frames.get(&slot).is_some_and(|e| e.writeback);
+        let exclusive = !busy && dev.count(slot) == 2 && phys.refcount(pfn) == 2;
         Ok(SwappedIn {
             pfn,
             exclusive,
             swap_full: dev.half_full(),
+            writeback: busy,
             read,
             cycles,
         })
@@ -334,7 +525,7 @@ impl SwapCache {
         let Some(slot) = self.slot_of(pfn) else {
             return true;
         };
-        if dev.count(slot) != 1 {
+        if dev.count(slot) != 1 || self.frames[&slot].writeback {
             return false;
         }
         self.remove(dev, phys, slot);
@@ -348,7 +539,7 @@ impl SwapCache {
         let mapped: Vec<Slot> = self
             .frames
             .iter()
-            .filter(|&(&slot, e)| phys.refcount(e.pfn) > 1 && dev.count(slot) == 1)
+            .filter(|&(&slot, e)| phys.refcount(e.pfn) > 1 && dev.count(slot) == 1 && !e.writeback)
             .map(|(&slot, _)| slot)
             .collect();
         for &slot in &mapped {
@@ -357,8 +548,8 @@ impl SwapCache {
         mapped.len()
     }
 
-    /// Reclaim took every PTE of the cached frame `pfn` back to its slot:
-    /// the entry goes (the slot stays, held by those PTEs).
+    /// Reclaim took every PTE of the clean cached frame `pfn` back to its
+    /// slot: the entry goes (the slot stays, held by those PTEs).
     pub fn evicted(&mut self, dev: &mut dyn SwapDevice, phys: &mut dyn PhysMem, pfn: Pfn) {
         if let Some(slot) = self.slot_of(pfn) {
             self.remove(dev, phys, slot);
@@ -368,7 +559,7 @@ impl SwapCache {
     /// Drop entries no PTE maps (read ahead and not used yet, or left by
     /// processes that exited), oldest first, keeping the newest `keep`.
     /// Returns the frames freed. Their pages are on the disk: nothing is
-    /// written.
+    /// written (pages under writeback, or whose write failed, stay).
     pub fn shrink(
         &mut self,
         dev: &mut dyn SwapDevice,
@@ -378,7 +569,7 @@ impl SwapCache {
         let mut idle: Vec<(u64, Slot)> = self
             .frames
             .iter()
-            .filter(|&(_, e)| phys.refcount(e.pfn) == 1)
+            .filter(|&(_, e)| phys.refcount(e.pfn) == 1 && !e.writeback && !e.dirty)
             .map(|(&slot, e)| (e.stamp, slot))
             .collect();
         idle.sort_unstable();

@@ -18,6 +18,8 @@ use vm::errno::Errno;
 use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
 use vm::mmap::{self, Madvice};
 use vm::pmap::{PhysMem, Pmap};
+use vm::reclaim::Reclaim;
+use vm::swap_cache::{Writeback, Written};
 use vm::vm_fault::Access;
 use vm::vma::PAGE;
 
@@ -863,4 +865,218 @@ fn a_round_splits_no_more_2mib_pages_than_it_wants() {
     let p = machine.procs[0].as_mut().expect("live");
     assert_eq!(p.space.pmap.splits, 1);
     p.space.clear(&mut mem);
+}
+
+/// Reclaim up to its writes (`Reclaim::unmap_victims`), as the kernel's
+/// page-out daemon runs it before it lets go of its locks.
+fn unmap_victims(
+    machine: &mut Machine,
+    mem: &mut FakeMemory,
+    clock: &mut Clock,
+    want: usize,
+) -> Writeback {
+    let mut swap = mem.swap.take().expect("swap");
+    let (_, wb) = Reclaim {
+        clock,
+        cache: &mut swap.cache,
+        dev: &mut swap.dev,
+        phys: mem,
+        spaces: machine,
+    }
+    .unmap_victims(want);
+    mem.swap = Some(swap);
+    wb
+}
+
+/// The writes of `wb`, done, and their results handed to the swap cache.
+fn write_back(mem: &mut FakeMemory, wb: Writeback) -> Written {
+    let mut swap = mem.swap.take().expect("swap");
+    let results = wb.write(&mut swap.dev, mem);
+    let done = swap.cache.written(&mut swap.dev, mem, results);
+    mem.swap = Some(swap);
+    done
+}
+
+/// Pages between their unmapping and the end of their write (the daemon
+/// writes with no lock held) are in the swap cache: a read finds the
+/// frame there without the disk, a write copies it (the disk may be
+/// reading it), an unmap leaves it to the write's end, which frees what no
+/// one maps. A write that fails leaves the pages in the cache, dirty,
+/// found by their faults and written again when they next go.
+#[test]
+fn pages_under_writeback_are_found_in_the_swap_cache() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let mut machine = Machine { procs: Vec::new() };
+    let p = new_proc(&mut mem, &machine);
+    let base = p.base;
+    machine.procs.push(Some(p));
+    let value = |page: u64| 0x100 + page;
+    for page in 0..8 {
+        let va = base + page * PAGE;
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Write
+        ));
+        let m = machine.procs[0]
+            .as_ref()
+            .expect("live")
+            .space
+            .pmap
+            .query(va)
+            .expect("present");
+        mem.write(m.pfn, 0, &value(page).to_le_bytes());
+    }
+    let queue = |machine: &mut Machine, mem: &mut FakeMemory, clock: &mut Clock| {
+        // The first look finds the pages accessed.
+        (0..3)
+            .map(|_| unmap_victims(machine, mem, clock, 8))
+            .find(|wb| !wb.is_empty())
+            .expect("victims")
+    };
+    let wb = queue(&mut machine, &mut mem, &mut clock);
+    let out: Vec<u64> = (0..8)
+        .filter(|&page| {
+            let p = machine.procs[0].as_ref().expect("live");
+            p.space.swap_slot(base + page * PAGE).is_some()
+        })
+        .collect();
+    assert!(out.len() >= 3, "{out:?}");
+    let swap = |mem: &FakeMemory| {
+        let s = mem.swap.as_ref().expect("swap");
+        (s.dev.writes, s.dev.reads, s.cache.len())
+    };
+    assert_eq!(
+        swap(&mem),
+        (0, 0, out.len()),
+        "all cached, none written yet"
+    );
+    let (a, b, c) = (base + out[0] * PAGE, base + out[1] * PAGE, out[2]);
+    // A read finds the frame in the cache: no disk read.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        a,
+        Access::Read
+    ));
+    let p = machine.procs[0].as_ref().expect("live");
+    let cached = p.space.pmap.query(a).expect("present");
+    assert!(!cached.prot.write);
+    assert_eq!(word_at(p, &mem, out[0]), value(out[0]));
+    // A write copies it.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        a,
+        Access::Write
+    ));
+    let m = machine.procs[0]
+        .as_ref()
+        .expect("live")
+        .space
+        .pmap
+        .query(a)
+        .expect("present");
+    assert!(m.prot.write);
+    assert_ne!(
+        m.pfn, cached.pfn,
+        "the disk may be reading the cached frame: copied"
+    );
+    mem.write(m.pfn, 0, &7u64.to_le_bytes());
+    // An unmap lets go of the slot; the entry waits for the write.
+    let p = machine.procs[0].as_mut().expect("live");
+    p.space
+        .madvise(&mut mem, b, b + PAGE, Madvice::DontNeed)
+        .expect("madvise");
+    assert_eq!(swap(&mem).1, 0, "no disk read");
+    assert_eq!(mem.refcount(cached.pfn), 1, "the cache's reference alone");
+    let done = write_back(&mut mem, wb);
+    assert_eq!(done.written, out.len() as u64);
+    assert_eq!(done.freed, out.len() as u64, "no one maps them now");
+    assert_eq!(swap(&mem).2, 0);
+    // The rest read back from the disk.
+    assert!(fault_in(
+        &mut machine,
+        &mut mem,
+        &mut clock,
+        0,
+        base + c * PAGE,
+        Access::Read
+    ));
+    let p = machine.procs[0].as_ref().expect("live");
+    assert_eq!(word_at(p, &mem, c), value(c));
+    assert!(swap(&mem).1 > 0);
+
+    // A failed write: the pages stay in the cache, dirty.
+    for page in 0..8 {
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            base + page * PAGE,
+            Access::Write
+        ));
+        let m = machine.procs[0]
+            .as_ref()
+            .expect("live")
+            .space
+            .pmap
+            .query(base + page * PAGE);
+        mem.write(m.expect("present").pfn, 0, &value(page + 8).to_le_bytes());
+    }
+    let wb = queue(&mut machine, &mut mem, &mut clock);
+    let failed = wb.len();
+    mem.swap.as_mut().expect("swap").dev.fail_writes = u32::MAX;
+    let done = write_back(&mut mem, wb);
+    assert_eq!((done.written, done.freed), (0, 0));
+    assert_eq!(swap(&mem).2, failed, "kept, dirty");
+    // Idle dirty entries are not dropped: their slots do not hold them.
+    reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    mem.swap.as_mut().expect("swap").dev.fail_writes = 0;
+    let reads = swap(&mem).1;
+    for page in 0..8 {
+        let va = base + page * PAGE;
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Read
+        ));
+        let p = machine.procs[0].as_ref().expect("live");
+        assert_eq!(word_at(p, &mem, page), value(page + 8), "page {page}");
+    }
+    // Every page was in RAM: the cache, or resident.
+    assert_eq!(swap(&mem).1, reads, "no disk read for a dirty page");
+    // Out again: now written, and read back from the disk.
+    for _ in 0..3 {
+        reclaim(&mut machine, &mut mem, &mut clock, FRAMES);
+    }
+    for page in 0..8 {
+        let va = base + page * PAGE;
+        assert!(fault_in(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            0,
+            va,
+            Access::Read
+        ));
+        let p = machine.procs[0].as_ref().expect("live");
+        assert_eq!(word_at(p, &mem, page), value(page + 8), "page {page}");
+    }
+    machine.procs[0].take().expect("live").space.clear(&mut mem);
+    let s = mem.swap.as_ref().expect("swap");
+    assert_eq!((s.dev.map.used(), s.cache.len(), mem.in_use()), (0, 0, 0));
 }

@@ -671,3 +671,90 @@ fn a_swapped_shared_page_is_read_once_for_every_mapper() {
         (0, 0, 0)
     );
 }
+
+/// Object pages between their page-out and the end of their write (the
+/// kernel's page-out daemon writes with no lock held) are in the swap
+/// cache: read() finds the page there without the disk and the object
+/// takes a copy (the disk may be reading the cached frame, which goes
+/// when its write is done); a write() after that changes the copy alone.
+#[test]
+fn a_file_page_under_writeback_is_read_from_the_swap_cache() {
+    let mut mem = FakeMemory::new(FRAMES);
+    mem.swap = Some(FakeSwapSpace::new(SLOTS));
+    let mut clock = Clock::new(Policy::Clock);
+    let file = ObjectRef::new_file();
+    let mut machine = Machine {
+        procs: Vec::new(),
+        file: Some(file.clone()),
+    };
+    let pages = FRAMES as u64 / 2;
+    for page in 0..pages {
+        assert!(file_write(
+            &mut machine,
+            &mut mem,
+            &mut clock,
+            page,
+            page + 1
+        ));
+    }
+    let mut swap = mem.swap.take().expect("swap");
+    let (_, wb) = Reclaim {
+        clock: &mut clock,
+        cache: &mut swap.cache,
+        dev: &mut swap.dev,
+        phys: &mut mem,
+        spaces: &mut machine,
+    }
+    .unmap_victims(4);
+    mem.swap = Some(swap);
+    assert!(!wb.is_empty());
+    let queued: Vec<u64> = (0..pages).filter(|&p| file.slot_at(p).is_some()).collect();
+    assert_eq!(queued.len(), wb.len());
+    let page = queued[0];
+    let swap = mem.swap.as_ref().expect("swap");
+    let cached = swap
+        .cache
+        .frame_of(file.slot_at(page).expect("out"))
+        .expect("cached");
+    assert_eq!((swap.dev.writes, swap.dev.reads), (0, 0));
+    assert_eq!(
+        file_read(&mut machine, &mut mem, &mut clock, page),
+        Some(page + 1)
+    );
+    assert!(file_write(&mut machine, &mut mem, &mut clock, page, 99));
+    assert_eq!(
+        mem.swap.as_ref().expect("swap").dev.reads,
+        0,
+        "found in the cache"
+    );
+    assert_eq!(
+        word(&mem, cached),
+        page + 1,
+        "the cached frame is left alone"
+    );
+    let mut swap = mem.swap.take().expect("swap");
+    let results = wb.write(&mut swap.dev, &mut mem);
+    let done = swap.cache.written(&mut swap.dev, &mut mem, results);
+    mem.swap = Some(swap);
+    assert_eq!(done.written, queued.len() as u64);
+    assert_eq!(
+        done.freed,
+        queued.len() as u64,
+        "the read page's cached frame went too"
+    );
+    assert_eq!(mem.swap.as_ref().expect("swap").cache.len(), 0);
+    for p in 0..pages {
+        let want = if p == page { 99 } else { p + 1 };
+        assert_eq!(
+            file_read(&mut machine, &mut mem, &mut clock, p),
+            Some(want),
+            "page {p}"
+        );
+    }
+    file.set_size(0, &mut mem).expect("truncate");
+    let swap = mem.swap.as_ref().expect("swap");
+    assert_eq!((swap.dev.map.used(), swap.cache.len()), (0, 0));
+    drop(machine);
+    file.release(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}

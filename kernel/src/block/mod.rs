@@ -18,7 +18,10 @@
 //! (which lowers it) and unmasks it. When nobody waits, the handler does
 //! both itself. The disks' lines reach the boot CPU only, so a waiter on
 //! another CPU is woken by the handler with an IPI (`WAITER`): it would
-//! otherwise sleep until its own next tick, 10 ms a transfer.
+//! otherwise sleep until its own next tick, 10 ms a transfer. The
+//! page-out daemon waits here holding no other lock, the kernel lock
+//! included (kernel/src/reclaim.rs), so a CPU that waits for the disks
+//! meanwhile lets interrupts in (`lock_disks`).
 
 pub mod virtio;
 
@@ -77,11 +80,35 @@ static PENDING: AtomicU16 = AtomicU16::new(0);
 /// for their interrupt; 0 when none.
 static WAITER: AtomicUsize = AtomicUsize::new(0);
 
+/// The disks. Their holder may be a CPU that waits in a transfer with no
+/// other lock held (the page-out daemon lets the kernel lock go for its
+/// writes, kernel/src/reclaim.rs), for an interrupt that only the boot
+/// CPU receives: so the wait lets interrupts in between tries (and
+/// answers cross-calls), as the kernel lock's does. A boot CPU spinning
+/// here with interrupts masked would never take the interrupt that ends
+/// the holder's transfer.
+fn lock_disks() -> spin::MutexGuard<'static, Vec<Disk>> {
+    let open = x86_64::instructions::interrupts::are_enabled();
+    loop {
+        if let Some(disks) = DISKS.try_lock() {
+            return disks;
+        }
+        ipi::poll();
+        if !open {
+            x86_64::instructions::interrupts::enable();
+        }
+        core::hint::spin_loop();
+        if !open {
+            x86_64::instructions::interrupts::disable();
+        }
+    }
+}
+
 /// Find and set up the disks (at boot, before init).
 pub fn init() {
     virtio::init();
     let mut root = pci::root();
-    let mut disks = DISKS.lock();
+    let mut disks = lock_disks();
     for device in pci::scan() {
         let is_blk = virtio_drivers::transport::pci::virtio_device_type(&device.info)
             == Some(virtio_drivers::transport::DeviceType::Block);
@@ -117,16 +144,16 @@ pub fn init() {
 
 /// How many disks there are; they are numbered 0..count.
 pub fn count() -> usize {
-    DISKS.lock().len()
+    lock_disks().len()
 }
 
 /// A disk's name (vda, ...) and size in pages.
 pub fn describe(disk: usize) -> Option<(String, u64)> {
-    DISKS.lock().get(disk).map(|d| (d.name.clone(), d.pages))
+    lock_disks().get(disk).map(|d| (d.name.clone(), d.pages))
 }
 
 pub fn stats(disk: usize) -> Option<Stats> {
-    DISKS.lock().get(disk).map(|d| d.stats)
+    lock_disks().get(disk).map(|d| d.stats)
 }
 
 /// Read pages `first..first + frames.len()` of `disk` into `frames`.
@@ -142,7 +169,7 @@ pub fn write_pages(disk: usize, first: u64, frames: &[&Frame]) -> Result<u64, Io
 }
 
 fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, IoError> {
-    let mut disks = DISKS.lock();
+    let mut disks = lock_disks();
     let d = disks.get_mut(disk).ok_or(IoError::NoDisk)?;
     let end = first
         .checked_add(frames.len() as u64)

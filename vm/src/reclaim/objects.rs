@@ -21,8 +21,10 @@
 //! 3. the rest are unmapped from every PTE (`Pmap::unmap_range` of the one
 //!    page, which flushes its TLB entry): their PTEs become empty, not swap
 //!    PTEs, since the object is where the next fault looks;
-//! 4. the object gives each a slot and writes them, runs of consecutive
-//!    slots in one request (`ObjectRef::page_out`), and frees the frames.
+//! 4. the object gives each a slot and hands it to the swap cache on its
+//!    way to the disk (`ObjectRef::page_out`); reclaim writes them with
+//!    the clock's victims, runs of consecutive slots in one request, and
+//!    frees the frames (`SwapCache::written`).
 //!
 //! Lock order: reclaim holds the spaces (try-locked) and the swap cache;
 //! an object is only try-locked, and a busy one is left for next time.
@@ -30,6 +32,7 @@
 use super::{Reclaim, Reclaimed};
 use crate::frame::Pfn;
 use crate::pmap::{BLOCK_FRAMES, Pmap};
+use crate::swap_cache::Writeback;
 use crate::vm_object::ObjectRef;
 use crate::vma::{PAGE, VmaFlags};
 use alloc::vec::Vec;
@@ -40,8 +43,14 @@ const SCAN_PER_WANTED: usize = 2;
 const SCAN_EXTRA: usize = 32;
 
 impl<P: Pmap> Reclaim<'_, P> {
-    /// Free up to `want` frames of objects' pages (the module comment).
-    pub(super) fn reclaim_objects(&mut self, want: usize, done: &mut Reclaimed) {
+    /// Send up to `want` of objects' pages to swap, in `wb` (the module
+    /// comment).
+    pub(super) fn reclaim_objects(
+        &mut self,
+        want: usize,
+        wb: &mut Writeback,
+        done: &mut Reclaimed,
+    ) {
         let mut objects: Vec<ObjectRef> = Vec::new();
         self.spaces.objects(&mut |object| {
             if !objects.iter().any(|o| o.same(object)) {
@@ -63,11 +72,11 @@ impl<P: Pmap> Reclaim<'_, P> {
             if left == 0 || done.swap_full {
                 break;
             }
-            left = left.saturating_sub(self.reclaim_object(object, *resident, left, done));
+            left = left.saturating_sub(self.reclaim_object(object, *resident, left, wb, done));
         }
     }
 
-    /// Up to `want` frames of `object`'s; how many were freed. The hand
+    /// Up to `want` pages of `object`'s into `wb`; how many. The hand
     /// may go round twice (`resident` pages each time): every page it
     /// passes the first time with its accessed bit set has it cleared, and
     /// goes the second time if unused since.
@@ -76,6 +85,7 @@ impl<P: Pmap> Reclaim<'_, P> {
         object: &ObjectRef,
         resident: u64,
         want: usize,
+        wb: &mut Writeback,
         done: &mut Reclaimed,
     ) -> usize {
         let budget = 2 * resident as usize + SCAN_EXTRA;
@@ -102,14 +112,11 @@ impl<P: Pmap> Reclaim<'_, P> {
                     victims.push((page.index, page.pfn));
                 }
             }
-            let Some(out) = object.page_out(&victims, self.phys, self.dev) else {
+            let Some(out) = object.page_out(&victims, self.phys, self.dev, self.cache, wb) else {
                 break;
             };
-            done.written += out.written;
-            done.freed += out.written;
-            done.cycles += out.cycles;
             done.swap_full |= out.swap_full;
-            freed += out.written as usize;
+            freed += out.queued as usize;
         }
         freed
     }

@@ -22,7 +22,7 @@ use super::{Inner, ObjectRef, PageError};
 use crate::errno::Errno;
 use crate::frame::Pfn;
 use crate::pmap::{BLOCK_FRAMES, PhysMem};
-use crate::swap_cache::{SwapDevice, SwapInError};
+use crate::swap_cache::{SwapCache, SwapDevice, SwapInError, Writeback};
 use crate::swap_map::Slot;
 use alloc::vec::Vec;
 
@@ -38,10 +38,8 @@ pub struct ScannedPage {
 /// What one `page_out` did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ObjectPageOut {
-    /// Pages written to swap, their frames freed.
-    pub written: u64,
-    /// Cycles waited for the disk.
-    pub cycles: u64,
+    /// Pages given a slot and sent to the swap cache on their way out.
+    pub queued: u64,
     /// No free slot was left.
     pub swap_full: bool,
 }
@@ -107,20 +105,22 @@ impl ObjectRef {
     /// Page-out of `victims` (each a page and the frame it had when the
     /// caller unmapped it from every PTE): each that still has that frame,
     /// which nothing but the object holds now, not in a 2 MiB block, gets
-    /// a slot; runs of consecutive slots are written in one request each,
-    /// and a page written is the slot's from then on, its frame freed. A
-    /// run whose write fails keeps its frames (the slots go back). Holds
-    /// the object's lock throughout, so no one reads a slot before its
-    /// write is done. None when the object is busy.
+    /// a slot, which the object holds from then on in place of the frame;
+    /// the frame (the object's reference) goes to the swap cache under
+    /// writeback, in `wb`, for the caller to write
+    /// (`SwapCache::written` frees it). Whoever asks for the page before
+    /// that finds it in the cache through its slot. None when the object
+    /// is busy.
     pub fn page_out(
         &self,
         victims: &[(u64, Pfn)],
         phys: &mut dyn PhysMem,
         dev: &mut dyn SwapDevice,
+        cache: &mut SwapCache,
+        wb: &mut Writeback,
     ) -> Option<ObjectPageOut> {
         let mut inner = self.0.inner.try_lock()?;
         let mut done = ObjectPageOut::default();
-        let mut out: Vec<(Slot, u64, Pfn)> = Vec::with_capacity(victims.len());
         for &(index, pfn) in victims {
             let still = inner.pages.get(&index) == Some(&pfn)
                 && phys.refcount(pfn) == 1
@@ -132,35 +132,13 @@ impl ObjectRef {
                 done.swap_full = true;
                 break;
             };
-            out.push((slot, index, pfn));
-        }
-        out.sort_unstable_by_key(|&(slot, ..)| slot);
-        let mut rest = &out[..];
-        while let Some(&(first, ..)) = rest.first() {
-            let run = rest
-                .iter()
-                .enumerate()
-                .take_while(|(i, (slot, ..))| slot.0 == first.0 + *i as u32)
-                .count();
-            let (now, later) = rest.split_at(run);
-            rest = later;
-            let pfns: Vec<Pfn> = now.iter().map(|&(_, _, pfn)| pfn).collect();
-            match dev.write(first, &pfns, phys) {
-                Ok(cycles) => {
-                    done.cycles += cycles;
-                    done.written += run as u64;
-                    for &(slot, index, pfn) in now {
-                        inner.pages.remove(&index);
-                        inner.swapped.insert(index, slot);
-                        phys.put(pfn);
-                    }
-                }
-                Err(_) => {
-                    for &(slot, ..) in now {
-                        dev.free(slot);
-                    }
-                }
+            if !cache.start_writeback(dev, slot, pfn, wb) {
+                dev.free(slot);
+                continue;
             }
+            inner.pages.remove(&index);
+            inner.swapped.insert(index, slot);
+            done.queued += 1;
         }
         Some(done)
     }
@@ -211,12 +189,22 @@ impl Inner {
             SwapInError::NoMemory => PageError::NoMemory,
             SwapInError::Io => PageError::Io,
         })?;
+        // The page is written in place through every mapping and by
+        // write(): its slot would be stale, so it leaves the cache. One
+        // still on its way to the disk cannot leave yet (the disk may be
+        // reading the frame): the object takes a copy, and the cached frame
+        // goes when its write is done.
+        let pfn = if got.writeback {
+            let copy = phys.copy(got.pfn);
+            phys.put(got.pfn);
+            copy.ok_or(PageError::NoMemory)?
+        } else {
+            got.pfn
+        };
         self.swapped.remove(&index);
-        self.pages.insert(index, got.pfn);
+        self.pages.insert(index, pfn);
         phys.swap_release(slot);
-        // Written in place through every mapping and by write(): the slot
-        // would be stale, so the page leaves the cache.
-        phys.free_swap(got.pfn);
-        Ok((Some(got.pfn), got.read))
+        phys.free_swap(pfn);
+        Ok((Some(pfn), got.read))
     }
 }
