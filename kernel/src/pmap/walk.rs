@@ -162,6 +162,23 @@ pub(super) fn free_table(table: PhysFrame) {
 }
 
 impl Visited {
+    /// Add another walk's report to this one, for one flush of both.
+    pub(super) fn absorb(&mut self, other: Visited) {
+        let Visited {
+            leaves,
+            count,
+            no_memory,
+            mut emptied,
+        } = other;
+        for &va in &leaves[..count.min(FLUSH_ALL_THRESHOLD)] {
+            self.record(va);
+        }
+        // Past the threshold only the count matters (a whole flush).
+        self.count += count.saturating_sub(FLUSH_ALL_THRESHOLD);
+        self.no_memory |= no_memory;
+        self.emptied.0.append(&mut emptied.0);
+    }
+
     /// The leaf at `va` lost rights the TLB may still hold.
     fn record(&mut self, va: u64) {
         if let Some(slot) = self.leaves.get_mut(self.count) {
