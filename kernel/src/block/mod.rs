@@ -69,7 +69,16 @@ struct Disk {
     pages: u64,
     driver: virtio::VirtioDisk,
     stats: Stats,
+    /// Physically contiguous room for one run of `CLUSTER` pages: see
+    /// `transfer`. None if the block could not be had at boot (then every
+    /// page is a request of its own).
+    cluster: Option<Frame>,
 }
+
+/// Pages one request moves at most: a run of consecutive disk pages goes
+/// as one request through the disk's cluster block (128 KiB).
+const CLUSTER_ORDER: usize = 5;
+const CLUSTER: usize = 1 << CLUSTER_ORDER;
 
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 /// IRQ lines (a bit per line) some disk raises, set once at boot.
@@ -135,6 +144,7 @@ pub fn init() {
             pages,
             driver,
             stats: Stats::default(),
+            cluster: Frame::alloc_block_zeroed(CLUSTER_ORDER),
         });
         if disks.len() == 26 {
             break;
@@ -168,6 +178,15 @@ pub fn write_pages(disk: usize, first: u64, frames: &[&Frame]) -> Result<u64, Io
     transfer(disk, Op::Write, first, frames)
 }
 
+/// Move `frames` to or from disk pages `first..`. A single page is one
+/// request on its own frame. A run of several goes `CLUSTER` pages per
+/// request through the disk's cluster block, copied in before a write and
+/// out after a read: each request costs the device (under QEMU, the vCPU's
+/// exit to the emulator, the host I/O, the completion interrupt) far more
+/// than copying 4 KiB, and the pages of a run are consecutive on disk but
+/// scattered in RAM, while a request names one physically contiguous
+/// buffer (the crate's `VirtIOBlk` has no scatter-gather). Swap-out's runs
+/// and swap-in's read-ahead are such runs (kernel/src/swap.rs).
 fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, IoError> {
     let mut disks = lock_disks();
     let d = disks.get_mut(disk).ok_or(IoError::NoDisk)?;
@@ -183,30 +202,43 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     let started = (arch::rdtsc(), crate::time::monotonic());
     // Before the first request: its interrupt must find whom to wake.
     WAITER.store(percpu::this().index() + 1, Ordering::SeqCst);
-    let (mut submitted, mut done, mut failed) = (0, 0, false);
-    while done < submitted || (submitted < frames.len() && !failed) {
-        // Queue what the disk will take, unless a request already failed.
-        while submitted < frames.len() && !failed {
-            let sector = (first + submitted as u64) * SECTORS_PER_PAGE;
-            match disks[disk]
-                .driver
-                .submit(op, sector, frames[submitted], submitted)
-            {
-                Ok(true) => submitted += 1,
-                Ok(false) => break,
-                Err(()) => failed = true,
+    let mut requests = 0;
+    let mut failed = false;
+    let cluster = disks[disk].cluster.as_ref().map(|c| c.as_mut_ptr());
+    match cluster {
+        Some(buffer) if frames.len() > 1 => {
+            for (run, pages) in frames.chunks(CLUSTER).enumerate() {
+                if op == Op::Write {
+                    for (i, frame) in pages.iter().enumerate() {
+                        // SAFETY: the cluster block is this disk's, used by
+                        // one transfer at a time (we hold the disks), and
+                        // CLUSTER pages long; the frame is the caller's.
+                        unsafe { copy_page(frame.as_mut_ptr(), buffer.add(i * PAGE)) };
+                    }
+                }
+                let sector = (first + (run * CLUSTER) as u64) * SECTORS_PER_PAGE;
+                let one = [(sector, buffer, pages.len() * PAGE)];
+                let (done, bad) = run_requests(&mut disks, disk, op, &one);
+                requests += done;
+                failed |= bad;
+                if failed {
+                    break;
+                }
+                if op == Op::Read {
+                    for (i, frame) in pages.iter().enumerate() {
+                        // SAFETY: as above; the device is done with the block.
+                        unsafe { copy_page(buffer.add(i * PAGE), frame.as_mut_ptr()) };
+                    }
+                }
             }
         }
-        acknowledge_pending(&mut disks);
-        match disks[disk].driver.poll() {
-            Some((_, ok)) => {
-                done += 1;
-                failed |= !ok;
-            }
-            // Any interrupt from here on ends the sleep: the line is open.
-            None if done < submitted && disks[disk].driver.irq.is_some() => arch::idle(),
-            // A disk without an interrupt line is polled.
-            None => core::hint::spin_loop(),
+        _ => {
+            let each: Vec<_> = frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| ((first + i as u64) * SECTORS_PER_PAGE, f.as_mut_ptr(), PAGE))
+                .collect();
+            (requests, failed) = run_requests(&mut disks, disk, op, &each);
         }
     }
     WAITER.store(0, Ordering::SeqCst);
@@ -217,7 +249,7 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     );
     d.stats.wait_cycles += cycles;
     d.stats.wait_nanos += nanos;
-    let (requests, bytes) = (done as u64, done as u64 * 4096);
+    let bytes = if failed { 0 } else { frames.len() as u64 * 4096 };
     match op {
         Op::Read => {
             d.stats.reads += requests;
@@ -233,6 +265,54 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     } else {
         Ok(cycles)
     }
+}
+
+const PAGE: usize = 4096;
+
+/// Copy one page.
+///
+/// # Safety
+/// `from` and `to` are page-sized, valid, and do not overlap.
+unsafe fn copy_page(from: *const u8, to: *mut u8) {
+    // SAFETY: the caller's.
+    unsafe { core::ptr::copy_nonoverlapping(from, to, PAGE) };
+}
+
+/// Queue `requests` (sector, physically contiguous buffer, length) on
+/// `disk`, as many at once as the device takes, and wait for them all.
+/// Returns how many completed and whether one failed (then no more are
+/// queued).
+fn run_requests(
+    disks: &mut [Disk],
+    disk: usize,
+    op: Op,
+    requests: &[(u64, *mut u8, usize)],
+) -> (u64, bool) {
+    let (mut submitted, mut done, mut failed) = (0, 0, false);
+    while done < submitted || (submitted < requests.len() && !failed) {
+        // Queue what the disk will take, unless a request already failed.
+        while submitted < requests.len() && !failed {
+            let (sector, buffer, len) = requests[submitted];
+            let data = core::ptr::NonNull::new(buffer).expect("block: null buffer");
+            match disks[disk].driver.submit(op, sector, data, len, submitted) {
+                Ok(true) => submitted += 1,
+                Ok(false) => break,
+                Err(()) => failed = true,
+            }
+        }
+        acknowledge_pending(disks);
+        match disks[disk].driver.poll() {
+            Some((_, ok)) => {
+                done += 1;
+                failed |= !ok;
+            }
+            // Any interrupt from here on ends the sleep: the line is open.
+            None if done < submitted && disks[disk].driver.irq.is_some() => arch::idle(),
+            // A disk without an interrupt line is polled.
+            None => core::hint::spin_loop(),
+        }
+    }
+    (done as u64, failed)
 }
 
 /// The waiter's half of an interrupt: lower the lines the handler noted by

@@ -164,7 +164,8 @@ struct InFlight {
     slot: usize,
     op: Op,
     data: NonNull<u8>,
-    /// The caller's index of the page it moves.
+    len: usize,
+    /// The caller's index of the request.
     index: usize,
 }
 
@@ -213,20 +214,29 @@ impl VirtioDisk {
         self.blk.readonly()
     }
 
-    /// Queue one page-sized request at `sector`. Ok(false) when the queue
-    /// is full (complete some first). `data` must stay lent to the disk
-    /// until `poll` reports `index` done.
-    pub fn submit(&mut self, op: Op, sector: u64, data: &Frame, index: usize) -> Result<bool, ()> {
+    /// Queue one request at `sector` for the `len` bytes at `data`
+    /// (physically contiguous RAM: a frame, or a block of them; `len` a
+    /// multiple of the page). Ok(false) when the queue is full (complete
+    /// some first). The bytes must stay lent to the disk until `poll`
+    /// reports `index` done.
+    pub fn submit(
+        &mut self,
+        op: Op,
+        sector: u64,
+        data: NonNull<u8>,
+        len: usize,
+        index: usize,
+    ) -> Result<bool, ()> {
         let Some(slot) = self.free_slots.pop() else {
             return Ok(false);
         };
         let (req, resp) = self.slot(slot, true);
-        let ptr = NonNull::new(data.as_mut_ptr()).expect("phys: null frame");
-        // SAFETY: the frame is lent until completion (the block layer
+        let ptr = data;
+        // SAFETY: the bytes are lent until completion (the block layer
         // waits for every request it submits); `req` and `resp` belong to
         // this slot, which is not reused before completion either.
         let submitted = unsafe {
-            let buf = core::slice::from_raw_parts_mut(ptr.as_ptr(), PAGE);
+            let buf = core::slice::from_raw_parts_mut(ptr.as_ptr(), len);
             match op {
                 Op::Read => self.blk.read_blocks_nb(sector as usize, req, buf, resp),
                 Op::Write => self.blk.write_blocks_nb(sector as usize, req, buf, resp),
@@ -239,6 +249,7 @@ impl VirtioDisk {
                     slot,
                     op,
                     data: ptr,
+                    len,
                     index,
                 });
                 Ok(true)
@@ -268,7 +279,7 @@ impl VirtioDisk {
         let (req, resp) = self.slot(done.slot, false);
         // SAFETY: the same buffers as `submit` passed for this token.
         let result = unsafe {
-            let buf = core::slice::from_raw_parts_mut(done.data.as_ptr(), PAGE);
+            let buf = core::slice::from_raw_parts_mut(done.data.as_ptr(), done.len);
             match done.op {
                 Op::Read => self.blk.complete_read_blocks(token, req, buf, resp),
                 Op::Write => self.blk.complete_write_blocks(token, req, buf, resp),
