@@ -249,7 +249,11 @@ fn transfer(disk: usize, op: Op, first: u64, frames: &[&Frame]) -> Result<u64, I
     );
     d.stats.wait_cycles += cycles;
     d.stats.wait_nanos += nanos;
-    let bytes = if failed { 0 } else { frames.len() as u64 * 4096 };
+    let bytes = if failed {
+        0
+    } else {
+        frames.len() as u64 * 4096
+    };
     match op {
         Op::Read => {
             d.stats.reads += requests;
