@@ -39,25 +39,21 @@ pub fn frames() -> usize {
 }
 
 /// Map `len` bytes of fresh zeroed frames at `start` in the kernel half.
-/// The frames taken, page-table frames included, count as the heap's.
+/// The frames taken, page-table frames included, count as the heap's:
+/// counted one by one, not as the fall in free frames, which other CPUs
+/// change meanwhile (a fault elsewhere during the growth was counted as
+/// the heap's, and init's exit then found frames that were never lost).
 fn map_more(start: u64, len: usize) -> Option<()> {
-    let free_before = phys::free_frames();
-    let mut result = Some(());
     for offset in (0..len).step_by(4096) {
         let page = Page::containing_address(VirtAddr::new(start + offset as u64));
-        result = Frame::alloc_zeroed().and_then(|frame| {
-            crate::pmap::map_kernel(
-                page,
-                frame,
-                Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE,
-            )
-        });
-        if result.is_none() {
-            break;
-        }
+        let frame = Frame::alloc_zeroed()?;
+        let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
+        let (mapped, tables) = crate::pmap::map_kernel(page, frame, flags);
+        let taken = tables + usize::from(mapped.is_some());
+        HEAP_FRAMES.fetch_add(taken, Ordering::Relaxed);
+        mapped?;
     }
-    HEAP_FRAMES.fetch_add(free_before - phys::free_frames(), Ordering::Relaxed);
-    result
+    Some(())
 }
 
 /// Small objects (VMA tree nodes, vectors of a few entries) come from

@@ -69,13 +69,15 @@ pub(super) fn unshare(l4: PhysFrame) {
 
 /// Point the absent kernel PTE of `page` at `frame` with `flags`, making
 /// tables where missing. None when the page is mapped already or no frame
-/// is left for a table.
-fn map_kernel_page(page: Page, frame: PhysFrame, flags: Flags) -> Option<()> {
+/// is left for a table; either way, also the number of tables it made.
+fn map_kernel_page(page: Page, frame: PhysFrame, flags: Flags) -> (Option<()>, usize) {
     assert!(
         usize::from(page.p4_index()) == HEAP_SLOT,
         "pmap: only the heap's slot grows after boot, {page:?} is outside it"
     );
     let _tables = KERNEL_TABLES.lock();
+    // Under KERNEL_TABLES no other walk makes a kernel table.
+    let made_before = walk::kernel_tables_made();
     // SAFETY: the kernel's L4, under KERNEL_TABLES. A fresh kernel entry
     // was not present, so no TLB entry can be stale.
     let mapped = unsafe {
@@ -91,15 +93,20 @@ fn map_kernel_page(page: Page, frame: PhysFrame, flags: Flags) -> Option<()> {
             },
         )
     };
-    mapped.ok().flatten()
+    let made = (walk::kernel_tables_made() - made_before) as usize;
+    (mapped.ok().flatten(), made)
 }
 
 /// Map a kernel-half page in the master L4 (the heap grows this way).
-pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> Option<()> {
-    map_kernel_page(page, frame.phys(), flags)?;
-    // The PTE holds the reference now (the heap never gives it back).
-    frame.into_raw();
-    Some(())
+/// Returns, mapped or not, how many page-table frames it made: the heap
+/// counts them with its own, since nothing gives them back.
+pub fn map_kernel(page: Page, frame: Frame, flags: Flags) -> (Option<()>, usize) {
+    let (mapped, tables) = map_kernel_page(page, frame.phys(), flags);
+    if mapped.is_some() {
+        // The PTE holds the reference now (the heap never gives it back).
+        frame.into_raw();
+    }
+    (mapped, tables)
 }
 
 /// Map a page of device memory (a PCI BAR) in the kernel half, uncached
@@ -111,7 +118,7 @@ pub fn map_kernel_mmio(page: Page, frame: PhysFrame) -> Option<()> {
         | Flags::NO_CACHE
         | Flags::WRITE_THROUGH
         | Flags::NO_EXECUTE;
-    map_kernel_page(page, frame, flags)
+    map_kernel_page(page, frame, flags).0
 }
 
 /// Switch to the kernel's own L4 (a dying space cannot stay loaded, and

@@ -315,10 +315,21 @@ fn make_table(entry: &mut PageTableEntry, flags: Flags, va: u64) -> Result<(), N
     let frame = if va < USER_HALF_END {
         alloc_table()
     } else {
-        Frame::alloc_zeroed()
+        let frame = Frame::alloc_zeroed();
+        KERNEL_TABLES_MADE.fetch_add(u64::from(frame.is_some()), Ordering::Relaxed);
+        frame
     };
     entry.set_frame(frame.ok_or(NoMemory)?.into_raw(), flags);
     Ok(())
+}
+
+/// Kernel-half tables made since boot (they are never given back).
+static KERNEL_TABLES_MADE: AtomicU64 = AtomicU64::new(0);
+
+/// How many kernel-half tables have been made: the heap, which grows the
+/// kernel half, counts the ones its growth made as its own frames.
+pub(super) fn kernel_tables_made() -> u64 {
+    KERNEL_TABLES_MADE.load(Ordering::Relaxed)
 }
 
 /// Where the user half ends, in the walk's 48-bit addresses.
