@@ -195,7 +195,7 @@ static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
 /// limit, page-aligned, between 128 KiB and 1 GiB (unlimited: 1 GiB). The
 /// stack grows down on faults until it fills it, so growth past the limit
 /// is SIGSEGV, as on Linux; a limit lowered after execve is checked when
-/// the stack grows (`syscall::limits::stack_may_grow`).
+/// the stack grows (`syscall::limits::StackLimits`).
 fn stack_reserve(limit: u64) -> u64 {
     limit.clamp(128 << 10, 1 << 30) & !(PAGE - 1)
 }

@@ -11,13 +11,13 @@
 //! **Writers** are everything else: every system call's look at the space
 //! (mmap, munmap, mprotect, copies to and from user memory, ...), the
 //! other faults, fork, exec, exit, /proc, reclaim. Each takes the write
-//! lock inside the process table's lock (`Process::space`), under the
-//! kernel lock: one writer at a time, and it waits only for the readers
-//! in flight.
+//! lock under the kernel lock (system calls inside the process table's
+//! lock, `Process::space`; the other faults through `running`, outside
+//! it): one writer at a time, and it waits only for the readers in flight.
 //!
 //! The lock is a spin lock, not a sleeping one, because nobody sleeps
-//! holding it: a writer holds it only inside the process table's lock,
-//! where nothing sleeps, and a reader only for a fault that never waits
+//! holding it: a writer holds it under the kernel lock, where nothing
+//! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), and a reader only for a fault that never waits
 //! for a disk (at most for the other CPUs' answer to a cross-call, when
 //! an allocation asks them for their cached frames). So a waiting writer
 //! waits briefly, for faults that need nothing it holds; it answers

@@ -11,6 +11,7 @@ use crate::arch::{apic, ipi, timer};
 use crate::oom::Verdict;
 use crate::phys::KernelPhys;
 use crate::signal::{self, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP, SigInfo};
+use crate::syscall::limits::StackLimits;
 use crate::{proc, vmstat};
 use vm::vm_fault::{Access, FaultError, Resolution, SegvCode};
 use x86_64::registers::control::Cr2;
@@ -238,33 +239,35 @@ fn page_fault(frame: &mut TrapFrame) {
         kernel_fault(frame, Some(addr));
     }
     let access = access_of(frame);
-    let (result, cycles, pid, vma) = proc::with_current(|p| {
-        // RLIMIT_STACK and RLIMIT_AS bound the main stack's growth.
-        let may_grow = crate::syscall::limits::stack_may_grow(p, addr);
-        let (result, cycles, traced) = {
-            let space = &mut *p.space();
-            let started = crate::arch::rdtsc();
-            let result = if may_grow {
-                space.fault(&mut KernelPhys, addr, access)
-            } else {
-                Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
-            };
-            let cycles = crate::arch::rdtsc() - started;
-            let traced = vmstat::tracing().then(|| {
-                let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);
-                (describe_vma(space, addr), frame)
-            });
-            (result, cycles, traced)
+    // The process table only for what the fault needs of the process,
+    // before and after: the fault itself runs on the space alone, under
+    // its write lock (a swap-in waits for the disk there), so the table
+    // stays free meanwhile for the other CPUs' ticks, /proc and wake-ups.
+    let (pid, limits) = proc::with_current(|p| (p.pid, StackLimits::of(p)));
+    let mm = crate::mm::running().expect("trap: a user fault with no space running");
+    let (result, cycles, vma) = {
+        let space = &mut *mm.write();
+        let started = crate::arch::rdtsc();
+        let result = if limits.allow(space, addr) {
+            space.fault(&mut KernelPhys, addr, access)
+        } else {
+            Err(FaultError::Segv(vm::vm_fault::SegvCode::MapErr))
         };
-        match result {
-            Ok(Resolution::SwapIn { read: 1.., .. } | Resolution::ObjectPage { read: 1.., .. }) => {
-                p.res.usage.majflt += 1
-            }
-            Ok(_) => p.res.usage.minflt += 1,
-            Err(_) => {}
+        let cycles = crate::arch::rdtsc() - started;
+        let traced = vmstat::tracing().then(|| {
+            let frame = vm::pmap::Pmap::query(&space.pmap, addr).map(|m| m.pfn);
+            (describe_vma(space, addr), frame)
+        });
+        (result, cycles, traced)
+    };
+    drop(mm);
+    match result {
+        Ok(Resolution::SwapIn { read: 1.., .. } | Resolution::ObjectPage { read: 1.., .. }) => {
+            proc::with_current(|p| p.res.usage.majflt += 1)
         }
-        (result, cycles, p.pid, traced)
-    });
+        Ok(_) => proc::with_current(|p| p.res.usage.minflt += 1),
+        Err(_) => {}
+    }
     vmstat::record(&result);
     if let Some((vma, frame)) = vma {
         vmstat::trace_line(pid, addr, access, &vma, &result, frame, cycles);

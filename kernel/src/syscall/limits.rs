@@ -245,25 +245,40 @@ pub fn may_lock(p: &mut Process, start: u64, len: u64) -> bool {
     (locked_vm(space) - already).saturating_add(len) <= limit
 }
 
-/// A fault at `addr` that would grow the main stack: within RLIMIT_STACK
-/// (the stack's size from its top) and RLIMIT_AS? Other faults: true.
-pub fn stack_may_grow(p: &mut Process, addr: u64) -> bool {
-    let (stack_limit, as_limit) = (p.res.limit(RLIMIT_STACK), p.res.limit(RLIMIT_AS));
-    let space = &mut *p.space();
-    let Some(gap) = space
-        .find(addr)
-        .filter(|v| matches!(v.backing, Backing::StackGap))
-    else {
-        return true;
-    };
-    let Some(stack) = space
-        .find(gap.end)
-        .filter(|v| v.flags.contains(VmaFlags::MAIN_STACK))
-    else {
-        return true;
-    };
-    let page = addr & !(PAGE - 1);
-    let size = stack.end - page;
-    let grow = stack.start - page;
-    size <= stack_limit && total_vm(space).saturating_add(grow) <= as_limit
+/// The limits a fault that grows the main stack must keep: RLIMIT_STACK
+/// (the stack's size from its top) and RLIMIT_AS. Read from the process
+/// before the fault, which then needs only the space.
+pub struct StackLimits {
+    stack: u64,
+    address_space: u64,
+}
+
+impl StackLimits {
+    pub fn of(p: &Process) -> StackLimits {
+        StackLimits {
+            stack: p.res.limit(RLIMIT_STACK),
+            address_space: p.res.limit(RLIMIT_AS),
+        }
+    }
+
+    /// A fault at `addr` that would grow the main stack: within both
+    /// limits? Other faults: true.
+    pub fn allow(&self, space: &Space, addr: u64) -> bool {
+        let Some(gap) = space
+            .find(addr)
+            .filter(|v| matches!(v.backing, Backing::StackGap))
+        else {
+            return true;
+        };
+        let Some(stack) = space
+            .find(gap.end)
+            .filter(|v| v.flags.contains(VmaFlags::MAIN_STACK))
+        else {
+            return true;
+        };
+        let page = addr & !(PAGE - 1);
+        let size = stack.end - page;
+        let grow = stack.start - page;
+        size <= self.stack && total_vm(space).saturating_add(grow) <= self.address_space
+    }
 }
