@@ -14,9 +14,17 @@
 //!   descriptor closes.
 //!
 //! POSIX and OFD locks conflict with each other, even within one process.
+//!
+//! F_SETLKW sleeps on `CHANGED` (kernel/src/sleep.rs's `wait_for`), which
+//! every change that may free a range wakes: an unlock or a replaced lock
+//! (`set`), a close, an exit. It used to retry with `yield_now`, which kept
+//! the waiter runnable and its CPU busy for as long as the holder took; on
+//! two CPUs it was also what hid the holder from the kernel lock
+//! (docs/src/concurrency.md).
 
 use crate::fd::FileRef;
 use crate::proc::Pid;
+use crate::sleep::WaitQueue;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use spin::Mutex;
@@ -46,6 +54,10 @@ pub struct Lock {
 pub type FileId = (u64, u64);
 
 static LOCKS: Mutex<BTreeMap<FileId, Vec<Lock>>> = Mutex::new(BTreeMap::new());
+
+/// The F_SETLKW waiters, woken after any lock went or shrank: they check
+/// again (one queue for every file: waits are rare and short).
+pub static CHANGED: WaitQueue = WaitQueue::new();
 
 impl Lock {
     fn overlaps(&self, start: u64, end: u64) -> bool {
@@ -92,11 +104,14 @@ pub fn set(
         }
     }
     let mut kept = Vec::with_capacity(locks.len() + 2);
+    // Whether one of the owner's locks went or changed (a waiter may fit now).
+    let mut freed = false;
     for l in locks.drain(..) {
         if l.owner != owner || !l.overlaps(start, end) {
             kept.push(l);
             continue;
         }
+        freed = true;
         if l.start < start {
             kept.push(Lock { end: start, ..l });
         }
@@ -118,15 +133,19 @@ pub fn set(
     } else {
         *locks = kept;
     }
+    drop(table);
+    if freed {
+        CHANGED.wake_all();
+    }
     None
 }
 
 fn release(keep: impl Fn(&Lock) -> bool) {
-    let mut table = LOCKS.lock();
-    table.retain(|_, locks| {
+    LOCKS.lock().retain(|_, locks| {
         locks.retain(|l| keep(l));
         !locks.is_empty()
     });
+    CHANGED.wake_all();
 }
 
 /// A process closed a descriptor of `file`: its POSIX locks on it go.
@@ -134,6 +153,7 @@ pub fn release_process_file(pid: Pid, file: FileId) {
     if let Some(locks) = LOCKS.lock().get_mut(&file) {
         locks.retain(|l| l.owner != Owner::Process(pid));
     }
+    CHANGED.wake_all();
 }
 
 /// A process exited: every POSIX lock it held goes.

@@ -55,6 +55,15 @@ pub fn run() -> ! {
             kernel_lock::leave();
             kernel_lock::enter();
         }
+        // Interrupts in for a moment, as the idle loop and the kernel
+        // lock's waiters let them in: a CPU that always finds a thread to
+        // run (one that yields in a loop inside the kernel) would never
+        // take its tick otherwise, and the tick is what wakes the timed
+        // sleepers (a holder in nanosleep, while its waiter spun, was never
+        // woken on one CPU).
+        x86_64::instructions::interrupts::enable();
+        core::hint::spin_loop();
+        x86_64::instructions::interrupts::disable();
         crate::sleep::wake_deferred();
         // A batch of the page-out daemon's, if it is awake, between two
         // threads (kernel/src/pageout.rs).

@@ -162,15 +162,18 @@ pub fn fcntl_lock(fd: u64, cmd: u64, arg: u64) -> SysResult {
         Some(LockKind::Write) if !writable => return Err(Errno::EBADF),
         _ => {}
     }
-    let wait = matches!(cmd, F_SETLKW | F_OFD_SETLKW);
-    loop {
-        if locks::set(id, owner, kind, start, end).is_none() {
-            return Ok(0);
-        }
-        if !wait {
-            return Err(Errno::EAGAIN);
-        }
-        crate::sleep::interrupted()?;
-        proc::yield_now();
+    if !matches!(cmd, F_SETLKW | F_OFD_SETLKW) {
+        return match locks::set(id, owner, kind, start, end) {
+            None => Ok(0),
+            Some(_) => Err(Errno::EAGAIN),
+        };
     }
+    // Asleep until a lock goes (locks::CHANGED), then try again; EINTR
+    // for a signal.
+    crate::sleep::wait_for(&[&locks::CHANGED], None, || {
+        locks::set(id, owner, kind, start, end)
+            .is_none()
+            .then_some(())
+    })?;
+    Ok(0)
 }
