@@ -77,6 +77,22 @@ impl Mm {
         space
     }
 
+    /// `write` for `change`, then the read lock for `then` without letting
+    /// go in between (spin's `downgrade`): munmap's halves (vm's
+    /// `munmap_detach` and `munmap_finish`), so that the faults of the
+    /// space's other threads go on while the detached range's pages go.
+    /// Only faults take the read lock, so nothing else gets in meanwhile.
+    pub fn write_then_read<W, R>(
+        &self,
+        change: impl FnOnce(&mut Space) -> W,
+        then: impl FnOnce(&Space, W) -> R,
+    ) -> R {
+        let mut space = self.write();
+        let changed = change(&mut space);
+        let space = RwLockWriteGuard::downgrade(space);
+        then(&space, changed)
+    }
+
     /// The space, for writing, if no one holds it (reclaim).
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, Space>> {
         self.space.try_write()

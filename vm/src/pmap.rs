@@ -234,6 +234,14 @@ pub trait SharedPmap {
     /// Map the 2 MiB page at `va` to the block headed by `pfn` if the slot
     /// is still free (`huge_slot_free`); false, nothing changed.
     fn enter_huge_if_free(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory>;
+    /// `Pmap::unmap_range` for munmap's second half, under the read lock
+    /// (vm/src/space/unmap.rs): [start, end) is in no VMA any more, so no
+    /// fault adds to it, but faults elsewhere in the space may walk and
+    /// grow the same tables meanwhile, and take the page-table lock
+    /// between the pieces this clears under it.
+    fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping));
+    /// `Pmap::clear_swap`, likewise.
+    fn clear_swap_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot));
 }
 
 pub trait PhysMem {

@@ -88,6 +88,13 @@ impl SharedPmap for RacyPmap {
         }
         inner.enter_huge(va, pfn, prot).map(|()| true)
     }
+    fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        self.tick();
+        self.inner.borrow_mut().unmap_range(start, end, release)
+    }
+    fn clear_swap_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        self.inner.borrow_mut().clear_swap(start, end, release)
+    }
 }
 
 impl Pmap for RacyPmap {
@@ -439,4 +446,50 @@ mod model {
             prop_assert_eq!(mem_b.in_use(), 0);
         }
     }
+}
+
+/// munmap in two halves (DESIGN §6, vm/src/space/unmap.rs): after
+/// `munmap_detach` under the write lock the range has no VMA, and while
+/// `munmap_finish` drops its pages under the read lock another thread's
+/// fault maps a page beside it, in the same page table, and "the other
+/// CPU" maps one more there in the middle of the unmap. Both stay; the
+/// range's frames go back; a touch of the range is SIGSEGV.
+#[test]
+fn munmap_under_the_read_lock_keeps_the_neighbours_faults() {
+    let mut mem = FakeMemory::new(64);
+    let theirs = mem.alloc_zeroed().expect("a frame");
+    // The unmap's first look at the tables is the other CPU's moment.
+    let other: Other = Box::new(move |p| p.enter(TOP - PAGE, theirs, RW).expect("enter"));
+    let mut space = AddressSpace::new(RacyPmap::new(1, other), TOP);
+    space.thp = Mode::Never;
+    let base = anon_of(&mut space, &mut mem, 8 * PAGE);
+    assert_eq!(base, TOP - 8 * PAGE);
+    for i in 0..6 {
+        space
+            .fault(&mut mem, base + i * PAGE, Access::Write)
+            .expect("fault");
+    }
+    assert_eq!(mem.in_use(), 7, "six pages and the other CPU's frame");
+    let (from, to) = (base + 2 * PAGE, base + 5 * PAGE);
+    let detached = space.munmap_detach(&mut mem, from, to).expect("detach");
+    let detached = detached.expect("the range was mapped");
+    // Under the read lock from here on (`&space`).
+    let space_ref = &space;
+    let neighbour = space_ref.fault_shared(&mut mem, base + 6 * PAGE, Access::Write);
+    assert_eq!(neighbour, Some(Resolution::ZeroFill));
+    space_ref.pmap.arm();
+    space_ref.munmap_finish(&mut mem, detached);
+    for i in 0..8 {
+        let mapped = space.pmap.query(base + i * PAGE).is_some();
+        assert_eq!(mapped, !(2..5).contains(&i), "page {i}");
+    }
+    // Pages 0, 1 and 5, the neighbour's page 6, the other CPU's page 7.
+    assert_eq!(mem.in_use(), 5, "the three pages of the range went back");
+    assert!(
+        space.fault(&mut mem, from, Access::Read).is_err(),
+        "no VMA there"
+    );
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
 }

@@ -34,12 +34,16 @@ impl Pmap {
     /// Not done yet: only this CPU's TLB is flushed, and each frame goes
     /// back as soon as its PTE is clear.
     pub(super) fn lab7_unmap_shared(
-        &mut self,
+        &self,
         start: u64,
         end: u64,
         release: &mut dyn FnMut(u64, Mapping),
     ) {
-        let visited = self.clear_range(start, end, release);
+        // The page-table lock: faults of the space's other threads may
+        // walk these tables meanwhile (kernel/src/pmap/shared.rs).
+        let held = self.lock_tables();
+        let visited = self.clear_range(&held, start, end, release);
+        drop(held);
         self.flush_here(&visited);
     }
 }

@@ -61,6 +61,12 @@ const USER_TABLE: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
     .union(Flags::USER_ACCESSIBLE);
 
+/// A space's page-table lock, held (`Pmap::lock_tables`).
+struct PtHeld<'a> {
+    _guard: spin::MutexGuard<'a, ()>,
+    of: &'a Pmap,
+}
+
 /// One address space's page tables.
 pub struct Pmap {
     l4: PhysFrame,
@@ -158,6 +164,26 @@ impl Pmap {
         assert!(walk_is_user(walk), "pmap: a user walk past the user half");
         // SAFETY: `self.l4` is this space's L4 (from `new`), and `&mut self`
         // is the only way to these tables while the walk runs.
+        unsafe { walk::walk(self.l4, walk, visit) }
+    }
+
+    /// The page-table lock, for a walk that changes the tables through
+    /// `&self` (`walk_locked`; shared.rs).
+    fn lock_tables(&self) -> PtHeld<'_> {
+        PtHeld {
+            _guard: self.pt_lock.lock(),
+            of: self,
+        }
+    }
+
+    /// A walk that may change entries, for `&self`: the caller holds this
+    /// space's page-table lock (`held`, from `lock_tables`).
+    fn walk_locked(&self, held: &PtHeld<'_>, walk: &Walk, visit: &mut Visitor) -> Visited {
+        assert!(walk_is_user(walk), "pmap: a user walk past the user half");
+        assert!(core::ptr::eq(held.of, self), "pmap: another space's lock");
+        // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
+        // `&self` does, and every other holder of `&self` reads or changes
+        // the tables only under the page-table lock, which `held` is.
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 

@@ -8,7 +8,7 @@ use super::entry::{
 use super::walk::{self, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use vm::frame::Pfn;
-use vm::pmap::{BLOCK_FRAMES, Mapping, NoMemory, PteProt};
+use vm::pmap::{BLOCK_FRAMES, Mapping, NoMemory, PteProt, SharedPmap};
 use vm::rmap::{Owner, Rmap, SpaceId};
 use vm::swap_map::Slot;
 use x86_64::VirtAddr;
@@ -16,16 +16,6 @@ use x86_64::structures::paging::PageTableFlags as Flags;
 use x86_64::structures::paging::page_table::PageTableEntry;
 
 const HUGE: u64 = 2 << 20;
-
-/// A shared unmap's gather: this many 2 MiB slots (up to 4096 frames, a
-/// 96 KiB list) are cleared before one shootdown, then their frames go
-/// back. Each shootdown is a round trip to every other CPU running the
-/// space, and a CPU that does not answer at once (busy with interrupts
-/// masked, or its vCPU waiting for a host CPU) makes it cost far more
-/// than the clearing: a 64 MiB munmap on two threads spent most of its
-/// time in 32 of them. Linux's mmu_gather frees its pages in batches of
-/// thousands for the same reason.
-const GATHER_SLOTS: usize = 8;
 
 impl Pmap {
     /// Take the present 4 KiB PTE of `va` if it maps `pfn` and `may` says
@@ -68,59 +58,6 @@ impl Pmap {
             self.count_unmapped(1);
         }
         out
-    }
-
-    /// Clear the PTEs of [start, end), handing each one's mapping to
-    /// `cleared`, and flush them everywhere: `flush` returns once every
-    /// CPU running this space acknowledged.
-    fn unmap_chunk(&mut self, start: u64, end: u64, cleared: &mut dyn FnMut(u64, Mapping)) {
-        let visited = self.clear_range(start, end, cleared);
-        self.flush(&visited);
-    }
-
-    /// The 2 MiB slots meeting [start, end) that map anything (a 2 MiB
-    /// page, or a leaf table), in address order: the shared unmap's
-    /// batches, so that the untouched part of a range costs one walk of
-    /// the tables above it rather than one walk per 2 MiB (mmap1 of
-    /// 128 MiB on two CPUs went 28 times slower). As many as the range
-    /// has tables or huge pages: memory the process uses, never the
-    /// length it passed.
-    fn populated_slots(&mut self, start: u64, end: u64) -> alloc::vec::Vec<u64> {
-        let mut slots = alloc::vec::Vec::new();
-        self.walk(&Walk::at(start, end, 2), &mut |va, _, entry| {
-            if !entry.is_unused() {
-                slots.push(va);
-            }
-            false
-        });
-        slots
-    }
-
-    /// Clear the PTEs of [start, end), handing each one's mapping to
-    /// `cleared`; the leaves it changed, which nothing has flushed yet.
-    pub(super) fn clear_range(
-        &mut self,
-        start: u64,
-        end: u64,
-        cleared: &mut dyn FnMut(u64, Mapping),
-    ) -> Visited {
-        let mut unmapped = 0;
-        let id = self.id();
-        let visited = self.walk(&Walk::clearing(start, end), &mut |va, level, entry| {
-            let huge = level == 2;
-            assert!(
-                !huge || (va >= start && va + HUGE <= end),
-                "pmap::unmap_range: splits a 2 MiB page"
-            );
-            let mapping = mapping_of(entry, huge);
-            entry.set_unused();
-            rmap::remove(mapping.pfn, Owner::new(id, va));
-            unmapped += if huge { 512 } else { 1 };
-            cleared(va, mapping);
-            true
-        });
-        self.count_unmapped(unmapped);
-        visited
     }
 
     /// Map the empty 2 MiB slot at `va` to the block headed by `pfn`.
@@ -243,32 +180,8 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
-        if self.active_elsewhere().is_empty() {
-            // No other CPU can reach these pages: each frame goes back as
-            // soon as its PTE is clear, and this CPU flushes at the end.
-            self.unmap_chunk(start, end, release);
-            return;
-        }
-        // Other CPUs run this space: a frame goes back only after the
-        // shootdown, a gather of up to GATHER_SLOTS 2 MiB slots at a time.
-        if super::lab7::on() {
-            return self.lab7_unmap_shared(start, end, release);
-        }
-        let slots = self.populated_slots(start, end);
-        for batch in slots.chunks(GATHER_SLOTS) {
-            let mut gathered = alloc::vec::Vec::new();
-            let mut visited = Visited::default();
-            for &slot in batch {
-                let (from, to) = (slot.max(start), (slot + HUGE).min(end));
-                visited.absorb(self.clear_range(from, to, &mut |va, m| gathered.push((va, m))));
-            }
-            self.flush(&visited);
-            // The emptied tables go with `visited`, after the flush.
-            drop(visited);
-            for (va, m) in gathered {
-                release(va, m);
-            }
-        }
+        // The read lock's way (shared.rs), with the lock no one else wants.
+        self.unmap_range_shared(start, end, release);
     }
 
     fn protect_range(
@@ -453,20 +366,7 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
-        let visited = self.walk(
-            &Walk::at(start, end, 1).freeing(),
-            &mut |va, level, entry| {
-                if level == 1
-                    && let Some(slot) = swap_slot(entry)
-                {
-                    entry.set_unused();
-                    release(va, slot);
-                }
-                false // not present: no translation to flush
-            },
-        );
-        // The tables it emptied, though, may be in paging-structure caches.
-        self.flush(&visited);
+        self.clear_swap_shared(start, end, release);
     }
 
     fn visit_swap(&mut self, start: u64, end: u64, visit: &mut dyn FnMut(u64, Slot)) {

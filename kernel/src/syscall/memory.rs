@@ -109,9 +109,27 @@ fn zero_vma(req: &mmap::MmapRequest) -> Vma {
     vma
 }
 
+/// munmap in two halves (mm.rs `write_then_read`): the VMAs leave the
+/// tree under the write lock, then their pages go under the read lock,
+/// while the other threads' faults elsewhere in the space go on (a 64 MiB
+/// munmap holds the space for milliseconds). Outside the process table:
+/// the space is all it needs.
 pub fn munmap(addr: u64, len: u64) -> SysResult {
     let span = mmap::validate_munmap(addr, len)?;
-    with_space(|space, phys| space.munmap(phys, span.start, span.end))
+    let mm = proc::with_current(|p| p.space.clone()).expect("munmap: a process with no space");
+    mm.write_then_read(
+        |space| {
+            let detached = space.munmap_detach(&mut KernelPhys, span.start, span.end);
+            debug_verify(space);
+            detached
+        },
+        |space, detached| {
+            if let Some(detached) = detached? {
+                space.munmap_finish(&mut KernelPhys, detached);
+            }
+            Ok(0)
+        },
+    )
 }
 
 /// mremap(old, old_len, new_len, flags, new_addr): `vm::mmap` checks the

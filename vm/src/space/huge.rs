@@ -16,7 +16,6 @@ use super::AddressSpace;
 use crate::errno::Errno;
 use crate::mmap::Sharing;
 use crate::pmap::{PhysMem, Pmap};
-use crate::vm_map::VmaTree;
 use crate::vma::{Backing, HUGE_PAGE, Vma};
 
 impl<P: Pmap> AddressSpace<P> {
@@ -44,7 +43,7 @@ impl<P: Pmap> AddressSpace<P> {
     /// block was whole before (`was_whole`), so the call changes nothing.
     pub(crate) fn undo_split(&mut self, phys: &mut dyn PhysMem, base: u64, was_whole: bool) {
         self.pmap.join_huge(base);
-        note_pmd(&self.map, base, true);
+        note_pmd(self.map.find(base), base, true);
         if was_whole && let Some(m) = self.pmap.query(base).filter(|m| m.huge) {
             phys.unsplit_block(m.pfn);
         }
@@ -90,7 +89,7 @@ impl<P: Pmap> AddressSpace<P> {
             }
             return Err(Errno::ENOMEM);
         }
-        note_pmd(&self.map, base, false);
+        note_pmd(self.map.find(base), base, false);
         Ok(())
     }
 
@@ -130,8 +129,8 @@ fn maps_object_blocks(vma: &Vma) -> bool {
 
 /// A 2 MiB entry at `va` was made whole again (`mapped`) or is gone
 /// (unmapped, split): if it maps an object's block, tell the object.
-pub(super) fn note_pmd(map: &VmaTree<Vma>, va: u64, mapped: bool) {
-    if let Some(vma) = map.find(va).filter(|v| maps_object_blocks(v))
+pub(super) fn note_pmd(vma: Option<&Vma>, va: u64, mapped: bool) {
+    if let Some(vma) = vma.filter(|v| maps_object_blocks(v))
         && let Some((object, offset)) = vma.object_offset(va)
     {
         object.note_pmd(offset / HUGE_PAGE, mapped);

@@ -47,7 +47,8 @@ pub use pressure::PAGEOUT_BATCH;
 
 use crate::errno::Errno;
 use crate::frame::Pfn;
-use crate::pmap::{PhysMem, Pmap};
+use crate::pmap::{Mapping, PhysMem, Pmap, SharedPmap};
+use crate::swap_map::Slot;
 use crate::thp;
 use crate::vm_map::VmaTree;
 use crate::vma::Vma;
@@ -160,28 +161,7 @@ impl<P: Pmap> AddressSpace<P> {
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         let (start, end) = self.object_huge_edges(phys, start, end);
         let AddressSpace { pmap, map, .. } = self;
-        // Frames left with one reference may be the swap cache's alone,
-        // kept for a slot no one holds now: those go (Linux's
-        // free_swap_cache). Every cache entry holds a slot, so without
-        // taken slots there is nothing to look for.
-        let cached = phys.swap_used();
-        let mut last_refs = Vec::new();
-        pmap.unmap_range(start, end, &mut |va, m| {
-            if m.huge {
-                huge::note_pmd(map, va, false);
-            }
-            phys.put_mapping(&m);
-            if cached && !m.huge && phys.refcount(m.pfn) == 1 {
-                last_refs.push(m.pfn);
-            }
-        });
-        for pfn in last_refs {
-            phys.free_swap(pfn);
-        }
-        if phys.swap_used() {
-            self.pmap
-                .clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));
-        }
+        drop_pages_of(phys, &mut Exclusive(pmap), &|va| map.find(va), start, end);
     }
 
     /// Every frame the page tables map, in address order (a 2 MiB page
@@ -211,5 +191,68 @@ impl<P: Pmap> AddressSpace<P> {
             at = vma.end;
         }
         if at < end { Err(Errno::ENOMEM) } else { Ok(()) }
+    }
+}
+
+/// How `drop_pages_of` changes the page tables: through `&mut Pmap`
+/// under the write lock (`Exclusive`), or through `SharedPmap` under the
+/// read lock (`Shared`: munmap's second half, unmap.rs).
+pub(crate) trait PageTables {
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping));
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot));
+}
+
+pub(crate) struct Exclusive<'a, P>(pub(crate) &'a mut P);
+
+impl<P: Pmap> PageTables for Exclusive<'_, P> {
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        self.0.unmap_range(start, end, release)
+    }
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        self.0.clear_swap(start, end, release)
+    }
+}
+
+pub(crate) struct Shared<'a, P>(pub(crate) &'a P);
+
+impl<P: SharedPmap> PageTables for Shared<'_, P> {
+    fn unmap_range(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
+        self.0.unmap_range_shared(start, end, release)
+    }
+    fn clear_swap(&mut self, start: u64, end: u64, release: &mut dyn FnMut(u64, Slot)) {
+        self.0.clear_swap_shared(start, end, release)
+    }
+}
+
+/// `drop_pages`' work on [start, end), already widened to whole 2 MiB
+/// object entries; `vma_of` names the VMA a 2 MiB entry belonged to (the
+/// tree's, or those munmap took out of it).
+pub(crate) fn drop_pages_of<'v>(
+    phys: &mut dyn PhysMem,
+    tables: &mut dyn PageTables,
+    vma_of: &dyn Fn(u64) -> Option<&'v Vma>,
+    start: u64,
+    end: u64,
+) {
+    // Frames left with one reference may be the swap cache's alone,
+    // kept for a slot no one holds now: those go (Linux's
+    // free_swap_cache). Every cache entry holds a slot, so without
+    // taken slots there is nothing to look for.
+    let cached = phys.swap_used();
+    let mut last_refs = Vec::new();
+    tables.unmap_range(start, end, &mut |va, m| {
+        if m.huge {
+            huge::note_pmd(vma_of(va), va, false);
+        }
+        phys.put_mapping(&m);
+        if cached && !m.huge && phys.refcount(m.pfn) == 1 {
+            last_refs.push(m.pfn);
+        }
+    });
+    for pfn in last_refs {
+        phys.free_swap(pfn);
+    }
+    if phys.swap_used() {
+        tables.clear_swap(start, end, &mut |_, slot| phys.swap_release(slot));
     }
 }

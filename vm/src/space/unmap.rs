@@ -1,22 +1,82 @@
 //! Taking mappings away: munmap, and tearing a whole space down.
 
 use super::{AddressSpace, USER_END};
+use super::{Exclusive, Shared, drop_pages_of};
 use crate::errno::Errno;
-use crate::pmap::{PhysMem, Pmap};
-use crate::vma::{Backing, VmaFlags};
+use crate::pmap::{PhysMem, Pmap, SharedPmap};
+use crate::vma::{Backing, Vma, VmaFlags};
+use alloc::vec::Vec;
+
+/// What munmap's first half took out of the tree, for its second half
+/// (`AddressSpace::munmap_detach`, `munmap_finish`).
+#[must_use = "the pages of a detached range are still mapped until munmap_finish"]
+pub struct Detached {
+    /// The pages to drop: the range, widened to whole 2 MiB entries of an
+    /// object that could not be split (`object_huge_edges`).
+    start: u64,
+    end: u64,
+    /// The VMAs taken out, whose objects and charge go last.
+    vmas: Vec<Vma>,
+}
+
+impl Detached {
+    /// The VMA a page of the range belonged to.
+    fn vma_of(&self, va: u64) -> Option<&Vma> {
+        self.vmas.iter().find(|v| v.start <= va && va < v.end)
+    }
+
+    /// Give the VMAs' charge and objects back (after their pages went).
+    fn release(self, phys: &mut dyn PhysMem) {
+        for vma in self.vmas {
+            phys.uncharge(vma.charge());
+            if let Backing::Object { object, .. } = vma.backing {
+                object.release(phys);
+            }
+        }
+    }
+}
 
 impl<P: Pmap> AddressSpace<P> {
     /// munmap: remove [start, end) from the tree and the page tables.
     /// Unmapping a range with nothing in it succeeds (Linux).
     pub fn munmap(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) -> Result<(), Errno> {
+        if let Some(detached) = self.munmap_detach(phys, start, end)? {
+            let AddressSpace { pmap, map, .. } = self;
+            let vma_of = |va| detached.vma_of(va).or_else(|| map.find(va));
+            let (from, to) = (detached.start, detached.end);
+            drop_pages_of(phys, &mut Exclusive(pmap), &vma_of, from, to);
+            detached.release(phys);
+        }
+        Ok(())
+    }
+
+    /// munmap's first half, the part that needs the write lock: every
+    /// check that can fail, the 2 MiB pages across the edges split, and
+    /// the VMAs out of the tree. From here on no fault finds the range
+    /// mapped, so its pages can go under the read lock (`munmap_finish`),
+    /// while the other threads' faults elsewhere go on: Linux's munmap
+    /// downgrades its mmap_lock after detaching the VMAs the same way.
+    /// None: nothing is mapped there.
+    pub fn munmap_detach(
+        &mut self,
+        phys: &mut dyn PhysMem,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<Detached>, Errno> {
         if self.map.range(start, end).next().is_none() {
-            return Ok(());
+            return Ok(None);
         }
         // Unmapping the middle of a VMA leaves two.
         self.map_count_room(start, end, 0, true)?;
         self.split_huge_edges(phys, start, end)?;
-        self.unmap_range(phys, start, end, true);
-        Ok(())
+        let (from, to) = self.object_huge_edges(phys, start, end);
+        let vmas = self.map.remove_range(start, end);
+        self.drop_orphaned_stack_guard(start);
+        Ok(Some(Detached {
+            start: from,
+            end: to,
+            vmas,
+        }))
     }
 
     /// Remove [start, end) from tree and page tables, giving back frames,
@@ -75,5 +135,18 @@ impl<P: Pmap> AddressSpace<P> {
         }
         self.brk_start = 0;
         self.brk = 0;
+    }
+}
+
+impl<P: Pmap + SharedPmap> AddressSpace<P> {
+    /// munmap's second half, under the read lock: the detached range's
+    /// pages, swap slots, objects and charge go. Faults of other threads
+    /// run meanwhile; none of them is in the range (it has no VMA), and
+    /// the page-table lock keeps their walks and this one's apart.
+    pub fn munmap_finish(&self, phys: &mut dyn PhysMem, detached: Detached) {
+        let vma_of = |va| detached.vma_of(va).or_else(|| self.map.find(va));
+        let (from, to) = (detached.start, detached.end);
+        drop_pages_of(phys, &mut Shared(&self.pmap), &vma_of, from, to);
+        detached.release(phys);
     }
 }
