@@ -45,16 +45,21 @@ pub struct Mm {
     /// writers' way until it is through.
     writer_waiting: AtomicBool,
     /// Faults resolved under the read lock (minor faults: getrusage and
-    /// /proc/PID/stat add them to the process's own count).
-    minflt: AtomicU64,
+    /// /proc/PID/stat add them to the process's own count), one count per
+    /// CPU: one shared counter would move its cache line between the CPUs
+    /// of the space's threads on every fault.
+    minflt: [PerCpuCount; MAX_CPUS],
 }
+
+#[repr(align(64))]
+struct PerCpuCount(AtomicU64);
 
 impl Mm {
     pub fn new(space: Space) -> Arc<Mm> {
         Arc::new(Mm {
             space: RwLock::new(space),
             writer_waiting: AtomicBool::new(false),
-            minflt: AtomicU64::new(0),
+            minflt: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         })
     }
 
@@ -115,28 +120,47 @@ impl Mm {
     }
 
     pub fn count_minor_fault(&self) {
-        self.minflt.fetch_add(1, Ordering::Relaxed);
+        let count = &self.minflt[percpu::this().index()].0;
+        count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn minor_faults(&self) -> u64 {
-        self.minflt.load(Ordering::Relaxed)
+        self.minflt
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
 /// The address space of the thread each CPU runs, by CPU index (None:
-/// the scheduler or the idle loop runs there).
-static RUNNING: [Mutex<Option<Arc<Mm>>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+/// the scheduler or the idle loop runs there). Only the CPU itself takes
+/// its slot; each slot has a cache line of its own, so that the faults of
+/// two CPUs do not move one line between them.
+static RUNNING: [Running; MAX_CPUS] = [const { Running(Mutex::new(None)) }; MAX_CPUS];
+
+#[repr(align(64))]
+struct Running(Mutex<Option<Arc<Mm>>>);
 
 /// This CPU now runs a thread of `mm` (the scheduler, and exec for the
 /// new image), or none.
 pub fn set_running(mm: Option<Arc<Mm>>) {
     // Dropped after the slot's lock is let go: the last reference to a
     // space frees its page tables.
-    let old = core::mem::replace(&mut *RUNNING[percpu::this().index()].lock(), mm);
+    let old = core::mem::replace(&mut *RUNNING[percpu::this().index()].0.lock(), mm);
     drop(old);
 }
 
 /// The address space of the thread this CPU runs.
 pub fn running() -> Option<Arc<Mm>> {
-    RUNNING[percpu::this().index()].lock().clone()
+    RUNNING[percpu::this().index()].0.lock().clone()
+}
+
+/// `f` on the address space of the thread this CPU runs, borrowed from
+/// the CPU's slot: the fault path's way, which takes no reference (the
+/// reference count is shared by every CPU running the space, and each
+/// increment would move its line). The slot cannot change meanwhile:
+/// only this CPU's scheduler and exec change it, and neither runs
+/// inside `f`.
+pub fn with_running<R>(f: impl FnOnce(&Mm) -> R) -> Option<R> {
+    RUNNING[percpu::this().index()].0.lock().as_deref().map(f)
 }

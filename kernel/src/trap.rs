@@ -214,17 +214,16 @@ fn parallel_fault(frame: &TrapFrame) -> bool {
     if vmstat::tracing() {
         return false;
     }
-    let Some(mm) = crate::mm::running() else {
+    let resolved = crate::mm::with_running(|mm| {
+        let space = mm.try_read()?;
+        let done = space.fault_shared(&mut KernelPhys, Cr2::read_raw(), access_of(frame))?;
+        drop(space);
+        mm.count_minor_fault();
+        Some(done)
+    });
+    let Some(done) = resolved.flatten() else {
         return false;
     };
-    let Some(space) = mm.try_read() else {
-        return false;
-    };
-    let Some(done) = space.fault_shared(&mut KernelPhys, Cr2::read_raw(), access_of(frame)) else {
-        return false;
-    };
-    drop(space);
-    mm.count_minor_fault();
     vmstat::record(&Ok(done));
     true
 }

@@ -114,17 +114,23 @@ impl Pmap {
     }
 
     fn count_mapped(&self, pages: u64) {
-        let now = self.resident.fetch_add(pages, Ordering::Relaxed) + pages;
-        self.peak.fetch_max(now, Ordering::Relaxed);
+        // The peak follows at the next unmap (and `peak_pages` looks at
+        // the count now): one shared line written per fault, not two.
+        self.resident.fetch_add(pages, Ordering::Relaxed);
     }
 
     fn count_unmapped(&self, pages: u64) {
         // Never below zero (a count that went wrong must not wrap).
-        let _ = self
+        let before = self
             .resident
             .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(pages))
             });
+        // The count only falls here, so its highest value so far is the
+        // one just before some fall, or the one now (Linux's hiwater_rss,
+        // updated before each unmap the same way).
+        let before = before.unwrap_or_else(|n| n);
+        self.peak.fetch_max(before, Ordering::Relaxed);
     }
 
     /// Make this the address space the CPU translates through. The CPU
