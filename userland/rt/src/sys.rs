@@ -260,6 +260,28 @@ pub fn mkdir(path: &str, mode: usize) -> Result<usize> {
     with_cstr(path, |p| raw(nr::MKDIR, [p, mode, 0, 0, 0, 0]))
 }
 
+/// Linux's /init has no /proc: mount it (pageos's is always there), for
+/// the test programs that read /proc/self as init of both kernels.
+pub fn mount_proc() -> Result<usize> {
+    const SYS_MOUNT: usize = 165;
+    if let Ok(fd) = open("/proc/self/smaps\0", O_RDONLY) {
+        return close(fd);
+    }
+    let _ = mkdir("/proc\0", 0o555);
+    let (source, target, kind) = (b"proc\0", b"/proc\0", b"proc\0");
+    raw(
+        SYS_MOUNT,
+        [
+            source.as_ptr() as usize,
+            target.as_ptr() as usize,
+            kind.as_ptr() as usize,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
 pub fn rmdir(path: &str) -> Result<usize> {
     with_cstr(path, |p| raw(nr::RMDIR, [p, 0, 0, 0, 0, 0]))
 }

@@ -34,12 +34,11 @@ const HUGE: usize = 2 << 20;
 const PAGES: usize = HUGE / PAGE;
 const MADV_HUGEPAGE: usize = 14;
 const MADV_NOHUGEPAGE: usize = 15;
-const SYS_MOUNT: usize = 165;
 
 fn main(args: rt::Args) -> i32 {
     let never = args.len() > 1 && args.get(1) == "never";
     let mut s = Suite::new(if never { "thptest never" } else { "thptest" });
-    if s.linux && mount_proc().is_err() {
+    if s.linux && sys::mount_proc().is_err() {
         println!("thptest: cannot mount /proc");
         return 1;
     }
@@ -49,26 +48,6 @@ fn main(args: rt::Args) -> i32 {
         cases(&mut s);
     }
     s.finish()
-}
-
-/// Linux's /init has no /proc: mount it (pageos's is always there).
-fn mount_proc() -> sys::Result<usize> {
-    if let Ok(fd) = sys::open("/proc/self/smaps\0", sys::O_RDONLY) {
-        return sys::close(fd);
-    }
-    let _ = sys::mkdir("/proc\0", 0o555);
-    let (source, target, kind) = (b"proc\0", b"/proc\0", b"proc\0");
-    sys::raw(
-        SYS_MOUNT,
-        [
-            source.as_ptr() as usize,
-            target.as_ptr() as usize,
-            kind.as_ptr() as usize,
-            0,
-            0,
-            0,
-        ],
-    )
 }
 
 /// A 4 MiB private anonymous mapping and the aligned 2 MiB inside it.

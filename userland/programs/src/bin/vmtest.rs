@@ -105,6 +105,24 @@ fn mmap_basics(s: &mut Suite) {
             "resident: {before} before, {after} after two touches"
         )
     });
+    s.both("vm_hwm_keeps_the_peak_after_munmap", || {
+        // VmHWM is the most VmRSS ever was (Linux's hiwater_rss): 4 MiB
+        // written raise both; after the munmap VmRSS falls, VmHWM stays.
+        let status = "/proc/self/status\0";
+        sys::mount_proc().map_err(why("mount /proc"))?;
+        let len = 1024 * PAGE;
+        let a = sys::mmap_anon(len).map_err(why("mmap"))?;
+        for i in (0..len).step_by(PAGE) {
+            poke(a + i, 1);
+        }
+        let (rss, hwm) = (proc_number(status, "VmRSS")?, proc_number(status, "VmHWM")?);
+        sys::munmap(a, len).map_err(why("munmap"))?;
+        let (rss_after, hwm_after) = (proc_number(status, "VmRSS")?, proc_number(status, "VmHWM")?);
+        ensure!(
+            rss >= 4096 && hwm >= rss && rss_after + 3072 <= rss && hwm_after >= hwm,
+            "VmRSS {rss} kB, VmHWM {hwm} kB; after munmap {rss_after} kB, {hwm_after} kB"
+        )
+    });
     s.both("zero_length_is_einval", || {
         expect_err(sys::mmap(0, 0, RW, ANON, -1, 0), sys::EINVAL, "len 0")
     });
