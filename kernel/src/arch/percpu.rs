@@ -4,8 +4,8 @@
 //! to and a scratch slot for the user rsp (the entry assembly reads them at
 //! fixed offsets), the CPU's number and local APIC id, its GDT and TSS, the
 //! thread it runs and the address space it has loaded, the scheduler's
-//! saved stack pointer, its signal re-check flag and its cache of free
-//! frames.
+//! saved stack pointer, its signal re-check flag, its cache of free
+//! frames and its run queue.
 //!
 //! The GS rule (Linux's and FreeBSD's): while the kernel runs, the GS base
 //! holds this CPU's `PerCpu`; while user code runs it holds the user's
@@ -62,6 +62,8 @@ pub struct PerCpu {
     /// Free 4 KiB frames this CPU takes and gives back without the frame
     /// table's lock (kernel/src/phys/cache.rs).
     pub frames: crate::phys::cache::FrameCache,
+    /// The threads waiting to run here (kernel/src/proc/runq.rs).
+    pub run_queue: crate::proc::RunQueue,
     /// The CPU reads both through the descriptors `gdt::load` installs.
     pub(super) tss: UnsafeCell<TaskStateSegment>,
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
@@ -88,6 +90,7 @@ impl PerCpu {
             ipis: AtomicU64::new(0),
             idle_work: AtomicUsize::new(0),
             frames: crate::phys::cache::FrameCache::new(),
+            run_queue: crate::proc::RunQueue::new(),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
         }

@@ -75,7 +75,8 @@ pub fn end_of_interrupt(vector: u8) {
 /// boot CPU wakes the sleepers whose time came.
 pub fn tick() {
     let cpu = percpu::this();
-    cpu.ticks.fetch_add(1, Ordering::Relaxed);
+    let ticks = cpu.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+    crate::proc::balance_tick(ticks);
     if cpu.index() == 0 {
         crate::sleep::wake_expired(crate::time::monotonic());
         crate::sleep::wake_deferred();

@@ -59,7 +59,7 @@ fn kill_others(table: &mut Table, pid: Pid, me: Tid) {
             t.sig.pending.post(kill);
             if t.run == Run::Stopped {
                 t.run = Run::Runnable;
-                table.run_queue.push_back(tid);
+                super::runq::enqueue(tid, t.last_cpu);
             }
         }
         wake(table, tid);

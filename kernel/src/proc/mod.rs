@@ -27,6 +27,7 @@
 mod exit;
 mod fork;
 mod job;
+mod runq;
 mod sched;
 mod spaces;
 mod thread;
@@ -42,7 +43,7 @@ use crate::resource::Resources;
 use crate::signal::{self, Signals, ThreadSignals};
 use crate::{heap, phys, qemu};
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -51,6 +52,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 pub use exit::*;
 pub use fork::*;
 pub use job::*;
+pub use runq::{RunQueue, balance_tick, kick_idle_cpu};
 pub use sched::*;
 pub use spaces::try_with_spaces;
 use spin::{Mutex, RwLockWriteGuard};
@@ -148,7 +150,6 @@ impl Process {
 struct Table {
     procs: BTreeMap<Pid, Box<Process>>,
     threads: BTreeMap<Tid, Box<Thread>>,
-    run_queue: VecDeque<Tid>,
     next_pid: Pid,
     /// Free frames (plus heap and file frames) before init started: the leak check.
     frames_before_init: usize,
@@ -187,7 +188,6 @@ impl Table {
 static TABLE: Mutex<Table> = Mutex::new(Table {
     procs: BTreeMap::new(),
     threads: BTreeMap::new(),
-    run_queue: VecDeque::new(),
     next_pid: INIT_PID,
     frames_before_init: 0,
 });
@@ -291,10 +291,9 @@ fn start_thread(table: &mut Table, tid: Tid, mut thread: Box<Thread>, frame: &Tr
     thread.tid = tid;
     // SAFETY: the stack was just allocated and is used by nothing yet.
     thread.saved_rsp = unsafe { switch::prepare_stack(thread.kernel_stack_top(), frame) };
-    table.threads.insert(tid, thread);
-    table.run_queue.push_back(tid);
     // An idle CPU takes it (clone's new thread runs beside its creator).
-    sched::kick_idle_cpu();
+    runq::enqueue(tid, thread.last_cpu);
+    table.threads.insert(tid, thread);
 }
 
 /// Make `process` runnable as `pid` with its first thread `thread`.
@@ -370,7 +369,7 @@ pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> Result<R,
 /// What /proc/PID/status and stat say of a process's threads: the state
 /// letter and word (R if one runs or may, T stopped, Z zombie, S when all
 /// wait), how many it has and its first thread's blocked mask.
-pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64)> {
+pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64, usize)> {
     let table = TABLE.lock();
     let p = table.procs.get(&pid)?;
     let threads: Vec<&Thread> = p
@@ -391,7 +390,8 @@ pub fn thread_summary(pid: Pid) -> Option<(char, &'static str, usize, u64)> {
         }
         State::Alive => ('S', "sleeping"),
     };
-    Some((c, word, threads.len(), mask))
+    let cpu = threads.first().map_or(0, |t| t.last_cpu);
+    Some((c, word, threads.len(), mask, cpu))
 }
 
 /// Thread `tid`'s robust list head, if it is a thread of process `pid`.

@@ -1,9 +1,9 @@
-//! The scheduler: one run queue of threads, shared by every CPU and
-//! round-robin; each CPU runs `run` (the boot CPU from kmain, the others
-//! once it started) and takes the next runnable thread from the queue,
-//! so the CPUs balance by themselves. The one way a thread gives up the
-//! CPU is `switch_to_scheduler`, with the waits and wake-ups built on it
-//! (`block`, `wake`).
+//! The scheduler: each CPU runs `run` (the boot CPU from kmain, the others
+//! once it started) and takes the next runnable thread from its own run
+//! queue, or steals one from the busiest other (kernel/src/proc/runq.rs:
+//! the queues, where a woken thread goes, the balance on the tick). The one
+//! way a thread gives up the CPU is `switch_to_scheduler`, with the waits
+//! and wake-ups built on it (`block`, `wake`).
 //!
 //! The scheduler holds the kernel lock (kernel/src/kernel_lock.rs) while
 //! it runs and hands it to the thread it switches to; it lets it go only
@@ -11,17 +11,15 @@
 //! CPU it ran on has saved its registers: that CPU held the lock from the
 //! thread's switch until its own next thread returned to user mode.
 
-use super::{Run, State, TABLE, Table, Tid};
+use super::{Run, State, TABLE, Table, Tid, runq};
 use crate::arch::percpu;
 use crate::arch::{ipi, switch};
 use crate::kernel_lock;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::VirtAddr;
 
 /// Set once the boot CPU runs the scheduler: the others join then.
 static STARTED: AtomicBool = AtomicBool::new(false);
-/// CPUs that idle in `run` for want of a thread (bit i: CPU i).
-static IDLE: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the scheduler runs (the other CPUs' idle loop asks).
 pub fn scheduler_started() -> bool {
@@ -100,7 +98,7 @@ pub fn run() -> ! {
             Run::Running => {
                 t.cpu_cycles += crate::arch::rdtsc() - t.ran_since;
                 t.run = Run::Runnable;
-                table.run_queue.push_back(tid);
+                runq::requeue_here(tid);
             }
             _ => t.cpu_cycles += crate::arch::rdtsc() - t.ran_since,
         }
@@ -108,36 +106,31 @@ pub fn run() -> ! {
 }
 
 /// Nothing to run on this CPU: wait for an interrupt (the tick, or the
-/// IPI `wake` sends) on the kernel's tables, so that no shootdown waits
-/// for this CPU, and without the kernel lock.
+/// IPI a wake sends) on the kernel's tables, so that no shootdown waits
+/// for this CPU, and without the kernel lock. Marked idle before a last
+/// look at the queues: a thread queued after that look finds the mark and
+/// sends the IPI (runq.rs's `idle_mask`), which ends the `hlt` even if it
+/// comes first.
 fn idle() {
-    let cpu = percpu::this();
-    crate::pmap::activate_kernel();
-    IDLE.fetch_or(1 << cpu.index(), Ordering::SeqCst);
-    kernel_lock::leave();
-    crate::arch::idle();
-    IDLE.fetch_and(!(1 << cpu.index()), Ordering::SeqCst);
-    kernel_lock::enter();
-}
-
-/// A thread became runnable: wake one idle CPU, if any, to take it (the
-/// IPI ends its `hlt`; sent before it halts, it ends the halt at once).
-pub fn kick_idle_cpu() {
-    let idle = IDLE.load(Ordering::SeqCst) & !(1 << percpu::this().index());
-    if idle == 0 {
+    let me = percpu::this().index();
+    runq::set_idle(me, true);
+    if runq::work_for(me) {
+        runq::set_idle(me, false);
         return;
     }
-    let index = idle.trailing_zeros() as usize;
-    if let Some(cpu) = percpu::online().find(|c| c.index() == index) {
-        ipi::send(cpu, ipi::COUNT_VECTOR);
-    }
+    crate::pmap::activate_kernel();
+    kernel_lock::leave();
+    crate::arch::idle();
+    runq::set_idle(me, false);
+    kernel_lock::enter();
 }
 
 /// The next thread to run, made current in the CPU's registers: its
 /// kernel stack, address space, FPU registers and FS base. Returns its
 /// tid and saved rsp.
 fn pick(table: &mut Table) -> Option<(Tid, u64)> {
-    while let Some(tid) = table.run_queue.pop_front() {
+    let me = percpu::this().index();
+    while let Some(tid) = runq::next(me) {
         let Some((p, t)) = table.pair(tid) else {
             continue;
         };
@@ -149,6 +142,7 @@ fn pick(table: &mut Table) -> Option<(Tid, u64)> {
             continue;
         }
         t.run = Run::Running;
+        t.last_cpu = me;
         crate::arch::syscall::set_kernel_stack(VirtAddr::new(t.kernel_stack_top()));
         let mm = p
             .space
@@ -180,16 +174,14 @@ pub(super) fn switch_to_scheduler() {
     unsafe { switch::switch(save, *percpu::this().scheduler_rsp.get()) };
 }
 
-/// Let other threads run (the timer tick, sched_yield).
-/// Whether a thread may be waiting for a CPU (the tick in user mode then
-/// yields): one in the run queue, a wake-up not yet delivered, or the
-/// table held so that no one can tell.
+/// Whether a thread may be waiting for this CPU (the tick in user mode
+/// then yields): one in its run queue (the tick's balance may just have
+/// pulled it there), or a wake-up not yet delivered.
 pub fn others_wait() -> bool {
-    crate::sleep::any_deferred()
-        || crate::pageout::woken()
-        || TABLE.try_lock().is_none_or(|t| !t.run_queue.is_empty())
+    crate::sleep::any_deferred() || crate::pageout::woken() || runq::waiting_here()
 }
 
+/// Let other threads run (the timer tick, sched_yield).
 pub fn yield_now() {
     switch_to_scheduler();
 }
@@ -266,8 +258,7 @@ pub(super) fn wake(table: &mut Table, tid: Tid) {
         match t.run {
             Run::Waiting => {
                 t.run = Run::Runnable;
-                table.run_queue.push_back(tid);
-                kick_idle_cpu();
+                runq::enqueue(tid, t.last_cpu);
             }
             Run::Dead => {}
             _ => t.woken = true,
@@ -300,8 +291,7 @@ pub(super) fn unpark(table: &mut Table, pid: super::Pid) {
             && t.run == Run::Stopped
         {
             t.run = Run::Runnable;
-            table.run_queue.push_back(tid);
-            kick_idle_cpu();
+            runq::enqueue(tid, t.last_cpu);
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct Thread {
     /// A wake came while it was not waiting: its next `block` returns at
     /// once (sleep.rs: a wake between a check and the sleep is not lost).
     pub(super) woken: bool,
+    /// The CPU it last ran on (or its creator's, before it ran): where a
+    /// wake puts it if that CPU idles (runq.rs), /proc/PID/stat's
+    /// `processor`.
+    pub(super) last_cpu: usize,
     /// Not zeroed: only this thread's kernel code uses it, and it writes
     /// before it reads, as on any stack. Zeroing its 32 KiB cost a fork of
     /// 16 MiB on 2 MiB pages 4 000 of its 108 000 instructions.
@@ -83,6 +87,7 @@ impl Thread {
             cpu_cycles: 0,
             ran_since: 0,
             woken: false,
+            last_cpu: crate::arch::percpu::this().index(),
             kernel_stack: Box::new_uninit_slice(KERNEL_STACK_SIZE),
             saved_rsp: 0,
             fpu: Box::new(FpuState::initial()),

@@ -11,6 +11,8 @@ struct Threads {
     word: &'static str,
     count: usize,
     mask: u64,
+    /// The CPU its first thread last ran on (stat's `processor`).
+    cpu: usize,
 }
 use alloc::format;
 use alloc::string::String;
@@ -18,12 +20,13 @@ use core::fmt::Write;
 use vm::errno::Errno;
 
 pub fn text(pid: Pid, file: PidFile) -> Result<String, Errno> {
-    let (letter, word, count, mask) = proc::thread_summary(pid).ok_or(Errno::ENOENT)?;
+    let (letter, word, count, mask, cpu) = proc::thread_summary(pid).ok_or(Errno::ENOENT)?;
     let threads = Threads {
         letter,
         word,
         count,
         mask,
+        cpu,
     };
     proc::with_process(pid, |p| match file {
         PidFile::Cmdline => String::from_utf8_lossy(&p.res.cmdline).into_owned(),
@@ -146,7 +149,7 @@ fn stat(p: &mut Process, threads: &Threads) -> String {
     };
     format!(
         "{pid} ({}) {c} {} {} {} 0 -1 4194560 {} {} {} {} {} {} {} {} 20 0 {} 0 {start} {} {rss} \
-         18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {brk_start} 0 0 0 0 \
+         18446744073709551615 0 0 0 0 0 0 {} 0 0 0 0 0 17 {} 0 0 0 0 0 0 0 {brk_start} 0 0 0 0 \
          {exit}\n",
         comm(p),
         p.parent,
@@ -163,6 +166,7 @@ fn stat(p: &mut Process, threads: &Threads) -> String {
         threads.count,
         s.vm_size * 1024,
         threads.mask,
+        threads.cpu,
         pid = p.pid,
     )
 }
