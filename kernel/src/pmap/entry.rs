@@ -68,9 +68,11 @@ pub(super) const LAZY_FREE_MARK: Flags = Flags::BIT_10;
 /// is all zeros, so the two never meet.
 const SWAP_MARK: Flags = Flags::BIT_9;
 
-/// Point `entry` at swap slot `slot` (not present).
-pub(super) fn set_swap(entry: &mut PageTableEntry, slot: Slot) {
-    entry.set_addr(PhysAddr::new(u64::from(slot.0) << 12), SWAP_MARK);
+/// Point `entry` at swap slot `slot` (not present); what it held before.
+pub(super) fn set_swap(entry: &mut PageTableEntry, slot: Slot) -> PageTableEntry {
+    let mut swap = PageTableEntry::new();
+    swap.set_addr(PhysAddr::new(u64::from(slot.0) << 12), SWAP_MARK);
+    exchange(entry, &swap)
 }
 
 /// The slot a swap PTE holds; None for a present or absent one.
@@ -78,4 +80,81 @@ pub(super) fn swap_slot(entry: &PageTableEntry) -> Option<Slot> {
     let flags = entry.flags();
     (!flags.contains(Flags::PRESENT) && flags.contains(SWAP_MARK))
         .then(|| Slot((entry.addr().as_u64() >> 12) as u32))
+}
+
+// Changing a live entry. The MMU of any CPU running this space sets the
+// Accessed bit of every entry it walks through, and the Dirty bit of a
+// leaf it writes through, by itself and with a locked operation on the
+// entry, holding none of our locks (Intel SDM 4.8). A change that reads an
+// entry and writes it back (`e.set_flags(f(e.flags()))`) loses whatever
+// the MMU set in between: an access the clock then never sees, or a write
+// that a dirty-bit check would miss (the data lost on page-out). So every
+// change of an entry that may be present goes through one of these, each
+// one locked instruction on the entry as an AtomicU64, as Linux's
+// ptep_get_and_clear, ptep_set_wrprotect and ptep_test_and_clear_young.
+// The page-table lock (or `&mut Pmap`) still serialises the kernel's own
+// changes; these only make them atomic with respect to the MMU.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The bits the MMU sets in an entry by itself.
+pub(super) const MMU_BITS: Flags = Flags::ACCESSED.union(Flags::DIRTY);
+
+/// `entry` as the 64-bit word the MMU sees.
+fn word(entry: &mut PageTableEntry) -> &AtomicU64 {
+    let raw = core::ptr::from_mut(entry).cast::<u64>();
+    // SAFETY: PageTableEntry is a repr(transparent) u64, 8-aligned as an
+    // AtomicU64 is; the MMU's own accesses to it are atomic too.
+    unsafe { AtomicU64::from_ptr(raw) }
+}
+
+/// The entry a word holds.
+fn entry_of(raw: u64) -> PageTableEntry {
+    let mut entry = PageTableEntry::new();
+    word(&mut entry).store(raw, Ordering::Relaxed);
+    entry
+}
+
+/// Put `new` in `entry` and return what it held at that instant (with
+/// every bit the MMU had set): one exchange.
+pub(super) fn exchange(entry: &mut PageTableEntry, new: &PageTableEntry) -> PageTableEntry {
+    entry_of(word(entry).swap(word_of(new), Ordering::AcqRel))
+}
+
+/// Empty `entry`, returning what it held (`exchange` with zero).
+pub(super) fn take(entry: &mut PageTableEntry) -> PageTableEntry {
+    entry_of(word(entry).swap(0, Ordering::AcqRel))
+}
+
+/// Clear `bits` in `entry` (frame and other flags kept); its flags before.
+pub(super) fn clear_flags(entry: &mut PageTableEntry, bits: Flags) -> Flags {
+    Flags::from_bits_truncate(word(entry).fetch_and(!bits.bits(), Ordering::AcqRel))
+}
+
+/// Set `bits` in `entry`; its flags before.
+pub(super) fn add_flags(entry: &mut PageTableEntry, bits: Flags) -> Flags {
+    Flags::from_bits_truncate(word(entry).fetch_or(bits.bits(), Ordering::AcqRel))
+}
+
+/// Give `entry` the flags `new(old flags)`, its frame kept, retrying if
+/// the MMU changed it between the read and the write; its flags before.
+pub(super) fn update_flags(entry: &mut PageTableEntry, new: impl Fn(Flags) -> Flags) -> Flags {
+    let word = word(entry);
+    let mut raw = word.load(Ordering::Acquire);
+    loop {
+        let old = entry_of(raw);
+        let mut next = PageTableEntry::new();
+        next.set_addr(old.addr(), new(old.flags()));
+        let next = word_of(&next);
+        match word.compare_exchange_weak(raw, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return old.flags(),
+            Err(now) => raw = now,
+        }
+    }
+}
+
+/// The word of an entry.
+fn word_of(entry: &PageTableEntry) -> u64 {
+    let mut entry = entry.clone();
+    word(&mut entry).load(Ordering::Relaxed)
 }

@@ -32,6 +32,7 @@ pub mod lab7;
 mod relocate;
 pub mod rmap;
 mod shared;
+mod split;
 mod vm_layer;
 mod walk;
 

@@ -20,7 +20,7 @@
 //! every table the target needs is made (a failure frees those again and
 //! stops), then the entries move, which needs no memory.
 
-use super::entry::swap_slot;
+use super::entry::{self, swap_slot};
 use super::walk::{self, FLUSH_ALL_THRESHOLD, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
 use alloc::vec::Vec;
@@ -229,8 +229,8 @@ impl Pmap {
                 if present {
                     rename(r, entry_pfn(entry), id, va, target(va));
                 }
-                leaves.push((va, huge, entry.clone()));
-                entry.set_unused();
+                // Taken in one exchange, with what the MMU set (entry.rs).
+                leaves.push((va, huge, entry::take(entry)));
                 present
             })
         });
@@ -376,9 +376,8 @@ fn take_entry(table: PhysFrame, i: usize) -> PageTableEntry {
     // SAFETY: as `entry_at`.
     unsafe {
         walk::with_table(table, |t| {
-            let old = t[i].clone();
-            t[i].set_unused();
-            old
+            // One exchange, as `move_each` (entry.rs).
+            entry::take(&mut t[i])
         })
     }
 }

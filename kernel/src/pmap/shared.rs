@@ -22,7 +22,7 @@
 //! let the lock go), so a CPU spinning for it (with interrupts masked)
 //! waits a few microseconds at most.
 
-use super::entry::{flags_for, frame_of, mapping_of, swap_slot};
+use super::entry::{flags_for, frame_of, mapping_of, swap_slot, take};
 use super::walk::{Visited, Walk};
 use super::{Pmap, PtHeld, rmap};
 use alloc::vec::Vec;
@@ -93,8 +93,8 @@ impl Pmap {
                     !huge || (va >= start && va + HUGE <= end),
                     "pmap::unmap_range: splits a 2 MiB page"
                 );
-                let mapping = mapping_of(entry, huge);
-                entry.set_unused();
+                // Taken in one exchange: the bits the MMU set are in it.
+                let mapping = mapping_of(&take(entry), huge);
                 rmap::remove(mapping.pfn, Owner::new(id, va));
                 unmapped += if huge { 512 } else { 1 };
                 cleared(va, mapping);

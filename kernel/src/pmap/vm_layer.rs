@@ -3,7 +3,8 @@
 //! host tests): each operation is one walk of `walk.rs` with a visitor.
 
 use super::entry::{
-    LAZY_FREE_MARK, flags_for, frame_of, mapping_of, set_swap, swap_slot, takes_rights,
+    LAZY_FREE_MARK, MMU_BITS, clear_flags, exchange, flags_for, frame_of, mapping_of, set_swap,
+    swap_slot, take, takes_rights, update_flags,
 };
 use super::walk::{self, Visited, Walk};
 use super::{Pmap, USER_TABLE, rmap};
@@ -134,7 +135,7 @@ impl vm::pmap::Pmap for Pmap {
             }
         }
         // SAFETY: our L4, under `&mut self`; the table frame is ours.
-        unsafe { walk::split_leaf(self.l4, va, table.into_raw(), USER_TABLE) };
+        unsafe { super::split::split_leaf(self.l4, va, table.into_raw(), USER_TABLE) };
         // One invlpg drops the 2 MiB translation (whatever the page size
         // of the entries for that address, Intel SDM 4.10.4.1).
         let mut visited = Visited::default();
@@ -147,7 +148,7 @@ impl vm::pmap::Pmap for Pmap {
 
     fn join_huge(&mut self, va: u64) {
         // SAFETY: our L4, under `&mut self`.
-        let table = unsafe { walk::join_leaf(self.l4, va, USER_TABLE) };
+        let table = unsafe { super::split::join_leaf(self.l4, va, USER_TABLE) };
         let head = self.query(va).expect("pmap::join_huge: joined").pfn;
         for i in 1..BLOCK_FRAMES {
             rmap::remove(Pfn(head.0 + i), self.owner(va + i * 4096));
@@ -196,8 +197,8 @@ impl vm::pmap::Pmap for Pmap {
             if huge {
                 flags |= Flags::HUGE_PAGE;
             }
-            let old = entry.flags();
-            entry.set_flags(flags);
+            // What the MMU set stays (Linux's pte_modify keeps it too).
+            let old = update_flags(entry, |old| flags | (old & MMU_BITS));
             takes_rights(old, flags)
         });
         self.flush(&visited);
@@ -216,7 +217,9 @@ impl vm::pmap::Pmap for Pmap {
             }
             rmap::remove(was.pfn, owner);
             old = Some(Ok(was));
-            entry.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            let mut new = PageTableEntry::new();
+            new.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            exchange(entry, &new);
             true
         });
         self.flush(&visited);
@@ -294,13 +297,13 @@ impl vm::pmap::Pmap for Pmap {
         let mut copied = 0;
         let mut copy = |va, level, entry: &mut PageTableEntry, target: &mut PageTableEntry| {
             let huge = level == 2;
-            let old = entry.flags();
-            let new = old - Flags::WRITABLE;
             let pfn = mapping_of(entry, huge).pfn;
             assert!(target.is_unused(), "pmap::copy_to: child page present");
             rmap::add(pfn, Owner::new(child_id, va)).map_err(|_| ())?;
+            // One atomic clear of the write bit (entry.rs).
+            let old = clear_flags(entry, Flags::WRITABLE);
+            let new = old - Flags::WRITABLE;
             target.set_addr(entry.addr(), new);
-            entry.set_flags(new);
             copied += if huge { 512 } else { 1 };
             share(va, mapping_of(entry, huge));
             Ok(old.contains(Flags::WRITABLE))
@@ -332,7 +335,15 @@ impl vm::pmap::Pmap for Pmap {
 
     fn swap_out(&mut self, va: u64, pfn: Pfn, slot: Slot) -> Option<Mapping> {
         // The swap PTE keeps its table: nothing to free.
-        self.take_small_leaf(va, pfn, |_| true, |entry| set_swap(entry, slot), false)
+        self.take_small_leaf(
+            va,
+            pfn,
+            |_| true,
+            |entry| {
+                set_swap(entry, slot);
+            },
+            false,
+        )
     }
 
     fn swap_in(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory> {
@@ -357,10 +368,8 @@ impl vm::pmap::Pmap for Pmap {
         unsafe {
             walk::with_entry(self.l4, va, 1, USER_TABLE, |entry| {
                 let entry = entry.filter(|e| e.is_unused());
-                set_swap(
-                    entry.unwrap_or_else(|| panic!("pmap::set_swap: {va:#x} not empty")),
-                    slot,
-                );
+                let entry = entry.unwrap_or_else(|| panic!("pmap::set_swap: {va:#x} not empty"));
+                set_swap(entry, slot);
             })
         }
     }
@@ -383,10 +392,10 @@ impl vm::pmap::Pmap for Pmap {
     fn take_accessed(&mut self, va: u64) -> bool {
         let mut accessed = false;
         self.walk(&Walk::leaves(va, va + 4096), &mut |_, level, entry| {
-            let flags = entry.flags();
-            if level == 1 && flags.contains(Flags::ACCESSED) {
-                entry.set_flags(flags - Flags::ACCESSED);
-                accessed = true;
+            // Looked at first so that an old entry is not written; then
+            // one atomic clear (entry.rs), so a dirty bit set meanwhile stays.
+            if level == 1 && entry.flags().contains(Flags::ACCESSED) {
+                accessed |= clear_flags(entry, Flags::ACCESSED).contains(Flags::ACCESSED);
             }
             false
         });
@@ -404,8 +413,9 @@ impl vm::pmap::Pmap for Pmap {
             if level != 1 || !pick(va, mapping_of(entry, false)) {
                 return false;
             }
-            let old = entry.flags();
-            entry.set_flags((old - Flags::WRITABLE - Flags::ACCESSED) | LAZY_FREE_MARK);
+            update_flags(entry, |old| {
+                (old - Flags::WRITABLE - Flags::ACCESSED) | LAZY_FREE_MARK
+            });
             marked += 1;
             // Write access goes: a TLB entry still granting it must go too.
             true
@@ -421,6 +431,14 @@ impl vm::pmap::Pmap for Pmap {
         // The PTE goes empty: a table left with nothing in it goes too, so
         // that a sparse range whose pages were dropped keeps no tables
         // (docs/src/pressure.md, "Page tables of empty ranges").
-        self.take_small_leaf(va, pfn, marked, |entry| entry.set_unused(), true)
+        self.take_small_leaf(
+            va,
+            pfn,
+            marked,
+            |entry| {
+                take(entry);
+            },
+            true,
+        )
     }
 }

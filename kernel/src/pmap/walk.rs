@@ -21,7 +21,7 @@ use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 /// the owner of the address space ensures (a walk holds the address-space
 /// write lock, or the read lock and the page-table lock; DESIGN §6 and
 /// pmap/mod.rs), and the table is not freed while the reference lives.
-unsafe fn table_at(frame: PhysFrame) -> &'static mut PageTable {
+pub(super) unsafe fn table_at(frame: PhysFrame) -> &'static mut PageTable {
     // SAFETY: the physical map covers all RAM, so the frame's bytes are
     // mapped at `to_virt`; a page table is 4 KiB-aligned and 512 entries,
     // exactly a `PageTable`; exclusivity is the caller's contract.
@@ -364,76 +364,6 @@ pub(super) unsafe fn with_entry<R>(
         return Err(NoMemory);
     }
     Ok(result.expect("pmap: a walk to one entry visited none"))
-}
-
-/// Replace the 2 MiB leaf at `va` by the level-1 table in `table` (a
-/// zeroed frame whose reference the caller hands over), mapping the same
-/// 512 frames with the leaf's flags: the same translations, in 4 KiB
-/// pieces. Returns the old leaf entry. The caller flushes the TLB.
-///
-/// # Safety
-/// As `walk`; `table` is a frame nothing else uses.
-pub(super) unsafe fn split_leaf(
-    l4: PhysFrame,
-    va: u64,
-    table: PhysFrame,
-    table_flags: Flags,
-) -> PageTableEntry {
-    // SAFETY: the caller's: `table` is ours alone, not reachable from any
-    // table yet, so this is its only reference.
-    let ptes = unsafe { table_at(table) };
-    // SAFETY: the caller's contract for `l4`.
-    let old = unsafe {
-        with_entry(l4, va, 2, table_flags, |entry| {
-            let entry = entry
-                .filter(|e| e.flags().contains(Flags::HUGE_PAGE | Flags::PRESENT))
-                .expect("pmap::split_huge: no 2 MiB page there");
-            let old = entry.clone();
-            // Bit 7 is PS in a level-2 entry but PAT in a PTE: cleared.
-            let flags = old.flags() - Flags::HUGE_PAGE;
-            for (i, pte) in ptes.iter_mut().enumerate() {
-                pte.set_addr(old.addr() + i as u64 * 4096, flags);
-            }
-            entry.set_frame(table, table_flags);
-            old
-        })
-    };
-    old.expect("pmap::split_huge: the tables above a 2 MiB page are there")
-}
-
-/// Undo `split_leaf`: the level-1 table under the level-2 entry of `va`,
-/// whose 512 entries map one 2 MiB-aligned run of frames with the same
-/// flags, becomes one 2 MiB leaf again. Returns the table's frame, now all
-/// zeros, whose reference the caller takes back. The caller flushes the TLB.
-///
-/// # Safety
-/// As `walk`.
-pub(super) unsafe fn join_leaf(l4: PhysFrame, va: u64, table_flags: Flags) -> PhysFrame {
-    // SAFETY: the caller's contract for `l4`; `table_at` below gets the
-    // table a present non-leaf entry of ours points at, under the same
-    // exclusive use, and its reference is the only one while it lives.
-    let table = unsafe {
-        with_entry(l4, va, 2, table_flags, |entry| {
-            let entry = entry
-                .filter(|e| {
-                    e.flags().contains(Flags::PRESENT) && !e.flags().contains(Flags::HUGE_PAGE)
-                })
-                .expect("pmap::join_huge: no level-1 table there");
-            let table = PhysFrame::containing_address(entry.addr());
-            let ptes = table_at(table);
-            let first = ptes[0].clone();
-            for (i, pte) in ptes.iter_mut().enumerate() {
-                assert!(
-                    pte.addr() == first.addr() + i as u64 * 4096 && pte.flags() == first.flags(),
-                    "pmap::join_huge: not a split 2 MiB page"
-                );
-                pte.set_unused();
-            }
-            entry.set_addr(first.addr(), first.flags() | Flags::HUGE_PAGE);
-            table
-        })
-    };
-    table.expect("pmap::join_huge: the tables above are there")
 }
 
 /// Walk the present leaves of [start, end) under `from` and the same
