@@ -10,7 +10,7 @@ use crate::phys::{self, Frame};
 use crate::sync::Mutex;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{Page, PageTableFlags as Flags};
@@ -43,18 +43,28 @@ pub fn frames() -> usize {
 /// counted one by one, not as the fall in free frames, which other CPUs
 /// change meanwhile (a fault elsewhere during the growth was counted as
 /// the heap's, and init's exit then found frames that were never lost).
+/// Pages a growth that failed half-way mapped stay mapped (the heap
+/// never gives frames back) and are skipped by the next one: `MAPPED` is
+/// where the heap's mapped pages end, which may lie past the heap's top.
 fn map_more(start: u64, len: usize) -> Option<()> {
-    for offset in (0..len).step_by(4096) {
-        let page = Page::containing_address(VirtAddr::new(start + offset as u64));
+    let end = start + len as u64;
+    while MAPPED.load(Ordering::Relaxed) < end {
+        let at = MAPPED.load(Ordering::Relaxed);
+        let page = Page::containing_address(VirtAddr::new(at));
         let frame = Frame::alloc_zeroed()?;
         let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
         let (mapped, tables) = crate::pmap::map_kernel(page, frame, flags);
         let taken = tables + usize::from(mapped.is_some());
         HEAP_FRAMES.fetch_add(taken, Ordering::Relaxed);
         mapped?;
+        MAPPED.store(at + 4096, Ordering::Relaxed);
     }
     Some(())
 }
+
+/// The end of the heap's mapped pages (written under the heap's lock, or
+/// at init before anything else runs).
+static MAPPED: AtomicU64 = AtomicU64::new(HEAP_START);
 
 /// Small objects (VMA tree nodes, vectors of a few entries) come from
 /// per-size free lists, slab caches in the manner of Bonwick's allocator:
@@ -96,11 +106,19 @@ impl Inner {
             if let Ok(block) = self.heap.allocate_first_fit(layout) {
                 return block.as_ptr();
             }
-            let want = (layout.size() + layout.align())
-                .next_multiple_of(4096)
-                .max(GROW_STEP);
+            // A step of GROW_STEP while memory lasts; when it is short (the
+            // step would take more than half the free frames), only what
+            // this allocation needs, so that the kernel's small objects
+            // still find room while reclaim catches up.
+            let need = (layout.size() + layout.align()).next_multiple_of(4096);
+            let budget = phys::free_frames() * 4096 / 2;
+            let want = if need.max(GROW_STEP) <= budget {
+                need.max(GROW_STEP)
+            } else {
+                need
+            };
             let top = self.heap.top() as u64;
-            if want > phys::free_frames() * 4096 / 2 || map_more(top, want).is_none() {
+            if want > budget || map_more(top, want).is_none() {
                 return core::ptr::null_mut();
             }
             // SAFETY: the pages right after the heap's top were just mapped.
