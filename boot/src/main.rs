@@ -30,9 +30,10 @@ pub struct Options {
     /// Guest RAM, in QEMU's syntax (512M, 4G).
     #[arg(long, default_value = "512M")]
     memory: String,
-    /// CPUs: QEMU's -smp N, with multi-threaded TCG when N > 1.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    cpus: u32,
+    /// CPUs: QEMU's -smp N, with multi-threaded TCG when N > 1. Default 2
+    /// (1 with --icount).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    cpus: Option<u32>,
     /// The kernel logs every page fault: address, access, VMA, resolution, cycles.
     #[arg(long)]
     trace_faults: bool,
@@ -65,6 +66,15 @@ pub struct Options {
     /// Arguments for init (argv[1..]).
     #[arg(last = true)]
     args: Vec<String>,
+}
+
+impl Options {
+    /// The CPUs to boot: as asked, else 2 (the threads a program makes run
+    /// at once, as on any machine now), or 1 under --icount, which QEMU
+    /// counts on one CPU only.
+    pub fn cpus(&self) -> u32 {
+        self.cpus.unwrap_or(if self.icount { 1 } else { 2 })
+    }
 }
 
 fn main() -> ExitCode {

@@ -61,9 +61,9 @@ pub fn boot(options: &Options) -> Result<u8, String> {
     } else {
         qemu.args(["-serial", "stdio"]).stdin(Stdio::null());
     }
-    if options.cpus > 1 {
+    if options.cpus() > 1 {
         // One host thread per vCPU (DESIGN §1), so the CPUs really run at once.
-        qemu.args(["-smp", &options.cpus.to_string()])
+        qemu.args(["-smp", &options.cpus().to_string()])
             .args(["-accel", "tcg,thread=multi"]);
     }
     if options.icount {

@@ -89,6 +89,21 @@ fn filetest_passes_with_four_cpus() {
     program_with("filetest", "4");
 }
 
+/// `make run` and a bare `cargo run` boot two CPUs (issue 16: "default 2
+/// once it lands"); `--icount`, which QEMU counts on one CPU, boots one.
+#[test]
+fn the_runner_boots_two_cpus_unless_told() {
+    for (args, cpus) in [(&[][..], 2), (&["--icount"][..], 1)] {
+        let run = common::pageos_as_run(args);
+        let up = format!("smp: {cpus} of {cpus} CPUs up");
+        assert!(
+            run.stdout.contains(&up),
+            "{args:?}: no {up:?}:\n{}",
+            run.stdout
+        );
+    }
+}
+
 #[test]
 fn the_runner_refuses_zero_cpus() {
     let run = pageos(&["--cpus", "0"]);

@@ -3,11 +3,12 @@
 
 mod common;
 
-use common::pageos;
+use common::{pageos, pageos_as_run};
 
 #[test]
 fn the_tour_runs_every_step_and_exits_zero() {
-    let run = pageos(&[]);
+    // As `make run` boots it: the runner's default, 2 CPUs.
+    let run = pageos_as_run(&[]);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
     let out = &run.stdout;
     for key in [

@@ -14,8 +14,21 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Boot with these runner arguments (a 60 s timeout unless one is given).
+/// Boot with these runner arguments (a 60 s timeout unless one is given),
+/// on one CPU unless they name the CPUs (or --icount): one CPU is each
+/// suite's reproducible baseline and what `make test`'s time allows on two
+/// host cores; the suites on 2 and 4 CPUs are boot/tests/smp.rs,
+/// threads.rs, races.rs and the tests that say `--cpus`. `pageos_as_run`
+/// boots the runner's own default (2 CPUs), as `make run` does.
 pub fn pageos(args: &[&str]) -> Run {
+    if args.contains(&"--cpus") || args.contains(&"--icount") {
+        return pageos_as_run(args);
+    }
+    pageos_as_run(&[&["--cpus", "1"], args].concat())
+}
+
+/// Boot with these runner arguments and nothing added but the timeout.
+pub fn pageos_as_run(args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_boot"));
     if !args.contains(&"--timeout") {
         command.args(["--timeout", "60"]);
