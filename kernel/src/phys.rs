@@ -5,16 +5,17 @@
 //! frames of user pages and page tables, at `PHYS_OFFSET + paddr`.
 //!
 //! Frames are handed out by the buddy allocator of `vm::buddy`, whose
-//! metadata (16 bytes a frame: a reference count, flags, free-list links)
-//! lives in one array carved out of the first large usable region. A
+//! metadata (12 bytes a frame: flags, free-list links) lives in one array
+//! carved out of the first large usable region, with the atomic reference
+//! counts (4 bytes a frame) in a second right after it. A
 //! `Frame` is one counted reference to a frame: dropping it gives the
 //! reference back, and the last reference frees the frame.
 
 use crate::vmstat::{self, Event};
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
-use vm::buddy::FrameTable;
+use vm::buddy::{Counts, FrameTable};
 use vm::frame::{FrameMeta, PAGE_SIZE, Pfn};
 use vm::pmap::BLOCK_FRAMES;
 use vm::swap_cache::{SwapInError, SwappedIn};
@@ -27,6 +28,10 @@ mod zero;
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+/// The frame table's reference counts, for the calls that change them
+/// without its lock (`vm::buddy::Counts`: a holder's share, a put that is
+/// not the last).
+static COUNTS: spin::Once<Counts<'static>> = spin::Once::new();
 /// The end of the highest usable RAM region.
 static RAM_END: AtomicU64 = AtomicU64::new(0);
 
@@ -63,7 +68,7 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         .expect("phys::init: no usable memory");
     RAM_END.store(end, Ordering::Relaxed);
     let frames = (end / PAGE_SIZE) as usize;
-    let meta_bytes = (frames * size_of::<FrameMeta>()) as u64;
+    let meta_bytes = (frames * (size_of::<FrameMeta>() + size_of::<AtomicU32>())) as u64;
 
     // The metadata array goes at the start of the first region big enough.
     let meta_start = usable()
@@ -77,14 +82,20 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
     let meta_ptr = to_virt(PhysAddr::new(meta_start)).as_mut_ptr::<FrameMeta>();
     // SAFETY: [meta_start, meta_end) is usable RAM that nothing else owns
     // (it is withheld from the allocator below), mapped by the physical map;
-    // every element is initialised before the slice is formed.
-    let meta = unsafe {
+    // every element is initialised before the slice is formed. The counts
+    // follow the metadata, 4-aligned as a FrameMeta is.
+    let (meta, counts) = unsafe {
+        let counts_ptr = meta_ptr.add(frames).cast::<AtomicU32>();
         for i in 0..frames {
             meta_ptr.add(i).write(FrameMeta::RESERVED);
+            counts_ptr.add(i).write(AtomicU32::new(0));
         }
-        core::slice::from_raw_parts_mut(meta_ptr, frames)
+        (
+            core::slice::from_raw_parts_mut(meta_ptr, frames),
+            core::slice::from_raw_parts(counts_ptr, frames),
+        )
     };
-    let mut table = FrameTable::new(meta, Pfn(0));
+    let mut table = FrameTable::new(meta, counts, Pfn(0));
     for region in usable() {
         let start = align_up(region.start.max(FIRST_USABLE));
         let end = region.end & !(PAGE_SIZE - 1);
@@ -104,7 +115,29 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         meta_bytes / 1024,
         frames
     );
+    COUNTS.call_once(|| table.counts());
     *FRAMES.lock() = Some(table);
+}
+
+fn counts() -> &'static Counts<'static> {
+    COUNTS.get().expect("phys: used before init")
+}
+
+/// Another reference to the block headed by `pfn`, of which the caller
+/// holds one: without the table's lock unless a split or join is moving
+/// its count.
+fn share_pfn(pfn: Pfn) {
+    if !counts().try_share(pfn) {
+        with_table(|t| t.get(pfn));
+    }
+}
+
+/// Drop the caller's reference to the block headed by `pfn`: without the
+/// table's lock unless it may be the last (`put_frame`).
+fn put_pfn(pfn: Pfn, zeroed: bool) {
+    if !counts().try_put(pfn) {
+        with_table(|t| put_frame(t, pfn, zeroed));
+    }
 }
 
 fn align_up(addr: u64) -> u64 {
@@ -130,13 +163,16 @@ pub fn free_frames() -> usize {
 pub fn free_zeroed(frame: Frame) {
     let pfn = frame.pfn();
     core::mem::forget(frame);
-    with_table(|t| put_frame(t, pfn, true));
+    put_pfn(pfn, true);
 }
 
-/// Drop the caller's reference to the block headed by `pfn`. The last
-/// reference to a single frame leaves it in this CPU's cache (on its
-/// zeroed list if `zeroed` says it holds only zeros); a larger block goes
-/// back to the buddy allocator.
+/// Drop the caller's reference to the block headed by `pfn`, under the
+/// table's lock. The last reference to a single frame leaves it in this
+/// CPU's cache (on its zeroed list if `zeroed` says it holds only zeros);
+/// a larger block goes back to the buddy allocator. (A count of 1 read
+/// here is the caller's alone, so it stays 1; a larger one may fall while
+/// it looks, and then `put` frees the block, if it was the last, to the
+/// buddy allocator, missing only the cache and the poison.)
 fn put_frame(t: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
     let last = t.refcount(pfn) == 1;
     if last && !zeroed {
@@ -224,12 +260,12 @@ impl Frame {
 
     /// Another reference to the same frame (sharing, copy-on-write).
     pub fn share(&self) -> Frame {
-        with_table(|t| t.get(self.pfn()));
+        share_pfn(self.pfn());
         Frame { frame: self.frame }
     }
 
     pub fn refcount(&self) -> u32 {
-        with_table(|t| t.refcount(self.pfn()))
+        counts().get(self.pfn())
     }
 
     /// Hand this reference to a page-table entry: it is given back with `from_raw`.
@@ -289,8 +325,7 @@ impl Frame {
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        let pfn = self.pfn();
-        with_table(|t| put_frame(t, pfn, false));
+        put_pfn(self.pfn(), false);
     }
 }
 
@@ -394,11 +429,11 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn get(&mut self, pfn: Pfn) {
-        with_table(|t| t.get(pfn));
+        share_pfn(pfn);
     }
 
     fn get_many(&mut self, pfns: &[Pfn]) {
-        with_table(|t| pfns.iter().for_each(|&pfn| t.get(pfn)));
+        pfns.iter().for_each(|&pfn| share_pfn(pfn));
     }
 
     fn put(&mut self, pfn: Pfn) {
@@ -407,7 +442,7 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn refcount(&self, pfn: Pfn) -> u32 {
-        with_table(|t| t.refcount(pfn))
+        counts().get(pfn)
     }
 
     fn is_block(&self, head: Pfn) -> bool {

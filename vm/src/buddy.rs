@@ -20,8 +20,12 @@
 //! 2 MiB page needs.
 
 use crate::frame::{FrameFlags, FrameMeta, NO_LINK, Pfn};
+use core::sync::atomic::{AtomicU32, Ordering};
 
+mod counts;
 mod split;
+
+pub use counts::{Counts, new_counts};
 
 /// The largest block: 2^10 frames = 4 MiB.
 pub const MAX_ORDER: usize = 10;
@@ -29,6 +33,9 @@ pub const MAX_ORDER: usize = 10;
 /// The frame allocator over the metadata of frames `base .. base + meta.len()`.
 pub struct FrameTable<'a> {
     meta: &'a mut [FrameMeta],
+    /// The reference counts, atomic (counts.rs: who may change one
+    /// without this table's lock).
+    counts: Counts<'a>,
     base: u64,
     /// Table index of the first free block of each order, or `NO_LINK`.
     free_lists: [u32; MAX_ORDER + 1],
@@ -37,9 +44,11 @@ pub struct FrameTable<'a> {
 }
 
 impl<'a> FrameTable<'a> {
-    /// A table over `meta`, whose first entry describes frame `base`.
-    /// Every frame starts reserved: `add_free_range` hands RAM over.
-    pub fn new(meta: &'a mut [FrameMeta], base: Pfn) -> Self {
+    /// A table over `meta` and `counts`, whose first entries describe
+    /// frame `base`. Every frame starts reserved: `add_free_range` hands
+    /// RAM over.
+    pub fn new(meta: &'a mut [FrameMeta], counts: &'a [AtomicU32], base: Pfn) -> Self {
+        assert_eq!(meta.len(), counts.len(), "buddy::new: one count a frame");
         assert!(
             meta.len() < NO_LINK as usize,
             "buddy::new: table too large for u32 links"
@@ -49,8 +58,10 @@ impl<'a> FrameTable<'a> {
             "buddy::new: table ends past the last frame number"
         );
         meta.fill(FrameMeta::RESERVED);
+        counts.iter().for_each(|c| c.store(0, Ordering::Relaxed));
         FrameTable {
             meta,
+            counts: Counts::new(counts, base.0),
             base: base.0,
             free_lists: [NO_LINK; MAX_ORDER + 1],
             free: 0,
@@ -105,7 +116,7 @@ impl<'a> FrameTable<'a> {
         let head = self.meta_mut(pfn);
         head.flags = FrameFlags::HEAD;
         head.order = order as u8;
-        head.refcount = 1;
+        self.counts.at(pfn).store(1, Ordering::Relaxed);
         self.free -= 1 << order;
         Some(Pfn(pfn))
     }
@@ -122,27 +133,26 @@ impl<'a> FrameTable<'a> {
         let meta = self.head_mut(head, "free");
         let order = usize::from(meta.order);
         meta.flags = FrameFlags::empty();
-        meta.refcount = 0;
+        self.counts.at(head.0).store(0, Ordering::Relaxed);
         self.release(head.0, order);
     }
 
     /// Take one more reference to the allocated block headed by `head`.
     /// Panics if `head` heads no allocated block.
     pub fn get(&mut self, head: Pfn) {
-        let meta = self.head_mut(head, "get");
-        meta.refcount = meta
-            .refcount
-            .checked_add(1)
-            .expect("buddy::get: reference count overflow");
+        self.head_mut(head, "get");
+        let old = self.counts.at(head.0).fetch_add(1, Ordering::Relaxed);
+        assert!(old < u32::MAX, "buddy::get: reference count overflow");
     }
 
     /// Drop one reference to the block headed by `head`; the last one
     /// frees the block, and only then is true returned.
     pub fn put(&mut self, head: Pfn) -> bool {
-        let meta = self.head_mut(head, "put");
-        // Never underflows: a head's count is at least 1 (the last put frees).
-        meta.refcount -= 1;
-        let last = meta.refcount == 0;
+        self.head_mut(head, "put");
+        // Never underflows: a head's count is at least 1 (the last put
+        // frees). Acquire for the last: the other holders' uses of the
+        // frame, released by their puts (counts.rs), come before the free.
+        let last = self.counts.at(head.0).fetch_sub(1, Ordering::AcqRel) == 1;
         if last {
             self.free(head);
         }
@@ -152,11 +162,12 @@ impl<'a> FrameTable<'a> {
     /// The reference count of the block headed by `head`; 0 for any frame
     /// that heads no allocated block, inside the table or not.
     pub fn refcount(&self, head: Pfn) -> u32 {
-        if self.contains(head.0) {
-            self.meta[self.index(head.0)].refcount
-        } else {
-            0
-        }
+        self.counts.get(head)
+    }
+
+    /// The counts, for the lock-free `try_share` and `try_put`.
+    pub fn counts(&self) -> Counts<'a> {
+        self.counts
     }
 
     /// Frames on the free lists.
@@ -243,10 +254,14 @@ impl<'a> FrameTable<'a> {
                 pfn.0.is_multiple_of(len as u64) && i + len <= self.meta.len(),
                 "buddy::verify: block {pfn:?} of order {order} misaligned or past the table"
             );
+            let count = self.counts.get(pfn);
             assert!(
-                is_free == (m.refcount == 0),
-                "buddy::verify: block {pfn:?} has {} references",
-                m.refcount
+                is_free == (count == 0),
+                "buddy::verify: block {pfn:?} has {count} references"
+            );
+            assert!(
+                (1..len).all(|j| self.counts.get(Pfn(pfn.0 + j as u64)) == 0),
+                "buddy::verify: a frame inside block {pfn:?} has a count"
             );
             assert!(
                 self.meta[i + 1..i + len].iter().all(|f| f.flags.is_empty()),
@@ -370,8 +385,13 @@ mod tests {
     use alloc::vec::Vec;
 
     /// A table over `meta` from frame `base`, with `ranges` of RAM added.
-    fn table<'a>(meta: &'a mut [FrameMeta], base: u64, ranges: &[(u64, u64)]) -> FrameTable<'a> {
-        let mut t = FrameTable::new(meta, Pfn(base));
+    fn table<'a>(
+        meta: &'a mut [FrameMeta],
+        counts: &'a [AtomicU32],
+        base: u64,
+        ranges: &[(u64, u64)],
+    ) -> FrameTable<'a> {
+        let mut t = FrameTable::new(meta, counts, Pfn(base));
         for &(start, end) in ranges {
             t.add_free_range(Pfn(start), Pfn(end));
         }
@@ -386,7 +406,8 @@ mod tests {
     #[test]
     fn split_hands_out_the_lower_half_and_lists_the_upper_ones() {
         let mut meta = vec![FrameMeta::RESERVED; 4];
-        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let counts = new_counts(4);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 4)]);
         assert_eq!(t.alloc(0), Some(Pfn(0)));
         assert_eq!(
             (list(&t, 0), list(&t, 1), list(&t, 2)),
@@ -401,7 +422,8 @@ mod tests {
     #[test]
     fn free_merges_only_with_a_whole_free_buddy() {
         let mut meta = vec![FrameMeta::RESERVED; 4];
-        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let counts = new_counts(4);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 4)]);
         let (a, b, c) = (
             t.alloc(0).unwrap(),
             t.alloc(0).unwrap(),
@@ -423,7 +445,8 @@ mod tests {
     #[test]
     fn order_9_blocks_are_2mib_aligned_even_with_an_unaligned_base() {
         let mut meta = vec![FrameMeta::RESERVED; 3000];
-        let mut t = table(&mut meta, 100, &[(100, 3100)]);
+        let counts = new_counts(3000);
+        let mut t = table(&mut meta, &counts, 100, &[(100, 3100)]);
         assert_eq!(t.largest_free_order(), Some(MAX_ORDER));
         let mut huge = 0;
         while let Some(p) = t.alloc(9) {
@@ -440,7 +463,8 @@ mod tests {
     fn blocks_never_merge_past_the_table_edge() {
         // Frame 3's buddy, 2, lies below the table: 3 stays an order-0 block.
         let mut meta = vec![FrameMeta::RESERVED; 5];
-        let mut t = table(&mut meta, 3, &[(3, 8)]);
+        let counts = new_counts(5);
+        let mut t = table(&mut meta, &counts, 3, &[(3, 8)]);
         assert_eq!((list(&t, 0), list(&t, 2)), (vec![3], vec![4]));
         let p = t.alloc(0).unwrap();
         t.free(p);
@@ -451,7 +475,8 @@ mod tests {
     #[test]
     fn holes_stay_reserved() {
         let mut meta = vec![FrameMeta::RESERVED; 64];
-        let mut t = table(&mut meta, 0, &[(0, 10), (20, 64)]);
+        let counts = new_counts(64);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 10), (20, 64)]);
         assert_eq!(t.total_frames(), 54);
         assert!(!t.is_free(Pfn(15)) && t.is_free(Pfn(9)) && t.is_free(Pfn(20)));
         let mut got = vec![];
@@ -466,7 +491,8 @@ mod tests {
     #[test]
     fn exhaustion_returns_none_until_a_free() {
         let mut meta = vec![FrameMeta::RESERVED; 4];
-        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let counts = new_counts(4);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 4)]);
         let all: Vec<_> = (0..4).map(|_| t.alloc_frame().unwrap()).collect();
         assert_eq!((t.alloc_frame(), t.largest_free_order()), (None, None));
         t.free(all[2]);
@@ -477,7 +503,8 @@ mod tests {
     #[test]
     fn last_put_frees() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        let counts = new_counts(8);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 8)]);
         let p = t.alloc_frame().unwrap();
         t.get(p);
         assert_eq!(t.refcount(p), 2);
@@ -492,7 +519,8 @@ mod tests {
     fn reference_counts_pass_65535() {
         // A frame shared by 300 forks of a process with many mappings of it.
         let mut meta = vec![FrameMeta::RESERVED; 2];
-        let mut t = table(&mut meta, 0, &[(0, 2)]);
+        let counts = new_counts(2);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 2)]);
         let p = t.alloc_frame().unwrap();
         for _ in 0..100_000 {
             t.get(p);
@@ -504,7 +532,8 @@ mod tests {
     #[should_panic(expected = "buddy::free: frame Pfn(0x0) is not an allocated block head")]
     fn double_free_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        let counts = new_counts(8);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 8)]);
         let p = t.alloc_frame().unwrap();
         t.free(p);
         t.free(p);
@@ -514,7 +543,8 @@ mod tests {
     #[should_panic(expected = "not an allocated block head")]
     fn freeing_a_reserved_frame_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0, &[(0, 4)]);
+        let counts = new_counts(8);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 4)]);
         t.free(Pfn(6));
     }
 
@@ -522,7 +552,8 @@ mod tests {
     #[should_panic(expected = "not an allocated block head")]
     fn freeing_the_middle_of_a_block_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        let counts = new_counts(8);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 8)]);
         let p = t.alloc(2).unwrap();
         t.free(Pfn(p.0 + 1));
     }
@@ -531,7 +562,8 @@ mod tests {
     #[should_panic(expected = "buddy::get: frame Pfn(0x1) is not an allocated block head")]
     fn get_on_a_free_frame_panics() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        let mut t = table(&mut meta, 0, &[(0, 8)]);
+        let counts = new_counts(8);
+        let mut t = table(&mut meta, &counts, 0, &[(0, 8)]);
         t.alloc_frame().unwrap();
         t.get(Pfn(1));
     }
@@ -540,6 +572,7 @@ mod tests {
     #[should_panic(expected = "added twice")]
     fn overlapping_ranges_panic() {
         let mut meta = vec![FrameMeta::RESERVED; 8];
-        table(&mut meta, 0, &[(0, 6), (4, 8)]);
+        let counts = new_counts(8);
+        table(&mut meta, &counts, 0, &[(0, 6), (4, 8)]);
     }
 }

@@ -1,11 +1,12 @@
 //! Physical frames and the metadata the kernel keeps for each one.
 //!
-//! Every 4 KiB frame of RAM has a 16-byte `FrameMeta` in one array (0.39% of
-//! RAM), indexed by frame number, like Linux's `struct page` array. It holds
-//! the frame's reference count — how many page-table entries and kernel
-//! holders point at it, which is what makes copy-on-write and sharing work —
-//! and, while the frame heads a free block, the buddy allocator's free-list
-//! links, so the allocator needs no memory of its own.
+//! Every 4 KiB frame of RAM has a 12-byte `FrameMeta` in one array, indexed
+//! by frame number, like Linux's `struct page` array, and a 4-byte atomic
+//! reference count in a second (0.39% of RAM for both): how many page-table
+//! entries and kernel holders point at it, which is what makes copy-on-write
+//! and sharing work (`buddy::Counts`). The metadata holds, while the frame
+//! heads a free block, the buddy allocator's free-list links, so the
+//! allocator needs no memory of its own.
 
 use bitflags::bitflags;
 use core::fmt;
@@ -52,17 +53,14 @@ bitflags! {
 }
 
 /// "No frame" in the free-list links. Links are u32 indices into the table
-/// rather than pointers or u64 frame numbers so that the metadata fits in 16
+/// rather than pointers or u64 frame numbers so that the metadata fits in 12
 /// bytes; a table is therefore limited to 2^32 - 1 frames (16 TiB).
 pub(crate) const NO_LINK: u32 = u32::MAX;
 
-/// Per-frame metadata, 16 bytes.
+/// Per-frame metadata, 12 bytes; its reference count is beside it, atomic
+/// (`buddy::Counts`).
 #[derive(Clone, Copy, Debug)]
 pub struct FrameMeta {
-    /// Page-table entries and kernel holders of the block this frame heads.
-    /// At least 1 while `HEAD` is set: the last `put` frees the block.
-    /// 32 bits, because a frame shared by a forking shell can outgrow 65 535.
-    pub(crate) refcount: u32,
     /// Free-list neighbours (table indices), meaningful only while `FREE`.
     /// Threading the lists through the frames themselves (Linux's
     /// `page->lru`) is what lets the allocator run before any heap exists.
@@ -74,12 +72,11 @@ pub struct FrameMeta {
     pub(crate) order: u8,
 }
 
-const _: () = assert!(size_of::<FrameMeta>() == 16, "FrameMeta must stay 16 bytes");
+const _: () = assert!(size_of::<FrameMeta>() == 12, "FrameMeta must stay 12 bytes");
 
 impl FrameMeta {
     /// The state every frame starts in, until it is handed to the allocator.
     pub const RESERVED: FrameMeta = FrameMeta {
-        refcount: 0,
         next: NO_LINK,
         prev: NO_LINK,
         flags: FrameFlags::RESERVED,

@@ -259,7 +259,7 @@ pub trait PhysMem {
     fn write(&mut self, pfn: Pfn, offset: usize, data: &[u8]);
     fn get(&mut self, pfn: Pfn);
     /// `get` for every frame of `pfns` at once (fork takes one per page
-    /// it shares; the kernel then takes its frame-table lock once).
+    /// it shares).
     fn get_many(&mut self, pfns: &[Pfn]) {
         for &pfn in pfns {
             self.get(pfn);

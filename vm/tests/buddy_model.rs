@@ -7,7 +7,7 @@
 //! that blocks at its edges have buddies outside it.
 
 use proptest::prelude::*;
-use vm::buddy::{FrameTable, MAX_ORDER};
+use vm::buddy::{FrameTable, MAX_ORDER, new_counts};
 use vm::frame::{FrameMeta, Pfn};
 
 const FRAMES: u64 = 4096;
@@ -99,7 +99,8 @@ proptest! {
         ops in prop::collection::vec(op(), 1..300),
     ) {
         let mut meta = vec![FrameMeta::RESERVED; FRAMES as usize];
-        let mut table = FrameTable::new(&mut meta, Pfn(base));
+        let counts = new_counts(FRAMES as usize);
+        let mut table = FrameTable::new(&mut meta, &counts, Pfn(base));
         let mut model = vec![State::Reserved; FRAMES as usize];
         let ranges: Vec<_> = ranges.iter().map(|&(s, e)| (base + s, base + e)).collect();
         for &(start, end) in &ranges {

@@ -14,6 +14,7 @@
 
 use super::FrameTable;
 use crate::frame::{FrameFlags, Pfn};
+use core::sync::atomic::Ordering;
 
 impl FrameTable<'_> {
     /// Whether `head` heads an allocated block of exactly `order` (a 2 MiB
@@ -29,13 +30,20 @@ impl FrameTable<'_> {
     /// reference count of its own, equal to the block's: it becomes 2^order
     /// allocated single frames. Panics if `head` heads no allocated block.
     pub fn split_block(&mut self, head: Pfn) {
-        let block = *self.head_mut(head, "split_block");
-        for pfn in head.0..head.0 + (1 << block.order) {
+        let order = self.head_mut(head, "split_block").order;
+        // The head's count goes to 0 while the counts move, so that a
+        // holder's lock-free share or put meanwhile waits for this lock
+        // (counts.rs); the exchange reads the count every such call left.
+        let count = self.counts.at(head.0).swap(0, Ordering::Acquire);
+        for pfn in head.0..head.0 + (1 << order) {
             let m = self.meta_mut(pfn);
             m.flags = FrameFlags::HEAD;
             m.order = 0;
-            m.refcount = block.refcount;
+            if pfn != head.0 {
+                self.counts.at(pfn).store(count, Ordering::Relaxed);
+            }
         }
+        self.counts.at(head.0).store(count, Ordering::Release);
     }
 
     /// Undo `split_block` when it is safe: if the 2^order frames at `head`
@@ -51,11 +59,7 @@ impl FrameTable<'_> {
     /// `count`, and become the block again. False, nothing changed, if
     /// they do not.
     pub fn unsplit_block(&mut self, head: Pfn, order: usize) -> bool {
-        let count = if self.contains(head.0) {
-            self.meta[self.index(head.0)].refcount
-        } else {
-            0
-        };
+        let count = self.counts.get(head);
         count > 0 && self.join_frames(head, order, count)
     }
 
@@ -67,32 +71,48 @@ impl FrameTable<'_> {
         let single = |t: &Self, pfn: u64| {
             t.contains(pfn) && {
                 let m = &t.meta[t.index(pfn)];
-                m.flags == FrameFlags::HEAD && m.order == 0 && m.refcount == count
+                m.flags == FrameFlags::HEAD && m.order == 0
             }
         };
         if !head.0.is_multiple_of(1 << order) || !frames.clone().all(|pfn| single(self, pfn)) {
             return false;
         }
+        // Each count goes from `count` to 0 in one exchange, so that a
+        // holder's lock-free share or put (counts.rs) cannot slip in
+        // between the look and the join; one that differs undoes those
+        // taken so far.
+        for pfn in frames.clone() {
+            let at = self.counts.at(pfn);
+            if at
+                .compare_exchange(count, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                for taken in head.0..pfn {
+                    self.counts.at(taken).store(count, Ordering::Release);
+                }
+                return false;
+            }
+        }
         for pfn in frames.skip(1) {
-            let m = self.meta_mut(pfn);
-            m.flags = FrameFlags::empty();
-            m.refcount = 0;
+            self.meta_mut(pfn).flags = FrameFlags::empty();
         }
         self.meta_mut(head.0).order = order as u8;
+        self.counts.at(head.0).store(count, Ordering::Release);
         true
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::buddy::FrameTable;
+    use crate::buddy::{FrameTable, new_counts};
     use crate::frame::{FrameMeta, Pfn};
     use alloc::vec;
 
     #[test]
     fn a_split_block_frees_frame_by_frame_and_merges_back() {
         let mut meta = vec![FrameMeta::RESERVED; 1024];
-        let mut t = FrameTable::new(&mut meta, Pfn(0));
+        let counts = new_counts(1024);
+        let mut t = FrameTable::new(&mut meta, &counts, Pfn(0));
         t.add_free_range(Pfn(0), Pfn(1024));
         let head = t.alloc(9).unwrap();
         t.get(head);
@@ -125,7 +145,8 @@ mod tests {
     #[test]
     fn rejoin_needs_every_frame_held_once() {
         let mut meta = vec![FrameMeta::RESERVED; 512];
-        let mut t = FrameTable::new(&mut meta, Pfn(0));
+        let counts = new_counts(512);
+        let mut t = FrameTable::new(&mut meta, &counts, Pfn(0));
         t.add_free_range(Pfn(0), Pfn(512));
         let head = t.alloc(9).unwrap();
         t.get(head);
