@@ -30,6 +30,11 @@
 //!   else holds a reference, so nothing else finds it; the one walk over
 //!   other frames' counts, `rejoin_block`, is only asked about a 2 MiB
 //!   range that one entry maps whole, whose frames are all referenced.
+//! - **Reference counts change without the lock only by a holder**
+//!   (`vm::buddy::Counts`): a share, or a put that is not the last. The
+//!   last put comes here under the lock, with the count at 1 and the
+//!   caller its only holder, so no lock-free call can move it meanwhile,
+//!   and a cached frame's count of 1 is the cache's alone.
 //! - **Before any allocation fails, every cache is drained** into the
 //!   buddy allocator (`drain_all`, a cross-call), so that no frame hides
 //!   in another CPU's cache when the OOM killer is asked.
