@@ -7,7 +7,6 @@ mod common;
 
 use common::{assert_report_passed, linux_run, pageos};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[test]
 fn proctest_cases_pass() {
@@ -19,26 +18,14 @@ fn proctest_cases_pass() {
     assert_report_passed(&run);
 }
 
-/// Build userland/c/NAME.c with `musl-gcc -static -O2`. None, with a
-/// message, only when musl-gcc is not installed (scripts/setup.sh installs
-/// musl-tools, so CI always has it).
+/// Build userland/c/NAME.c with `musl-gcc -static -O2` (common::build:
+/// the two tests that run hello_musl build it at once, and a QEMU that
+/// started on the other's half-written ELF found it ENOEXEC). None, with
+/// a message, only when musl-gcc is not installed (scripts/setup.sh
+/// installs musl-tools, so CI always has it).
 fn musl_program(name: &str) -> Option<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../userland/c/{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let status = match Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&source)
-        .status()
-    {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("SKIPPED: musl-gcc not available ({e}); apt-get install musl-tools");
-            return None;
-        }
-    };
-    assert!(status.success(), "musl-gcc failed on {}", source.display());
-    Some(out)
+    let source = common::build::root().join(format!("userland/c/{name}.c"));
+    common::build::compile(name, "musl-gcc", &["-static", "-O2"], &[source])
 }
 
 /// The program's own lines, from `BEGIN name` to `END name`: kernel log
