@@ -114,6 +114,13 @@ mod tests {
     #[test]
     fn threads_share_and_drop_the_same_frames() {
         const FRAMES: usize = 2048;
+        // Miri (`make test`'s miri-short) checks the same interleavings for
+        // data races, a hundred times slower per step: fewer rounds there.
+        let (shares, splits) = if cfg!(miri) {
+            (200, 20)
+        } else {
+            (20_000, 2000)
+        };
         let mut meta = vec![FrameMeta::RESERVED; FRAMES];
         let counts = new_counts(FRAMES);
         let mut t = FrameTable::new(&mut meta, &counts, Pfn(0));
@@ -137,7 +144,7 @@ mod tests {
             for seed in 0..4u64 {
                 s.spawn(move || {
                     let mut held = Vec::new();
-                    for i in 0..20_000u64 {
+                    for i in 0..shares {
                         let pfn = held_by_all[((i * 7 + seed * 3) % 16) as usize];
                         share(pfn);
                         held.push(pfn);
@@ -152,7 +159,7 @@ mod tests {
             // and joins it back, over and over: its counts move under the
             // lock while the threads above change theirs without it.
             s.spawn(|| {
-                for i in 0..2000u64 {
+                for i in 0..splits {
                     table.lock().unwrap().split_block(block);
                     let frame = Pfn(block.0 + i % 512);
                     share(frame);
