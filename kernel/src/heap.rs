@@ -112,11 +112,8 @@ impl Inner {
             // still find room while reclaim catches up.
             let need = (layout.size() + layout.align()).next_multiple_of(4096);
             let budget = phys::free_frames() * 4096 / 2;
-            let want = if need.max(GROW_STEP) <= budget {
-                need.max(GROW_STEP)
-            } else {
-                need
-            };
+            let step = need.max(GROW_STEP);
+            let want = if step <= budget { step } else { need };
             let top = self.heap.top() as u64;
             if want > budget || map_more(top, want).is_none() {
                 return core::ptr::null_mut();

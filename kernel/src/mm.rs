@@ -17,14 +17,15 @@
 //!
 //! The lock is a spin lock, not a sleeping one, because nobody sleeps
 //! holding it: a writer holds it under the kernel lock, where nothing
-//! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), and a reader only for a fault that never waits
-//! for a disk (at most for the other CPUs' answer to a cross-call, when
-//! an allocation asks them for their cached frames). So a waiting writer
-//! waits briefly, for faults that need nothing it holds; it answers
-//! cross-calls meanwhile (the rule for every spin loop, DESIGN §6). A reader does not wait at
-//! all: when the lock is taken for writing, or a writer waits for it, the
-//! fault goes the way of the others (the kernel lock, then `fault` under
-//! the write lock), which keeps a stream of faults from starving writers.
+//! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), and a
+//! reader only for a fault that never waits for a disk (at most for the
+//! other CPUs' answer to a cross-call, when an allocation asks them for
+//! their cached frames). So a waiting writer waits briefly, for faults that
+//! need nothing it holds; it answers cross-calls meanwhile (the rule for
+//! every spin loop, DESIGN §6). A reader does not wait at all: when the
+//! lock is taken for writing, or a writer waits for it, the fault goes the
+//! way of the others (the kernel lock, then `fault` under the write lock),
+//! which keeps a stream of faults from starving writers.
 //!
 //! Reclaim reaches spaces from frames, against the lock order, so it only
 //! try-locks (proc/spaces.rs).
