@@ -6,9 +6,13 @@
 //! is its pid):
 //!
 //! - **Deadlines**: a timed wait has an entry in `SLEEPERS`, its deadline
-//!   on the monotonic clock (kernel/src/time.rs) and its pid. The boot
-//!   CPU's tick wakes every process whose deadline passed, so a timeout
-//!   ends at the first tick after it: up to 1/HZ late (10 ms), never early.
+//!   on the monotonic clock (kernel/src/time.rs) and its pid. Every CPU's
+//!   tick wakes the processes whose deadline passed, so a timeout ends at
+//!   the first tick after it on any CPU: up to 1/HZ late (10 ms), never
+//!   early, and not later when one CPU (the boot CPU, which once did all
+//!   the waking) has interrupts masked for a while. `NEXT_DEADLINE`, the
+//!   set's earliest deadline, makes a tick that finds nothing due cost one
+//!   load, not a lock the other CPUs' ticks would contend for.
 //! - **Events**: a `WaitQueue` belongs to what can be waited for (a pipe's
 //!   or socket's buffer, the terminal's input). A waiter adds its pid to
 //!   the queues of everything it waits for (poll: several), and whoever
@@ -26,28 +30,54 @@
 use crate::proc::{self, Pid};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 use vm::errno::Errno;
 
 static SLEEPERS: Mutex<BTreeSet<(u64, Pid)>> = Mutex::new(BTreeSet::new());
 
+/// The earliest deadline in `SLEEPERS` (u64::MAX when it is empty),
+/// written only under its lock and read by the ticks without it. A tick
+/// that reads a stale value misses at most a deadline added at that
+/// moment, which the next tick (of any CPU) sees.
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Keep `NEXT_DEADLINE` the set's first deadline (called under its lock).
+fn note_first(sleepers: &BTreeSet<(u64, Pid)>) {
+    let first = sleepers.first().map_or(u64::MAX, |&(deadline, _)| deadline);
+    NEXT_DEADLINE.store(first, Ordering::Release);
+}
+
 /// Wake `pid` at `deadline` (nanoseconds, monotonic).
 pub fn add(deadline: u64, pid: Pid) {
-    SLEEPERS.lock().insert((deadline, pid));
+    let mut sleepers = SLEEPERS.lock();
+    sleepers.insert((deadline, pid));
+    note_first(&sleepers);
 }
 
 /// Forget a sleep that ended (at its deadline or sooner).
 pub fn remove(deadline: u64, pid: Pid) {
-    SLEEPERS.lock().remove(&(deadline, pid));
+    let mut sleepers = SLEEPERS.lock();
+    if sleepers.remove(&(deadline, pid)) {
+        note_first(&sleepers);
+    }
 }
 
-/// Wake every sleeper whose deadline is at or before `now` (the tick).
-/// The tick may interrupt kernel code that waits with interrupts on (a
-/// disk wait, block/mod.rs) while it holds the process table or this set:
-/// both are only try-locked, and a busy one leaves the wake-up to the
-/// next tick.
-pub fn wake_expired(now: u64) {
+/// Wake every sleeper whose deadline passed (each CPU's tick). The tick
+/// may interrupt kernel code that waits with interrupts on (a disk wait,
+/// block/mod.rs) while it holds the process table or this set, and
+/// another CPU's tick may hold them: both are only try-locked, and a busy
+/// one leaves the wake-up to the next tick, this CPU's or another's
+/// (`NEXT_DEADLINE` still names the deadline that passed).
+pub fn wake_expired() {
+    let next = NEXT_DEADLINE.load(Ordering::Acquire);
+    if next == u64::MAX {
+        return;
+    }
+    let now = crate::time::monotonic();
+    if now < next {
+        return;
+    }
     let Some(mut sleepers) = SLEEPERS.try_lock() else {
         return;
     };
@@ -59,6 +89,7 @@ pub fn wake_expired(now: u64) {
         }
         sleepers.pop_first();
     }
+    note_first(&sleepers);
 }
 
 /// The processes waiting for one thing to change.

@@ -9,7 +9,8 @@
  * thread's guard page, caught by that thread's SIGSEGV handler on its
  * alternate stack, and uncaught (the process dies of SIGSEGV); exit from
  * one thread versus exit_group; fork and execve from a threaded process;
- * the futex calls themselves; clone's EINVAL rules.
+ * the futex calls themselves; timeouts taken by several threads at once;
+ * clone's EINVAL rules.
  *
  * Built by boot/tests/threads.rs with: musl-gcc -static -O2 -pthread
  * Its output between BEGIN and END must be the same on both kernels (the
@@ -17,6 +18,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -287,6 +289,85 @@ static void futex_calls(void) {
     check(woken_count == 3, "all three waiters returned");
 }
 
+/* ---- timeouts on every CPU ---- */
+
+/* Four threads sleep at once, three rounds of a nanosleep, a FUTEX_WAIT
+ * timeout and a poll timeout of 30 ms each: with several CPUs their
+ * timeouts end on several CPUs (pageos wakes a sleeper from any CPU's
+ * tick, kernel/src/sleep.rs). None may end early. Late is looser: pageos
+ * ends a timeout at a tick (10 ms), and TCG on a shared host can keep a
+ * vCPU off a core for tens of milliseconds, so the median may be 100 ms
+ * late and the worst 1 s (a lost wake-up never ends). Linux ends them
+ * within 5 ms. */
+enum { NAPPERS = 4, NAP_ROUNDS = 3, NAP_KINDS = 3, NAP_MS = 30 };
+static pthread_barrier_t nap_start;
+static int nap_word, nap_pipe[2];
+static long nap_us[NAPPERS][NAP_ROUNDS * NAP_KINDS];
+static int nap_wrong[NAPPERS];
+/* `pthreads naps` prints the figures (they differ from run to run). */
+static int show_naps;
+
+static long monotonic_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000L + t.tv_nsec / 1000;
+}
+
+static void *napper(void *arg) {
+    int i = (int)(intptr_t)arg;
+    struct timespec rel = {0, NAP_MS * 1000L * 1000};
+    pthread_barrier_wait(&nap_start);
+    for (int n = 0; n < NAP_ROUNDS * NAP_KINDS; n++) {
+        long start = monotonic_us();
+        switch (n % NAP_KINDS) {
+        case 0:
+            nap_wrong[i] += nanosleep(&rel, NULL) != 0;
+            break;
+        case 1:
+            errno = 0;
+            nap_wrong[i] += !(futex(&nap_word, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0) == -1 &&
+                              errno == ETIMEDOUT);
+            break;
+        default: {
+            struct pollfd fd = {.fd = nap_pipe[0], .events = POLLIN};
+            nap_wrong[i] += poll(&fd, 1, NAP_MS) != 0;
+        }
+        }
+        nap_us[i][n] = monotonic_us() - start;
+    }
+    return NULL;
+}
+
+static int by_value(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+static void timeouts_at_once(void) {
+    pthread_t t[NAPPERS];
+    pipe(nap_pipe);
+    pthread_barrier_init(&nap_start, NULL, NAPPERS);
+    for (int i = 0; i < NAPPERS; i++) pthread_create(&t[i], NULL, napper, (void *)(intptr_t)i);
+    for (int i = 0; i < NAPPERS; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&nap_start);
+    close(nap_pipe[0]);
+    close(nap_pipe[1]);
+    enum { ALL = NAPPERS * NAP_ROUNDS * NAP_KINDS };
+    long took[ALL];
+    int wrong = 0;
+    for (int i = 0; i < NAPPERS; i++) {
+        wrong += nap_wrong[i];
+        memcpy(&took[i * NAP_ROUNDS * NAP_KINDS], nap_us[i], sizeof nap_us[i]);
+    }
+    qsort(took, ALL, sizeof took[0], by_value);
+    check(wrong == 0, "timeouts at once: nanosleep 0, FUTEX_WAIT ETIMEDOUT, poll 0");
+    check(took[0] >= NAP_MS * 1000L, "timeouts at once: none of 36 ends early");
+    check(took[ALL / 2] <= (NAP_MS + 100) * 1000L, "timeouts at once: the median within 100 ms");
+    check(took[ALL - 1] <= (NAP_MS + 1000) * 1000L, "timeouts at once: every one within 1 s");
+    if (show_naps)
+        printf("naps: min %ld median %ld max %ld us\n", took[0], took[ALL / 2], took[ALL - 1]);
+}
+
 /* ---- signals and threads ---- */
 
 static volatile pid_t handled_by;
@@ -524,9 +605,18 @@ int main(int argc, char **argv) {
     mkdir("/proc", 0555);
     mount("proc", "/proc", "proc", 0, NULL);
     printf("BEGIN pthreads\n");
+    if (argc > 1 && strcmp(argv[1], "naps") == 0) {
+        show_naps = 1;
+        for (int i = 0; i < 5; i++) timeouts_at_once();
+        printf("%d failures\n", failures);
+        printf("END pthreads\n");
+        if (getpid() == 1) reboot(RB_POWER_OFF);
+        return failures != 0;
+    }
     sixty_four_threads();
     synchronisation();
     futex_calls();
+    timeouts_at_once();
     thread_signals();
     guard_pages();
     lifetimes();

@@ -71,15 +71,18 @@ pub fn end_of_interrupt(vector: u8) {
     unsafe { PICS.lock().notify_end_of_interrupt(vector) };
 }
 
-/// One tick on this CPU (the timer interrupt, already acknowledged): the
-/// boot CPU wakes the sleepers whose time came.
+/// One tick on this CPU (the timer interrupt, already acknowledged):
+/// every CPU wakes the sleepers whose time came and delivers deferred
+/// wake-ups (each one atomic load when there is nothing to do), so that
+/// a timeout does not wait for one CPU that has interrupts masked; the
+/// boot CPU, which takes the terminal's interrupt, sends its signals.
 pub fn tick() {
     let cpu = percpu::this();
     let ticks = cpu.ticks.fetch_add(1, Ordering::Relaxed) + 1;
     crate::proc::balance_tick(ticks);
+    crate::sleep::wake_expired();
+    crate::sleep::wake_deferred();
     if cpu.index() == 0 {
-        crate::sleep::wake_expired(crate::time::monotonic());
-        crate::sleep::wake_deferred();
         crate::tty::tick();
     }
 }
