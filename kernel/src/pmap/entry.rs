@@ -109,7 +109,7 @@ fn word(entry: &mut PageTableEntry) -> &AtomicU64 {
 }
 
 /// The entry a word holds.
-fn entry_of(raw: u64) -> PageTableEntry {
+pub(super) fn entry_of(raw: u64) -> PageTableEntry {
     let mut entry = PageTableEntry::new();
     word(&mut entry).store(raw, Ordering::Relaxed);
     entry

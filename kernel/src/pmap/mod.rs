@@ -16,19 +16,21 @@
 //! mappings every space shares), `relocate` (mremap's move of entries),
 //! `rmap` (the machine's reverse map, kept
 //! by every operation here that makes a user PTE present or clears one),
-//! `shared` (the page-table lock, and the entries a fault makes under the
-//! address-space read lock).
+//! `shared` (the entries a fault makes under the address-space read lock)
+//! and `ptlock` (the split page-table lock they take).
 //!
 //! Who may walk a space's tables (DESIGN §6): an operation through
 //! `&mut Pmap` has them to itself (the address-space write lock, or a
 //! space no one else can reach yet); one through `&Pmap` shares them with
-//! the other holders of the read lock, and so walks them only under the
-//! page-table lock (`shared.rs`), or only reads them with no read-lock
-//! holder about (the `&self` queries of the write-lock holder).
+//! the other holders of the read lock, and so changes them only under the
+//! page-table locks (`ptlock.rs`) and reads them with atomic loads
+//! (`shared.rs`), or only reads them with no read-lock holder about (the
+//! `&self` queries of the write-lock holder).
 
 mod entry;
 mod kernel_half;
 pub mod lab7;
+mod ptlock;
 mod relocate;
 pub mod rmap;
 mod shared;
@@ -42,7 +44,6 @@ pub use walk::table_frames;
 use crate::arch::ipi::{self, CpuSet, Request};
 use crate::arch::percpu;
 use crate::phys::{self, Frame};
-use crate::sync::Mutex;
 use crate::vmstat::Event;
 use core::sync::atomic::{AtomicU64, Ordering};
 use vm::frame::Pfn;
@@ -62,9 +63,9 @@ const USER_TABLE: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
     .union(Flags::USER_ACCESSIBLE);
 
-/// A space's page-table lock, held (`Pmap::lock_tables`).
+/// Every page-table lock of a space, held (`Pmap::lock_tables`).
 struct PtHeld<'a> {
-    _guard: spin::MutexGuard<'a, ()>,
+    _guard: ptlock::AllHeld<'a>,
     of: &'a Pmap,
 }
 
@@ -75,9 +76,9 @@ pub struct Pmap {
     /// ru_maxrss); atomic, as faults under the read lock add to them.
     resident: AtomicU64,
     peak: AtomicU64,
-    /// The page-table lock: taken by the faults that share the tables
-    /// under the address-space read lock (`shared.rs`).
-    pt_lock: Mutex<()>,
+    /// The split page-table lock: the faults that share the tables under
+    /// the address-space read lock take a slot's (`ptlock.rs`, `shared.rs`).
+    locks: ptlock::PtLocks,
 }
 
 impl Pmap {
@@ -90,7 +91,7 @@ impl Pmap {
             l4,
             resident: AtomicU64::new(0),
             peak: AtomicU64::new(0),
-            pt_lock: Mutex::new(()),
+            locks: ptlock::PtLocks::new(),
         })
     }
 
@@ -174,11 +175,12 @@ impl Pmap {
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 
-    /// The page-table lock, for a walk that changes the tables through
-    /// `&self` (`walk_locked`; shared.rs).
+    /// Every page-table lock, for a walk that changes the tables through
+    /// `&self` (`walk_locked`; shared.rs): the rare walks of a range
+    /// (munmap's, under the read lock) that may free tables above a slot.
     fn lock_tables(&self) -> PtHeld<'_> {
         PtHeld {
-            _guard: self.pt_lock.lock(),
+            _guard: self.locks.all(),
             of: self,
         }
     }
@@ -189,17 +191,19 @@ impl Pmap {
         assert!(walk_is_user(walk), "pmap: a user walk past the user half");
         assert!(core::ptr::eq(held.of, self), "pmap: another space's lock");
         // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
-        // `&self` does, and every other holder of `&self` reads or changes
-        // the tables only under the page-table lock, which `held` is.
+        // `&self` does, and every other holder of `&self` changes the
+        // tables only under a page-table lock, all of which `held` is; a
+        // fault's look may read them meanwhile, entry by entry with atomic
+        // loads, and the walk's changes are atomic stores (entry.rs).
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 
     /// A walk that only reads (its visitor changes no entry), for `&self`.
     fn walk_shared(&self, walk: &Walk, visit: &mut Visitor) -> Visited {
         // SAFETY: `self.l4` is this space's L4. No `&mut Pmap` exists while
-        // `&self` does, and the other holders of `&self` (faults under the
-        // read lock) change the tables only under the page-table lock,
-        // which a caller among them holds (module comment).
+        // `&self` does, and the callers are the write-lock holder's
+        // queries, when no fault under the read lock can change a table
+        // (module comment).
         unsafe { walk::walk(self.l4, walk, visit) }
     }
 

@@ -1,33 +1,46 @@
-//! The page-table lock, and the entries a fault makes under the
-//! address-space read lock (`vm::pmap::SharedPmap`, DESIGN §6).
+//! The entries a fault makes under the address-space read lock
+//! (`vm::pmap::SharedPmap`, DESIGN §6), and munmap's second half there.
 //!
 //! Faults of one process on different CPUs hold the read lock together
-//! (kernel/src/mm.rs), so they may walk the same tables at once: each
-//! operation here takes the space's page-table lock for its whole walk,
-//! and makes its entry only if the slot is still empty under it (another
-//! CPU may have resolved the same fault since this one looked). Nothing
-//! here takes a right away, so nothing here needs a TLB shootdown: an
-//! absent entry is in no TLB.
+//! (kernel/src/mm.rs), so they walk the same tables at once. They meet as
+//! little as the tables let them (pmap/ptlock.rs):
+//! - **a look takes no lock**: `look` reads the entries down to the PTE
+//!   with atomic loads. A table it passes through cannot be freed under
+//!   it: tables go only after a shootdown (`Emptied`, walk.rs), which this
+//!   CPU answers only once its fault is over, interrupts being masked in
+//!   the fault and a look never spinning.
+//! - **an entry is made under its slot's lock**, and only if the slot is
+//!   still empty there (another CPU may have resolved the same fault since
+//!   this one looked): one lock per 2 MiB slot, hashed, so two threads
+//!   faulting 4 KiB pages in their own regions take different locks. A
+//!   missing table above the slot is made with one compare-and-exchange.
+//! - Nothing here takes a right away, so nothing here needs a TLB
+//!   shootdown: an absent entry is in no TLB.
 //!
 //! munmap's second half runs here too, under the read lock
 //! (vm/src/space/unmap.rs): its range is in no VMA any more, so no fault
-//! adds to it, but faults beside it share its tables. It clears one 2 MiB
-//! slot at a time under the lock, so those faults get in between; an
-//! emptied table goes only with the lock held, so a fault either filled
-//! it first (it is not empty) or finds it gone and makes a new one.
+//! adds to it, but faults beside it share its tables. It clears one slot
+//! at a time under that slot's lock, so faults elsewhere go on; an emptied
+//! level-1 table goes with its slot's lock held, so a fault either made
+//! its entry first (the table is not empty) or finds it gone and makes a
+//! new one. The emptied tables above go at the end, under every slot lock.
 //!
-//! The lock is a plain spin lock: its holder only walks tables, allocates
-//! a frame for a missing table, adds to or takes from the reverse map,
-//! and never waits for another CPU (the unmap's shootdown comes after it
-//! let the lock go), so a CPU spinning for it (with interrupts masked)
-//! waits a few microseconds at most.
+//! The locks are spin locks: a holder only walks tables, allocates a frame
+//! for a missing table, and adds to or takes from the reverse map; it
+//! never waits for another CPU (the unmap's shootdown comes after it let
+//! the lock go), so a CPU spinning for one (with interrupts masked) waits
+//! a few microseconds at most.
 
-use super::entry::{flags_for, frame_of, mapping_of, swap_slot, take};
-use super::walk::{Visited, Walk};
+use super::entry::{entry_of, flags_for, frame_of, mapping_of, swap_slot, take};
+use super::walk::{self, Visited, Walk};
 use super::{Pmap, PtHeld, rmap};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use vm::frame::Pfn;
-use vm::pmap::{Mapping, NoMemory, Pmap as _, Pte, PteProt, SharedPmap};
+use vm::pmap::{Mapping, NoMemory, Pte, PteProt, SharedPmap};
+use x86_64::VirtAddr;
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame};
 use vm::rmap::Owner;
 use vm::swap_map::Slot;
 
@@ -43,13 +56,136 @@ const HUGE: u64 = 2 << 20;
 /// thousands for the same reason.
 const GATHER_SLOTS: usize = 8;
 
+/// A slot's entries, read and changed without `&mut` (the module comment).
 impl Pmap {
-    /// The PTE of `va`, for a caller that holds the page-table lock.
+    /// The level-2 entry of `va`'s slot, reached from the L4 with atomic
+    /// loads: None when a table on the way is missing, unless `make`, which
+    /// makes them (Err: no frame for one). The word stays a level-2 entry
+    /// of this space while the caller holds the slot's lock, or, for a
+    /// look, until this CPU next answers a shootdown.
+    fn slot_word(&self, va: u64, make: bool) -> Result<Option<&'static AtomicU64>, NoMemory> {
+        let mut table = self.l4;
+        for shift in [39, 30] {
+            let word = table_word(table, va, shift);
+            let mut raw = word.load(Ordering::Acquire);
+            if raw & Flags::PRESENT.bits() == 0 {
+                if !make {
+                    return Ok(None);
+                }
+                raw = install_table(word)?;
+            }
+            table = entry_of(raw).frame().map_err(|_| NoMemory)?;
+        }
+        Ok(Some(table_word(table, va, 21)))
+    }
+
+    /// The PTE of `va` as it is now, with no lock taken.
     fn pte(&self, va: u64) -> Pte {
-        match self.query(va) {
-            Some(m) => Pte::Present(m),
-            None if crate::swap::in_use() && self.query_swap(va).is_some() => Pte::Swapped,
-            None => Pte::Absent,
+        if VirtAddr::try_new(va).is_err() {
+            return Pte::Absent;
+        }
+        let Ok(Some(slot)) = self.slot_word(va, false) else {
+            return Pte::Absent;
+        };
+        let raw = slot.load(Ordering::Acquire);
+        if raw & Flags::PRESENT.bits() == 0 {
+            return Pte::Absent;
+        }
+        let entry = entry_of(raw);
+        if entry.flags().contains(Flags::HUGE_PAGE) {
+            return Pte::Present(mapping_of(&entry, true));
+        }
+        let pte = entry_of(table_word(frame_of_entry(&entry), va, 12).load(Ordering::Acquire));
+        if pte.flags().contains(Flags::PRESENT) {
+            Pte::Present(mapping_of(&pte, false))
+        } else if swap_slot(&pte).is_some() {
+            Pte::Swapped
+        } else {
+            Pte::Absent
+        }
+    }
+
+    /// Clear the present leaves of [from, to), inside one slot, under the
+    /// slot's lock, handing each one's mapping to `cleared`; its table goes
+    /// too if that left it empty. The leaves it changed, unflushed.
+    fn clear_slot(&self, from: u64, to: u64, cleared: &mut dyn FnMut(u64, Mapping)) -> Visited {
+        let mut visited = Visited::default();
+        let _slot = self.locks.slot(from);
+        let Ok(Some(slot)) = self.slot_word(from, false) else {
+            return visited;
+        };
+        let entry = entry_of(slot.load(Ordering::Acquire));
+        if !entry.flags().contains(Flags::PRESENT) {
+            return visited;
+        }
+        let base = from & !(HUGE - 1);
+        let id = self.id();
+        if entry.flags().contains(Flags::HUGE_PAGE) {
+            assert!(
+                from == base && to == base + HUGE,
+                "pmap::unmap_range: splits a 2 MiB page"
+            );
+            let mapping = mapping_of(&entry_of(slot.swap(0, Ordering::AcqRel)), true);
+            rmap::remove(mapping.pfn, Owner::new(id, base));
+            self.count_unmapped(512);
+            cleared(base, mapping);
+            visited.record(base);
+            return visited;
+        }
+        let table = frame_of_entry(&entry);
+        // SAFETY: the slot's table, which stays while its lock is held.
+        let words = unsafe { walk::words_at(table) };
+        let mut unmapped = 0;
+        for va in (from..to).step_by(4096) {
+            let word = &words[(va >> 12) as usize & 511];
+            if word.load(Ordering::Relaxed) & Flags::PRESENT.bits() == 0 {
+                continue; // absent, or a swap PTE (`clear_swap_shared`'s)
+            }
+            // Taken in one exchange: the bits the MMU set are in it.
+            let mapping = mapping_of(&entry_of(word.swap(0, Ordering::AcqRel)), false);
+            rmap::remove(mapping.pfn, Owner::new(id, va));
+            unmapped += 1;
+            cleared(va, mapping);
+            visited.record(va);
+        }
+        self.count_unmapped(unmapped);
+        if words.iter().all(|w| w.load(Ordering::Relaxed) == 0) {
+            slot.store(0, Ordering::Release);
+            visited.emptied.push(table);
+            visited.record(base);
+        }
+        visited
+    }
+}
+
+/// The entry of the table in `table` for `va`, at the level whose entries
+/// cover 2^`shift` bytes.
+fn table_word(table: PhysFrame, va: u64, shift: u32) -> &'static AtomicU64 {
+    // SAFETY: `table` is a table of this space reached through present
+    // entries, which stays one as `slot_word` says.
+    let words = unsafe { walk::words_at(table) };
+    &words[(va >> shift) as usize & 511]
+}
+
+/// The table a present non-leaf entry points at.
+fn frame_of_entry(entry: &PageTableEntry) -> PhysFrame {
+    PhysFrame::containing_address(entry.addr())
+}
+
+/// Point the empty `word` at a new zeroed table, unless another CPU did
+/// first (then that one's table is used, and this one goes back); the
+/// entry as it is now. The table is zeroed before the exchange publishes
+/// it, so a CPU that finds the entry finds an empty table under it.
+fn install_table(word: &AtomicU64) -> Result<u64, NoMemory> {
+    let table = walk::alloc_table().ok_or(NoMemory)?.into_raw();
+    let mut entry = PageTableEntry::new();
+    entry.set_frame(table, super::USER_TABLE);
+    let raw = entry.addr().as_u64() | entry.flags().bits();
+    match word.compare_exchange(0, raw, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Ok(raw),
+        Err(now) => {
+            walk::free_table(table);
+            Ok(now)
         }
     }
 }
@@ -71,6 +207,19 @@ impl Pmap {
             false
         });
         slots
+    }
+
+    /// Free the tables above the slots of [start, end) that the shared
+    /// unmap left empty (levels 2 and 3; `clear_slot` took the level-1
+    /// ones), under every slot lock: no fault is then making an entry in
+    /// them (ptlock.rs).
+    fn free_upper_tables(&self, start: u64, end: u64) {
+        let held = self.lock_tables();
+        let visited = self.walk_locked(&held, &Walk::at(start, end, 2).freeing(), &mut |_, _, _| {
+            false
+        });
+        drop(held);
+        self.flush(&visited);
     }
 
     /// Clear the PTEs of [start, end), handing each one's mapping to
@@ -108,35 +257,54 @@ impl Pmap {
 
 impl SharedPmap for Pmap {
     fn look(&self, va: u64) -> Pte {
-        let _pt = self.pt_lock.lock();
         self.pte(va)
     }
 
     fn huge_slot_is_free(&self, va: u64) -> bool {
-        let _pt = self.pt_lock.lock();
-        self.huge_slot_free(va)
+        match self.slot_word(va, false) {
+            Ok(Some(slot)) => slot.load(Ordering::Acquire) == 0,
+            _ => true,
+        }
     }
 
     fn enter_if_absent(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
-        let _pt = self.pt_lock.lock();
-        if self.pte(va) != Pte::Absent {
+        let _slot = self.locks.slot(va);
+        let slot = self.slot_word(va, true)?.ok_or(NoMemory)?;
+        let mut raw = slot.load(Ordering::Acquire);
+        if raw & Flags::PRESENT.bits() == 0 {
+            raw = install_table(slot)?;
+        }
+        let entry = entry_of(raw);
+        if entry.flags().contains(Flags::HUGE_PAGE) {
             return Ok(false);
         }
-        // Absent and under no 2 MiB page: `enter_leaf` fails only for want
-        // of a table or of room in the reverse map.
-        if self.enter_leaf(va, frame_of(pfn), flags_for(prot)) {
-            Ok(true)
-        } else {
-            Err(NoMemory)
+        let word = table_word(frame_of_entry(&entry), va, 12);
+        // Present, or a swap PTE: not this path's fault any more.
+        if word.load(Ordering::Acquire) != 0 {
+            return Ok(false);
         }
+        rmap::add(pfn, self.owner(va))?;
+        let mut pte = PageTableEntry::new();
+        pte.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+        // An absent page has no TLB entry: nothing to flush.
+        word.store(pte.addr().as_u64() | pte.flags().bits(), Ordering::Release);
+        self.count_mapped(1);
+        Ok(true)
     }
 
     fn enter_huge_if_free(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
-        let _pt = self.pt_lock.lock();
-        if !self.huge_slot_free(va) {
+        let _slot = self.locks.slot(va);
+        let slot = self.slot_word(va, true)?.ok_or(NoMemory)?;
+        if slot.load(Ordering::Acquire) != 0 {
             return Ok(false);
         }
-        self.enter_huge_entry(va, pfn, prot).map(|()| true)
+        // Recorded once, at the head frame.
+        rmap::add(pfn, self.owner(va))?;
+        let mut entry = PageTableEntry::new();
+        entry.set_addr(frame_of(pfn).start_address(), flags_for(prot) | Flags::HUGE_PAGE);
+        slot.store(entry.addr().as_u64() | entry.flags().bits(), Ordering::Release);
+        self.count_mapped(512);
+        Ok(true)
     }
 
     fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
@@ -158,17 +326,18 @@ impl SharedPmap for Pmap {
             return self.lab7_unmap_shared(start, end, release);
         }
         let slots = self.populated_slots(&self.lock_tables(), start, end);
+        let mut emptied_any = false;
         for batch in slots.chunks(GATHER_SLOTS) {
             let mut gathered = Vec::new();
             let mut visited = Visited::default();
             for &slot in batch {
                 let (from, to) = (slot.max(start), (slot + HUGE).min(end));
-                // The lock for one slot at a time: the faults of the
-                // space's other threads get in between.
-                let held = self.lock_tables();
-                let cleared = self.clear_range(&held, from, to, &mut |va, m| {
+                // One slot's lock at a time: the faults of the space's
+                // other threads go on elsewhere, and get in between here.
+                let cleared = self.clear_slot(from, to, &mut |va, m| {
                     gathered.push((va, m));
                 });
+                emptied_any |= cleared.emptied.len() > 0;
                 visited.absorb(cleared);
             }
             self.flush(&visited);
@@ -177,6 +346,9 @@ impl SharedPmap for Pmap {
             for (va, m) in gathered {
                 release(va, m);
             }
+        }
+        if emptied_any {
+            self.free_upper_tables(start, end);
         }
     }
 

@@ -28,6 +28,26 @@ pub(super) unsafe fn table_at(frame: PhysFrame) -> &'static mut PageTable {
     unsafe { &mut *phys::to_virt(frame.start_address()).as_mut_ptr::<PageTable>() }
 }
 
+/// The entries of the page table in `frame` as the 64-bit words the MMU
+/// sees, for the walks that share a space's tables with other CPUs
+/// (shared.rs): each access is one atomic operation, so CPUs may read and
+/// change different entries of one table at once, and read an entry
+/// another CPU is changing (the old value or the new, never half).
+///
+/// # Safety
+/// `frame` must hold a page table (as `table_at`), and stay one while the
+/// reference lives: a table reached from a space's L4 is freed only by a
+/// holder of every slot lock or of the address-space write lock, and only
+/// after a shootdown that every CPU running the space answered
+/// (pmap/ptlock.rs).
+pub(super) unsafe fn words_at(frame: PhysFrame) -> &'static [AtomicU64; 512] {
+    // SAFETY: as `table_at`: the physical map covers the table's 4 KiB,
+    // 8-aligned, as 512 u64 entries. AtomicU64 has u64's layout, and every
+    // other access to these words while they are shared is atomic too
+    // (entry.rs; the MMU's own accesses are locked operations).
+    unsafe { &*phys::to_virt(frame.start_address()).as_ptr::<[AtomicU64; 512]>() }
+}
+
 /// Past this many leaves, one CR3 reload beats a run of invlpg.
 pub(super) const FLUSH_ALL_THRESHOLD: usize = 32;
 
@@ -126,6 +146,11 @@ impl Emptied {
     pub(super) fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// `table`, unlinked by the caller, goes after the flush.
+    pub(super) fn push(&mut self, table: PhysFrame) {
+        self.0.push(table);
+    }
 }
 
 impl Drop for Emptied {
@@ -180,7 +205,7 @@ impl Visited {
     }
 
     /// The leaf at `va` lost rights the TLB may still hold.
-    fn record(&mut self, va: u64) {
+    pub(super) fn record(&mut self, va: u64) {
         if let Some(slot) = self.leaves.get_mut(self.count) {
             *slot = va;
         }
@@ -279,8 +304,9 @@ unsafe fn walk_table(
         {
             // No entry points at the table now; the reference the entry
             // held goes with it to `emptied`, freed after the flush. The
-            // entry is listed so that there is one.
-            entry.set_unused();
+            // entry is listed so that there is one. (One atomic store: a
+            // fault's look may be reading it, pmap/ptlock.rs.)
+            super::entry::take(entry);
             visited.emptied.0.push(child);
             visited.record(VirtAddr::new_truncate(lo).as_u64());
         }
