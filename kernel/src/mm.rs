@@ -37,57 +37,98 @@
 use crate::Space;
 use crate::arch::percpu::{self, MAX_CPUS};
 use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use spin::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use spin::Mutex;
 
 pub struct Mm {
-    space: RwLock<Space>,
-    /// A writer waits for the readers in flight: new ones go the
-    /// writers' way until it is through.
-    writer_waiting: AtomicBool,
+    space: UnsafeCell<Space>,
+    /// Set while a writer holds the lock or waits for the readers in
+    /// flight: new readers then go the writers' way until it is through.
+    writer: AtomicBool,
+    /// The readers in, counted on the CPU each came in on: a fault adds
+    /// to its own CPU's count and takes from it, so the faults of two CPUs
+    /// write no common line (one shared count would move between them
+    /// twice a fault). A writer waits for every count to be zero. Linux's
+    /// percpu_rw_semaphore, and FreeBSD's rmlock, split their readers the
+    /// same way.
+    readers: [PerCpuCount; MAX_CPUS],
     /// Faults resolved under the read lock (minor faults: getrusage and
     /// /proc/PID/stat add them to the process's own count), one count per
-    /// CPU: one shared counter would move its cache line between the CPUs
-    /// of the space's threads on every fault.
+    /// CPU for the same reason.
     minflt: [PerCpuCount; MAX_CPUS],
 }
 
 #[repr(align(64))]
 struct PerCpuCount(AtomicU64);
 
+// SAFETY: `space` is reached only through the guards below, which the
+// lock hands out as a reader-writer lock does: a `WriteGuard` while no
+// reader is in and no other writer holds it, `ReadGuard`s (shared
+// references) otherwise. `Space` is Send and Sync.
+unsafe impl Sync for Mm {}
+
+/// The space, for writing (`Mm::write`, `Mm::try_write`).
+pub struct WriteGuard<'a> {
+    mm: &'a Mm,
+}
+
+/// The space, for reading (a fault under the read lock).
+pub struct ReadGuard<'a> {
+    mm: &'a Mm,
+    /// The CPU whose count this reader is in (its fault does not move).
+    cpu: usize,
+}
+
 impl Mm {
     pub fn new(space: Space) -> Arc<Mm> {
         Arc::new(Mm {
-            space: RwLock::new(space),
-            writer_waiting: AtomicBool::new(false),
+            space: UnsafeCell::new(space),
+            writer: AtomicBool::new(false),
+            readers: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
             minflt: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         })
     }
 
     /// The space, for writing: waits for the faults under the read lock
     /// in flight (the kernel lock keeps other writers away).
-    pub fn write(&self) -> RwLockWriteGuard<'_, Space> {
-        if let Some(space) = self.space.try_write() {
-            return space;
-        }
+    pub fn write(&self) -> WriteGuard<'_> {
         // Writers hold the kernel lock, so a writer already in is this
         // CPU's own: a second `Process::space` while the first guard
         // lives would wait for itself forever.
         assert!(
-            self.space.writer_count() == 0,
+            !self.writer.swap(true, Ordering::SeqCst),
             "mm: the address-space lock taken twice for writing"
         );
-        self.writer_waiting.store(true, Ordering::SeqCst);
-        let space = crate::sync::spin_until(|| self.space.try_write());
-        self.writer_waiting.store(false, Ordering::SeqCst);
-        space
+        crate::sync::spin_until(|| (!self.has_readers()).then_some(()));
+        WriteGuard { mm: self }
+    }
+
+    /// The space, for writing, if no one holds it (reclaim).
+    pub fn try_write(&self) -> Option<WriteGuard<'_>> {
+        if self.writer.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        if self.has_readers() {
+            self.writer.store(false, Ordering::SeqCst);
+            return None;
+        }
+        Some(WriteGuard { mm: self })
+    }
+
+    /// Whether a reader is in. SeqCst on both sides (the writer's flag
+    /// then this; a reader's count then the flag): either the reader sees
+    /// the flag and leaves, or the writer sees its count and waits.
+    fn has_readers(&self) -> bool {
+        self.readers.iter().any(|c| c.0.load(Ordering::SeqCst) != 0)
     }
 
     /// `write` for `change`, then the read lock for `then` without letting
-    /// go in between (spin's `downgrade`): munmap's halves (vm's
-    /// `munmap_detach` and `munmap_finish`), so that the faults of the
-    /// space's other threads go on while the detached range's pages go.
-    /// Only faults take the read lock, so nothing else gets in meanwhile.
+    /// go in between: munmap's halves (vm's `munmap_detach` and
+    /// `munmap_finish`), so that the faults of the space's other threads
+    /// go on while the detached range's pages go. Only faults take the
+    /// read lock, so nothing else gets in meanwhile.
     pub fn write_then_read<W, R>(
         &self,
         change: impl FnOnce(&mut Space) -> W,
@@ -95,29 +136,27 @@ impl Mm {
     ) -> R {
         let mut space = self.write();
         let changed = change(&mut space);
-        let space = RwLockWriteGuard::downgrade(space);
+        let space = space.downgrade();
         then(&space, changed)
-    }
-
-    /// The space, for writing, if no one holds it (reclaim).
-    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, Space>> {
-        self.space.try_write()
     }
 
     /// The space, for a fault under the read lock; None when a writer
     /// holds it or waits for it.
-    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Space>> {
-        if self.writer_waiting.load(Ordering::SeqCst) {
+    pub fn try_read(&self) -> Option<ReadGuard<'_>> {
+        let cpu = percpu::this().index();
+        self.readers[cpu].0.fetch_add(1, Ordering::SeqCst);
+        if self.writer.load(Ordering::SeqCst) {
+            self.readers[cpu].0.fetch_sub(1, Ordering::Release);
             return None;
         }
-        self.space.try_read()
+        Some(ReadGuard { mm: self, cpu })
     }
 
     /// Load the space's page tables on this CPU (the scheduler). Its L4
     /// is all this reads, so it shares the lock with the faults of the
     /// space's other threads instead of waiting for them.
     pub fn activate(&self) {
-        self.space.read().pmap.activate();
+        crate::sync::spin_until(|| self.try_read()).pmap.activate();
     }
 
     pub fn count_minor_fault(&self) {
@@ -130,6 +169,54 @@ impl Mm {
             .iter()
             .map(|c| c.0.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+impl<'a> WriteGuard<'a> {
+    /// The read lock, taken without letting go of the space in between.
+    pub fn downgrade(self) -> ReadGuard<'a> {
+        let mm = self.mm;
+        let cpu = percpu::this().index();
+        mm.readers[cpu].0.fetch_add(1, Ordering::SeqCst);
+        // The guard's drop lets the writer's flag go.
+        drop(self);
+        ReadGuard { mm, cpu }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.mm.writer.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        self.mm.readers[self.cpu].0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Deref for WriteGuard<'_> {
+    type Target = Space;
+    fn deref(&self) -> &Space {
+        // SAFETY: a writer has the space to itself (the `Sync` impl).
+        unsafe { &*self.mm.space.get() }
+    }
+}
+
+impl DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Space {
+        // SAFETY: as `deref`; `&mut self` is this guard's only use.
+        unsafe { &mut *self.mm.space.get() }
+    }
+}
+
+impl Deref for ReadGuard<'_> {
+    type Target = Space;
+    fn deref(&self) -> &Space {
+        // SAFETY: readers share the space, and no writer is in while one
+        // is (the `Sync` impl).
+        unsafe { &*self.mm.space.get() }
     }
 }
 

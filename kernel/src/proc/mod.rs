@@ -55,7 +55,8 @@ pub use job::*;
 pub use runq::{RunQueue, balance_tick, kick_idle_cpu};
 pub use sched::*;
 pub use spaces::try_with_spaces;
-use spin::{Mutex, RwLockWriteGuard};
+use crate::mm::WriteGuard;
+use spin::Mutex;
 pub use thread::{Run, Thread, Tid};
 use vm::errno::Errno;
 
@@ -133,7 +134,7 @@ pub struct Process {
 impl Process {
     /// The address space, for writing (mm.rs): how every system call and
     /// the kernel's other paths reach it, inside the process table's lock.
-    pub fn space(&self) -> RwLockWriteGuard<'_, Space> {
+    pub fn space(&self) -> WriteGuard<'_> {
         self.space
             .as_ref()
             .expect("proc: a running process has an address space")
@@ -142,7 +143,7 @@ impl Process {
 
     /// As `space`, for a process that may have none (a zombie, one being
     /// made).
-    pub fn space_if_any(&self) -> Option<RwLockWriteGuard<'_, Space>> {
+    pub fn space_if_any(&self) -> Option<WriteGuard<'_>> {
         self.space.as_ref().map(|mm| mm.write())
     }
 }

@@ -6,11 +6,10 @@
 //! table is held, and leaves out the spaces faults hold.
 
 use super::{TABLE, Table};
-use crate::Space;
 use crate::fd::FileKind;
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
-use spin::RwLockWriteGuard;
+use crate::mm::WriteGuard;
 use vm::frame::Pfn;
 use vm::mmap::Sharing;
 use vm::reclaim::Spaces;
@@ -25,7 +24,7 @@ struct AllSpaces<'a> {
     /// reclaim's call (a space it reached once stays reachable: a page it
     /// took from one owner of several goes back if another is busy), by
     /// id. Spaces held by a fault under the read lock are left out.
-    spaces: Vec<(SpaceId, RwLockWriteGuard<'a, Space>)>,
+    spaces: Vec<(SpaceId, WriteGuard<'a>)>,
 }
 
 impl Spaces<Pmap> for AllSpaces<'_> {
