@@ -18,6 +18,7 @@ use spin::Mutex;
 use vm::buddy::{Counts, FrameTable};
 use vm::frame::{FrameMeta, PAGE_SIZE, Pfn};
 use vm::pmap::BLOCK_FRAMES;
+use vm::rmap::FirstOwners;
 use vm::swap_cache::{SwapInError, SwappedIn};
 use vm::swap_map::Slot;
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
@@ -32,6 +33,9 @@ static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
 /// without its lock (`vm::buddy::Counts`: a holder's share, a put that is
 /// not the last).
 static COUNTS: spin::Once<Counts<'static>> = spin::Once::new();
+/// Each frame's first mapping, for the reverse map (pmap/rmap.rs): a word
+/// per frame beside the counts.
+static FIRST_OWNERS: spin::Once<FirstOwners<'static>> = spin::Once::new();
 /// The end of the highest usable RAM region.
 static RAM_END: AtomicU64 = AtomicU64::new(0);
 
@@ -68,7 +72,9 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         .expect("phys::init: no usable memory");
     RAM_END.store(end, Ordering::Relaxed);
     let frames = (end / PAGE_SIZE) as usize;
-    let meta_bytes = (frames * (size_of::<FrameMeta>() + size_of::<AtomicU32>())) as u64;
+    // The metadata, then the counts, then (8-aligned) the first-owner words.
+    let words_at = (frames * (size_of::<FrameMeta>() + size_of::<AtomicU32>())).next_multiple_of(8);
+    let meta_bytes = (words_at + frames * size_of::<AtomicU64>()) as u64;
 
     // The metadata array goes at the start of the first region big enough.
     let meta_start = usable()
@@ -83,18 +89,24 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
     // SAFETY: [meta_start, meta_end) is usable RAM that nothing else owns
     // (it is withheld from the allocator below), mapped by the physical map;
     // every element is initialised before the slice is formed. The counts
-    // follow the metadata, 4-aligned as a FrameMeta is.
-    let (meta, counts) = unsafe {
+    // follow the metadata, 4-aligned as a FrameMeta is; the words follow
+    // at `words_at`, rounded up to their 8-byte alignment (the start is a
+    // page boundary).
+    let (meta, counts, words) = unsafe {
         let counts_ptr = meta_ptr.add(frames).cast::<AtomicU32>();
+        let words_ptr = meta_ptr.cast::<u8>().add(words_at).cast::<AtomicU64>();
         for i in 0..frames {
             meta_ptr.add(i).write(FrameMeta::RESERVED);
             counts_ptr.add(i).write(AtomicU32::new(0));
+            words_ptr.add(i).write(AtomicU64::new(0));
         }
         (
             core::slice::from_raw_parts_mut(meta_ptr, frames),
             core::slice::from_raw_parts(counts_ptr, frames),
+            core::slice::from_raw_parts(words_ptr, frames),
         )
     };
+    FIRST_OWNERS.call_once(|| FirstOwners::new(words, Pfn(0)));
     let mut table = FrameTable::new(meta, counts, Pfn(0));
     for region in usable() {
         let start = align_up(region.start.max(FIRST_USABLE));
@@ -117,6 +129,11 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
     );
     COUNTS.call_once(|| table.counts());
     *FRAMES.lock() = Some(table);
+}
+
+/// Each frame's first mapping (the reverse map's lock-free part).
+pub fn first_owners() -> &'static FirstOwners<'static> {
+    FIRST_OWNERS.get().expect("phys: used before init")
 }
 
 fn counts() -> &'static Counts<'static> {

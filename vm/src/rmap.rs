@@ -18,6 +18,13 @@
 //!   page shared copy-on-write by a parent and one child, cost one 32-byte
 //!   slot and no allocation of their own; growing the table is amortised
 //!   over all frames.
+//! - A frame's first mapping can live in a word of its own instead
+//!   (`FirstOwners`, one word per frame of RAM, as Linux keeps an
+//!   anonymous page's in its `struct page`), changed with one
+//!   compare-and-exchange and no lock: the common case, a fault mapping a
+//!   new private page or munmap clearing it, then takes no lock shared by
+//!   every CPU. Only a frame's second and later mappings go to the table,
+//!   under the caller's lock (the kernel's, pmap/rmap.rs).
 //! - Allocation can fail, and `add` then says so instead of panicking: the
 //!   `Pmap` refuses the PTE (`NoMemory`), as it does when a page table
 //!   cannot be had. `remove` and `moved` never allocate.
@@ -30,7 +37,7 @@
 use crate::frame::Pfn;
 use crate::pmap::NoMemory;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// An address space's name in the reverse map. 28 bits: the kernel uses
 /// the frame number of the space's level-4 table (unique among live
@@ -103,6 +110,116 @@ impl Owners {
     }
 }
 
+/// Each frame's first mapping, in a word of its own (0: none; no owner
+/// is 0, as no space's id is). The words change only by one
+/// compare-and-exchange each, so CPUs record and forget the mappings of
+/// different frames with no lock, and those of one frame without losing
+/// one: an owner goes here only into an empty word, and leaves it only if
+/// the word still holds it. Whatever does not fit goes to the `Rmap`'s
+/// table, which reads these words too for a frame's whole list.
+pub struct FirstOwners<'a> {
+    words: &'a [AtomicU64],
+    /// The frame of `words[0]`.
+    base: u64,
+}
+
+impl core::fmt::Debug for FirstOwners<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "FirstOwners({} frames from {})", self.words.len(), self.base)
+    }
+}
+
+/// `n` empty words, for frames `base..base + n` (tests; the kernel carves
+/// its array out of RAM beside the frame table).
+pub fn new_first_words(n: usize) -> Vec<AtomicU64> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl<'a> FirstOwners<'a> {
+    pub fn new(words: &'a [AtomicU64], base: Pfn) -> Self {
+        FirstOwners {
+            words,
+            base: base.0,
+        }
+    }
+
+    fn word(&self, pfn: Pfn) -> Option<&AtomicU64> {
+        let i = pfn.0.checked_sub(self.base)?;
+        self.words.get(usize::try_from(i).ok()?)
+    }
+
+    /// Record `owner` as `pfn`'s first mapping if it has none; false (and
+    /// nothing changed) when it has one, or `pfn` has no word.
+    pub fn try_add(&self, pfn: Pfn, owner: Owner) -> bool {
+        debug_assert!(owner.0 != 0, "rmap: an owner of zero");
+        self.word(pfn).is_some_and(|w| {
+            w.compare_exchange(0, owner.0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// Forget `owner`'s mapping of `pfn` if it is the one here.
+    pub fn try_remove(&self, pfn: Pfn, owner: Owner) -> bool {
+        self.try_replace(pfn, owner, 0)
+    }
+
+    /// `from`'s mapping of `pfn` is `to`'s now, if it is the one here.
+    pub fn try_move(&self, pfn: Pfn, from: Owner, to: Owner) -> bool {
+        self.try_replace(pfn, from, to.0)
+    }
+
+    fn try_replace(&self, pfn: Pfn, old: Owner, new: u64) -> bool {
+        self.word(pfn).is_some_and(|w| {
+            w.compare_exchange(old.0, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// The mapping of `pfn` recorded here, if any.
+    pub fn get(&self, pfn: Pfn) -> Option<Owner> {
+        let raw = self.word(pfn)?.load(Ordering::Acquire);
+        (raw != 0).then_some(Owner(raw))
+    }
+
+    /// Every (frame, mapping) recorded here: a walk of every word.
+    pub fn iter(&self) -> impl Iterator<Item = (Pfn, Owner)> + '_ {
+        self.words.iter().enumerate().filter_map(|(i, w)| {
+            let raw = w.load(Ordering::Acquire);
+            (raw != 0).then(|| (Pfn(self.base + i as u64), Owner(raw)))
+        })
+    }
+}
+
+/// The mappings of one frame (`Rmap::owners`): its first owner's word,
+/// then the table's list.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnersOf<'a> {
+    first: Option<Owner>,
+    rest: &'a [Owner],
+}
+
+impl OwnersOf<'_> {
+    pub fn iter(&self) -> impl Iterator<Item = Owner> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, owner: &Owner) -> bool {
+        self.iter().any(|o| o == *owner)
+    }
+
+    pub fn to_vec(&self) -> Vec<Owner> {
+        self.iter().collect()
+    }
+}
+
 /// An open-addressing hash table (linear probing, backward-shift delete)
 /// from frame number to its owners. Not std's HashMap: the kernel has no
 /// std, and every growth here must be able to fail.
@@ -115,6 +232,8 @@ pub struct Rmap {
     mappings: usize,
     /// The frame never recorded (the shared zero frame).
     skip: Option<Pfn>,
+    /// The frames' first mappings, when they have words of their own.
+    first: Option<&'static FirstOwners<'static>>,
 }
 
 impl Rmap {
@@ -124,7 +243,20 @@ impl Rmap {
             frames: 0,
             mappings: 0,
             skip: None,
+            first: None,
         }
+    }
+
+    /// Keep each frame's first mapping in `first` from now on (before
+    /// anything is recorded).
+    pub fn set_first(&mut self, first: &'static FirstOwners<'static>) {
+        assert!(self.is_empty(), "rmap: first-owner words given too late");
+        self.first = Some(first);
+    }
+
+    /// The first-owner words `set_first` gave, if any.
+    pub fn first(&self) -> Option<&'static FirstOwners<'static>> {
+        self.first
     }
 
     /// Never record `pfn` (the zero frame: see the module comment).
@@ -141,13 +273,14 @@ impl Rmap {
         self.skip != Some(pfn)
     }
 
-    /// Mappings recorded, over all frames.
+    /// Mappings recorded, over all frames (with the first-owner words: a
+    /// walk of all of them).
     pub fn len(&self) -> usize {
-        self.mappings
+        self.mappings + self.first.map_or(0, |f| f.iter().count())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.mappings == 0
+        self.len() == 0
     }
 
     fn home(&self, pfn: u64) -> usize {
@@ -195,6 +328,15 @@ impl Rmap {
         if !self.is_recorded(pfn) {
             return Ok(());
         }
+        if let Some(first) = self.first {
+            debug_assert!(
+                first.get(pfn) != Some(owner),
+                "rmap::add: {owner:?} already maps {pfn:?}"
+            );
+            if first.try_add(pfn, owner) {
+                return Ok(());
+            }
+        }
         match self.find(pfn.0) {
             Some(i) => {
                 let (_, owners) = self.slots[i].as_mut().expect("found");
@@ -233,7 +375,7 @@ impl Rmap {
 
     /// Forget that `owner` maps `pfn` (the PTE was cleared). Never allocates.
     pub fn remove(&mut self, pfn: Pfn, owner: Owner) {
-        if !self.is_recorded(pfn) {
+        if !self.is_recorded(pfn) || self.first.is_some_and(|f| f.try_remove(pfn, owner)) {
             return;
         }
         let i = self
@@ -277,7 +419,7 @@ impl Rmap {
     /// anything else that moves a PTE without changing its frame). Never
     /// allocates: the entry is rewritten where it is.
     pub fn moved(&mut self, pfn: Pfn, from: Owner, to: Owner) {
-        if !self.is_recorded(pfn) {
+        if !self.is_recorded(pfn) || self.first.is_some_and(|f| f.try_move(pfn, from, to)) {
             return;
         }
         let i = self
@@ -318,19 +460,26 @@ impl Rmap {
     }
 
     /// Every mapping of `pfn` (for a 2 MiB page: of its head frame).
-    pub fn owners(&self, pfn: Pfn) -> &[Owner] {
-        match self.find(pfn.0) {
+    pub fn owners(&self, pfn: Pfn) -> OwnersOf<'_> {
+        let rest = match self.find(pfn.0) {
             Some(i) => self.slots[i].as_ref().expect("found").1.as_slice(),
             None => &[],
+        };
+        OwnersOf {
+            first: self.first.and_then(|f| f.get(pfn)),
+            rest,
         }
     }
 
     /// Every (frame, mapping) recorded, in no order (the debug audit).
     pub fn iter(&self) -> impl Iterator<Item = (Pfn, Owner)> + '_ {
-        self.slots
+        let first = self.first.into_iter().flat_map(|f| f.iter());
+        let rest = self
+            .slots
             .iter()
             .flatten()
-            .flat_map(|(pfn, owners)| owners.as_slice().iter().map(|o| (Pfn(*pfn), *o)))
+            .flat_map(|(pfn, owners)| owners.as_slice().iter().map(|o| (Pfn(*pfn), *o)));
+        first.chain(rest)
     }
 }
 
@@ -350,7 +499,7 @@ mod tests {
             r.add(Pfn(pfn), Owner::new(b, pfn << 12)).unwrap();
         }
         assert_eq!(r.owners(Pfn(4)).len(), 2);
-        assert_eq!(r.owners(Pfn(5)), &[Owner::new(a, 5 << 12)]);
+        assert_eq!(r.owners(Pfn(5)).to_vec(), [Owner::new(a, 5 << 12)]);
         for pfn in (1..2000u64).step_by(2) {
             r.remove(Pfn(pfn), Owner::new(a, pfn << 12));
         }
@@ -376,6 +525,116 @@ mod tests {
             assert!(owners[gone + 1..].iter().all(|o| left.contains(o)));
         }
         assert!(r.is_empty());
+    }
+
+    /// An Rmap whose frames 0..n have first-owner words (leaked: the
+    /// kernel's live as long as the machine).
+    fn with_first(n: usize) -> Rmap {
+        let words = std::boxed::Box::leak(new_first_words(n).into_boxed_slice());
+        let first = std::boxed::Box::leak(std::boxed::Box::new(FirstOwners::new(words, Pfn(0))));
+        let mut r = Rmap::new();
+        r.set_first(first);
+        r
+    }
+
+    #[test]
+    fn the_first_owner_takes_the_word_and_the_others_the_table() {
+        let mut r = with_first(16);
+        let o: Vec<Owner> = (0..4).map(|i| Owner::new(SpaceId(i + 1), 0x5000)).collect();
+        for &owner in &o[..3] {
+            r.add(Pfn(9), owner).unwrap();
+        }
+        let first = r.first().unwrap();
+        assert_eq!(first.get(Pfn(9)), Some(o[0]));
+        assert_eq!(r.owners(Pfn(9)).to_vec(), [o[0], o[1], o[2]]);
+        // The first goes: its word is free for the next owner.
+        r.remove(Pfn(9), o[0]);
+        assert_eq!(first.get(Pfn(9)), None);
+        r.add(Pfn(9), o[3]).unwrap();
+        assert_eq!(first.get(Pfn(9)), Some(o[3]));
+        assert_eq!(r.len(), 3);
+        // A move renames the owner where it is, in the word or the table.
+        let moved = Owner::new(SpaceId(4), 0x9000);
+        r.moved(Pfn(9), o[3], moved);
+        let table_moved = Owner::new(SpaceId(2), 0xa000);
+        r.moved(Pfn(9), o[1], table_moved);
+        let left = r.owners(Pfn(9));
+        assert!(left.contains(&moved) && left.contains(&table_moved) && left.contains(&o[2]));
+        assert_eq!(r.iter().count(), 3);
+        for owner in [o[2], moved, table_moved] {
+            r.remove(Pfn(9), owner);
+        }
+        assert!(r.is_empty());
+        // A frame past the words lives in the table alone.
+        r.add(Pfn(100), o[0]).unwrap();
+        assert_eq!(r.owners(Pfn(100)).to_vec(), [o[0]]);
+        assert_eq!(first.get(Pfn(100)), None);
+    }
+
+    #[test]
+    fn many_frames_with_first_owner_words() {
+        let mut r = with_first(1000);
+        let a = SpaceId(1);
+        let b = SpaceId(2);
+        for pfn in 1..2000u64 {
+            r.add(Pfn(pfn), Owner::new(a, pfn << 12)).unwrap();
+        }
+        for pfn in (1..2000u64).step_by(3) {
+            r.add(Pfn(pfn), Owner::new(b, pfn << 12)).unwrap();
+        }
+        for pfn in (1..2000u64).step_by(2) {
+            r.remove(Pfn(pfn), Owner::new(a, pfn << 12));
+        }
+        for pfn in 1..2000u64 {
+            let want = usize::from(pfn % 2 == 0) + usize::from(pfn % 3 == 1);
+            assert_eq!(r.owners(Pfn(pfn)).len(), want, "pfn {pfn}");
+        }
+        assert_eq!(r.iter().count(), r.len());
+    }
+
+    /// Four spaces map and unmap the same frames at once, each recording
+    /// its mapping in the word without a lock when it finds it free, in
+    /// the table under the lock otherwise (the kernel's way, pmap/rmap.rs):
+    /// no mapping is lost or left behind.
+    #[test]
+    fn threads_record_owners_of_the_same_frames() {
+        use std::sync::Mutex;
+        let rounds = if cfg!(miri) { 3 } else { 300 };
+        let frames = 32u64;
+        let table = Mutex::new(with_first(frames as usize));
+        let first = table.lock().unwrap().first().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let table = &table;
+                s.spawn(move || {
+                    let me = |pfn: u64| Owner::new(SpaceId(t + 1), pfn << 12);
+                    for _ in 0..rounds {
+                        for pfn in 0..frames {
+                            if !first.try_add(Pfn(pfn), me(pfn)) {
+                                table.lock().unwrap().add(Pfn(pfn), me(pfn)).unwrap();
+                            }
+                        }
+                        for pfn in 0..frames {
+                            if !first.try_remove(Pfn(pfn), me(pfn)) {
+                                table.lock().unwrap().remove(Pfn(pfn), me(pfn));
+                            }
+                        }
+                    }
+                    // One mapping of each frame stays, for the check below.
+                    for pfn in 0..frames {
+                        if !first.try_add(Pfn(pfn), me(pfn)) {
+                            table.lock().unwrap().add(Pfn(pfn), me(pfn)).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let r = table.into_inner().unwrap();
+        for pfn in 0..frames {
+            let owners = r.owners(Pfn(pfn));
+            assert_eq!(owners.len(), 4, "frame {pfn}");
+            assert!((1..=4).all(|t| owners.contains(&Owner::new(SpaceId(t), pfn << 12))));
+        }
     }
 
     #[test]
