@@ -42,10 +42,10 @@ pub use kernel_half::{activate_kernel, init, load_kernel_l4, map_kernel, map_ker
 pub use walk::table_frames;
 
 use crate::arch::ipi::{self, CpuSet, Request};
-use crate::arch::percpu;
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::phys::{self, Frame};
 use crate::vmstat::Event;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use vm::frame::Pfn;
 use vm::rmap::{Owner, SpaceId};
 use walk::{FLUSH_ALL_THRESHOLD, Visited, Visitor, Walk};
@@ -69,12 +69,20 @@ struct PtHeld<'a> {
     of: &'a Pmap,
 }
 
+#[repr(align(64))]
+struct PerCpuPages(AtomicI64);
+
 /// One address space's page tables.
 pub struct Pmap {
     l4: PhysFrame,
-    /// 4 KiB pages mapped now and at most so far (VmRSS and VmHWM,
-    /// ru_maxrss); atomic, as faults under the read lock add to them.
-    resident: AtomicU64,
+    /// 4 KiB pages mapped now (VmRSS), counted on the CPU that mapped or
+    /// unmapped them: faults under the read lock add to their own CPU's
+    /// line, not to one that every CPU of the space writes. One CPU's
+    /// count may go below zero (pages mapped on one CPU, unmapped on
+    /// another); the sum is the resident set. Linux splits its RSS
+    /// counters per thread for the same reason.
+    resident: [PerCpuPages; MAX_CPUS],
+    /// The most ever mapped at once (VmHWM, ru_maxrss).
     peak: AtomicU64,
     /// The split page-table lock: the faults that share the tables under
     /// the address-space read lock take a slot's (`ptlock.rs`, `shared.rs`).
@@ -89,7 +97,7 @@ impl Pmap {
         kernel_half::share(l4);
         Some(Pmap {
             l4,
-            resident: AtomicU64::new(0),
+            resident: [const { PerCpuPages(AtomicI64::new(0)) }; MAX_CPUS],
             peak: AtomicU64::new(0),
             locks: ptlock::PtLocks::new(),
         })
@@ -97,7 +105,9 @@ impl Pmap {
 
     /// Pages mapped now (the resident set) and the most ever mapped at once.
     pub fn resident_pages(&self) -> u64 {
-        self.resident.load(Ordering::Relaxed)
+        let sum: i64 = self.resident.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
+        // Never below zero (a count that went wrong must not wrap).
+        sum.max(0) as u64
     }
 
     pub fn peak_pages(&self) -> u64 {
@@ -115,23 +125,23 @@ impl Pmap {
         Owner::new(self.id(), va)
     }
 
+    /// This CPU's count of the resident set.
+    fn my_count(&self) -> &AtomicI64 {
+        &self.resident[percpu::this().index()].0
+    }
+
     fn count_mapped(&self, pages: u64) {
         // The peak follows at the next unmap (and `peak_pages` looks at
-        // the count now): one shared line written per fault, not two.
-        self.resident.fetch_add(pages, Ordering::Relaxed);
+        // the count now): no shared line written per fault.
+        self.my_count().fetch_add(pages as i64, Ordering::Relaxed);
     }
 
     fn count_unmapped(&self, pages: u64) {
-        // Never below zero (a count that went wrong must not wrap).
-        let before = self
-            .resident
-            .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(pages))
-            });
         // The count only falls here, so its highest value so far is the
         // one just before some fall, or the one now (Linux's hiwater_rss,
         // updated before each unmap the same way).
-        let before = before.unwrap_or_else(|n| n);
+        let before = self.resident_pages();
+        self.my_count().fetch_sub(pages as i64, Ordering::Relaxed);
         self.peak.fetch_max(before, Ordering::Relaxed);
     }
 
