@@ -22,10 +22,16 @@
 //! other CPUs' answer to a cross-call, when an allocation asks them for
 //! their cached frames). So a waiting writer waits briefly, for faults that
 //! need nothing it holds; it answers cross-calls meanwhile (the rule for
-//! every spin loop, DESIGN §6). A reader does not wait at all: when the
-//! lock is taken for writing, or a writer waits for it, the fault goes the
-//! way of the others (the kernel lock, then `fault` under the write lock),
-//! which keeps a stream of faults from starving writers.
+//! every spin loop, DESIGN §6). A reader never gets in while a writer
+//! holds the lock or waits for it, which keeps a stream of faults from
+//! starving writers: it waits for the writer to be through
+//! (`read_for_fault`), with interrupts let in between looks as the kernel
+//! lock's waiters do, and then takes the read lock. (It used to go the
+//! way of the other faults instead, the kernel lock then `fault` under the
+//! write lock: but the writer is a system call holding the kernel lock,
+//! so a fault that met munmap's short first half then waited for the
+//! whole munmap, and in page_fault1 on two threads each thread's faults
+//! met the other's munmaps and mmaps.)
 //!
 //! Reclaim reaches spaces from frames, against the lock order, so it only
 //! try-locks (proc/spaces.rs).
@@ -138,6 +144,24 @@ impl Mm {
         let changed = change(&mut space);
         let space = space.downgrade();
         then(&space, changed)
+    }
+
+    /// The space, for a fault under the read lock, once no writer holds
+    /// it or waits for it. The writer's work needs nothing this CPU holds,
+    /// so waiting for it is safe; cross-calls are answered meanwhile, and
+    /// interrupts taken between looks (the tick, a wake-up's IPI).
+    pub fn read_for_fault(&self) -> ReadGuard<'_> {
+        loop {
+            if let Some(space) = self.try_read() {
+                return space;
+            }
+            while self.writer.load(Ordering::Relaxed) {
+                crate::arch::ipi::poll();
+                x86_64::instructions::interrupts::enable();
+                core::hint::spin_loop();
+                x86_64::instructions::interrupts::disable();
+            }
+        }
     }
 
     /// The space, for a fault under the read lock; None when a writer
