@@ -266,6 +266,14 @@ pub trait PhysMem {
         }
     }
     fn put(&mut self, pfn: Pfn);
+    /// `put` for every frame of `pfns` at once (munmap gives back its
+    /// pages in batches: the kernel frees the last references of a batch
+    /// under one take of the frame table's lock).
+    fn put_many(&mut self, pfns: &[Pfn]) {
+        for &pfn in pfns {
+            self.put(pfn);
+        }
+    }
     fn refcount(&self, pfn: Pfn) -> u32;
     /// Whether `head` still heads a whole 2 MiB block: one reference count
     /// on its head for the 512 frames (buddy/split.rs).

@@ -227,6 +227,9 @@ impl<P: SharedPmap> PageTables for Shared<'_, P> {
 /// `drop_pages`' work on [start, end), already widened to whole 2 MiB
 /// object entries; `vma_of` names the VMA a 2 MiB entry belonged to (the
 /// tree's, or those munmap took out of it).
+/// Small pages an unmap gives back at once.
+const PUT_BATCH: usize = 64;
+
 pub(crate) fn drop_pages_of<'v>(
     phys: &mut dyn PhysMem,
     tables: &mut dyn PageTables,
@@ -240,15 +243,29 @@ pub(crate) fn drop_pages_of<'v>(
     // taken slots there is nothing to look for.
     let cached = phys.swap_used();
     let mut last_refs = Vec::new();
+    // Small pages go back in batches (`PhysMem::put_many`), unless the
+    // swap cache may hold them: its check needs each put done first.
+    let mut batch = [Pfn(0); PUT_BATCH];
+    let mut batched = 0;
     tables.unmap_range(start, end, &mut |va, m| {
         if m.huge {
             huge::note_pmd(vma_of(va), va, false);
+        }
+        if !cached && !m.huge {
+            batch[batched] = m.pfn;
+            batched += 1;
+            if batched == PUT_BATCH {
+                phys.put_many(&batch);
+                batched = 0;
+            }
+            return;
         }
         phys.put_mapping(&m);
         if cached && !m.huge && phys.refcount(m.pfn) == 1 {
             last_refs.push(m.pfn);
         }
     });
+    phys.put_many(&batch[..batched]);
     for pfn in last_refs {
         phys.free_swap(pfn);
     }
