@@ -25,7 +25,7 @@
 //! every spin loop, DESIGN §6). A reader never gets in while a writer
 //! holds the lock or waits for it, which keeps a stream of faults from
 //! starving writers: it waits for the writer to be through
-//! (`read_for_fault`), with interrupts let in between looks as the kernel
+//! (`read`), with interrupts let in between looks as the kernel
 //! lock's waiters do, and then takes the read lock. (It used to go the
 //! way of the other faults instead, the kernel lock then `fault` under the
 //! write lock: but the writer is a system call holding the kernel lock,
@@ -146,11 +146,12 @@ impl Mm {
         then(&space, changed)
     }
 
-    /// The space, for a fault under the read lock, once no writer holds
-    /// it or waits for it. The writer's work needs nothing this CPU holds,
-    /// so waiting for it is safe; cross-calls are answered meanwhile, and
-    /// interrupts taken between looks (the tick, a wake-up's IPI).
-    pub fn read_for_fault(&self) -> ReadGuard<'_> {
+    /// The space, for reading (a fault, or a system call answered without
+    /// the kernel lock), once no writer holds it or waits for it. The
+    /// writer's work needs nothing this CPU holds, so waiting for it is
+    /// safe; cross-calls are answered meanwhile, and interrupts taken
+    /// between looks (the tick, a wake-up's IPI).
+    pub fn read(&self) -> ReadGuard<'_> {
         loop {
             if let Some(space) = self.try_read() {
                 return space;

@@ -207,7 +207,7 @@ fn access_of(frame: &TrapFrame) -> Access {
 /// A page fault from user mode resolved under the address-space read
 /// lock, without the kernel lock or the process table (mm.rs,
 /// vm/src/vm_fault/shared.rs), after a writer of the space in or waiting
-/// is through (`Mm::read_for_fault`); false, with nothing changed, when it
+/// is through (`Mm::read`); false, with nothing changed, when it
 /// needs `page_fault`: not a first touch of anonymous memory, or the fault
 /// trace on (its line names the process, which takes the table).
 fn parallel_fault(frame: &TrapFrame) -> bool {
@@ -216,7 +216,7 @@ fn parallel_fault(frame: &TrapFrame) -> bool {
     }
     let addr = Cr2::read_raw();
     let resolved = crate::mm::with_running(|mm| {
-        let space = mm.read_for_fault();
+        let space = mm.read();
         let done = space.fault_shared(&mut KernelPhys, addr, access_of(frame))?;
         drop(space);
         mm.count_minor_fault();

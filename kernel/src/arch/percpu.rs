@@ -32,7 +32,10 @@ pub const MAX_CPUS: usize = 16;
 pub const KERNEL_STACK_OFFSET: usize = 8;
 pub const USER_RSP_OFFSET: usize = 16;
 
-#[repr(C)]
+/// Each CPU's struct starts a cache line of its own: the fields one CPU
+/// writes on every fault and system call (its frame cache, `user_rsp`)
+/// never share a line with the next CPU's.
+#[repr(C, align(64))]
 pub struct PerCpu {
     /// The address of this struct: `gs:[0]` turns the GS base into a pointer.
     this: AtomicU64,

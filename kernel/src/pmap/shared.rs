@@ -158,6 +158,52 @@ impl Pmap {
     }
 }
 
+impl Pmap {
+    /// Copy `bytes` to user address `va` through the physical map if the
+    /// page is mapped present, user-accessible and writable now, under the
+    /// address-space read lock; false, with nothing written, otherwise
+    /// (not mapped, read-only for copy-on-write, crossing a page): the
+    /// caller then takes the usual way, which faults the page in or gives
+    /// the error. The slot's lock is held across the copy, so munmap's
+    /// second half cannot take the frame meanwhile; the entry gets the
+    /// Accessed and Dirty bits the MMU would have set for the store, so
+    /// reclaim knows the page changed.
+    pub fn write_user(&self, va: u64, bytes: &[u8]) -> bool {
+        let len = bytes.len() as u64;
+        let Some(last) = va.checked_add(len).and_then(|end| end.checked_sub(1)) else {
+            return false;
+        };
+        if len == 0 || va >> 12 != last >> 12 || last >= super::USER_END {
+            return false;
+        }
+        let _slot = self.locks.slot(va);
+        let Ok(Some(slot)) = self.slot_word(va, false) else {
+            return false;
+        };
+        let entry = entry_of(slot.load(Ordering::Acquire));
+        if !entry.flags().contains(Flags::PRESENT) {
+            return false;
+        }
+        let (word, offset) = if entry.flags().contains(Flags::HUGE_PAGE) {
+            (slot, va & (HUGE - 1))
+        } else {
+            (table_word(frame_of_entry(&entry), va, 12), va & 0xfff)
+        };
+        let leaf = entry_of(word.load(Ordering::Acquire));
+        let needed = Flags::PRESENT | Flags::USER_ACCESSIBLE | Flags::WRITABLE;
+        if !leaf.flags().contains(needed) {
+            return false;
+        }
+        word.fetch_or((Flags::ACCESSED | Flags::DIRTY).bits(), Ordering::AcqRel);
+        let dst = crate::phys::to_virt(leaf.addr() + offset).as_mut_ptr::<u8>();
+        // SAFETY: the bytes lie in one page of a frame this space maps
+        // writable for its user, which stays mapped (and so allocated)
+        // while the slot's lock is held; the physical map covers all RAM.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        true
+    }
+}
+
 /// The entry of the table in `table` for `va`, at the level whose entries
 /// cover 2^`shift` bytes.
 fn table_word(table: PhysFrame, va: u64, shift: u32) -> &'static AtomicU64 {

@@ -87,6 +87,24 @@ pub fn clock_gettime(clock: u64, tp: u64) -> SysResult {
     write_timespec(tp, ns).map(|()| 0)
 }
 
+/// clock_gettime without the kernel lock, when it can be (`dispatch`'s
+/// `lockless`): a clock that reads only the TSC (the CPU-time clocks read
+/// the process table), into a `timespec` whose page is mapped writable
+/// now, written under the address-space read lock (`Pmap::write_user`).
+/// None, with nothing done, sends the call the usual way, which gives the
+/// errors. A thread reading the clock then never waits for another
+/// thread's long system call (a 64 MiB munmap holds the kernel lock for
+/// milliseconds); Linux answers these calls in user space, from the vDSO.
+pub fn clock_gettime_lockless(clock: u64, tp: u64) -> Option<u64> {
+    if matches!(clock, CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID) {
+        return None;
+    }
+    let ns = now(clock).ok()?;
+    let bytes = pair(ns / NANOS_PER_SEC, ns % NANOS_PER_SEC);
+    let written = crate::mm::with_running(|mm| mm.read().pmap.write_user(tp, &bytes))?;
+    written.then_some(0)
+}
+
 /// clock_getres: 1 ns for every clock but the coarse ones (a tick).
 /// A null `res` only checks the clock.
 pub fn clock_getres(clock: u64, res: u64) -> SysResult {
