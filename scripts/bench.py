@@ -377,6 +377,7 @@ SCALE = [
     ("page_fault1", "page_fault1: 4 KiB faults, own 64 MiB region per thread (MADV_NOHUGEPAGE)", "faults/s"),
     ("page_fault1_thp", "page_fault1 on each kernel's defaults (per 4 KiB page written)", "pages/s"),
     ("mmap1", "mmap1: mmap + munmap of 128 MiB, untouched", "ops/s"),
+    ("stream", "stream: rewriting its own faulted-in 64 MiB, no faults (the host's ceiling)", "pages/s"),
 ]
 SCALE_THREADS = (1, 2)
 SCALE_SECONDS = 3
