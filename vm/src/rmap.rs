@@ -125,7 +125,12 @@ pub struct FirstOwners<'a> {
 
 impl core::fmt::Debug for FirstOwners<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "FirstOwners({} frames from {})", self.words.len(), self.base)
+        write!(
+            f,
+            "FirstOwners({} frames from {})",
+            self.words.len(),
+            self.base
+        )
     }
 }
 

@@ -105,7 +105,11 @@ impl Pmap {
 
     /// Pages mapped now (the resident set) and the most ever mapped at once.
     pub fn resident_pages(&self) -> u64 {
-        let sum: i64 = self.resident.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
+        let sum: i64 = self
+            .resident
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum();
         // Never below zero (a count that went wrong must not wrap).
         sum.max(0) as u64
     }

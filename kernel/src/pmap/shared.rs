@@ -38,11 +38,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use vm::frame::Pfn;
 use vm::pmap::{Mapping, NoMemory, Pte, PteProt, SharedPmap};
+use vm::rmap::Owner;
+use vm::swap_map::Slot;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTableFlags as Flags, PhysFrame};
-use vm::rmap::Owner;
-use vm::swap_map::Slot;
 
 const HUGE: u64 = 2 << 20;
 
@@ -261,9 +261,10 @@ impl Pmap {
     /// them (ptlock.rs).
     fn free_upper_tables(&self, start: u64, end: u64) {
         let held = self.lock_tables();
-        let visited = self.walk_locked(&held, &Walk::at(start, end, 2).freeing(), &mut |_, _, _| {
-            false
-        });
+        let visited =
+            self.walk_locked(&held, &Walk::at(start, end, 2).freeing(), &mut |_, _, _| {
+                false
+            });
         drop(held);
         self.flush(&visited);
     }
@@ -347,8 +348,14 @@ impl SharedPmap for Pmap {
         // Recorded once, at the head frame.
         rmap::add(pfn, self.owner(va))?;
         let mut entry = PageTableEntry::new();
-        entry.set_addr(frame_of(pfn).start_address(), flags_for(prot) | Flags::HUGE_PAGE);
-        slot.store(entry.addr().as_u64() | entry.flags().bits(), Ordering::Release);
+        entry.set_addr(
+            frame_of(pfn).start_address(),
+            flags_for(prot) | Flags::HUGE_PAGE,
+        );
+        slot.store(
+            entry.addr().as_u64() | entry.flags().bits(),
+            Ordering::Release,
+        );
         self.count_mapped(512);
         Ok(true)
     }

@@ -7,9 +7,9 @@
 
 use super::{TABLE, Table};
 use crate::fd::FileKind;
+use crate::mm::WriteGuard;
 use crate::pmap::{self, Pmap};
 use alloc::vec::Vec;
-use crate::mm::WriteGuard;
 use vm::frame::Pfn;
 use vm::mmap::Sharing;
 use vm::reclaim::Spaces;
