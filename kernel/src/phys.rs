@@ -266,9 +266,24 @@ impl Frame {
     /// ones (`zero`).
     fn zero(&self, order: usize) {
         vmstat::count(Event::FrameZeroed, 1 << order);
-        // SAFETY: the block is ours alone (just allocated) and mapped by
-        // the physical map, page-aligned, a multiple of `zero::STEP` long.
-        unsafe { zero::zero(self.as_mut_ptr(), (PAGE_SIZE as usize) << order, order > 0) };
+        let len = (PAGE_SIZE as usize) << order;
+        // A 2 MiB block takes half a millisecond under TCG, with
+        // interrupts masked (a fault): between 64 KiB pieces this CPU
+        // answers cross-calls, so another CPU's shootdown (its munmap)
+        // waits for one piece, not for the block. Nothing is held here
+        // that a cross-call's work needs (the frame table's lock was let
+        // go with the allocation), and a fault's look holds no table
+        // pointer across the allocation (pmap/shared.rs).
+        let piece = len.min(ZERO_PIECE);
+        for offset in (0..len).step_by(piece) {
+            // SAFETY: the block is ours alone (just allocated) and mapped
+            // by the physical map, page-aligned, a multiple of
+            // `zero::STEP` long, and so is each piece of it.
+            unsafe { zero::zero(self.as_mut_ptr().add(offset), piece, order > 0) };
+            if order > 0 {
+                crate::arch::ipi::poll();
+            }
+        }
     }
 
     pub fn phys(&self) -> PhysFrame {
@@ -345,6 +360,10 @@ impl Drop for Frame {
         put_pfn(self.pfn(), false);
     }
 }
+
+/// How much of a block `Frame::zero` clears between two looks for
+/// cross-calls.
+const ZERO_PIECE: usize = 64 << 10;
 
 /// Debug builds poison a frame whose last reference goes (xv6's kfree), so
 /// a use after free reads garbage instead of plausible old data. (For a
