@@ -274,15 +274,20 @@ impl Frame {
         // that a cross-call's work needs (the frame table's lock was let
         // go with the allocation), and a fault's look holds no table
         // pointer across the allocation (pmap/shared.rs).
+        if order == 0 {
+            // SAFETY: the frame is ours alone (just allocated) and mapped
+            // by the physical map, page-aligned, a multiple of
+            // `zero::STEP` long.
+            unsafe { zero::zero(self.as_mut_ptr(), len, false) };
+            return;
+        }
+        // Blocks are powers of two: the piece divides a larger block.
         let piece = len.min(ZERO_PIECE);
         for offset in (0..len).step_by(piece) {
-            // SAFETY: the block is ours alone (just allocated) and mapped
-            // by the physical map, page-aligned, a multiple of
-            // `zero::STEP` long, and so is each piece of it.
-            unsafe { zero::zero(self.as_mut_ptr().add(offset), piece, order > 0) };
-            if order > 0 {
-                crate::arch::ipi::poll();
-            }
+            // SAFETY: as above, for each piece of the block (a multiple
+            // of `zero::STEP`).
+            unsafe { zero::zero(self.as_mut_ptr().add(offset), piece, true) };
+            crate::arch::ipi::poll();
         }
     }
 
