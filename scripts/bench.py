@@ -380,15 +380,20 @@ SCALE = [
     ("stream", "stream: rewriting its own faulted-in 64 MiB, no faults (the host's ceiling)", "pages/s"),
 ]
 SCALE_THREADS = (1, 2)
-SCALE_SECONDS = 3
+SCALE_SECONDS = 2
 SCALE_CPUS = "2"
+# Each figure is the best of this many rounds, the rounds interleaved: a
+# single round's ratio moved by 0.3 with the shared host's load (the
+# stream row, which is no kernel work at all, read 1.39-2.08 in one hour).
+SCALE_ROUNDS = 3
 
 
 def parse_scale(output):
-    """{(mode, threads): ops per second} from `scale MODE THREADS RATE OPS NS` lines."""
+    """{(mode, threads): the best ops per second} from `scale MODE THREADS RATE OPS NS` lines."""
     found = {}
     for m in re.finditer(r"scale (\w+) (\d+) (\d+) (\d+) (\d+)\s*$", output, re.M):
-        found[(m.group(1), int(m.group(2)))] = int(m.group(3))
+        key = (m.group(1), int(m.group(2)))
+        found[key] = max(found.get(key, 0), int(m.group(3)))
     return found
 
 
@@ -396,7 +401,7 @@ def scale(memory, write_docs):
     """scalebench on both kernels with 2 CPUs: page_fault1 and mmap1 at 1 and 2 threads."""
     elf = compile_c("scalebench", "musl-gcc", ["-static", "-O2", "-pthread"],
                     [os.path.join(ROOT, "userland", "c", "scalebench.c")])
-    plan = []
+    plan = ["-r", str(SCALE_ROUNDS)]
     for mode, _, _ in SCALE:
         for threads in SCALE_THREADS:
             plan += [mode, str(threads), str(SCALE_SECONDS)]
@@ -434,9 +439,10 @@ def scale(memory, write_docs):
             f.write("<!-- Written by scripts/bench.py; do not edit. -->\n")
             f.write("Produced by `python3 scripts/bench.py --scale-only` (also part of `make bench`): "
                     "userland/c/scalebench.c as init of pageos (`--cpus 2`) and of Linux 6.1 (`-smp 2`), "
-                    "guest RAM %s, `-cpu qemu64,+smep,+smap`, multi-threaded TCG; %d s per figure, one "
-                    "round; higher is better. Host (2 cores, shared) before: `%s`; after: `%s`.\n\n"
-                    % (memory, SCALE_SECONDS, uptime, after))
+                    "guest RAM %s, `-cpu qemu64,+smep,+smap`, multi-threaded TCG; each figure the best "
+                    "of %d rounds of %d s, interleaved; higher is better. Host (2 cores, shared) before: "
+                    "`%s`; after: `%s`.\n\n"
+                    % (memory, SCALE_ROUNDS, SCALE_SECONDS, uptime, after))
             f.write(text)
     return 0
 

@@ -15,7 +15,9 @@
  *   behind it) gives two CPUs writing at once, the ceiling of the
  *   page-fault modes, which write (zero) every page they fault.
  *
- * Usage: scalebench MODE THREADS SECONDS [MODE THREADS SECONDS ...]
+ * Usage: scalebench [-r ROUNDS] MODE THREADS SECONDS [MODE THREADS SECONDS ...]
+ * (-r: the whole list ROUNDS times over, interleaved; Linux takes at most
+ * 32 arguments for init, so the rounds cannot be spelled out.)
  * Each triple prints
  *     scale MODE THREADS OPS_PER_SECOND OPS NANOSECONDS
  * (scripts/bench.py parses it) and `ok`/`FAIL` lines for its checks: every
@@ -203,12 +205,19 @@ static int run(const char *name, int threads, double seconds) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("BEGIN scalebench\n");
-    if (argc < 4 || (argc - 1) % 3 != 0) {
-        printf("FAIL usage: scalebench page_fault1|page_fault1_thp|mmap1|stream THREADS SECONDS ...\n");
-        failures++;
+    int first = 1, rounds = 1;
+    if (argc > 2 && strcmp(argv[1], "-r") == 0) {
+        rounds = atoi(argv[2]);
+        first = 3;
     }
-    for (int i = 1; i + 2 < argc; i += 3)
-        if (run(argv[i], atoi(argv[i + 1]), atof(argv[i + 2])) != 0) failures++;
+    if (rounds < 1 || argc - first < 3 || (argc - first) % 3 != 0) {
+        printf("FAIL usage: scalebench [-r ROUNDS] page_fault1|page_fault1_thp|mmap1|stream THREADS SECONDS ...\n");
+        failures++;
+        rounds = 0;
+    }
+    for (int r = 0; r < rounds; r++)
+        for (int i = first; i + 2 < argc; i += 3)
+            if (run(argv[i], atoi(argv[i + 1]), atof(argv[i + 2])) != 0) failures++;
     printf("%d failures\n", failures);
     printf("END scalebench\n");
     if (getpid() == 1) reboot(RB_POWER_OFF);
