@@ -45,7 +45,7 @@ pub struct FakePmap {
     /// a page table or a reverse-map entry (once; then it is `None` again).
     pub fail_enter_after: Option<usize>,
     id: SpaceId,
-    rmap: Rc<RefCell<Rmap>>,
+    rmap: Rc<RefCell<Rmap<'static>>>,
 }
 
 impl Default for FakePmap {

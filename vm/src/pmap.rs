@@ -70,7 +70,7 @@ pub trait Pmap {
     fn id(&self) -> SpaceId;
     /// Run `f` on the reverse map this space records its PTEs in (shared
     /// by every space of the machine).
-    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap));
+    fn with_rmap(&self, f: &mut dyn FnMut(&Rmap<'_>));
     /// Map the 4 KiB page at `va` to `pfn`; the PTE takes the caller's reference.
     /// `va` must not be mapped.
     fn enter(&mut self, va: u64, pfn: Pfn, prot: PteProt) -> Result<(), NoMemory>;

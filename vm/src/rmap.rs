@@ -229,7 +229,7 @@ impl OwnersOf<'_> {
 /// from frame number to its owners. Not std's HashMap: the kernel has no
 /// std, and every growth here must be able to fail.
 #[derive(Debug, Default)]
-pub struct Rmap {
+pub struct Rmap<'a> {
     slots: Vec<Option<(u64, Owners)>>,
     /// Frames with at least one owner.
     frames: usize,
@@ -237,12 +237,13 @@ pub struct Rmap {
     mappings: usize,
     /// The frame never recorded (the shared zero frame).
     skip: Option<Pfn>,
-    /// The frames' first mappings, when they have words of their own.
-    first: Option<&'static FirstOwners<'static>>,
+    /// The frames' first mappings, when they have words of their own
+    /// (the kernel's live as long as the machine: `Rmap<'static>`).
+    first: Option<&'a FirstOwners<'a>>,
 }
 
-impl Rmap {
-    pub const fn new() -> Rmap {
+impl<'a> Rmap<'a> {
+    pub const fn new() -> Rmap<'a> {
         Rmap {
             slots: Vec::new(),
             frames: 0,
@@ -254,13 +255,13 @@ impl Rmap {
 
     /// Keep each frame's first mapping in `first` from now on (before
     /// anything is recorded).
-    pub fn set_first(&mut self, first: &'static FirstOwners<'static>) {
+    pub fn set_first(&mut self, first: &'a FirstOwners<'a>) {
         assert!(self.is_empty(), "rmap: first-owner words given too late");
         self.first = Some(first);
     }
 
     /// The first-owner words `set_first` gave, if any.
-    pub fn first(&self) -> Option<&'static FirstOwners<'static>> {
+    pub fn first(&self) -> Option<&'a FirstOwners<'a>> {
         self.first
     }
 
@@ -494,7 +495,12 @@ mod tests {
 
     #[test]
     fn add_remove_many_frames_and_owners() {
-        let mut r = Rmap::new();
+        many_frames(&mut Rmap::new());
+    }
+
+    /// 2000 frames, one or two owners each, half the first owners gone
+    /// again; the owners left are counted frame by frame.
+    fn many_frames(r: &mut Rmap<'_>) {
         let a = SpaceId(1);
         let b = SpaceId(2);
         for pfn in 1..2000u64 {
@@ -532,19 +538,21 @@ mod tests {
         assert!(r.is_empty());
     }
 
-    /// An Rmap whose frames 0..n have first-owner words (leaked: the
-    /// kernel's live as long as the machine).
-    fn with_first(n: usize) -> Rmap {
-        let words = std::boxed::Box::leak(new_first_words(n).into_boxed_slice());
-        let first = std::boxed::Box::leak(std::boxed::Box::new(FirstOwners::new(words, Pfn(0))));
+    /// `f` on an Rmap whose frames 0..n have first-owner words.
+    fn with_first<R>(n: usize, f: impl FnOnce(&mut Rmap<'_>) -> R) -> R {
+        let words = new_first_words(n);
+        let first = FirstOwners::new(&words, Pfn(0));
         let mut r = Rmap::new();
-        r.set_first(first);
-        r
+        r.set_first(&first);
+        f(&mut r)
     }
 
     #[test]
     fn the_first_owner_takes_the_word_and_the_others_the_table() {
-        let mut r = with_first(16);
+        with_first(16, first_owner_and_table);
+    }
+
+    fn first_owner_and_table(r: &mut Rmap<'_>) {
         let o: Vec<Owner> = (0..4).map(|i| Owner::new(SpaceId(i + 1), 0x5000)).collect();
         for &owner in &o[..3] {
             r.add(Pfn(9), owner).unwrap();
@@ -578,23 +586,8 @@ mod tests {
 
     #[test]
     fn many_frames_with_first_owner_words() {
-        let mut r = with_first(1000);
-        let a = SpaceId(1);
-        let b = SpaceId(2);
-        for pfn in 1..2000u64 {
-            r.add(Pfn(pfn), Owner::new(a, pfn << 12)).unwrap();
-        }
-        for pfn in (1..2000u64).step_by(3) {
-            r.add(Pfn(pfn), Owner::new(b, pfn << 12)).unwrap();
-        }
-        for pfn in (1..2000u64).step_by(2) {
-            r.remove(Pfn(pfn), Owner::new(a, pfn << 12));
-        }
-        for pfn in 1..2000u64 {
-            let want = usize::from(pfn % 2 == 0) + usize::from(pfn % 3 == 1);
-            assert_eq!(r.owners(Pfn(pfn)).len(), want, "pfn {pfn}");
-        }
-        assert_eq!(r.iter().count(), r.len());
+        // Frames 1..1000 have words, the rest live in the table alone.
+        with_first(1000, many_frames);
     }
 
     /// Four spaces map and unmap the same frames at once, each recording
@@ -606,8 +599,11 @@ mod tests {
         use std::sync::Mutex;
         let rounds = if cfg!(miri) { 3 } else { 300 };
         let frames = 32u64;
-        let table = Mutex::new(with_first(frames as usize));
-        let first = table.lock().unwrap().first().unwrap();
+        let words = new_first_words(frames as usize);
+        let first = &FirstOwners::new(&words, Pfn(0));
+        let mut rmap = Rmap::new();
+        rmap.set_first(first);
+        let table = Mutex::new(rmap);
         std::thread::scope(|s| {
             for t in 0..4u32 {
                 let table = &table;

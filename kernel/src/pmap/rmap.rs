@@ -17,10 +17,10 @@ use vm::frame::Pfn;
 use vm::pmap::{NoMemory, PhysMem};
 use vm::rmap::{Owner, Rmap};
 
-static RMAP: Mutex<Rmap> = Mutex::new(Rmap::new());
+static RMAP: Mutex<Rmap<'static>> = Mutex::new(Rmap::new());
 
 /// Run `f` on the reverse map (the zero frame is never recorded in it).
-pub fn with<R>(f: impl FnOnce(&mut Rmap) -> R) -> R {
+pub fn with<R>(f: impl FnOnce(&mut Rmap<'static>) -> R) -> R {
     let mut rmap = RMAP.lock();
     if rmap.unrecorded().is_none() {
         rmap.set_unrecorded(KernelPhys.zero_frame());

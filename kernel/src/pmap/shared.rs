@@ -79,19 +79,25 @@ impl Pmap {
         Ok(Some(table_word(table, va, 21)))
     }
 
+    /// The level-2 entry of `va`'s slot and what it holds, if it is
+    /// present (a 2 MiB page or a level-1 table).
+    fn present_slot(&self, va: u64) -> Option<(&'static AtomicU64, PageTableEntry)> {
+        let slot = self.slot_word(va, false).ok()??;
+        let entry = entry_of(slot.load(Ordering::Acquire));
+        entry
+            .flags()
+            .contains(Flags::PRESENT)
+            .then_some((slot, entry))
+    }
+
     /// The PTE of `va` as it is now, with no lock taken.
     fn pte(&self, va: u64) -> Pte {
         if VirtAddr::try_new(va).is_err() {
             return Pte::Absent;
         }
-        let Ok(Some(slot)) = self.slot_word(va, false) else {
+        let Some((_, entry)) = self.present_slot(va) else {
             return Pte::Absent;
         };
-        let raw = slot.load(Ordering::Acquire);
-        if raw & Flags::PRESENT.bits() == 0 {
-            return Pte::Absent;
-        }
-        let entry = entry_of(raw);
         if entry.flags().contains(Flags::HUGE_PAGE) {
             return Pte::Present(mapping_of(&entry, true));
         }
@@ -111,13 +117,9 @@ impl Pmap {
     fn clear_slot(&self, from: u64, to: u64, cleared: &mut dyn FnMut(u64, Mapping)) -> Visited {
         let mut visited = Visited::default();
         let _slot = self.locks.slot(from);
-        let Ok(Some(slot)) = self.slot_word(from, false) else {
+        let Some((slot, entry)) = self.present_slot(from) else {
             return visited;
         };
-        let entry = entry_of(slot.load(Ordering::Acquire));
-        if !entry.flags().contains(Flags::PRESENT) {
-            return visited;
-        }
         let base = from & !(HUGE - 1);
         let id = self.id();
         if entry.flags().contains(Flags::HUGE_PAGE) {
@@ -177,13 +179,9 @@ impl Pmap {
             return false;
         }
         let _slot = self.locks.slot(va);
-        let Ok(Some(slot)) = self.slot_word(va, false) else {
+        let Some((slot, entry)) = self.present_slot(va) else {
             return false;
         };
-        let entry = entry_of(slot.load(Ordering::Acquire));
-        if !entry.flags().contains(Flags::PRESENT) {
-            return false;
-        }
         let (word, offset) = if entry.flags().contains(Flags::HUGE_PAGE) {
             (slot, va & (HUGE - 1))
         } else {
