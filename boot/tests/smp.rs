@@ -111,6 +111,17 @@ fn the_runner_refuses_zero_cpus() {
     assert_eq!(run.status, 2, "{}", run.stderr);
 }
 
+/// userland/c/`source`, built static with musl as `name`, booted as init
+/// on 2 CPUs; None when musl-gcc is missing. Asserts it exited 0.
+fn musl_on_two_cpus(name: &str, source: &str) -> Option<common::Run> {
+    let c = common::build::root().join("userland/c");
+    let elf = common::build::compile(name, "musl-gcc", &["-static", "-O2"], &[c.join(source)])?;
+    let elf = elf.to_str().expect("UTF-8 path");
+    let run = pageos(&["--cpus", "2", "--timeout", "120", "--exec", elf]);
+    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
+    Some(run)
+}
+
 /// F_SETLKW waits in the kernel, retrying, for another process's unlock
 /// (userland/c/sysapi.c's `locks`): on 2 CPUs the retry loop went from
 /// its CPU's scheduler back to itself with the kernel lock kept, and the
@@ -118,18 +129,9 @@ fn the_runner_refuses_zero_cpus() {
 /// (the scheduler now lets a waiting CPU in: kernel/src/proc/sched.rs).
 #[test]
 fn a_lock_waiter_lets_the_holder_in_on_two_cpus() {
-    let c = common::build::root().join("userland/c");
-    let Some(elf) = common::build::compile(
-        "sysapi-musl",
-        "musl-gcc",
-        &["-static", "-O2"],
-        &[c.join("sysapi.c")],
-    ) else {
+    let Some(run) = musl_on_two_cpus("sysapi-musl", "sysapi.c") else {
         return;
     };
-    let elf = elf.to_str().expect("UTF-8 path");
-    let run = pageos(&["--cpus", "2", "--timeout", "120", "--exec", elf]);
-    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
     for must in [
         "setlkw: waiter got the lock: exit 0",
         "setlkw: the waiter slept (no CPU while it waited): yes",
@@ -147,18 +149,9 @@ fn a_lock_waiter_lets_the_holder_in_on_two_cpus() {
 /// shared host makes them too noisy for a bound.
 #[test]
 fn two_spinners_run_on_different_cpus() {
-    let c = common::build::root().join("userland/c");
-    let Some(elf) = common::build::compile(
-        "balance",
-        "musl-gcc",
-        &["-static", "-O2"],
-        &[c.join("balance.c")],
-    ) else {
+    let Some(run) = musl_on_two_cpus("balance", "balance.c") else {
         return;
     };
-    let elf = elf.to_str().expect("UTF-8 path");
-    let run = pageos(&["--cpus", "2", "--timeout", "120", "--exec", elf]);
-    assert_eq!(run.status, 0, "status {}:\n{}", run.status, run.stdout);
     let must = "balance: two spinners ran on different CPUs: yes";
     assert!(run.stdout.contains(must), "no {must:?} in:\n{}", run.stdout);
 }

@@ -216,16 +216,17 @@ pub enum Pte {
 
 /// The page-table operations of a fault under the address-space *read*
 /// lock (DESIGN §6; `AddressSpace::fault_shared`). Several CPUs may run
-/// them on one space at once, so each takes the space's page-table lock
-/// for its whole look or change, and the `enter_*` ones look again under
-/// it: another CPU may have resolved the same fault since this one's
+/// them on one space at once: a look reads the entries as they are (the
+/// kernel's takes no lock), a change takes the
+/// page-table lock (the kernel's: the lock of the entry's 2 MiB slot), and
+/// the `enter_*` ones look again under it: another CPU may have resolved the same fault since this one's
 /// lookup, and then nothing changes (false) and the caller keeps its
 /// frame. Every other change of a space's tables is made under the write
 /// lock, through `Pmap`'s `&mut self`, and so never meets these.
 pub trait SharedPmap {
     /// The PTE covering `va`.
     fn look(&self, va: u64) -> Pte;
-    /// `Pmap::huge_slot_free`, under the page-table lock.
+    /// `Pmap::huge_slot_free`, for a caller under the read lock.
     fn huge_slot_is_free(&self, va: u64) -> bool;
     /// Map the 4 KiB page at `va` to `pfn` if its PTE is still absent
     /// (no frame, no swap slot, no 2 MiB page over it): true, and the PTE

@@ -166,12 +166,8 @@ impl vm::pmap::Pmap for Pmap {
     }
 
     fn huge_slot_free(&self, va: u64) -> bool {
-        let mut free = true;
-        self.walk_shared(&Walk::at(va, va + HUGE, 2), &mut |_, level, entry| {
-            free &= level == 2 && entry.is_unused();
-            false
-        });
-        free
+        // The read lock's look (shared.rs) serves the write lock too.
+        vm::pmap::SharedPmap::huge_slot_is_free(self, va)
     }
 
     fn query(&self, va: u64) -> Option<Mapping> {
