@@ -131,15 +131,50 @@ fn drain_this_cpu() {
     with_table(cache::drain);
 }
 
+/// Whom a frame is for. A process's pages (anonymous, copied, page
+/// cache, swapped in: whatever reaches a process through `KernelPhys`)
+/// stop short of the kernel's reserve, `reclaim::reserve_of` frames left
+/// in the buddy allocator; the kernel's own allocations (page tables, the
+/// heap, disk buffers) may take the last frames. Without the reserve a
+/// process could take every frame, and the next allocation the kernel
+/// cannot refuse (the heap growing for an OOM kill's bookkeeping) would
+/// panic; Linux keeps it the same way, a process's allocation failing at
+/// the min watermark while `__GFP_HIGH` ones dig below it
+/// (mm/page_alloc.c, `__zone_watermark_ok`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum For {
+    Kernel,
+    Process,
+}
+
+impl For {
+    /// Whether `table` (its lock held) may give this taker a frame. Only
+    /// the buddy allocator's frames are checked, not every CPU's cache:
+    /// the check runs only when a cache refills, so the fault's fast path
+    /// is a list pop, and the reserve is whole in the allocator, where a
+    /// kernel allocation on any CPU finds it.
+    fn may_take(self, table: &FrameTable<'static>) -> bool {
+        self == For::Kernel
+            || table.free_frames() > crate::reclaim::reserve_of(table.total_frames())
+    }
+}
+
 /// A single frame whose bytes are unknown: from this CPU's cache, else a
 /// batch from the buddy allocator, else whatever draining every CPU's
 /// cache gives back.
-fn alloc_frame() -> Option<Pfn> {
+fn alloc_frame(taker: For) -> Option<Pfn> {
+    let from_table = |t: &mut FrameTable<'static>| {
+        if taker.may_take(t) {
+            cache::take(t)
+        } else {
+            None
+        }
+    };
     cache::take_cached()
-        .or_else(|| with_table(cache::take))
+        .or_else(|| with_table(from_table))
         .or_else(|| {
             cache::drain_all();
-            with_table(|t| t.alloc(0))
+            with_table(|t| if taker.may_take(t) { t.alloc(0) } else { None })
         })
 }
 
@@ -158,14 +193,19 @@ pub struct Frame {
 impl Frame {
     /// A fresh frame filled with zeros, or None when memory is exhausted.
     /// No frame reaches a process with anyone else's data in it.
+    /// This is the kernel's call: it may take the reserve (`For`).
     pub fn alloc_zeroed() -> Option<Frame> {
+        Frame::alloc_zeroed_for(For::Kernel)
+    }
+
+    fn alloc_zeroed_for(taker: For) -> Option<Frame> {
         if let Some(pfn) = cache::take_zeroed() {
             return Some(Frame {
                 frame: pfn_frame(pfn),
             });
         }
         let frame = Frame {
-            frame: pfn_frame(alloc_frame()?),
+            frame: pfn_frame(alloc_frame(taker)?),
         };
         frame.zero(0);
         Some(frame)
@@ -344,7 +384,8 @@ pub struct KernelPhys;
 
 impl vm::pmap::PhysMem for KernelPhys {
     fn alloc_zeroed(&mut self) -> Option<Pfn> {
-        Frame::alloc_zeroed().map(|f| Pfn::from_addr(f.into_raw().start_address().as_u64()))
+        Frame::alloc_zeroed_for(For::Process)
+            .map(|f| Pfn::from_addr(f.into_raw().start_address().as_u64()))
     }
 
     fn alloc_huge_zeroed(&mut self) -> Option<Pfn> {
@@ -363,7 +404,7 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn copy(&mut self, src: Pfn) -> Option<Pfn> {
-        let pfn = alloc_frame()?;
+        let pfn = alloc_frame(For::Process)?;
         self.copy_into(src, pfn);
         Some(pfn)
     }

@@ -9,7 +9,8 @@
 //! (direct reclaim) until `high` are. A fault that finds no frame at all
 //! reclaims before the OOM killer is asked (`direct`). The reserve below
 //! `min` is what the kernel's own allocations (page tables, the heap, the
-//! reverse map) take from while reclaim catches up.
+//! reverse map) take from while reclaim catches up: a process's pages
+//! leave `reserve()` frames free (phys.rs, `For`).
 
 use crate::vmstat::{self, Paging};
 use crate::{phys, swap};
@@ -48,7 +49,11 @@ fn worthwhile() -> bool {
 /// of it above, Linux's proportions (mm/page_alloc.c,
 /// `__setup_per_zone_wmarks`).
 fn min() -> usize {
-    (phys::total_frames() / 32).max(256)
+    min_of(phys::total_frames())
+}
+
+fn min_of(total_frames: usize) -> usize {
+    (total_frames / 32).max(256)
 }
 
 fn low() -> usize {
@@ -57,6 +62,15 @@ fn low() -> usize {
 
 pub fn high() -> usize {
     min() + min() / 2
+}
+
+/// The kernel's reserve: half of `min`, frames a process's pages never
+/// take (phys.rs, `For`), so that the kernel's own allocations find some
+/// while reclaim, or the OOM killer, frees more. At least 128: the heap
+/// grows by 64 frames only while that is at most half of what is free.
+/// (Of the frame table's `total_frames`: phys.rs asks with its lock held.)
+pub fn reserve_of(total_frames: usize) -> usize {
+    min_of(total_frames) / 2
 }
 
 /// Who reclaims: the page-out daemon or an allocation (counted apart).
