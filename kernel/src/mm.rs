@@ -13,12 +13,14 @@
 //! other faults, fork, exec, exit, /proc, reclaim. Each takes the write
 //! lock under the kernel lock (system calls inside the process table's
 //! lock, `Process::space`; the other faults through `running`, outside
-//! it): one writer at a time, and it waits only for the readers in flight.
+//! it), but munmap of anonymous memory, which takes it without
+//! (syscall/memory.rs `munmap_lockless`): one writer at a time, by
+//! compare-and-exchange, and it waits only for the readers in flight.
 //!
 //! The lock is a spin lock, not a sleeping one, because nobody sleeps
 //! holding it: a writer holds it under the kernel lock, where nothing
-//! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), and a
-//! reader only for a fault that never waits for a disk (at most for the
+//! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), or
+//! in a munmap that needs no disk, and a reader only for a fault that never waits for a disk (at most for the
 //! other CPUs' answer to a cross-call, when an allocation asks them for
 //! their cached frames). So a waiting writer waits briefly, for faults that
 //! need nothing it holds; it answers cross-calls meanwhile (the rule for
@@ -45,14 +47,17 @@ use crate::arch::percpu::{self, MAX_CPUS};
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub struct Mm {
     space: UnsafeCell<Space>,
-    /// Set while a writer holds the lock or waits for the readers in
-    /// flight: new readers then go the writers' way until it is through.
-    writer: AtomicBool,
+    /// The CPU (its index + 1) whose writer holds the lock or waits for
+    /// the readers in flight, 0 for none: new readers wait until it is
+    /// through. Writers come one at a time, as they take it by
+    /// compare-and-exchange: most hold the kernel lock too, but munmap of
+    /// anonymous memory does not (`syscall::lockless`).
+    writer: AtomicUsize,
     /// The readers in, counted on the CPU each came in on: a fault adds
     /// to its own CPU's count and takes from it, so the faults of two CPUs
     /// write no common line (one shared count would move between them
@@ -68,6 +73,14 @@ pub struct Mm {
 
 #[repr(align(64))]
 struct PerCpuCount(AtomicU64);
+
+/// `Mm::writer` when no writer holds the lock or waits for it.
+const NO_WRITER: usize = 0;
+
+/// This CPU as `Mm::writer` names it.
+fn writer_id() -> usize {
+    percpu::this().index() + 1
+}
 
 // SAFETY: `space` is reached only through the guards below, which the
 // lock hands out as a reader-writer lock does: a `WriteGuard` while no
@@ -91,33 +104,43 @@ impl Mm {
     pub fn new(space: Space) -> Arc<Mm> {
         Arc::new(Mm {
             space: UnsafeCell::new(space),
-            writer: AtomicBool::new(false),
+            writer: AtomicUsize::new(NO_WRITER),
             readers: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
             minflt: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         })
     }
 
-    /// The space, for writing: waits for the faults under the read lock
-    /// in flight (the kernel lock keeps other writers away).
+    /// The space, for writing: waits for another CPU's writer, then for
+    /// the faults under the read lock in flight. Neither needs anything
+    /// the caller may hold (the kernel lock, the process table): a writer
+    /// that lacks the kernel lock is munmap's, which takes nothing else.
     pub fn write(&self) -> WriteGuard<'_> {
-        // Writers hold the kernel lock, so a writer already in is this
-        // CPU's own: a second `Process::space` while the first guard
-        // lives would wait for itself forever.
-        assert!(
-            !self.writer.swap(true, Ordering::SeqCst),
-            "mm: the address-space lock taken twice for writing"
-        );
+        let me = writer_id();
+        crate::sync::spin_until(|| {
+            match self
+                .writer
+                .compare_exchange(NO_WRITER, me, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => Some(()),
+                // A second `Process::space` while this CPU's first guard
+                // lives would wait for itself forever.
+                Err(holder) if holder == me => {
+                    panic!("mm: the address-space lock taken twice for writing")
+                }
+                Err(_) => None,
+            }
+        });
         crate::sync::spin_until(|| (!self.has_readers()).then_some(()));
         WriteGuard { mm: self }
     }
 
     /// The space, for writing, if no one holds it (reclaim).
     pub fn try_write(&self) -> Option<WriteGuard<'_>> {
-        if self.writer.swap(true, Ordering::SeqCst) {
-            return None;
-        }
+        self.writer
+            .compare_exchange(NO_WRITER, writer_id(), Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
         if self.has_readers() {
-            self.writer.store(false, Ordering::SeqCst);
+            self.writer.store(NO_WRITER, Ordering::SeqCst);
             return None;
         }
         Some(WriteGuard { mm: self })
@@ -130,22 +153,6 @@ impl Mm {
         self.readers.iter().any(|c| c.0.load(Ordering::SeqCst) != 0)
     }
 
-    /// `write` for `change`, then the read lock for `then` without letting
-    /// go in between: munmap's halves (vm's `munmap_detach` and
-    /// `munmap_finish`), so that the faults of the space's other threads
-    /// go on while the detached range's pages go. Only faults take the
-    /// read lock, so nothing else gets in meanwhile.
-    pub fn write_then_read<W, R>(
-        &self,
-        change: impl FnOnce(&mut Space) -> W,
-        then: impl FnOnce(&Space, W) -> R,
-    ) -> R {
-        let mut space = self.write();
-        let changed = change(&mut space);
-        let space = space.downgrade();
-        then(&space, changed)
-    }
-
     /// The space, for reading (a fault, or a system call answered without
     /// the kernel lock), once no writer holds it or waits for it. The
     /// writer's work needs nothing this CPU holds, so waiting for it is
@@ -156,7 +163,7 @@ impl Mm {
             if let Some(space) = self.try_read() {
                 return space;
             }
-            while self.writer.load(Ordering::Relaxed) {
+            while self.writer.load(Ordering::Relaxed) != NO_WRITER {
                 crate::arch::ipi::poll();
                 x86_64::instructions::interrupts::enable();
                 core::hint::spin_loop();
@@ -170,7 +177,7 @@ impl Mm {
     pub fn try_read(&self) -> Option<ReadGuard<'_>> {
         let cpu = percpu::this().index();
         self.readers[cpu].0.fetch_add(1, Ordering::SeqCst);
-        if self.writer.load(Ordering::SeqCst) {
+        if self.writer.load(Ordering::SeqCst) != NO_WRITER {
             self.readers[cpu].0.fetch_sub(1, Ordering::Release);
             return None;
         }
@@ -211,7 +218,7 @@ impl<'a> WriteGuard<'a> {
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        self.mm.writer.store(false, Ordering::Release);
+        self.mm.writer.store(NO_WRITER, Ordering::Release);
     }
 }
 

@@ -4,7 +4,10 @@
  * - munmap: a thread spins reading a page while another munmaps it and
  *   maps a different page there (file pages, which keep their bytes);
  *   once munmap has returned (and the new page's generation is
- *   published), the reader never sees the old bytes.
+ *   published), the reader never sees the old bytes. Then the same with
+ *   anonymous pages, whose frames are freed: right after munmap the
+ *   unmapping thread fills a decoy page (likely the frame just freed),
+ *   so a reader still translating to the old frame would read the decoy.
  * - mprotect: a thread keeps storing into a page while another makes it
  *   read-only; no store lands after mprotect returned.
  * - first touch: several threads fault the same fresh region at once;
@@ -76,6 +79,7 @@ static volatile int stop;
 static volatile uint64_t stale_reads, good_reads, faulted_reads;
 
 static uint64_t pattern(uint64_t generation) { return 0x5eed000000000000ull | generation; }
+static int anonymous_race; /* the pages are anonymous, not the file's */
 
 static void *munmap_reader(void *arg) {
     (void)arg;
@@ -89,8 +93,11 @@ static void *munmap_reader(void *arg) {
         uint64_t generation = __atomic_load_n(&published, __ATOMIC_ACQUIRE);
         uint64_t value = *(volatile uint64_t *)race_va;
         /* A later generation is fine (the writer moved on); an earlier
-         * one is a page munmap already took away. */
-        if ((value >> 48) == 0x5eed && (value & 0xffffffffffffull) < generation)
+         * one is a page munmap already took away. An anonymous page
+         * reads 0 before it is filled; anything else there is a freed
+         * frame's bytes (the decoy's). */
+        int tagged = (value >> 48) == 0x5eed;
+        if (tagged ? (value & 0xffffffffffffull) < generation : anonymous_race && value != 0)
             stale_reads++;
         else
             good_reads++;
@@ -103,6 +110,13 @@ static void *munmap_reader(void *arg) {
  * race_va: what the reader finds there is the new generation or a fault. */
 static int map_generation(uint64_t generation) {
     static uint64_t bytes[PAGE / 8];
+    if (anonymous_race) {
+        void *p = mmap(race_va, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       -1, 0);
+        if (p != race_va) return 0;
+        for (int i = 0; i < PAGE / 8; i++) ((volatile uint64_t *)race_va)[i] = pattern(generation);
+        return 1;
+    }
     off_t offset = (off_t)(generation % FILE_PAGES) * PAGE;
     for (int i = 0; i < PAGE / 8; i++) bytes[i] = pattern(generation);
     if (pwrite(race_fd, bytes, PAGE, offset) != PAGE) return 0;
@@ -110,11 +124,23 @@ static int map_generation(uint64_t generation) {
     return p == race_va;
 }
 
-static void munmap_race(void) {
+/* A page filled with the decoy's bytes, mapped after each munmap: with
+ * frames reused most recently freed first, it is likely the old page's. */
+static void *fill_decoy(void) {
+    void *decoy = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (decoy != MAP_FAILED)
+        for (int i = 0; i < PAGE / 8; i++) ((volatile uint64_t *)decoy)[i] = 0xdec0dec0dec0dec0ull;
+    return decoy;
+}
+
+static void munmap_race(int anonymous) {
+    const char *what = anonymous ? "anonymous munmap race" : "munmap race";
+    char line[128];
+    anonymous_race = anonymous;
     stop = 0;
     stale_reads = good_reads = faulted_reads = 0;
-    race_fd = open("/racetest.pages", O_RDWR | O_CREAT | O_TRUNC, 0600);
-    int sized = race_fd >= 0 && ftruncate(race_fd, FILE_PAGES * PAGE) == 0;
+    race_fd = anonymous ? -1 : open("/racetest.pages", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int sized = anonymous || (race_fd >= 0 && ftruncate(race_fd, FILE_PAGES * PAGE) == 0);
     uint64_t generation = 1;
     int mapped = sized && map_generation(generation);
     __atomic_store_n(&published, generation, __ATOMIC_RELEASE);
@@ -127,19 +153,24 @@ static void munmap_race(void) {
         for (volatile int spin = 0; spin < 20000; spin++) {
         }
         munmap(race_va, PAGE);
+        void *decoy = anonymous ? fill_decoy() : MAP_FAILED;
         generation++;
         mapped = map_generation(generation);
         __atomic_store_n(&published, generation, __ATOMIC_RELEASE);
+        if (decoy != MAP_FAILED) munmap(decoy, PAGE);
         rounds++;
     }
     stop = 1;
     pthread_join(reader, NULL);
     munmap(race_va, PAGE);
     if (race_fd >= 0) close(race_fd);
-    unlink("/racetest.pages");
-    check(mapped && rounds >= 1, "munmap race: the page was unmapped and mapped again");
-    check(good_reads > 0, "munmap race: the reader read the page");
-    check(stale_reads == 0, "munmap race: no read saw a page after munmap returned");
+    if (!anonymous) unlink("/racetest.pages");
+    snprintf(line, sizeof line, "%s: the page was unmapped and mapped again", what);
+    check(mapped && rounds >= 1, line);
+    snprintf(line, sizeof line, "%s: the reader read the page", what);
+    check(good_reads > 0, line);
+    snprintf(line, sizeof line, "%s: no read saw a page after munmap returned", what);
+    check(stale_reads == 0, line);
 }
 
 /* ---- mprotect while another thread writes ---- */
@@ -334,7 +365,8 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_segv;
     sigaction(SIGSEGV, &sa, NULL);
     printf("BEGIN racetest\n");
-    munmap_race();
+    munmap_race(0);
+    munmap_race(1);
     mprotect_race();
     first_touch_race();
     fork_race();

@@ -177,6 +177,11 @@ impl Pmap {
         set
     }
 
+    /// Whether another CPU has this space loaded now.
+    pub fn runs_elsewhere(&self) -> bool {
+        !self.active_elsewhere().is_empty()
+    }
+
     fn is_active(&self) -> bool {
         Cr3::read().0 == self.l4
     }
@@ -298,6 +303,12 @@ impl Pmap {
             return;
         }
         self.flush_here(visited);
+        // The cleared entries before the look at who runs the space: a
+        // CPU that starts to (`activate`) either is seen here, or loads
+        // CR3 after the entries were clear and finds them so (its store
+        // and this load are ordered against each other by this fence and
+        // by its SeqCst store).
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         let others = self.active_elsewhere();
         if others.is_empty() {
             return;

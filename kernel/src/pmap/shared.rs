@@ -359,12 +359,14 @@ impl SharedPmap for Pmap {
     }
 
     fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
-        if self.active_elsewhere().is_empty() {
+        if crate::kernel_lock::held() && self.active_elsewhere().is_empty() {
             // No other CPU runs this space (none can start to: switching
             // to it takes the kernel lock, which the unmapping system call
             // holds), so no fault competes and nothing else can reach
             // these pages: one walk, each frame back as soon as its PTE is
-            // clear, one flush here at the end.
+            // clear, one flush here at the end. A munmap without the
+            // kernel lock (syscall/memory.rs) cannot know that no CPU
+            // starts to run the space meanwhile, so it gathers below.
             let held = self.lock_tables();
             let visited = self.clear_range(&held, start, end, release);
             drop(held);

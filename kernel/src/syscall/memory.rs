@@ -109,7 +109,7 @@ fn zero_vma(req: &mmap::MmapRequest) -> Vma {
     vma
 }
 
-/// munmap in two halves (mm.rs `write_then_read`): the VMAs leave the
+/// munmap in two halves (`unmap`): the VMAs leave the
 /// tree under the write lock, then their pages go under the read lock,
 /// while the other threads' faults elsewhere in the space go on (a 64 MiB
 /// munmap holds the space for milliseconds). Outside the process table:
@@ -117,19 +117,58 @@ fn zero_vma(req: &mmap::MmapRequest) -> Vma {
 pub fn munmap(addr: u64, len: u64) -> SysResult {
     let span = mmap::validate_munmap(addr, len)?;
     let mm = proc::with_current(|p| p.space.clone()).expect("munmap: a process with no space");
-    mm.write_then_read(
-        |space| {
-            let detached = space.munmap_detach(&mut KernelPhys, span.start, span.end);
-            debug_verify(space);
-            detached
-        },
-        |space, detached| {
-            if let Some(detached) = detached? {
-                space.munmap_finish(&mut KernelPhys, detached);
-            }
-            Ok(0)
-        },
-    )
+    unmap(&mm, span, |_| true).expect("munmap: the locked way takes every range")
+}
+
+/// munmap without the kernel lock (`syscall::lockless`) when the range
+/// holds only private anonymous memory, guards and stack gaps, none of it
+/// locked, and there is no swap: then both halves need only the space,
+/// its page tables, the frame allocator and the reverse map, which have
+/// locks of their own, and a shootdown (cross-calls, which any CPU may
+/// send). Not objects (their pages and the page cache are the kernel
+/// lock's), nor swap slots (the swap cache's lock is taken without
+/// answering cross-calls), nor mlock's counts. So two threads' munmaps
+/// run at the same time, as on Linux, where only their first halves
+/// meet, at the mmap_lock. None, with nothing done: the usual way, which
+/// also gives the errors of bad arguments.
+pub fn munmap_lockless(addr: u64, len: u64) -> Option<u64> {
+    let span = mmap::validate_munmap(addr, len).ok()?;
+    if crate::swap::active() {
+        return None;
+    }
+    // With no other CPU running the space there is nothing to run in
+    // parallel with: the kernel lock's way then frees each page as soon
+    // as its entry is clear (pmap/shared.rs, `unmap_range_shared`).
+    let may = |space: &crate::Space| {
+        space.holds_only_anonymous(span.start, span.end) && space.pmap.runs_elsewhere()
+    };
+    let mm = crate::mm::running()?;
+    let result = unmap(&mm, span, may)?;
+    Some(result.map_or_else(Errno::to_return, |value| value as u64))
+}
+
+/// munmap in its two halves if `may(space)` says so under the write lock:
+/// the write lock for the first, then the read lock for the second
+/// without letting go in between (`downgrade`), so that the faults of
+/// the space's other threads go on while the detached range's pages go.
+fn unmap(
+    mm: &crate::mm::Mm,
+    span: mmap::Span,
+    may: impl FnOnce(&crate::Space) -> bool,
+) -> Option<SysResult> {
+    let mut space = mm.write();
+    if !may(&space) {
+        return None;
+    }
+    let detached = space.munmap_detach(&mut KernelPhys, span.start, span.end);
+    debug_verify(&space);
+    let space = space.downgrade();
+    Some(detached.map(|detached| {
+        if let Some(detached) = detached {
+            space.munmap_finish(&mut KernelPhys, detached);
+        }
+        0
+    }))
 }
 
 /// mremap(old, old_len, new_len, flags, new_addr): `vm::mmap` checks the

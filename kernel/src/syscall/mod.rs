@@ -313,7 +313,7 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) -> bool {
 
 /// The calls answered without the kernel lock when nothing they need is
 /// the lock's (as `trap.rs` answers first-touch faults): clock_gettime on
-/// the TSC clocks. None: the call goes the usual way, under the lock
+/// the TSC clocks, munmap of anonymous memory. None: the call goes the usual way, under the lock
 /// (also whenever a signal may be pending or reclaim is due, which the
 /// way back from a locked call sees to).
 fn lockless(frame: &TrapFrame) -> Option<u64> {
@@ -322,6 +322,7 @@ fn lockless(frame: &TrapFrame) -> Option<u64> {
     }
     match frame.rax {
         SYS_CLOCK_GETTIME => time::clock_gettime_lockless(frame.rdi, frame.rsi),
+        SYS_MUNMAP => memory::munmap_lockless(frame.rdi, frame.rsi),
         _ => None,
     }
 }

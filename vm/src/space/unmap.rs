@@ -50,6 +50,21 @@ impl<P: Pmap> AddressSpace<P> {
         Ok(())
     }
 
+    /// Whether every VMA that [start, end) meets is private anonymous
+    /// memory, a guard or a stack gap, and none is locked: a range whose
+    /// munmap releases no object and changes no mlock count, only the
+    /// space, its frames and its page tables (the kernel's munmap without
+    /// its big lock, kernel/src/syscall/memory.rs).
+    pub fn holds_only_anonymous(&self, start: u64, end: u64) -> bool {
+        self.map.range(start, end).all(|vma| {
+            !vma.flags.contains(VmaFlags::LOCKED)
+                && matches!(
+                    vma.backing,
+                    Backing::Anonymous | Backing::Guard | Backing::StackGap
+                )
+        })
+    }
+
     /// munmap's first half, the part that needs the write lock: every
     /// check that can fail, the 2 MiB pages across the edges split, and
     /// the VMAs out of the tree. From here on no fault finds the range
