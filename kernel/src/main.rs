@@ -90,6 +90,8 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     phys::init(phys_offset, &boot_info.memory_regions);
     pmap::init();
     heap::init();
+    // Before any process: the clock's one allocation, for every frame.
+    reclaim::init();
     // The shared zero frame lives forever: take it before anyone counts frames.
     vm::pmap::PhysMem::zero_frame(&phys::KernelPhys);
     // The APIC, the clocks, the tick, and the other CPUs.

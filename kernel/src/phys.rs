@@ -183,6 +183,12 @@ pub fn total_frames() -> usize {
     with_table(|t| t.total_frames())
 }
 
+/// Every frame of RAM is numbered below this (the frame table's length:
+/// the end of the highest usable region), holes and low memory included.
+pub fn frames_end() -> usize {
+    (RAM_END.load(Ordering::Relaxed) / PAGE_SIZE) as usize
+}
+
 /// One counted reference to a physical frame (or, for huge pages, to the
 /// head of a block of 2^order frames).
 #[derive(Debug)]

@@ -20,8 +20,23 @@ use vm::clock::{Clock, Policy};
 use vm::reclaim::{Reclaim, Reclaimed};
 use vm::rmap::SpaceId;
 
-/// The clock (None until first used: `Clock::new` is not const).
+/// The clock, made at boot (`init`; None before: `Clock::new` is not const).
 static CLOCK: Mutex<Option<Clock>> = Mutex::new(None);
+
+/// Make the clock, its links for every frame of RAM, after the heap is up
+/// and before any process runs: its one allocation, made while memory is
+/// plentiful. It used to be made at the first reclaim and grew with the
+/// pages listed, under pressure, when the heap may not be able to grow:
+/// a kernel panic (docs/src/pressure.md, "The clock").
+pub fn init() {
+    let clock = Clock::new(Policy::Clock, phys::frames_end());
+    log::info!(
+        "clock: {} frames, {} KiB of links",
+        clock.frames(),
+        clock.frames() * Clock::LINK_BYTES / 1024
+    );
+    *CLOCK.lock() = Some(clock);
+}
 
 /// MADV_FREE calls so far, and as many of them as the last round that
 /// ran without swap and freed nothing had seen. Without swap, lazily
@@ -202,7 +217,8 @@ fn run(want: usize, who: Reclaimer) -> Reclaimed {
 /// meets them against the lock order).
 fn with_reclaim<R>(f: impl FnOnce(&mut Reclaim<'_, crate::pmap::Pmap>) -> R) -> Option<R> {
     let mut clock = CLOCK.try_lock()?;
-    let clock = clock.get_or_insert_with(|| Clock::new(Policy::Clock));
+    // None only before boot made it, when there is nothing to reclaim.
+    let clock = clock.as_mut()?;
     let done = crate::proc::try_with_spaces(|spaces| {
         crate::swap::with_cache(|cache| {
             f(&mut Reclaim {

@@ -18,6 +18,11 @@ use core::cell::RefCell;
 mod memory;
 pub use memory::FakeMemory;
 
+/// The frames a test's clock covers (`Clock::new`): more than any fake
+/// machine of the reclaim tests numbers (their helpers check,
+/// `FakeMemory::frame_numbers`). 768 KiB of links.
+pub const CLOCK_FRAMES: usize = 1 << 16;
+
 /// Page tables as a sorted map from page address to mapping.
 ///
 /// Each `FakePmap` records its PTEs in a reverse map shared by the spaces

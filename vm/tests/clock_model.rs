@@ -6,7 +6,7 @@
 //! up to the model's count. A page used before every scan stays active.
 
 use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use vm::clock::{Clock, List, Policy, Verdict};
 use vm::frame::Pfn;
 
@@ -36,7 +36,7 @@ proptest! {
 
     #[test]
     fn the_clock_chooses_only_unused_listed_pages(ops in prop::collection::vec(op(), 1..300)) {
-        let mut clock = Clock::new(Policy::Clock);
+        let mut clock = Clock::new(Policy::Clock, PAGES as usize);
         // Listed pages and their accessed bits.
         let mut model: BTreeMap<u64, bool> = BTreeMap::new();
         for op in ops {
@@ -97,7 +97,7 @@ proptest! {
 
     #[test]
     fn a_page_used_before_every_scan_is_never_chosen(scans in 1..40usize) {
-        let mut clock = Clock::new(Policy::Clock);
+        let mut clock = Clock::new(Policy::Clock, PAGES as usize);
         for p in 0..PAGES {
             clock.insert(Pfn(p));
         }
@@ -139,4 +139,129 @@ fn a_loop_larger_than_memory_defeats_it() {
         vm::clock::misses(Policy::Clock, 100, &refs),
         refs.len() as u64
     );
+}
+
+/// The clock as plain queues (what the lists were before they were
+/// intrusive: a page's place found by searching), for `the_lists_match_plain_queues`.
+#[derive(Default)]
+struct Queues {
+    active: VecDeque<u64>,
+    inactive: VecDeque<u64>,
+}
+
+impl Queues {
+    fn list_of(&self, p: u64) -> Option<List> {
+        if self.active.contains(&p) {
+            Some(List::Active)
+        } else if self.inactive.contains(&p) {
+            Some(List::Inactive)
+        } else {
+            None
+        }
+    }
+
+    fn remove(&mut self, p: u64) {
+        self.active.retain(|&q| q != p);
+        self.inactive.retain(|&q| q != p);
+    }
+
+    /// `Clock::choose`, step for step.
+    fn choose(
+        &mut self,
+        want: usize,
+        budget: usize,
+        accessed: &mut dyn FnMut(u64) -> bool,
+        verdict: &mut dyn FnMut(u64) -> Verdict,
+    ) -> Vec<u64> {
+        let mut victims = Vec::new();
+        let (mut looked, mut balanced) = (0, 0);
+        while victims.len() < want && looked < budget {
+            let turns = self.active.len().min(budget - balanced);
+            let mut moved = 0;
+            while self.active.len() > self.inactive.len() && moved < turns {
+                moved += 1;
+                let p = self.active.pop_front().expect("longer than inactive");
+                if accessed(p) {
+                    self.active.push_back(p);
+                } else {
+                    self.inactive.push_back(p);
+                }
+            }
+            balanced += moved;
+            let Some(p) = self
+                .inactive
+                .pop_front()
+                .or_else(|| self.active.pop_front())
+            else {
+                break;
+            };
+            looked += 1;
+            if accessed(p) {
+                self.active.push_back(p);
+                continue;
+            }
+            match verdict(p) {
+                Verdict::Evict => victims.push(p),
+                Verdict::Keep => self.inactive.push_back(p),
+                Verdict::Forget => {}
+            }
+        }
+        victims
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The intrusive lists choose exactly what plain queues choose, in the
+    /// same order, and leave every page on the same list; pages beyond the
+    /// clock's frames are never tracked.
+    #[test]
+    fn the_lists_match_plain_queues(ops in prop::collection::vec(op(), 1..300)) {
+        // The last few page numbers lie beyond the clock.
+        let frames = PAGES as usize - 4;
+        let mut clock = Clock::new(Policy::Clock, frames);
+        let mut queues = Queues::default();
+        let mut bits: BTreeMap<u64, bool> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(p) => {
+                    clock.insert(Pfn(p));
+                    if (p as usize) < frames && queues.list_of(p).is_none() {
+                        queues.inactive.push_back(p);
+                    }
+                }
+                Op::Remove(p) => {
+                    clock.remove(Pfn(p));
+                    queues.remove(p);
+                }
+                Op::Use(p) => {
+                    bits.insert(p, true);
+                }
+                Op::Reclaim(n, kept) => {
+                    let mut model_bits = bits.clone();
+                    let verdict = |p: u64| if kept.contains(&p) { Verdict::Keep } else { Verdict::Evict };
+                    let expected = queues.choose(
+                        n,
+                        2 * PAGES as usize,
+                        &mut |p| model_bits.remove(&p).unwrap_or(false),
+                        &mut |p| verdict(p),
+                    );
+                    let victims = clock.choose(
+                        n,
+                        2 * PAGES as usize,
+                        &mut |pfn| bits.remove(&pfn.0).unwrap_or(false),
+                        &mut |pfn| verdict(pfn.0),
+                    );
+                    let victims: Vec<u64> = victims.iter().map(|v| v.0).collect();
+                    prop_assert_eq!(victims, expected);
+                    prop_assert_eq!(&bits, &model_bits);
+                }
+            }
+            prop_assert_eq!(clock.lengths(), (queues.active.len(), queues.inactive.len()));
+            for p in 0..PAGES {
+                prop_assert_eq!(clock.list_of(Pfn(p)), queues.list_of(p), "page {}", p);
+            }
+        }
+    }
 }

@@ -534,7 +534,7 @@ fn fifo_reference(frames: usize, refs: &[u64]) -> u64 {
 #[test]
 #[ignore = "lab 6: see docs/src/labs.md"]
 fn lab6_fifo_evicts_in_arrival_order_used_or_not() {
-    let mut c = Clock::new(Policy::Fifo);
+    let mut c = Clock::new(Policy::Fifo, 4);
     for i in 0..4 {
         c.insert(Pfn(i));
     }

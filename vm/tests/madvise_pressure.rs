@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use vm::clock::{Clock, Policy};
 use vm::errno::Errno;
-use vm::fake::{FakeMemory, FakeSwapSpace};
+use vm::fake::{CLOCK_FRAMES, FakeMemory, FakeSwapSpace};
 use vm::mmap::{self, Madvice};
 use vm::pmap::{PhysMem, Pmap};
 use vm::reclaim::Reclaimed;
@@ -30,7 +30,7 @@ fn machine(frames: usize, slots: u32, len: u64, flags: u64) -> (Machine, FakeMem
     let mut machine = Machine { procs: Vec::new() };
     let p = new_proc_with(&mut mem, &machine, len, flags);
     machine.procs.push(Some(p));
-    (machine, mem, Clock::new(Policy::Clock))
+    (machine, mem, Clock::new(Policy::Clock, CLOCK_FRAMES))
 }
 
 fn base(machine: &Machine) -> u64 {

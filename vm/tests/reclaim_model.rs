@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vm::clock::{Clock, Policy};
 use vm::errno::Errno;
-use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
+use vm::fake::{CLOCK_FRAMES, FakeMemory, FakePmap, FakeSwapSpace};
 use vm::mmap::{self, Madvice};
 use vm::pmap::{PhysMem, Pmap};
 use vm::reclaim::Reclaim;
@@ -76,7 +76,7 @@ proptest! {
     fn every_word_reads_back_and_nothing_leaks(ops in prop::collection::vec(op(), 1..120)) {
         let mut mem = FakeMemory::new(FRAMES);
         mem.swap = Some(FakeSwapSpace::new(SLOTS));
-        let mut clock = Clock::new(Policy::Clock);
+        let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
         let mut machine = Machine { procs: Vec::new() };
         for _ in 0..2 {
             let p = new_proc(&mut mem, &machine);
@@ -260,7 +260,7 @@ proptest! {
     fn a_clean_page_goes_out_again_without_a_write(ops in prop::collection::vec(clean_op(), 1..120)) {
         let mut mem = FakeMemory::new(FRAMES);
         mem.swap = Some(FakeSwapSpace::new(SLOTS));
-        let mut clock = Clock::new(Policy::Clock);
+        let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
         let mut machine = Machine { procs: Vec::new() };
         for s in 0..2 {
             let p = new_proc(&mut mem, &machine);
@@ -357,7 +357,7 @@ proptest! {
 fn a_working_set_three_times_memory_goes_to_swap_and_comes_back() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     for _ in 0..3 {
         let p = new_proc(&mut mem, &machine);
@@ -422,7 +422,7 @@ fn a_working_set_three_times_memory_goes_to_swap_and_comes_back() {
 fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let mut parent = new_proc(&mut mem, &machine);
     let va = parent.base;
@@ -528,7 +528,7 @@ fn a_cow_shared_page_is_one_slot_out_and_one_frame_back() {
 fn a_page_read_back_goes_again_without_a_write() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let p = new_proc(&mut mem, &machine);
     let (base, id) = (p.base, p.space.pmap.id());
@@ -669,7 +669,7 @@ fn slots_are_not_kept_when_swap_runs_short() {
     let mut mem = FakeMemory::new(FRAMES);
     // 40 pages on 20 frames and 30 slots: the sweep fills more than half.
     mem.swap = Some(FakeSwapSpace::new(30));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let pages = 40;
     let p = new_proc_with(
@@ -740,7 +740,7 @@ fn slots_are_not_kept_when_swap_runs_short() {
 
     // Slots kept for pages in RAM are given up when none is free.
     let mut mem = FakeMemory::new(FRAMES);
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     mem.swap = Some(FakeSwapSpace::new(8));
     let mut machine = Machine { procs: Vec::new() };
     let p = new_proc(&mut mem, &machine);
@@ -807,7 +807,7 @@ fn slots_are_not_kept_when_swap_runs_short() {
 fn a_sequential_sweep_goes_out_to_consecutive_slots() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let p = new_proc(&mut mem, &machine);
     let base = p.base;
@@ -845,7 +845,7 @@ fn a_round_splits_no_more_2mib_pages_than_it_wants() {
     const HUGE: u64 = 512;
     let mut mem = FakeMemory::new(5 * HUGE as usize);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS;
     let p = new_proc_with(&mut mem, &machine, 5 * HUGE * PAGE, flags);
@@ -907,7 +907,7 @@ fn write_back(mem: &mut FakeMemory, wb: Writeback) -> Written {
 fn pages_under_writeback_are_found_in_the_swap_cache() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine { procs: Vec::new() };
     let p = new_proc(&mut mem, &machine);
     let base = p.base;

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vm::clock::{Clock, Policy};
 use vm::errno::Errno;
-use vm::fake::{FakeMemory, FakePmap, FakeSwapSpace};
+use vm::fake::{CLOCK_FRAMES, FakeMemory, FakePmap, FakeSwapSpace};
 use vm::frame::Pfn;
 use vm::mmap::{self, Prot};
 use vm::pmap::{PhysMem, Pmap};
@@ -98,6 +98,10 @@ fn with_reclaim(
     clock: &mut Clock,
     f: impl FnOnce(&mut Reclaim<'_, FakePmap>) -> Reclaimed,
 ) -> Reclaimed {
+    assert!(
+        mem.frame_numbers() <= clock.frames(),
+        "the clock does not cover every frame"
+    );
     let mut swap = mem.swap.take().expect("swap");
     let done = f(&mut Reclaim {
         clock,
@@ -282,7 +286,7 @@ proptest! {
     ) {
         let mut mem = FakeMemory::new(FRAMES);
         mem.swap = Some(FakeSwapSpace::new(SLOTS));
-        let mut clock = Clock::new(Policy::Clock);
+        let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
         let file = ObjectRef::new_file();
         let mut machine = Machine { procs: Vec::new(), file: Some(file.clone()) };
         let mut first = space(&machine, Mode::Always);
@@ -456,7 +460,7 @@ proptest! {
 fn a_file_written_with_write_larger_than_memory_goes_to_swap() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let file = ObjectRef::new_file();
     let mut machine = Machine {
         procs: Vec::new(),
@@ -496,7 +500,7 @@ fn a_shared_2mib_block_mapped_whole_is_split_before_page_out() {
     let frames = 3 * 512;
     let mut mem = FakeMemory::new(frames);
     mem.swap = Some(FakeSwapSpace::new(4096));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine {
         procs: Vec::new(),
         file: None,
@@ -579,7 +583,7 @@ fn a_shared_2mib_block_mapped_whole_is_split_before_page_out() {
 fn a_swapped_shared_page_is_read_once_for_every_mapper() {
     let mut mem = FakeMemory::new(64);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let mut machine = Machine {
         procs: Vec::new(),
         file: None,
@@ -681,7 +685,7 @@ fn a_swapped_shared_page_is_read_once_for_every_mapper() {
 fn a_file_page_under_writeback_is_read_from_the_swap_cache() {
     let mut mem = FakeMemory::new(FRAMES);
     mem.swap = Some(FakeSwapSpace::new(SLOTS));
-    let mut clock = Clock::new(Policy::Clock);
+    let mut clock = Clock::new(Policy::Clock, CLOCK_FRAMES);
     let file = ObjectRef::new_file();
     let mut machine = Machine {
         procs: Vec::new(),

@@ -66,6 +66,12 @@ impl FakeMemory {
             .collect()
     }
 
+    /// Every frame number handed out so far is below this (a test's
+    /// clock must cover them: `CLOCK_FRAMES`).
+    pub fn frame_numbers(&self) -> usize {
+        self.pages.len()
+    }
+
     /// Frames in use, the zero frame excluded.
     pub fn in_use(&self) -> usize {
         self.pages.iter().skip(1).filter(|p| p.is_some()).count()

@@ -101,6 +101,10 @@ pub fn with_reclaim(
     clock: &mut Clock,
     f: impl FnOnce(&mut Reclaim<'_, FakePmap>) -> Reclaimed,
 ) -> Reclaimed {
+    assert!(
+        mem.frame_numbers() <= clock.frames(),
+        "the clock does not cover every frame"
+    );
     let mut swap = mem.swap.take().expect("swap");
     let done = f(&mut Reclaim {
         clock,
