@@ -20,9 +20,9 @@
 //! The lock is a spin lock, not a sleeping one, because nobody sleeps
 //! holding it: a writer holds it under the kernel lock, where nothing
 //! switches (a swap-in waits for the disk in `sti; hlt` on its CPU), or
-//! in a munmap that needs no disk, and a reader only for a fault that never waits for a disk (at most for the
-//! other CPUs' answer to a cross-call, when an allocation asks them for
-//! their cached frames). So a waiting writer waits briefly, for faults that
+//! in a munmap that needs no disk, and a reader only for a fault that
+//! never waits for a disk (at most for the other CPUs' answer to a
+//! cross-call, when an allocation asks them for their cached frames). So a waiting writer waits briefly, for faults that
 //! need nothing it holds; it answers cross-calls meanwhile (the rule for
 //! every spin loop, DESIGN §6). A reader never gets in while a writer
 //! holds the lock or waits for it, which keeps a stream of faults from
