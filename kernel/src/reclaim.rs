@@ -10,7 +10,7 @@
 //! reclaims before the OOM killer is asked (`direct`). The reserve below
 //! `min` is what the kernel's own allocations (page tables, the heap, the
 //! reverse map) take from while reclaim catches up: a process's pages
-//! leave `reserve()` frames free (phys.rs, `For`).
+//! leave `reserve_of` frames free (phys.rs, `For`).
 
 use crate::vmstat::{self, Paging};
 use crate::{phys, swap};
