@@ -478,11 +478,15 @@ fn munmap_under_the_read_lock_keeps_the_neighbours_faults() {
     let neighbour = space_ref.fault_shared(&mut mem, base + 6 * PAGE, Access::Write);
     assert_eq!(neighbour, Some(Resolution::ZeroFill));
     space_ref.pmap.arm();
-    space_ref.munmap_finish(&mut mem, detached);
+    let unmapped = space_ref.munmap_finish(&mut mem, detached);
     for i in 0..8 {
         let mapped = space.pmap.query(base + i * PAGE).is_some();
         assert_eq!(mapped, !(2..5).contains(&i), "page {i}");
     }
+    // Their frames are still the unmap's until it releases them, after
+    // the read lock (kernel/src/syscall/memory.rs).
+    assert_eq!(mem.in_use(), 8, "the range's frames held until release");
+    unmapped.release(&mut mem);
     // Pages 0, 1 and 5, the neighbour's page 6, the other CPU's page 7.
     assert_eq!(mem.in_use(), 5, "the three pages of the range went back");
     assert!(

@@ -150,7 +150,10 @@ pub fn munmap_lockless(addr: u64, len: u64) -> Option<u64> {
 /// munmap in its two halves if `may(space)` says so under the write lock:
 /// the write lock for the first, then the read lock for the second
 /// without letting go in between (`downgrade`), so that the faults of
-/// the space's other threads go on while the detached range's pages go.
+/// the space's other threads go on while the detached range's pages go;
+/// their frames go back last, with no lock of the space held, so that
+/// the other threads' mmaps and munmaps, which wait for the read lock to
+/// go, do not wait for that too (`vm::space::Unmapped`).
 fn unmap(
     mm: &crate::mm::Mm,
     span: mmap::Span,
@@ -163,12 +166,14 @@ fn unmap(
     let detached = space.munmap_detach(&mut KernelPhys, span.start, span.end);
     debug_verify(&space);
     let space = space.downgrade();
-    Some(detached.map(|detached| {
-        if let Some(detached) = detached {
-            space.munmap_finish(&mut KernelPhys, detached);
-        }
-        0
-    }))
+    let unmapped = match detached {
+        Ok(Some(detached)) => space.munmap_finish(&mut KernelPhys, detached),
+        Ok(None) => return Some(Ok(0)),
+        Err(errno) => return Some(Err(errno)),
+    };
+    drop(space);
+    unmapped.release(&mut KernelPhys);
+    Some(Ok(0))
 }
 
 /// mremap(old, old_len, new_len, flags, new_addr): `vm::mmap` checks the

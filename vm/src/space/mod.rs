@@ -161,7 +161,7 @@ impl<P: Pmap> AddressSpace<P> {
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         let (start, end) = self.object_huge_edges(phys, start, end);
         let AddressSpace { pmap, map, .. } = self;
-        drop_pages_of(phys, &mut Exclusive(pmap), &|va| map.find(va), start, end);
+        drop_pages_of(phys, &mut Exclusive(pmap), &|va| map.find(va), start, end, None);
     }
 
     /// Every frame the page tables map, in address order (a 2 MiB page
@@ -224,18 +224,27 @@ impl<P: SharedPmap> PageTables for Shared<'_, P> {
     }
 }
 
+/// Small pages an unmap gives back at once.
+pub(crate) const PUT_BATCH: usize = 64;
+
+/// At most this many frames wait in `kept` (a 256 KiB list, 128 MiB of
+/// pages): a larger unmap gives the rest back at once, under the lock.
+const KEPT_MAX: usize = 1 << 15;
+
 /// `drop_pages`' work on [start, end), already widened to whole 2 MiB
 /// object entries; `vma_of` names the VMA a 2 MiB entry belonged to (the
-/// tree's, or those munmap took out of it).
-/// Small pages an unmap gives back at once.
-const PUT_BATCH: usize = 64;
-
+/// tree's, or those munmap took out of it). With `kept`, the small pages
+/// whose last mapping went are pushed there instead of given back, for the
+/// caller to give back once it let the address-space lock go
+/// (`unmap::Unmapped`); as many as the heap makes room for, the rest at
+/// once as without it.
 pub(crate) fn drop_pages_of<'v>(
     phys: &mut dyn PhysMem,
     tables: &mut dyn PageTables,
     vma_of: &dyn Fn(u64) -> Option<&'v Vma>,
     start: u64,
     end: u64,
+    mut kept: Option<&mut Vec<Pfn>>,
 ) {
     // Frames left with one reference may be the swap cache's alone,
     // kept for a slot no one holds now: those go (Linux's
@@ -252,6 +261,13 @@ pub(crate) fn drop_pages_of<'v>(
             huge::note_pmd(vma_of(va), va, false);
         }
         if !cached && !m.huge {
+            if let Some(kept) = kept.as_deref_mut()
+                && kept.len() < KEPT_MAX
+                && kept.try_reserve(1).is_ok()
+            {
+                kept.push(m.pfn);
+                return;
+            }
             batch[batched] = m.pfn;
             batched += 1;
             if batched == PUT_BATCH {

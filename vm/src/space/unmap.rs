@@ -3,6 +3,7 @@
 use super::{AddressSpace, USER_END};
 use super::{Exclusive, Shared, drop_pages_of};
 use crate::errno::Errno;
+use crate::frame::Pfn;
 use crate::pmap::{PhysMem, Pmap, SharedPmap};
 use crate::vma::{Backing, Vma, VmaFlags};
 use alloc::vec::Vec;
@@ -44,7 +45,7 @@ impl<P: Pmap> AddressSpace<P> {
             let AddressSpace { pmap, map, .. } = self;
             let vma_of = |va| detached.vma_of(va).or_else(|| map.find(va));
             let (from, to) = (detached.start, detached.end);
-            drop_pages_of(phys, &mut Exclusive(pmap), &vma_of, from, to);
+            drop_pages_of(phys, &mut Exclusive(pmap), &vma_of, from, to, None);
             detached.release(phys);
         }
         Ok(())
@@ -155,13 +156,40 @@ impl<P: Pmap> AddressSpace<P> {
 
 impl<P: Pmap + SharedPmap> AddressSpace<P> {
     /// munmap's second half, under the read lock: the detached range's
-    /// pages, swap slots, objects and charge go. Faults of other threads
+    /// entries, swap slots, objects and charge go. Faults of other threads
     /// run meanwhile; none of them is in the range (it has no VMA), and
     /// the page-table lock keeps their walks and this one's apart.
-    pub fn munmap_finish(&self, phys: &mut dyn PhysMem, detached: Detached) {
+    ///
+    /// Its small pages' frames come back in `Unmapped`, still referenced,
+    /// for the caller to give back after it let the read lock go: by then
+    /// no entry and no TLB maps them (the pmap's shootdown is over when
+    /// `unmap_range_shared` returns), so giving them back needs nothing of
+    /// the space. Giving back was two thirds of a 64 MiB munmap's second
+    /// half on two threads, and every mmap and munmap of the other thread
+    /// waits for the read lock to go (docs/src/concurrency.md).
+    pub fn munmap_finish(&self, phys: &mut dyn PhysMem, detached: Detached) -> Unmapped {
         let vma_of = |va| detached.vma_of(va).or_else(|| self.map.find(va));
         let (from, to) = (detached.start, detached.end);
-        drop_pages_of(phys, &mut Shared(&self.pmap), &vma_of, from, to);
+        let mut kept = Vec::new();
+        let tables = &mut Shared(&self.pmap);
+        drop_pages_of(phys, tables, &vma_of, from, to, Some(&mut kept));
         detached.release(phys);
+        Unmapped { frames: kept }
+    }
+}
+
+/// Frames munmap's second half took out of the page tables and the TLBs
+/// but still holds a reference to (`munmap_finish`).
+#[must_use = "the frames of an unmapped range go back only with release"]
+pub struct Unmapped {
+    frames: Vec<Pfn>,
+}
+
+impl Unmapped {
+    /// Give the frames back (the caller holds no lock of the space now).
+    pub fn release(self, phys: &mut dyn PhysMem) {
+        for chunk in self.frames.chunks(super::PUT_BATCH) {
+            phys.put_many(chunk);
+        }
     }
 }
