@@ -161,7 +161,14 @@ impl<P: Pmap> AddressSpace<P> {
     pub(crate) fn drop_pages(&mut self, phys: &mut dyn PhysMem, start: u64, end: u64) {
         let (start, end) = self.object_huge_edges(phys, start, end);
         let AddressSpace { pmap, map, .. } = self;
-        drop_pages_of(phys, &mut Exclusive(pmap), &|va| map.find(va), start, end, None);
+        drop_pages_of(
+            phys,
+            &mut Exclusive(pmap),
+            &|va| map.find(va),
+            start,
+            end,
+            None,
+        );
     }
 
     /// Every frame the page tables map, in address order (a 2 MiB page
