@@ -232,7 +232,7 @@ impl<P: SharedPmap> PageTables for Shared<'_, P> {
 }
 
 /// Small pages an unmap gives back at once.
-pub(crate) const PUT_BATCH: usize = 64;
+const PUT_BATCH: usize = 64;
 
 /// At most this many frames wait in `kept` (a 256 KiB list, 128 MiB of
 /// pages): a larger unmap gives the rest back at once, under the lock.

@@ -186,10 +186,9 @@ pub struct Unmapped {
 }
 
 impl Unmapped {
-    /// Give the frames back (the caller holds no lock of the space now).
+    /// Give the frames back (the caller holds no lock of the space now):
+    /// `put_many` batches its takes of the allocator's lock itself.
     pub fn release(self, phys: &mut dyn PhysMem) {
-        for chunk in self.frames.chunks(super::PUT_BATCH) {
-            phys.put_many(chunk);
-        }
+        phys.put_many(&self.frames);
     }
 }
