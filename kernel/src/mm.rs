@@ -1,9 +1,10 @@
 //! A process's address space behind its own lock: DESIGN §6's
 //! address-space lock (Linux's mmap_lock, FreeBSD's vm_map lock).
 //!
-//! **Readers** are page faults that only add an entry: the first touch of
-//! anonymous private memory, and spurious faults (`AddressSpace::
-//! fault_shared`, vm/src/vm_fault/shared.rs). trap.rs runs them before it
+//! **Readers** are page faults that change one entry of anonymous private
+//! memory: the first touch, the copy-on-write of a 4 KiB page, and
+//! spurious faults (`AddressSpace::fault_shared`,
+//! vm/src/vm_fault/shared.rs). trap.rs runs them before it
 //! takes the kernel lock, so the threads of one process fault their new
 //! pages in parallel on different CPUs, and entering the PTEs is
 //! serialised only by the space's page-table lock (kernel/src/pmap/shared.rs).

@@ -92,8 +92,9 @@ enum Step {
 }
 
 /// The traps from user mode that need no kernel lock, handled: a first
-/// touch of anonymous memory, resolved under the address-space read lock
-/// in parallel with the other CPUs (kernel/src/mm.rs); the tick, whose
+/// touch or copy-on-write of anonymous memory, resolved under the
+/// address-space read lock in parallel with the other CPUs
+/// (kernel/src/mm.rs); the tick, whose
 /// own work only try-locks (the yield, if another thread waits, takes the
 /// lock); a cross-call (a TLB shootdown: its handler takes no lock), so
 /// that a thread running here does not wait for the munmap on another
@@ -208,8 +209,8 @@ fn access_of(frame: &TrapFrame) -> Access {
 /// lock, without the kernel lock or the process table (mm.rs,
 /// vm/src/vm_fault/shared.rs), after a writer of the space in or waiting
 /// is through (`Mm::read`); false, with nothing changed, when it
-/// needs `page_fault`: not a first touch of anonymous memory, or the fault
-/// trace on (its line names the process, which takes the table).
+/// needs `page_fault`: not a first touch or a 4 KiB copy-on-write of
+/// anonymous memory, or the fault trace on (its line names the process, which takes the table).
 fn parallel_fault(frame: &TrapFrame) -> bool {
     if vmstat::tracing() {
         return false;

@@ -16,6 +16,10 @@
  * - fork: the parent's threads keep storing while the main thread forks;
  *   the child's copy never changes afterwards (a parent thread's stale
  *   writable TLB entry would store into the frame the child now shares).
+ * - copy-on-write: the main thread breaks a page's copy-on-write while a
+ *   reader thread keeps reading it; once the store is published the
+ *   reader never sees the page from before (a reader's stale TLB entry
+ *   would still show it the old frame, which the child keeps).
  *
  * Usage: racetest [SECONDS] (default 2: each race runs for that long).
  * Built by boot/tests/races.rs with: musl-gcc -static -O2 -pthread
@@ -357,6 +361,67 @@ static void fork_race(void) {
     check(changed == 0, "fork race: no child's copy changed after fork");
 }
 
+/* ---- a copy-on-write break seen by every thread ---- */
+
+/* The main thread forks a child that only waits, so that the page is
+ * shared, then stores the round's number into it: a copy-on-write break,
+ * which gives the main thread a new frame. A reader thread on the other
+ * CPU keeps reading the page; once the number is published (in another
+ * page), the page must hold it for the reader too. A reader still
+ * translating through its old TLB entry would read the old frame, which
+ * the child keeps, and the round before's number. */
+static volatile uint64_t *cow_page;
+static volatile uint64_t cow_published; /* the number stored, once it is */
+static volatile uint64_t cow_stale, cow_reads;
+
+static void *cow_reader(void *arg) {
+    (void)arg;
+    while (!stop) {
+        uint64_t want = cow_published;
+        if (cow_page[0] < want) cow_stale++;
+        cow_reads++;
+    }
+    return NULL;
+}
+
+static void cow_break_race(void) {
+    stop = 0;
+    cow_page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cow_page[0] = 0;
+    pthread_t reader;
+    pthread_create(&reader, NULL, cow_reader, NULL);
+    double end = now() + seconds;
+    uint64_t round = 0;
+    long other = 0;
+    while (now() < end || round == 0) {
+        int gate[2];
+        if (pipe(gate) != 0) break;
+        pid_t child = fork();
+        if (child == 0) {
+            char c;
+            close(gate[1]);
+            (void)!read(gate[0], &c, 1);
+            _exit(0);
+        }
+        round++;
+        cow_page[0] = round;
+        cow_published = round;
+        /* Let the reader look at the page a while, with the child alive. */
+        for (volatile int spin = 0; spin < 20000; spin++) {
+        }
+        close(gate[0]);
+        close(gate[1]);
+        int status;
+        waitpid(child, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) other++;
+    }
+    stop = 1;
+    pthread_join(reader, NULL);
+    munmap((void *)cow_page, PAGE);
+    check(cow_reads > 0 && other == 0, "copy-on-write race: the reader read, every child exited");
+    check(cow_stale == 0, "copy-on-write race: no thread saw the page from before the break");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) seconds = atof(argv[1]);
     if (seconds <= 0) seconds = 2;
@@ -373,6 +438,7 @@ int main(int argc, char **argv) {
     mprotect_race();
     first_touch_race();
     fork_race();
+    cow_break_race();
     printf("%d failures\n", failures);
     printf("END racetest\n");
     if (getpid() == 1) reboot(RB_POWER_OFF);

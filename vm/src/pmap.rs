@@ -219,9 +219,9 @@ pub enum Pte {
 /// them on one space at once: a look reads the entries as they are (the
 /// kernel's takes no lock), a change takes the
 /// page-table lock (the kernel's: the lock of the entry's 2 MiB slot), and
-/// the `enter_*` ones look again under it: another CPU may have resolved the same fault since this one's
-/// lookup, and then nothing changes (false) and the caller keeps its
-/// frame. Every other change of a space's tables is made under the write
+/// the `enter_*` and `*_if` ones look again under it: another CPU may
+/// have resolved the same fault since this one's lookup, and then nothing
+/// changes (false) and the caller keeps its frame. Every other change of a space's tables is made under the write
 /// lock, through `Pmap`'s `&mut self`, and so never meets these.
 pub trait SharedPmap {
     /// The PTE covering `va`.
@@ -235,6 +235,17 @@ pub trait SharedPmap {
     /// Map the 2 MiB page at `va` to the block headed by `pfn` if the slot
     /// is still free (`huge_slot_free`); false, nothing changed.
     fn enter_huge_if_free(&self, va: u64, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory>;
+    /// Copy-on-write's replace: if the 4 KiB PTE at `va` still is `old`,
+    /// point it at `pfn` (the caller's reference) with `prot`, and return
+    /// true once no CPU's TLB holds `old` any more (the shootdown: the
+    /// old entry gave read access, which goes). `old`'s reference is then
+    /// the caller's, to give back. False: the PTE changed meanwhile, and
+    /// nothing did here.
+    fn replace_if(&self, va: u64, old: Mapping, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory>;
+    /// Copy-on-write of a frame's last reference: if the 4 KiB PTE at `va`
+    /// still is `old`, give it `prot` (write added, so no shootdown).
+    /// False: the PTE changed meanwhile, and nothing did here.
+    fn protect_if(&self, va: u64, old: Mapping, prot: PteProt) -> bool;
     /// `Pmap::unmap_range` for munmap's second half, under the read lock
     /// (vm/src/space/unmap.rs): [start, end) is in no VMA any more, so no
     /// fault adds to it, but faults elsewhere in the space may walk and

@@ -88,6 +88,23 @@ impl SharedPmap for RacyPmap {
         }
         inner.enter_huge(va, pfn, prot).map(|()| true)
     }
+    fn replace_if(&self, va: u64, old: Mapping, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
+        self.tick();
+        let mut inner = self.inner.borrow_mut();
+        if inner.query(va) != Some(old) {
+            return Ok(false);
+        }
+        inner.replace(va, pfn, prot).map(|_| true)
+    }
+    fn protect_if(&self, va: u64, old: Mapping, prot: PteProt) -> bool {
+        self.tick();
+        let mut inner = self.inner.borrow_mut();
+        if inner.query(va) != Some(old) {
+            return false;
+        }
+        inner.protect_range(va, va + PAGE, &mut |_, _| prot);
+        true
+    }
     fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
         self.tick();
         self.inner.borrow_mut().unmap_range(start, end, release)
@@ -321,18 +338,119 @@ fn a_first_touch_under_the_read_lock_resolves_as_the_write_lock_fault_does() {
         space.fault_shared(&mut mem, written, Access::Write),
         Some(Resolution::Spurious)
     );
-    // A write to the zero page is copy-on-write, nothing mapped is a
-    // SIGSEGV, and an access the VMA refuses too: the write lock's.
-    assert_eq!(space.fault_shared(&mut mem, read, Access::Write), None);
+    // Nothing mapped is a SIGSEGV, and an access the VMA refuses too: the
+    // write lock's.
     assert_eq!(
         space.fault_shared(&mut mem, addr + 2 * PAGE, Access::Read),
         None
     );
     assert_eq!(space.fault_shared(&mut mem, written, Access::Execute), None);
-    assert_eq!(mem.in_use(), 1, "one frame: the written page's");
+    // A write to the zero page is copy-on-write: a zeroed frame of its own.
+    assert_eq!(
+        space.fault_shared(&mut mem, read, Access::Write),
+        Some(Resolution::CopyOnWrite)
+    );
+    let m = space.pmap.query(read).expect("mapped");
+    assert!(m.prot.write && m.pfn != Pfn(0));
+    assert_eq!(mem.in_use(), 2, "two frames: the written pages'");
     space.audit_rmap().expect("rmap matches");
     space.clear(&mut mem);
     assert_eq!(mem.in_use(), 0);
+}
+
+/// A written page whose frame "another process" shares, as fork leaves
+/// it: read-only here, one more reference (`share`), the byte 42 in it.
+/// The space, its page and that frame.
+fn shared_page(
+    mem: &mut FakeMemory,
+    other: Other,
+    share: bool,
+) -> (AddressSpace<RacyPmap>, u64, Pfn) {
+    let mut space = AddressSpace::new(RacyPmap::new(2, other), TOP);
+    space.thp = Mode::Never;
+    let addr = anon(&mut space, mem);
+    assert_eq!(
+        space.fault(mem, addr, Access::Write),
+        Ok(Resolution::ZeroFill)
+    );
+    let pfn = space.pmap.query(addr).expect("mapped").pfn;
+    mem.bytes_mut(pfn)[0] = 42;
+    let read_only = PteProt { write: false, ..RW };
+    space
+        .pmap
+        .protect_range(addr, addr + PAGE, &mut |_, _| read_only);
+    if share {
+        mem.get(pfn);
+    }
+    (space, addr, pfn)
+}
+
+#[test]
+fn a_copy_on_write_under_the_read_lock_copies_a_shared_frame() {
+    let mut mem = FakeMemory::new(64);
+    let (mut space, addr, theirs) = shared_page(&mut mem, idle(), true);
+    space.pmap.arm();
+    assert_eq!(
+        space.fault_shared(&mut mem, addr, Access::Write),
+        Some(Resolution::CopyOnWrite)
+    );
+    let m = space.pmap.query(addr).expect("mapped");
+    assert!(m.prot.write && m.pfn != theirs);
+    assert_eq!(mem.bytes(m.pfn)[0], 42, "the copy has the page's bytes");
+    assert_eq!(mem.refcount(theirs), 1, "the other process's reference");
+    assert_eq!(mem.in_use(), 2);
+    space.audit_rmap().expect("rmap matches");
+    space.clear(&mut mem);
+    mem.put(theirs);
+    assert_eq!(mem.in_use(), 0);
+}
+
+#[test]
+fn a_copy_on_write_under_the_read_lock_of_the_last_reference_reuses_the_frame() {
+    let mut mem = FakeMemory::new(64);
+    let (mut space, addr, pfn) = shared_page(&mut mem, idle(), false);
+    space.pmap.arm();
+    assert_eq!(
+        space.fault_shared(&mut mem, addr, Access::Write),
+        Some(Resolution::Reuse)
+    );
+    let m = space.pmap.query(addr).expect("mapped");
+    assert!(m.prot.write && m.pfn == pfn);
+    assert_eq!(mem.in_use(), 1, "no copy");
+    space.clear(&mut mem);
+    assert_eq!(mem.in_use(), 0);
+}
+
+/// Look 1 is the lookup, 2 the look again in `replace_if` or `protect_if`:
+/// the other CPU broke the copy-on-write first, with its own copy.
+#[test]
+fn a_copy_on_write_under_the_read_lock_that_another_cpu_broke_first_is_spurious() {
+    for share in [true, false] {
+        let mut mem = FakeMemory::new(64);
+        let ours = mem.alloc_zeroed().expect("a frame");
+        mem.bytes_mut(ours)[0] = 7;
+        let other: Other = Box::new(move |p| {
+            p.replace(TOP - PAGE, ours, RW).expect("replace");
+        });
+        let (mut space, addr, theirs) = shared_page(&mut mem, other, share);
+        space.pmap.arm();
+        assert_eq!(
+            space.fault_shared(&mut mem, addr, Access::Write),
+            Some(Resolution::Spurious)
+        );
+        let m = space.pmap.query(addr).expect("mapped");
+        assert_eq!((m.pfn, mem.bytes(m.pfn)[0]), (ours, 7));
+        // The old PTE's reference, which the other CPU's fault gives back.
+        mem.put(theirs);
+        let left = if share { 2 } else { 1 };
+        assert_eq!(mem.in_use(), left, "the copy this fault made went back");
+        space.audit_rmap().expect("rmap matches");
+        space.clear(&mut mem);
+        if share {
+            mem.put(theirs);
+        }
+        assert_eq!(mem.in_use(), 0);
+    }
 }
 
 #[test]

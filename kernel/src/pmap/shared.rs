@@ -14,8 +14,12 @@
 //!   this one looked): one lock per 2 MiB slot, hashed, so two threads
 //!   faulting 4 KiB pages in their own regions take different locks. A
 //!   missing table above the slot is made with one compare-and-exchange.
-//! - Nothing here takes a right away, so nothing here needs a TLB
-//!   shootdown: an absent entry is in no TLB.
+//! - Only a copy-on-write takes a right away (`replace_if`: the old
+//!   frame's read access), so only it needs a TLB shootdown, which it
+//!   sends once the slot's lock is let go, before the old frame's
+//!   reference goes back; an absent entry is in no TLB, and a right added
+//!   (`protect_if`) costs a CPU with the stricter entry cached one
+//!   spurious fault.
 //!
 //! munmap's second half runs here too, under the read lock
 //! (vm/src/space/unmap.rs): its range is in no VMA any more, so no fault
@@ -31,7 +35,7 @@
 //! the lock go), so a CPU spinning for one (with interrupts masked) waits
 //! a few microseconds at most.
 
-use super::entry::{entry_of, flags_for, frame_of, mapping_of, swap_slot, take};
+use super::entry::{MMU_BITS, entry_of, flags_for, frame_of, mapping_of, swap_slot, take};
 use super::walk::{self, Visited, Walk};
 use super::{Pmap, PtHeld, rmap};
 use alloc::vec::Vec;
@@ -202,6 +206,21 @@ impl Pmap {
     }
 }
 
+impl Pmap {
+    /// The 4 KiB PTE of `va`, if it still maps `old`; the caller holds
+    /// the slot's lock, so the word stays this PTE.
+    fn leaf_if(&self, va: u64, old: Mapping) -> Option<&'static AtomicU64> {
+        let (_, entry) = self.present_slot(va)?;
+        if entry.flags().contains(Flags::HUGE_PAGE) {
+            return None;
+        }
+        let word = table_word(frame_of_entry(&entry), va, 12);
+        let pte = entry_of(word.load(Ordering::Acquire));
+        let same = pte.flags().contains(Flags::PRESENT) && mapping_of(&pte, false) == old;
+        same.then_some(word)
+    }
+}
+
 /// The entry of the table in `table` for `va`, at the level whose entries
 /// cover 2^`shift` bytes.
 fn table_word(table: PhysFrame, va: u64, shift: u32) -> &'static AtomicU64 {
@@ -356,6 +375,46 @@ impl SharedPmap for Pmap {
         );
         self.count_mapped(512);
         Ok(true)
+    }
+
+    fn replace_if(&self, va: u64, old: Mapping, pfn: Pfn, prot: PteProt) -> Result<bool, NoMemory> {
+        let mut visited = Visited::default();
+        {
+            let _slot = self.locks.slot(va);
+            let Some(word) = self.leaf_if(va, old) else {
+                return Ok(false);
+            };
+            let owner = self.owner(va);
+            rmap::add(pfn, owner)?;
+            rmap::remove(old.pfn, owner);
+            let mut pte = PageTableEntry::new();
+            pte.set_addr(frame_of(pfn).start_address(), flags_for(prot));
+            // Only the MMU writes the word meanwhile (Accessed), and a
+            // read-only page is never Dirty: nothing of the old is kept.
+            word.swap(pte.addr().as_u64() | pte.flags().bits(), Ordering::AcqRel);
+            visited.record(va);
+        }
+        // After the slot's lock: the shootdown waits for the other CPUs,
+        // which may be spinning for that lock (and answer cross-calls
+        // while they spin).
+        self.flush(&visited);
+        Ok(true)
+    }
+
+    fn protect_if(&self, va: u64, old: Mapping, prot: PteProt) -> bool {
+        let _slot = self.locks.slot(va);
+        let Some(word) = self.leaf_if(va, old) else {
+            return false;
+        };
+        // A right added: a CPU with the old entry cached faults once more
+        // and finds this one (a spurious fault), so no shootdown. What
+        // the MMU set stays, as in `protect_range`.
+        word.update(Ordering::AcqRel, Ordering::Acquire, |raw| {
+            let mut pte = entry_of(raw);
+            pte.set_flags(flags_for(prot) | (pte.flags() & MMU_BITS));
+            pte.addr().as_u64() | pte.flags().bits()
+        });
+        true
     }
 
     fn unmap_range_shared(&self, start: u64, end: u64, release: &mut dyn FnMut(u64, Mapping)) {
