@@ -179,7 +179,10 @@ def main():
         entries.append(("proc", 0o040755, b"", 0, 0))
         entries.append(("modules", 0o040755, b"", 0, 0))
         entries += [("modules/%d.ko" % i, 0o100644, ko, 0, 0) for i, ko in enumerate(modules())]
-    initrd = os.path.join(WORK, "initrd-%s.cpio" % name)
+    # One per run: two tests may boot the same program at once (pressure.rs
+    # runs two sets of pressuretest's cases), and one's QEMU read the
+    # other's half-written archive ("Unable to mount root fs").
+    initrd = os.path.join(WORK, "initrd-%s-%d.cpio" % (name, os.getpid()))
     dirs = {path for path, mode, _, _, _ in entries if mode & 0o170000 == 0o040000}
     for host, guest in files:
         parts = guest.split("/")
@@ -213,6 +216,7 @@ def main():
     try:
         out = subprocess.run(qemu, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600).stdout.decode(errors="replace")
     finally:
+        os.remove(initrd)
         if swap:
             os.remove(disks[0])
     print(out)

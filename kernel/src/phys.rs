@@ -13,7 +13,7 @@
 //! reference back, and the last reference frees the frame.
 
 use crate::vmstat::{self, Event};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use vm::buddy::{Counts, FrameTable};
 use vm::frame::{PAGE_SIZE, Pfn};
@@ -86,12 +86,30 @@ fn put_pfn(pfn: Pfn, zeroed: bool) {
 
 fn with_table<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
     vmstat::count(Event::FrameTableCall, 1);
-    f(FRAMES.lock().as_mut().expect("phys: used before init"))
+    let mut frames = FRAMES.lock();
+    let table = frames.as_mut().expect("phys: used before init");
+    let result = f(table);
+    TABLE_FREE.store(table.free_frames(), Ordering::Relaxed);
+    result
 }
+
+/// The buddy lists' free frames as the last holder of the frame table's
+/// lock left them (`with_table`), for `free_frames_roughly`.
+static TABLE_FREE: AtomicUsize = AtomicUsize::new(0);
 
 /// Frames free now: on the buddy free lists or in a CPU's cache.
 pub fn free_frames() -> usize {
     with_table(|t| t.free_frames() + cache::cached_frames())
+}
+
+/// `free_frames` without the frame table's lock, for the look at the
+/// watermarks after every fault (`reclaim::due`): the lists' count and
+/// the caches' are each a moment's, not the same moment's, so a frame
+/// moving between them meanwhile is counted twice or not at all. Who acts
+/// on it looks again under the lock (`reclaim::balance`); taking the lock
+/// itself after every fault made the faults of two CPUs meet there.
+pub fn free_frames_roughly() -> usize {
+    TABLE_FREE.load(Ordering::Relaxed) + cache::cached_frames()
 }
 
 /// Give back a frame its holder knows to be all zeros (an empty page
@@ -180,8 +198,12 @@ fn alloc_frame(taker: For) -> Option<Pfn> {
 
 /// Frames of RAM the allocator manages.
 pub fn total_frames() -> usize {
-    with_table(|t| t.total_frames())
+    TOTAL_FRAMES.load(Ordering::Relaxed)
 }
+
+/// The frame table's `total_frames`, fixed once it is built (no RAM comes
+/// or goes later): the watermarks are read after every fault.
+static TOTAL_FRAMES: AtomicUsize = AtomicUsize::new(0);
 
 /// Every frame of RAM is numbered below this (the frame table's length:
 /// the end of the highest usable region), holes and low memory included.

@@ -111,7 +111,7 @@ pub fn balance() {
 /// Whether `balance` has work now: wake the daemon, maybe reclaim (a
 /// fault resolved without the kernel lock asks, and takes it only then).
 pub fn due() -> bool {
-    worthwhile() && phys::free_frames() < low()
+    worthwhile() && phys::free_frames_roughly() < low()
 }
 
 /// A fault found no frame: reclaim some. Whether any came free (then the

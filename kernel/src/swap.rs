@@ -20,7 +20,7 @@ use crate::phys::{self, Frame, KernelPhys};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 use vm::frame::Pfn;
 use vm::pmap::PhysMem;
@@ -43,6 +43,10 @@ static SWAP: Mutex<Option<SwapDisk>> = Mutex::new(None);
 /// Slots taken, kept beside the map so that `in_use` takes no lock (every
 /// fault and unmap asks).
 static USED: AtomicU32 = AtomicU32::new(0);
+/// Whether `SWAP` holds a device (set once, at boot: there is no
+/// swapoff), so that `active`, which every fault's `reclaim::due` asks
+/// while a process runs without the kernel lock, takes no lock either.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The swap cache (vm::swap_cache): one frame per slot for all its PTEs.
 /// Lock order: the address space (the process table) → this → the slot
 /// map and the disks → the frame allocator.
@@ -78,6 +82,7 @@ pub fn init() {
                     path: format!("/dev/{name}"),
                     map: SwapMap::new(header.last_page, &header.bad_pages),
                 });
+                ACTIVE.store(true, Ordering::Release);
                 return;
             }
             Err(why) => log::info!("swap: {name} is not a swap device ({why:?})"),
@@ -92,7 +97,7 @@ pub fn device_path() -> Option<String> {
 
 /// Whether there is a swap device.
 pub fn active() -> bool {
-    SWAP.lock().is_some()
+    ACTIVE.load(Ordering::Acquire)
 }
 
 fn with_map<R>(f: impl FnOnce(&mut SwapMap) -> R) -> Option<R> {

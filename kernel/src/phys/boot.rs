@@ -3,7 +3,9 @@
 //! of the first usable region big enough, then every usable region handed
 //! to the buddy allocator.
 
-use super::{COUNTS, FIRST_OWNERS, FRAMES, PHYS_OFFSET, RAM_END, to_virt};
+use super::{
+    COUNTS, FIRST_OWNERS, FRAMES, PHYS_OFFSET, RAM_END, TABLE_FREE, TOTAL_FRAMES, to_virt,
+};
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use vm::buddy::FrameTable;
@@ -84,6 +86,8 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
         frames
     );
     COUNTS.call_once(|| table.counts());
+    TOTAL_FRAMES.store(table.total_frames(), Ordering::Relaxed);
+    TABLE_FREE.store(table.free_frames(), Ordering::Relaxed);
     *FRAMES.lock() = Some(table);
 }
 
