@@ -24,6 +24,8 @@
 //! - **A cached frame is free**: `phys::free_frames` (MemFree, reclaim's
 //!   watermarks, the leak check at init's exit) adds every CPU's `count`,
 //!   under the frame table's lock, so a batch in flight is counted once.
+//!   (The look after every fault, `free_frames_roughly`, adds them
+//!   without it: a batch in flight may count twice or not at all there.)
 //! - **A cached frame is allocated in the frame table**, an order-0 block
 //!   with one reference, the cache's: taking it from the cache hands that
 //!   reference over and writes no metadata, so it needs no lock. Nothing

@@ -451,6 +451,10 @@ impl SharedPmap for Pmap {
                 });
                 emptied_any |= cleared.emptied.len() > 0;
                 visited.absorb(cleared);
+                // With no slot's lock held: another CPU's cross-call
+                // (a copy-on-write's shootdown, a drain of the frame
+                // caches) waits no longer than one slot's clearing.
+                crate::arch::ipi::poll();
             }
             self.flush(&visited);
             // The emptied tables go with `visited`, after the flush.
