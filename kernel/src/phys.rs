@@ -26,7 +26,11 @@ use x86_64::{PhysAddr, VirtAddr};
 
 mod boot;
 pub mod cache;
+mod free;
 mod zero;
+
+pub use free::free_zeroed;
+use free::{poison, put_pfn};
 
 pub use boot::init;
 
@@ -76,14 +80,6 @@ fn share_pfn(pfn: Pfn) {
     }
 }
 
-/// Drop the caller's reference to the block headed by `pfn`: without the
-/// table's lock unless it may be the last (`put_frame`).
-fn put_pfn(pfn: Pfn, zeroed: bool) {
-    if !counts().try_put(pfn) {
-        with_table(|t| put_frame(t, pfn, zeroed));
-    }
-}
-
 fn with_table<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
     vmstat::count(Event::FrameTableCall, 1);
     let mut frames = FRAMES.lock();
@@ -110,43 +106,6 @@ pub fn free_frames() -> usize {
 /// itself after every fault made the faults of two CPUs meet there.
 pub fn free_frames_roughly() -> usize {
     TABLE_FREE.load(Ordering::Relaxed) + cache::cached_frames()
-}
-
-/// Give back a frame its holder knows to be all zeros (an empty page
-/// table): if this is its last reference, this CPU's cache keeps it for
-/// the next `alloc_zeroed` (page tables come back empty when a range is
-/// unmapped or a space torn down, and the next fault or mmap needs a
-/// zeroed table again: the benchmark's mmap + touch + munmap took three
-/// zeroed frames for one data page).
-pub fn free_zeroed(frame: Frame) {
-    let pfn = frame.pfn();
-    core::mem::forget(frame);
-    put_pfn(pfn, true);
-}
-
-/// Drop the caller's reference to the block headed by `pfn`, under the
-/// table's lock. The last reference to a single frame leaves it in this
-/// CPU's cache (on its zeroed list if `zeroed` says it holds only zeros);
-/// a larger block goes back to the buddy allocator. (A count of 1 read
-/// here is the caller's alone, so it stays 1; a larger one may fall while
-/// it looks, and then `put` frees the block, if it was the last, to the
-/// buddy allocator, missing only the cache and the poison.)
-fn put_frame(t: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
-    let last = t.refcount(pfn) == 1;
-    if last && !zeroed {
-        poison(pfn);
-    }
-    if last && t.is_block(pfn, 0) {
-        cache::put(t, pfn, zeroed);
-    } else {
-        t.put(pfn);
-    }
-}
-
-/// Give this CPU's cached frames back to the buddy allocator
-/// (`cache::drain_all` runs it on every CPU).
-fn drain_this_cpu() {
-    with_table(cache::drain);
 }
 
 /// Whom a frame is for. A process's pages (anonymous, copied, page
@@ -361,18 +320,6 @@ impl Drop for Frame {
 /// cross-calls.
 const ZERO_PIECE: usize = 64 << 10;
 
-/// Debug builds poison a frame whose last reference goes (xv6's kfree), so
-/// a use after free reads garbage instead of plausible old data. (For a
-/// 2 MiB block, its first 4 KiB.)
-fn poison(pfn: Pfn) {
-    if cfg!(debug_assertions) {
-        let ptr = to_virt(PhysAddr::new(pfn.addr())).as_mut_ptr::<u8>();
-        // SAFETY: the caller gives back the frame's last reference: no
-        // mapping or holder remains.
-        unsafe { core::ptr::write_bytes(ptr, 0x5a, PAGE_SIZE as usize) };
-    }
-}
-
 /// The buddy order of a 2 MiB page.
 const HUGE_ORDER: usize = 9;
 
@@ -475,27 +422,7 @@ impl vm::pmap::PhysMem for KernelPhys {
     }
 
     fn put_many(&mut self, pfns: &[Pfn]) {
-        // The shared references go without the lock; the last ones all
-        // under one take of it, not one each (a 64 MiB munmap frees
-        // 16 384 frames, and another CPU's faults want the lock too).
-        let mut last = [Pfn(0); 64];
-        for chunk in pfns.chunks(last.len()) {
-            let mut n = 0;
-            for &pfn in chunk {
-                if !counts().try_put(pfn) {
-                    last[n] = pfn;
-                    n += 1;
-                }
-            }
-            if n > 0 {
-                with_table(|t| last[..n].iter().for_each(|&pfn| put_frame(t, pfn, false)));
-            }
-            // Between chunks, with no lock held, the cross-call another CPU
-            // may be waiting for is answered (`ipi::poll`): else its
-            // shootdown waits for the whole loop (16 384 frames: about
-            // 10 M cycles under TCG).
-            crate::arch::ipi::poll();
-        }
+        free::put_many(pfns);
     }
 
     fn refcount(&self, pfn: Pfn) -> u32 {

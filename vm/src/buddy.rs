@@ -22,6 +22,7 @@
 use crate::frame::{FrameFlags, FrameMeta, NO_LINK, Pfn};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+mod batch;
 mod counts;
 mod split;
 

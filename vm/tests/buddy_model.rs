@@ -1,6 +1,7 @@
 //! Model test: the buddy allocator against a plain array saying, for every
 //! frame, whether it is reserved, free or taken. Random sequences of
-//! allocations (of every order), frees and reference-count changes must
+//! allocations (of every order), frees (one at a time, and single frames
+//! many at once: `put_frames`) and reference-count changes must
 //! never hand out overlapping, misaligned or reserved frames, must keep the
 //! counters exact, and must merge everything back into maximal blocks at
 //! the end. The table starts at a random, usually unaligned, frame number so
@@ -32,6 +33,8 @@ enum Op {
     Free(usize),
     Get(usize),
     Put(usize),
+    /// `put_frames` on up to this many single frames, from this index on.
+    PutFrames(usize, usize),
 }
 
 /// Mostly small orders, as a kernel asks for, but every order now and then.
@@ -41,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Free),
         1 => any::<usize>().prop_map(Op::Get),
         1 => any::<usize>().prop_map(Op::Put),
+        1 => (any::<usize>(), 1..40usize).prop_map(|(i, n)| Op::PutFrames(i, n)),
     ]
 }
 
@@ -145,6 +149,30 @@ proptest! {
                         let block = live.swap_remove(index);
                         mark(&mut model, base, block.head, block.order, State::Taken, State::Free);
                     }
+                }
+                Op::PutFrames(i, n) if !live.is_empty() => {
+                    // Single frames only, as munmap gives back.
+                    let from = i % live.len();
+                    let picked: Vec<usize> = (from..live.len())
+                        .filter(|&k| live[k].order == 0)
+                        .take(n)
+                        .collect();
+                    let mut heads: Vec<Pfn> = picked.iter().map(|&k| Pfn(live[k].head)).collect();
+                    let freed = table.put_frames(&mut heads);
+                    let mut expect = Vec::new();
+                    // From the back, so that `swap_remove` moves only
+                    // blocks already looked at.
+                    for &k in picked.iter().rev() {
+                        live[k].refs -= 1;
+                        if live[k].refs == 0 {
+                            let block = live.swap_remove(k);
+                            expect.push(block.head);
+                            mark(&mut model, base, block.head, 0, State::Taken, State::Free);
+                        }
+                    }
+                    expect.sort();
+                    let got: Vec<u64> = heads[..freed].iter().map(|p| p.0).collect();
+                    prop_assert_eq!(got, expect, "the frames freed, sorted");
                 }
                 _ => {}
             }

@@ -186,6 +186,12 @@ pub fn put(table: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
     })
 }
 
+/// Keep `pfn`, whose last reference its holder gives up, in this CPU's
+/// cache if there is room; false, and nothing done, if it is full.
+pub fn keep(pfn: Pfn) -> bool {
+    with_lists(|l| l.dirty.push(pfn))
+}
+
 /// Give every frame of this CPU's cache back to `table` (the caller holds
 /// its lock).
 pub fn drain(table: &mut FrameTable<'static>) {
@@ -201,13 +207,13 @@ pub fn drain(table: &mut FrameTable<'static>) {
 /// drain their own, by a cross-call (which returns once all have): their
 /// lists are theirs alone.
 pub fn drain_all() {
-    super::drain_this_cpu();
+    super::free::drain_this_cpu();
     let me = percpu::this().index();
     let mut holders = CpuSet::default();
     for cpu in percpu::online().filter(|c| c.index() != me && c.frames.count() > 0) {
         holders.insert(cpu.index());
     }
     if !holders.is_empty() {
-        ipi::call(holders, Request::Run(super::drain_this_cpu));
+        ipi::call(holders, Request::Run(super::free::drain_this_cpu));
     }
 }
