@@ -1,7 +1,8 @@
 //! Model test: the buddy allocator against a plain array saying, for every
 //! frame, whether it is reserved, free or taken. Random sequences of
-//! allocations (of every order), frees (one at a time, and single frames
-//! many at once: `put_frames`) and reference-count changes must
+//! allocations (of every order, and single frames many at once:
+//! `alloc_frames`), frees (one at a time, and single frames many at once:
+//! `put_frames`) and reference-count changes must
 //! never hand out overlapping, misaligned or reserved frames, must keep the
 //! counters exact, and must merge everything back into maximal blocks at
 //! the end. The table starts at a random, usually unaligned, frame number so
@@ -35,6 +36,8 @@ enum Op {
     Put(usize),
     /// `put_frames` on up to this many single frames, from this index on.
     PutFrames(usize, usize),
+    /// `alloc_frames` of this many single frames.
+    AllocFrames(usize),
 }
 
 /// Mostly small orders, as a kernel asks for, but every order now and then.
@@ -45,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Get),
         1 => any::<usize>().prop_map(Op::Put),
         1 => (any::<usize>(), 1..40usize).prop_map(|(i, n)| Op::PutFrames(i, n)),
+        1 => (1..40usize).prop_map(Op::AllocFrames),
     ]
 }
 
@@ -150,6 +154,17 @@ proptest! {
                         mark(&mut model, base, block.head, block.order, State::Taken, State::Free);
                     }
                 }
+                Op::AllocFrames(n) => {
+                    let mut out = vec![Pfn(0); n];
+                    let free_before = table.free_frames();
+                    let got = table.alloc_frames(&mut out);
+                    // Short only when nothing is left.
+                    prop_assert_eq!(got, n.min(free_before));
+                    for &p in &out[..got] {
+                        mark(&mut model, base, p.0, 0, State::Free, State::Taken);
+                        live.push(Live { head: p.0, order: 0, refs: 1 });
+                    }
+                }
                 Op::PutFrames(i, n) if !live.is_empty() => {
                     // Single frames only, as munmap gives back.
                     let from = i % live.len();
@@ -201,6 +216,56 @@ proptest! {
         expected.sort();
         listed.sort();
         prop_assert_eq!(listed, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(96))]
+    /// `alloc_frames(n)` takes the frames `n` calls of `alloc(0)` take and
+    /// leaves the same free blocks, whatever the table looked like.
+    #[test]
+    fn alloc_frames_takes_what_alloc_0_takes(
+        base in 0..3 * 1024u64,
+        ranges in ranges(),
+        before in prop::collection::vec((0..4usize, any::<bool>()), 0..60),
+        n in 1..70usize,
+    ) {
+        let (mut meta_a, mut meta_b) = (vec![FrameMeta::RESERVED; FRAMES as usize], vec![FrameMeta::RESERVED; FRAMES as usize]);
+        let (counts_a, counts_b) = (new_counts(FRAMES as usize), new_counts(FRAMES as usize));
+        let mut a = FrameTable::new(&mut meta_a, &counts_a, Pfn(base));
+        let mut b = FrameTable::new(&mut meta_b, &counts_b, Pfn(base));
+        for &(s, e) in &ranges {
+            a.add_free_range(Pfn(base + s), Pfn(base + e));
+            b.add_free_range(Pfn(base + s), Pfn(base + e));
+        }
+        // The same history on both: some blocks taken, some of them freed.
+        let mut held = Vec::new();
+        for (order, free_one) in before {
+            if let (Some(x), Some(y)) = (a.alloc(order), b.alloc(order)) {
+                prop_assert_eq!(x, y);
+                held.push(x);
+            }
+            if free_one && held.len() > 1 {
+                let x = held.swap_remove(held.len() / 2);
+                a.free(x);
+                b.free(x);
+            }
+        }
+        let mut one_by_one: Vec<Pfn> = (0..n).map_while(|_| a.alloc(0)).collect();
+        let mut out = vec![Pfn(0); n];
+        let got = b.alloc_frames(&mut out);
+        let mut at_once = out[..got].to_vec();
+        one_by_one.sort();
+        at_once.sort();
+        prop_assert_eq!(at_once, one_by_one);
+        for order in 0..=MAX_ORDER {
+            let mut left_a: Vec<Pfn> = a.free_blocks(order).collect();
+            let mut left_b: Vec<Pfn> = b.free_blocks(order).collect();
+            left_a.sort();
+            left_b.sort();
+            prop_assert_eq!(left_b, left_a, "order {}", order);
+        }
+        b.verify();
     }
 }
 

@@ -56,28 +56,28 @@ const BATCH: usize = 32;
 /// Free frames, the most recently freed last (taken first: still warm in
 /// the CPU's caches).
 struct List {
-    pfns: [u64; CAPACITY],
+    pfns: [Pfn; CAPACITY],
     len: usize,
 }
 
 impl List {
     const fn new() -> Self {
         List {
-            pfns: [0; CAPACITY],
+            pfns: [Pfn(0); CAPACITY],
             len: 0,
         }
     }
 
     fn pop(&mut self) -> Option<Pfn> {
         self.len = self.len.checked_sub(1)?;
-        Some(Pfn(self.pfns[self.len]))
+        Some(self.pfns[self.len])
     }
 
     /// False, and nothing changed, when the list is full.
     fn push(&mut self, pfn: Pfn) -> bool {
         let room = self.len < CAPACITY;
         if room {
-            self.pfns[self.len] = pfn.0;
+            self.pfns[self.len] = pfn;
             self.len += 1;
         }
         room
@@ -152,10 +152,8 @@ pub fn take_zeroed() -> Option<Pfn> {
 pub fn take(table: &mut FrameTable<'static>) -> Option<Pfn> {
     with_lists(|l| {
         if l.dirty.len == 0 {
-            while l.dirty.len < BATCH {
-                let Some(pfn) = table.alloc(0) else { break };
-                l.dirty.push(pfn);
-            }
+            // In one call, a block at a time (buddy/batch.rs).
+            l.dirty.len = table.alloc_frames(&mut l.dirty.pfns[..BATCH]);
         }
         l.dirty.pop().or_else(|| l.zeroed.pop())
     })
@@ -177,7 +175,7 @@ pub fn put(table: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
         }
         if l.dirty.len == CAPACITY {
             for &cold in &l.dirty.pfns[..BATCH] {
-                table.put(Pfn(cold));
+                table.put(cold);
             }
             l.dirty.pfns.copy_within(BATCH.., 0);
             l.dirty.len -= BATCH;

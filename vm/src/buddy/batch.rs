@@ -1,5 +1,11 @@
-//! Giving back many single frames at once: munmap's give-back of its
-//! small pages (kernel/src/phys.rs, `put_many`).
+//! Taking and giving back many single frames at once: a CPU's frame
+//! cache refilled (kernel/src/phys/cache.rs), and munmap's give-back of
+//! its small pages (kernel/src/phys/free.rs).
+//!
+//! `alloc_frames` takes what `alloc(0)` would take that many times, the
+//! smallest free blocks first, but each block whole (or split once, down
+//! to the part that fits) instead of one frame and one list operation at
+//! a time.
 //!
 //! Freed one at a time, each frame starts its merge walk at order 0: a
 //! look at its buddy's metadata, an unlink from that buddy's free list
@@ -17,11 +23,44 @@
 //! state for a given set of free frames (the largest aligned blocks that
 //! tile it). Only the order of blocks within a list may differ.
 
-use super::{FrameTable, largest_block};
-use crate::frame::{FrameFlags, Pfn};
+use super::{FrameTable, MAX_ORDER, largest_block};
+use crate::frame::{FrameFlags, NO_LINK, Pfn};
 use core::sync::atomic::Ordering;
 
 impl FrameTable<'_> {
+    /// Fill `out` with single frames (order-0 blocks, each with one
+    /// reference), as many as are free; how many. The same frames, and the
+    /// same free blocks left, as `alloc(0)` once for each: the smallest
+    /// free block first, its lower part kept when it is larger than what
+    /// is left to take and its upper halves put back on their lists.
+    pub fn alloc_frames(&mut self, out: &mut [Pfn]) -> usize {
+        let mut taken = 0;
+        while taken < out.len() {
+            let Some(found) = (0..=MAX_ORDER).find(|&o| self.free_lists[o] != NO_LINK) else {
+                break;
+            };
+            let pfn = self.base + u64::from(self.free_lists[found]);
+            self.unlink(pfn, found);
+            // The largest power of two not above what is left.
+            let fits = (out.len() - taken).ilog2() as usize;
+            let mut order = found;
+            while order > fits {
+                order -= 1;
+                self.push(pfn + (1 << order), order);
+            }
+            for frame in pfn..pfn + (1 << order) {
+                let meta = self.meta_mut(frame);
+                meta.flags = FrameFlags::HEAD;
+                meta.order = 0;
+                self.counts.at(frame).store(1, Ordering::Relaxed);
+                out[taken] = Pfn(frame);
+                taken += 1;
+            }
+            self.free -= 1 << order;
+        }
+        taken
+    }
+
     /// `put` on each of `heads`, single frames (order-0 blocks); the frames
     /// this freed are left at the front of `heads`, sorted, and their
     /// number is returned. Panics as `put` does, and on a larger block.
