@@ -271,6 +271,23 @@ pub fn set_running(mm: Option<Arc<Mm>>) {
     drop(old);
 }
 
+/// `set_running(None)` for a cross-call's handler (init's exit makes
+/// every CPU leave its space, proc/exit.rs). The handler may have
+/// interrupted this CPU's own fault inside `with_running`, polling while
+/// it waits for another CPU (a shootdown of its copy-on-write, the
+/// writer in `Mm::read`): the slot is then held by that fault, and
+/// waiting for it would wait forever. So the slot is let be: that fault
+/// ends, and the CPU then waits for the kernel lock, which init's exit
+/// keeps until the machine stops.
+pub fn leave_running() {
+    let Some(mut slot) = RUNNING[percpu::this().index()].0.try_lock() else {
+        return;
+    };
+    let old = slot.take();
+    drop(slot);
+    drop(old);
+}
+
 /// The address space of the thread this CPU runs.
 pub fn running() -> Option<Arc<Mm>> {
     RUNNING[percpu::this().index()].0.lock().clone()

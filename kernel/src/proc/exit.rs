@@ -252,7 +252,7 @@ pub fn reap(pid: Pid) {
 /// Load the kernel's tables and let go of the space this CPU ran.
 fn leave_user_space() {
     pmap::activate_kernel();
-    crate::mm::set_running(None);
+    crate::mm::leave_running();
 }
 
 /// The runner's status for init's wait status (DESIGN §1), after a leak check.
