@@ -43,13 +43,12 @@ linux-test:
 	@$(MAKE) --no-print-directory -j2 -Otarget $(LINUX_TESTS:%=linux-%)
 ## The stale-memory races (userland/c/racetest.c) on 4 CPUs for minutes:
 ## STRESS_SECONDS per race (default 60); `make test` runs them for 2 s.
-## Then what is too slow for `make test` on 2 host cores: vmtest,
-## proctest, filetest and the pthreads program on 4 CPUs (boot/tests/smp.rs
-## says why), and every pressuretest case on Linux.
+## Then every pressuretest case on Linux. (vmtest, proctest, filetest,
+## isotest, the fuzzers and the pthreads program on 4 CPUs are in
+## `make test` again since December 8: boot/tests/smp.rs says why.)
 STRESS_SECONDS ?= 60
 stress: setup
 	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test -p boot --test races -- --ignored --nocapture
-	$(CARGO) test -p boot --test smp --test threads --test isolation --test fuzz -- --ignored
 	@$(MAKE) --no-print-directory linux-pressuretest
 linux-swaptest:
 	python3 scripts/linux-run.py --swap 64M swaptest -- /dev/vda 65532

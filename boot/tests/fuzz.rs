@@ -49,7 +49,6 @@ fn a_short_fixed_seed_fuzz_run_is_clean_with_two_cpus() {
 }
 
 #[test]
-#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn a_short_fixed_seed_fuzz_run_is_clean_with_four_cpus() {
     fuzz_on("4");
 }
@@ -79,7 +78,6 @@ fn chaos_fixed_seeds_leave_the_kernel_running_with_two_cpus() {
 }
 
 #[test]
-#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn chaos_fixed_seeds_leave_the_kernel_running_with_four_cpus() {
     chaos_on("4");
 }

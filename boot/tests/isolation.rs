@@ -54,7 +54,6 @@ fn isotest_cases_pass_with_two_cpus() {
 }
 
 #[test]
-#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn isotest_cases_pass_with_four_cpus() {
     isotest_on("4", "128M", &[]);
     isotest_on("4", "256M", &["map-count"]);

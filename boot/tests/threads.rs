@@ -72,9 +72,9 @@ fn pthreads_program_passes_on_two_cpus() {
     run_on_pageos(&path, "2");
 }
 
-/// In `make stress` (see boot/tests/smp.rs: 4 vCPUs on 2 host cores).
+/// 4 vCPUs on 2 host cores (boot/tests/smp.rs says why this is in
+/// `make test` again).
 #[test]
-#[ignore = "4 vCPUs on 2 host cores: make stress"]
 fn pthreads_program_passes_on_four_cpus() {
     let Some(path) = pthreads() else {
         return;
