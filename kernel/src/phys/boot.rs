@@ -87,6 +87,7 @@ pub fn init(phys_offset: u64, regions: &MemoryRegions) {
     );
     COUNTS.call_once(|| table.counts());
     TOTAL_FRAMES.store(table.total_frames(), Ordering::Relaxed);
+    super::cache::set_high(table.total_frames());
     TABLE_FREE.store(table.free_frames(), Ordering::Relaxed);
     *FRAMES.lock() = Some(table);
 }

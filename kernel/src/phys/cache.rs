@@ -5,10 +5,21 @@
 //! The buddy allocator has one lock for the whole machine. A fault takes
 //! one frame and munmap gives frames back one at a time, so with faults
 //! running on several CPUs every one of them would meet at that lock, and
-//! pay a split or a merge walk for each frame. Instead each CPU keeps up
-//! to `CAPACITY` free frames of its own: it takes from them without the
-//! lock, refills them with `BATCH` frames under one take of the lock when
-//! they run out, and gives `BATCH` back the same way when they overflow.
+//! pay a split or a merge walk for each frame. Instead each CPU keeps free
+//! frames of its own: it takes from them without the lock, refills them
+//! with `BATCH` frames under one take of the lock when they run out, and
+//! gives its `BATCH` coldest back the same way when they overflow.
+//!
+//! How many it keeps, `high`, is a sixteenth of memory (at most
+//! `CAPACITY`, 64 MiB of frames; at least 64): a munmap of 64 MiB on a
+//! 1 GiB machine leaves nearly all of its frames here, and the faults of
+//! the next round take them back without the lock, where a cache of 64
+//! sent all but 64 through the buddy allocator each round (a thread's
+//! page_fault1 rate went up by a third: docs/src/frames.md). Linux bounds
+//! its lists by the zone's low watermark instead, because its watermark
+//! checks do not count them as free; here they are counted free (below),
+//! so the bound says only how much one CPU may hold back from the others
+//! until an allocation that finds nothing drains every cache.
 //!
 //! A second list holds frames known to be all zeros (page tables that came
 //! back empty when a range was unmapped or a space torn down): the next
@@ -48,39 +59,79 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use vm::buddy::FrameTable;
 use vm::frame::Pfn;
 
-/// Frames a CPU keeps at most on each list (Linux's `pcp->high`).
-const CAPACITY: usize = 64;
+/// Frames a CPU keeps at most on its list of unknown contents (Linux's
+/// `pcp->high`, here fixed at boot: `high`); a power of two, for the ring.
+const CAPACITY: usize = 16384;
+/// Frames it keeps at most on its list of zeroed frames (empty page
+/// tables: a few per munmap).
+const ZEROED_CAPACITY: usize = 64;
 /// Frames moved to or from the buddy allocator at once (`pcp->batch`).
 const BATCH: usize = 32;
 
-/// Free frames, the most recently freed last (taken first: still warm in
-/// the CPU's caches).
-struct List {
-    pfns: [Pfn; CAPACITY],
+/// The bound on a CPU's list of unknown contents: a sixteenth of memory,
+/// between 64 frames and `CAPACITY`. Set once at boot (`set_high`), before
+/// any frame is freed.
+static HIGH: AtomicUsize = AtomicUsize::new(64);
+
+/// Size the caches for `total_frames` of RAM (phys/boot.rs).
+pub(super) fn set_high(total_frames: usize) {
+    HIGH.store((total_frames / 16).clamp(64, CAPACITY), Ordering::Relaxed);
+}
+
+/// Free frames in a ring: the most recently freed at the tail, taken
+/// first (still warm in the CPU's caches); the coldest at the head, the
+/// first to go back to the buddy allocator when the list overflows, which
+/// then takes no copying of the rest.
+struct List<const N: usize> {
+    pfns: [Pfn; N],
+    /// Where the coldest frame is.
+    head: usize,
     len: usize,
 }
 
-impl List {
+impl<const N: usize> List<N> {
     const fn new() -> Self {
         List {
-            pfns: [Pfn(0); CAPACITY],
+            pfns: [Pfn(0); N],
+            head: 0,
             len: 0,
         }
     }
 
-    fn pop(&mut self) -> Option<Pfn> {
-        self.len = self.len.checked_sub(1)?;
-        Some(self.pfns[self.len])
+    fn slot(&self, i: usize) -> usize {
+        (self.head + i) % N
     }
 
-    /// False, and nothing changed, when the list is full.
-    fn push(&mut self, pfn: Pfn) -> bool {
-        let room = self.len < CAPACITY;
+    fn pop(&mut self) -> Option<Pfn> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.pfns[self.slot(self.len)])
+    }
+
+    /// False, and nothing changed, when the list holds `high` frames.
+    fn push(&mut self, pfn: Pfn, high: usize) -> bool {
+        let room = self.len < high.min(N);
         if room {
-            self.pfns[self.len] = pfn;
+            self.pfns[self.slot(self.len)] = pfn;
             self.len += 1;
         }
         room
+    }
+
+    /// The coldest `BATCH` frames, taken off the list.
+    fn take_coldest(&mut self) -> impl Iterator<Item = Pfn> + '_ {
+        let n = BATCH.min(self.len);
+        let head = self.head;
+        self.head = (head + n) % N;
+        self.len -= n;
+        (0..n).map(move |i| self.pfns[(head + i) % N])
+    }
+
+    /// Fill the empty list from `fill`, which writes frames into the slice
+    /// it is given and says how many.
+    fn refill(&mut self, fill: impl FnOnce(&mut [Pfn]) -> usize) {
+        debug_assert_eq!(self.len, 0);
+        self.head = 0;
+        self.len = fill(&mut self.pfns[..BATCH.min(N)]);
     }
 }
 
@@ -93,9 +144,9 @@ pub struct FrameCache {
 
 struct Lists {
     /// Frames whose bytes are unknown (debug builds poisoned them).
-    dirty: List,
+    dirty: List<CAPACITY>,
     /// Frames known to hold only zeros.
-    zeroed: List,
+    zeroed: List<ZEROED_CAPACITY>,
 }
 
 // SAFETY: `lists` is used only by the CPU that owns the cache, with
@@ -153,7 +204,7 @@ pub fn take(table: &mut FrameTable<'static>) -> Option<Pfn> {
     with_lists(|l| {
         if l.dirty.len == 0 {
             // In one call, a block at a time (buddy/batch.rs).
-            l.dirty.len = table.alloc_frames(&mut l.dirty.pfns[..BATCH]);
+            l.dirty.refill(|pfns| table.alloc_frames(pfns));
         }
         l.dirty.pop().or_else(|| l.zeroed.pop())
     })
@@ -169,25 +220,25 @@ pub fn take_cached() -> Option<Pfn> {
 /// first gives its `BATCH` coldest frames back to `table` (the caller
 /// holds its lock).
 pub fn put(table: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
+    let high = HIGH.load(Ordering::Relaxed);
     with_lists(|l| {
-        if zeroed && l.zeroed.push(pfn) {
+        if zeroed && l.zeroed.push(pfn, ZEROED_CAPACITY) {
             return;
         }
-        if l.dirty.len == CAPACITY {
-            for &cold in &l.dirty.pfns[..BATCH] {
+        if !l.dirty.push(pfn, high) {
+            for cold in l.dirty.take_coldest() {
                 table.put(cold);
             }
-            l.dirty.pfns.copy_within(BATCH.., 0);
-            l.dirty.len -= BATCH;
+            l.dirty.push(pfn, high);
         }
-        l.dirty.push(pfn);
     })
 }
 
 /// Keep `pfn`, whose last reference its holder gives up, in this CPU's
 /// cache if there is room; false, and nothing done, if it is full.
 pub fn keep(pfn: Pfn) -> bool {
-    with_lists(|l| l.dirty.push(pfn))
+    let high = HIGH.load(Ordering::Relaxed);
+    with_lists(|l| l.dirty.push(pfn, high))
 }
 
 /// Give every frame of this CPU's cache back to `table` (the caller holds

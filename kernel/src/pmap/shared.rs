@@ -117,12 +117,19 @@ impl Pmap {
 
     /// Clear the present leaves of [from, to), inside one slot, under the
     /// slot's lock, handing each one's mapping to `cleared`; its table goes
-    /// too if that left it empty. The leaves it changed, unflushed.
-    fn clear_slot(&self, from: u64, to: u64, cleared: &mut dyn FnMut(u64, Mapping)) -> Visited {
+    /// too if that left it empty. The leaves it changed, unflushed, and
+    /// whether the slot's level-2 entry is clear now (a 2 MiB page gone, or
+    /// its table), which may have left the tables above it empty.
+    fn clear_slot(
+        &self,
+        from: u64,
+        to: u64,
+        cleared: &mut dyn FnMut(u64, Mapping),
+    ) -> (Visited, bool) {
         let mut visited = Visited::default();
         let _slot = self.locks.slot(from);
         let Some((slot, entry)) = self.present_slot(from) else {
-            return visited;
+            return (visited, false);
         };
         let base = from & !(HUGE - 1);
         let id = self.id();
@@ -136,7 +143,7 @@ impl Pmap {
             self.count_unmapped(512);
             cleared(base, mapping);
             visited.record(base);
-            return visited;
+            return (visited, true);
         }
         let table = frame_of_entry(&entry);
         // SAFETY: the slot's table, which stays while its lock is held.
@@ -155,12 +162,13 @@ impl Pmap {
             visited.record(va);
         }
         self.count_unmapped(unmapped);
-        if words.iter().all(|w| w.load(Ordering::Relaxed) == 0) {
+        let empty = words.iter().all(|w| w.load(Ordering::Relaxed) == 0);
+        if empty {
             slot.store(0, Ordering::Release);
             visited.emptied.push(table);
             visited.record(base);
         }
-        visited
+        (visited, empty)
     }
 }
 
@@ -432,12 +440,16 @@ impl SharedPmap for Pmap {
             self.flush(&visited);
             return;
         }
-        // Other CPUs run this space: a frame goes back only after the
-        // shootdown, a gather of up to GATHER_SLOTS 2 MiB slots at a time.
+        // Other CPUs run this space, or may start to: a frame goes back
+        // only after the shootdown, a gather of up to GATHER_SLOTS 2 MiB
+        // slots at a time.
         if super::lab7::on() {
             return self.lab7_unmap_shared(start, end, release);
         }
         let slots = self.populated_slots(&self.lock_tables(), start, end);
+        // Whether a slot's entry went: then the tables above may be empty
+        // (a 2 MiB page's going empties no table of its own, and leaving
+        // its level-2 table behind, empty, was a frame lost until exit).
         let mut emptied_any = false;
         // One list for every batch: a new one grown to 4 096 entries for
         // each batch took ten reallocations (and copies) a batch.
@@ -448,10 +460,10 @@ impl SharedPmap for Pmap {
                 let (from, to) = (slot.max(start), (slot + HUGE).min(end));
                 // One slot's lock at a time: the faults of the space's
                 // other threads go on elsewhere, and get in between here.
-                let cleared = self.clear_slot(from, to, &mut |va, m| {
+                let (cleared, slot_clear) = self.clear_slot(from, to, &mut |va, m| {
                     gathered.push((va, m));
                 });
-                emptied_any |= cleared.emptied.len() > 0;
+                emptied_any |= slot_clear;
                 visited.absorb(cleared);
                 // With no slot's lock held: another CPU's cross-call
                 // (a copy-on-write's shootdown, a drain of the frame
