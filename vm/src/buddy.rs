@@ -24,9 +24,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 mod batch;
 mod counts;
+mod ring;
 mod split;
 
 pub use counts::{Counts, new_counts};
+pub use ring::FrameRing;
 
 /// The largest block: 2^10 frames = 4 MiB.
 pub const MAX_ORDER: usize = 10;

@@ -56,7 +56,7 @@ use crate::arch::ipi::{self, CpuSet, Request};
 use crate::arch::percpu;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use vm::buddy::FrameTable;
+use vm::buddy::{FrameRing, FrameTable};
 use vm::frame::Pfn;
 
 /// Frames a CPU keeps at most on its list of unknown contents (Linux's
@@ -78,63 +78,6 @@ pub(super) fn set_high(total_frames: usize) {
     HIGH.store((total_frames / 16).clamp(64, CAPACITY), Ordering::Relaxed);
 }
 
-/// Free frames in a ring: the most recently freed at the tail, taken
-/// first (still warm in the CPU's caches); the coldest at the head, the
-/// first to go back to the buddy allocator when the list overflows, which
-/// then takes no copying of the rest.
-struct List<const N: usize> {
-    pfns: [Pfn; N],
-    /// Where the coldest frame is.
-    head: usize,
-    len: usize,
-}
-
-impl<const N: usize> List<N> {
-    const fn new() -> Self {
-        List {
-            pfns: [Pfn(0); N],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn slot(&self, i: usize) -> usize {
-        (self.head + i) % N
-    }
-
-    fn pop(&mut self) -> Option<Pfn> {
-        self.len = self.len.checked_sub(1)?;
-        Some(self.pfns[self.slot(self.len)])
-    }
-
-    /// False, and nothing changed, when the list holds `high` frames.
-    fn push(&mut self, pfn: Pfn, high: usize) -> bool {
-        let room = self.len < high.min(N);
-        if room {
-            self.pfns[self.slot(self.len)] = pfn;
-            self.len += 1;
-        }
-        room
-    }
-
-    /// The coldest `BATCH` frames, taken off the list.
-    fn take_coldest(&mut self) -> impl Iterator<Item = Pfn> + '_ {
-        let n = BATCH.min(self.len);
-        let head = self.head;
-        self.head = (head + n) % N;
-        self.len -= n;
-        (0..n).map(move |i| self.pfns[(head + i) % N])
-    }
-
-    /// Fill the empty list from `fill`, which writes frames into the slice
-    /// it is given and says how many.
-    fn refill(&mut self, fill: impl FnOnce(&mut [Pfn]) -> usize) {
-        debug_assert_eq!(self.len, 0);
-        self.head = 0;
-        self.len = fill(&mut self.pfns[..BATCH.min(N)]);
-    }
-}
-
 /// One CPU's cache, in its `PerCpu`.
 pub struct FrameCache {
     lists: UnsafeCell<Lists>,
@@ -142,11 +85,13 @@ pub struct FrameCache {
     count: AtomicUsize,
 }
 
+/// Each list a ring (vm/src/buddy/ring.rs, tested on the host against a
+/// deque): the warmest frame taken first, the coldest given back first.
 struct Lists {
     /// Frames whose bytes are unknown (debug builds poisoned them).
-    dirty: List<CAPACITY>,
+    dirty: FrameRing<CAPACITY>,
     /// Frames known to hold only zeros.
-    zeroed: List<ZEROED_CAPACITY>,
+    zeroed: FrameRing<ZEROED_CAPACITY>,
 }
 
 // SAFETY: `lists` is used only by the CPU that owns the cache, with
@@ -157,8 +102,8 @@ impl FrameCache {
     pub const fn new() -> Self {
         FrameCache {
             lists: UnsafeCell::new(Lists {
-                dirty: List::new(),
-                zeroed: List::new(),
+                dirty: FrameRing::new(),
+                zeroed: FrameRing::new(),
             }),
             count: AtomicUsize::new(0),
         }
@@ -180,7 +125,7 @@ fn with_lists<R>(f: impl FnOnce(&mut Lists) -> R) -> R {
     let result = f(lists);
     cache
         .count
-        .store(lists.dirty.len + lists.zeroed.len, Ordering::Relaxed);
+        .store(lists.dirty.len() + lists.zeroed.len(), Ordering::Relaxed);
     result
 }
 
@@ -202,9 +147,9 @@ pub fn take_zeroed() -> Option<Pfn> {
 /// batch from `table` (the caller holds its lock) when empty.
 pub fn take(table: &mut FrameTable<'static>) -> Option<Pfn> {
     with_lists(|l| {
-        if l.dirty.len == 0 {
+        if l.dirty.is_empty() {
             // In one call, a block at a time (buddy/batch.rs).
-            l.dirty.refill(|pfns| table.alloc_frames(pfns));
+            l.dirty.refill(BATCH, |pfns| table.alloc_frames(pfns));
         }
         l.dirty.pop().or_else(|| l.zeroed.pop())
     })
@@ -226,7 +171,7 @@ pub fn put(table: &mut FrameTable<'static>, pfn: Pfn, zeroed: bool) {
             return;
         }
         if !l.dirty.push(pfn, high) {
-            for cold in l.dirty.take_coldest() {
+            for cold in l.dirty.take_coldest(BATCH) {
                 table.put(cold);
             }
             l.dirty.push(pfn, high);
