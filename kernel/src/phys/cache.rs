@@ -14,8 +14,8 @@
 //! `CAPACITY`, 64 MiB of frames; at least 64): a munmap of 64 MiB on a
 //! 1 GiB machine leaves nearly all of its frames here, and the faults of
 //! the next round take them back without the lock, where a cache of 64
-//! sent all but 64 through the buddy allocator each round (a thread's
-//! page_fault1 rate went up by a third: docs/src/frames.md). Linux bounds
+//! sent all but 64 through the buddy allocator each round (page_fault1
+//! rose on one thread and on two: docs/src/frames.md). Linux bounds
 //! its lists by the zone's low watermark instead, because its watermark
 //! checks do not count them as free; here they are counted free (below),
 //! so the bound says only how much one CPU may hold back from the others
